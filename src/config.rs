@@ -1,0 +1,176 @@
+//! Configuration: the TOML file (`config/presenced.toml`, also embedded as the defaults) and the
+//! command-line overrides. Errors name the offending key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The defaults, exactly the shipped `config/presenced.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../config/presenced.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+    pub engine: EngineSection,
+    pub log: LogConfig,
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    pub listen: Vec<SocketAddr>,
+    pub udp: bool,
+    pub tcp: bool,
+    pub recv_buffer_bytes: usize,
+    pub send_buffer_bytes: usize,
+    pub max_message_bytes: usize,
+    pub max_tcp_connections: usize,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+}
+
+/// `[engine]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    pub inbox_capacity: usize,
+    pub max_batch: usize,
+    pub retry_after_secs: u32,
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+/// A configuration problem, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: `{key}` {problem}")]
+    Invalid { path: String, key: &'static str, problem: String },
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Load `path` over the embedded defaults (None: the defaults alone).
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = toml::from_str(DEFAULT_TOML).expect("embedded defaults parse");
+        let label = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
+                let over: toml::Table = toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse { path: p.display().to_string(), message: e.to_string() })?;
+                merge(&mut table, over);
+                p.display().to_string()
+            }
+            None => "built-in defaults".to_owned(),
+        };
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse { path: label.clone(), message: e.to_string() })?;
+        config.validate(&label)?;
+        Ok(config)
+    }
+
+    /// Checks serde cannot express.
+    pub fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, problem: &str| {
+            Err(ConfigError::Invalid { path: label.to_owned(), key, problem: problem.to_owned() })
+        };
+        if self.sip.listen.is_empty() {
+            return bad("sip.listen", "must name at least one address");
+        }
+        if !self.sip.udp && !self.sip.tcp {
+            return bad("sip.udp", "and sip.tcp are both false: enable at least one transport");
+        }
+        if self.sip.max_message_bytes < 1024 || self.sip.max_message_bytes > 16 << 20 {
+            return bad("sip.max_message_bytes", "must be between 1024 and 16777216");
+        }
+        if self.engine.inbox_capacity == 0 {
+            return bad("engine.inbox_capacity", "must be at least 1");
+        }
+        if self.engine.max_batch == 0 {
+            return bad("engine.max_batch", "must be at least 1");
+        }
+        if self.engine.t1_ms == 0 || self.engine.t2_ms < self.engine.t1_ms {
+            return bad("engine.t1_ms", "must be positive and not above engine.t2_ms");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return bad("log.level", "is not a level or tracing filter");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("presenced-cfg-{}-{}", std::process::id(), text.len()));
+        std::fs::write(&dir, text).unwrap();
+        let r = Config::load(Some(&dir));
+        std::fs::remove_file(&dir).ok();
+        r
+    }
+
+    #[test]
+    fn defaults_load() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.sip.listen, vec!["127.0.0.1:5060".parse().unwrap()]);
+        assert_eq!(c.http.listen, "127.0.0.1:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn partial_file_overrides_defaults() {
+        let c = load_str("[engine]\nt1_ms = 250\n").unwrap();
+        assert_eq!(c.engine.t1_ms, 250);
+        assert_eq!(c.engine.t2_ms, 4000);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = load_str("[sip]\nlisten = [\"nonsense\"]\n").unwrap_err().to_string();
+        assert!(e.contains("listen"), "{e}");
+        let e = load_str("[engine]\nbogus = 1\n").unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = load_str("[engine]\ninbox_capacity = 0\n").unwrap_err().to_string();
+        assert!(e.contains("engine.inbox_capacity"), "{e}");
+    }
+}

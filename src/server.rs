@@ -1,0 +1,181 @@
+//! Wiring: bind the sockets, start the engine thread and the SIP I/O loop, stop on a signal.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use mio::Waker;
+use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Time};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::sip::sockets;
+use crate::sip::transport::{EngineLink, SipTransport, TransportConfig};
+
+/// Outbox batches waiting for the I/O thread before the engine pauses (backpressure: the
+/// inbox then fills and new requests get 503).
+const OUTBOX_HIGH_WATER: usize = 256;
+
+/// Bind every listener named in the config. UDP and TCP of one address share its port, so
+/// `--sip 127.0.0.1:0` gets one free port for both.
+fn bind(config: &Config) -> anyhow_free::Result<(Vec<std::net::UdpSocket>, Vec<std::net::TcpListener>, Vec<String>)> {
+    let mut udp = Vec::new();
+    let mut tcp = Vec::new();
+    let mut lines = Vec::new();
+    for addr in &config.sip.listen {
+        let mut addr: SocketAddr = *addr;
+        if config.sip.udp {
+            let (s, rcv, snd) = sockets::udp(addr, config.sip.recv_buffer_bytes, config.sip.send_buffer_bytes)
+                .map_err(|e| format!("cannot bind SIP UDP {addr}: {e}"))?;
+            addr = s.local_addr().map_err(|e| e.to_string())?;
+            info!("sip udp {addr}: receive buffer {rcv} bytes, send buffer {snd} bytes");
+            lines.push(format!("sip/udp {addr}"));
+            udp.push(s);
+        }
+        if config.sip.tcp {
+            let l = sockets::tcp_listener(addr).map_err(|e| format!("cannot bind SIP TCP {addr}: {e}"))?;
+            addr = l.local_addr().map_err(|e| e.to_string())?;
+            lines.push(format!("sip/tcp {addr}"));
+            tcp.push(l);
+        }
+    }
+    Ok((udp, tcp, lines))
+}
+
+/// Errors as text: the binary prints them and exits non-zero.
+pub mod anyhow_free {
+    /// A result whose error is a message for the operator.
+    pub type Result<T> = std::result::Result<T, String>;
+}
+
+/// A random-enough seed for tags and branches without a clock read in the engine.
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 32)
+}
+
+/// Run the server until SIGINT or SIGTERM.
+pub fn run(config: Config) -> anyhow_free::Result<()> {
+    std::fs::create_dir_all(&config.storage.data_dir)
+        .map_err(|e| format!("cannot create storage.data_dir {}: {e}", config.storage.data_dir.display()))?;
+    let (udp, tcp, lines) = bind(&config)?;
+
+    let engine_config = EngineConfig {
+        t1_ms: config.engine.t1_ms,
+        t2_ms: config.engine.t2_ms,
+        seed: seed(),
+        retry_after_secs: config.engine.retry_after_secs,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(engine_config);
+
+    let (to_engine, engine_rx) = crossbeam_channel::bounded::<Vec<Inbound>>(config.engine.inbox_capacity);
+    let (engine_tx, from_engine) = crossbeam_channel::unbounded::<Vec<Outbound>>();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let link = EngineLink { to_engine, from_engine, in_flight: in_flight.clone() };
+    let tconfig = TransportConfig {
+        max_message_bytes: config.sip.max_message_bytes,
+        max_tcp_connections: config.sip.max_tcp_connections,
+        inbox_capacity: config.engine.inbox_capacity,
+        retry_after_secs: config.engine.retry_after_secs,
+    };
+    let (mut transport, waker) = SipTransport::new(udp, tcp, link, tconfig).map_err(|e| format!("sip transport: {e}"))?;
+
+    let shutdown = Arc::new(AtomicBool::new(false));
+    install_signals(shutdown.clone(), waker.clone())?;
+
+    let max_batch = config.engine.max_batch;
+    let engine_waker = waker.clone();
+    let engine_thread = thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || engine_loop(engine, engine_rx, engine_tx, engine_waker, in_flight, max_batch))
+        .map_err(|e| e.to_string())?;
+
+    // Machine-readable readiness lines (tests and scripts wait for them).
+    let mut out = std::io::stdout().lock();
+    for l in &lines {
+        let _ = writeln!(out, "presenced listening {l}");
+    }
+    let _ = writeln!(out, "presenced ready");
+    let _ = out.flush();
+    drop(out);
+    info!("presenced ready");
+
+    let result = transport.run(&shutdown);
+    info!("shutting down");
+    drop(transport); // closes the inbox: the engine thread ends
+    let stats = engine_thread.join().map_err(|_| "engine thread panicked".to_owned())?;
+    info!(
+        "engine: {} ticks, {} messages in ({} requests, {} responses, {} rejected, {} dropped), {} out",
+        stats.ticks, stats.messages_in, stats.requests, stats.responses, stats.rejected, stats.dropped, stats.messages_out
+    );
+    result.map_err(|e| format!("sip transport: {e}"))
+}
+
+fn install_signals(shutdown: Arc<AtomicBool>, waker: Arc<Waker>) -> anyhow_free::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                info!("signal {sig}: stopping");
+                shutdown.store(true, Ordering::SeqCst);
+                if let Err(e) = waker.wake() {
+                    warn!("wake: {e}");
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The engine thread: wait for messages or the next timer, run a tick over a bounded batch,
+/// hand what it produced to the I/O loop and wake it.
+fn engine_loop(
+    mut engine: Engine,
+    rx: Receiver<Vec<Inbound>>,
+    tx: Sender<Vec<Outbound>>,
+    waker: Arc<Waker>,
+    in_flight: Arc<AtomicUsize>,
+    max_batch: usize,
+) -> presenced_systems::stats::Stats {
+    let start = Instant::now();
+    let mut batch: Vec<Inbound> = Vec::with_capacity(max_batch);
+    let mut out: Vec<Outbound> = Vec::new();
+    loop {
+        let now = start.elapsed().as_millis() as u64;
+        let wait = engine.next_deadline().map_or(1000, |d| d.0.saturating_sub(now)).min(1000);
+        match rx.recv_timeout(Duration::from_millis(wait)) {
+            Ok(v) => batch.extend(v),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(v) => batch.extend(v),
+                Err(_) => break,
+            }
+        }
+        in_flight.fetch_sub(batch.len(), Ordering::AcqRel);
+        let now = Time(start.elapsed().as_millis() as u64);
+        if batch.is_empty() && engine.next_deadline().is_none_or(|d| d > now) {
+            continue;
+        }
+        engine.tick(now, batch.drain(..), &mut out);
+        if !out.is_empty() {
+            if tx.send(std::mem::take(&mut out)).is_err() {
+                break;
+            }
+            let _ = waker.wake();
+            while tx.len() > OUTBOX_HIGH_WATER {
+                thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+    engine.stats().clone()
+}

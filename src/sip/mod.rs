@@ -1,0 +1,4 @@
+//! SIP transport: the mio event loop that moves bytes between sockets and the engine.
+
+pub mod sockets;
+pub mod transport;

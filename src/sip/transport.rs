@@ -1,0 +1,525 @@
+//! The SIP I/O loop (one thread, one mio `Poll`, after mio's `tcp_server` example): reads UDP
+//! datagrams and TCP streams, frames them, hands them to the engine in batches, and writes what
+//! the engine sends back. It holds no presence logic.
+//!
+//! Overload: the engine's inbox is bounded by a shared in-flight count. A request that would
+//! exceed it is answered `503 Service Unavailable` with `Retry-After` right here; what was
+//! already handed in is never dropped. Responses from peers always pass, since they complete
+//! our own transactions.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::{Events, Interest, Poll, Token, Waker};
+use presenced_systems::sip::framing::{Frame, next_frame};
+use presenced_systems::sip::message::overload_reply;
+use presenced_systems::{ConnId, Inbound, Outbound, Source, Transport};
+use socket2::SockRef;
+use tracing::{debug, info, warn};
+
+const WAKER: Token = Token(0);
+const UDP_BASE: usize = 1;
+const LISTENER_BASE: usize = 1 << 16;
+const CONN_BASE: usize = 1 << 20;
+/// Most bytes waiting to be written on one TCP connection before it is closed as stuck.
+const MAX_PENDING_WRITE: usize = 8 << 20;
+/// Most datagrams waiting for a writable UDP socket.
+const MAX_PENDING_DATAGRAMS: usize = 65536;
+
+/// Counters of the transport, shared with the rest of the shell.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    pub datagrams_in: AtomicU64,
+    pub tcp_messages_in: AtomicU64,
+    pub overload_replies: AtomicU64,
+    pub overload_dropped: AtomicU64,
+    pub send_errors: AtomicU64,
+    pub oversize_dropped: AtomicU64,
+    pub tcp_accepted: AtomicU64,
+    pub tcp_closed_bad_framing: AtomicU64,
+}
+
+/// Settings of the transport.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    pub max_message_bytes: usize,
+    pub max_tcp_connections: usize,
+    pub inbox_capacity: usize,
+    pub retry_after_secs: u32,
+}
+
+/// The loop's link to the engine thread.
+pub struct EngineLink {
+    pub to_engine: Sender<Vec<Inbound>>,
+    pub from_engine: Receiver<Vec<Outbound>>,
+    /// Messages handed to the engine and not yet taken into a tick.
+    pub in_flight: Arc<AtomicUsize>,
+}
+
+struct UdpEndpoint {
+    socket: UdpSocket,
+    local: SocketAddr,
+    pending: VecDeque<Outbound>,
+}
+
+struct Conn {
+    id: ConnId,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    connected: bool,
+}
+
+/// The SIP transport: sockets, connections and the batch on its way to the engine.
+pub struct SipTransport {
+    poll: Poll,
+    udp: Vec<UdpEndpoint>,
+    listeners: Vec<(TcpListener, SocketAddr)>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    conn_index: HashMap<ConnId, usize>,
+    by_peer: HashMap<SocketAddr, ConnId>,
+    next_conn: u64,
+    batch: Vec<Inbound>,
+    link: EngineLink,
+    config: TransportConfig,
+    pub stats: Arc<TransportStats>,
+    recv_buf: Vec<u8>,
+}
+
+impl SipTransport {
+    /// A transport over already-bound sockets. Returns it with the waker the engine uses.
+    pub fn new(
+        udp: Vec<std::net::UdpSocket>,
+        listeners: Vec<std::net::TcpListener>,
+        link: EngineLink,
+        config: TransportConfig,
+    ) -> io::Result<(SipTransport, Arc<Waker>)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut eps = Vec::new();
+        for (i, s) in udp.into_iter().enumerate() {
+            let local = s.local_addr()?;
+            let mut socket = UdpSocket::from_std(s);
+            poll.registry().register(&mut socket, Token(UDP_BASE + i), Interest::READABLE | Interest::WRITABLE)?;
+            eps.push(UdpEndpoint { socket, local, pending: VecDeque::new() });
+        }
+        let mut ls = Vec::new();
+        for (i, l) in listeners.into_iter().enumerate() {
+            let local = l.local_addr()?;
+            let mut l = TcpListener::from_std(l);
+            poll.registry().register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            ls.push((l, local));
+        }
+        let recv_buf = vec![0u8; config.max_message_bytes + 1];
+        Ok((
+            SipTransport {
+                poll,
+                udp: eps,
+                listeners: ls,
+                conns: Vec::new(),
+                free: Vec::new(),
+                conn_index: HashMap::new(),
+                by_peer: HashMap::new(),
+                next_conn: 0,
+                batch: Vec::with_capacity(1024),
+                link,
+                config,
+                stats: Arc::new(TransportStats::default()),
+                recv_buf,
+            },
+            waker,
+        ))
+    }
+
+    /// Run until `shutdown` is set (and the waker woken).
+    pub fn run(&mut self, shutdown: &AtomicBool) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            match self.poll.poll(&mut events, None) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            for ev in events.iter() {
+                let t = ev.token().0;
+                if t == WAKER.0 {
+                    continue; // the outbox is drained below
+                } else if t >= CONN_BASE {
+                    let idx = t - CONN_BASE;
+                    if ev.is_writable() {
+                        self.conn_writable(idx);
+                    }
+                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        self.conn_readable(idx);
+                    }
+                } else if t >= LISTENER_BASE {
+                    self.accept(t - LISTENER_BASE);
+                } else {
+                    let i = t - UDP_BASE;
+                    if ev.is_writable() {
+                        self.flush_udp(i);
+                    }
+                    if ev.is_readable() {
+                        self.read_udp(i);
+                    }
+                }
+            }
+            self.hand_to_engine();
+            self.drain_outbox();
+            if shutdown.load(Ordering::Relaxed) {
+                self.drain_outbox();
+                return Ok(());
+            }
+        }
+    }
+
+    fn read_udp(&mut self, i: usize) {
+        loop {
+            let ep = &self.udp[i];
+            match ep.socket.recv_from(&mut self.recv_buf) {
+                Ok((n, peer)) => {
+                    self.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
+                    if n > self.config.max_message_bytes {
+                        self.stats.oversize_dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let source = Source { transport: Transport::Udp, peer, local: ep.local, conn: None };
+                    self.batch.push(Inbound { source, bytes: Bytes::copy_from_slice(&self.recv_buf[..n]) });
+                    if self.batch.len() >= 1024 {
+                        self.hand_to_engine();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // ICMP errors surface here on Linux (ECONNREFUSED); they are not fatal.
+                    debug!("udp recv on {}: {e}", ep.local);
+                }
+            }
+        }
+    }
+
+    /// Hand the batch to the engine, answering 503 to requests beyond the inbox bound.
+    fn hand_to_engine(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let mut batch = std::mem::take(&mut self.batch);
+        let cap = self.config.inbox_capacity;
+        let in_flight = self.link.in_flight.load(Ordering::Acquire);
+        if in_flight + batch.len() > cap {
+            let mut room = cap.saturating_sub(in_flight);
+            let mut keep = Vec::with_capacity(batch.len());
+            for m in batch.drain(..) {
+                let is_response = m.bytes.starts_with(b"SIP/");
+                if is_response || room > 0 {
+                    room = room.saturating_sub(usize::from(!is_response));
+                    keep.push(m);
+                } else if let Some(reply) = overload_reply(&m, self.config.retry_after_secs) {
+                    self.stats.overload_replies.fetch_add(1, Ordering::Relaxed);
+                    self.send(reply);
+                } else {
+                    self.stats.overload_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            batch = keep;
+        }
+        if batch.is_empty() {
+            return;
+        }
+        self.link.in_flight.fetch_add(batch.len(), Ordering::AcqRel);
+        let n = batch.len();
+        if self.link.to_engine.send(batch).is_err() {
+            self.link.in_flight.fetch_sub(n, Ordering::AcqRel);
+        }
+        self.batch = Vec::with_capacity(1024);
+    }
+
+    fn drain_outbox(&mut self) {
+        loop {
+            match self.link.from_engine.try_recv() {
+                Ok(msgs) => {
+                    for m in msgs {
+                        self.send(m);
+                    }
+                }
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn send(&mut self, m: Outbound) {
+        match m.dest.transport {
+            Transport::Udp => self.send_udp(m),
+            Transport::Tcp => self.send_tcp(m),
+        }
+    }
+
+    fn udp_for(&self, local: SocketAddr, to: SocketAddr) -> Option<usize> {
+        self.udp
+            .iter()
+            .position(|e| e.local == local)
+            .or_else(|| self.udp.iter().position(|e| e.local.is_ipv4() == to.is_ipv4()))
+    }
+
+    fn send_udp(&mut self, m: Outbound) {
+        let Some(i) = self.udp_for(m.dest.local, m.dest.addr) else {
+            self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let ep = &mut self.udp[i];
+        if !ep.pending.is_empty() {
+            if ep.pending.len() < MAX_PENDING_DATAGRAMS {
+                ep.pending.push_back(m);
+            } else {
+                self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        match send_datagram(&ep.socket, &m) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ep.pending.push_back(m),
+            Err(e) => {
+                debug!("udp send to {}: {e}", m.dest.addr);
+                self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn flush_udp(&mut self, i: usize) {
+        let ep = &mut self.udp[i];
+        while let Some(m) = ep.pending.front() {
+            match send_datagram(&ep.socket, m) {
+                Ok(()) => {
+                    ep.pending.pop_front();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    ep.pending.pop_front();
+                    self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, li: usize) {
+        loop {
+            let (listener, local) = &self.listeners[li];
+            let local = *local;
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    if self.conn_index.len() >= self.config.max_tcp_connections {
+                        warn!("refusing TCP connection from {peer}: sip.max_tcp_connections reached");
+                        drop(stream);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    self.stats.tcp_accepted.fetch_add(1, Ordering::Relaxed);
+                    self.add_conn(stream, peer, local, true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    warn!("accept on {local}: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr, connected: bool) -> Option<ConnId> {
+        let idx = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        if let Err(e) = self.poll.registry().register(&mut stream, Token(CONN_BASE + idx), Interest::READABLE | Interest::WRITABLE) {
+            warn!("register connection {peer}: {e}");
+            self.free.push(idx);
+            return None;
+        }
+        self.next_conn += 1;
+        let id = ConnId(self.next_conn);
+        self.conns[idx] = Some(Conn { id, stream, peer, local, rbuf: Vec::new(), wbuf: Vec::new(), connected });
+        self.conn_index.insert(id, idx);
+        self.by_peer.insert(peer, id);
+        Some(id)
+    }
+
+    fn close_conn(&mut self, idx: usize) {
+        if let Some(mut c) = self.conns[idx].take() {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            self.conn_index.remove(&c.id);
+            if self.by_peer.get(&c.peer) == Some(&c.id) {
+                self.by_peer.remove(&c.peer);
+            }
+            self.free.push(idx);
+        }
+    }
+
+    fn conn_readable(&mut self, idx: usize) {
+        let max = self.config.max_message_bytes;
+        let mut closed = false;
+        {
+            let Some(c) = self.conns[idx].as_mut() else { return };
+            let mut chunk = [0u8; 16384];
+            loop {
+                match c.stream.read(&mut chunk) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(n) => c.rbuf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        let mut pongs = 0;
+        loop {
+            let Some(c) = self.conns[idx].as_mut() else { return };
+            match next_frame(&c.rbuf, max, max) {
+                Frame::Message { skip, len } => {
+                    let bytes = Bytes::copy_from_slice(&c.rbuf[skip..skip + len]);
+                    c.rbuf.drain(..skip + len);
+                    let source = Source { transport: Transport::Tcp, peer: c.peer, local: c.local, conn: Some(c.id) };
+                    self.stats.tcp_messages_in.fetch_add(1, Ordering::Relaxed);
+                    self.batch.push(Inbound { source, bytes });
+                }
+                Frame::KeepAlive { skip, ping } => {
+                    c.rbuf.drain(..skip);
+                    pongs += usize::from(ping);
+                    break;
+                }
+                Frame::Incomplete => break,
+                Frame::Invalid(why) => {
+                    debug!("closing TCP connection from {}: {why}", c.peer);
+                    self.stats.tcp_closed_bad_framing.fetch_add(1, Ordering::Relaxed);
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if pongs > 0 {
+            // RFC 5626 §3.5.1: a double-CRLF ping is answered with a single CRLF pong.
+            if let Some(c) = self.conns[idx].as_mut() {
+                c.wbuf.extend_from_slice(b"\r\n");
+            }
+            self.conn_writable(idx);
+        }
+        if closed {
+            self.close_conn(idx);
+        }
+    }
+
+    fn conn_writable(&mut self, idx: usize) {
+        let Some(c) = self.conns[idx].as_mut() else { return };
+        if !c.connected {
+            match c.stream.peer_addr() {
+                Ok(_) => c.connected = true,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(_) => {
+                    self.close_conn(idx);
+                    return;
+                }
+            }
+        }
+        let mut failed = false;
+        while !c.wbuf.is_empty() {
+            match c.stream.write(&c.wbuf) {
+                Ok(n) => {
+                    c.wbuf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            self.close_conn(idx);
+        }
+    }
+
+    fn send_tcp(&mut self, m: Outbound) {
+        // RFC 3261 §18.2.2: the connection the request came on; else any to that address; else
+        // a new one.
+        let idx = m
+            .dest
+            .conn
+            .and_then(|id| self.conn_index.get(&id).copied())
+            .or_else(|| self.by_peer.get(&m.dest.addr).and_then(|id| self.conn_index.get(id).copied()));
+        let idx = match idx {
+            Some(i) => i,
+            None => {
+                if self.conn_index.len() >= self.config.max_tcp_connections {
+                    self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                match TcpStream::connect(m.dest.addr) {
+                    Ok(stream) => {
+                        let _ = stream.set_nodelay(true);
+                        let local = self.listeners.first().map(|l| l.1).unwrap_or(m.dest.local);
+                        match self.add_conn(stream, m.dest.addr, local, false) {
+                            Some(id) => self.conn_index[&id],
+                            None => return,
+                        }
+                    }
+                    Err(e) => {
+                        debug!("connect to {}: {e}", m.dest.addr);
+                        self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }
+        };
+        let Some(c) = self.conns[idx].as_mut() else { return };
+        if c.wbuf.len() + m.len() > MAX_PENDING_WRITE {
+            warn!("closing TCP connection to {}: peer does not read", c.peer);
+            self.close_conn(idx);
+            return;
+        }
+        c.wbuf.extend_from_slice(&m.head);
+        c.wbuf.extend_from_slice(&m.body);
+        self.conn_writable(idx);
+    }
+
+    /// Log the transport's socket facts.
+    pub fn describe(&self) {
+        for ep in &self.udp {
+            let s = SockRef::from(&ep.socket);
+            info!(
+                "sip udp {}: receive buffer {} bytes, send buffer {} bytes",
+                ep.local,
+                s.recv_buffer_size().unwrap_or(0),
+                s.send_buffer_size().unwrap_or(0)
+            );
+        }
+    }
+}
+
+/// Send head and body as one datagram without copying them together.
+fn send_datagram(socket: &UdpSocket, m: &Outbound) -> io::Result<()> {
+    let sock = SockRef::from(socket);
+    let addr = socket2::SockAddr::from(m.dest.addr);
+    if m.body.is_empty() {
+        sock.send_to(&m.head, &addr)?;
+    } else {
+        sock.send_to_vectored(&[IoSlice::new(&m.head), IoSlice::new(&m.body)], &addr)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! The engine: one bevy_ecs `World` and the tick `Schedule`. The caller (the shell, or a test)
+//! hands in messages and the time, runs a tick, and takes the messages to send.
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::SingleThreadedExecutor;
+
+use crate::config::EngineConfig;
+use crate::io::{Inbox, Outbox};
+use crate::net::{Inbound, Outbound};
+use crate::pipeline::Pipeline;
+use crate::router::{self, Admitted, Capabilities, MethodQueues};
+use crate::stats::Stats;
+use crate::time::{Clock, Time};
+use crate::timers::{self, DueTimers, Timers};
+use crate::transaction::{self, ClientOutcomes, ClientTransactions, ServerTransactions};
+
+/// The presence engine.
+pub struct Engine {
+    world: World,
+    schedule: Schedule,
+}
+
+impl Engine {
+    /// An engine with the foundation systems (parsing, transactions, OPTIONS, dispatch).
+    pub fn new(config: EngineConfig) -> Self {
+        let mut world = World::new();
+        world.insert_resource(config);
+        world.init_resource::<Clock>();
+        world.init_resource::<Timers>();
+        world.init_resource::<DueTimers>();
+        world.init_resource::<Inbox>();
+        world.init_resource::<Outbox>();
+        world.init_resource::<Stats>();
+        world.init_resource::<ServerTransactions>();
+        world.init_resource::<ClientTransactions>();
+        world.init_resource::<ClientOutcomes>();
+        world.init_resource::<Admitted>();
+        world.init_resource::<MethodQueues>();
+        world.init_resource::<Capabilities>();
+
+        let mut schedule = Schedule::default();
+        // Two cores, one of them busy with socket I/O: the multi-threaded executor's hand-offs
+        // cost more than the parallelism buys (see README, "Engine").
+        schedule.set_executor(SingleThreadedExecutor::new());
+        schedule.configure_sets(
+            (
+                Pipeline::Ingest,
+                Pipeline::Transactions,
+                Pipeline::Publish,
+                Pipeline::Subscribe,
+                Pipeline::Authorize,
+                Pipeline::Lists,
+                Pipeline::NotifyEncode,
+                Pipeline::Expiry,
+                Pipeline::Emit,
+            )
+                .chain(),
+        );
+        schedule.add_systems(
+            (timers::collect_due_timers, router::ingest).chain().in_set(Pipeline::Ingest),
+        );
+        schedule.add_systems(
+            (
+                transaction::expire_server_transactions,
+                transaction::drive_client_transactions,
+                router::dispatch,
+            )
+                .chain()
+                .in_set(Pipeline::Transactions),
+        );
+        let mut engine = Engine { world, schedule };
+        engine.refresh_capabilities();
+        engine
+    }
+
+    /// Let a feature add its systems and resources.
+    pub fn add_feature(&mut self, feature: impl FnOnce(&mut World, &mut Schedule)) -> &mut Self {
+        feature(&mut self.world, &mut self.schedule);
+        self.refresh_capabilities();
+        self
+    }
+
+    fn refresh_capabilities(&mut self) {
+        let queues = self.world.resource::<MethodQueues>().allow();
+        self.world.resource_mut::<Capabilities>().allow = queues;
+    }
+
+    /// Run one tick at `now` over `inbound`; what is to be sent is appended to `out`.
+    pub fn tick(&mut self, now: Time, inbound: impl IntoIterator<Item = Inbound>, out: &mut Vec<Outbound>) {
+        self.world.resource_mut::<Clock>().now = now;
+        self.world.resource_mut::<Inbox>().messages.extend(inbound);
+        self.schedule.run(&mut self.world);
+        let mut stats = self.world.resource_mut::<Stats>();
+        stats.ticks += 1;
+        let mut outbox = self.world.resource_mut::<Outbox>();
+        let n = outbox.messages.len() as u64;
+        out.append(&mut outbox.messages);
+        self.world.resource_mut::<Stats>().messages_out += n;
+    }
+
+    /// When the engine next needs a tick even if nothing arrives.
+    pub fn next_deadline(&self) -> Option<Time> {
+        self.world.resource::<Timers>().next_deadline()
+    }
+
+    /// The engine's counters.
+    pub fn stats(&self) -> &Stats {
+        self.world.resource::<Stats>()
+    }
+
+    /// The world, for features and tests.
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// The world, for features and tests.
+    pub fn world_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+}

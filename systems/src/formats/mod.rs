@@ -1,0 +1,4 @@
+//! Wire formats the engine reads and writes (PIDF, and later watcherinfo, RLMI, XCAP documents).
+//! Parse liberally, emit strictly: everything emitted validates against `../shared/schemas/`.
+
+pub mod pidf;

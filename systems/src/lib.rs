@@ -1,0 +1,21 @@
+//! presenced engine (sans-IO): ECS components, resources and systems, and the wire formats they
+//! speak. Nothing here touches a socket, a thread or a clock: messages and time come in through
+//! [`Engine::tick`], messages to send come out.
+
+pub mod config;
+pub mod engine;
+pub mod formats;
+pub mod io;
+pub mod net;
+pub mod pipeline;
+pub mod router;
+pub mod sip;
+pub mod stats;
+pub mod time;
+pub mod timers;
+pub mod transaction;
+
+pub use config::EngineConfig;
+pub use engine::Engine;
+pub use net::{ConnId, Dest, Inbound, Outbound, Source, Transport};
+pub use time::Time;

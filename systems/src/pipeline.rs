@@ -1,0 +1,26 @@
+//! The order of work in one tick. Later features add their systems to these sets.
+
+use bevy_ecs::prelude::SystemSet;
+
+/// The stages of a tick, run in this order.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pipeline {
+    /// Collect due timers; parse the inbox; match transactions.
+    Ingest,
+    /// Transaction timers; shared request checks; routing to method queues.
+    Transactions,
+    /// PUBLISH handling and composition.
+    Publish,
+    /// SUBSCRIBE handling and dialogs.
+    Subscribe,
+    /// Subscription authorisation and content rules.
+    Authorize,
+    /// Resource list aggregation.
+    Lists,
+    /// Build documents and NOTIFYs.
+    NotifyEncode,
+    /// Publication and subscription expiry.
+    Expiry,
+    /// Hand everything produced to the outbox.
+    Emit,
+}

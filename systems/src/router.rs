@@ -1,0 +1,250 @@
+//! Ingest and dispatch: parse what came in, match it to transactions, apply the request checks
+//! every method shares (RFC 3261 §8.2: method, Max-Forwards, Require), answer OPTIONS, and hand
+//! each remaining request to the queue of its method.
+
+use std::collections::HashMap;
+
+use bevy_ecs::prelude::*;
+
+use crate::io::{Inbox, Outbox};
+use crate::sip::fields::split_commas;
+use crate::sip::message::{Parsed, parse};
+use crate::sip::response::{Echo, ResponseWriter, response_dest};
+use crate::sip::{HeaderLookup, Method, Request};
+use crate::stats::Stats;
+use crate::transaction::{Admission, ClientOutcomes, ClientTransactions, Responder, ServerTransactions, TxId, TxKey, match_response};
+
+/// A request admitted into a new server transaction, waiting for its method's system.
+#[derive(Debug)]
+pub struct Incoming {
+    pub tx: TxId,
+    pub req: Box<Request>,
+}
+
+/// Admitted requests waiting for routing this tick.
+#[derive(Resource, Default)]
+pub struct Admitted {
+    pub requests: Vec<Incoming>,
+}
+
+/// What the server offers, as advertised in OPTIONS and 405/501 answers.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct Capabilities {
+    /// `Allow` header value.
+    pub allow: String,
+    /// `Accept` header value (bodies we take).
+    pub accept: String,
+    /// `Allow-Events` header value (event packages).
+    pub allow_events: String,
+}
+
+/// Per-method queues of requests for the systems that handle them. A method with no queue is
+/// answered 405.
+#[derive(Resource, Default)]
+pub struct MethodQueues {
+    queues: HashMap<&'static str, Vec<Incoming>>,
+}
+
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Ack => "ACK",
+        Method::Bye => "BYE",
+        Method::Cancel => "CANCEL",
+        Method::Info => "INFO",
+        Method::Invite => "INVITE",
+        Method::Message => "MESSAGE",
+        Method::Notify => "NOTIFY",
+        Method::Options => "OPTIONS",
+        Method::PRack => "PRACK",
+        Method::Publish => "PUBLISH",
+        Method::Refer => "REFER",
+        Method::Register => "REGISTER",
+        Method::Subscribe => "SUBSCRIBE",
+        Method::Update => "UPDATE",
+    }
+}
+
+impl MethodQueues {
+    /// Declare that a system handles `method`.
+    pub fn register(&mut self, method: Method) {
+        self.queues.entry(method_name(method)).or_default();
+    }
+
+    /// Take this tick's requests of `method`.
+    pub fn take(&mut self, method: Method) -> Vec<Incoming> {
+        self.queues.get_mut(method_name(method)).map(std::mem::take).unwrap_or_default()
+    }
+
+    fn push(&mut self, inc: Incoming) -> Result<(), Incoming> {
+        match self.queues.get_mut(method_name(inc.req.method)) {
+            Some(q) => {
+                q.push(inc);
+                Ok(())
+            }
+            None => Err(inc),
+        }
+    }
+
+    /// The `Allow` value: OPTIONS plus every registered method.
+    pub fn allow(&self) -> String {
+        let mut names: Vec<&str> = self.queues.keys().copied().collect();
+        names.sort_unstable();
+        let mut allow = String::from("OPTIONS");
+        for n in names {
+            if n != "OPTIONS" {
+                allow.push_str(", ");
+                allow.push_str(n);
+            }
+        }
+        allow
+    }
+}
+
+/// Build a final response to `req`.
+pub fn respond(req: &Request, code: u16, reason: &str, to_tag: &str) -> ResponseWriter {
+    let echo = Echo::from_headers(&req.headers);
+    ResponseWriter::new(code, reason, &echo, &req.via, &req.source, Some(to_tag))
+}
+
+/// A To tag for responses outside a dialog: derived from the request so that it is stable.
+pub fn local_tag(req: &Request, seed: u64) -> String {
+    let mut h: u64 = 0xcbf29ce484222325 ^ seed;
+    for b in req.call_id.bytes().chain(req.from_tag.as_deref().unwrap_or("").bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{:x}", h)
+}
+
+/// Parse the inbox; responses go to client transactions, requests through server-transaction
+/// matching into [`Admitted`].
+#[allow(clippy::too_many_arguments)]
+pub fn ingest(
+    mut inbox: ResMut<Inbox>,
+    caps: Res<Capabilities>,
+    mut outbox: ResMut<Outbox>,
+    mut stxs: ResMut<ServerTransactions>,
+    mut ctxs: ResMut<ClientTransactions>,
+    mut outcomes: ResMut<ClientOutcomes>,
+    mut admitted: ResMut<Admitted>,
+    mut stats: ResMut<Stats>,
+) {
+    let stats = &mut *stats;
+    for inbound in inbox.messages.drain(..) {
+        stats.messages_in += 1;
+        match parse(&inbound, &caps.allow) {
+            Parsed::Request(req) => {
+                stats.requests += 1;
+                match req.method {
+                    // ACK only exists for INVITE, which we never accept: nothing to do (§17.2.1).
+                    Method::Ack => {}
+                    // §9.2: CANCEL matches the transaction it cancels; ours are final at once.
+                    Method::Cancel => {
+                        // RFC 3261 §9.2: same branch and sent-by as the request it cancels; that
+                        // request's method is not in the CANCEL, so try the ones we serve.
+                        let exists = [Method::Publish, Method::Subscribe, Method::Options, Method::Notify]
+                            .into_iter()
+                            .any(|m| stxs.contains(&TxKey::of(&req, m)));
+                        let (code, reason) =
+                            if exists { (200, "OK") } else { (481, "Call/Transaction Does Not Exist") };
+                        let tag = local_tag(&req, 0);
+                        let bytes = respond(&req, code, reason, &tag).finish();
+                        outbox.push(crate::net::Outbound::whole(response_dest(&req.via, &req.source), bytes));
+                    }
+                    _ => {
+                        if let Admission::New(tx) = stxs.admit(&req, &mut outbox, stats) {
+                            admitted.requests.push(Incoming { tx, req });
+                        }
+                    }
+                }
+            }
+            Parsed::Response(resp) => {
+                stats.responses += 1;
+                if !match_response(resp, &mut ctxs, &mut outcomes) {
+                    stats.stray_responses += 1;
+                }
+            }
+            Parsed::Rejected { reply, .. } => {
+                stats.rejected += 1;
+                outbox.push(reply);
+            }
+            Parsed::Dropped(_) => stats.dropped += 1,
+        }
+    }
+}
+
+/// The checks of RFC 3261 §8.2 shared by every method, OPTIONS, and routing to method queues.
+pub fn dispatch(
+    mut admitted: ResMut<Admitted>,
+    caps: Res<Capabilities>,
+    mut queues: ResMut<MethodQueues>,
+    mut responder: Responder,
+) {
+    let seed = responder.config.seed;
+    for inc in admitted.requests.drain(..) {
+        let req = &inc.req;
+        let tag = local_tag(req, seed);
+        // §16.3 item 3 / Kamailio's mf_process_maxfwd_header: 0 hops left is 483, but an OPTIONS
+        // with Max-Forwards 0 is answered by us as the UAS (RFC 3261 §11).
+        match req.header("Max-Forwards").map(|v| v.trim().parse::<u32>()) {
+            Some(Err(_)) => {
+                let bytes = respond(req, 400, "Malformed Max-Forwards", &tag).finish();
+                responder.reply(inc.tx, response_dest(&req.via, &req.source), bytes);
+                continue;
+            }
+            Some(Ok(0)) if req.method != Method::Options => {
+                let bytes = respond(req, 483, "Too Many Hops", &tag).finish();
+                responder.reply(inc.tx, response_dest(&req.via, &req.source), bytes);
+                continue;
+            }
+            _ => {}
+        }
+        // §8.2.1: method inspection comes first.
+        if req.method != Method::Options && !queues.queues.contains_key(method_name(req.method)) {
+            let mut w = respond(req, 405, "Method Not Allowed", &tag);
+            w.header("Allow", &caps.allow);
+            responder.reply(inc.tx, response_dest(&req.via, &req.source), w.finish());
+            continue;
+        }
+        // §8.2.2.3: option tags in Require we do not support.
+        let unsupported: Vec<&str> = req
+            .header_values("Require")
+            .flat_map(split_commas)
+            .filter(|t| !responder.config.supported.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .collect();
+        if !unsupported.is_empty() {
+            let mut w = respond(req, 420, "Bad Extension", &tag);
+            w.header("Unsupported", &unsupported.join(", "));
+            responder.reply(inc.tx, response_dest(&req.via, &req.source), w.finish());
+            continue;
+        }
+        if req.method == Method::Options {
+            // §11.2: what we allow, accept and support.
+            let mut w = respond(req, 200, "OK", &tag);
+            w.header("Allow", &caps.allow);
+            if !caps.accept.is_empty() {
+                w.header("Accept", &caps.accept);
+            }
+            w.header("Accept-Encoding", "identity");
+            w.header("Accept-Language", "en");
+            if !responder.config.supported.is_empty() {
+                w.header("Supported", &responder.config.supported.join(", "));
+            }
+            if !caps.allow_events.is_empty() {
+                w.header("Allow-Events", &caps.allow_events);
+            }
+            responder.reply(inc.tx, response_dest(&req.via, &req.source), w.finish());
+            continue;
+        }
+        if let Err(inc) = queues.push(inc) {
+            // registered above; unreachable in practice, but never lose a transaction
+            let bytes = respond(&inc.req, 500, "Server Internal Error", &tag).finish();
+            responder.reply(inc.tx, response_dest(&inc.req.via, &inc.req.source), bytes);
+        }
+    }
+}
+
+/// Keep [`Capabilities::allow`] in step with the registered methods.
+pub fn refresh_allow(queues: &MethodQueues, caps: &mut Capabilities) {
+    caps.allow = queues.allow();
+}

@@ -1,0 +1,190 @@
+//! The few header fields the engine reads on every message, parsed once at ingest from the
+//! header values: top Via (RFC 3261 §18.2, RFC 3581), From/To tags, CSeq.
+
+/// The parts of a Via header field value that transactions and response routing need.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TopVia {
+    /// `UDP`, `TCP`, ... as written.
+    pub transport: String,
+    /// sent-by host (IPv6 without brackets).
+    pub host: String,
+    pub port: Option<u16>,
+    /// The branch parameter, empty when absent.
+    pub branch: String,
+    /// RFC 3581: the `rport` parameter was present without a value.
+    pub rport: bool,
+    /// `received` already present (set by a proxy on the way).
+    pub received: Option<String>,
+}
+
+impl TopVia {
+    /// RFC 3261 §8.1.1.7: branches that start with the magic cookie are unique per transaction.
+    pub fn has_cookie(&self) -> bool {
+        self.branch.starts_with("z9hG4bK")
+    }
+}
+
+/// Split a header value at top-level commas (outside quotes and angle brackets).
+pub fn split_commas(value: &str) -> impl Iterator<Item = &str> {
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    let mut quoted = false;
+    let mut angle = false;
+    std::iter::from_fn(move || {
+        if start > bytes.len() {
+            return None;
+        }
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' if quoted => i += 1,
+                b'"' => quoted = !quoted,
+                b'<' if !quoted => angle = true,
+                b'>' if !quoted => angle = false,
+                b',' if !quoted && !angle => {
+                    let part = &value[start..i];
+                    i += 1;
+                    start = i;
+                    return Some(part.trim());
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let part = &value[start.min(bytes.len())..];
+        start = bytes.len() + 1;
+        Some(part.trim())
+    })
+}
+
+/// Iterate `name[=value]` parameters of a `;`-separated list.
+pub fn params(list: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    list.split(';').map(str::trim).filter(|p| !p.is_empty()).map(|p| match p.split_once('=') {
+        Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+        None => (p, None),
+    })
+}
+
+/// Parse one via-parm: `SIP/2.0/UDP host[:port] *(;param)`.
+pub fn parse_via(value: &str) -> Option<TopVia> {
+    let value = split_commas(value).next()?;
+    let (proto, rest) = value.split_once(|c: char| c == ' ' || c == '\t')?;
+    let mut proto_parts = proto.split('/').map(str::trim);
+    let (Some(name), Some(_version), Some(transport), None) =
+        (proto_parts.next(), proto_parts.next(), proto_parts.next(), proto_parts.next())
+    else {
+        return None;
+    };
+    if !name.eq_ignore_ascii_case("SIP") || transport.is_empty() {
+        return None;
+    }
+    let rest = rest.trim();
+    let (sent_by, param_list) = match rest.find(';') {
+        Some(i) => (rest[..i].trim(), &rest[i + 1..]),
+        None => (rest, ""),
+    };
+    let (host, port) = split_host_port(sent_by)?;
+    let mut via = TopVia { transport: transport.to_ascii_uppercase(), host: host.to_owned(), port, ..Default::default() };
+    for (n, v) in params(param_list) {
+        if n.eq_ignore_ascii_case("branch") {
+            via.branch = v.unwrap_or("").to_owned();
+        } else if n.eq_ignore_ascii_case("rport") {
+            via.rport = v.is_none();
+        } else if n.eq_ignore_ascii_case("received") {
+            via.received = v.map(str::to_owned);
+        }
+    }
+    Some(via)
+}
+
+/// Split `host[:port]` or `[v6]:port`; None when malformed.
+pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p.trim().parse().ok()?),
+            None if after.is_empty() => None,
+            None => return None,
+        };
+        return Some((h, port));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Some((h, Some(p.trim().parse().ok()?))),
+        Some(_) => None,
+        None => Some((s, None)),
+    }
+}
+
+/// The `tag` parameter of a From or To value (outside the URI when it is in angle brackets).
+pub fn tag(value: &str) -> Option<&str> {
+    let after_uri = match value.rfind('>') {
+        Some(i) => &value[i + 1..],
+        None => value.find(';').map_or("", |i| &value[i..]),
+    };
+    params(after_uri).find(|(n, _)| n.eq_ignore_ascii_case("tag")).and_then(|(_, v)| v)
+}
+
+/// The URI of a name-addr or addr-spec (From, To, Contact, Route).
+pub fn uri_of(value: &str) -> &str {
+    if let (Some(a), Some(b)) = (value.find('<'), value.rfind('>')) {
+        if a < b {
+            return value[a + 1..b].trim();
+        }
+    }
+    let v = value.trim();
+    v.split(';').next().unwrap_or(v).trim()
+}
+
+/// Parse a CSeq value: `number METHOD`. The number must be below 2^31 (RFC 3261 §8.1.1.5).
+pub fn parse_cseq(value: &str) -> Option<(u32, &str)> {
+    let mut it = value.split_whitespace();
+    let n: u32 = it.next()?.parse().ok()?;
+    let m = it.next()?;
+    if it.next().is_some() || n >= 1 << 31 {
+        return None;
+    }
+    Some((n, m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn via_forms() {
+        let v = parse_via("SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc;rport, SIP/2.0/TCP x").unwrap();
+        assert_eq!((v.transport.as_str(), v.host.as_str(), v.port), ("UDP", "10.0.0.1", Some(5062)));
+        assert_eq!(v.branch, "z9hG4bKabc");
+        assert!(v.rport && v.has_cookie());
+        let v = parse_via("SIP / 2.0 / tcp [2001:db8::9]:5070 ; branch = z9hG4bKx").unwrap();
+        assert_eq!((v.transport.as_str(), v.host.as_str(), v.port), ("TCP", "2001:db8::9", Some(5070)));
+        assert!(parse_via("garbage").is_none());
+        assert!(parse_via("SIP/2.0/UDP host:notaport").is_none());
+    }
+
+    #[test]
+    fn tags_and_uris() {
+        assert_eq!(tag("\"A;tag=no\" <sip:a@b;tag=no>;tag=yes"), Some("yes"));
+        assert_eq!(tag("sip:a@b;tag=t1"), Some("t1"));
+        assert_eq!(tag("<sip:a@b>"), None);
+        assert_eq!(uri_of("\"Al\" <sip:al@x;transport=tcp>;tag=1"), "sip:al@x;transport=tcp");
+        assert_eq!(uri_of("sip:al@x;tag=1"), "sip:al@x");
+    }
+
+    #[test]
+    fn commas_respect_quotes() {
+        let v: Vec<_> = split_commas("\"a,b\" <sip:x>, <sip:y,z>, c").collect();
+        assert_eq!(v, vec!["\"a,b\" <sip:x>", "<sip:y,z>", "c"]);
+    }
+
+    #[test]
+    fn cseq_bounds() {
+        assert_eq!(parse_cseq("1 OPTIONS"), Some((1, "OPTIONS")));
+        assert_eq!(parse_cseq("2147483648 OPTIONS"), None);
+        assert_eq!(parse_cseq("-1 OPTIONS"), None);
+    }
+}

@@ -1,0 +1,10 @@
+//! SIP as the engine speaks it: parsing ([`message`]), the fields read on every message
+//! ([`fields`]), responses ([`response`]) and stream framing ([`framing`]).
+
+pub mod fields;
+pub mod framing;
+pub mod message;
+pub mod response;
+pub mod scan;
+
+pub use message::{HeaderLookup, Method, Parsed, Request, Response};

@@ -1,0 +1,233 @@
+//! Writing responses (RFC 3261 §8.2.6): the status line, the echoed Via/From/To/Call-ID/CSeq, our
+//! To tag, and where the response goes (§18.2.2 with RFC 3581 `rport`).
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::fields::{TopVia, split_commas};
+use super::scan::Scan;
+use crate::net::{Dest, Source};
+
+/// The `Server` header value on everything we answer.
+pub const SERVER: &str = concat!("presenced/", env!("CARGO_PKG_VERSION"));
+
+/// The header values a response copies from its request.
+#[derive(Debug, Default, Clone)]
+pub struct Echo<'a> {
+    pub vias: Vec<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub call_id: Option<&'a str>,
+    pub cseq: Option<&'a str>,
+}
+
+impl<'a> Echo<'a> {
+    /// From the first pass of a message (used when the strict parser rejected it).
+    pub fn from_scan(scan: &'a Scan<'_>) -> Self {
+        Echo {
+            vias: scan.headers_named("Via").collect(),
+            from: scan.header("From"),
+            to: scan.header("To"),
+            call_id: scan.header("Call-ID"),
+            cseq: scan.header("CSeq"),
+        }
+    }
+
+    /// From parsed headers.
+    pub fn from_headers(headers: &'a rsip::Headers) -> Self {
+        let mut e = Echo::default();
+        for h in headers.iter() {
+            match h {
+                rsip::Header::Via(v) => e.vias.push(v.value()),
+                rsip::Header::From(v) if e.from.is_none() => e.from = Some(v.value()),
+                rsip::Header::To(v) if e.to.is_none() => e.to = Some(v.value()),
+                rsip::Header::CallId(v) if e.call_id.is_none() => e.call_id = Some(v.value()),
+                rsip::Header::CSeq(v) if e.cseq.is_none() => e.cseq = Some(v.value()),
+                _ => {}
+            }
+        }
+        e
+    }
+
+    /// The name of the first missing mandatory header, if any (RFC 3261 §8.1.1).
+    pub fn missing(&self) -> Option<&'static str> {
+        if self.vias.is_empty() {
+            Some("Via")
+        } else if self.from.is_none() {
+            Some("From")
+        } else if self.to.is_none() {
+            Some("To")
+        } else if self.call_id.is_none() {
+            Some("Call-ID")
+        } else if self.cseq.is_none() {
+            Some("CSeq")
+        } else {
+            None
+        }
+    }
+}
+
+use rsip::headers::UntypedHeader;
+
+/// RFC 3261 §18.2.2 and RFC 3581 §4: where a response to a request from `source` goes.
+pub fn response_dest(via: &TopVia, source: &Source) -> Dest {
+    let addr = if source.transport.is_reliable() || via.rport {
+        source.peer
+    } else {
+        SocketAddr::new(source.peer.ip(), via.port.unwrap_or(5060))
+    };
+    Dest { transport: source.transport, addr, local: source.local, conn: source.conn }
+}
+
+/// The top via-parm with `received` (§18.2.1) and a filled `rport` (RFC 3581) added.
+fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
+    let ip = source.peer.ip().to_string();
+    let mut segments = parm.split(';');
+    out.extend_from_slice(segments.next().unwrap_or("").trim_end().as_bytes());
+    for seg in segments {
+        let name = seg.split('=').next().unwrap_or("").trim();
+        if name.eq_ignore_ascii_case("received") {
+            continue;
+        }
+        out.push(b';');
+        if name.eq_ignore_ascii_case("rport") && !seg.contains('=') {
+            out.extend_from_slice(b"rport=");
+            out.extend_from_slice(itoa::Buffer::new().format(source.peer.port()).as_bytes());
+        } else {
+            out.extend_from_slice(seg.trim().as_bytes());
+        }
+    }
+    if via.rport || via.host != ip || via.received.is_some() {
+        out.extend_from_slice(b";received=");
+        out.extend_from_slice(ip.as_bytes());
+    }
+}
+
+/// Builds one response into a buffer.
+pub struct ResponseWriter {
+    buf: Vec<u8>,
+}
+
+impl ResponseWriter {
+    /// Status line and the echoed headers. `to_tag` is added to To when it has none
+    /// (RFC 3261 §8.2.6.2); pass None for 100 Trying.
+    pub fn new(code: u16, reason: &str, echo: &Echo<'_>, via: &TopVia, source: &Source, to_tag: Option<&str>) -> Self {
+        let mut buf = Vec::with_capacity(512);
+        buf.extend_from_slice(b"SIP/2.0 ");
+        buf.extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
+        buf.push(b' ');
+        // a reason phrase must not break the line
+        buf.extend(reason.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+        buf.extend_from_slice(b"\r\n");
+        for (i, v) in echo.vias.iter().enumerate() {
+            buf.extend_from_slice(b"Via: ");
+            if i == 0 {
+                let mut parts = split_commas(v);
+                write_top_via(&mut buf, parts.next().unwrap_or(""), via, source);
+                for rest in parts {
+                    buf.extend_from_slice(b", ");
+                    buf.extend_from_slice(rest.as_bytes());
+                }
+            } else {
+                buf.extend_from_slice(v.as_bytes());
+            }
+            buf.extend_from_slice(b"\r\n");
+        }
+        if let Some(f) = echo.from {
+            push_header(&mut buf, "From", f);
+        }
+        if let Some(t) = echo.to {
+            buf.extend_from_slice(b"To: ");
+            buf.extend_from_slice(t.as_bytes());
+            if let (Some(tag), None) = (to_tag, super::fields::tag(t)) {
+                buf.extend_from_slice(b";tag=");
+                buf.extend_from_slice(tag.as_bytes());
+            }
+            buf.extend_from_slice(b"\r\n");
+        }
+        if let Some(c) = echo.call_id {
+            push_header(&mut buf, "Call-ID", c);
+        }
+        if let Some(c) = echo.cseq {
+            push_header(&mut buf, "CSeq", c);
+        }
+        push_header(&mut buf, "Server", SERVER);
+        ResponseWriter { buf }
+    }
+
+    /// Add one header line.
+    pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
+        push_header(&mut self.buf, name, value);
+        self
+    }
+
+    /// Add one header line with a numeric value.
+    pub fn header_num(&mut self, name: &str, value: u64) -> &mut Self {
+        push_header(&mut self.buf, name, itoa::Buffer::new().format(value));
+        self
+    }
+
+    /// Finish with no body.
+    pub fn finish(self) -> Bytes {
+        self.finish_with(None)
+    }
+
+    /// Finish with an optional `(content type, body)`.
+    pub fn finish_with(mut self, body: Option<(&str, &[u8])>) -> Bytes {
+        if let Some((ct, b)) = body {
+            push_header(&mut self.buf, "Content-Type", ct);
+            push_header(&mut self.buf, "Content-Length", itoa::Buffer::new().format(b.len()));
+            self.buf.extend_from_slice(b"\r\n");
+            self.buf.extend_from_slice(b);
+        } else {
+            self.buf.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        }
+        Bytes::from(self.buf)
+    }
+}
+
+/// Append `Name: value\r\n`.
+pub fn push_header(buf: &mut Vec<u8>, name: &str, value: &str) {
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b": ");
+    buf.extend_from_slice(value.as_bytes());
+    buf.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Transport;
+    use crate::sip::fields::parse_via;
+
+    fn src(peer: &str) -> Source {
+        Source {
+            transport: Transport::Udp,
+            peer: peer.parse().unwrap(),
+            local: "127.0.0.1:5060".parse().unwrap(),
+            conn: None,
+        }
+    }
+
+    #[test]
+    fn rport_and_received_are_filled() {
+        let v = "SIP/2.0/UDP client.example:5070;branch=z9hG4bK1;rport";
+        let via = parse_via(v).unwrap();
+        let s = src("192.0.2.7:40000");
+        let echo = Echo { vias: vec![v], from: Some("<sip:a@b>;tag=1"), to: Some("<sip:c@d>"), call_id: Some("x"), cseq: Some("1 OPTIONS") };
+        let r = ResponseWriter::new(200, "OK", &echo, &via, &s, Some("srv")).finish();
+        let text = std::str::from_utf8(&r).unwrap();
+        assert!(text.contains("Via: SIP/2.0/UDP client.example:5070;branch=z9hG4bK1;rport=40000;received=192.0.2.7\r\n"), "{text}");
+        assert!(text.contains("To: <sip:c@d>;tag=srv\r\n"));
+        assert_eq!(response_dest(&via, &s).addr, "192.0.2.7:40000".parse().unwrap());
+    }
+
+    #[test]
+    fn without_rport_goes_to_sent_by_port() {
+        let via = parse_via("SIP/2.0/UDP 192.0.2.7:5070;branch=z9hG4bK1").unwrap();
+        assert_eq!(response_dest(&via, &src("192.0.2.7:40000")).addr, "192.0.2.7:5070".parse().unwrap());
+        let via = parse_via("SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1").unwrap();
+        assert_eq!(response_dest(&via, &src("192.0.2.7:40000")).addr, "192.0.2.7:5060".parse().unwrap());
+    }
+}
