@@ -29,6 +29,7 @@ pub struct SipConfig {
     pub tcp: bool,
     pub recv_buffer_bytes: usize,
     pub send_buffer_bytes: usize,
+    pub force_rport: bool,
     pub max_message_bytes: usize,
     pub max_tcp_connections: usize,
 }

@@ -69,6 +69,7 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         t2_ms: config.engine.t2_ms,
         seed: seed(),
         retry_after_secs: config.engine.retry_after_secs,
+        force_rport: config.sip.force_rport,
         ..EngineConfig::default()
     };
     let engine = Engine::new(engine_config);
@@ -82,6 +83,7 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         max_tcp_connections: config.sip.max_tcp_connections,
         inbox_capacity: config.engine.inbox_capacity,
         retry_after_secs: config.engine.retry_after_secs,
+        force_rport: config.sip.force_rport,
     };
     let (mut transport, waker) = SipTransport::new(udp, tcp, link, tconfig).map_err(|e| format!("sip transport: {e}"))?;
 

@@ -52,6 +52,7 @@ pub struct TransportConfig {
     pub max_tcp_connections: usize,
     pub inbox_capacity: usize,
     pub retry_after_secs: u32,
+    pub force_rport: bool,
 }
 
 /// The loop's link to the engine thread.
@@ -224,7 +225,7 @@ impl SipTransport {
                 if is_response || room > 0 {
                     room = room.saturating_sub(usize::from(!is_response));
                     keep.push(m);
-                } else if let Some(reply) = overload_reply(&m, self.config.retry_after_secs) {
+                } else if let Some(reply) = overload_reply(&m, self.config.retry_after_secs, self.config.force_rport) {
                     self.stats.overload_replies.fetch_add(1, Ordering::Relaxed);
                     self.send(reply);
                 } else {

@@ -15,11 +15,13 @@ pub struct EngineConfig {
     pub supported: Vec<String>,
     /// Seconds a client is asked to wait in a 503 (overload).
     pub retry_after_secs: u32,
+    /// Answer at the packet source as if every request carried `rport` (RFC 3581).
+    pub force_rport: bool,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { t1_ms: 500, t2_ms: 4000, seed: 0, supported: Vec::new(), retry_after_secs: 5 }
+        EngineConfig { t1_ms: 500, t2_ms: 4000, seed: 0, supported: Vec::new(), retry_after_secs: 5, force_rport: false }
     }
 }
 

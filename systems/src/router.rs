@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use bevy_ecs::prelude::*;
 
+use crate::config::EngineConfig;
 use crate::io::{Inbox, Outbox};
 use crate::sip::fields::split_commas;
 use crate::sip::message::{Parsed, parse};
@@ -45,24 +46,7 @@ pub struct MethodQueues {
     queues: HashMap<&'static str, Vec<Incoming>>,
 }
 
-fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Ack => "ACK",
-        Method::Bye => "BYE",
-        Method::Cancel => "CANCEL",
-        Method::Info => "INFO",
-        Method::Invite => "INVITE",
-        Method::Message => "MESSAGE",
-        Method::Notify => "NOTIFY",
-        Method::Options => "OPTIONS",
-        Method::PRack => "PRACK",
-        Method::Publish => "PUBLISH",
-        Method::Refer => "REFER",
-        Method::Register => "REGISTER",
-        Method::Subscribe => "SUBSCRIBE",
-        Method::Update => "UPDATE",
-    }
-}
+use crate::sip::message::method_str as method_name;
 
 impl MethodQueues {
     /// Declare that a system handles `method`.
@@ -128,11 +112,13 @@ pub fn ingest(
     mut outcomes: ResMut<ClientOutcomes>,
     mut admitted: ResMut<Admitted>,
     mut stats: ResMut<Stats>,
+    config: Res<EngineConfig>,
 ) {
     let stats = &mut *stats;
+    let force_rport = config.force_rport;
     for inbound in inbox.messages.drain(..) {
         stats.messages_in += 1;
-        match parse(&inbound, &caps.allow) {
+        match parse(&inbound, &caps.allow, force_rport) {
             Parsed::Request(req) => {
                 stats.requests += 1;
                 match req.method {
@@ -189,12 +175,12 @@ pub fn dispatch(
         match req.header("Max-Forwards").map(|v| v.trim().parse::<u32>()) {
             Some(Err(_)) => {
                 let bytes = respond(req, 400, "Malformed Max-Forwards", &tag).finish();
-                responder.reply(inc.tx, response_dest(&req.via, &req.source), bytes);
+                responder.reply_to(inc.tx, req, bytes);
                 continue;
             }
             Some(Ok(0)) if req.method != Method::Options => {
                 let bytes = respond(req, 483, "Too Many Hops", &tag).finish();
-                responder.reply(inc.tx, response_dest(&req.via, &req.source), bytes);
+                responder.reply_to(inc.tx, req, bytes);
                 continue;
             }
             _ => {}
@@ -203,7 +189,7 @@ pub fn dispatch(
         if req.method != Method::Options && !queues.queues.contains_key(method_name(req.method)) {
             let mut w = respond(req, 405, "Method Not Allowed", &tag);
             w.header("Allow", &caps.allow);
-            responder.reply(inc.tx, response_dest(&req.via, &req.source), w.finish());
+            responder.reply_to(inc.tx, req, w.finish());
             continue;
         }
         // §8.2.2.3: option tags in Require we do not support.
@@ -215,7 +201,7 @@ pub fn dispatch(
         if !unsupported.is_empty() {
             let mut w = respond(req, 420, "Bad Extension", &tag);
             w.header("Unsupported", &unsupported.join(", "));
-            responder.reply(inc.tx, response_dest(&req.via, &req.source), w.finish());
+            responder.reply_to(inc.tx, req, w.finish());
             continue;
         }
         if req.method == Method::Options {
@@ -233,13 +219,13 @@ pub fn dispatch(
             if !caps.allow_events.is_empty() {
                 w.header("Allow-Events", &caps.allow_events);
             }
-            responder.reply(inc.tx, response_dest(&req.via, &req.source), w.finish());
+            responder.reply_to(inc.tx, req, w.finish());
             continue;
         }
         if let Err(inc) = queues.push(inc) {
             // registered above; unreachable in practice, but never lose a transaction
             let bytes = respond(&inc.req, 500, "Server Internal Error", &tag).finish();
-            responder.reply(inc.tx, response_dest(&inc.req.via, &inc.req.source), bytes);
+            responder.reply_to(inc.tx, &inc.req, bytes);
         }
     }
 }

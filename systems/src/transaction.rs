@@ -165,6 +165,11 @@ pub struct Responder<'w> {
 }
 
 impl Responder<'_> {
+    /// Send the final response of transaction `tx` to `req`, routed by its Via (§18.2.2).
+    pub fn reply_to(&mut self, tx: TxId, req: &Request, bytes: Bytes) {
+        self.reply(tx, crate::sip::response::response_dest(&req.via, &req.source), bytes);
+    }
+
     /// Send the final response of transaction `tx` (bytes built by the caller) to `dest`.
     pub fn reply(&mut self, tx: TxId, dest: Dest, bytes: Bytes) {
         let out = Outbound::whole(dest, bytes);

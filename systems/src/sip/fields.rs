@@ -19,8 +19,10 @@ pub struct TopVia {
 
 impl TopVia {
     /// RFC 3261 §8.1.1.7: branches that start with the magic cookie are unique per transaction.
+    /// A bare cookie with nothing after it identifies nothing (RFC 4475 §3.2.1): such a
+    /// request falls back to RFC 2543 matching.
     pub fn has_cookie(&self) -> bool {
-        self.branch.starts_with("z9hG4bK")
+        self.branch.len() > 7 && self.branch.starts_with("z9hG4bK")
     }
 }
 
@@ -68,14 +70,17 @@ pub fn params(list: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
 /// Parse one via-parm: `SIP/2.0/UDP host[:port] *(;param)`.
 pub fn parse_via(value: &str) -> Option<TopVia> {
     let value = split_commas(value).next()?;
-    let (proto, rest) = value.split_once(|c: char| c == ' ' || c == '\t')?;
-    let mut proto_parts = proto.split('/').map(str::trim);
-    let (Some(name), Some(_version), Some(transport), None) =
-        (proto_parts.next(), proto_parts.next(), proto_parts.next(), proto_parts.next())
-    else {
+    // sent-protocol = protocol-name SLASH protocol-version SLASH transport, with LWS allowed
+    // around the slashes (RFC 3261 §25.1; RFC 4475 §3.1.1.1 folds it over three lines)
+    let (name, r) = take_token(value.trim_start());
+    let r = r.trim_start().strip_prefix('/')?.trim_start();
+    let (version, r) = take_token(r);
+    let r = r.trim_start().strip_prefix('/')?.trim_start();
+    let (transport, rest) = take_token(r);
+    if !name.eq_ignore_ascii_case("SIP") || version.is_empty() || transport.is_empty() {
         return None;
-    };
-    if !name.eq_ignore_ascii_case("SIP") || transport.is_empty() {
+    }
+    if !rest.starts_with([' ', '\t']) {
         return None;
     }
     let rest = rest.trim();
@@ -95,6 +100,11 @@ pub fn parse_via(value: &str) -> Option<TopVia> {
         }
     }
     Some(via)
+}
+
+fn take_token(s: &str) -> (&str, &str) {
+    let end = s.bytes().position(|c| !super::scan::is_token_char(c)).unwrap_or(s.len());
+    s.split_at(end)
 }
 
 /// Split `host[:port]` or `[v6]:port`; None when malformed.

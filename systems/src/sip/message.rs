@@ -9,13 +9,15 @@ pub use rsip::Method;
 use super::fields::{self, TopVia};
 use super::response::{Echo, ResponseWriter, response_dest};
 use super::scan::{Scan, ScanError, StartLine, scan};
+use super::syntax::{check_name_addr, check_via};
+use super::uri::{Uri, UriError};
 use crate::net::{Inbound, Outbound, Source};
 
 /// A request that passed every parse check.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: Method,
-    pub uri: rsip::Uri,
+    pub uri: Uri,
     pub headers: rsip::Headers,
     pub body: Bytes,
     pub source: Source,
@@ -63,6 +65,26 @@ pub enum Parsed {
     Dropped(DropReason),
 }
 
+/// The method's name on the wire.
+pub fn method_str(m: Method) -> &'static str {
+    match m {
+        Method::Ack => "ACK",
+        Method::Bye => "BYE",
+        Method::Cancel => "CANCEL",
+        Method::Info => "INFO",
+        Method::Invite => "INVITE",
+        Method::Message => "MESSAGE",
+        Method::Notify => "NOTIFY",
+        Method::Options => "OPTIONS",
+        Method::PRack => "PRACK",
+        Method::Publish => "PUBLISH",
+        Method::Refer => "REFER",
+        Method::Register => "REGISTER",
+        Method::Subscribe => "SUBSCRIBE",
+        Method::Update => "UPDATE",
+    }
+}
+
 /// Methods this build of rsip models; any other token is a method we do not recognise (501).
 fn known_method(m: &str) -> Option<Method> {
     Some(match m {
@@ -84,10 +106,30 @@ fn known_method(m: &str) -> Option<Method> {
     })
 }
 
-/// URI schemes a presence server accepts in a Request-URI (RFC 3261, RFC 3859 `pres:`).
-fn known_scheme(uri: &str) -> bool {
-    let scheme = uri.split(':').next().unwrap_or("");
-    ["sip", "sips", "pres", "tel", "im"].iter().any(|s| s.eq_ignore_ascii_case(scheme))
+/// The strict header checks (RFC 3261 §25.1, RFC 4475 §3.1.2 and §3.3.8): single-valued
+/// headers once, From/To/Contact name-addr syntax, every Via well-formed.
+fn check_headers(sc: &Scan<'_>) -> Result<(), String> {
+    for name in ["Call-ID", "From", "To", "CSeq", "Max-Forwards"] {
+        if sc.headers_named(name).count() > 1 {
+            return Err(format!("Multiple {name} headers"));
+        }
+    }
+    for name in ["From", "To"] {
+        if let Some(v) = sc.header(name) {
+            check_name_addr(v).map_err(|why| format!("Malformed {name} header ({why})"))?;
+        }
+    }
+    for v in sc.headers_named("Contact") {
+        if v.trim() != "*" {
+            for c in fields::split_commas(v) {
+                check_name_addr(c).map_err(|why| format!("Malformed Contact header ({why})"))?;
+            }
+        }
+    }
+    for v in sc.headers_named("Via") {
+        check_via(v).map_err(|why| format!("Malformed Via header ({why})"))?;
+    }
+    Ok(())
 }
 
 /// A stateless answer; `tag` is derived from the request so that a retransmission gets the
@@ -122,16 +164,17 @@ fn rsip_reason(e: &rsip::Error) -> String {
 }
 
 /// Parse one inbound message.
-pub fn parse(inbound: &Inbound, allow: &str) -> Parsed {
+pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
     let source = &inbound.source;
     let sc = match scan(&inbound.bytes, !source.transport.is_reliable()) {
         Ok(s) => s,
         Err(_) => return Parsed::Dropped(DropReason::Garbage),
     };
     let is_request = matches!(sc.start, StartLine::Request { .. });
-    let Some(via) = sc.header("Via").and_then(fields::parse_via) else {
+    let Some(mut via) = sc.header("Via").and_then(fields::parse_via) else {
         return Parsed::Dropped(if is_request { DropReason::Unroutable } else { DropReason::BadResponse });
     };
+    via.rport |= force_rport && is_request;
     match sc.start {
         StartLine::Request { method, uri, version } => {
             let known = known_method(method);
@@ -153,26 +196,45 @@ pub fn parse(inbound: &Inbound, allow: &str) -> Parsed {
             if cseq_method != method {
                 return reject(&sc, &via, source, 400, "CSeq method does not match the request method", &[]);
             }
+            if let Err(why) = check_headers(&sc) {
+                return reject(&sc, &via, source, 400, &why, &[]);
+            }
             let Some(method) = known else {
                 // RFC 3261 §21.5.2: a method we do not recognise
                 return reject(&sc, &via, source, 501, "Not Implemented", &[("Allow", allow)]);
             };
-            if !known_scheme(uri) {
-                return reject(&sc, &via, source, 416, "Unsupported URI Scheme", &[]);
+            if uri.contains(['<', '>']) {
+                return reject(&sc, &via, source, 400, "Malformed Request-URI", &[]);
             }
-            if via.branch.is_empty() && via.transport.is_empty() {
-                return Parsed::Dropped(DropReason::Unroutable);
-            }
+            let request_uri = match Uri::parse(uri) {
+                Ok(u) if u.has_headers() => {
+                    return reject(&sc, &via, source, 400, "Request-URI must not carry headers", &[]);
+                }
+                Ok(u) => u,
+                Err(UriError::Scheme) => return reject(&sc, &via, source, 416, "Unsupported URI Scheme", &[]),
+                Err(UriError::Malformed) => return reject(&sc, &via, source, 400, "Malformed Request-URI", &[]),
+            };
             let mut head = Vec::with_capacity(inbound.bytes.len() + 64);
             sc.canonical_head(&mut head);
             let req = match rsip::Request::try_from(&head[..]) {
                 Ok(r) => r,
-                Err(e) => return reject(&sc, &via, source, 400, &rsip_reason(&e), &[]),
+                // rsip's URI grammar is narrower than RFC 3261's (it refuses `;` in the user
+                // part, RFC 4475 §3.1.1.9); the Request-URI was checked above, so let rsip read
+                // the headers behind a stand-in Request-URI.
+                Err(_) => {
+                    head.clear();
+                    let stand_in = Scan { start: StartLine::Request { method: method_str(method), uri: "sip:invalid", version }, ..sc.clone() };
+                    stand_in.canonical_head(&mut head);
+                    match rsip::Request::try_from(&head[..]) {
+                        Ok(r) => r,
+                        Err(e) => return reject(&sc, &via, source, 400, &rsip_reason(&e), &[]),
+                    }
+                }
             };
             let body = inbound.bytes.slice(sc.body_offset..sc.body_offset + sc.body.len());
             Parsed::Request(Box::new(Request {
                 method,
-                uri: req.uri,
+                uri: request_uri,
                 call_id: sc.header("Call-ID").unwrap_or_default().to_owned(),
                 from_tag: sc.header("From").and_then(fields::tag).map(str::to_owned),
                 to_tag: sc.header("To").and_then(fields::tag).map(str::to_owned),
@@ -314,13 +376,14 @@ pub type FirstPassError = ScanError;
 /// The 503 the shell sends when the engine's inbox is full (RFC 3261 §21.5.4 with Retry-After).
 /// Built from the first pass only, so it costs no strict parse. None for responses, ACKs and
 /// anything that cannot be answered.
-pub fn overload_reply(inbound: &Inbound, retry_after_secs: u32) -> Option<Outbound> {
+pub fn overload_reply(inbound: &Inbound, retry_after_secs: u32, force_rport: bool) -> Option<Outbound> {
     let sc = scan(&inbound.bytes, !inbound.source.transport.is_reliable()).ok()?;
     let StartLine::Request { method, .. } = sc.start else { return None };
     if method == "ACK" {
         return None;
     }
-    let via = sc.header("Via").and_then(fields::parse_via)?;
+    let mut via = sc.header("Via").and_then(fields::parse_via)?;
+    via.rport |= force_rport;
     let echo = Echo::from_scan(&sc);
     if echo.missing().is_some() {
         return None;

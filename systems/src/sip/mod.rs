@@ -6,5 +6,7 @@ pub mod framing;
 pub mod message;
 pub mod response;
 pub mod scan;
+pub mod syntax;
+pub mod uri;
 
 pub use message::{HeaderLookup, Method, Parsed, Request, Response};

@@ -85,6 +85,7 @@ fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
     let ip = source.peer.ip().to_string();
     let mut segments = parm.split(';');
     out.extend_from_slice(segments.next().unwrap_or("").trim_end().as_bytes());
+    let mut rport_written = false;
     for seg in segments {
         let name = seg.split('=').next().unwrap_or("").trim();
         if name.eq_ignore_ascii_case("received") {
@@ -94,9 +95,15 @@ fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
         if name.eq_ignore_ascii_case("rport") && !seg.contains('=') {
             out.extend_from_slice(b"rport=");
             out.extend_from_slice(itoa::Buffer::new().format(source.peer.port()).as_bytes());
+            rport_written = true;
         } else {
             out.extend_from_slice(seg.trim().as_bytes());
         }
+    }
+    if via.rport && !rport_written {
+        // forced rport (sip.force_rport): say where we answered
+        out.extend_from_slice(b";rport=");
+        out.extend_from_slice(itoa::Buffer::new().format(source.peer.port()).as_bytes());
     }
     if via.rport || via.host != ip || via.received.is_some() {
         out.extend_from_slice(b";received=");

@@ -44,6 +44,8 @@ pub enum ScanError {
     NotText,
     #[error("malformed start line")]
     StartLine,
+    #[error("malformed Request-Line")]
+    RequestLine,
     #[error("no blank line after the headers")]
     Unterminated,
     #[error("malformed header line {0}")]
@@ -144,7 +146,7 @@ fn lines(section: &[u8]) -> impl Iterator<Item = &[u8]> {
     section.split(|&c| c == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l))
 }
 
-fn parse_start(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
+fn parse_start(line: &[u8]) -> Result<(StartLine<'_>, Option<ScanError>), ScanError> {
     let line = std::str::from_utf8(line).map_err(|_| ScanError::NotText)?;
     if let Some(rest) = line.strip_prefix("SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
@@ -157,18 +159,27 @@ fn parse_start(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
         if !(100..=699).contains(&code) {
             return Err(ScanError::StartLine);
         }
-        return Ok(StartLine::Response { version, code, reason });
+        return Ok((StartLine::Response { version, code, reason }, None));
     }
     // Request-Line = Method SP Request-URI SP SIP-Version (single spaces, §25.1)
     let mut parts = line.split(' ');
-    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(ScanError::StartLine);
-    };
-    if method.is_empty() || uri.is_empty() || !method.bytes().all(is_token_char) || !version.starts_with("SIP/") {
-        return Err(ScanError::StartLine);
+    if let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        && !method.is_empty()
+        && !uri.is_empty()
+        && method.bytes().all(is_token_char)
+        && version.starts_with("SIP/")
+    {
+        return Ok((StartLine::Request { method, uri, version }, None));
     }
-    Ok(StartLine::Request { method, uri, version })
+    // Still recognisably a request (a method token first, a SIP version last) but with extra
+    // white space: answerable with a 400 (RFC 4475 §3.1.2.7-10).
+    let words: Vec<&str> = line.split_ascii_whitespace().collect();
+    match words.as_slice() {
+        [method, uri, .., version] if method.bytes().all(is_token_char) && version.starts_with("SIP/") => {
+            Ok((StartLine::Request { method, uri, version }, Some(ScanError::RequestLine)))
+        }
+        _ => Err(ScanError::StartLine),
+    }
 }
 
 /// RFC 3261 §25.1 `token` characters.
@@ -182,13 +193,19 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
     // RFC 3261 §7.5: implementations should ignore CRLFs before the start line.
     let lead = bytes.iter().position(|c| !matches!(c, b'\r' | b'\n')).ok_or(ScanError::Empty)?;
     let msg = &bytes[lead..];
-    let (blank_at, body_at) = header_end(msg).ok_or(ScanError::Unterminated)?;
+    // A datagram is the whole message: one that lacks the blank line after its headers is
+    // read as headers only (RFC 4475 §3.1.2.15 is such a message).
+    let (blank_at, body_at) = match header_end(msg) {
+        Some(ends) => ends,
+        None if datagram => (msg.len(), msg.len()),
+        None => return Err(ScanError::Unterminated),
+    };
     let section = &msg[..blank_at];
     let mut it = lines(section).peekable();
-    let start = parse_start(it.next().ok_or(ScanError::StartLine)?)?;
+    let (start, start_fault) = parse_start(it.next().ok_or(ScanError::StartLine)?)?;
     let mut headers: Vec<RawHeader<'_>> = Vec::with_capacity(16);
     let mut content_length = None;
-    let mut fault = None;
+    let mut fault = start_fault;
     let mut line_no = 1;
     while let Some(line) = it.next() {
         line_no += 1;
@@ -338,9 +355,11 @@ mod tests {
 
     #[test]
     fn garbage_is_unanswerable() {
-        for m in [&b""[..], b"\r\n\r\n", b"\x00\x01\x02\xff", b"HELLO\r\n\r\n", b"OPTIONS sip:a@b SIP/2.0\r\nVia: x"] {
+        for m in [&b""[..], b"\r\n\r\n", b"\x00\x01\x02\xff", b"HELLO\r\n\r\n"] {
             assert!(scan(m, true).unwrap_err().is_unanswerable(), "{m:?}");
         }
+        // on a stream, a head without its blank line is incomplete, not a message
+        assert!(scan(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x", false).unwrap_err().is_unanswerable());
     }
 
     #[test]

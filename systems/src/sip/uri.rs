@@ -1,0 +1,147 @@
+//! The URIs the engine keys on: `sip:`, `sips:`, `pres:`, `im:` (RFC 3261 §19.1, RFC 3859/3860)
+//! and `tel:`. Only what identifies a resource is parsed (scheme, user, host, port); parameters
+//! and headers are kept in the raw text.
+
+use std::fmt;
+
+/// URI scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Sip,
+    Sips,
+    Pres,
+    Im,
+    Tel,
+}
+
+/// A parsed URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uri {
+    pub raw: String,
+    pub scheme: Scheme,
+    /// The user part, percent-decoded.
+    pub user: Option<String>,
+    /// The host, lower-cased (IPv6 without brackets); for `tel:` the number.
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+/// Why a URI was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UriError {
+    #[error("unsupported URI scheme")]
+    Scheme,
+    #[error("malformed URI")]
+    Malformed,
+}
+
+fn decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn valid_host(h: &str) -> bool {
+    !h.is_empty() && h.bytes().all(|c| c.is_ascii_alphanumeric() || b"-.:_".contains(&c))
+}
+
+impl Uri {
+    /// Parse a URI as it stands in a Request-URI or inside `<>`.
+    pub fn parse(raw: &str) -> Result<Uri, UriError> {
+        let (scheme, rest) = raw.split_once(':').ok_or(UriError::Malformed)?;
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "sip" => Scheme::Sip,
+            "sips" => Scheme::Sips,
+            "pres" => Scheme::Pres,
+            "im" => Scheme::Im,
+            "tel" => Scheme::Tel,
+            _ => return Err(UriError::Scheme),
+        };
+        if raw.bytes().any(|c| c <= b' ' || c == b'<' || c == b'>' || c == b'"' || c >= 0x7f) {
+            return Err(UriError::Malformed);
+        }
+        if scheme == Scheme::Tel {
+            let number = rest.split(';').next().unwrap_or("");
+            if number.is_empty() {
+                return Err(UriError::Malformed);
+            }
+            return Ok(Uri { raw: raw.to_owned(), scheme, user: None, host: number.to_owned(), port: None });
+        }
+        // RFC 3261 §25.1: user may contain ';' '?' '/', but params and headers may not contain
+        // '@', so the last '@' ends the userinfo.
+        let (userinfo, hostpart) = match rest.rfind('@') {
+            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+            None => (None, rest),
+        };
+        let hostport = hostpart.split([';', '?']).next().unwrap_or("");
+        let (host, port) = super::fields::split_host_port(hostport).ok_or(UriError::Malformed)?;
+        if !valid_host(host) {
+            return Err(UriError::Malformed);
+        }
+        let user = match userinfo {
+            Some(u) => {
+                let user = u.split(':').next().unwrap_or(u); // drop a password
+                if user.is_empty() {
+                    return Err(UriError::Malformed);
+                }
+                Some(decode(user).ok_or(UriError::Malformed)?)
+            }
+            None => None,
+        };
+        Ok(Uri { raw: raw.to_owned(), scheme, user, host: host.to_ascii_lowercase(), port })
+    }
+
+    /// True when the URI has a headers component (`?...`), which a Request-URI may not carry
+    /// (RFC 3261 §19.1.1 table).
+    pub fn has_headers(&self) -> bool {
+        let after_host = self.raw.rfind('@').map_or(self.raw.as_str(), |i| &self.raw[i..]);
+        after_host.contains('?')
+    }
+
+    /// The address-of-record key `user@host` (scheme-independent, RFC 3856 §6.1: `pres:` and
+    /// `sip:` name the same presentity).
+    pub fn aor(&self) -> String {
+        match &self.user {
+            Some(u) => format!("{u}@{}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
+        assert_eq!(u.user.as_deref(), Some("user;par=u@example.net"));
+        assert_eq!(u.host, "example.com");
+        let u = Uri::parse("sips:Alice@EXAMPLE.com:5061;transport=tcp").unwrap();
+        assert_eq!((u.aor().as_str(), u.port), ("Alice@example.com", Some(5061)));
+        assert_eq!(Uri::parse("pres:alice@example.com").unwrap().aor(), "alice@example.com");
+        assert_eq!(Uri::parse("sip:[2001:db8::1]:5060").unwrap().host, "2001:db8::1");
+        assert_eq!(Uri::parse("http://x").unwrap_err(), UriError::Scheme);
+        assert_eq!(Uri::parse("<sip:a@b>").unwrap_err(), UriError::Scheme);
+        assert_eq!(Uri::parse("sip:a@").unwrap_err(), UriError::Malformed);
+        assert!(Uri::parse("sip:user@example.com?Route=%3Csip:example.com%3E").unwrap().has_headers());
+        assert!(!Uri::parse("sip:us?er@example.com").unwrap().has_headers());
+    }
+}

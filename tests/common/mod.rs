@@ -1,0 +1,418 @@
+//! Test harness: runs the real `presenced` binary on loopback and talks SIP to it over real
+//! sockets. Messages from the server are read with the small independent parser below, so a
+//! malformed message fails the test that received it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A running server; stopped with SIGTERM when dropped.
+pub struct Server {
+    child: Child,
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+    pub dir: PathBuf,
+    stderr_log: PathBuf,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("presenced-test-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+impl Server {
+    /// Start on free loopback ports with the built-in defaults.
+    pub fn start() -> Server {
+        Server::start_with("", &[])
+    }
+
+    /// Start with extra config (TOML text, may be empty) and extra arguments.
+    pub fn start_with(config: &str, args: &[&str]) -> Server {
+        let dir = temp_dir("srv");
+        let cfg = dir.join("presenced.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let stderr_log = dir.join("stderr.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_presenced"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log", "warn", "--data"])
+            .arg(dir.join("data"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_log).unwrap())
+            .spawn()
+            .expect("start presenced");
+        let stdout = child.stdout.take().unwrap();
+        let mut udp = None;
+        let mut tcp = None;
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let Some(Ok(line)) = lines.next() else {
+                panic!("presenced exited before it was ready: {}", std::fs::read_to_string(&stderr_log).unwrap_or_default())
+            };
+            if let Some(a) = line.strip_prefix("presenced listening sip/udp ") {
+                udp = Some(a.parse().unwrap());
+            } else if let Some(a) = line.strip_prefix("presenced listening sip/tcp ") {
+                tcp = Some(a.parse().unwrap());
+            } else if line == "presenced ready" {
+                break;
+            }
+        }
+        // keep draining stdout so the server never blocks on a full pipe
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, udp: udp.expect("udp address"), tcp: tcp.expect("tcp address"), dir, stderr_log }
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Send SIGTERM and wait; returns the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        None
+    }
+
+    /// What the server logged.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.alive() {
+            self.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A SIP message as the test sees it on the wire.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub start: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub raw: Vec<u8>,
+}
+
+impl Msg {
+    /// Parse strictly: CRLF line ends, `Name: value` headers, Content-Length matching the body.
+    pub fn parse(raw: &[u8]) -> Msg {
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end (CRLF CRLF)");
+        let head = std::str::from_utf8(&raw[..end]).expect("head is UTF-8");
+        let mut lines = head.split("\r\n");
+        let start = lines.next().unwrap().to_owned();
+        assert!(start.starts_with("SIP/2.0 ") || start.ends_with(" SIP/2.0"), "start line {start:?}");
+        let mut headers = Vec::new();
+        for l in lines {
+            assert!(!l.contains('\n') && !l.contains('\r'), "bare line end in {l:?}");
+            let (n, v) = l.split_once(':').unwrap_or_else(|| panic!("header line {l:?}"));
+            assert!(!n.is_empty() && !n.contains(' '), "header name {n:?}");
+            headers.push((n.to_owned(), v.trim().to_owned()));
+        }
+        let body = raw[end + 4..].to_vec();
+        let m = Msg { start, headers, body, raw: raw.to_vec() };
+        let cl: usize = m.header("Content-Length").expect("Content-Length").parse().expect("numeric Content-Length");
+        assert_eq!(cl, m.body.len(), "Content-Length matches the body");
+        m
+    }
+
+    /// Status code of a response.
+    pub fn status(&self) -> u16 {
+        assert!(self.start.starts_with("SIP/2.0 "), "not a response: {}", self.start);
+        self.start[8..11].parse().unwrap()
+    }
+
+    /// Reason phrase of a response.
+    pub fn reason(&self) -> &str {
+        self.start.get(12..).unwrap_or("")
+    }
+
+    /// Method of a request.
+    pub fn method(&self) -> &str {
+        self.start.split(' ').next().unwrap()
+    }
+
+    /// First header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Every header with this name.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// Header as the text of the whole message (for error output).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+}
+
+/// Unique tokens for Call-IDs, tags and branches.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}x{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A request under construction, with sensible defaults for every mandatory header.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: String,
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Req {
+    /// A request from `local` (the client's address, for Via) over `transport` (UDP/TCP).
+    pub fn new(method: &str, uri: &str, local: SocketAddr, transport: &str) -> Req {
+        let to = uri.to_owned();
+        Req {
+            method: method.into(),
+            uri: uri.into(),
+            headers: vec![
+                ("Via".into(), format!("SIP/2.0/{transport} {local};branch=z9hG4bK{};rport", unique("b"))),
+                ("Max-Forwards".into(), "70".into()),
+                ("From".into(), format!("<sip:tester@example.com>;tag={}", unique("t"))),
+                ("To".into(), format!("<{to}>")),
+                ("Call-ID".into(), unique("call")),
+                ("CSeq".into(), format!("1 {method}")),
+            ],
+            body: Vec::new(),
+        }
+    }
+
+    /// Replace (or add) a header.
+    pub fn set(mut self, name: &str, value: &str) -> Req {
+        match self.headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            Some(h) => h.1 = value.into(),
+            None => self.headers.push((name.into(), value.into())),
+        }
+        self
+    }
+
+    /// Remove a header.
+    pub fn without(mut self, name: &str) -> Req {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self
+    }
+
+    /// Set the body and its type.
+    pub fn body(self, content_type: &str, body: &[u8]) -> Req {
+        let mut r = self.set("Content-Type", content_type);
+        r.body = body.to_vec();
+        r
+    }
+
+    /// Value of a header.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The bytes on the wire (Content-Length added unless present).
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut s = format!("{} {} SIP/2.0\r\n", self.method, self.uri);
+        for (n, v) in &self.headers {
+            s.push_str(&format!("{n}: {v}\r\n"));
+        }
+        if self.get("Content-Length").is_none() {
+            s.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        }
+        s.push_str("\r\n");
+        let mut b = s.into_bytes();
+        b.extend_from_slice(&self.body);
+        b
+    }
+}
+
+/// Bursts in the tests must not be lost in the test's own socket: ask for 8 MB (forced past
+/// rmem_max when running as root, as CI does).
+fn grow_receive_buffer(sock: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let val: libc::c_int = 8 << 20;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: valid fd, pointer to a c_int of the stated size.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &val as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
+}
+
+/// A UDP SIP peer.
+pub struct UdpPeer {
+    pub sock: UdpSocket,
+    pub server: SocketAddr,
+}
+
+impl UdpPeer {
+    pub fn new(server: SocketAddr) -> UdpPeer {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        grow_receive_buffer(&sock);
+        UdpPeer { sock, server }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.sock.local_addr().unwrap()
+    }
+
+    /// A request with this peer's address in Via.
+    pub fn req(&self, method: &str, uri: &str) -> Req {
+        Req::new(method, uri, self.addr(), "UDP")
+    }
+
+    pub fn send(&self, bytes: &[u8]) {
+        self.sock.send_to(bytes, self.server).unwrap();
+    }
+
+    /// The next message, or None after `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Option<Msg> {
+        self.sock.set_read_timeout(Some(timeout)).unwrap();
+        let mut buf = vec![0u8; 65536];
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, _)) => Some(Msg::parse(&buf[..n])),
+            Err(_) => None,
+        }
+    }
+
+    /// Send a request and wait for its final response (provisional ones skipped).
+    pub fn call(&self, req: &Req) -> Msg {
+        self.send(&req.bytes());
+        let call_id = req.get("Call-ID").unwrap().to_owned();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some(m) = self.recv(Duration::from_millis(500)) {
+                if m.start.starts_with("SIP/2.0 ") && m.header("Call-ID") == Some(&call_id) && m.status() >= 200 {
+                    return m;
+                }
+            }
+        }
+        panic!("no final response to {} {}", req.method, call_id)
+    }
+}
+
+/// A TCP SIP peer.
+pub struct TcpPeer {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl TcpPeer {
+    pub fn connect(server: SocketAddr) -> TcpPeer {
+        let stream = TcpStream::connect(server).unwrap();
+        stream.set_nodelay(true).unwrap();
+        TcpPeer { stream, buf: Vec::new() }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.stream.local_addr().unwrap()
+    }
+
+    pub fn req(&self, method: &str, uri: &str) -> Req {
+        Req::new(method, uri, self.addr(), "TCP")
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// The next framed message, or None after `timeout` (or when the server closed).
+    pub fn recv(&mut self, timeout: Duration) -> Option<Msg> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_string();
+                let cl: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length:").map(|v| v.trim().parse().unwrap()))
+                    .expect("Content-Length on TCP");
+                if self.buf.len() >= end + 4 + cl {
+                    let raw: Vec<u8> = self.buf.drain(..end + 4 + cl).collect();
+                    return Some(Msg::parse(&raw));
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// True when the server has closed the connection (reads EOF within `timeout`).
+    pub fn closed_by_server(&mut self, timeout: Duration) -> bool {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let mut chunk = [0u8; 1024];
+        matches!(self.stream.read(&mut chunk), Ok(0)) || matches!(self.stream.read(&mut chunk), Ok(0))
+    }
+
+    pub fn call(&mut self, req: &Req) -> Msg {
+        self.send(&req.bytes());
+        let call_id = req.get("Call-ID").unwrap().to_owned();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some(m) = self.recv(Duration::from_millis(500)) {
+                if m.start.starts_with("SIP/2.0 ") && m.header("Call-ID") == Some(&call_id) && m.status() >= 200 {
+                    return m;
+                }
+            }
+        }
+        panic!("no final response over TCP to {} {}", req.method, call_id)
+    }
+}
+
+/// Validate an XML document with the project's schemas (`../shared/schemas/validate.sh`).
+/// Panics with xmllint's complaint when invalid.
+pub fn assert_valid_xml(doc: &[u8]) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/validate.sh");
+    assert!(script.exists(), "schemas not found at {}", script.display());
+    let f = temp_dir("xml").join("doc.xml");
+    std::fs::write(&f, doc).unwrap();
+    let out = Command::new("bash").arg(&script).arg(&f).output().expect("run validate.sh");
+    assert!(
+        out.status.success(),
+        "document does not validate ({}):\n{}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(doc),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
