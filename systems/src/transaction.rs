@@ -138,6 +138,20 @@ impl ServerTransactions {
         self.txs.is_empty()
     }
 
+    /// Record the final response of `tx` and say what to do with it: the message to send, and
+    /// the Timer J to arm (none on reliable transports, where the transaction ends at once).
+    /// None when the transaction already has its final response.
+    pub fn finish(&mut self, tx: TxId, dest: Dest, bytes: Bytes, now: Time, timer_j_ms: u64) -> Option<(Outbound, Option<Time>)> {
+        let out = Outbound::whole(dest, bytes);
+        match self.complete(tx, &out)? {
+            true => {
+                self.forget(tx);
+                Some((out, None))
+            }
+            false => Some((out, Some(now.plus_ms(timer_j_ms)))),
+        }
+    }
+
     fn complete(&mut self, id: TxId, reply: &Outbound) -> Option<bool> {
         let tx = self.txs.get_mut(&id)?;
         if matches!(tx.state, ServerTxState::Completed(_)) {
@@ -172,17 +186,28 @@ impl Responder<'_> {
 
     /// Send the final response of transaction `tx` (bytes built by the caller) to `dest`.
     pub fn reply(&mut self, tx: TxId, dest: Dest, bytes: Bytes) {
-        let out = Outbound::whole(dest, bytes);
-        match self.txs.complete(tx, &out) {
-            Some(true) => self.txs.forget(tx), // Timer J = 0 on reliable transports
-            Some(false) => {
-                let at = self.clock.now.plus_ms(self.config.timer_64t1());
+        let (now, j) = (self.clock.now, self.config.timer_64t1());
+        if let Some((out, linger)) = self.txs.finish(tx, dest, bytes, now, j) {
+            if let Some(at) = linger {
                 self.timers.arm(TimerKind::ServerTxLinger, tx.0, at);
             }
-            None => return,
+            self.outbox.push(out);
         }
-        self.outbox.push(out);
     }
+}
+
+/// [`Responder::reply_to`] for exclusive systems that hold the whole `World`.
+pub fn reply_in_world(world: &mut World, tx: TxId, req: &Request, bytes: Bytes) {
+    let now = world.resource::<Clock>().now;
+    let j = world.resource::<EngineConfig>().timer_64t1();
+    let dest = crate::sip::response::response_dest(&req.via, &req.source);
+    let Some((out, linger)) = world.resource_mut::<ServerTransactions>().finish(tx, dest, bytes, now, j) else {
+        return;
+    };
+    if let Some(at) = linger {
+        world.resource_mut::<Timers>().arm(TimerKind::ServerTxLinger, tx.0, at);
+    }
+    world.resource_mut::<Outbox>().push(out);
 }
 
 /// Forget completed server transactions whose Timer J fired.

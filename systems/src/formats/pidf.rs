@@ -1,0 +1,2132 @@
+//! PIDF presence documents (RFC 3863) with the RFC 4479 data model, RFC 4480 RPID and any other
+//! extension: parse PUBLISH bodies into verbatim element slices, compose them into one NOTIFY view.
+//!
+//! Watchers (PJSIP, baresip, Linphone) read PIDF literally, so the composer never rewrites an element:
+//! each top-level child of `<presence>` is kept as the exact bytes the publisher sent (a slice of one
+//! shared [`Bytes`] buffer) and, when copied into another document, only gains the `xmlns`
+//! declarations it needs to keep resolving to the same namespaces.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::reader::Reader;
+
+/// Namespace of PIDF itself (RFC 3863 §4.1).
+pub const PIDF_NS: &str = "urn:ietf:params:xml:ns:pidf";
+/// Namespace of the presence data model, `dm:person` and `dm:device` (RFC 4479).
+pub const DATA_MODEL_NS: &str = "urn:ietf:params:xml:ns:pidf:data-model";
+
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
+const XML_DECL: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+const ROOT_OPEN: &[u8] = b"<presence xmlns=\"urn:ietf:params:xml:ns:pidf\"";
+/// Root bindings are tracked in a `u128` bit set per element; documents declaring more are refused.
+const MAX_ROOT_NAMESPACES: usize = 128;
+/// `id` of the single tuple that [`empty_view`] emits when a closed tuple is configured.
+pub const CLOSED_TUPLE_ID: &str = "offline";
+
+/// What a top-level child of `<presence>` is; decides its place in a composed document and its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ElementKind {
+    /// `pidf:tuple` (RFC 3863 §4.1.2), a service.
+    Tuple,
+    /// `dm:person` (RFC 4479), the human user.
+    Person,
+    /// `dm:device` (RFC 4479), a device.
+    Device,
+    /// `pidf:note` directly under `<presence>` (RFC 3863 §4.1.6).
+    Note,
+    /// Any other element of a namespace other than PIDF (RPID, CIPID, OMA, unknown extensions).
+    Other,
+}
+
+/// Why a PUBLISH body was refused; `Display` is short ASCII usable as a SIP reason phrase.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PidfError {
+    /// The body is not well-formed (or not namespace-well-formed) XML.
+    #[error("not well-formed XML at byte {at} ({detail})")]
+    NotWellFormed {
+        /// Byte offset in the body where the problem was found.
+        at: usize,
+        /// What is wrong, a fixed ASCII phrase.
+        detail: &'static str,
+    },
+    /// The XML declaration names an encoding other than UTF-8 and the body is not plain ASCII.
+    #[error("unsupported encoding (UTF-8 required)")]
+    UnsupportedEncoding,
+    /// A `<!DOCTYPE>` could define entities that would not survive verbatim copying.
+    #[error("DOCTYPE not allowed")]
+    Doctype,
+    /// The root element is not `presence` in the PIDF namespace.
+    #[error("root element is not pidf presence")]
+    NotPidf,
+    /// `<presence>` has no (or an empty) `entity` attribute (RFC 3863 §4.1.1).
+    #[error("missing entity attribute")]
+    MissingEntity,
+    /// A `tuple`, `person` or `device` has no `id` attribute.
+    #[error("{0} without id")]
+    MissingId(&'static str),
+    /// Two tuples, persons or devices share an `id` (all three are `xs:ID`).
+    #[error("duplicate id")]
+    DuplicateId,
+    /// A tuple has no `status` child (RFC 3863 §4.1.2).
+    #[error("tuple without status")]
+    MissingStatus,
+    /// A `basic` element holds something other than `open` or `closed` (RFC 3863 §4.1.4),
+    /// compared literally after reference expansion, as pidf.xsd does.
+    #[error("basic status is neither open nor closed")]
+    InvalidBasic,
+    /// More namespace declarations on `<presence>` than the 128 a document may use here.
+    #[error("too many namespace declarations")]
+    TooManyNamespaces,
+}
+
+/// Byte range into a document body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    fn is_empty(self) -> bool {
+        self.start == self.end
+    }
+}
+
+/// A namespace declaration on the root; an empty `prefix` is the default namespace and an empty
+/// `uri` (only ever for the default) means "no default namespace".
+#[derive(Debug, Clone, Copy)]
+struct NsDecl {
+    prefix: Span,
+    uri: Span,
+}
+
+/// One parsed PUBLISH body, kept as verbatim element slices of the body.
+#[derive(Debug, Clone)]
+pub struct PidfDocument {
+    /// The `entity` attribute of `<presence>`, unescaped (RFC 3863 §4.1.1).
+    pub entity: String,
+    /// Top-level children of `<presence>` in document order. Each element belongs to the document
+    /// that parsed it (its namespace needs refer to this document's root declarations).
+    pub elements: Vec<PidfElement>,
+    body: Bytes,
+    /// Namespace declarations of the root; always contains exactly one default entry.
+    namespaces: Vec<NsDecl>,
+}
+
+impl PidfDocument {
+    /// The whole body the elements are slices of.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Namespace bindings declared on the root (`None` = default namespace), values as written
+    /// (attribute-escaped).
+    pub fn namespaces(&self) -> impl Iterator<Item = (Option<&str>, &str)> + '_ {
+        self.namespaces
+            .iter()
+            .filter(|n| !n.uri.is_empty())
+            .map(|n| {
+                let p = self.s(n.prefix);
+                ((!p.is_empty()).then_some(p), self.s(n.uri))
+            })
+    }
+
+    fn s(&self, span: Span) -> &str {
+        std::str::from_utf8(&self.body[span.start..span.end]).unwrap_or_default()
+    }
+}
+
+/// One top-level child of `<presence>`: its exact bytes plus which root namespace bindings it uses.
+#[derive(Debug, Clone)]
+pub struct PidfElement {
+    /// What the element is.
+    pub kind: ElementKind,
+    /// Its unprefixed `id` attribute, unescaped (required for tuple, person and device).
+    pub id: Option<String>,
+    /// The element from `<` to the end of its end tag, a slice of the document body.
+    raw: Bytes,
+    /// Length of `<` + the element name: where extra `xmlns` declarations go.
+    name_end: usize,
+    /// The element's namespace name: static for PIDF and data-model kinds, else as written (a
+    /// slice of the body).
+    ns: Bytes,
+    /// Bit `i` set: the element (or a descendant) uses `namespaces[i]` of its document.
+    uses: u128,
+}
+
+impl PidfElement {
+    /// The element exactly as published, from `<` to the end of its end tag.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// The element as a cheap slice of the shared body buffer.
+    pub fn bytes(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// The element's namespace name as written in its declaration.
+    pub fn namespace(&self) -> &str {
+        std::str::from_utf8(&self.ns).unwrap_or_default()
+    }
+
+    /// The element's local name (without prefix).
+    pub fn local_name(&self) -> &str {
+        let name = std::str::from_utf8(&self.raw[1..self.name_end]).unwrap_or_default();
+        name.split_once(':').map_or(name, |(_, l)| l)
+    }
+
+    /// The element's qualified name as written (`tuple`, `dm:person`, ...).
+    pub fn qname(&self) -> &str {
+        std::str::from_utf8(&self.raw[1..self.name_end]).unwrap_or_default()
+    }
+}
+
+/// Parses a PUBLISH body (`application/pidf+xml`); copies it once into a shared buffer.
+pub fn parse(body: &[u8]) -> Result<PidfDocument, PidfError> {
+    parse_bytes(Bytes::copy_from_slice(body))
+}
+
+/// Parses a PUBLISH body already held in a [`Bytes`] (no copy: elements are slices of it).
+pub fn parse_bytes(body: Bytes) -> Result<PidfDocument, PidfError> {
+    let text = std::str::from_utf8(&body).map_err(|e| nwf(e.valid_up_to(), "invalid UTF-8"))?;
+    if let Some(at) = find_control_char(&body) {
+        return Err(nwf(at, "invalid character"));
+    }
+    let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    let mut parser = Parser {
+        text,
+        body: &body,
+        root_ns: Vec::new(),
+        local: Vec::new(),
+        attrs: Vec::new(),
+        uses: 0,
+    };
+    let (entity, elements) = parser.run(bom)?;
+    let namespaces = parser.root_ns;
+    check_unique_ids(&elements)?;
+    Ok(PidfDocument {
+        entity,
+        elements,
+        namespaces,
+        body,
+    })
+}
+
+/// First C0 control other than TAB, LF and CR: not a character of an XML 1.0 document (§2.2).
+/// Eight bytes at a time; only words holding a byte below 0x20 are looked at closely.
+fn find_control_char(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let bad = |c: u8| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r');
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        // "hasless(w, 0x20)": some byte of w is below 0x20.
+        if w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
+            && let Some(i) = chunk.iter().position(|&c| bad(c))
+        {
+            return Some(at + i);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| bad(c))
+        .map(|i| at + i)
+}
+
+fn nwf(at: usize, detail: &'static str) -> PidfError {
+    PidfError::NotWellFormed { at, detail }
+}
+
+/// Namespace resolution of a prefix.
+#[derive(Debug, Clone, Copy)]
+enum Resolved<'a> {
+    /// Declared on the root: index into `root_ns`.
+    Root(usize),
+    /// Declared inside the current top-level element (the uri may be empty: `xmlns=""`).
+    Local(&'a str),
+    /// The reserved `xml` prefix.
+    Xml,
+    /// Unprefixed element name with no default namespace in scope.
+    NoNamespace,
+}
+
+/// A namespace declaration made inside the current top-level element.
+struct LocalNs<'a> {
+    prefix: &'a str,
+    uri: &'a str,
+    depth: u32,
+}
+
+/// The top-level element being read.
+struct Open {
+    start: usize,
+    name_end: usize,
+    /// `None`: element is dropped (PIDF-namespace or unqualified element that pidf.xsd forbids here).
+    kind: Option<ElementKind>,
+    id: Option<String>,
+    ns: Bytes,
+    saw_status: bool,
+    in_status: bool,
+    basic_start: Option<usize>,
+}
+
+/// One pass over a body with quick-xml's borrowing `Reader`: no DOM, no per-element copies.
+struct Parser<'a> {
+    /// The body as text (validated UTF-8), which every offset refers to.
+    text: &'a str,
+    /// The same body, sliced into the elements.
+    body: &'a Bytes,
+    /// Declarations on `<presence>` (plus a "no default namespace" entry when it has none).
+    root_ns: Vec<NsDecl>,
+    /// Declarations in scope inside the current top-level element, innermost last.
+    local: Vec<LocalNs<'a>>,
+    /// Scratch: attributes (qualified name, raw value) of the start tag being read.
+    attrs: Vec<(&'a str, &'a str)>,
+    /// Root bindings used so far by the current top-level element.
+    uses: u128,
+}
+
+impl<'a> Parser<'a> {
+    /// Reads the whole body; returns the entity and the kept top-level elements.
+    fn run(&mut self, bom: usize) -> Result<(String, Vec<PidfElement>), PidfError> {
+        let text = self.text;
+        let mut reader = Reader::from_str(&text[bom..]);
+        reader.config_mut().check_comments = true;
+        reader.config_mut().check_end_names = true;
+        let mut depth: u32 = 0;
+        let mut root_seen = false;
+        let mut first = true;
+        let mut entity = String::new();
+        let mut elements = Vec::with_capacity(8);
+        let mut open: Option<Open> = None;
+        loop {
+            let at = bom + reader.buffer_position() as usize;
+            let event = match reader.read_event() {
+                Ok(event) => event,
+                Err(e) => {
+                    let at = bom + reader.error_position() as usize;
+                    return Err(nwf(at, xml_error_detail(&e)));
+                }
+            };
+            let is_first = std::mem::replace(&mut first, false);
+            let (start, empty) = match event {
+                Event::Start(e) => (e, false),
+                Event::Empty(e) => (e, true),
+                Event::End(_) => {
+                    let after = bom + reader.buffer_position() as usize;
+                    self.close(depth, at, after, &mut open, &mut elements)?;
+                    depth = depth.saturating_sub(1);
+                    continue;
+                }
+                Event::Decl(_) => {
+                    if !is_first || at != bom {
+                        return Err(nwf(at, "XML declaration not at start"));
+                    }
+                    let after = bom + reader.buffer_position() as usize;
+                    check_decl(&text[at..after], text, at)?;
+                    continue;
+                }
+                Event::DocType(_) => return Err(PidfError::Doctype),
+                Event::Comment(_) => continue,
+                Event::PI(_) => {
+                    let after = bom + reader.buffer_position() as usize;
+                    if !is_valid_pi(&text[at..after]) {
+                        return Err(nwf(at, "invalid processing instruction"));
+                    }
+                    continue;
+                }
+                Event::Text(t) => {
+                    if depth == 0 && !t.bytes().all(is_xml_space) {
+                        return Err(nwf(at, "text outside root element"));
+                    }
+                    // XML 1.0 §2.4: `]]>` must not appear in character data.
+                    if t.contains("]]>") {
+                        return Err(nwf(at, "']]>' in text"));
+                    }
+                    continue;
+                }
+                Event::CData(_) => {
+                    if depth == 0 {
+                        return Err(nwf(at, "text outside root element"));
+                    }
+                    continue;
+                }
+                Event::GeneralRef(r) => {
+                    if depth == 0 {
+                        return Err(nwf(at, "text outside root element"));
+                    }
+                    if !is_valid_reference(&r) {
+                        return Err(nwf(at, "invalid reference"));
+                    }
+                    continue;
+                }
+                Event::Eof => break,
+            };
+            let d = depth + 1;
+            let after = bom + reader.buffer_position() as usize;
+            match d {
+                1 => {
+                    if root_seen {
+                        return Err(nwf(at, "content after root element"));
+                    }
+                    root_seen = true;
+                    entity = self.root(&start, at)?;
+                }
+                2 => {
+                    self.uses = 0;
+                    self.local.clear();
+                    open = Some(self.top(&start, at)?);
+                }
+                _ => {
+                    let (ns, local) = self.start_tag(&start, at, d)?;
+                    if let Some(o) = open.as_mut().filter(|o| o.kind == Some(ElementKind::Tuple)) {
+                        // RFC 3863 §4.1.2-§4.1.4: tuple > status > basic, basic is open or closed.
+                        let pidf = ns_is(self.uri(ns), PIDF_NS);
+                        if d == 3 && pidf && local == "status" {
+                            o.saw_status = true;
+                            o.in_status = !empty;
+                        } else if d == 4 && o.in_status && pidf && local == "basic" {
+                            if empty {
+                                return Err(PidfError::InvalidBasic);
+                            }
+                            o.basic_start = Some(after);
+                        }
+                    }
+                }
+            }
+            if empty {
+                self.close(d, at, after, &mut open, &mut elements)?;
+            } else {
+                depth = d;
+            }
+        }
+        if !root_seen {
+            return Err(nwf(text.len(), "no root element"));
+        }
+        if depth != 0 {
+            return Err(nwf(text.len(), "unexpected end of document"));
+        }
+        Ok((entity, elements))
+    }
+
+    /// Handles the end of the element at depth `d` whose end tag starts at `at` and ends at `after`.
+    fn close(
+        &mut self,
+        d: u32,
+        at: usize,
+        after: usize,
+        open: &mut Option<Open>,
+        elements: &mut Vec<PidfElement>,
+    ) -> Result<(), PidfError> {
+        while self.local.last().is_some_and(|l| l.depth >= d) {
+            self.local.pop();
+        }
+        if d == 4
+            && let Some(start) = open.as_mut().and_then(|o| o.basic_start.take())
+        {
+            let raw = &self.text[start..at];
+            let value = if raw.contains('&') {
+                quick_xml::escape::unescape(raw).unwrap_or(Cow::Borrowed(""))
+            } else {
+                Cow::Borrowed(raw)
+            };
+            if value != "open" && value != "closed" {
+                return Err(PidfError::InvalidBasic);
+            }
+        }
+        if d == 3
+            && let Some(o) = open.as_mut()
+        {
+            o.in_status = false;
+        }
+        if d == 2
+            && let Some(o) = open.take()
+            && let Some(kind) = o.kind
+        {
+            if kind == ElementKind::Tuple && !o.saw_status {
+                return Err(PidfError::MissingStatus);
+            }
+            elements.push(PidfElement {
+                kind,
+                id: o.id,
+                raw: self.body.slice(o.start..after),
+                name_end: o.name_end,
+                ns: o.ns,
+                uses: self.uses,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads `<presence>`: its namespace declarations and `entity`.
+    fn root(&mut self, e: &BytesStart<'_>, at: usize) -> Result<String, PidfError> {
+        let (ns, local) = self.start_tag(e, at, 1)?;
+        // RFC 3863 §4.1.1: the root is `presence` in the PIDF namespace, whatever the prefix.
+        if local != "presence" || !ns_is(self.uri(ns), PIDF_NS) {
+            return Err(PidfError::NotPidf);
+        }
+        if !self
+            .root_ns
+            .iter()
+            .any(|n| n.prefix.is_empty() && !n.uri.is_empty())
+        {
+            // No default namespace: unprefixed descendants are in no namespace, which a copy
+            // under the composed root (default = PIDF) must restate with `xmlns=""`.
+            self.root_ns.retain(|n| !n.prefix.is_empty());
+            self.root_ns.push(NsDecl {
+                prefix: Span::default(),
+                uri: Span::default(),
+            });
+        }
+        if self.root_ns.len() > MAX_ROOT_NAMESPACES {
+            return Err(PidfError::TooManyNamespaces);
+        }
+        match self.attr("entity") {
+            Some(raw) if !raw.trim().is_empty() => Ok(unescape(raw)
+                .map_err(|_| nwf(at, "invalid reference"))?
+                .trim()
+                .to_owned()),
+            _ => Err(PidfError::MissingEntity),
+        }
+    }
+
+    /// Reads the start tag of a top-level child of `<presence>` and classifies it.
+    fn top(&mut self, e: &BytesStart<'_>, at: usize) -> Result<Open, PidfError> {
+        let (ns, local) = self.start_tag(e, at, 2)?;
+        let uri = self.uri(ns);
+        let kind = if ns_is(uri, PIDF_NS) {
+            // pidf.xsd: `tuple*, note*, ##other*`; other PIDF names are not allowed here.
+            match local {
+                "tuple" => Some(ElementKind::Tuple),
+                "note" => Some(ElementKind::Note),
+                _ => None,
+            }
+        } else if uri.is_empty() {
+            // `##other` excludes unqualified elements: not representable in a valid document.
+            None
+        } else if ns_is(uri, DATA_MODEL_NS) && local == "person" {
+            Some(ElementKind::Person)
+        } else if ns_is(uri, DATA_MODEL_NS) && local == "device" {
+            Some(ElementKind::Device)
+        } else {
+            Some(ElementKind::Other)
+        };
+        let id = match (kind, self.attr("id")) {
+            (Some(ElementKind::Note) | None, _) => None,
+            (Some(_), Some(raw)) if !raw.is_empty() => Some(
+                unescape(raw)
+                    .map_err(|_| nwf(at, "invalid reference"))?
+                    .into_owned(),
+            ),
+            (Some(ElementKind::Tuple), _) => return Err(PidfError::MissingId("tuple")),
+            (Some(ElementKind::Person), _) => return Err(PidfError::MissingId("person")),
+            (Some(ElementKind::Device), _) => return Err(PidfError::MissingId("device")),
+            (Some(ElementKind::Other), _) => None,
+        };
+        let ns = match (kind, ns) {
+            // Known kinds need no slice of the body (and no reference count).
+            (Some(ElementKind::Tuple | ElementKind::Note), _) => {
+                Bytes::from_static(PIDF_NS.as_bytes())
+            }
+            (Some(ElementKind::Person | ElementKind::Device), _) => {
+                Bytes::from_static(DATA_MODEL_NS.as_bytes())
+            }
+            (None, _) => Bytes::new(),
+            (_, Resolved::Root(i)) => {
+                let u = self.root_ns[i].uri;
+                self.body.slice(u.start..u.end)
+            }
+            (_, Resolved::Local(u)) => {
+                let off = offset_in(self.text, u).ok_or(nwf(at, "internal error"))?;
+                self.body.slice(off..off + u.len())
+            }
+            (_, Resolved::Xml) => Bytes::from_static(XML_NS.as_bytes()),
+            (_, Resolved::NoNamespace) => Bytes::new(),
+        };
+        Ok(Open {
+            start: at,
+            name_end: 1 + e.name().0.len(),
+            kind,
+            id,
+            ns,
+            saw_status: false,
+            in_status: false,
+            basic_start: None,
+        })
+    }
+
+    /// Checks a start tag at depth `d` (root = 1): name, attributes and their values, namespace
+    /// declarations (recorded on the root or the local stack) and the prefixes it uses (recorded
+    /// in `uses` when they resolve to the root). Returns the element's namespace and local name.
+    fn start_tag(
+        &mut self,
+        e: &BytesStart<'_>,
+        at: usize,
+        d: u32,
+    ) -> Result<(Resolved<'a>, &'a str), PidfError> {
+        let text = self.text;
+        let name = rebase(text, e.name().0).ok_or(nwf(at, "internal error"))?;
+        let (prefix, local) = split_qname(name).ok_or(nwf(at, "invalid element name"))?;
+        if prefix == "xmlns" {
+            return Err(nwf(at, "invalid element name"));
+        }
+        self.attrs.clear();
+        let mut attributes = e.attributes();
+        attributes.with_checks(false);
+        for attr in attributes {
+            let attr = attr.map_err(|_| nwf(at, "malformed attribute"))?;
+            let key = rebase(text, attr.key.0).ok_or(nwf(at, "internal error"))?;
+            let value = rebase(text, &attr.value).ok_or(nwf(at, "internal error"))?;
+            // XML 1.0 §3.1: attributes are separated by white space (quick-xml does not insist).
+            if !value.is_empty() {
+                let quote = offset_in(text, value).ok_or(nwf(at, "internal error"))? + value.len();
+                if !matches!(
+                    text.as_bytes().get(quote + 1),
+                    Some(b' ' | b'\t' | b'\n' | b'\r' | b'>' | b'/')
+                ) {
+                    return Err(nwf(at, "malformed attribute"));
+                }
+            }
+            if split_qname(key).is_none() {
+                return Err(nwf(at, "invalid attribute name"));
+            }
+            // XML 1.0 §3.1 WFC: Unique Att Spec.
+            if self.attrs.iter().any(|(k, _)| *k == key) {
+                return Err(nwf(at, "duplicate attribute"));
+            }
+            // XML 1.0 §3.1 WFC: No < in Attribute Values; references must be well-formed.
+            if !is_valid_attr_value(value) {
+                return Err(nwf(at, "invalid attribute value"));
+            }
+            if key == "xmlns" {
+                self.declare("", value, at, d)?;
+            } else if let Some(p) = key.strip_prefix("xmlns:") {
+                self.declare(p, value, at, d)?;
+            }
+            self.attrs.push((key, value));
+        }
+        let ns = self
+            .resolve(prefix)
+            .ok_or(nwf(at, "undeclared namespace prefix"))?;
+        for i in 0..self.attrs.len() {
+            let (key, value) = self.attrs[i];
+            let Some((p, l)) = key.split_once(':') else {
+                continue;
+            };
+            if p == "xmlns" {
+                continue;
+            }
+            let r = self
+                .resolve(p)
+                .ok_or(nwf(at, "undeclared namespace prefix"))?;
+            // `xsi:type` holds a QName (unprefixed: default namespace) whose prefix must stay
+            // bound; an unknown one is a schema error, not a well-formedness error, so it is only
+            // recorded when it resolves.
+            if l == "type" && self.uri(r) == XSI_NS {
+                let vp = value.trim().split_once(':').map_or("", |(vp, _)| vp);
+                let _ = self.resolve(vp);
+            }
+        }
+        Ok((ns, local))
+    }
+
+    /// Records `xmlns[:prefix]="uri"` made by the element at depth `d` (Namespaces in XML 1.0 §3).
+    fn declare(
+        &mut self,
+        prefix: &'a str,
+        uri: &'a str,
+        at: usize,
+        d: u32,
+    ) -> Result<(), PidfError> {
+        let value = unescape(uri).map_err(|_| nwf(at, "invalid reference"))?;
+        if prefix == "xmlns" {
+            return Err(nwf(at, "reserved prefix xmlns declared"));
+        }
+        if prefix == "xml" {
+            if value != XML_NS {
+                return Err(nwf(at, "reserved prefix xml rebound"));
+            }
+            return Ok(());
+        }
+        if value == XML_NS || value == XMLNS_NS {
+            return Err(nwf(at, "reserved namespace bound"));
+        }
+        // Namespaces in XML 1.0, NSC: No Prefix Undeclaring: only the default may be emptied.
+        if !prefix.is_empty() && uri.is_empty() {
+            return Err(nwf(at, "empty namespace name"));
+        }
+        if d == 1 {
+            let prefix = self.span(prefix, at)?;
+            let uri = self.span(uri, at)?;
+            self.root_ns.push(NsDecl { prefix, uri });
+            if self.root_ns.len() > MAX_ROOT_NAMESPACES {
+                return Err(PidfError::TooManyNamespaces);
+            }
+        } else {
+            self.local.push(LocalNs {
+                prefix,
+                uri,
+                depth: d,
+            });
+        }
+        Ok(())
+    }
+
+    /// Resolves a prefix (`""` = default namespace, for element names only) in the current scope.
+    fn resolve(&mut self, prefix: &str) -> Option<Resolved<'a>> {
+        if prefix == "xml" {
+            return Some(Resolved::Xml);
+        }
+        if let Some(l) = self.local.iter().rev().find(|l| l.prefix == prefix) {
+            return Some(Resolved::Local(l.uri));
+        }
+        let text = self.text;
+        if let Some(i) = self
+            .root_ns
+            .iter()
+            .position(|n| &text[n.prefix.start..n.prefix.end] == prefix)
+        {
+            self.uses |= 1u128 << i;
+            return Some(Resolved::Root(i));
+        }
+        prefix.is_empty().then_some(Resolved::NoNamespace)
+    }
+
+    fn uri(&self, r: Resolved<'a>) -> &'a str {
+        match r {
+            Resolved::Root(i) => {
+                let u = self.root_ns[i].uri;
+                &self.text[u.start..u.end]
+            }
+            Resolved::Local(u) => u,
+            Resolved::Xml => XML_NS,
+            Resolved::NoNamespace => "",
+        }
+    }
+
+    /// Raw value of the unprefixed attribute `name` of the start tag just read.
+    fn attr(&self, name: &str) -> Option<&'a str> {
+        self.attrs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+
+    fn span(&self, s: &str, at: usize) -> Result<Span, PidfError> {
+        let start = offset_in(self.text, s).ok_or(nwf(at, "internal error"))?;
+        Ok(Span {
+            start,
+            end: start + s.len(),
+        })
+    }
+}
+
+/// Offset of `s` inside `text` when `s` is a sub-slice of it (empty slices map to 0).
+fn offset_in(text: &str, s: &str) -> Option<usize> {
+    if s.is_empty() {
+        return Some(0);
+    }
+    let base = text.as_ptr() as usize;
+    let p = s.as_ptr() as usize;
+    (p >= base && p + s.len() <= base + text.len()).then(|| p - base)
+}
+
+/// Re-borrows a slice of an event (which borrows the input) with the input's lifetime.
+fn rebase<'a>(text: &'a str, s: &str) -> Option<&'a str> {
+    let off = offset_in(text, s)?;
+    text.get(off..off + s.len())
+}
+
+fn unescape(raw: &str) -> Result<Cow<'_, str>, quick_xml::escape::EscapeError> {
+    if raw.contains('&') {
+        quick_xml::escape::unescape(raw)
+    } else {
+        Ok(Cow::Borrowed(raw))
+    }
+}
+
+/// Compares a namespace name as written (possibly with references) to an expected one.
+fn ns_is(raw: &str, expected: &str) -> bool {
+    raw == expected || (raw.contains('&') && unescape(raw).is_ok_and(|v| v == expected))
+}
+
+fn is_xml_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// XML 1.0 §2.3 Name; non-ASCII characters are accepted without checking their Unicode class.
+fn is_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || matches!(b[0], b'_' | b':') || b[0] >= 0x80)
+        && b.iter().all(|&c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b':') || c >= 0x80
+        })
+}
+
+/// `prefix:local` or `local` with both parts NCNames (Namespaces in XML 1.0 §4).
+fn split_qname(name: &str) -> Option<(&str, &str)> {
+    let (prefix, local) = name.split_once(':').unwrap_or(("", name));
+    let ncname = |s: &str| !s.contains(':') && is_name(s);
+    ((prefix.is_empty() && !name.starts_with(':') || ncname(prefix)) && ncname(local))
+        .then_some((prefix, local))
+}
+
+/// Name of a general reference without `&` and `;`: predefined entity or character reference to
+/// a legal character (XML 1.0 §4.1, §2.2). No DTD, so no other entity is declared.
+fn is_valid_reference(name: &str) -> bool {
+    if let Some(num) = name.strip_prefix('#') {
+        let code = match num.strip_prefix('x') {
+            Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                u32::from_str_radix(hex, 16).ok()
+            }
+            None if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) => num.parse().ok(),
+            _ => None,
+        };
+        return code.is_some_and(
+            |c| matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF),
+        );
+    }
+    matches!(name, "lt" | "gt" | "amp" | "apos" | "quot")
+}
+
+/// XML 1.0 §3.1 WFC: No < in Attribute Values, and every `&` starts a valid reference.
+fn is_valid_attr_value(raw: &str) -> bool {
+    if !raw.bytes().any(|b| b == b'<' || b == b'&') {
+        return true;
+    }
+    if raw.contains('<') {
+        return false;
+    }
+    let mut rest = raw;
+    while let Some(amp) = rest.find('&') {
+        rest = &rest[amp + 1..];
+        let Some(semi) = rest.find(';') else {
+            return false;
+        };
+        if !is_valid_reference(&rest[..semi]) {
+            return false;
+        }
+        rest = &rest[semi + 1..];
+    }
+    true
+}
+
+/// The XML declaration `<?xml ...?>` follows XML 1.0 §2.8 (quick-xml is lenient there) and, for
+/// a non-ASCII body, names UTF-8: elements are copied byte for byte into UTF-8 documents.
+fn check_decl(decl: &str, text: &str, at: usize) -> Result<(), PidfError> {
+    let bad = || nwf(at, "bad XML declaration");
+    let mut rest = decl
+        .strip_prefix("<?xml")
+        .and_then(|s| s.strip_suffix("?>"))
+        .ok_or_else(bad)?;
+    let version = decl_attr(&mut rest, "version").ok_or_else(bad)?;
+    if !version
+        .strip_prefix("1.")
+        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad());
+    }
+    let encoding = decl_attr(&mut rest, "encoding");
+    if let Some(standalone) = decl_attr(&mut rest, "standalone")
+        && standalone != "yes"
+        && standalone != "no"
+    {
+        return Err(bad());
+    }
+    if !rest.bytes().all(is_xml_space) {
+        return Err(bad());
+    }
+    match encoding {
+        None => Ok(()),
+        Some(enc)
+            if !enc.as_bytes()[0].is_ascii_alphabetic()
+                || !enc
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) =>
+        {
+            Err(bad())
+        }
+        Some(enc) if enc.eq_ignore_ascii_case("utf-8") || enc.eq_ignore_ascii_case("utf8") => {
+            Ok(())
+        }
+        // Same bytes as UTF-8 when the body is plain ASCII.
+        Some(enc) if text.is_ascii() && is_ascii_compatible(enc) => Ok(()),
+        Some(_) => Err(PidfError::UnsupportedEncoding),
+    }
+}
+
+/// Encoding names that agree with UTF-8 on ASCII text.
+fn is_ascii_compatible(enc: &str) -> bool {
+    let enc = enc.to_ascii_lowercase();
+    matches!(enc.as_str(), "us-ascii" | "ascii" | "latin1")
+        || enc
+            .strip_prefix("iso-8859-")
+            .or_else(|| enc.strip_prefix("windows-125"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// XML 1.0 §2.6: `<?target ...?>` where the target is a Name other than `xml` (any case),
+/// followed by white space or the end.
+fn is_valid_pi(raw: &str) -> bool {
+    let Some(inner) = raw.strip_prefix("<?").and_then(|s| s.strip_suffix("?>")) else {
+        return false;
+    };
+    let target = inner
+        .split([' ', '\t', '\n', '\r'])
+        .next()
+        .unwrap_or_default();
+    is_name(target) && !target.eq_ignore_ascii_case("xml")
+}
+
+/// Reads ` name="value"` (or single quotes, XML 1.0 §2.8 `S name Eq value`) from the front of
+/// `rest`, advancing it; leaves `rest` alone and returns `None` when it does not start that way.
+fn decl_attr<'a>(rest: &mut &'a str, name: &str) -> Option<&'a str> {
+    let ws = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+    let s = rest.trim_start_matches(ws);
+    if s.len() == rest.len() {
+        return None;
+    }
+    let s = s.strip_prefix(name)?.trim_start_matches(ws);
+    let s = s.strip_prefix('=')?.trim_start_matches(ws);
+    let quote = s.chars().next().filter(|&q| q == '"' || q == '\'')?;
+    let (value, after) = s[1..].split_once(quote)?;
+    (!value.is_empty()).then_some(())?;
+    *rest = after;
+    Some(value)
+}
+
+/// Fixed phrase for a quick-xml error (its own messages may quote input, unfit for a reason phrase).
+fn xml_error_detail(e: &quick_xml::Error) -> &'static str {
+    use quick_xml::errors::IllFormedError;
+    match e {
+        quick_xml::Error::Io(_) => "read error",
+        quick_xml::Error::Syntax(_) => "syntax error",
+        quick_xml::Error::IllFormed(IllFormedError::MismatchedEndTag { .. }) => {
+            "mismatched end tag"
+        }
+        quick_xml::Error::IllFormed(IllFormedError::UnmatchedEndTag(_)) => "unmatched end tag",
+        quick_xml::Error::IllFormed(IllFormedError::DoubleHyphenInComment) => "'--' in comment",
+        quick_xml::Error::IllFormed(IllFormedError::UnclosedReference) => "unclosed reference",
+        quick_xml::Error::IllFormed(_) => "ill-formed markup",
+        quick_xml::Error::InvalidAttr(_) => "malformed attribute",
+        quick_xml::Error::Encoding(_) => "invalid UTF-8",
+        quick_xml::Error::Escape(_) => "invalid reference",
+        quick_xml::Error::Namespace(_) => "namespace error",
+    }
+}
+
+/// `tuple`, `dm:person` and `dm:device` ids are `xs:ID`: unique across the document.
+fn check_unique_ids(elements: &[PidfElement]) -> Result<(), PidfError> {
+    let mut ids: Vec<&str> = elements
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                ElementKind::Tuple | ElementKind::Person | ElementKind::Device
+            )
+        })
+        .filter_map(|e| e.id.as_deref())
+        .collect();
+    if ids.len() < 2 {
+        return Ok(());
+    }
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(PidfError::DuplicateId);
+    }
+    Ok(())
+}
+
+/// Whether the presence `entity` names the address of record `aor`: `pres:`, `sip:` and `sips:`
+/// (or no scheme) are equivalent; user part case-sensitive after %-decoding, host (and port)
+/// case-insensitive, URI parameters and headers ignored (RFC 3261 §19.1.4; `pres:` is RFC 3859).
+pub fn entity_matches(entity: &str, aor: &str) -> bool {
+    match (uri_identity(entity), uri_identity(aor)) {
+        (Some((u1, h1)), Some((u2, h2))) => {
+            !h1.is_empty() && h1.eq_ignore_ascii_case(h2) && pct_decoded(u1).eq(pct_decoded(u2))
+        }
+        _ => false,
+    }
+}
+
+/// (user, host[:port]) of a `sip:`/`sips:`/`pres:` URI or of a bare `user@host`.
+fn uri_identity(uri: &str) -> Option<(&str, &str)> {
+    let mut s = uri.trim();
+    if let Some(inner) = s.strip_prefix('<').and_then(|s| s.strip_suffix('>')) {
+        s = inner.trim();
+    }
+    if let Some(colon) = s.find(':') {
+        let scheme = &s[..colon];
+        if !scheme.contains('@') {
+            if ["sip", "sips", "pres"]
+                .iter()
+                .any(|k| scheme.eq_ignore_ascii_case(k))
+            {
+                s = &s[colon + 1..];
+            } else if scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            {
+                return None;
+            }
+        }
+    }
+    let s = s.split('?').next().unwrap_or_default();
+    let (user, hostport) = match s.split_once('@') {
+        Some((userinfo, rest)) => (userinfo.split(':').next().unwrap_or_default(), rest),
+        None => ("", s),
+    };
+    let host = hostport.split(';').next().unwrap_or_default();
+    Some((user, host))
+}
+
+/// Bytes of a URI component with `%XX` escapes decoded (RFC 3261 §19.1.4: escaped and unescaped
+/// characters compare equal).
+fn pct_decoded(s: &str) -> impl Iterator<Item = u8> + '_ {
+    let b = s.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let c = *b.get(i)?;
+        if c == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|&x| (x as char).to_digit(16)),
+                b.get(i + 2).and_then(|&x| (x as char).to_digit(16)),
+            )
+        {
+            i += 3;
+            return Some((h * 16 + l) as u8);
+        }
+        i += 1;
+        Some(c)
+    })
+}
+
+/// Position group in the composed document: pidf.xsd orders `tuple*, note*, ##other*`.
+fn group(kind: ElementKind) -> u8 {
+    match kind {
+        ElementKind::Tuple => 0,
+        ElementKind::Note => 1,
+        ElementKind::Person | ElementKind::Device | ElementKind::Other => 2,
+    }
+}
+
+/// Same replacement key: kind and id (and for `Other`, also namespace and local name).
+fn same_key(a: &PidfElement, b: &PidfElement) -> bool {
+    a.kind == b.kind
+        && a.id.is_some()
+        && a.id == b.id
+        && (a.kind != ElementKind::Other || (a.ns == b.ns && a.local_name() == b.local_name()))
+}
+
+/// Same bytes and the same namespace bindings for the prefixes they use.
+fn same_content(da: &PidfDocument, a: &PidfElement, db: &PidfDocument, b: &PidfElement) -> bool {
+    a.kind == b.kind
+        && a.raw == b.raw
+        && bits(a.uses, da.namespaces.len()).all(|i| {
+            let na = da.namespaces[i];
+            let prefix = da.s(na.prefix);
+            bits(b.uses, db.namespaces.len()).any(|j| {
+                let nb = db.namespaces[j];
+                db.s(nb.prefix) == prefix && db.s(nb.uri) == da.s(na.uri)
+            })
+        })
+}
+
+fn bits(mask: u128, len: usize) -> impl Iterator<Item = usize> {
+    (0..len.min(128)).filter(move |i| mask & (1u128 << i) != 0)
+}
+
+/// Compose the view of a presentity from its live sources, oldest first: an element with the same
+/// kind and id as one from an older source replaces it (in the older one's place); everything else
+/// is kept (union; an id-less element identical to one of an older source appears once). Output is
+/// one complete PIDF document.
+pub fn compose(entity: &str, sources: &[&PidfDocument]) -> Bytes {
+    let total: usize = sources.iter().map(|d| d.elements.len()).sum();
+    let mut chosen: Vec<(usize, usize)> = Vec::with_capacity(total);
+    for (si, doc) in sources.iter().enumerate() {
+        'elements: for (ei, el) in doc.elements.iter().enumerate() {
+            for slot in chosen.iter_mut() {
+                if slot.0 == si {
+                    // A source's own elements never replace or absorb each other.
+                    continue;
+                }
+                let (cdoc, cel) = (sources[slot.0], &sources[slot.0].elements[slot.1]);
+                if el.id.is_some() {
+                    if same_key(el, cel) {
+                        *slot = (si, ei);
+                        continue 'elements;
+                    }
+                } else if same_content(doc, el, cdoc, cel) {
+                    continue 'elements;
+                }
+            }
+            chosen.push((si, ei));
+        }
+    }
+
+    // Root bindings: the union of the contributing sources' root prefixes, first binding wins.
+    let mut root: Vec<(&str, &str)> = Vec::new();
+    for (si, doc) in sources.iter().enumerate() {
+        if !chosen.iter().any(|c| c.0 == si) {
+            continue;
+        }
+        for (prefix, uri) in doc.namespaces() {
+            if let Some(p) = prefix
+                && !root.iter().any(|(rp, _)| *rp == p)
+            {
+                root.push((p, uri));
+            }
+        }
+    }
+
+    let mut cap = XML_DECL.len() + ROOT_OPEN.len() + escaped_len(entity) + 32;
+    cap += root
+        .iter()
+        .map(|(p, u)| p.len() + u.len() + 10)
+        .sum::<usize>();
+    for &(si, ei) in &chosen {
+        let (doc, el) = (sources[si], &sources[si].elements[ei]);
+        cap += el.raw.len() + 1;
+        cap += missing_decls(doc, el, &root)
+            .map(|(p, u)| p.len() + u.len() + 10)
+            .sum::<usize>();
+    }
+    let mut out = Vec::with_capacity(cap);
+    out.extend_from_slice(XML_DECL);
+    out.extend_from_slice(ROOT_OPEN);
+    for (p, u) in &root {
+        push_decl(&mut out, p, u);
+    }
+    push_entity(&mut out, entity);
+    if chosen.is_empty() {
+        out.extend_from_slice(b"/>\n");
+        return Bytes::from(out);
+    }
+    out.push(b'>');
+    for g in 0..3 {
+        for &(si, ei) in &chosen {
+            let (doc, el) = (sources[si], &sources[si].elements[ei]);
+            if group(el.kind) != g {
+                continue;
+            }
+            out.push(b'\n');
+            out.extend_from_slice(&el.raw[..el.name_end]);
+            for (p, u) in missing_decls(doc, el, &root) {
+                push_decl(&mut out, p, u);
+            }
+            out.extend_from_slice(&el.raw[el.name_end..]);
+        }
+    }
+    out.extend_from_slice(b"\n</presence>\n");
+    debug_assert!(
+        out.len() <= cap,
+        "compose pre-sizing: {} > {cap}",
+        out.len()
+    );
+    Bytes::from(out)
+}
+
+/// Root bindings of `doc` that `el` uses but the composed root (default namespace PIDF, named
+/// prefixes `root`) does not bind the same way: they go on `el`'s own start tag.
+fn missing_decls<'d>(
+    doc: &'d PidfDocument,
+    el: &PidfElement,
+    root: &[(&str, &str)],
+) -> impl Iterator<Item = (&'d str, &'d str)> {
+    bits(el.uses, doc.namespaces.len())
+        .map(|i| {
+            (
+                doc.s(doc.namespaces[i].prefix),
+                doc.s(doc.namespaces[i].uri),
+            )
+        })
+        .filter(|&(p, u)| {
+            if p.is_empty() {
+                u != PIDF_NS
+            } else {
+                !root.iter().any(|&(rp, ru)| rp == p && ru == u)
+            }
+        })
+}
+
+/// The view of a presentity nobody publishes for: no tuples (pidf.xsd allows that), or one
+/// tuple [`CLOSED_TUPLE_ID`] with basic status `closed` when configured.
+pub fn empty_view(entity: &str, closed_tuple: bool) -> Bytes {
+    let mut out = Vec::with_capacity(XML_DECL.len() + ROOT_OPEN.len() + entity.len() + 120);
+    out.extend_from_slice(XML_DECL);
+    out.extend_from_slice(ROOT_OPEN);
+    push_entity(&mut out, entity);
+    if closed_tuple {
+        out.extend_from_slice(b">\n<tuple id=\"");
+        out.extend_from_slice(CLOSED_TUPLE_ID.as_bytes());
+        out.extend_from_slice(b"\"><status><basic>closed</basic></status></tuple>\n</presence>\n");
+    } else {
+        out.extend_from_slice(b"/>\n");
+    }
+    Bytes::from(out)
+}
+
+/// ` xmlns[:prefix]="uri"` with `uri` as written in the source (already attribute-escaped; a value
+/// that came from single quotes may hold `"`, so it keeps single quotes).
+fn push_decl(out: &mut Vec<u8>, prefix: &str, uri: &str) {
+    out.extend_from_slice(b" xmlns");
+    if !prefix.is_empty() {
+        out.push(b':');
+        out.extend_from_slice(prefix.as_bytes());
+    }
+    let q = if uri.contains('"') { b'\'' } else { b'"' };
+    out.push(b'=');
+    out.push(q);
+    out.extend_from_slice(uri.as_bytes());
+    out.push(q);
+}
+
+/// Length of ` entity="..."` as written by [`push_entity`].
+fn escaped_len(entity: &str) -> usize {
+    let extra: usize = entity
+        .bytes()
+        .map(|b| match b {
+            b'&' | b'\t' | b'\n' | b'\r' => 4,
+            b'<' | b'>' => 3,
+            b'"' => 5,
+            _ => 0,
+        })
+        .sum();
+    10 + entity.len() + extra
+}
+
+/// ` entity="..."` with the value escaped for a double-quoted attribute.
+fn push_entity(out: &mut Vec<u8>, entity: &str) {
+    out.extend_from_slice(b" entity=\"");
+    for &b in entity.as_bytes() {
+        match b {
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            b'"' => out.extend_from_slice(b"&quot;"),
+            b'\t' => out.extend_from_slice(b"&#9;"),
+            b'\n' => out.extend_from_slice(b"&#10;"),
+            b'\r' => out.extend_from_slice(b"&#13;"),
+            // Other C0 controls cannot appear in XML 1.0 at all, not even as references.
+            0..0x20 => {}
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quick_xml::name::ResolveResult;
+    use quick_xml::reader::NsReader;
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const AOR: &str = "sip:alice@example.com";
+
+    /// PJSIP (pjsua) shape: default PIDF namespace, `dm`, `rpid` and an unused `c` (CIPID) prefix.
+    const PJSIP: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<presence entity="sip:alice@example.com" xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" xmlns:c="urn:ietf:params:xml:ns:pidf:cipid">
+ <tuple id="pjb7e1c3a0">
+  <status>
+   <basic>open</basic>
+  </status>
+  <contact priority="1">sip:alice@192.0.2.10:5060;transport=udp</contact>
+  <note>Online</note>
+  <timestamp>2024-05-01T12:00:00Z</timestamp>
+ </tuple>
+ <dm:person id="pj3f9a1c77">
+  <rpid:activities>
+   <rpid:unknown />
+  </rpid:activities>
+  <dm:note>Idle</dm:note>
+ </dm:person>
+</presence>
+"#;
+
+    /// Linphone shape: a tuple and a person whose activity is away.
+    const LINPHONE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:alice@example.com">
+  <tuple id="qmvbxe">
+    <status>
+      <basic>open</basic>
+    </status>
+    <contact>sip:alice@198.51.100.7</contact>
+    <timestamp>2024-05-01T12:01:00Z</timestamp>
+  </tuple>
+  <dm:person id="ahmcpa">
+    <rpid:activities>
+      <rpid:away/>
+    </rpid:activities>
+    <dm:timestamp>2024-05-01T12:01:00Z</dm:timestamp>
+  </dm:person>
+</presence>
+"#;
+
+    /// A gateway: prefixed PIDF, an unknown extension namespace with its own prefix, and `dm`
+    /// bound to something else than the data model (conflicts with the two bodies above).
+    const GATEWAY: &str = r#"<?xml version='1.0' encoding='utf-8'?>
+<!-- gateway -->
+<pidf:presence xmlns:pidf="urn:ietf:params:xml:ns:pidf" xmlns:dm='urn:example:not-data-model' xmlns:geo="urn:example:params:xml:ns:geo-ext" entity="pres:alice@example.com">
+  <?gw trace="1"?>
+  <pidf:tuple id="gw1">
+    <pidf:status><pidf:basic>closed</pidf:basic></pidf:status>
+    <pidf:note xml:lang="en">gateway &amp; co &#x263A;</pidf:note>
+  </pidf:tuple>
+  <pidf:note>via gateway</pidf:note>
+  <geo:location geo:precision="city" dm:tag="x&quot;y">
+    <geo:city>Paris</geo:city>
+  </geo:location>
+</pidf:presence>
+"#;
+
+    fn doc(xml: &str) -> PidfDocument {
+        parse(xml.as_bytes()).unwrap_or_else(|e| panic!("{e}: {xml}"))
+    }
+
+    fn err(xml: &str) -> PidfError {
+        match parse(xml.as_bytes()) {
+            Ok(_) => panic!("accepted: {xml}"),
+            Err(e) => e,
+        }
+    }
+
+    /// `{ns}local @{ns}attr=value ...` for every element, grouped by top-level child of the root,
+    /// as resolved by quick-xml's own namespace reader (also proves namespace well-formedness).
+    fn resolved_groups(xml: &[u8]) -> Vec<Vec<String>> {
+        fn ns(r: ResolveResult<'_>) -> String {
+            match r {
+                ResolveResult::Bound(n) => n.0.to_owned(),
+                ResolveResult::Unbound => String::new(),
+                ResolveResult::Unknown(p) => panic!("unknown prefix {p}"),
+            }
+        }
+        let mut reader = NsReader::from_str(std::str::from_utf8(xml).unwrap());
+        let (mut depth, mut groups) = (0, Vec::<Vec<String>>::new());
+        loop {
+            let (res, event) = reader.read_resolved_event().expect("well-formed output");
+            let element_ns = ns(res);
+            let (e, empty) = match event {
+                Event::Start(e) => (e, false),
+                Event::Empty(e) => (e, true),
+                Event::End(_) => {
+                    depth -= 1;
+                    continue;
+                }
+                Event::Eof => break,
+                _ => continue,
+            };
+            depth += 1;
+            let mut desc = format!("{{{element_ns}}}{}", e.local_name().into_inner());
+            for a in e.attributes() {
+                let a = a.unwrap();
+                if a.key.0 == "xmlns" || a.key.0.starts_with("xmlns:") {
+                    continue;
+                }
+                let (r, local) = reader.resolver().resolve_attribute(a.key);
+                desc += &format!(" @{{{}}}{}={}", ns(r), local.into_inner(), a.value);
+            }
+            match depth {
+                1 => assert_eq!(
+                    desc.split(' ').next(),
+                    Some("{urn:ietf:params:xml:ns:pidf}presence")
+                ),
+                2 => groups.push(vec![desc]),
+                _ => groups.last_mut().unwrap().push(desc),
+            }
+            if empty {
+                depth -= 1;
+            }
+        }
+        groups
+    }
+
+    /// Checks that `out` is `orig` with only `xmlns` declarations inserted after the element name;
+    /// returns the inserted text.
+    fn added_decls(out: &PidfElement, orig: &PidfElement) -> String {
+        let (o, i) = (out.as_bytes(), orig.as_bytes());
+        let ne = orig.name_end;
+        assert_eq!(&o[..ne], &i[..ne], "start of {}", orig.qname());
+        assert!(o.ends_with(&i[ne..]), "{} changed", orig.qname());
+        let added = std::str::from_utf8(&o[ne..o.len() - (i.len() - ne)]).unwrap();
+        let mut rest = added;
+        while !rest.is_empty() {
+            let r = rest.strip_prefix(" xmlns").expect("only xmlns added");
+            let eq = r.find('=').unwrap();
+            let q = r.as_bytes()[eq + 1];
+            let close = r[eq + 2..].find(q as char).unwrap();
+            rest = &r[eq + 2 + close + 1..];
+        }
+        added.to_owned()
+    }
+
+    fn validate(xml: &[u8]) {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/schemas/validate.sh");
+        if !script.exists() {
+            eprintln!("skipping schema validation: {} not found", script.display());
+            return;
+        }
+        if Command::new("xmllint").arg("--version").output().is_err() {
+            eprintln!(
+                "skipping schema validation: xmllint missing (apt-get install -y libxml2-utils)"
+            );
+            return;
+        }
+        let path = std::env::temp_dir().join(format!(
+            "presenced-pidf-{}-{}.xml",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, xml).unwrap();
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(&path)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            out.status.success(),
+            "validate.sh failed ({:?}): {}{}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(xml)
+        );
+    }
+
+    fn example(name: &str) -> Option<Vec<u8>> {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/schemas/examples")
+            .join(name);
+        let data = std::fs::read(&path).ok();
+        if data.is_none() {
+            eprintln!("skipping: {} not found", path.display());
+        }
+        data
+    }
+
+    #[test]
+    fn parses_pjsip_body() {
+        let d = doc(PJSIP);
+        assert_eq!(d.entity, "sip:alice@example.com");
+        let ns: Vec<_> = d.namespaces().collect();
+        assert_eq!(
+            ns,
+            [
+                (None, PIDF_NS),
+                (Some("dm"), DATA_MODEL_NS),
+                (Some("rpid"), "urn:ietf:params:xml:ns:pidf:rpid"),
+                (Some("c"), "urn:ietf:params:xml:ns:pidf:cipid"),
+            ]
+        );
+        assert_eq!(d.elements.len(), 2);
+        let (t, p) = (&d.elements[0], &d.elements[1]);
+        assert_eq!(
+            (t.kind, t.id.as_deref()),
+            (ElementKind::Tuple, Some("pjb7e1c3a0"))
+        );
+        assert_eq!(
+            (p.kind, p.id.as_deref()),
+            (ElementKind::Person, Some("pj3f9a1c77"))
+        );
+        assert!(t.as_bytes().starts_with(b"<tuple id=\"pjb7e1c3a0\">"));
+        assert!(t.as_bytes().ends_with(b"</tuple>"));
+        assert!(p.as_bytes().starts_with(b"<dm:person id="));
+        assert!(p.as_bytes().ends_with(b"</dm:person>"));
+        assert_eq!(
+            (p.qname(), p.local_name(), p.namespace()),
+            ("dm:person", "person", DATA_MODEL_NS)
+        );
+        assert_eq!(t.namespace(), PIDF_NS);
+    }
+
+    #[test]
+    fn parses_shared_examples() {
+        if let Some(good) = example("pidf-rpid.xml") {
+            let d = parse(&good).unwrap();
+            let kinds: Vec<_> = d.elements.iter().map(|e| e.kind).collect();
+            assert_eq!(
+                kinds,
+                [ElementKind::Tuple, ElementKind::Person, ElementKind::Device]
+            );
+            let out = compose("pres:alice@example.com", &[&d]);
+            validate(&out);
+            assert_eq!(resolved_groups(&out), resolved_groups(&good));
+        }
+        if let Some(bad) = example("pidf-bad.xml") {
+            assert_eq!(parse(&bad).unwrap_err(), PidfError::MissingId("tuple"));
+        }
+    }
+
+    #[test]
+    fn accepts_any_prefix_and_skips_prolog() {
+        let d = doc(GATEWAY);
+        assert_eq!(d.entity, "pres:alice@example.com");
+        let kinds: Vec<_> = d.elements.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [ElementKind::Tuple, ElementKind::Note, ElementKind::Other]
+        );
+        assert_eq!(
+            d.elements[2].namespace(),
+            "urn:example:params:xml:ns:geo-ext"
+        );
+        assert_eq!(d.elements[2].id, None);
+        // UTF-8 BOM, comments and PIs around the root are fine.
+        let bom = format!(
+            "\u{feff}<!--c--><?pi x?>\n{}\n<!--after-->\n",
+            &LINPHONE[39..]
+        );
+        let d = doc(&bom);
+        assert!(
+            d.elements[0]
+                .as_bytes()
+                .starts_with(b"<tuple id=\"qmvbxe\">")
+        );
+        // Empty root.
+        let d = doc(r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"/>"#);
+        assert!(d.elements.is_empty());
+    }
+
+    #[test]
+    fn rejects_non_well_formed() {
+        let cases = [
+            ("", "no root element"),
+            ("   ", "no root element"),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a">"#,
+                "unexpected end of document",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"><note></presence>"#,
+                "mismatched end tag",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"/><presence/>"#,
+                "content after root element",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"/>x"#,
+                "text outside root element",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"><note>&nbsp;</note></presence>"#,
+                "invalid reference",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"><note>&#1;</note></presence>"#,
+                "invalid reference",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"><note>a & b</note></presence>"#,
+                "unclosed reference",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a<b"/>"#,
+                "invalid attribute value",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a&b"/>"#,
+                "invalid attribute value",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a" entity="b"/>"#,
+                "duplicate attribute",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity=a/>"#,
+                "malformed attribute",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"><x:y/></presence>"#,
+                "undeclared namespace prefix",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"><note x:y="1"/></presence>"#,
+                "undeclared namespace prefix",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:x="" entity="a"/>"#,
+                "empty namespace name",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"><1note/></presence>"#,
+                "invalid element name",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"><!-- a -- b --></presence>"#,
+                "'--' in comment",
+            ),
+            (
+                "<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"a\">\u{1}</presence>",
+                "invalid character",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"><note>]]></note></presence>"#,
+                "']]>' in text",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"></note></presence>"#,
+                "mismatched end tag",
+            ),
+            (
+                r#" <?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"/>"#,
+                "XML declaration not at start",
+            ),
+            (
+                r#"<?xml version="1." ?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"/>"#,
+                "bad XML declaration",
+            ),
+            (
+                r#"<?xml version="1.0"encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"/>"#,
+                "bad XML declaration",
+            ),
+            (
+                r#"<?xml version="1.0" standalone="maybe"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"/>"#,
+                "bad XML declaration",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"><?XML x?></presence>"#,
+                "invalid processing instruction",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"xmlns:x="urn:x"/>"#,
+                "malformed attribute",
+            ),
+            (
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"><note>x</note"#,
+                "syntax error",
+            ),
+        ];
+        for (xml, detail) in cases {
+            match err(xml) {
+                PidfError::NotWellFormed { detail: d, at } => {
+                    assert_eq!(d, detail, "{xml}");
+                    assert!(at <= xml.len());
+                    // Usable as a SIP reason phrase: printable ASCII only.
+                    let phrase = err(xml).to_string();
+                    assert!(
+                        phrase.bytes().all(|b| (0x20..0x7f).contains(&b)),
+                        "{phrase}"
+                    );
+                }
+                e => panic!("{xml}: {e}"),
+            }
+        }
+        let mut bad_utf8 =
+            br#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"><note>"#.to_vec();
+        bad_utf8.extend_from_slice(b"\xff</note></presence>");
+        assert_eq!(
+            parse(&bad_utf8).unwrap_err(),
+            PidfError::NotWellFormed {
+                at: 63,
+                detail: "invalid UTF-8"
+            }
+        );
+        let e =
+            err(r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"><note></presence>"#);
+        assert_eq!(
+            e.to_string(),
+            "not well-formed XML at byte 63 (mismatched end tag)"
+        );
+        assert_eq!(err(r#"<!DOCTYPE presence><presence/>"#), PidfError::Doctype);
+        let latin1 = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"a\"><note>\u{e9}</note></presence>";
+        assert_eq!(err(latin1), PidfError::UnsupportedEncoding);
+        // Pure ASCII under another declared encoding is the same bytes in UTF-8.
+        doc(
+            r#"<?xml version="1.0" encoding="US-ASCII"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="a"/>"#,
+        );
+    }
+
+    #[test]
+    fn rejects_invalid_pidf() {
+        assert_eq!(err(r#"<presence entity="a"/>"#), PidfError::NotPidf);
+        assert_eq!(
+            err(r#"<presence xmlns="urn:ietf:params:xml:ns:pidf2" entity="a"/>"#),
+            PidfError::NotPidf
+        );
+        assert_eq!(
+            err(r#"<p:presenc xmlns:p="urn:ietf:params:xml:ns:pidf" entity="a"/>"#),
+            PidfError::NotPidf
+        );
+        assert_eq!(
+            err(r#"<presence xmlns="urn:ietf:params:xml:ns:pidf"/>"#),
+            PidfError::MissingEntity
+        );
+        assert_eq!(
+            err(r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity=" "/>"#),
+            PidfError::MissingEntity
+        );
+        assert_eq!(
+            err(r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" p:entity="a" xmlns:p="urn:x"/>"#),
+            PidfError::MissingEntity
+        );
+        let p = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" entity="a">"#;
+        let st = "<status><basic>open</basic></status>";
+        let e = |body: &str| err(&format!("{p}{body}</presence>"));
+        assert_eq!(
+            e(&format!("<tuple>{st}</tuple>")),
+            PidfError::MissingId("tuple")
+        );
+        assert_eq!(
+            e(&format!("<tuple id=''>{st}</tuple>")),
+            PidfError::MissingId("tuple")
+        );
+        assert_eq!(e("<dm:person/>"), PidfError::MissingId("person"));
+        assert_eq!(
+            e("<dm:device><dm:deviceID>x</dm:deviceID></dm:device>"),
+            PidfError::MissingId("device")
+        );
+        assert_eq!(
+            e(&format!("<tuple id='a'>{st}</tuple><dm:person id='a'/>")),
+            PidfError::DuplicateId
+        );
+        assert_eq!(
+            e("<tuple id='a'><contact>sip:a@b</contact></tuple>"),
+            PidfError::MissingStatus
+        );
+        assert_eq!(e("<tuple id='a'/>"), PidfError::MissingStatus);
+        assert_eq!(
+            e("<tuple id='a'><status><basic>maybe</basic></status></tuple>"),
+            PidfError::InvalidBasic
+        );
+        assert_eq!(
+            e("<tuple id='a'><status><basic/></status></tuple>"),
+            PidfError::InvalidBasic
+        );
+        assert_eq!(
+            e("<tuple id='a'><status><basic> open</basic></status></tuple>"),
+            PidfError::InvalidBasic
+        );
+        // A character reference in basic is still `closed`.
+        doc(&format!(
+            "{p}<tuple id='a'><status><basic>clos&#101;d</basic></status></tuple></presence>"
+        ));
+        // PIDF-namespace and unqualified elements that pidf.xsd does not allow at the top are dropped.
+        let d = doc(&format!(
+            "{p}<tuple id='a'>{st}</tuple><bogus/><z xmlns=''/></presence>"
+        ));
+        assert_eq!(d.elements.len(), 1);
+    }
+
+    #[test]
+    fn composes_real_world_sources_verbatim() {
+        let (a, b, c) = (doc(PJSIP), doc(LINPHONE), doc(GATEWAY));
+        let out = compose(AOR, &[&a, &b, &c]);
+        validate(&out);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(text.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" xmlns:dm=\"urn:ietf:params:xml:ns:pidf:data-model\" xmlns:rpid=\"urn:ietf:params:xml:ns:pidf:rpid\" xmlns:c=\"urn:ietf:params:xml:ns:pidf:cipid\" xmlns:pidf=\"urn:ietf:params:xml:ns:pidf\" xmlns:geo=\"urn:example:params:xml:ns:geo-ext\" entity=\"sip:alice@example.com\">\n"), "{text}");
+        // tuples, then notes, then other namespaces; each group in source order.
+        let expected = [
+            (&a, 0),
+            (&b, 0),
+            (&c, 0),
+            (&c, 1),
+            (&a, 1),
+            (&b, 1),
+            (&c, 2),
+        ];
+        let o = parse(&out).unwrap();
+        assert_eq!(o.elements.len(), expected.len());
+        let added: Vec<_> = expected
+            .iter()
+            .zip(&o.elements)
+            .map(|((d, i), out)| added_decls(out, &d.elements[*i]))
+            .collect();
+        // Only the gateway's extension needs its own `dm` (the composed root's `dm` is RFC 4479's).
+        assert_eq!(
+            added,
+            [
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                " xmlns:dm=\"urn:example:not-data-model\""
+            ]
+        );
+        // Every element and attribute still resolves to the namespace it had in its source.
+        let (ga, gb, gc) = (
+            resolved_groups(PJSIP.as_bytes()),
+            resolved_groups(LINPHONE.as_bytes()),
+            resolved_groups(GATEWAY.as_bytes()),
+        );
+        let want = [&ga[0], &gb[0], &gc[0], &gc[1], &ga[1], &gb[1], &gc[2]];
+        let got = resolved_groups(&out);
+        assert_eq!(got.iter().collect::<Vec<_>>(), want);
+        assert!(got[6].contains(&"{urn:example:params:xml:ns:geo-ext}location @{urn:example:params:xml:ns:geo-ext}precision=city @{urn:example:not-data-model}tag=x&quot;y".to_owned()));
+        // Composing the composed view again changes nothing.
+        assert_eq!(compose(AOR, &[&o]), out);
+    }
+
+    #[test]
+    fn newer_source_replaces_same_kind_and_id() {
+        let p = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:alice@example.com">"#;
+        let older = doc(&format!(
+            "{p}<tuple id='t1'><status><basic>open</basic></status></tuple>\
+             <dm:person id='p1'><rpid:activities><rpid:busy/></rpid:activities></dm:person>\
+             <note>old note</note></presence>"
+        ));
+        let newer = doc(&format!(
+            "{p}<dm:person id='p1'><rpid:activities><rpid:away/></rpid:activities></dm:person>\
+             <tuple id='t2'><status><basic>open</basic></status></tuple>\
+             <tuple id='t1'><status><basic>closed</basic></status></tuple></presence>"
+        ));
+        let out = compose(AOR, &[&older, &newer]);
+        validate(&out);
+        let o = parse(&out).unwrap();
+        let got: Vec<_> = o.elements.iter().map(|e| e.as_bytes()).collect();
+        assert_eq!(
+            got,
+            [
+                newer.elements[2].as_bytes(), // t1 from the newer source, in t1's first place
+                newer.elements[1].as_bytes(), // t2
+                older.elements[2].as_bytes(), // note kept
+                newer.elements[0].as_bytes(), // p1 from the newer source
+            ]
+        );
+        // Oldest-first order matters: swapped, the other copies win.
+        let o = parse(&compose(AOR, &[&newer, &older])).unwrap();
+        let got: Vec<_> = o.elements.iter().map(|e| e.as_bytes()).collect();
+        assert_eq!(
+            got,
+            [
+                newer.elements[1].as_bytes(),
+                older.elements[0].as_bytes(),
+                older.elements[2].as_bytes(),
+                older.elements[1].as_bytes(),
+            ]
+        );
+        // Different kinds never replace each other, even with equal ids; the resulting xs:ID
+        // collision is the publishers' doing and shows up when the view is parsed again.
+        let x = doc(&format!("{p}<dm:person id='t1'/></presence>"));
+        let e = parse(&compose(AOR, &[&older, &x])).unwrap_err();
+        assert_eq!(e, PidfError::DuplicateId);
+    }
+
+    #[test]
+    fn orders_tuple_note_other() {
+        let d = doc(
+            r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:op="urn:oma:xml:prs:pres-content" entity="sip:alice@example.com">
+  <dm:person id="p"/>
+  <note xml:lang="en">first</note>
+  <op:pres-content><op:mime-type>image/png</op:mime-type></op:pres-content>
+  <tuple id="t"><status><basic>open</basic></status></tuple>
+  <note>second</note>
+</presence>"#,
+        );
+        let out = compose(AOR, &[&d]);
+        validate(&out);
+        let o = parse(&out).unwrap();
+        let names: Vec<_> = o.elements.iter().map(|e| e.qname()).collect();
+        assert_eq!(
+            names,
+            ["tuple", "note", "note", "dm:person", "op:pres-content"]
+        );
+    }
+
+    #[test]
+    fn identical_id_less_elements_appear_once() {
+        let note = |n: &str| {
+            doc(&format!(
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:x="urn:example:{n}" entity="sip:a@b"><note>Busy</note><x:e>1</x:e></presence>"#
+            ))
+        };
+        let (a, b, c) = (note("x"), note("x"), note("y"));
+        let o = parse(&compose(AOR, &[&a, &b])).unwrap();
+        assert_eq!(o.elements.len(), 2);
+        // Same bytes, but `x:` means another namespace: both kept, the second with its binding.
+        let out = compose(AOR, &[&a, &c]);
+        let o = parse(&out).unwrap();
+        assert_eq!(o.elements.len(), 3);
+        assert_eq!(
+            o.elements[2].as_bytes(),
+            b"<x:e xmlns:x=\"urn:example:y\">1</x:e>"
+        );
+        validate(&out);
+    }
+
+    #[test]
+    fn restates_default_namespace_when_it_is_not_pidf() {
+        let odd = r#"<p:presence xmlns:p="urn:ietf:params:xml:ns:pidf" xmlns="urn:example:ext" xmlns:rpid="urn:example:not-rpid" entity="sip:alice@example.com">
+  <p:tuple id="t9"><p:status><p:basic>open</p:basic></p:status><flag on="yes"/></p:tuple>
+  <gadget kind="x"><part/><rpid:thing/></gadget>
+  <rpid:own/>
+</p:presence>"#;
+        let (pj, d) = (doc(PJSIP), doc(odd));
+        let out = compose(AOR, &[&pj, &d]);
+        validate(&out);
+        let o = parse(&out).unwrap();
+        let added: Vec<_> = [(&pj, 0), (&d, 0), (&pj, 1), (&d, 1), (&d, 2)]
+            .iter()
+            .zip(&o.elements)
+            .map(|((s, i), out)| added_decls(out, &s.elements[*i]))
+            .collect();
+        assert_eq!(
+            added,
+            [
+                "",
+                " xmlns=\"urn:example:ext\"",
+                "",
+                " xmlns=\"urn:example:ext\" xmlns:rpid=\"urn:example:not-rpid\"",
+                " xmlns:rpid=\"urn:example:not-rpid\"",
+            ]
+        );
+        let (gp, gd) = (
+            resolved_groups(PJSIP.as_bytes()),
+            resolved_groups(odd.as_bytes()),
+        );
+        assert_eq!(
+            resolved_groups(&out),
+            [
+                gp[0].clone(),
+                gd[0].clone(),
+                gp[1].clone(),
+                gd[1].clone(),
+                gd[2].clone()
+            ]
+        );
+
+        // No default namespace at all: unqualified descendants must stay unqualified.
+        let bare = r#"<p:presence xmlns:p="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.com"><p:tuple id="t"><p:status><p:basic>open</p:basic></p:status><flag/></p:tuple></p:presence>"#;
+        let out = compose(AOR, &[&doc(bare)]);
+        assert!(
+            std::str::from_utf8(&out)
+                .unwrap()
+                .contains("<p:tuple xmlns=\"\" id=\"t\">")
+        );
+        assert_eq!(resolved_groups(&out), resolved_groups(bare.as_bytes()));
+    }
+
+    #[test]
+    fn local_declarations_and_xsi_type() {
+        // Declarations inside the element are its own; prefixes in xsi:type values are kept bound.
+        let src = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:e="urn:example:e" xmlns:t="urn:example:types" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" entity="sip:a@b">
+<e:x xmlns:l="urn:example:local" l:a="1" xsi:type="t:kind"><l:y xmlns:e="urn:example:inner"><e:z/></l:y></e:x>
+</presence>"#;
+        let other = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:t="urn:example:other" xmlns:xsi="urn:example:not-xsi" xmlns:e="urn:example:not-e" entity="sip:a@b"><t:w/></presence>"#;
+        let (o, d) = (doc(other), doc(src));
+        let out = compose(AOR, &[&o, &d]);
+        let c = parse(&out).unwrap();
+        assert_eq!(
+            added_decls(&c.elements[1], &d.elements[0]),
+            " xmlns:e=\"urn:example:e\" xmlns:t=\"urn:example:types\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\""
+        );
+        assert_eq!(resolved_groups(&out)[1], resolved_groups(src.as_bytes())[0]);
+    }
+
+    #[test]
+    fn empty_views_are_valid() {
+        let out = empty_view("sip:alice@example.com", false);
+        assert_eq!(
+            &out[..],
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:alice@example.com\"/>\n"
+        );
+        validate(&out);
+        let out = empty_view("pres:a&b@example.com", true);
+        validate(&out);
+        let d = parse(&out).unwrap();
+        assert_eq!(d.entity, "pres:a&b@example.com");
+        assert_eq!(d.elements.len(), 1);
+        assert_eq!(
+            (d.elements[0].kind, d.elements[0].id.as_deref()),
+            (ElementKind::Tuple, Some(CLOSED_TUPLE_ID))
+        );
+        assert_eq!(compose("sip:x@y", &[]), empty_view("sip:x@y", false));
+    }
+
+    #[test]
+    fn compose_escapes_entity() {
+        let out = compose("sip:\"a&b\"<c>@example.com", &[&doc(LINPHONE)]);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(text.contains(" entity=\"sip:&quot;a&amp;b&quot;&lt;c&gt;@example.com\">"));
+        assert_eq!(parse(&out).unwrap().entity, "sip:\"a&b\"<c>@example.com");
+    }
+
+    #[test]
+    fn entity_matching() {
+        for (entity, aor) in [
+            ("pres:alice@example.com", "sip:alice@example.com"),
+            ("sip:alice@example.com", "sip:alice@example.com"),
+            ("sips:alice@EXAMPLE.com", "sip:alice@example.COM"),
+            ("PRES:alice@example.com", "alice@example.com"),
+            ("<sip:alice@example.com>", "sip:alice@example.com"),
+            (
+                "sip:alice@example.com;transport=tcp",
+                "sip:alice@example.com",
+            ),
+            (
+                "sip:alice@example.com?subject=x",
+                "pres:alice@example.com;x=y",
+            ),
+            ("sip:alice:secret@example.com", "sip:alice@example.com"),
+            ("sip:%61lice@example.com", "sip:alice@example.com"),
+            (
+                "sip:+1555;phone-context=x@example.com",
+                "sip:+1555;phone-context=x@example.com",
+            ),
+            ("sip:example.com", "sip:example.com"),
+        ] {
+            assert!(entity_matches(entity, aor), "{entity} vs {aor}");
+        }
+        for (entity, aor) in [
+            ("sip:Alice@example.com", "sip:alice@example.com"),
+            ("sip:alice@example.com", "sip:alice@example.org"),
+            ("sip:alice@example.com:5061", "sip:alice@example.com"),
+            ("sip:bob@example.com", "sip:alice@example.com"),
+            ("tel:+15551234", "sip:+15551234@example.com"),
+            ("", "sip:alice@example.com"),
+            ("sip:alice@", "sip:alice@"),
+        ] {
+            assert!(!entity_matches(entity, aor), "{entity} vs {aor}");
+        }
+    }
+
+    /// The hot path stores slices of one buffer: no per-element copies, no per-byte work beyond
+    /// the reader's scan, and only ids allocate per element.
+    #[test]
+    fn parse_shares_one_buffer() {
+        let mut body = PJSIP.replace("</presence>\n", "");
+        while body.len() < 1000 {
+            body.push_str(" <note>padding note</note>\n");
+        }
+        body.push_str("</presence>\n");
+        let body = Bytes::from(body);
+        let d = parse_bytes(body.clone()).unwrap();
+        assert_eq!(
+            d.body().as_ptr(),
+            body.as_ptr(),
+            "parse_bytes must not copy the body"
+        );
+        let range = body.as_ptr() as usize..body.as_ptr() as usize + body.len();
+        for e in &d.elements {
+            let p = e.as_bytes().as_ptr() as usize;
+            assert!(range.contains(&p) && p + e.as_bytes().len() <= range.end);
+        }
+        assert!(d.elements.len() > 8);
+        assert!(d.elements.capacity() < 4 * d.elements.len());
+        let n = if cfg!(debug_assertions) {
+            2_000
+        } else {
+            200_000
+        };
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(parse_bytes(body.clone()).unwrap());
+        }
+        let per = t.elapsed() / n;
+        let docs: Vec<_> = (0..4).map(|_| doc(PJSIP)).collect();
+        let refs: Vec<_> = docs.iter().collect();
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(compose(AOR, &refs));
+        }
+        eprintln!(
+            "parse {} B: {per:?}/body, compose 4 sources: {:?}/view",
+            body.len(),
+            t.elapsed() / n
+        );
+    }
+
+    #[test]
+    fn other_elements_replace_by_name_and_id() {
+        let src = |body: &str| {
+            doc(&format!(
+                r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:x="urn:example:x" xmlns:y="urn:example:y" entity="sip:a@b">{body}</presence>"#
+            ))
+        };
+        let older = src(r#"<x:e id="1">old</x:e><y:e id="1">kept</y:e><x:f id="1">kept too</x:f>"#);
+        let newer = src(r#"<x:e id="1">new</x:e>"#);
+        let o = parse(&compose(AOR, &[&older, &newer])).unwrap();
+        let got: Vec<_> = o.elements.iter().map(|e| e.as_bytes()).collect();
+        assert_eq!(
+            got,
+            [
+                &b"<x:e id=\"1\">new</x:e>"[..],
+                b"<y:e id=\"1\">kept</y:e>",
+                b"<x:f id=\"1\">kept too</x:f>"
+            ]
+        );
+        // The key is the namespace, not the prefix.
+        let renamed = doc(
+            r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:z="urn:example:x" entity="sip:a@b"><z:e id="1">z</z:e></presence>"#,
+        );
+        let o = parse(&compose(AOR, &[&older, &renamed])).unwrap();
+        assert_eq!(o.elements[0].as_bytes(), b"<z:e id=\"1\">z</z:e>");
+        assert_eq!(o.elements.len(), 3);
+    }
+
+    /// Random edits of real bodies: parsing never panics, and whatever is accepted composes into a
+    /// document where every element keeps its namespaces (alone, and next to a conflicting source).
+    #[test]
+    fn mutated_bodies_keep_namespaces() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        };
+        let alphabet = b"<>&;:\"'/=x# ]!?-\n\xc3\t[CDATAxmlns0%#";
+        let group_of = |g: &Vec<String>| {
+            let first = g[0].split(' ').next().unwrap();
+            match first {
+                "{urn:ietf:params:xml:ns:pidf}tuple" => Some(0),
+                "{urn:ietf:params:xml:ns:pidf}note" => Some(1),
+                _ if first.starts_with("{}")
+                    || first.starts_with("{urn:ietf:params:xml:ns:pidf}") =>
+                {
+                    None
+                }
+                _ => Some(2),
+            }
+        };
+        let pjsip = doc(PJSIP);
+        let mut accepted = 0;
+        for base in [PJSIP, LINPHONE, GATEWAY] {
+            for _ in 0..1000 {
+                let mut b = base.as_bytes().to_vec();
+                for _ in 0..1 + next() % 3 {
+                    let pos = next() % b.len();
+                    let c = alphabet[next() % alphabet.len()];
+                    match next() % 3 {
+                        0 => drop(b.remove(pos)),
+                        1 => b.insert(pos, c),
+                        _ => b[pos] = c,
+                    }
+                }
+                let Ok(d) = parse(&b) else { continue };
+                accepted += 1;
+                let out = compose(AOR, &[&d]);
+                let mut want: Vec<_> = resolved_groups(&b)
+                    .into_iter()
+                    .filter_map(|g| group_of(&g).map(|k| (k, g)))
+                    .collect();
+                want.sort_by_key(|(k, _)| *k);
+                let want: Vec<_> = want.into_iter().map(|(_, g)| g).collect();
+                assert_eq!(
+                    resolved_groups(&out),
+                    want,
+                    "{}",
+                    String::from_utf8_lossy(&b)
+                );
+                let out = compose(AOR, &[&pjsip, &d]);
+                parse(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+                resolved_groups(&out);
+            }
+        }
+        assert!(accepted > 300, "{accepted}");
+    }
+}
