@@ -55,8 +55,13 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for (name, text) in [("publish", PUBLISH), ("subscribe", SUBSCRIBE)] {
         let msg = inbound(text);
-        assert!(matches!(parse(&msg, "OPTIONS", false), Parsed::Request(_)), "{name} parses");
-        g.bench_function(name, |b| b.iter(|| black_box(parse(black_box(&msg), "OPTIONS", false))));
+        assert!(
+            matches!(parse(&msg, "OPTIONS", false), Parsed::Request(_)),
+            "{name} parses"
+        );
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(parse(black_box(&msg), "OPTIONS", false)))
+        });
     }
     g.finish();
 }

@@ -17,6 +17,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub storage: StorageConfig,
     pub engine: EngineSection,
+    pub presence: PresenceSection,
     pub log: LogConfig,
 }
 
@@ -59,6 +60,42 @@ pub struct EngineSection {
     pub t2_ms: u64,
 }
 
+/// `[presence]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceSection {
+    pub domains: Vec<String>,
+    pub publish_min_expires: u32,
+    pub publish_max_expires: u32,
+    pub publish_default_expires: u32,
+    pub subscribe_min_expires: u32,
+    pub subscribe_max_expires: u32,
+    pub subscribe_default_expires: u32,
+    pub max_body_bytes: usize,
+    pub closed_when_unpublished: bool,
+    pub max_subscriptions_per_presentity: usize,
+    pub max_subscriptions_per_watcher: usize,
+}
+
+impl PresenceSection {
+    /// The engine's view of these settings.
+    pub fn engine_config(&self) -> presenced_systems::presence::PresenceConfig {
+        presenced_systems::presence::PresenceConfig {
+            publish_min_expires: self.publish_min_expires,
+            publish_max_expires: self.publish_max_expires,
+            publish_default_expires: self.publish_default_expires,
+            subscribe_min_expires: self.subscribe_min_expires,
+            subscribe_max_expires: self.subscribe_max_expires,
+            subscribe_default_expires: self.subscribe_default_expires,
+            max_body_bytes: self.max_body_bytes,
+            domains: self.domains.clone(),
+            closed_when_unpublished: self.closed_when_unpublished,
+            max_subscriptions_per_presentity: self.max_subscriptions_per_presentity,
+            max_subscriptions_per_watcher: self.max_subscriptions_per_watcher,
+        }
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,11 +107,18 @@ pub struct LogConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: `{key}` {problem}")]
-    Invalid { path: String, key: &'static str, problem: String },
+    Invalid {
+        path: String,
+        key: &'static str,
+        problem: String,
+    },
 }
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
@@ -94,17 +138,26 @@ impl Config {
         let mut table: toml::Table = toml::from_str(DEFAULT_TOML).expect("embedded defaults parse");
         let label = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
-                let over: toml::Table = toml::from_str(&text)
-                    .map_err(|e| ConfigError::Parse { path: p.display().to_string(), message: e.to_string() })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.into(),
+                    source,
+                })?;
+                let over: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?;
                 merge(&mut table, over);
                 p.display().to_string()
             }
             None => "built-in defaults".to_owned(),
         };
-        let config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse { path: label.clone(), message: e.to_string() })?;
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: label.clone(),
+                    message: e.to_string(),
+                })?;
         config.validate(&label)?;
         Ok(config)
     }
@@ -112,13 +165,20 @@ impl Config {
     /// Checks serde cannot express.
     pub fn validate(&self, label: &str) -> Result<(), ConfigError> {
         let bad = |key: &'static str, problem: &str| {
-            Err(ConfigError::Invalid { path: label.to_owned(), key, problem: problem.to_owned() })
+            Err(ConfigError::Invalid {
+                path: label.to_owned(),
+                key,
+                problem: problem.to_owned(),
+            })
         };
         if self.sip.listen.is_empty() {
             return bad("sip.listen", "must name at least one address");
         }
         if !self.sip.udp && !self.sip.tcp {
-            return bad("sip.udp", "and sip.tcp are both false: enable at least one transport");
+            return bad(
+                "sip.udp",
+                "and sip.tcp are both false: enable at least one transport",
+            );
         }
         if self.sip.max_message_bytes < 1024 || self.sip.max_message_bytes > 16 << 20 {
             return bad("sip.max_message_bytes", "must be between 1024 and 16777216");
@@ -130,7 +190,28 @@ impl Config {
             return bad("engine.max_batch", "must be at least 1");
         }
         if self.engine.t1_ms == 0 || self.engine.t2_ms < self.engine.t1_ms {
-            return bad("engine.t1_ms", "must be positive and not above engine.t2_ms");
+            return bad(
+                "engine.t1_ms",
+                "must be positive and not above engine.t2_ms",
+            );
+        }
+        let p = &self.presence;
+        if p.publish_min_expires > p.publish_max_expires
+            || !(p.publish_min_expires..=p.publish_max_expires).contains(&p.publish_default_expires)
+        {
+            return bad(
+                "presence.publish_default_expires",
+                "must lie within publish_min_expires..=publish_max_expires",
+            );
+        }
+        if p.subscribe_min_expires > p.subscribe_max_expires
+            || !(p.subscribe_min_expires..=p.subscribe_max_expires)
+                .contains(&p.subscribe_default_expires)
+        {
+            return bad(
+                "presence.subscribe_default_expires",
+                "must lie within subscribe_min_expires..=subscribe_max_expires",
+            );
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad("log.level", "is not a level or tracing filter");
@@ -144,7 +225,11 @@ mod tests {
     use super::*;
 
     fn load_str(text: &str) -> Result<Config, ConfigError> {
-        let dir = std::env::temp_dir().join(format!("presenced-cfg-{}-{}", std::process::id(), text.len()));
+        let dir = std::env::temp_dir().join(format!(
+            "presenced-cfg-{}-{}",
+            std::process::id(),
+            text.len()
+        ));
         std::fs::write(&dir, text).unwrap();
         let r = Config::load(Some(&dir));
         std::fs::remove_file(&dir).ok();
@@ -167,11 +252,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = load_str("[sip]\nlisten = [\"nonsense\"]\n").unwrap_err().to_string();
+        let e = load_str("[sip]\nlisten = [\"nonsense\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listen"), "{e}");
         let e = load_str("[engine]\nbogus = 1\n").unwrap_err().to_string();
         assert!(e.contains("bogus"), "{e}");
-        let e = load_str("[engine]\ninbox_capacity = 0\n").unwrap_err().to_string();
+        let e = load_str("[engine]\ninbox_capacity = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("engine.inbox_capacity"), "{e}");
     }
 }

@@ -22,22 +22,33 @@ const OUTBOX_HIGH_WATER: usize = 256;
 
 /// Bind every listener named in the config. UDP and TCP of one address share its port, so
 /// `--sip 127.0.0.1:0` gets one free port for both.
-fn bind(config: &Config) -> anyhow_free::Result<(Vec<std::net::UdpSocket>, Vec<std::net::TcpListener>, Vec<String>)> {
+fn bind(
+    config: &Config,
+) -> anyhow_free::Result<(
+    Vec<std::net::UdpSocket>,
+    Vec<std::net::TcpListener>,
+    Vec<String>,
+)> {
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     let mut lines = Vec::new();
     for addr in &config.sip.listen {
         let mut addr: SocketAddr = *addr;
         if config.sip.udp {
-            let (s, rcv, snd) = sockets::udp(addr, config.sip.recv_buffer_bytes, config.sip.send_buffer_bytes)
-                .map_err(|e| format!("cannot bind SIP UDP {addr}: {e}"))?;
+            let (s, rcv, snd) = sockets::udp(
+                addr,
+                config.sip.recv_buffer_bytes,
+                config.sip.send_buffer_bytes,
+            )
+            .map_err(|e| format!("cannot bind SIP UDP {addr}: {e}"))?;
             addr = s.local_addr().map_err(|e| e.to_string())?;
             info!("sip udp {addr}: receive buffer {rcv} bytes, send buffer {snd} bytes");
             lines.push(format!("sip/udp {addr}"));
             udp.push(s);
         }
         if config.sip.tcp {
-            let l = sockets::tcp_listener(addr).map_err(|e| format!("cannot bind SIP TCP {addr}: {e}"))?;
+            let l = sockets::tcp_listener(addr)
+                .map_err(|e| format!("cannot bind SIP TCP {addr}: {e}"))?;
             addr = l.local_addr().map_err(|e| e.to_string())?;
             lines.push(format!("sip/tcp {addr}"));
             tcp.push(l);
@@ -54,14 +65,20 @@ pub mod anyhow_free {
 
 /// A random-enough seed for tags and branches without a clock read in the engine.
 fn seed() -> u64 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 32)
 }
 
 /// Run the server until SIGINT or SIGTERM.
 pub fn run(config: Config) -> anyhow_free::Result<()> {
-    std::fs::create_dir_all(&config.storage.data_dir)
-        .map_err(|e| format!("cannot create storage.data_dir {}: {e}", config.storage.data_dir.display()))?;
+    std::fs::create_dir_all(&config.storage.data_dir).map_err(|e| {
+        format!(
+            "cannot create storage.data_dir {}: {e}",
+            config.storage.data_dir.display()
+        )
+    })?;
     let (udp, tcp, lines) = bind(&config)?;
 
     let engine_config = EngineConfig {
@@ -72,12 +89,20 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         force_rport: config.sip.force_rport,
         ..EngineConfig::default()
     };
-    let engine = Engine::new(engine_config);
+    let mut engine = Engine::new(engine_config);
+    engine.add_feature(presenced_systems::presence::feature(
+        config.presence.engine_config(),
+    ));
 
-    let (to_engine, engine_rx) = crossbeam_channel::bounded::<Vec<Inbound>>(config.engine.inbox_capacity);
+    let (to_engine, engine_rx) =
+        crossbeam_channel::bounded::<Vec<Inbound>>(config.engine.inbox_capacity);
     let (engine_tx, from_engine) = crossbeam_channel::unbounded::<Vec<Outbound>>();
     let in_flight = Arc::new(AtomicUsize::new(0));
-    let link = EngineLink { to_engine, from_engine, in_flight: in_flight.clone() };
+    let link = EngineLink {
+        to_engine,
+        from_engine,
+        in_flight: in_flight.clone(),
+    };
     let tconfig = TransportConfig {
         max_message_bytes: config.sip.max_message_bytes,
         max_tcp_connections: config.sip.max_tcp_connections,
@@ -85,7 +110,8 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         retry_after_secs: config.engine.retry_after_secs,
         force_rport: config.sip.force_rport,
     };
-    let (mut transport, waker) = SipTransport::new(udp, tcp, link, tconfig).map_err(|e| format!("sip transport: {e}"))?;
+    let (mut transport, waker) =
+        SipTransport::new(udp, tcp, link, tconfig).map_err(|e| format!("sip transport: {e}"))?;
 
     let shutdown = Arc::new(AtomicBool::new(false));
     install_signals(shutdown.clone(), waker.clone())?;
@@ -94,7 +120,16 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     let engine_waker = waker.clone();
     let engine_thread = thread::Builder::new()
         .name("engine".into())
-        .spawn(move || engine_loop(engine, engine_rx, engine_tx, engine_waker, in_flight, max_batch))
+        .spawn(move || {
+            engine_loop(
+                engine,
+                engine_rx,
+                engine_tx,
+                engine_waker,
+                in_flight,
+                max_batch,
+            )
+        })
         .map_err(|e| e.to_string())?;
 
     // Machine-readable readiness lines (tests and scripts wait for them).
@@ -110,17 +145,26 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     let result = transport.run(&shutdown);
     info!("shutting down");
     drop(transport); // closes the inbox: the engine thread ends
-    let stats = engine_thread.join().map_err(|_| "engine thread panicked".to_owned())?;
+    let stats = engine_thread
+        .join()
+        .map_err(|_| "engine thread panicked".to_owned())?;
     info!(
         "engine: {} ticks, {} messages in ({} requests, {} responses, {} rejected, {} dropped), {} out",
-        stats.ticks, stats.messages_in, stats.requests, stats.responses, stats.rejected, stats.dropped, stats.messages_out
+        stats.ticks,
+        stats.messages_in,
+        stats.requests,
+        stats.responses,
+        stats.rejected,
+        stats.dropped,
+        stats.messages_out
     );
     result.map_err(|e| format!("sip transport: {e}"))
 }
 
 fn install_signals(shutdown: Arc<AtomicBool>, waker: Arc<Waker>) -> anyhow_free::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -151,7 +195,10 @@ fn engine_loop(
     let mut out: Vec<Outbound> = Vec::new();
     loop {
         let now = start.elapsed().as_millis() as u64;
-        let wait = engine.next_deadline().map_or(1000, |d| d.0.saturating_sub(now)).min(1000);
+        let wait = engine
+            .next_deadline()
+            .map_or(1000, |d| d.0.saturating_sub(now))
+            .min(1000);
         match rx.recv_timeout(Duration::from_millis(wait)) {
             Ok(v) => batch.extend(v),
             Err(RecvTimeoutError::Timeout) => {}

@@ -45,7 +45,8 @@ fn vectors() -> Vec<Vector> {
 fn answer_for(method: &str) -> u16 {
     match method {
         "OPTIONS" => 200,
-        "INVITE" | "REGISTER" | "MESSAGE" | "BYE" | "ACK" | "CANCEL" | "INFO" | "UPDATE" | "REFER" | "PRACK" => 405,
+        "INVITE" | "REGISTER" | "MESSAGE" | "BYE" | "ACK" | "CANCEL" | "INFO" | "UPDATE"
+        | "REFER" | "PRACK" => 405,
         "SUBSCRIBE" | "PUBLISH" | "NOTIFY" => 0, // any non-parse-error status
         _ => 501,
     }
@@ -61,7 +62,13 @@ fn torture_messages_get_what_rfc4475_says() {
         server = Server::start_with("[sip]\nforce_rport = true\n", &[]);
         let peer = UdpPeer::new(server.udp);
         peer.send(&v.bytes);
-        let got = peer.recv(Duration::from_millis(if v.expect == "drop" || v.kind == "response" { 300 } else { 3000 }));
+        let got = peer.recv(Duration::from_millis(
+            if v.expect == "drop" || v.kind == "response" {
+                300
+            } else {
+                3000
+            },
+        ));
         let want: Option<u16> = match (v.expect.as_str(), v.kind.as_str()) {
             ("drop", _) | ("parse", "response") => None,
             ("parse", _) => Some(answer_for(&v.method)),
@@ -85,11 +92,27 @@ fn torture_messages_get_what_rfc4475_says() {
         }
         // the server survives it and still serves
         let probe = UdpPeer::new(server.udp);
-        assert_eq!(probe.call(&probe.req("OPTIONS", "sip:presenced@127.0.0.1")).status(), 200, "after {}", v.name);
+        assert_eq!(
+            probe
+                .call(&probe.req("OPTIONS", "sip:presenced@127.0.0.1"))
+                .status(),
+            200,
+            "after {}",
+            v.name
+        );
         assert!(server.alive(), "server died on {}", v.name);
     }
     // still serving
     let peer = UdpPeer::new(server.udp);
-    assert_eq!(peer.call(&peer.req("OPTIONS", "sip:presenced@127.0.0.1")).status(), 200);
-    assert!(failures.is_empty(), "{} vectors answered wrongly:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(
+        peer.call(&peer.req("OPTIONS", "sip:presenced@127.0.0.1"))
+            .status(),
+        200
+    );
+    assert!(
+        failures.is_empty(),
+        "{} vectors answered wrongly:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

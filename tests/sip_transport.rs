@@ -14,7 +14,10 @@ fn assert_echoes(resp: &Msg, req: &common::Req) {
     assert_eq!(resp.header("CSeq"), req.get("CSeq"));
     assert_eq!(resp.header("From"), req.get("From"));
     let to = resp.header("To").unwrap();
-    assert!(to.starts_with(req.get("To").unwrap()) && to.contains(";tag="), "To {to}");
+    assert!(
+        to.starts_with(req.get("To").unwrap()) && to.contains(";tag="),
+        "To {to}"
+    );
 }
 
 #[test]
@@ -27,9 +30,21 @@ fn options_over_udp() {
     assert_echoes(&resp, &req);
     let via = resp.header("Via").unwrap();
     // RFC 3581: rport filled with the source port, received with the source address
-    assert!(via.contains(&format!("rport={}", peer.addr().port())), "{via}");
+    assert!(
+        via.contains(&format!("rport={}", peer.addr().port())),
+        "{via}"
+    );
     assert!(via.contains("received=127.0.0.1"), "{via}");
-    assert!(resp.header("Allow").unwrap().contains("OPTIONS"));
+    let allow = resp.header("Allow").unwrap();
+    for m in ["OPTIONS", "PUBLISH", "SUBSCRIBE"] {
+        assert!(allow.contains(m), "Allow: {allow}");
+    }
+    assert_eq!(
+        resp.header("Accept"),
+        Some("application/pidf+xml"),
+        "RFC 3261 §11.2"
+    );
+    assert_eq!(resp.header("Allow-Events"), Some("presence"));
 }
 
 #[test]
@@ -55,7 +70,10 @@ fn options_over_tcp_and_two_messages_in_one_write() {
     peer.send(&bytes[..30]);
     std::thread::sleep(Duration::from_millis(100));
     peer.send(&bytes[30..]);
-    assert_eq!(peer.recv(Duration::from_secs(5)).unwrap().header("Call-ID"), d.get("Call-ID"));
+    assert_eq!(
+        peer.recv(Duration::from_secs(5)).unwrap().header("Call-ID"),
+        d.get("Call-ID")
+    );
 }
 
 #[test]
@@ -65,10 +83,18 @@ fn retransmission_gets_the_identical_response() {
     let req = peer.req("OPTIONS", URI);
     let first = peer.call(&req);
     peer.send(&req.bytes());
-    let again = peer.recv(Duration::from_secs(5)).expect("retransmission answered");
-    assert_eq!(first.raw, again.raw, "same bytes from the completed transaction");
+    let again = peer
+        .recv(Duration::from_secs(5))
+        .expect("retransmission answered");
+    assert_eq!(
+        first.raw, again.raw,
+        "same bytes from the completed transaction"
+    );
     // a new transaction (new branch) in the same call is processed anew
-    let next = req.clone().set("Via", &format!("SIP/2.0/UDP {};branch=z9hG4bKnext1;rport", peer.addr()));
+    let next = req.clone().set(
+        "Via",
+        &format!("SIP/2.0/UDP {};branch=z9hG4bKnext1;rport", peer.addr()),
+    );
     let third = peer.call(&next);
     assert_ne!(third.header("Via"), first.header("Via"));
 }
@@ -80,7 +106,9 @@ fn method_not_allowed_lists_allow() {
     for method in ["INVITE", "REGISTER", "MESSAGE"] {
         let resp = peer.call(&peer.req(method, URI));
         assert_eq!(resp.status(), 405, "{method}");
-        let allow = resp.header("Allow").expect("Allow in 405 (RFC 3261 §8.2.1)");
+        let allow = resp
+            .header("Allow")
+            .expect("Allow in 405 (RFC 3261 §8.2.1)");
         assert!(allow.contains("OPTIONS"));
         assert!(!allow.contains(method));
     }
@@ -107,10 +135,22 @@ fn unsupported_require_gets_420_with_unsupported() {
 fn max_forwards_zero_gets_483_but_options_is_answered() {
     let s = Server::start();
     let peer = UdpPeer::new(s.udp);
-    assert_eq!(peer.call(&peer.req("INVITE", URI).set("Max-Forwards", "0")).status(), 483);
+    assert_eq!(
+        peer.call(&peer.req("INVITE", URI).set("Max-Forwards", "0"))
+            .status(),
+        483
+    );
     // RFC 3261 §11: an OPTIONS with Max-Forwards 0 is for the element itself
-    assert_eq!(peer.call(&peer.req("OPTIONS", URI).set("Max-Forwards", "0")).status(), 200);
-    assert_eq!(peer.call(&peer.req("OPTIONS", URI).set("Max-Forwards", "ten")).status(), 400);
+    assert_eq!(
+        peer.call(&peer.req("OPTIONS", URI).set("Max-Forwards", "0"))
+            .status(),
+        200
+    );
+    assert_eq!(
+        peer.call(&peer.req("OPTIONS", URI).set("Max-Forwards", "ten"))
+            .status(),
+        400
+    );
 }
 
 #[test]
@@ -118,11 +158,22 @@ fn malformed_requests_get_400_naming_the_fault() {
     let s = Server::start();
     let peer = UdpPeer::new(s.udp);
     let cases: Vec<(common::Req, &str)> = vec![
-        (peer.req("OPTIONS", URI).without("Call-ID").set("Call-ID-Missing", "x"), "Call-ID"),
+        (
+            peer.req("OPTIONS", URI)
+                .without("Call-ID")
+                .set("Call-ID-Missing", "x"),
+            "Call-ID",
+        ),
         (peer.req("OPTIONS", URI).set("CSeq", "1 INVITE"), "CSeq"),
         (peer.req("OPTIONS", URI).set("CSeq", "x OPTIONS"), "CSeq"),
-        (peer.req("OPTIONS", URI).set("Content-Length", "500"), "Content-Length"),
-        (peer.req("OPTIONS", URI).set("Content-Length", "-4"), "Content-Length"),
+        (
+            peer.req("OPTIONS", URI).set("Content-Length", "500"),
+            "Content-Length",
+        ),
+        (
+            peer.req("OPTIONS", URI).set("Content-Length", "-4"),
+            "Content-Length",
+        ),
     ];
     for (req, word) in cases {
         let mut bytes = req.bytes();
@@ -131,20 +182,34 @@ fn malformed_requests_get_400_naming_the_fault() {
             peer.send(&bytes);
             let resp = peer.recv(Duration::from_secs(5)).expect("answer");
             assert_eq!(resp.status(), 400, "{}", resp.text());
-            assert!(resp.reason().contains(word), "reason {:?} names {word}", resp.reason());
+            assert!(
+                resp.reason().contains(word),
+                "reason {:?} names {word}",
+                resp.reason()
+            );
             continue;
         }
         peer.send(&std::mem::take(&mut bytes));
         let resp = peer.recv(Duration::from_secs(5)).expect("answer");
         assert_eq!(resp.status(), 400, "{}", resp.text());
-        assert!(resp.reason().contains(word), "reason {:?} names {word}", resp.reason());
+        assert!(
+            resp.reason().contains(word),
+            "reason {:?} names {word}",
+            resp.reason()
+        );
     }
     // a version we do not speak
-    let bad = String::from_utf8(peer.req("OPTIONS", URI).bytes()).unwrap().replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
+    let bad = String::from_utf8(peer.req("OPTIONS", URI).bytes())
+        .unwrap()
+        .replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
     peer.send(bad.as_bytes());
     assert_eq!(peer.recv(Duration::from_secs(5)).unwrap().status(), 505);
     // a scheme we do not serve
-    assert_eq!(peer.call(&peer.req("OPTIONS", "http://example.com/")).status(), 416);
+    assert_eq!(
+        peer.call(&peer.req("OPTIONS", "http://example.com/"))
+            .status(),
+        416
+    );
 }
 
 #[test]
@@ -172,7 +237,10 @@ fn garbage_neither_crashes_nor_stalls_the_server() {
     // TCP: binary garbage closes that connection, others keep working
     let mut bad = TcpPeer::connect(s.tcp);
     bad.send(&[0xffu8; 70_000]);
-    assert!(bad.closed_by_server(Duration::from_secs(5)), "server closes an unframeable stream");
+    assert!(
+        bad.closed_by_server(Duration::from_secs(5)),
+        "server closes an unframeable stream"
+    );
     let mut good = TcpPeer::connect(s.tcp);
     assert_eq!(good.call(&good.req("OPTIONS", URI)).status(), 200);
     assert!(s.alive());
@@ -187,7 +255,10 @@ fn overload_gets_503_with_retry_after_and_loses_nothing() {
     let reqs: Vec<_> = (0..n).map(|_| peer.req("OPTIONS", URI)).collect();
     let wire: Vec<Vec<u8>> = reqs.iter().map(|r| r.bytes()).collect();
     // read on another thread while the burst goes out, so our own socket buffer never drops
-    let rx = UdpPeer { sock: peer.sock.try_clone().unwrap(), server: s.udp };
+    let rx = UdpPeer {
+        sock: peer.sock.try_clone().unwrap(),
+        server: s.udp,
+    };
     let reader = std::thread::spawn(move || {
         let mut got = Vec::new();
         while let Some(m) = rx.recv(Duration::from_secs(3)) {
@@ -205,7 +276,10 @@ fn overload_gets_503_with_retry_after_and_loses_nothing() {
     let mut busy = 0;
     let mut seen = std::collections::HashSet::new();
     for m in reader.join().unwrap() {
-        assert!(seen.insert(m.header("Call-ID").unwrap().to_owned()), "one final response per request");
+        assert!(
+            seen.insert(m.header("Call-ID").unwrap().to_owned()),
+            "one final response per request"
+        );
         match m.status() {
             200 => ok += 1,
             503 => {
@@ -234,15 +308,26 @@ fn invalid_config_names_the_key_and_exits_nonzero() {
     let dir = common::temp_dir("cfg");
     let f = dir.join("bad.toml");
     std::fs::write(&f, "[engine]\nt1_ms = 0\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_presenced")).arg("--config").arg(&f).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_presenced"))
+        .arg("--config")
+        .arg(&f)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("engine.t1_ms"), "{err}");
     std::fs::write(&f, "[sip]\nlisten = 5060\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_presenced")).arg("--config").arg(&f).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_presenced"))
+        .arg("--config")
+        .arg(&f)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
-    let help = std::process::Command::new(env!("CARGO_BIN_EXE_presenced")).arg("--help").output().unwrap();
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_presenced"))
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     for flag in ["--config", "--sip", "--http", "--data", "--log"] {
         assert!(help.contains(flag), "--help documents {flag}");

@@ -21,6 +21,9 @@ fn main() {
         eprintln!("loadgen: only loopback targets are allowed");
         std::process::exit(2);
     }
-    eprintln!("loadgen: not implemented yet (see the loadgen issue); target would be {}", cli.target);
+    eprintln!(
+        "loadgen: not implemented yet (see the loadgen issue); target would be {}",
+        cli.target
+    );
     std::process::exit(1);
 }

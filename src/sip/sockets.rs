@@ -9,7 +9,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// Ask for a socket buffer size; as root, `SO_*BUFFORCE` lifts the `net.core.*mem_max` cap,
 /// which is where UDP overload starts for every SIP server on a stock kernel.
 fn force_buffer(sock: &Socket, recv: bool, bytes: usize) {
-    let opt = if recv { libc::SO_RCVBUFFORCE } else { libc::SO_SNDBUFFORCE };
+    let opt = if recv {
+        libc::SO_RCVBUFFORCE
+    } else {
+        libc::SO_SNDBUFFORCE
+    };
     let val = bytes.min(i32::MAX as usize) as libc::c_int;
     // SAFETY: a valid fd and a pointer to a c_int of the stated size.
     let rc = unsafe {
@@ -22,7 +26,11 @@ fn force_buffer(sock: &Socket, recv: bool, bytes: usize) {
         )
     };
     if rc != 0 {
-        let _ = if recv { sock.set_recv_buffer_size(bytes) } else { sock.set_send_buffer_size(bytes) };
+        let _ = if recv {
+            sock.set_recv_buffer_size(bytes)
+        } else {
+            sock.set_send_buffer_size(bytes)
+        };
     }
 }
 
@@ -37,12 +45,19 @@ fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket>
 }
 
 /// A bound non-blocking UDP socket; returns it with the (recv, send) buffer sizes granted.
-pub fn udp(addr: SocketAddr, recv_buf: usize, send_buf: usize) -> io::Result<(std::net::UdpSocket, usize, usize)> {
+pub fn udp(
+    addr: SocketAddr,
+    recv_buf: usize,
+    send_buf: usize,
+) -> io::Result<(std::net::UdpSocket, usize, usize)> {
     let sock = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
     force_buffer(&sock, true, recv_buf);
     force_buffer(&sock, false, send_buf);
     sock.bind(&addr.into())?;
-    let granted = (sock.recv_buffer_size().unwrap_or(0), sock.send_buffer_size().unwrap_or(0));
+    let granted = (
+        sock.recv_buffer_size().unwrap_or(0),
+        sock.send_buffer_size().unwrap_or(0),
+    );
     Ok((sock.into(), granted.0, granted.1))
 }
 

@@ -110,14 +110,23 @@ impl SipTransport {
         for (i, s) in udp.into_iter().enumerate() {
             let local = s.local_addr()?;
             let mut socket = UdpSocket::from_std(s);
-            poll.registry().register(&mut socket, Token(UDP_BASE + i), Interest::READABLE | Interest::WRITABLE)?;
-            eps.push(UdpEndpoint { socket, local, pending: VecDeque::new() });
+            poll.registry().register(
+                &mut socket,
+                Token(UDP_BASE + i),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            eps.push(UdpEndpoint {
+                socket,
+                local,
+                pending: VecDeque::new(),
+            });
         }
         let mut ls = Vec::new();
         for (i, l) in listeners.into_iter().enumerate() {
             let local = l.local_addr()?;
             let mut l = TcpListener::from_std(l);
-            poll.registry().register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            poll.registry()
+                .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
             ls.push((l, local));
         }
         let recv_buf = vec![0u8; config.max_message_bytes + 1];
@@ -193,8 +202,16 @@ impl SipTransport {
                         self.stats.oversize_dropped.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
-                    let source = Source { transport: Transport::Udp, peer, local: ep.local, conn: None };
-                    self.batch.push(Inbound { source, bytes: Bytes::copy_from_slice(&self.recv_buf[..n]) });
+                    let source = Source {
+                        transport: Transport::Udp,
+                        peer,
+                        local: ep.local,
+                        conn: None,
+                    };
+                    self.batch.push(Inbound {
+                        source,
+                        bytes: Bytes::copy_from_slice(&self.recv_buf[..n]),
+                    });
                     if self.batch.len() >= 1024 {
                         self.hand_to_engine();
                     }
@@ -225,7 +242,9 @@ impl SipTransport {
                 if is_response || room > 0 {
                     room = room.saturating_sub(usize::from(!is_response));
                     keep.push(m);
-                } else if let Some(reply) = overload_reply(&m, self.config.retry_after_secs, self.config.force_rport) {
+                } else if let Some(reply) =
+                    overload_reply(&m, self.config.retry_after_secs, self.config.force_rport)
+                {
                     self.stats.overload_replies.fetch_add(1, Ordering::Relaxed);
                     self.send(reply);
                 } else {
@@ -266,10 +285,11 @@ impl SipTransport {
     }
 
     fn udp_for(&self, local: SocketAddr, to: SocketAddr) -> Option<usize> {
-        self.udp
-            .iter()
-            .position(|e| e.local == local)
-            .or_else(|| self.udp.iter().position(|e| e.local.is_ipv4() == to.is_ipv4()))
+        self.udp.iter().position(|e| e.local == local).or_else(|| {
+            self.udp
+                .iter()
+                .position(|e| e.local.is_ipv4() == to.is_ipv4())
+        })
     }
 
     fn send_udp(&mut self, m: Outbound) {
@@ -319,7 +339,9 @@ impl SipTransport {
             match listener.accept() {
                 Ok((stream, peer)) => {
                     if self.conn_index.len() >= self.config.max_tcp_connections {
-                        warn!("refusing TCP connection from {peer}: sip.max_tcp_connections reached");
+                        warn!(
+                            "refusing TCP connection from {peer}: sip.max_tcp_connections reached"
+                        );
                         drop(stream);
                         continue;
                     }
@@ -337,19 +359,37 @@ impl SipTransport {
         }
     }
 
-    fn add_conn(&mut self, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr, connected: bool) -> Option<ConnId> {
+    fn add_conn(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        connected: bool,
+    ) -> Option<ConnId> {
         let idx = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
         });
-        if let Err(e) = self.poll.registry().register(&mut stream, Token(CONN_BASE + idx), Interest::READABLE | Interest::WRITABLE) {
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(CONN_BASE + idx),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             warn!("register connection {peer}: {e}");
             self.free.push(idx);
             return None;
         }
         self.next_conn += 1;
         let id = ConnId(self.next_conn);
-        self.conns[idx] = Some(Conn { id, stream, peer, local, rbuf: Vec::new(), wbuf: Vec::new(), connected });
+        self.conns[idx] = Some(Conn {
+            id,
+            stream,
+            peer,
+            local,
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            connected,
+        });
         self.conn_index.insert(id, idx);
         self.by_peer.insert(peer, id);
         Some(id)
@@ -370,7 +410,9 @@ impl SipTransport {
         let max = self.config.max_message_bytes;
         let mut closed = false;
         {
-            let Some(c) = self.conns[idx].as_mut() else { return };
+            let Some(c) = self.conns[idx].as_mut() else {
+                return;
+            };
             let mut chunk = [0u8; 16384];
             loop {
                 match c.stream.read(&mut chunk) {
@@ -390,12 +432,19 @@ impl SipTransport {
         }
         let mut pongs = 0;
         loop {
-            let Some(c) = self.conns[idx].as_mut() else { return };
+            let Some(c) = self.conns[idx].as_mut() else {
+                return;
+            };
             match next_frame(&c.rbuf, max, max) {
                 Frame::Message { skip, len } => {
                     let bytes = Bytes::copy_from_slice(&c.rbuf[skip..skip + len]);
                     c.rbuf.drain(..skip + len);
-                    let source = Source { transport: Transport::Tcp, peer: c.peer, local: c.local, conn: Some(c.id) };
+                    let source = Source {
+                        transport: Transport::Tcp,
+                        peer: c.peer,
+                        local: c.local,
+                        conn: Some(c.id),
+                    };
                     self.stats.tcp_messages_in.fetch_add(1, Ordering::Relaxed);
                     self.batch.push(Inbound { source, bytes });
                 }
@@ -407,7 +456,9 @@ impl SipTransport {
                 Frame::Incomplete => break,
                 Frame::Invalid(why) => {
                     debug!("closing TCP connection from {}: {why}", c.peer);
-                    self.stats.tcp_closed_bad_framing.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .tcp_closed_bad_framing
+                        .fetch_add(1, Ordering::Relaxed);
                     closed = true;
                     break;
                 }
@@ -426,7 +477,9 @@ impl SipTransport {
     }
 
     fn conn_writable(&mut self, idx: usize) {
-        let Some(c) = self.conns[idx].as_mut() else { return };
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
         if !c.connected {
             match c.stream.peer_addr() {
                 Ok(_) => c.connected = true,
@@ -463,7 +516,11 @@ impl SipTransport {
             .dest
             .conn
             .and_then(|id| self.conn_index.get(&id).copied())
-            .or_else(|| self.by_peer.get(&m.dest.addr).and_then(|id| self.conn_index.get(id).copied()));
+            .or_else(|| {
+                self.by_peer
+                    .get(&m.dest.addr)
+                    .and_then(|id| self.conn_index.get(id).copied())
+            });
         let idx = match idx {
             Some(i) => i,
             None => {
@@ -488,7 +545,9 @@ impl SipTransport {
                 }
             }
         };
-        let Some(c) = self.conns[idx].as_mut() else { return };
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
         if c.wbuf.len() + m.len() > MAX_PENDING_WRITE {
             warn!("closing TCP connection to {}: peer does not read", c.peer);
             self.close_conn(idx);

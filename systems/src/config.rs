@@ -21,7 +21,14 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { t1_ms: 500, t2_ms: 4000, seed: 0, supported: Vec::new(), retry_after_secs: 5, force_rport: false }
+        EngineConfig {
+            t1_ms: 500,
+            t2_ms: 4000,
+            seed: 0,
+            supported: Vec::new(),
+            retry_after_secs: 5,
+            force_rport: false,
+        }
     }
 }
 

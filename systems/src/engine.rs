@@ -50,14 +50,16 @@ impl Engine {
                 Pipeline::Subscribe,
                 Pipeline::Authorize,
                 Pipeline::Lists,
-                Pipeline::NotifyEncode,
                 Pipeline::Expiry,
+                Pipeline::NotifyEncode,
                 Pipeline::Emit,
             )
                 .chain(),
         );
         schedule.add_systems(
-            (timers::collect_due_timers, router::ingest).chain().in_set(Pipeline::Ingest),
+            (timers::collect_due_timers, router::ingest)
+                .chain()
+                .in_set(Pipeline::Ingest),
         );
         schedule.add_systems(
             (
@@ -86,7 +88,12 @@ impl Engine {
     }
 
     /// Run one tick at `now` over `inbound`; what is to be sent is appended to `out`.
-    pub fn tick(&mut self, now: Time, inbound: impl IntoIterator<Item = Inbound>, out: &mut Vec<Outbound>) {
+    pub fn tick(
+        &mut self,
+        now: Time,
+        inbound: impl IntoIterator<Item = Inbound>,
+        out: &mut Vec<Outbound>,
+    ) {
         self.world.resource_mut::<Clock>().now = now;
         self.world.resource_mut::<Inbox>().messages.extend(inbound);
         self.schedule.run(&mut self.world);

@@ -8,6 +8,7 @@ pub mod formats;
 pub mod io;
 pub mod net;
 pub mod pipeline;
+pub mod presence;
 pub mod router;
 pub mod sip;
 pub mod stats;

@@ -75,7 +75,11 @@ pub struct Outbound {
 impl Outbound {
     /// A message whose bytes are all in one buffer.
     pub fn whole(dest: Dest, bytes: Bytes) -> Self {
-        Outbound { dest, head: bytes, body: Bytes::new() }
+        Outbound {
+            dest,
+            head: bytes,
+            body: Bytes::new(),
+        }
     }
 
     /// Total size on the wire.

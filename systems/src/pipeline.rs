@@ -17,10 +17,12 @@ pub enum Pipeline {
     Authorize,
     /// Resource list aggregation.
     Lists,
+    /// Subscription expiry. It runs before NotifyEncode so that the `terminated` NOTIFY of an
+    /// expired subscription leaves in the same tick (publication expiry runs in Publish, before
+    /// composition, for the same reason).
+    Expiry,
     /// Build documents and NOTIFYs.
     NotifyEncode,
-    /// Publication and subscription expiry.
-    Expiry,
     /// Hand everything produced to the outbox.
     Emit,
 }

@@ -13,7 +13,10 @@ use crate::sip::message::{Parsed, parse};
 use crate::sip::response::{Echo, ResponseWriter, response_dest};
 use crate::sip::{HeaderLookup, Method, Request};
 use crate::stats::Stats;
-use crate::transaction::{Admission, ClientOutcomes, ClientTransactions, Responder, ServerTransactions, TxId, TxKey, match_response};
+use crate::transaction::{
+    Admission, ClientOutcomes, ClientTransactions, Responder, ServerTransactions, TxId, TxKey,
+    match_response,
+};
 
 /// A request admitted into a new server transaction, waiting for its method's system.
 #[derive(Debug)]
@@ -56,7 +59,10 @@ impl MethodQueues {
 
     /// Take this tick's requests of `method`.
     pub fn take(&mut self, method: Method) -> Vec<Incoming> {
-        self.queues.get_mut(method_name(method)).map(std::mem::take).unwrap_or_default()
+        self.queues
+            .get_mut(method_name(method))
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     fn push(&mut self, inc: Incoming) -> Result<(), Incoming> {
@@ -93,7 +99,11 @@ pub fn respond(req: &Request, code: u16, reason: &str, to_tag: &str) -> Response
 /// A To tag for responses outside a dialog: derived from the request so that it is stable.
 pub fn local_tag(req: &Request, seed: u64) -> String {
     let mut h: u64 = 0xcbf29ce484222325 ^ seed;
-    for b in req.call_id.bytes().chain(req.from_tag.as_deref().unwrap_or("").bytes()) {
+    for b in req
+        .call_id
+        .bytes()
+        .chain(req.from_tag.as_deref().unwrap_or("").bytes())
+    {
         h ^= b as u64;
         h = h.wrapping_mul(0x100000001b3);
     }
@@ -128,14 +138,25 @@ pub fn ingest(
                     Method::Cancel => {
                         // RFC 3261 §9.2: same branch and sent-by as the request it cancels; that
                         // request's method is not in the CANCEL, so try the ones we serve.
-                        let exists = [Method::Publish, Method::Subscribe, Method::Options, Method::Notify]
-                            .into_iter()
-                            .any(|m| stxs.contains(&TxKey::of(&req, m)));
-                        let (code, reason) =
-                            if exists { (200, "OK") } else { (481, "Call/Transaction Does Not Exist") };
+                        let exists = [
+                            Method::Publish,
+                            Method::Subscribe,
+                            Method::Options,
+                            Method::Notify,
+                        ]
+                        .into_iter()
+                        .any(|m| stxs.contains(&TxKey::of(&req, m)));
+                        let (code, reason) = if exists {
+                            (200, "OK")
+                        } else {
+                            (481, "Call/Transaction Does Not Exist")
+                        };
                         let tag = local_tag(&req, 0);
                         let bytes = respond(&req, code, reason, &tag).finish();
-                        outbox.push(crate::net::Outbound::whole(response_dest(&req.via, &req.source), bytes));
+                        outbox.push(crate::net::Outbound::whole(
+                            response_dest(&req.via, &req.source),
+                            bytes,
+                        ));
                     }
                     _ => {
                         if let Admission::New(tx) = stxs.admit(&req, &mut outbox, stats) {
@@ -196,7 +217,13 @@ pub fn dispatch(
         let unsupported: Vec<&str> = req
             .header_values("Require")
             .flat_map(split_commas)
-            .filter(|t| !responder.config.supported.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .filter(|t| {
+                !responder
+                    .config
+                    .supported
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(t))
+            })
             .collect();
         if !unsupported.is_empty() {
             let mut w = respond(req, 420, "Bad Extension", &tag);

@@ -89,7 +89,11 @@ impl DueTimers {
 }
 
 /// First system of a tick: collects the due timers.
-pub fn collect_due_timers(clock: Res<Clock>, mut timers: ResMut<Timers>, mut due: ResMut<DueTimers>) {
+pub fn collect_due_timers(
+    clock: Res<Clock>,
+    mut timers: ResMut<Timers>,
+    mut due: ResMut<DueTimers>,
+) {
     due.due.clear();
     timers.pop_due(clock.now, &mut due.due);
 }

@@ -15,12 +15,12 @@ use bevy_ecs::system::SystemParam;
 use bytes::Bytes;
 
 use crate::config::EngineConfig;
+use crate::io::Outbox;
 use crate::net::{Dest, Outbound};
 use crate::sip::{Method, Request, Response};
 use crate::stats::Stats;
 use crate::time::{Clock, Time};
 use crate::timers::{DueTimers, TimerKind, Timers};
-use crate::io::Outbox;
 
 /// Identifies a server transaction while it lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,7 +53,11 @@ impl TxKey {
             None => via.host.to_ascii_lowercase(),
         };
         if via.has_cookie() {
-            TxKey { branch: via.branch.as_str().into(), sent_by: sent_by.into(), method: method_key(method) }
+            TxKey {
+                branch: via.branch.as_str().into(),
+                sent_by: sent_by.into(),
+                method: method_key(method),
+            }
         } else {
             // RFC 2543 peers: Request-URI, To tag, From tag, Call-ID, CSeq number and top Via.
             let legacy = format!(
@@ -65,7 +69,11 @@ impl TxKey {
                 req.cseq,
                 via.branch
             );
-            TxKey { branch: legacy.into(), sent_by: sent_by.into(), method: method_key(method) }
+            TxKey {
+                branch: legacy.into(),
+                sent_by: sent_by.into(),
+                method: method_key(method),
+            }
         }
     }
 }
@@ -119,7 +127,14 @@ impl ServerTransactions {
         self.next += 1;
         let id = TxId(self.next);
         self.by_key.insert(key.clone(), id);
-        self.txs.insert(id, ServerTx { key, state: ServerTxState::Trying, reliable: req.source.transport.is_reliable() });
+        self.txs.insert(
+            id,
+            ServerTx {
+                key,
+                state: ServerTxState::Trying,
+                reliable: req.source.transport.is_reliable(),
+            },
+        );
         Admission::New(id)
     }
 
@@ -141,7 +156,14 @@ impl ServerTransactions {
     /// Record the final response of `tx` and say what to do with it: the message to send, and
     /// the Timer J to arm (none on reliable transports, where the transaction ends at once).
     /// None when the transaction already has its final response.
-    pub fn finish(&mut self, tx: TxId, dest: Dest, bytes: Bytes, now: Time, timer_j_ms: u64) -> Option<(Outbound, Option<Time>)> {
+    pub fn finish(
+        &mut self,
+        tx: TxId,
+        dest: Dest,
+        bytes: Bytes,
+        now: Time,
+        timer_j_ms: u64,
+    ) -> Option<(Outbound, Option<Time>)> {
         let out = Outbound::whole(dest, bytes);
         match self.complete(tx, &out)? {
             true => {
@@ -181,7 +203,11 @@ pub struct Responder<'w> {
 impl Responder<'_> {
     /// Send the final response of transaction `tx` to `req`, routed by its Via (§18.2.2).
     pub fn reply_to(&mut self, tx: TxId, req: &Request, bytes: Bytes) {
-        self.reply(tx, crate::sip::response::response_dest(&req.via, &req.source), bytes);
+        self.reply(
+            tx,
+            crate::sip::response::response_dest(&req.via, &req.source),
+            bytes,
+        );
     }
 
     /// Send the final response of transaction `tx` (bytes built by the caller) to `dest`.
@@ -201,11 +227,16 @@ pub fn reply_in_world(world: &mut World, tx: TxId, req: &Request, bytes: Bytes) 
     let now = world.resource::<Clock>().now;
     let j = world.resource::<EngineConfig>().timer_64t1();
     let dest = crate::sip::response::response_dest(&req.via, &req.source);
-    let Some((out, linger)) = world.resource_mut::<ServerTransactions>().finish(tx, dest, bytes, now, j) else {
+    let Some((out, linger)) = world
+        .resource_mut::<ServerTransactions>()
+        .finish(tx, dest, bytes, now, j)
+    else {
         return;
     };
     if let Some(at) = linger {
-        world.resource_mut::<Timers>().arm(TimerKind::ServerTxLinger, tx.0, at);
+        world
+            .resource_mut::<Timers>()
+            .arm(TimerKind::ServerTxLinger, tx.0, at);
     }
     world.resource_mut::<Outbox>().push(out);
 }
@@ -298,26 +329,47 @@ impl Requester<'_> {
         let seq = self.txs.next;
         self.txs.next += 1;
         if !reliable {
-            self.timers.arm(TimerKind::ClientTxRetransmit, seq, now.plus_ms(t1));
+            self.timers
+                .arm(TimerKind::ClientTxRetransmit, seq, now.plus_ms(t1));
         }
         self.timers.arm(TimerKind::ClientTxTimeout, seq, deadline);
         self.outbox.push(message.clone());
         let branch: Box<str> = branch.into();
         self.txs.by_seq.insert(seq, branch.clone());
-        self.txs.by_branch.insert(branch, ClientTx { owner, method, message, reliable, interval_ms: t1, deadline, seq });
+        self.txs.by_branch.insert(
+            branch,
+            ClientTx {
+                owner,
+                method,
+                message,
+                reliable,
+                interval_ms: t1,
+                deadline,
+                seq,
+            },
+        );
     }
 }
 
 /// Match a response to its client transaction (§17.1.3); returns false for strays.
-pub fn match_response(resp: Box<Response>, txs: &mut ClientTransactions, outcomes: &mut ClientOutcomes) -> bool {
-    let Some(tx) = txs.by_branch.get(resp.via.branch.as_str()) else { return false };
+pub fn match_response(
+    resp: Box<Response>,
+    txs: &mut ClientTransactions,
+    outcomes: &mut ClientOutcomes,
+) -> bool {
+    let Some(tx) = txs.by_branch.get(resp.via.branch.as_str()) else {
+        return false;
+    };
     if tx.method != resp.cseq_method {
         return false;
     }
     if resp.code < 200 {
         return true; // provisional: keep waiting (Timer E continues at T2, §17.1.2.2)
     }
-    let tx = txs.by_branch.remove(resp.via.branch.as_str()).expect("present");
+    let tx = txs
+        .by_branch
+        .remove(resp.via.branch.as_str())
+        .expect("present");
     txs.by_seq.remove(&tx.seq);
     outcomes.done.push((tx.owner, Outcome::Final(resp)));
     true
@@ -336,7 +388,9 @@ pub fn drive_client_transactions(
 ) {
     let txs = &mut *txs;
     for d in due.due.iter() {
-        let Some(branch) = txs.by_seq.get(&d.key) else { continue };
+        let Some(branch) = txs.by_seq.get(&d.key) else {
+            continue;
+        };
         match d.kind {
             TimerKind::ClientTxRetransmit => {
                 let tx = txs.by_branch.get_mut(branch).expect("indexed");
@@ -346,7 +400,11 @@ pub fn drive_client_transactions(
                 outbox.push(tx.message.clone());
                 stats.retransmissions_sent += 1;
                 tx.interval_ms = (tx.interval_ms * 2).min(config.t2_ms);
-                timers.arm(TimerKind::ClientTxRetransmit, d.key, clock.now.plus_ms(tx.interval_ms));
+                timers.arm(
+                    TimerKind::ClientTxRetransmit,
+                    d.key,
+                    clock.now.plus_ms(tx.interval_ms),
+                );
             }
             TimerKind::ClientTxTimeout => {
                 let branch = txs.by_seq.remove(&d.key).expect("indexed");

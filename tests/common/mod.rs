@@ -45,7 +45,15 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_presenced"))
             .arg("--config")
             .arg(&cfg)
-            .args(["--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log", "warn", "--data"])
+            .args([
+                "--sip",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--log",
+                "warn",
+                "--data",
+            ])
             .arg(dir.join("data"))
             .args(args)
             .stdout(Stdio::piped())
@@ -59,7 +67,10 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let Some(Ok(line)) = lines.next() else {
-                panic!("presenced exited before it was ready: {}", std::fs::read_to_string(&stderr_log).unwrap_or_default())
+                panic!(
+                    "presenced exited before it was ready: {}",
+                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
+                )
             };
             if let Some(a) = line.strip_prefix("presenced listening sip/udp ") {
                 udp = Some(a.parse().unwrap());
@@ -71,7 +82,13 @@ impl Server {
         }
         // keep draining stdout so the server never blocks on a full pipe
         std::thread::spawn(move || for _ in lines {});
-        Server { child, udp: udp.expect("udp address"), tcp: tcp.expect("tcp address"), dir, stderr_log }
+        Server {
+            child,
+            udp: udp.expect("udp address"),
+            tcp: tcp.expect("tcp address"),
+            dir,
+            stderr_log,
+        }
     }
 
     /// True while the process runs.
@@ -122,28 +139,52 @@ pub struct Msg {
 impl Msg {
     /// Parse strictly: CRLF line ends, `Name: value` headers, Content-Length matching the body.
     pub fn parse(raw: &[u8]) -> Msg {
-        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end (CRLF CRLF)");
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("header end (CRLF CRLF)");
         let head = std::str::from_utf8(&raw[..end]).expect("head is UTF-8");
         let mut lines = head.split("\r\n");
         let start = lines.next().unwrap().to_owned();
-        assert!(start.starts_with("SIP/2.0 ") || start.ends_with(" SIP/2.0"), "start line {start:?}");
+        assert!(
+            start.starts_with("SIP/2.0 ") || start.ends_with(" SIP/2.0"),
+            "start line {start:?}"
+        );
         let mut headers = Vec::new();
         for l in lines {
-            assert!(!l.contains('\n') && !l.contains('\r'), "bare line end in {l:?}");
-            let (n, v) = l.split_once(':').unwrap_or_else(|| panic!("header line {l:?}"));
+            assert!(
+                !l.contains('\n') && !l.contains('\r'),
+                "bare line end in {l:?}"
+            );
+            let (n, v) = l
+                .split_once(':')
+                .unwrap_or_else(|| panic!("header line {l:?}"));
             assert!(!n.is_empty() && !n.contains(' '), "header name {n:?}");
             headers.push((n.to_owned(), v.trim().to_owned()));
         }
         let body = raw[end + 4..].to_vec();
-        let m = Msg { start, headers, body, raw: raw.to_vec() };
-        let cl: usize = m.header("Content-Length").expect("Content-Length").parse().expect("numeric Content-Length");
+        let m = Msg {
+            start,
+            headers,
+            body,
+            raw: raw.to_vec(),
+        };
+        let cl: usize = m
+            .header("Content-Length")
+            .expect("Content-Length")
+            .parse()
+            .expect("numeric Content-Length");
         assert_eq!(cl, m.body.len(), "Content-Length matches the body");
         m
     }
 
     /// Status code of a response.
     pub fn status(&self) -> u16 {
-        assert!(self.start.starts_with("SIP/2.0 "), "not a response: {}", self.start);
+        assert!(
+            self.start.starts_with("SIP/2.0 "),
+            "not a response: {}",
+            self.start
+        );
         self.start[8..11].parse().unwrap()
     }
 
@@ -159,12 +200,19 @@ impl Msg {
 
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every header with this name.
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// Header as the text of the whole message (for error output).
@@ -175,7 +223,11 @@ impl Msg {
 
 /// Unique tokens for Call-IDs, tags and branches.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}x{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A request under construction, with sensible defaults for every mandatory header.
@@ -195,9 +247,18 @@ impl Req {
             method: method.into(),
             uri: uri.into(),
             headers: vec![
-                ("Via".into(), format!("SIP/2.0/{transport} {local};branch=z9hG4bK{};rport", unique("b"))),
+                (
+                    "Via".into(),
+                    format!(
+                        "SIP/2.0/{transport} {local};branch=z9hG4bK{};rport",
+                        unique("b")
+                    ),
+                ),
                 ("Max-Forwards".into(), "70".into()),
-                ("From".into(), format!("<sip:tester@example.com>;tag={}", unique("t"))),
+                (
+                    "From".into(),
+                    format!("<sip:tester@example.com>;tag={}", unique("t")),
+                ),
                 ("To".into(), format!("<{to}>")),
                 ("Call-ID".into(), unique("call")),
                 ("CSeq".into(), format!("1 {method}")),
@@ -208,7 +269,11 @@ impl Req {
 
     /// Replace (or add) a header.
     pub fn set(mut self, name: &str, value: &str) -> Req {
-        match self.headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(h) => h.1 = value.into(),
             None => self.headers.push((name.into(), value.into())),
         }
@@ -230,7 +295,10 @@ impl Req {
 
     /// Value of a header.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The bytes on the wire (Content-Length added unless present).
@@ -314,7 +382,10 @@ impl UdpPeer {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Some(m) = self.recv(Duration::from_millis(500)) {
-                if m.start.starts_with("SIP/2.0 ") && m.header("Call-ID") == Some(&call_id) && m.status() >= 200 {
+                if m.start.starts_with("SIP/2.0 ")
+                    && m.header("Call-ID") == Some(&call_id)
+                    && m.status() >= 200
+                {
                     return m;
                 }
             }
@@ -333,7 +404,10 @@ impl TcpPeer {
     pub fn connect(server: SocketAddr) -> TcpPeer {
         let stream = TcpStream::connect(server).unwrap();
         stream.set_nodelay(true).unwrap();
-        TcpPeer { stream, buf: Vec::new() }
+        TcpPeer {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -356,7 +430,10 @@ impl TcpPeer {
                 let head = String::from_utf8_lossy(&self.buf[..end]).to_string();
                 let cl: usize = head
                     .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length:").map(|v| v.trim().parse().unwrap()))
+                    .find_map(|l| {
+                        l.strip_prefix("Content-Length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
                     .expect("Content-Length on TCP");
                 if self.buf.len() >= end + 4 + cl {
                     let raw: Vec<u8> = self.buf.drain(..end + 4 + cl).collect();
@@ -381,7 +458,8 @@ impl TcpPeer {
     pub fn closed_by_server(&mut self, timeout: Duration) -> bool {
         self.stream.set_read_timeout(Some(timeout)).unwrap();
         let mut chunk = [0u8; 1024];
-        matches!(self.stream.read(&mut chunk), Ok(0)) || matches!(self.stream.read(&mut chunk), Ok(0))
+        matches!(self.stream.read(&mut chunk), Ok(0))
+            || matches!(self.stream.read(&mut chunk), Ok(0))
     }
 
     pub fn call(&mut self, req: &Req) -> Msg {
@@ -390,7 +468,10 @@ impl TcpPeer {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Some(m) = self.recv(Duration::from_millis(500)) {
-                if m.start.starts_with("SIP/2.0 ") && m.header("Call-ID") == Some(&call_id) && m.status() >= 200 {
+                if m.start.starts_with("SIP/2.0 ")
+                    && m.header("Call-ID") == Some(&call_id)
+                    && m.status() >= 200
+                {
                     return m;
                 }
             }
@@ -402,11 +483,16 @@ impl TcpPeer {
 /// Validate an XML document with the project's schemas (`../shared/schemas/validate.sh`).
 /// Panics with xmllint's complaint when invalid.
 pub fn assert_valid_xml(doc: &[u8]) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/validate.sh");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/validate.sh");
     assert!(script.exists(), "schemas not found at {}", script.display());
     let f = temp_dir("xml").join("doc.xml");
     std::fs::write(&f, doc).unwrap();
-    let out = Command::new("bash").arg(&script).arg(&f).output().expect("run validate.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(&f)
+        .output()
+        .expect("run validate.sh");
     assert!(
         out.status.success(),
         "document does not validate ({}):\n{}\n{}{}",
@@ -415,4 +501,34 @@ pub fn assert_valid_xml(doc: &[u8]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The response a client sends to a request it received (e.g. our 200 to a NOTIFY).
+pub fn response_to(req: &Msg, code: u16, reason: &str) -> Vec<u8> {
+    let mut s = format!("SIP/2.0 {code} {reason}\r\n");
+    for v in req.all("Via") {
+        s.push_str(&format!("Via: {v}\r\n"));
+    }
+    for h in ["From", "To", "Call-ID", "CSeq"] {
+        s.push_str(&format!("{h}: {}\r\n", req.header(h).unwrap()));
+    }
+    s.push_str("Content-Length: 0\r\n\r\n");
+    s.into_bytes()
+}
+
+/// A small PIDF document with one tuple.
+pub fn pidf(entity: &str, tuple: &str, basic: &str, note: &str) -> Vec<u8> {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"{entity}\">\
+<tuple id=\"{tuple}\"><status><basic>{basic}</basic></status><note>{note}</note></tuple></presence>"
+    )
+    .into_bytes()
+}
+
+/// The `tag` parameter of a From/To value.
+pub fn tag_of(v: &str) -> Option<String> {
+    let after = v.rsplit_once('>').map_or(v, |(_, a)| a);
+    after
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("tag=").map(str::to_owned))
 }

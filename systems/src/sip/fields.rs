@@ -61,10 +61,13 @@ pub fn split_commas(value: &str) -> impl Iterator<Item = &str> {
 
 /// Iterate `name[=value]` parameters of a `;`-separated list.
 pub fn params(list: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
-    list.split(';').map(str::trim).filter(|p| !p.is_empty()).map(|p| match p.split_once('=') {
-        Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
-        None => (p, None),
-    })
+    list.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+            None => (p, None),
+        })
 }
 
 /// Parse one via-parm: `SIP/2.0/UDP host[:port] *(;param)`.
@@ -89,7 +92,12 @@ pub fn parse_via(value: &str) -> Option<TopVia> {
         None => (rest, ""),
     };
     let (host, port) = split_host_port(sent_by)?;
-    let mut via = TopVia { transport: transport.to_ascii_uppercase(), host: host.to_owned(), port, ..Default::default() };
+    let mut via = TopVia {
+        transport: transport.to_ascii_uppercase(),
+        host: host.to_owned(),
+        port,
+        ..Default::default()
+    };
     for (n, v) in params(param_list) {
         if n.eq_ignore_ascii_case("branch") {
             via.branch = v.unwrap_or("").to_owned();
@@ -103,7 +111,10 @@ pub fn parse_via(value: &str) -> Option<TopVia> {
 }
 
 fn take_token(s: &str) -> (&str, &str) {
-    let end = s.bytes().position(|c| !super::scan::is_token_char(c)).unwrap_or(s.len());
+    let end = s
+        .bytes()
+        .position(|c| !super::scan::is_token_char(c))
+        .unwrap_or(s.len());
     s.split_at(end)
 }
 
@@ -135,7 +146,9 @@ pub fn tag(value: &str) -> Option<&str> {
         Some(i) => &value[i + 1..],
         None => value.find(';').map_or("", |i| &value[i..]),
     };
-    params(after_uri).find(|(n, _)| n.eq_ignore_ascii_case("tag")).and_then(|(_, v)| v)
+    params(after_uri)
+        .find(|(n, _)| n.eq_ignore_ascii_case("tag"))
+        .and_then(|(_, v)| v)
 }
 
 /// The URI of a name-addr or addr-spec (From, To, Contact, Route).
@@ -166,12 +179,19 @@ mod tests {
 
     #[test]
     fn via_forms() {
-        let v = parse_via("SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc;rport, SIP/2.0/TCP x").unwrap();
-        assert_eq!((v.transport.as_str(), v.host.as_str(), v.port), ("UDP", "10.0.0.1", Some(5062)));
+        let v =
+            parse_via("SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc;rport, SIP/2.0/TCP x").unwrap();
+        assert_eq!(
+            (v.transport.as_str(), v.host.as_str(), v.port),
+            ("UDP", "10.0.0.1", Some(5062))
+        );
         assert_eq!(v.branch, "z9hG4bKabc");
         assert!(v.rport && v.has_cookie());
         let v = parse_via("SIP / 2.0 / tcp [2001:db8::9]:5070 ; branch = z9hG4bKx").unwrap();
-        assert_eq!((v.transport.as_str(), v.host.as_str(), v.port), ("TCP", "2001:db8::9", Some(5070)));
+        assert_eq!(
+            (v.transport.as_str(), v.host.as_str(), v.port),
+            ("TCP", "2001:db8::9", Some(5070))
+        );
         assert!(parse_via("garbage").is_none());
         assert!(parse_via("SIP/2.0/UDP host:notaport").is_none());
     }
@@ -181,7 +201,10 @@ mod tests {
         assert_eq!(tag("\"A;tag=no\" <sip:a@b;tag=no>;tag=yes"), Some("yes"));
         assert_eq!(tag("sip:a@b;tag=t1"), Some("t1"));
         assert_eq!(tag("<sip:a@b>"), None);
-        assert_eq!(uri_of("\"Al\" <sip:al@x;transport=tcp>;tag=1"), "sip:al@x;transport=tcp");
+        assert_eq!(
+            uri_of("\"Al\" <sip:al@x;transport=tcp>;tag=1"),
+            "sip:al@x;transport=tcp"
+        );
         assert_eq!(uri_of("sip:al@x;tag=1"), "sip:al@x");
     }
 

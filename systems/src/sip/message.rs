@@ -61,7 +61,10 @@ pub enum Parsed {
     Request(Box<Request>),
     Response(Box<Response>),
     /// Answered statelessly at parse time (400, 416, 501, 505).
-    Rejected { code: u16, reply: Outbound },
+    Rejected {
+        code: u16,
+        reply: Outbound,
+    },
     Dropped(DropReason),
 }
 
@@ -134,20 +137,38 @@ fn check_headers(sc: &Scan<'_>) -> Result<(), String> {
 
 /// A stateless answer; `tag` is derived from the request so that a retransmission gets the
 /// same bytes back.
-fn reject(scan: &Scan<'_>, via: &TopVia, source: &Source, code: u16, reason: &str, extra: &[(&str, &str)]) -> Parsed {
+fn reject(
+    scan: &Scan<'_>,
+    via: &TopVia,
+    source: &Source,
+    code: u16,
+    reason: &str,
+    extra: &[(&str, &str)],
+) -> Parsed {
     let echo = Echo::from_scan(scan);
     let tag = stateless_tag(&echo);
     let mut w = ResponseWriter::new(code, reason, &echo, via, source, Some(&tag));
     for (n, v) in extra {
         w.header(n, v);
     }
-    Parsed::Rejected { code, reply: Outbound::whole(response_dest(via, source), w.finish()) }
+    Parsed::Rejected {
+        code,
+        reply: Outbound::whole(response_dest(via, source), w.finish()),
+    }
 }
 
 /// A To tag that depends only on the request (FNV-1a over Call-ID, From and CSeq).
 pub fn stateless_tag(echo: &Echo<'_>) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
-    for part in [echo.call_id, echo.from, echo.cseq, echo.vias.first().copied()].into_iter().flatten() {
+    for part in [
+        echo.call_id,
+        echo.from,
+        echo.cseq,
+        echo.vias.first().copied(),
+    ]
+    .into_iter()
+    .flatten()
+    {
         for b in part.bytes() {
             h ^= b as u64;
             h = h.wrapping_mul(0x100000001b3);
@@ -172,20 +193,44 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
     };
     let is_request = matches!(sc.start, StartLine::Request { .. });
     let Some(mut via) = sc.header("Via").and_then(fields::parse_via) else {
-        return Parsed::Dropped(if is_request { DropReason::Unroutable } else { DropReason::BadResponse });
+        return Parsed::Dropped(if is_request {
+            DropReason::Unroutable
+        } else {
+            DropReason::BadResponse
+        });
     };
     via.rport |= force_rport && is_request;
     match sc.start {
-        StartLine::Request { method, uri, version } => {
+        StartLine::Request {
+            method,
+            uri,
+            version,
+        } => {
             let known = known_method(method);
-            if known == Some(Method::Ack) && (sc.fault.is_some() || Echo::from_scan(&sc).missing().is_some()) {
+            if known == Some(Method::Ack)
+                && (sc.fault.is_some() || Echo::from_scan(&sc).missing().is_some())
+            {
                 return Parsed::Dropped(DropReason::BadAck);
             }
             if let Some(fault) = &sc.fault {
-                return reject(&sc, &via, source, 400, &format!("Bad Request ({fault})"), &[]);
+                return reject(
+                    &sc,
+                    &via,
+                    source,
+                    400,
+                    &format!("Bad Request ({fault})"),
+                    &[],
+                );
             }
             if let Some(missing) = Echo::from_scan(&sc).missing() {
-                return reject(&sc, &via, source, 400, &format!("Missing {missing} header"), &[]);
+                return reject(
+                    &sc,
+                    &via,
+                    source,
+                    400,
+                    &format!("Missing {missing} header"),
+                    &[],
+                );
             }
             if !version.eq_ignore_ascii_case("SIP/2.0") {
                 return reject(&sc, &via, source, 505, "Version Not Supported", &[]);
@@ -194,25 +239,50 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                 return reject(&sc, &via, source, 400, "Malformed CSeq", &[]);
             };
             if cseq_method != method {
-                return reject(&sc, &via, source, 400, "CSeq method does not match the request method", &[]);
+                return reject(
+                    &sc,
+                    &via,
+                    source,
+                    400,
+                    "CSeq method does not match the request method",
+                    &[],
+                );
             }
             if let Err(why) = check_headers(&sc) {
                 return reject(&sc, &via, source, 400, &why, &[]);
             }
             let Some(method) = known else {
                 // RFC 3261 §21.5.2: a method we do not recognise
-                return reject(&sc, &via, source, 501, "Not Implemented", &[("Allow", allow)]);
+                return reject(
+                    &sc,
+                    &via,
+                    source,
+                    501,
+                    "Not Implemented",
+                    &[("Allow", allow)],
+                );
             };
             if uri.contains(['<', '>']) {
                 return reject(&sc, &via, source, 400, "Malformed Request-URI", &[]);
             }
             let request_uri = match Uri::parse(uri) {
                 Ok(u) if u.has_headers() => {
-                    return reject(&sc, &via, source, 400, "Request-URI must not carry headers", &[]);
+                    return reject(
+                        &sc,
+                        &via,
+                        source,
+                        400,
+                        "Request-URI must not carry headers",
+                        &[],
+                    );
                 }
                 Ok(u) => u,
-                Err(UriError::Scheme) => return reject(&sc, &via, source, 416, "Unsupported URI Scheme", &[]),
-                Err(UriError::Malformed) => return reject(&sc, &via, source, 400, "Malformed Request-URI", &[]),
+                Err(UriError::Scheme) => {
+                    return reject(&sc, &via, source, 416, "Unsupported URI Scheme", &[]);
+                }
+                Err(UriError::Malformed) => {
+                    return reject(&sc, &via, source, 400, "Malformed Request-URI", &[]);
+                }
             };
             let mut head = Vec::with_capacity(inbound.bytes.len() + 64);
             sc.canonical_head(&mut head);
@@ -223,7 +293,14 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                 // the headers behind a stand-in Request-URI.
                 Err(_) => {
                     head.clear();
-                    let stand_in = Scan { start: StartLine::Request { method: method_str(method), uri: "sip:invalid", version }, ..sc.clone() };
+                    let stand_in = Scan {
+                        start: StartLine::Request {
+                            method: method_str(method),
+                            uri: "sip:invalid",
+                            version,
+                        },
+                        ..sc.clone()
+                    };
                     stand_in.canonical_head(&mut head);
                     match rsip::Request::try_from(&head[..]) {
                         Ok(r) => r,
@@ -231,7 +308,9 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                     }
                 }
             };
-            let body = inbound.bytes.slice(sc.body_offset..sc.body_offset + sc.body.len());
+            let body = inbound
+                .bytes
+                .slice(sc.body_offset..sc.body_offset + sc.body.len());
             Parsed::Request(Box::new(Request {
                 method,
                 uri: request_uri,
@@ -260,7 +339,9 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
             let Ok(resp) = rsip::Response::try_from(&head[..]) else {
                 return Parsed::Dropped(DropReason::BadResponse);
             };
-            let body = inbound.bytes.slice(sc.body_offset..sc.body_offset + sc.body.len());
+            let body = inbound
+                .bytes
+                .slice(sc.body_offset..sc.body_offset + sc.body.len());
             Parsed::Response(Box::new(Response {
                 code,
                 call_id: sc.header("Call-ID").unwrap_or_default().to_owned(),
@@ -376,9 +457,15 @@ pub type FirstPassError = ScanError;
 /// The 503 the shell sends when the engine's inbox is full (RFC 3261 §21.5.4 with Retry-After).
 /// Built from the first pass only, so it costs no strict parse. None for responses, ACKs and
 /// anything that cannot be answered.
-pub fn overload_reply(inbound: &Inbound, retry_after_secs: u32, force_rport: bool) -> Option<Outbound> {
+pub fn overload_reply(
+    inbound: &Inbound,
+    retry_after_secs: u32,
+    force_rport: bool,
+) -> Option<Outbound> {
     let sc = scan(&inbound.bytes, !inbound.source.transport.is_reliable()).ok()?;
-    let StartLine::Request { method, .. } = sc.start else { return None };
+    let StartLine::Request { method, .. } = sc.start else {
+        return None;
+    };
     if method == "ACK" {
         return None;
     }
@@ -389,7 +476,17 @@ pub fn overload_reply(inbound: &Inbound, retry_after_secs: u32, force_rport: boo
         return None;
     }
     let tag = stateless_tag(&echo);
-    let mut w = ResponseWriter::new(503, "Service Unavailable", &echo, &via, &inbound.source, Some(&tag));
+    let mut w = ResponseWriter::new(
+        503,
+        "Service Unavailable",
+        &echo,
+        &via,
+        &inbound.source,
+        Some(&tag),
+    );
     w.header_num("Retry-After", retry_after_secs as u64);
-    Some(Outbound::whole(response_dest(&via, &inbound.source), w.finish()))
+    Some(Outbound::whole(
+        response_dest(&via, &inbound.source),
+        w.finish(),
+    ))
 }

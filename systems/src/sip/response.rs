@@ -77,7 +77,12 @@ pub fn response_dest(via: &TopVia, source: &Source) -> Dest {
     } else {
         SocketAddr::new(source.peer.ip(), via.port.unwrap_or(5060))
     };
-    Dest { transport: source.transport, addr, local: source.local, conn: source.conn }
+    Dest {
+        transport: source.transport,
+        addr,
+        local: source.local,
+        conn: source.conn,
+    }
 }
 
 /// The top via-parm with `received` (§18.2.1) and a filled `rport` (RFC 3581) added.
@@ -119,13 +124,24 @@ pub struct ResponseWriter {
 impl ResponseWriter {
     /// Status line and the echoed headers. `to_tag` is added to To when it has none
     /// (RFC 3261 §8.2.6.2); pass None for 100 Trying.
-    pub fn new(code: u16, reason: &str, echo: &Echo<'_>, via: &TopVia, source: &Source, to_tag: Option<&str>) -> Self {
+    pub fn new(
+        code: u16,
+        reason: &str,
+        echo: &Echo<'_>,
+        via: &TopVia,
+        source: &Source,
+        to_tag: Option<&str>,
+    ) -> Self {
         let mut buf = Vec::with_capacity(512);
         buf.extend_from_slice(b"SIP/2.0 ");
         buf.extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
         buf.push(b' ');
         // a reason phrase must not break the line
-        buf.extend(reason.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+        buf.extend(
+            reason
+                .bytes()
+                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
         buf.extend_from_slice(b"\r\n");
         for (i, v) in echo.vias.iter().enumerate() {
             buf.extend_from_slice(b"Via: ");
@@ -184,7 +200,11 @@ impl ResponseWriter {
     pub fn finish_with(mut self, body: Option<(&str, &[u8])>) -> Bytes {
         if let Some((ct, b)) = body {
             push_header(&mut self.buf, "Content-Type", ct);
-            push_header(&mut self.buf, "Content-Length", itoa::Buffer::new().format(b.len()));
+            push_header(
+                &mut self.buf,
+                "Content-Length",
+                itoa::Buffer::new().format(b.len()),
+            );
             self.buf.extend_from_slice(b"\r\n");
             self.buf.extend_from_slice(b);
         } else {
@@ -222,19 +242,34 @@ mod tests {
         let v = "SIP/2.0/UDP client.example:5070;branch=z9hG4bK1;rport";
         let via = parse_via(v).unwrap();
         let s = src("192.0.2.7:40000");
-        let echo = Echo { vias: vec![v], from: Some("<sip:a@b>;tag=1"), to: Some("<sip:c@d>"), call_id: Some("x"), cseq: Some("1 OPTIONS") };
+        let echo = Echo {
+            vias: vec![v],
+            from: Some("<sip:a@b>;tag=1"),
+            to: Some("<sip:c@d>"),
+            call_id: Some("x"),
+            cseq: Some("1 OPTIONS"),
+        };
         let r = ResponseWriter::new(200, "OK", &echo, &via, &s, Some("srv")).finish();
         let text = std::str::from_utf8(&r).unwrap();
         assert!(text.contains("Via: SIP/2.0/UDP client.example:5070;branch=z9hG4bK1;rport=40000;received=192.0.2.7\r\n"), "{text}");
         assert!(text.contains("To: <sip:c@d>;tag=srv\r\n"));
-        assert_eq!(response_dest(&via, &s).addr, "192.0.2.7:40000".parse().unwrap());
+        assert_eq!(
+            response_dest(&via, &s).addr,
+            "192.0.2.7:40000".parse().unwrap()
+        );
     }
 
     #[test]
     fn without_rport_goes_to_sent_by_port() {
         let via = parse_via("SIP/2.0/UDP 192.0.2.7:5070;branch=z9hG4bK1").unwrap();
-        assert_eq!(response_dest(&via, &src("192.0.2.7:40000")).addr, "192.0.2.7:5070".parse().unwrap());
+        assert_eq!(
+            response_dest(&via, &src("192.0.2.7:40000")).addr,
+            "192.0.2.7:5070".parse().unwrap()
+        );
         let via = parse_via("SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1").unwrap();
-        assert_eq!(response_dest(&via, &src("192.0.2.7:40000")).addr, "192.0.2.7:5060".parse().unwrap());
+        assert_eq!(
+            response_dest(&via, &src("192.0.2.7:40000")).addr,
+            "192.0.2.7:5060".parse().unwrap()
+        );
     }
 }

@@ -8,8 +8,16 @@ use std::borrow::Cow;
 /// The start line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartLine<'a> {
-    Request { method: &'a str, uri: &'a str, version: &'a str },
-    Response { version: &'a str, code: u16, reason: &'a str },
+    Request {
+        method: &'a str,
+        uri: &'a str,
+        version: &'a str,
+    },
+    Response {
+        version: &'a str,
+        code: u16,
+        reason: &'a str,
+    },
 }
 
 /// One header line, name canonicalised where we know it, value unfolded and trimmed.
@@ -61,7 +69,10 @@ pub enum ScanError {
 impl ScanError {
     /// True when the headers are in doubt, so no response can be built from them.
     pub fn is_unanswerable(&self) -> bool {
-        matches!(self, ScanError::Empty | ScanError::NotText | ScanError::StartLine | ScanError::Unterminated)
+        matches!(
+            self,
+            ScanError::Empty | ScanError::NotText | ScanError::StartLine | ScanError::Unterminated
+        )
     }
 }
 
@@ -117,8 +128,14 @@ pub fn canonical_name(name: &str) -> Option<&'static str> {
 }
 
 fn trim(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !matches!(c, b' ' | b'\t')).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !matches!(c, b' ' | b'\t')).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t'))
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !matches!(c, b' ' | b'\t'))
+        .map_or(start, |e| e + 1);
     &b[start..end.max(start)]
 }
 
@@ -143,7 +160,9 @@ fn header_end(bytes: &[u8]) -> Option<(usize, usize)> {
 
 /// Split header-section bytes into lines, without their line ends.
 fn lines(section: &[u8]) -> impl Iterator<Item = &[u8]> {
-    section.split(|&c| c == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+    section
+        .split(|&c| c == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
 }
 
 fn parse_start(line: &[u8]) -> Result<(StartLine<'_>, Option<ScanError>), ScanError> {
@@ -159,24 +178,48 @@ fn parse_start(line: &[u8]) -> Result<(StartLine<'_>, Option<ScanError>), ScanEr
         if !(100..=699).contains(&code) {
             return Err(ScanError::StartLine);
         }
-        return Ok((StartLine::Response { version, code, reason }, None));
+        return Ok((
+            StartLine::Response {
+                version,
+                code,
+                reason,
+            },
+            None,
+        ));
     }
     // Request-Line = Method SP Request-URI SP SIP-Version (single spaces, §25.1)
     let mut parts = line.split(' ');
-    if let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    if let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
         && !method.is_empty()
         && !uri.is_empty()
         && method.bytes().all(is_token_char)
         && version.starts_with("SIP/")
     {
-        return Ok((StartLine::Request { method, uri, version }, None));
+        return Ok((
+            StartLine::Request {
+                method,
+                uri,
+                version,
+            },
+            None,
+        ));
     }
     // Still recognisably a request (a method token first, a SIP version last) but with extra
     // white space: answerable with a 400 (RFC 4475 §3.1.2.7-10).
     let words: Vec<&str> = line.split_ascii_whitespace().collect();
     match words.as_slice() {
-        [method, uri, .., version] if method.bytes().all(is_token_char) && version.starts_with("SIP/") => {
-            Ok((StartLine::Request { method, uri, version }, Some(ScanError::RequestLine)))
+        [method, uri, .., version]
+            if method.bytes().all(is_token_char) && version.starts_with("SIP/") =>
+        {
+            Ok((
+                StartLine::Request {
+                    method,
+                    uri,
+                    version,
+                },
+                Some(ScanError::RequestLine),
+            ))
         }
         _ => Err(ScanError::StartLine),
     }
@@ -191,7 +234,10 @@ pub fn is_token_char(c: u8) -> bool {
 /// may be cut short by Content-Length; a missing Content-Length means "the rest").
 pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
     // RFC 3261 §7.5: implementations should ignore CRLFs before the start line.
-    let lead = bytes.iter().position(|c| !matches!(c, b'\r' | b'\n')).ok_or(ScanError::Empty)?;
+    let lead = bytes
+        .iter()
+        .position(|c| !matches!(c, b'\r' | b'\n'))
+        .ok_or(ScanError::Empty)?;
     let msg = &bytes[lead..];
     // A datagram is the whole message: one that lacks the blank line after its headers is
     // read as headers only (RFC 4475 §3.1.2.15 is such a message).
@@ -280,25 +326,41 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
         None if datagram => (available, 0),
         None => (&available[..0], available.len()),
     };
-    Ok(Scan { start, headers, body, body_offset: lead + body_at, content_length, trailing, fault })
+    Ok(Scan {
+        start,
+        headers,
+        body,
+        body_offset: lead + body_at,
+        content_length,
+        trailing,
+        fault,
+    })
 }
 
 impl<'a> Scan<'a> {
     /// The value of the first header called `name` (canonical spelling).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_ref())
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_ref())
     }
 
     /// All values of the headers called `name`, in order.
     pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_ref())
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_ref())
     }
 
     /// The method of a request, or the CSeq method of a response.
     pub fn method(&self) -> Option<&str> {
         match &self.start {
             StartLine::Request { method, .. } => Some(method),
-            StartLine::Response { .. } => self.header("CSeq").and_then(|c| c.split_whitespace().nth(1)),
+            StartLine::Response { .. } => self
+                .header("CSeq")
+                .and_then(|c| c.split_whitespace().nth(1)),
         }
     }
 
@@ -306,14 +368,22 @@ impl<'a> Scan<'a> {
     /// `Name: value`) for the strict parser; the body is not included.
     pub fn canonical_head(&self, out: &mut Vec<u8>) {
         match &self.start {
-            StartLine::Request { method, uri, version } => {
+            StartLine::Request {
+                method,
+                uri,
+                version,
+            } => {
                 out.extend_from_slice(method.as_bytes());
                 out.push(b' ');
                 out.extend_from_slice(uri.as_bytes());
                 out.push(b' ');
                 out.extend_from_slice(version.as_bytes());
             }
-            StartLine::Response { version, code, reason } => {
+            StartLine::Response {
+                version,
+                code,
+                reason,
+            } => {
                 out.extend_from_slice(version.as_bytes());
                 out.push(b' ');
                 out.extend_from_slice(itoa::Buffer::new().format(*code).as_bytes());
@@ -350,7 +420,10 @@ mod tests {
     #[test]
     fn content_length_too_large_is_an_error() {
         let m = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 10\r\n\r\nabc";
-        assert_eq!(scan(m, true).unwrap().fault, Some(ScanError::ContentLengthTooLarge));
+        assert_eq!(
+            scan(m, true).unwrap().fault,
+            Some(ScanError::ContentLengthTooLarge)
+        );
     }
 
     #[test]
@@ -359,13 +432,24 @@ mod tests {
             assert!(scan(m, true).unwrap_err().is_unanswerable(), "{m:?}");
         }
         // on a stream, a head without its blank line is incomplete, not a message
-        assert!(scan(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x", false).unwrap_err().is_unanswerable());
+        assert!(
+            scan(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x", false)
+                .unwrap_err()
+                .is_unanswerable()
+        );
     }
 
     #[test]
     fn response_start_line() {
         let s = scan(b"SIP/2.0 200 OK\r\nCSeq: 1 NOTIFY\r\n\r\n", true).unwrap();
-        assert_eq!(s.start, StartLine::Response { version: "SIP/2.0", code: 200, reason: "OK" });
+        assert_eq!(
+            s.start,
+            StartLine::Response {
+                version: "SIP/2.0",
+                code: 200,
+                reason: "OK"
+            }
+        );
         assert_eq!(s.method(), Some("NOTIFY"));
     }
 }

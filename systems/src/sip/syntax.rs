@@ -29,13 +29,18 @@ pub fn check_name_addr(value: &str) -> Result<(), &'static str> {
         angle_addr(after)?
     } else if let Some(lt) = v.find('<') {
         let display = &v[..lt];
-        if !display.bytes().all(|c| is_token_char(c) || c == b' ' || c == b'\t') {
+        if !display
+            .bytes()
+            .all(|c| is_token_char(c) || c == b' ' || c == b'\t')
+        {
             return Err("display name must be a token list or quoted");
         }
         angle_addr(&v[lt..])?
     } else {
         // addr-spec: a URI with ',', '?' or ';' would need angle brackets (§20)
-        let (uri, params) = v.split_once(';').map_or((v, ""), |(u, p)| (u.trim_end(), p));
+        let (uri, params) = v
+            .split_once(';')
+            .map_or((v, ""), |(u, p)| (u.trim_end(), p));
         if uri.contains(['?', ',', ' ', '\t', '>']) || !uri.contains(':') {
             return Err("malformed addr-spec");
         }
@@ -113,7 +118,10 @@ mod tests {
 
     #[test]
     fn via_cases() {
-        assert_eq!(check_via("SIP/2.0/UDP a:5060;branch=z9hG4bK1, SIP/2.0/TCP b"), Ok(()));
+        assert_eq!(
+            check_via("SIP/2.0/UDP a:5060;branch=z9hG4bK1, SIP/2.0/TCP b"),
+            Ok(())
+        );
         assert!(check_via("SIP/2.0/UDP 192.0.2.15;;,;,,").is_err());
     }
 }

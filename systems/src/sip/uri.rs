@@ -53,7 +53,9 @@ fn decode(s: &str) -> Option<String> {
 }
 
 fn valid_host(h: &str) -> bool {
-    !h.is_empty() && h.bytes().all(|c| c.is_ascii_alphanumeric() || b"-.:_".contains(&c))
+    !h.is_empty()
+        && h.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-.:_".contains(&c))
 }
 
 impl Uri {
@@ -68,7 +70,10 @@ impl Uri {
             "tel" => Scheme::Tel,
             _ => return Err(UriError::Scheme),
         };
-        if raw.bytes().any(|c| c <= b' ' || c == b'<' || c == b'>' || c == b'"' || c >= 0x7f) {
+        if raw
+            .bytes()
+            .any(|c| c <= b' ' || c == b'<' || c == b'>' || c == b'"' || c >= 0x7f)
+        {
             return Err(UriError::Malformed);
         }
         if scheme == Scheme::Tel {
@@ -76,7 +81,13 @@ impl Uri {
             if number.is_empty() {
                 return Err(UriError::Malformed);
             }
-            return Ok(Uri { raw: raw.to_owned(), scheme, user: None, host: number.to_owned(), port: None });
+            return Ok(Uri {
+                raw: raw.to_owned(),
+                scheme,
+                user: None,
+                host: number.to_owned(),
+                port: None,
+            });
         }
         // RFC 3261 §25.1: user may contain ';' '?' '/', but params and headers may not contain
         // '@', so the last '@' ends the userinfo.
@@ -99,13 +110,22 @@ impl Uri {
             }
             None => None,
         };
-        Ok(Uri { raw: raw.to_owned(), scheme, user, host: host.to_ascii_lowercase(), port })
+        Ok(Uri {
+            raw: raw.to_owned(),
+            scheme,
+            user,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
     }
 
     /// True when the URI has a headers component (`?...`), which a Request-URI may not carry
     /// (RFC 3261 §19.1.1 table).
     pub fn has_headers(&self) -> bool {
-        let after_host = self.raw.rfind('@').map_or(self.raw.as_str(), |i| &self.raw[i..]);
+        let after_host = self
+            .raw
+            .rfind('@')
+            .map_or(self.raw.as_str(), |i| &self.raw[i..]);
         after_host.contains('?')
     }
 
@@ -135,13 +155,26 @@ mod tests {
         assert_eq!(u.user.as_deref(), Some("user;par=u@example.net"));
         assert_eq!(u.host, "example.com");
         let u = Uri::parse("sips:Alice@EXAMPLE.com:5061;transport=tcp").unwrap();
-        assert_eq!((u.aor().as_str(), u.port), ("Alice@example.com", Some(5061)));
-        assert_eq!(Uri::parse("pres:alice@example.com").unwrap().aor(), "alice@example.com");
-        assert_eq!(Uri::parse("sip:[2001:db8::1]:5060").unwrap().host, "2001:db8::1");
+        assert_eq!(
+            (u.aor().as_str(), u.port),
+            ("Alice@example.com", Some(5061))
+        );
+        assert_eq!(
+            Uri::parse("pres:alice@example.com").unwrap().aor(),
+            "alice@example.com"
+        );
+        assert_eq!(
+            Uri::parse("sip:[2001:db8::1]:5060").unwrap().host,
+            "2001:db8::1"
+        );
         assert_eq!(Uri::parse("http://x").unwrap_err(), UriError::Scheme);
         assert_eq!(Uri::parse("<sip:a@b>").unwrap_err(), UriError::Scheme);
         assert_eq!(Uri::parse("sip:a@").unwrap_err(), UriError::Malformed);
-        assert!(Uri::parse("sip:user@example.com?Route=%3Csip:example.com%3E").unwrap().has_headers());
+        assert!(
+            Uri::parse("sip:user@example.com?Route=%3Csip:example.com%3E")
+                .unwrap()
+                .has_headers()
+        );
         assert!(!Uri::parse("sip:us?er@example.com").unwrap().has_headers());
     }
 }

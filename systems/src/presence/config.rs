@@ -1,0 +1,69 @@
+//! Presence Server settings.
+
+use bevy_ecs::prelude::Resource;
+
+/// Bounds and policies of the Presence Server.
+#[derive(Resource, Debug, Clone)]
+pub struct PresenceConfig {
+    /// PUBLISH `Expires` bounds and default, seconds (RFC 3903 §6: 423 below the minimum).
+    pub publish_min_expires: u32,
+    pub publish_max_expires: u32,
+    pub publish_default_expires: u32,
+    /// SUBSCRIBE `Expires` bounds and default, seconds (RFC 6665 §4.2.1.1, RFC 3856 §6.4).
+    pub subscribe_min_expires: u32,
+    pub subscribe_max_expires: u32,
+    pub subscribe_default_expires: u32,
+    /// Largest PUBLISH body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// Domains served; empty: every domain.
+    pub domains: Vec<String>,
+    /// With nothing published, show one tuple with basic status `closed` instead of none.
+    pub closed_when_unpublished: bool,
+    /// Most subscriptions to one presentity, and by one watcher (excess: 503 / 403).
+    pub max_subscriptions_per_presentity: usize,
+    pub max_subscriptions_per_watcher: usize,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            publish_min_expires: 60,
+            publish_max_expires: 7200,
+            publish_default_expires: 3600,
+            subscribe_min_expires: 60,
+            subscribe_max_expires: 7200,
+            subscribe_default_expires: 3600,
+            max_body_bytes: 65536,
+            domains: Vec::new(),
+            closed_when_unpublished: false,
+            max_subscriptions_per_presentity: 10_000,
+            max_subscriptions_per_watcher: 1_000,
+        }
+    }
+}
+
+impl PresenceConfig {
+    /// True when requests for `host` are ours.
+    pub fn serves(&self, host: &str) -> bool {
+        self.domains.is_empty() || self.domains.iter().any(|d| d.eq_ignore_ascii_case(host))
+    }
+}
+
+/// Outcome of applying `Expires` bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granted {
+    /// The interval granted, seconds (0: remove / unsubscribe / fetch).
+    Secs(u32),
+    /// Below the minimum: answer 423 with this Min-Expires.
+    TooBrief(u32),
+}
+
+/// Apply the bounds to a requested interval (None: header absent).
+pub fn grant(requested: Option<u32>, min: u32, max: u32, default: u32) -> Granted {
+    match requested {
+        None => Granted::Secs(default),
+        Some(0) => Granted::Secs(0),
+        Some(s) if s < min => Granted::TooBrief(min),
+        Some(s) => Granted::Secs(s.min(max)),
+    }
+}
