@@ -333,3 +333,33 @@ fn invalid_config_names_the_key_and_exits_nonzero() {
         assert!(help.contains(flag), "--help documents {flag}");
     }
 }
+
+#[test]
+fn ipv6_udp_and_tcp() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipping: no IPv6 loopback on this machine");
+        return;
+    }
+    // one IPv4 and one IPv6 listener side by side
+    let s = Server::start_with("", &["--sip", "[::1]:0"]);
+    let (u6, t6) = (s.udp, s.tcp);
+    assert!(
+        u6.is_ipv6() && t6.is_ipv6(),
+        "the last --sip address wins the harness's slots: {u6} {t6}"
+    );
+    let sock = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    let peer = UdpPeer { sock, server: u6 };
+    let resp = peer.call(&peer.req("OPTIONS", "sip:presenced@[::1]"));
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.header("Via").unwrap().contains("received=::1"),
+        "{:?}",
+        resp.header("Via")
+    );
+    let mut tcp = TcpPeer::connect(t6);
+    assert_eq!(
+        tcp.call(&tcp.req("OPTIONS", "sip:presenced@[::1]"))
+            .status(),
+        200
+    );
+}
