@@ -129,14 +129,31 @@ pub fn handle_publish(world: &mut World) {
 fn publish(world: &mut World, req: &Request) -> Answer {
     let now = world.resource::<Clock>().now;
     let seed = world.resource::<EngineConfig>().seed;
-    let cfg = world.resource::<PresenceConfig>();
-    if !cfg.serves(&req.uri.host) {
+    if !world.resource::<PresenceConfig>().serves(&req.uri.host) {
         return Answer::new(404, "Not Found");
     }
     // RFC 3903 §6 step 2: the event package must be one we serve.
     if event_package(req).is_none_or(|e| !e.eq_ignore_ascii_case(EVENT)) {
         return Answer::new(489, "Bad Event").with("Allow-Events", EVENT);
     }
+    // Step 3: SIP-If-Match names exactly one entity tag of live state of this presentity. It is
+    // checked before Expires and the body: a failed step ends the processing.
+    let aor = req.uri.aor();
+    let target = match req.header("SIP-If-Match") {
+        None => None,
+        Some(v) => {
+            let mut tags = crate::sip::fields::split_commas(v).filter(|t| !t.is_empty());
+            let (Some(tag), None) = (tags.next(), tags.next()) else {
+                return Answer::new(400, "SIP-If-Match must carry exactly one entity-tag");
+            };
+            match live_publication(world, tag, &aor, now) {
+                Some(p) => Some(p),
+                None => return Answer::new(412, "Conditional Request Failed"),
+            }
+        }
+    };
+    // Step 4: the interval.
+    let cfg = world.resource::<PresenceConfig>();
     let Ok(requested) = expires(req) else {
         return Answer::new(400, "Malformed Expires");
     };
@@ -151,8 +168,7 @@ fn publish(world: &mut World, req: &Request) -> Answer {
         }
         Granted::Secs(s) => s,
     };
-    let aor = req.uri.aor();
-    // RFC 3903 §6 step 3: the body must be of a type we understand.
+    // Step 5: a body of a type we understand, naming this presentity.
     let doc = if req.body.is_empty() {
         None
     } else {
@@ -175,89 +191,80 @@ fn publish(world: &mut World, req: &Request) -> Answer {
         Some(doc)
     };
     let at = now.plus_secs(granted as u64);
-    match req.header("SIP-If-Match").map(str::trim) {
-        None => {
-            let Some(doc) = doc else {
-                return Answer::new(400, "Initial PUBLISH without a body");
-            };
-            if granted == 0 {
-                return Answer::new(400, "Initial PUBLISH with Expires 0");
-            }
-            let presentity = presentity_for(world, &aor);
-            let (etag, seq) = {
-                let mut ids = world.resource_mut::<Ids>();
-                (ids.token(seed), ids.seq())
-            };
-            let p = world
-                .spawn(Publication {
-                    presentity,
-                    etag: etag.as_str().into(),
-                    expires_at: at,
-                    doc,
-                    seq,
-                })
-                .id();
-            world
-                .resource_mut::<PresenceIndex>()
-                .etags
-                .insert(etag.as_str().into(), p);
-            world
-                .get_mut::<Presentity>(presentity)
-                .expect("live")
-                .publications
-                .push(p);
-            world.entity_mut(presentity).insert(Recompose);
-            arm(world, p, at);
-            Answer::new(200, "OK")
-                .with("SIP-ETag", etag)
-                .with("Expires", granted.to_string())
+    let (etag, seq) = {
+        let mut ids = world.resource_mut::<Ids>();
+        (ids.token(seed), ids.seq())
+    };
+    // Steps 6-8: create, refresh, modify or remove; every 2xx carries SIP-ETag and Expires.
+    let ok = |etag: String, secs: u32| {
+        Answer::new(200, "OK")
+            .with("SIP-ETag", etag)
+            .with("Expires", secs.to_string())
+    };
+    let Some(p) = target else {
+        let Some(doc) = doc else {
+            return Answer::new(400, "Initial PUBLISH without a body");
+        };
+        if granted == 0 {
+            return Answer::new(400, "Initial PUBLISH with Expires 0");
         }
-        Some(tag) => {
-            // §6 step 4: the entity tag must name live state of this presentity.
-            let found = world.resource::<PresenceIndex>().etags.get(tag).copied();
-            let Some(p) = found.filter(|&p| {
-                world.get::<Publication>(p).is_some_and(|pb| {
-                    world
-                        .get::<Presentity>(pb.presentity)
-                        .is_some_and(|pr| *pr.aor == *aor)
-                        && pb.expires_at > now
-                })
-            }) else {
-                return Answer::new(412, "Conditional Request Failed");
-            };
-            if granted == 0 {
-                remove_publication(world, p);
-                return Answer::new(200, "OK").with("Expires", "0");
-            }
-            let (etag, seq) = {
-                let mut ids = world.resource_mut::<Ids>();
-                (ids.token(seed), ids.seq())
-            };
-            let mut pb = world.get_mut::<Publication>(p).expect("live");
-            let old = std::mem::replace(&mut pb.etag, etag.as_str().into());
-            pb.expires_at = at;
-            let presentity = pb.presentity;
-            let modified = doc.is_some();
-            if let Some(doc) = doc {
-                pb.doc = doc;
-                pb.seq = seq;
-            }
-            let mut idx = world.resource_mut::<PresenceIndex>();
-            idx.etags.remove(&old);
-            idx.etags.insert(etag.as_str().into(), p);
-            if modified {
-                // a modified source is now the newest: it wins on shared ids
-                let mut pr = world.get_mut::<Presentity>(presentity).expect("live");
-                pr.publications.retain(|&x| x != p);
-                pr.publications.push(p);
-                world.entity_mut(presentity).insert(Recompose);
-            }
-            arm(world, p, at);
-            Answer::new(200, "OK")
-                .with("SIP-ETag", etag)
-                .with("Expires", granted.to_string())
-        }
+        let presentity = presentity_for(world, &aor);
+        let p = world
+            .spawn(Publication {
+                presentity,
+                etag: etag.as_str().into(),
+                expires_at: at,
+                doc,
+                seq,
+            })
+            .id();
+        world
+            .resource_mut::<PresenceIndex>()
+            .etags
+            .insert(etag.as_str().into(), p);
+        world
+            .get_mut::<Presentity>(presentity)
+            .expect("live")
+            .publications
+            .push(p);
+        world.entity_mut(presentity).insert(Recompose);
+        arm(world, p, at);
+        return ok(etag, granted);
+    };
+    if granted == 0 {
+        remove_publication(world, p);
+        // this tag names state that is gone: it is only there because every 2xx has one
+        return ok(etag, 0);
     }
+    let mut pb = world.get_mut::<Publication>(p).expect("live");
+    let old = std::mem::replace(&mut pb.etag, etag.as_str().into());
+    pb.expires_at = at;
+    let presentity = pb.presentity;
+    let modified = doc.is_some();
+    if let Some(doc) = doc {
+        pb.doc = doc;
+        pb.seq = seq;
+    }
+    let mut idx = world.resource_mut::<PresenceIndex>();
+    idx.etags.remove(&old);
+    idx.etags.insert(etag.as_str().into(), p);
+    if modified {
+        // a modified source is now the newest: it wins on shared ids
+        let mut pr = world.get_mut::<Presentity>(presentity).expect("live");
+        pr.publications.retain(|&x| x != p);
+        pr.publications.push(p);
+        world.entity_mut(presentity).insert(Recompose);
+    }
+    arm(world, p, at);
+    ok(etag, granted)
+}
+
+/// The publication `etag` names, if it is live state of `aor`.
+fn live_publication(world: &World, etag: &str, aor: &str, now: Time) -> Option<Entity> {
+    let p = *world.resource::<PresenceIndex>().etags.get(etag)?;
+    let pb = world.get::<Publication>(p)?;
+    let pr = world.get::<Presentity>(pb.presentity)?;
+    (*pr.aor == *aor && pb.expires_at > now).then_some(p)
 }
 
 fn arm(world: &mut World, publication: Entity, at: Time) {

@@ -1,0 +1,112 @@
+//! The engine without a network: messages and time in, messages out. These check properties a
+//! wire test cannot see directly (work done once per tick, state after a tick).
+
+use bytes::Bytes;
+use presenced_systems::presence::components::{Presentity, View};
+use presenced_systems::presence::{self, PresenceConfig};
+use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Source, Time, Transport};
+
+fn src() -> Source {
+    Source {
+        transport: Transport::Udp,
+        peer: "127.0.0.1:9000".parse().unwrap(),
+        local: "127.0.0.1:5060".parse().unwrap(),
+        conn: None,
+    }
+}
+
+fn publish(n: usize, tuple: &str) -> Inbound {
+    let body = format!(
+        "<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:alice@example.com\"><tuple id=\"{tuple}\">\
+<status><basic>open</basic></status></tuple></presence>"
+    );
+    let text = format!(
+        "PUBLISH sip:alice@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9000;branch=z9hG4bK{n};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag={n}\r\nTo: <sip:alice@example.com>\r\nCall-ID: c{n}\r\n\
+CSeq: 1 PUBLISH\r\nEvent: presence\r\nContent-Type: application/pidf+xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    Inbound {
+        source: src(),
+        bytes: Bytes::from(text),
+    }
+}
+
+fn engine() -> Engine {
+    let mut e = Engine::new(EngineConfig::default());
+    e.add_feature(presence::feature(PresenceConfig::default()));
+    e
+}
+
+fn statuses(out: &[Outbound]) -> Vec<u16> {
+    out.iter()
+        .map(|m| {
+            std::str::from_utf8(&m.head[8..11])
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn composition_runs_once_per_presentity_per_tick() {
+    let mut e = engine();
+    let mut out = Vec::new();
+    e.tick(
+        Time(1),
+        [publish(1, "a"), publish(2, "b"), publish(3, "c")],
+        &mut out,
+    );
+    assert_eq!(statuses(&out), vec![200, 200, 200]);
+    let world = e.world_mut();
+    let mut q = world.query::<(&Presentity, &View)>();
+    let (p, v) = q.single(world).unwrap();
+    assert_eq!(p.publications.len(), 3);
+    // the view starts at version 1 (empty) and was composed once for three publications
+    assert_eq!(v.version, 2);
+    let body = std::str::from_utf8(&v.body).unwrap();
+    assert!(body.contains("id=\"a\"") && body.contains("id=\"b\"") && body.contains("id=\"c\""));
+}
+
+#[test]
+fn a_retransmission_is_answered_from_the_transaction_not_processed_again() {
+    let mut e = engine();
+    let mut out = Vec::new();
+    e.tick(Time(1), [publish(1, "a")], &mut out);
+    // the same request again in a later tick, and twice within one tick
+    e.tick(Time(2), [publish(1, "a")], &mut out);
+    e.tick(Time(3), [publish(1, "a"), publish(1, "a")], &mut out);
+    assert_eq!(out.len(), 4);
+    assert!(
+        out.windows(2).all(|w| w[0].head == w[1].head),
+        "identical responses"
+    );
+    assert_eq!(e.stats().retransmissions_absorbed, 3);
+    let world = e.world_mut();
+    let mut q = world.query::<&Presentity>();
+    assert_eq!(
+        q.single(world).unwrap().publications.len(),
+        1,
+        "processed once"
+    );
+}
+
+#[test]
+fn timer_j_forgets_the_transaction() {
+    let mut e = engine();
+    let mut out = Vec::new();
+    e.tick(Time(1), [publish(1, "a")], &mut out);
+    assert_eq!(
+        e.next_deadline(),
+        Some(Time(1 + 64 * 500)).min(e.next_deadline())
+    );
+    // after 64·T1 the same branch is a new transaction: a second publication appears
+    e.tick(Time(1 + 64 * 500), [], &mut out);
+    out.clear();
+    e.tick(Time(2 + 64 * 500), [publish(1, "a")], &mut out);
+    assert_eq!(statuses(&out), vec![200]);
+    let world = e.world_mut();
+    let mut q = world.query::<&Presentity>();
+    assert_eq!(q.single(world).unwrap().publications.len(), 2);
+}
