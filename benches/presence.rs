@@ -46,12 +46,17 @@ fn bench_pidf(c: &mut Criterion) {
     let doc = body("sip:alice@example.com", "t1", "in a meeting");
     let mut g = c.benchmark_group("pidf");
     g.throughput(Throughput::Bytes(doc.len() as u64));
-    g.bench_function("parse", |b| b.iter(|| black_box(pidf::parse(black_box(doc.as_bytes())).unwrap())));
+    g.bench_function("parse", |b| {
+        b.iter(|| black_box(pidf::parse(black_box(doc.as_bytes())).unwrap()))
+    });
     g.finish();
     let mut g = c.benchmark_group("compose");
     for n in [1usize, 4, 16] {
         let docs: Vec<_> = (0..n)
-            .map(|i| pidf::parse(body("sip:alice@example.com", &format!("t{i}"), "x").as_bytes()).unwrap())
+            .map(|i| {
+                pidf::parse(body("sip:alice@example.com", &format!("t{i}"), "x").as_bytes())
+                    .unwrap()
+            })
             .collect();
         let refs: Vec<&pidf::PidfDocument> = docs.iter().collect();
         g.bench_with_input(BenchmarkId::from_parameter(n), &refs, |b, refs| {
@@ -71,7 +76,10 @@ fn src(port: u16) -> Source {
 }
 
 fn msg(source: Source, text: String) -> Inbound {
-    Inbound { source, bytes: Bytes::from(text) }
+    Inbound {
+        source,
+        bytes: Bytes::from(text),
+    }
 }
 
 fn subscribe(i: usize) -> Inbound {
@@ -89,7 +97,9 @@ Accept: application/pidf+xml\r\nContent-Length: 0\r\n\r\n"
 
 fn publish(n: u64, etag: Option<&str>) -> Inbound {
     let b = body("sip:alice@example.com", "t1", &format!("change {n}"));
-    let if_match = etag.map(|e| format!("SIP-If-Match: {e}\r\n")).unwrap_or_default();
+    let if_match = etag
+        .map(|e| format!("SIP-If-Match: {e}\r\n"))
+        .unwrap_or_default();
     msg(
         src(9999),
         format!(
@@ -119,7 +129,10 @@ fn answers(out: &[Outbound]) -> (Vec<Inbound>, Option<String>) {
         }
         let mut r = String::from("SIP/2.0 200 OK\r\n");
         for l in head.lines() {
-            if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"].iter().any(|p| l.starts_with(p)) {
+            if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                .iter()
+                .any(|p| l.starts_with(p))
+            {
                 r.push_str(l);
                 r.push_str("\r\n");
             }
@@ -134,7 +147,10 @@ fn bench_fanout(c: &mut Criterion) {
     let mut g = c.benchmark_group("fanout");
     g.sample_size(20);
     for watchers in [1usize, 100, 10_000] {
-        let mut engine = Engine::new(EngineConfig { seed: 7, ..EngineConfig::default() });
+        let mut engine = Engine::new(EngineConfig {
+            seed: 7,
+            ..EngineConfig::default()
+        });
         engine.add_feature(presence::feature(PresenceConfig::default()));
         let mut now = 1u64;
         let mut out = Vec::new();
@@ -165,7 +181,11 @@ fn bench_fanout(c: &mut Criterion) {
                     engine.tick(Time(now), [change], &mut out);
                     total += t.elapsed();
                     let a = ALLOCS.load(Ordering::Relaxed) - a0;
-                    assert_eq!(out.len(), watchers + 1, "one NOTIFY per watcher and the 200");
+                    assert_eq!(
+                        out.len(),
+                        watchers + 1,
+                        "one NOTIFY per watcher and the 200"
+                    );
                     allocs_per_notify = a as f64 / watchers as f64;
                     let (acks, e) = answers(&out);
                     etag = e;
@@ -175,7 +195,9 @@ fn bench_fanout(c: &mut Criterion) {
                 total
             })
         });
-        eprintln!("fanout/{watchers}: {allocs_per_notify:.1} allocations per NOTIFY (incl. the PUBLISH)");
+        eprintln!(
+            "fanout/{watchers}: {allocs_per_notify:.1} allocations per NOTIFY (incl. the PUBLISH)"
+        );
     }
     g.finish();
 }
