@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::sip::sockets;
 use crate::sip::transport::{EngineLink, SipTransport, TransportConfig};
+use crate::store::{DocumentChange, SqliteStore};
 
 /// Outbox batches waiting for the I/O thread before the engine pauses (backpressure: the
 /// inbox then fills and new requests get 503).
@@ -79,7 +80,24 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
             config.storage.data_dir.display()
         )
     })?;
-    let (udp, tcp, lines) = bind(&config)?;
+    let (udp, tcp, mut lines) = bind(&config)?;
+
+    // HTTP (XCAP behind the Aggregation Proxy): bound here so its address is known and
+    // printed with the SIP ones before `presenced ready`.
+    let http_listener = std::net::TcpListener::bind(config.http.listen)
+        .map_err(|e| format!("cannot bind HTTP {}: {e}", config.http.listen))?;
+    let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
+    lines.push(format!("http {http_addr}"));
+    // Document changes for the engine (xcap-diff, pres-rules, RLS lists), in commit order.
+    // TODO(engine integration): hand `_changes_rx` to the engine; until then the receiver is
+    // dropped and the store drops the events.
+    let (changes_tx, _changes_rx) =
+        crossbeam_channel::bounded::<DocumentChange>(config.engine.inbox_capacity);
+    drop(_changes_rx);
+    let store = SqliteStore::open(&config.storage.data_dir, Some(changes_tx))
+        .map_err(|e| format!("storage: {e}"))?;
+    let http = crate::http::start(http_listener, config.xcap.http_settings(), Arc::new(store))
+        .map_err(|e| format!("http: {e}"))?;
 
     let engine_config = EngineConfig {
         t1_ms: config.engine.t1_ms,
@@ -144,6 +162,9 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
 
     let result = transport.run(&shutdown);
     info!("shutting down");
+    if let Err(e) = http.stop() {
+        warn!("{e}");
+    }
     drop(transport); // closes the inbox: the engine thread ends
     let stats = engine_thread
         .join()
