@@ -196,3 +196,148 @@ pub fn user_record(
         ha1_sha256: digest::ha1(digest::Algorithm::Sha256, rest, realm, password),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The proxy and handlers in-process (tower `oneshot`, no socket), with the stand-in core:
+    //! what reaches the store and the change channel.
+    use super::*;
+    use crate::store::{DocumentChange, SqliteStore};
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    fn settings() -> HttpSettings {
+        HttpSettings {
+            realm: "presenced".into(),
+            trusted_peers: vec!["127.0.0.1".parse().unwrap()],
+            forward: BTreeMap::new(),
+            nonce_lifetime: Duration::from_secs(300),
+            max_body_bytes: 1 << 20,
+            forward_timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn app(store: Arc<dyn Store>) -> Router {
+        let usages = core::Usages::standard();
+        router(Arc::new(AppState {
+            caps: core::xcap_caps_document(&usages),
+            usages,
+            nonces: digest::Nonces::new(Duration::from_secs(300)),
+            client: forward::client(),
+            settings: settings(),
+            store,
+            warned_open: AtomicBool::new(false),
+        }))
+    }
+
+    async fn call(
+        app: &Router,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (StatusCode, Option<String>) {
+        let mut b = Request::builder().method(method).uri(path);
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        let mut req = b.body(Body::from(body.to_vec())).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let r = app.clone().oneshot(req).await.unwrap();
+        let etag = r
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().trim_matches('"').to_owned());
+        (r.status(), etag)
+    }
+
+    #[test]
+    fn every_committed_write_is_announced_in_order_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("presenced-http-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (tx, rx) = crossbeam_channel::unbounded::<DocumentChange>();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir, Some(tx)).unwrap());
+        let app = app(store);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let p = "/xcap-root/resource-lists/users/sip:alice@example.com/index";
+            let ct = [("content-type", "application/resource-lists+xml")];
+            let doc = b"<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"/>";
+            let (s, e1) = call(&app, "PUT", p, &ct, doc).await;
+            assert_eq!(s, StatusCode::CREATED);
+            let (s, e2) = call(&app, "PUT", p, &ct, doc).await;
+            assert_eq!(s, StatusCode::OK);
+            // Refused writes (412, 409, 415, 403) commit nothing and announce nothing.
+            let pre = [ct[0], ("if-match", "\"nope\"")];
+            assert_eq!(
+                call(&app, "PUT", p, &pre, doc).await.0,
+                StatusCode::PRECONDITION_FAILED
+            );
+            assert_eq!(
+                call(&app, "PUT", p, &ct, b"junk").await.0,
+                StatusCode::CONFLICT
+            );
+            let bad = [("content-type", "text/plain")];
+            assert_eq!(
+                call(&app, "PUT", p, &bad, doc).await.0,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            );
+            let other = [ct[0], ("x-xcap-asserted-identity", "<sip:bob@example.com>")];
+            assert_eq!(
+                call(&app, "PUT", p, &other, doc).await.0,
+                StatusCode::FORBIDDEN
+            );
+            assert_eq!(call(&app, "GET", p, &[], b"").await.0, StatusCode::OK);
+            let (s, _) = call(&app, "DELETE", p, &[], b"").await;
+            assert_eq!(s, StatusCode::OK);
+            let ev: Vec<DocumentChange> = rx.try_iter().collect();
+            assert_eq!(ev.len(), 3, "{ev:?}");
+            assert_eq!(
+                (ev[0].previous_etag.as_ref(), ev[0].new_etag.as_ref()),
+                (None, e1.as_ref())
+            );
+            assert_eq!(
+                (ev[1].previous_etag.as_ref(), ev[1].new_etag.as_ref()),
+                (e1.as_ref(), e2.as_ref())
+            );
+            assert_eq!(
+                (ev[2].previous_etag.as_ref(), ev[2].new_etag.as_ref()),
+                (e2.as_ref(), None)
+            );
+            assert_eq!(ev[0].auid, "resource-lists");
+            assert_eq!(ev[0].xui.as_deref(), Some("sip:alice@example.com"));
+            assert_eq!(ev[0].doc_path, "index");
+            assert_eq!(
+                ev[0].document_selector,
+                "resource-lists/users/sip:alice@example.com/index"
+            );
+            assert_eq!(ev[1].content.as_deref(), Some(&doc[..]));
+            assert_eq!(ev[2].content, None);
+        });
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn user_records_hold_only_ha1() {
+        let u = user_record("sip:alice@example.com", "presenced", "pw").unwrap();
+        assert_eq!(u.username, "alice@example.com");
+        assert_eq!(
+            u.ha1_md5,
+            digest::ha1(
+                digest::Algorithm::Md5,
+                "alice@example.com",
+                "presenced",
+                "pw"
+            )
+        );
+        assert_eq!(u.ha1_sha256.len(), 64);
+        assert!(user_record("sip:alice", "presenced", "pw").is_err());
+        assert!(user_record("sip:alice@example.com", "presenced", "").is_err());
+    }
+}
