@@ -57,11 +57,13 @@ pub(crate) async fn forward(
     identity: &Identity,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, state.settings.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => {
-            return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
-        }
+    let Some(body) = super::read_body(body, state.settings.max_body_bytes).await else {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONNECTION, "close")],
+            "request body too large\n",
+        )
+            .into_response();
     };
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let prefix = base.path().trim_end_matches('/');

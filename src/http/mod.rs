@@ -163,6 +163,27 @@ pub fn start(
     })
 }
 
+/// Read a request body of at most `limit` bytes. A larger one is read on (up to a bound) and
+/// dropped before the caller answers 413: a client still sending when the server answers and
+/// closes would see a connection reset instead of the 413.
+pub(crate) async fn read_body(body: axum::body::Body, limit: usize) -> Option<bytes::Bytes> {
+    use http_body_util::BodyExt;
+    let drain_cap = limit.saturating_mul(4).max(16 << 20);
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let data = frame.ok()?.into_data().unwrap_or_default();
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            buf.extend_from_slice(&data);
+        } else if seen > drain_cap {
+            return None;
+        }
+    }
+    (seen <= limit).then(|| buf.freeze())
+}
+
 /// The stored credentials of an XCAP user: the digest username is the URI without its scheme
 /// (`sip:alice@example.com` -> `alice@example.com`), and only the HA1 values are kept.
 pub fn user_record(

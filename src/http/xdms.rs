@@ -465,9 +465,10 @@ pub(crate) async fn handle(State(state): State<Arc<AppState>>, req: Request) -> 
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = match axum::body::to_bytes(req.into_body(), state.settings.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => return Reply::text(413, "request body too large").into_response(),
+    let Some(body) = super::read_body(req.into_body(), state.settings.max_body_bytes).await else {
+        return Reply::text(413, "request body too large")
+            .header(header::CONNECTION, "close")
+            .into_response();
     };
     let reply = tokio::task::spawn_blocking(move || {
         let uri = &routed.uri;
