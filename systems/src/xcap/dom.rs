@@ -102,10 +102,13 @@ impl Element {
 
     /// The child elements with their index in `children`.
     pub fn child_elements(&self) -> impl Iterator<Item = (usize, &Element)> {
-        self.children.iter().enumerate().filter_map(|(i, n)| match n {
-            Node::Element(e) => Some((i, e)),
-            _ => None,
-        })
+        self.children
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match n {
+                Node::Element(e) => Some((i, e)),
+                _ => None,
+            })
     }
 
     /// Value of the attribute `{ns}local` (None ns: unprefixed).
@@ -426,9 +429,7 @@ fn parse_nodes(text: &str, context: &[Binding], mode: Mode) -> Result<Vec<Node>,
                 push_node(&mut stack, &mut top, Node::Element(el));
             }
             Event::End(_) => {
-                let el = stack
-                    .pop()
-                    .ok_or_else(|| nwf(mode, "unmatched end tag"))?;
+                let el = stack.pop().ok_or_else(|| nwf(mode, "unmatched end tag"))?;
                 let n = added.pop().unwrap_or(0);
                 scope.truncate(scope.len() - n);
                 push_node(&mut stack, &mut top, Node::Element(el));
@@ -586,7 +587,12 @@ fn start_element(
     let ns = match lookup(scope, prefix) {
         Some("") | None if prefix.is_none() => None,
         Some(n) => Some(n.to_string()),
-        None => return Err(nwf(mode, format!("unbound prefix '{}'", prefix.unwrap_or("")))),
+        None => {
+            return Err(nwf(
+                mode,
+                format!("unbound prefix '{}'", prefix.unwrap_or("")),
+            ));
+        }
     };
     let mut attrs = Vec::with_capacity(raw_attrs.len());
     for (p, l, value) in raw_attrs {
@@ -756,7 +762,10 @@ mod tests {
         let src = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- c -->\n<rl:resource-lists xmlns:rl=\"urn:ietf:params:xml:ns:resource-lists\" xmlns:x=\"urn:x\">\n  <rl:list name=\"a &amp; b\" x:y=\"1\">\n    <rl:entry uri=\"sip:b@c\"><rl:display-name xml:lang=\"en\">B &lt;b&gt;</rl:display-name></rl:entry>\n    <?pi data?><![CDATA[<raw>]]>\n  </rl:list>\n</rl:resource-lists>\n";
         let doc = parse_document(src.as_bytes()).unwrap();
         assert_eq!(String::from_utf8(doc.to_bytes()).unwrap(), src);
-        assert_eq!(doc.root.ns.as_deref(), Some("urn:ietf:params:xml:ns:resource-lists"));
+        assert_eq!(
+            doc.root.ns.as_deref(),
+            Some("urn:ietf:params:xml:ns:resource-lists")
+        );
         let list = doc.root.at(&[1]).unwrap();
         assert_eq!(list.attr("name"), Some("a & b"));
         assert_eq!(list.attr_ns(Some("urn:x"), "y"), Some("1"));
@@ -805,11 +814,21 @@ mod tests {
 
     #[test]
     fn fragment() {
-        let ctx = vec![(None, "urn:d".to_string()), (Some("p".into()), "urn:p".into())];
+        let ctx = vec![
+            (None, "urn:d".to_string()),
+            (Some("p".into()), "urn:p".into()),
+        ];
         let el = parse_fragment(b" <entry p:x='1'/> ", &ctx).unwrap();
         assert_eq!(el.ns.as_deref(), Some("urn:d"));
         assert_eq!(el.attr_ns(Some("urn:p"), "x"), Some("1"));
-        for bad in ["<a/><b/>", "text", "<a/>text", "<a>", "<?xml version='1.0'?><a/>", ""] {
+        for bad in [
+            "<a/><b/>",
+            "text",
+            "<a/>text",
+            "<a>",
+            "<?xml version='1.0'?><a/>",
+            "",
+        ] {
             let e = parse_fragment(bad.as_bytes(), &ctx).unwrap_err();
             assert_eq!(cond(e), ErrorCondition::NotXmlFrag, "{bad}");
         }
@@ -821,8 +840,14 @@ mod tests {
         let doc = parse_document(src.as_bytes()).unwrap();
         let a = doc.root.at(&[0]).unwrap();
         let s = element_to_string(a, &doc.in_scope(&[]));
-        assert_eq!(s, "<p:a xmlns:p=\"urn:p\" xmlns=\"urn:d\" xmlns:q=\"urn:q\"><b q:z=\"1\"/></p:a>");
+        assert_eq!(
+            s,
+            "<p:a xmlns:p=\"urn:p\" xmlns=\"urn:d\" xmlns:q=\"urn:q\"><b q:z=\"1\"/></p:a>"
+        );
         let n = namespaces_to_string(a, &doc.in_scope(&[0]));
-        assert_eq!(n, "<p:a xmlns=\"urn:d\" xmlns:p=\"urn:p\" xmlns:q=\"urn:q\"/>");
+        assert_eq!(
+            n,
+            "<p:a xmlns=\"urn:d\" xmlns:p=\"urn:p\" xmlns:q=\"urn:q\"/>"
+        );
     }
 }

@@ -1,7 +1,6 @@
 //! XCAP errors (RFC 4825 §11): the HTTP status, the `<xcap-error>` condition carried by 409
 //! responses, and the `application/xcap-error+xml` body that describes it.
 
-
 /// Namespace of `application/xcap-error+xml` bodies (RFC 4825 §11.2).
 pub const XCAP_ERROR_NS: &str = "urn:ietf:params:xml:ns:xcap-error";
 
@@ -169,11 +168,8 @@ impl XcapError {
                 out.push('>');
                 // xcap-error.xsd: at least one <exists>.
                 let fallback = [(String::new(), Vec::new())];
-                let list: &[(String, Vec<String>)] = if exists.is_empty() {
-                    &fallback
-                } else {
-                    exists
-                };
+                let list: &[(String, Vec<String>)] =
+                    if exists.is_empty() { &fallback } else { exists };
                 for (field, alts) in list {
                     out.push_str("<exists field=\"");
                     escape_attr_into(&mut out, field);

@@ -28,7 +28,10 @@ pub fn apply(
         .ok_or_else(|| XcapError::not_found("no such application usage"))?;
     let writing = req.method != Method::Get;
     if writing && !usage.writable(&req.uri.scope) {
-        return Err(XcapError::method_not_allowed("GET", "this resource is read-only"));
+        return Err(XcapError::method_not_allowed(
+            "GET",
+            "this resource is read-only",
+        ));
     }
     let selector = match &req.uri.node {
         None => None,
@@ -38,11 +41,7 @@ pub fn apply(
             usage.default_namespace(),
         )?),
     };
-    let op = Op {
-        usage,
-        req,
-        dir,
-    };
+    let op = Op { usage, req, dir };
     match (req.method, selector) {
         (Method::Get, None) => match current {
             Some(bytes) => Ok(Outcome::Content {
@@ -108,9 +107,9 @@ impl Op<'_> {
     fn load(&self, current: Option<&[u8]>) -> Result<Option<Document>, XcapError> {
         match current {
             None => Ok(None),
-            Some(bytes) => dom::parse_document(bytes)
-                .map(Some)
-                .map_err(|e| XcapError::new(500, format!("stored document is corrupt: {}", e.phrase))),
+            Some(bytes) => dom::parse_document(bytes).map(Some).map_err(|e| {
+                XcapError::new(500, format!("stored document is corrupt: {}", e.phrase))
+            }),
         }
     }
 
@@ -184,9 +183,10 @@ impl Op<'_> {
                 escape_attr_into(&mut s, v);
                 (s, XCAP_ATT_MIME)
             }
-            Some(Terminal::Namespaces) => {
-                (dom::namespaces_to_string(el, &doc.in_scope(&path)), XCAP_NS_MIME)
-            }
+            Some(Terminal::Namespaces) => (
+                dom::namespaces_to_string(el, &doc.in_scope(&path)),
+                XCAP_NS_MIME,
+            ),
         };
         Ok(Outcome::Content {
             body: body.into_bytes(),
@@ -207,7 +207,11 @@ impl Op<'_> {
 
     /// RFC 4825 §8.2.3 (element PUT): replace the selected element, or insert a new child of
     /// the parent; either way the request URI must select the new element afterwards.
-    fn put_element(&self, current: Option<&[u8]>, sel: &NodeSelector) -> Result<Outcome, XcapError> {
+    fn put_element(
+        &self,
+        current: Option<&[u8]>,
+        sel: &NodeSelector,
+    ) -> Result<Outcome, XcapError> {
         self.check_mime(XCAP_EL_MIME)?;
         let mut doc = self.load_for_write(current)?;
         let steps = &sel.steps;
@@ -220,7 +224,10 @@ impl Op<'_> {
             match path.split_last() {
                 None => doc.root = new,
                 Some((&idx, parent)) => {
-                    let p = doc.root.at_mut(parent).expect("parent of a selected element");
+                    let p = doc
+                        .root
+                        .at_mut(parent)
+                        .expect("parent of a selected element");
                     p.children[idx] = Node::Element(new);
                 }
             }
@@ -237,7 +244,10 @@ impl Op<'_> {
                 .ok_or_else(|| self.no_parent(&doc, sel, steps.len() - 1))?;
             let scope = doc.in_scope(&parent_path);
             let new = dom::parse_fragment(self.req.body, &scope)?;
-            let parent = doc.root.at_mut(&parent_path).expect("selected parent exists");
+            let parent = doc
+                .root
+                .at_mut(&parent_path)
+                .expect("selected parent exists");
             let idx = insert_child(parent, steps.last().expect("at least one step"), new);
             let mut path = parent_path;
             path.push(idx);
@@ -253,7 +263,11 @@ impl Op<'_> {
         self.commit(&doc, created)
     }
 
-    fn put_attribute(&self, current: Option<&[u8]>, sel: &NodeSelector) -> Result<Outcome, XcapError> {
+    fn put_attribute(
+        &self,
+        current: Option<&[u8]>,
+        sel: &NodeSelector,
+    ) -> Result<Outcome, XcapError> {
         self.check_mime(XCAP_ATT_MIME)?;
         let Some(Terminal::Attribute { ns, local, text }) = &sel.terminal else {
             unreachable!("attribute selector");
@@ -290,7 +304,11 @@ impl Op<'_> {
         };
         // The element must still be selected, with the new value (RFC 4825 §8.2.4).
         let same = select_one(&doc.root, steps).as_deref() == Some(&path[..])
-            && doc.root.at(&path).and_then(|e| e.attr_ns(ns.as_deref(), local)) == Some(value.as_str());
+            && doc
+                .root
+                .at(&path)
+                .and_then(|e| e.attr_ns(ns.as_deref(), local))
+                == Some(value.as_str());
         if !same {
             return Err(XcapError::conflict(
                 ErrorCondition::CannotInsert,
@@ -301,7 +319,11 @@ impl Op<'_> {
     }
 
     /// RFC 4825 §8.2.5 (DELETE): remove the element; a GET of the request URI must then fail.
-    fn delete_element(&self, current: Option<&[u8]>, sel: &NodeSelector) -> Result<Outcome, XcapError> {
+    fn delete_element(
+        &self,
+        current: Option<&[u8]>,
+        sel: &NodeSelector,
+    ) -> Result<Outcome, XcapError> {
         let mut doc = self
             .load(current)?
             .ok_or_else(|| XcapError::not_found("no such document"))?;
@@ -324,7 +346,11 @@ impl Op<'_> {
         self.commit(&doc, false)
     }
 
-    fn delete_attribute(&self, current: Option<&[u8]>, sel: &NodeSelector) -> Result<Outcome, XcapError> {
+    fn delete_attribute(
+        &self,
+        current: Option<&[u8]>,
+        sel: &NodeSelector,
+    ) -> Result<Outcome, XcapError> {
         let Some(Terminal::Attribute { ns, local, .. }) = &sel.terminal else {
             unreachable!("attribute selector");
         };
@@ -430,10 +456,14 @@ fn attribute_value(body: &[u8]) -> Result<String, XcapError> {
     if text.contains('<') {
         return Err(bad("'<' is not allowed in an attribute value"));
     }
-    if text.chars().any(|c| (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r')) {
+    if text
+        .chars()
+        .any(|c| (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
+    {
         return Err(bad("control character in attribute value"));
     }
-    let v = quick_xml::escape::unescape(text).map_err(|_| bad("bad reference in attribute value"))?;
+    let v =
+        quick_xml::escape::unescape(text).map_err(|_| bad("bad reference in attribute value"))?;
     // XML 1.0 §3.3.3: literal whitespace characters become spaces.
     Ok(v.replace(['\t', '\n', '\r'], " "))
 }
@@ -441,9 +471,11 @@ fn attribute_value(body: &[u8]) -> Result<String, XcapError> {
 /// A prefix bound to `ns` at `el` for a new attribute: one in scope, else the one the request
 /// used (declared on `el`), else a fresh one.
 fn prefix_for(el: &mut Element, scope: &[Binding], ns: &str, text: &str) -> String {
-    if let Some((Some(p), _)) = scope.iter().rev().find(|(p, n)| {
-        p.is_some() && n == ns && dom::lookup(scope, p.as_deref()) == Some(ns)
-    }) {
+    if let Some((Some(p), _)) = scope
+        .iter()
+        .rev()
+        .find(|(p, n)| p.is_some() && n == ns && dom::lookup(scope, p.as_deref()) == Some(ns))
+    {
         return p.clone();
     }
     let wanted = text
@@ -453,7 +485,9 @@ fn prefix_for(el: &mut Element, scope: &[Binding], ns: &str, text: &str) -> Stri
         .unwrap_or_else(|| "ns".to_string());
     let mut p = wanted.clone();
     let mut n = 0;
-    while dom::lookup(scope, Some(&p)).is_some() || el.ns_decls.iter().any(|(q, _)| q.as_deref() == Some(&p)) {
+    while dom::lookup(scope, Some(&p)).is_some()
+        || el.ns_decls.iter().any(|(q, _)| q.as_deref() == Some(&p))
+    {
         n += 1;
         p = format!("{wanted}{n}");
     }
@@ -468,7 +502,10 @@ mod tests {
     #[test]
     fn mime_matching() {
         assert!(mime_is(Some("application/xcap-el+xml"), XCAP_EL_MIME));
-        assert!(mime_is(Some("Application/XCAP-el+xml; charset=utf-8"), XCAP_EL_MIME));
+        assert!(mime_is(
+            Some("Application/XCAP-el+xml; charset=utf-8"),
+            XCAP_EL_MIME
+        ));
         assert!(!mime_is(Some("text/xml"), XCAP_EL_MIME));
         assert!(!mime_is(None, XCAP_EL_MIME));
     }

@@ -47,14 +47,20 @@ pub fn check_children(el: &Element, slots: &[Slot<'_>]) -> Result<(), XcapError>
     for (_, child) in el.child_elements() {
         loop {
             let Some(slot) = slots.get(si) else {
-                return Err(invalid(el, &format!("unexpected child <{}>", child.qname())));
+                return Err(invalid(
+                    el,
+                    &format!("unexpected child <{}>", child.qname()),
+                ));
             };
             if count < slot.max && slot.accepts(child) {
                 count += 1;
                 break;
             }
             if count < slot.min {
-                return Err(invalid(el, &format!("unexpected child <{}>", child.qname())));
+                return Err(invalid(
+                    el,
+                    &format!("unexpected child <{}>", child.qname()),
+                ));
             }
             si += 1;
             count = 0;
@@ -164,7 +170,8 @@ pub fn is_boolean(s: &str) -> bool {
 pub fn is_datetime(s: &str) -> bool {
     let s = collapse(s);
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
     let mut i = 0;
     if b.first() == Some(&b'-') {
         i = 1;
@@ -178,7 +185,8 @@ pub fn is_datetime(s: &str) -> bool {
     }
     let rest = &s[i..];
     let r = rest.as_bytes();
-    if r.len() < 15 || r[0] != b'-' || r[3] != b'-' || r[6] != b'T' || r[9] != b':' || r[12] != b':' {
+    if r.len() < 15 || r[0] != b'-' || r[3] != b'-' || r[6] != b'T' || r[9] != b':' || r[12] != b':'
+    {
         return false;
     }
     let base = i;
@@ -211,9 +219,7 @@ pub fn is_datetime(s: &str) -> bool {
     }
     match tail.as_bytes() {
         [] | [b'Z'] => true,
-        [b'+' | b'-', h1, h2, b':', m1, m2] => {
-            [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit())
-        }
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
         _ => false,
     }
 }
@@ -273,22 +279,35 @@ mod tests {
 
     #[test]
     fn datetimes() {
-        for ok in ["2026-11-26T22:00:00Z", "2026-01-01T00:00:00.5+01:00", "2026-12-31T23:59:59"] {
+        for ok in [
+            "2026-11-26T22:00:00Z",
+            "2026-01-01T00:00:00.5+01:00",
+            "2026-12-31T23:59:59",
+        ] {
             assert!(is_datetime(ok), "{ok}");
         }
-        for bad in ["2026-13-01T00:00:00Z", "yesterday", "2026-01-01", "2026-01-01T00:00:00+1"] {
+        for bad in [
+            "2026-13-01T00:00:00Z",
+            "yesterday",
+            "2026-01-01",
+            "2026-01-01T00:00:00+1",
+        ] {
             assert!(!is_datetime(bad), "{bad}");
         }
     }
 
     #[test]
     fn uris() {
-        assert!(is_absolute_http_uri("http://xcap.example.com/resource-lists/users/x/index"));
+        assert!(is_absolute_http_uri(
+            "http://xcap.example.com/resource-lists/users/x/index"
+        ));
         assert!(is_absolute_http_uri("HTTPS://h/a%20b"));
         assert!(!is_absolute_http_uri("sip:a@b"));
         assert!(!is_absolute_http_uri("http:///x"));
         assert!(!is_absolute_http_uri("http://h/a b"));
-        assert!(is_relative_http_uri("resource-lists/users/sip:a@b/index/~~/resource-lists/list%5b1%5d"));
+        assert!(is_relative_http_uri(
+            "resource-lists/users/sip:a@b/index/~~/resource-lists/list%5b1%5d"
+        ));
         assert!(!is_relative_http_uri("http://h/x"));
         assert!(!is_relative_http_uri("sip:a@b"));
         assert!(!is_relative_http_uri("a b"));

@@ -232,9 +232,14 @@ fn parse_step(
             if attr.is_some() {
                 return Err(bad("more than one attribute test"));
             }
-            let (qn, value) = a.split_once('=').ok_or_else(|| bad("attribute test without '='"))?;
+            let (qn, value) = a
+                .split_once('=')
+                .ok_or_else(|| bad("attribute test without '='"))?;
             let value = value.trim();
-            let q = value.chars().next().ok_or_else(|| bad("attribute test without value"))?;
+            let q = value
+                .chars()
+                .next()
+                .ok_or_else(|| bad("attribute test without value"))?;
             if !(q == '"' || q == '\'') || value.len() < 2 || !value.ends_with(q) {
                 return Err(bad("attribute value must be quoted"));
             }
@@ -393,7 +398,10 @@ mod tests {
         assert_eq!(s.terminal, Some(Terminal::Namespaces));
         let s = sel("a/b[@x:c=\"&quot;v&quot;\"]");
         let a = s.steps[1].attr.as_ref().unwrap();
-        assert_eq!((a.ns.as_deref(), a.value.as_str()), (Some("urn:x"), "\"v\""));
+        assert_eq!(
+            (a.ns.as_deref(), a.value.as_str()),
+            (Some("urn:x"), "\"v\"")
+        );
     }
 
     #[test]

@@ -165,8 +165,14 @@ pub fn percent_decode(s: &str) -> Result<String, ()> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hi = b.get(i + 1).and_then(|c| (*c as char).to_digit(16)).ok_or(())?;
-            let lo = b.get(i + 2).and_then(|c| (*c as char).to_digit(16)).ok_or(())?;
+            let hi = b
+                .get(i + 1)
+                .and_then(|c| (*c as char).to_digit(16))
+                .ok_or(())?;
+            let lo = b
+                .get(i + 2)
+                .and_then(|c| (*c as char).to_digit(16))
+                .ok_or(())?;
             out.push((hi * 16 + lo) as u8);
             i += 3;
         } else {
@@ -307,8 +313,11 @@ mod tests {
 
     #[test]
     fn xui_with_encoded_slash_and_nested_doc() {
-        let u = XcapUri::parse("rls-services/users/tel%2Fweird%20x/dir/my%20buddies.xml", None)
-            .unwrap();
+        let u = XcapUri::parse(
+            "rls-services/users/tel%2Fweird%20x/dir/my%20buddies.xml",
+            None,
+        )
+        .unwrap();
         assert_eq!(u.scope, Scope::User("tel/weird x".into()));
         assert_eq!(u.doc_path, "dir/my buddies.xml");
         assert_eq!(
@@ -352,15 +361,17 @@ mod tests {
         assert_eq!(
             u.ns_bindings,
             vec![
-                ("cp".to_string(), "urn:ietf:params:xml:ns:common-policy".to_string()),
-                ("pr".to_string(), "urn:ietf:params:xml:ns:pres-rules".to_string())
+                (
+                    "cp".to_string(),
+                    "urn:ietf:params:xml:ns:common-policy".to_string()
+                ),
+                (
+                    "pr".to_string(),
+                    "urn:ietf:params:xml:ns:pres-rules".to_string()
+                )
             ]
         );
-        let enc = XcapUri::parse(
-            "/pres-rules/users/x/index",
-            Some("xmlns%28a=urn:x%29"),
-        )
-        .unwrap();
+        let enc = XcapUri::parse("/pres-rules/users/x/index", Some("xmlns%28a=urn:x%29")).unwrap();
         assert_eq!(enc.ns_bindings, vec![("a".into(), "urn:x".into())]);
     }
 
@@ -370,16 +381,34 @@ mod tests {
         assert_eq!(XcapUri::parse("/rl/other/x", None).unwrap_err().status, 404);
         assert_eq!(XcapUri::parse("/rl/users/", None).unwrap_err().status, 404);
         assert_eq!(XcapUri::parse("/rl/users/x", None).unwrap_err().status, 404);
-        assert_eq!(XcapUri::parse("/rl/users/x/", None).unwrap_err().status, 404);
-        assert_eq!(XcapUri::parse("/rl/users/x/a//b", None).unwrap_err().status, 404);
-        assert_eq!(XcapUri::parse("/rl/global/index/~~", None).unwrap_err().status, 404);
-        assert_eq!(XcapUri::parse("/rl/users/%zz/i", None).unwrap_err().status, 400);
         assert_eq!(
-            XcapUri::parse("/rl/users/x/i", Some("xmlns(a")).unwrap_err().status,
+            XcapUri::parse("/rl/users/x/", None).unwrap_err().status,
+            404
+        );
+        assert_eq!(
+            XcapUri::parse("/rl/users/x/a//b", None).unwrap_err().status,
+            404
+        );
+        assert_eq!(
+            XcapUri::parse("/rl/global/index/~~", None)
+                .unwrap_err()
+                .status,
+            404
+        );
+        assert_eq!(
+            XcapUri::parse("/rl/users/%zz/i", None).unwrap_err().status,
             400
         );
         assert_eq!(
-            XcapUri::parse("/rl/users/x/i", Some("xmlns(1a=urn:x)")).unwrap_err().status,
+            XcapUri::parse("/rl/users/x/i", Some("xmlns(a"))
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            XcapUri::parse("/rl/users/x/i", Some("xmlns(1a=urn:x)"))
+                .unwrap_err()
+                .status,
             400
         );
     }

@@ -260,11 +260,18 @@ mod tests {
                 "org.openmobilealliance.xcap-directory"
             ]
         );
-        assert_eq!(u.get("resource-lists").unwrap().mime(), "application/resource-lists+xml");
+        assert_eq!(
+            u.get("resource-lists").unwrap().mime(),
+            "application/resource-lists+xml"
+        );
         assert!(u.get("nope").is_none());
         assert!(!u.get("xcap-caps").unwrap().writable(&Scope::Global));
         assert!(!u.get("rls-services").unwrap().writable(&Scope::Global));
-        assert!(u.get("rls-services").unwrap().writable(&Scope::User("x".into())));
+        assert!(
+            u.get("rls-services")
+                .unwrap()
+                .writable(&Scope::User("x".into()))
+        );
     }
 
     #[test]
@@ -332,7 +339,13 @@ mod tests {
         )
         .unwrap();
         let rl = usages::resource_lists::RL_NS;
-        assert_eq!(positional_selector(&doc.root, &[2, 0], rl), "resource-lists/list[2]/entry[1]");
-        assert_eq!(positional_selector(&doc.root, &[1], rl), "resource-lists/*[2]");
+        assert_eq!(
+            positional_selector(&doc.root, &[2, 0], rl),
+            "resource-lists/list[2]/entry[1]"
+        );
+        assert_eq!(
+            positional_selector(&doc.root, &[1], rl),
+            "resource-lists/*[2]"
+        );
     }
 }

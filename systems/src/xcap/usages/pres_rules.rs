@@ -68,7 +68,10 @@ impl ApplicationUsage for PresRules {
     fn validate_schema(&self, doc: &Document) -> Result<(), XcapError> {
         let root = &doc.root;
         if !root.is(CP_NS, "ruleset") {
-            return Err(invalid(root, "root must be <ruleset> in the common-policy namespace"));
+            return Err(invalid(
+                root,
+                "root must be <ruleset> in the common-policy namespace",
+            ));
         }
         check_attrs(root, &Attrs::NONE)?;
         element_only(root)?;
@@ -84,8 +87,11 @@ impl ApplicationUsage for PresRules {
         for (i, rule) in doc.root.child_elements() {
             let Some(id) = rule.attr("id") else { continue };
             if !seen.insert(id) {
-                let ids: HashSet<&str> =
-                    doc.root.child_elements().filter_map(|(_, r)| r.attr("id")).collect();
+                let ids: HashSet<&str> = doc
+                    .root
+                    .child_elements()
+                    .filter_map(|(_, r)| r.attr("id"))
+                    .collect();
                 let field = format!("{}/@id", positional_selector(&doc.root, &[i], CP_NS));
                 failures.push((field, suggest(id, |c| !ids.contains(c))));
             }
@@ -169,7 +175,10 @@ fn validate_rule(rule: &Element) -> Result<(), XcapError> {
 fn validate_identity(id: &Element) -> Result<(), XcapError> {
     check_attrs(id, &Attrs::NONE)?;
     element_only(id)?;
-    check_children(id, &[slot(&[(CP_NS, "one"), (CP_NS, "many")], true, 1, UNBOUNDED)])?;
+    check_children(
+        id,
+        &[slot(&[(CP_NS, "one"), (CP_NS, "many")], true, 1, UNBOUNDED)],
+    )?;
     for (_, c) in id.child_elements() {
         match (c.ns.as_deref(), c.local.as_str()) {
             (Some(CP_NS), "one") => {
@@ -256,7 +265,16 @@ fn pres_rules_element(el: &Element) -> Result<(), XcapError> {
                 return Err(invalid(el, "must be block, confirm, polite-block or allow"));
             }
         }
-        "provide-services" => provide(el, "all-services", &["service-uri", "service-uri-scheme", "occurrence-id", "class"])?,
+        "provide-services" => provide(
+            el,
+            "all-services",
+            &[
+                "service-uri",
+                "service-uri-scheme",
+                "occurrence-id",
+                "class",
+            ],
+        )?,
         "provide-devices" => provide(el, "all-devices", &["deviceID", "occurrence-id", "class"])?,
         "provide-persons" => provide(el, "all-persons", &["occurrence-id", "class"])?,
         "provide-user-input" => {

@@ -6,8 +6,8 @@
 use crate::xcap::dom::{Document, Element};
 use crate::xcap::error::{ErrorCondition, XcapError};
 use crate::xcap::schema::{
-    Attrs, Slot, UNBOUNDED, check_attrs, check_children, element_only, invalid, is_absolute_http_uri,
-    is_relative_http_uri, simple,
+    Attrs, Slot, UNBOUNDED, check_attrs, check_children, element_only, invalid,
+    is_absolute_http_uri, is_relative_http_uri, simple,
 };
 use crate::xcap::usage::{ApplicationUsage, WriteContext, positional_selector};
 use std::collections::HashSet;
@@ -33,7 +33,10 @@ impl ApplicationUsage for ResourceLists {
     fn validate_schema(&self, doc: &Document) -> Result<(), XcapError> {
         let root = &doc.root;
         if !root.is(RL_NS, "resource-lists") {
-            return Err(invalid(root, "root must be <resource-lists> in the resource-lists namespace"));
+            return Err(invalid(
+                root,
+                "root must be <resource-lists> in the resource-lists namespace",
+            ));
         }
         check_attrs(root, &Attrs::NONE)?;
         element_only(root)?;
@@ -216,7 +219,10 @@ pub fn sibling_uniqueness(
         if let Some(v) = child.attr(attr) {
             if !seen[k].insert(v) {
                 path.push(i);
-                let field = format!("{}/@{attr}", positional_selector(doc_root, path, default_ns));
+                let field = format!(
+                    "{}/@{attr}",
+                    positional_selector(doc_root, path, default_ns)
+                );
                 path.pop();
                 let alts = if k == 0 {
                     let names: HashSet<&str> = parent

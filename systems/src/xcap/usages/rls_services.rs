@@ -45,7 +45,10 @@ impl ApplicationUsage for RlsServices {
     fn validate_schema(&self, doc: &Document) -> Result<(), XcapError> {
         let root = &doc.root;
         if !root.is(RLS_NS, "rls-services") {
-            return Err(invalid(root, "root must be <rls-services> in the rls-services namespace"));
+            return Err(invalid(
+                root,
+                "root must be <rls-services> in the rls-services namespace",
+            ));
         }
         check_attrs(root, &Attrs::NONE)?;
         element_only(root)?;
@@ -65,11 +68,14 @@ impl ApplicationUsage for RlsServices {
     }
     fn check_uniqueness(&self, doc: &Document, ctx: &WriteContext<'_>) -> Result<(), XcapError> {
         let mut failures: Vec<Failure> = Vec::new();
-        let uris: HashSet<&str> = services(&doc.root).filter_map(|(_, s)| s.attr("uri")).collect();
+        let uris: HashSet<&str> = services(&doc.root)
+            .filter_map(|(_, s)| s.attr("uri"))
+            .collect();
         let mut seen: HashSet<&str> = HashSet::with_capacity(uris.len());
         let xui = ctx.uri.xui();
         let doc_path = ctx.uri.doc_path.as_str();
-        let free = |cand: &str| !uris.contains(cand) && !ctx.dir.service_uri_in_use(cand, xui, doc_path);
+        let free =
+            |cand: &str| !uris.contains(cand) && !ctx.dir.service_uri_in_use(cand, xui, doc_path);
         for (i, s) in services(&doc.root) {
             let Some(uri) = s.attr("uri") else { continue };
             // RFC 4826 §4.4.3: unique in this document and across every other document.
@@ -111,7 +117,8 @@ impl ApplicationUsage for RlsServices {
 }
 
 fn services(root: &Element) -> impl Iterator<Item = (usize, &Element)> {
-    root.child_elements().filter(|(_, s)| s.is(RLS_NS, "service"))
+    root.child_elements()
+        .filter(|(_, s)| s.is(RLS_NS, "service"))
 }
 
 /// Alternatives for a taken service URI: a number before the '@' (or at the end).
