@@ -10,6 +10,10 @@ use quick_xml::reader::Reader;
 
 /// The namespace the `xml` prefix is bound to (Namespaces in XML §3).
 pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+/// Deepest element nesting accepted: keeps the recursive walks (validation, serialization,
+/// drop) far from the stack limit whatever a client sends.
+pub const MAX_DEPTH: usize = 256;
+
 /// The namespace of `xmlns` declarations (never declared, never used for content).
 pub const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 
@@ -324,7 +328,7 @@ pub fn parse_document(bytes: &[u8]) -> Result<Document, XcapError> {
 }
 
 /// Parses the body of an element PUT (RFC 4825 §7.4): exactly one element, optionally
-/// surrounded by whitespace, comments and PIs (dropped). Prefixes not declared in the body
+/// surrounded by whitespace, comments and PIs (dropped) and preceded by an XML declaration. Prefixes not declared in the body
 /// are resolved in `context` (the bindings in scope at the insertion point); the result
 /// keeps only its own declarations.
 pub fn parse_fragment(bytes: &[u8], context: &[Binding]) -> Result<Element, XcapError> {
@@ -335,8 +339,9 @@ pub fn parse_fragment(bytes: &[u8], context: &[Binding]) -> Result<Element, Xcap
     for n in nodes {
         match n {
             Node::Element(e) => el = Some(e),
-            Node::Markup(m) if m.starts_with("<?xml ") || m.starts_with("<!DOCTYPE") => {
-                return Err(nwf(Mode::Fragment, "declaration in a fragment"));
+            // An XML declaration is tolerated (and checked for UTF-8); a DTD is not.
+            Node::Markup(m) if m.starts_with("<!DOCTYPE") => {
+                return Err(nwf(Mode::Fragment, "DOCTYPE in a fragment"));
             }
             _ => {}
         }
@@ -412,6 +417,9 @@ fn parse_nodes(text: &str, context: &[Binding], mode: Mode) -> Result<Vec<Node>,
                     if roots > 1 {
                         return Err(nwf(mode, "more than one root element"));
                     }
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(nwf(mode, "elements nested too deeply"));
                 }
                 let (el, n) = start_element(&s, &mut scope, mode)?;
                 added.push(n);
@@ -802,6 +810,15 @@ mod tests {
     }
 
     #[test]
+    fn nesting_is_bounded() {
+        let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
+        let e = parse_document(deep.as_bytes()).unwrap_err();
+        assert_eq!(cond(e), ErrorCondition::NotWellFormed);
+        let ok = "<a>".repeat(MAX_DEPTH) + &"</a>".repeat(MAX_DEPTH);
+        assert!(parse_document(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
     fn not_utf8() {
         let e = parse_document(b"<a>\xff</a>").unwrap_err();
         assert_eq!(cond(e), ErrorCondition::NotUtf8);
@@ -819,6 +836,9 @@ mod tests {
             (Some("p".into()), "urn:p".into()),
         ];
         let el = parse_fragment(b" <entry p:x='1'/> ", &ctx).unwrap();
+        assert_eq!(parse_fragment(b"<?xml version='1.0'?>\n<a/>", &ctx).unwrap().local, "a");
+        let e = parse_fragment(b"<?xml version='1.0' encoding='UTF-16'?><a/>", &ctx).unwrap_err();
+        assert_eq!(cond(e), ErrorCondition::NotUtf8);
         assert_eq!(el.ns.as_deref(), Some("urn:d"));
         assert_eq!(el.attr_ns(Some("urn:p"), "x"), Some("1"));
         for bad in [
@@ -826,7 +846,7 @@ mod tests {
             "text",
             "<a/>text",
             "<a>",
-            "<?xml version='1.0'?><a/>",
+            "<!DOCTYPE a><a/>",
             "",
         ] {
             let e = parse_fragment(bad.as_bytes(), &ctx).unwrap_err();
