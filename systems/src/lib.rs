@@ -15,6 +15,7 @@ pub mod stats;
 pub mod time;
 pub mod timers;
 pub mod transaction;
+pub mod xcap;
 
 pub use config::EngineConfig;
 pub use engine::Engine;
