@@ -11,7 +11,6 @@ pub(crate) mod core;
 pub mod digest;
 mod forward;
 mod proxy;
-mod xcap_double;
 mod xdms;
 
 use std::collections::BTreeMap;
@@ -220,7 +219,7 @@ pub fn user_record(
 
 #[cfg(test)]
 mod tests {
-    //! The proxy and handlers in-process (tower `oneshot`, no socket), with the stand-in core:
+    //! The proxy and handlers in-process (tower `oneshot`, no socket), with the real core:
     //! what reaches the store and the change channel.
     use super::*;
     use crate::store::{DocumentChange, SqliteStore};
