@@ -191,7 +191,7 @@ pub(crate) async fn aggregate(
     };
     let uri = match XcapUri::parse(below, req.uri().query()) {
         Ok(u) => u,
-        Err(e) => return super::xdms::error_reply(&e, None).into_response(),
+        Err(e) => return super::xdms::error_reply(&e, None, "").into_response(),
     };
     if state.usages.get(&uri.auid).is_none() {
         return plain(StatusCode::NOT_FOUND, "no such application usage");

@@ -80,9 +80,11 @@ impl IntoResponse for Reply {
 }
 
 /// The response for an error from the core: its status, the RFC 4825 §11 body for a 409, and
-/// `Allow` for a 405. `etag`: the current document's, if there is one.
-pub(crate) fn error_reply(e: &XcapError, etag: Option<&str>) -> Reply {
-    let mut r = match (e.status, e.body()) {
+/// `Allow` for a 405. `etag`: the current document's, if there is one; `root`: the absolute
+/// XCAP root URI (`http://host/xcap-root`) that makes a `no-parent` ancestor an HTTP URI as
+/// RFC 4825 §11.4 wants (empty: left relative).
+pub(crate) fn error_reply(e: &XcapError, etag: Option<&str>, root: &str) -> Reply {
+    let mut r = match (e.status, e.body_with_root(root)) {
         (409, Some(body)) => Reply::new(409).body("application/xcap-error+xml", body),
         _ => Reply::text(e.status, &e.phrase),
     };
@@ -273,6 +275,7 @@ fn key_of(uri: &XcapUri) -> DocKey {
 /// GET on a document we hold (stored or composed): preconditions, then the core selects.
 fn get_from(
     state: &AppState,
+    root: &str,
     uri: &XcapUri,
     pre: &Preconditions,
     doc: Option<(&[u8], &str)>,
@@ -296,7 +299,7 @@ fn get_from(
     match core::apply(&state.usages, &req, doc.map(|(d, _)| d), &NoDirectory) {
         Ok(Outcome::Content { body, mime }) => Reply::new(200).body(&mime, body).etag(etag),
         Ok(Outcome::Write { .. }) => Reply::text(500, "the core answered a GET with a write"),
-        Err(e) => error_reply(&e, etag),
+        Err(e) => error_reply(&e, etag, root),
     }
 }
 
@@ -307,7 +310,7 @@ fn virtual_document(
     uri: &XcapUri,
     method: Method,
     pre: &Preconditions,
-    host: &str,
+    root: &str,
 ) -> Option<Reply> {
     let composed: Result<Vec<u8>, Reply> = match (uri.auid.as_str(), &uri.scope) {
         (CAPS_AUID, Scope::Global) if uri.doc_path == "index" => Ok(state.caps.clone()),
@@ -343,8 +346,7 @@ fn virtual_document(
                             size: m.size,
                         })
                         .collect();
-                    let root = format!("http://{host}{}", super::XCAP_ROOT);
-                    Ok(core::xcap_directory_document(&root, &entries))
+                    Ok(core::xcap_directory_document(root, &entries))
                 }
                 Err(e) => Err(storage_failure(e)),
             }
@@ -357,7 +359,7 @@ fn virtual_document(
         Ok(_) if method != Method::Get => not_allowed("GET"),
         Ok(doc) => {
             let etag = content_etag(&doc);
-            get_from(state, uri, pre, Some((&doc, &etag)))
+            get_from(state, root, uri, pre, Some((&doc, &etag)))
         }
     })
 }
@@ -365,6 +367,7 @@ fn virtual_document(
 /// GET, PUT or DELETE of a stored document (or a node in it).
 fn stored_document(
     state: &AppState,
+    root: &str,
     uri: &XcapUri,
     method: Method,
     pre: &Preconditions,
@@ -376,6 +379,7 @@ fn stored_document(
         return match state.store.get(&key) {
             Ok(doc) => get_from(
                 state,
+                root,
                 uri,
                 pre,
                 doc.as_ref().map(|d| (&d.content[..], d.etag.as_str())),
@@ -418,7 +422,7 @@ fn stored_document(
                 WriteOp::Keep
             }
             Err(e) => {
-                refused = Some(error_reply(&e, etag));
+                refused = Some(error_reply(&e, etag, root));
                 WriteOp::Keep
             }
         }
@@ -458,8 +462,9 @@ pub(crate) async fn handle(State(state): State<Arc<AppState>>, req: Request) -> 
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost")
-        .to_owned();
+        .filter(|h| !h.is_empty() && !h.contains(['"', '<', '>', '/', ' ']))
+        .unwrap_or("localhost");
+    let root = format!("http://{host}{}", super::XCAP_ROOT);
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -472,8 +477,16 @@ pub(crate) async fn handle(State(state): State<Arc<AppState>>, req: Request) -> 
     };
     let reply = tokio::task::spawn_blocking(move || {
         let uri = &routed.uri;
-        virtual_document(&state, uri, method, &pre, &host).unwrap_or_else(|| {
-            stored_document(&state, uri, method, &pre, &body, content_type.as_deref())
+        virtual_document(&state, uri, method, &pre, &root).unwrap_or_else(|| {
+            stored_document(
+                &state,
+                &root,
+                uri,
+                method,
+                &pre,
+                &body,
+                content_type.as_deref(),
+            )
         })
     })
     .await;

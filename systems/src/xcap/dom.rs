@@ -836,7 +836,12 @@ mod tests {
             (Some("p".into()), "urn:p".into()),
         ];
         let el = parse_fragment(b" <entry p:x='1'/> ", &ctx).unwrap();
-        assert_eq!(parse_fragment(b"<?xml version='1.0'?>\n<a/>", &ctx).unwrap().local, "a");
+        assert_eq!(
+            parse_fragment(b"<?xml version='1.0'?>\n<a/>", &ctx)
+                .unwrap()
+                .local,
+            "a"
+        );
         let e = parse_fragment(b"<?xml version='1.0' encoding='UTF-16'?><a/>", &ctx).unwrap_err();
         assert_eq!(cond(e), ErrorCondition::NotUtf8);
         assert_eq!(el.ns.as_deref(), Some("urn:d"));
