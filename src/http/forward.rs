@@ -88,15 +88,15 @@ pub(crate) async fn forward(
         }
         headers.append(name.clone(), value.clone());
     }
-    if let Some(a) = base.authority() {
-        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-            headers.insert(header::HOST, v);
-        }
+    if let Some(a) = base.authority()
+        && let Ok(v) = HeaderValue::from_str(a.as_str())
+    {
+        headers.insert(header::HOST, v);
     }
-    if let Identity::User(u) = identity {
-        if let Ok(v) = HeaderValue::from_str(&format!("<{u}>")) {
-            headers.insert(ASSERTED_IDENTITY[1], v);
-        }
+    if let Identity::User(u) = identity
+        && let Ok(v) = HeaderValue::from_str(&format!("<{u}>"))
+    {
+        headers.insert(ASSERTED_IDENTITY[1], v);
     }
     let sent = tokio::time::timeout(state.settings.forward_timeout, state.client.request(out));
     let resp = match sent.await {

@@ -223,10 +223,10 @@ fn service_uris(doc: &[u8]) -> Vec<String> {
                     if n.0 == "urn:ietf:params:xml:ns:rls-services");
                 if in_rls && e.local_name().into_inner() == "service" {
                     for a in e.attributes().flatten() {
-                        if a.key.0 == "uri" {
-                            if let Ok(v) = a.normalized_value(quick_xml::XmlVersion::default()) {
-                                out.push(v.trim().to_owned());
-                            }
+                        if a.key.0 == "uri"
+                            && let Ok(v) = a.normalized_value(quick_xml::XmlVersion::default())
+                        {
+                            out.push(v.trim().to_owned());
                         }
                     }
                 }
