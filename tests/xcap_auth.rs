@@ -177,8 +177,31 @@ fn digest_challenges_and_answers() {
             .status,
         401
     );
+    // The same Authorization again (same nonce count) is a replay: challenged, stale=true.
+    let r = anon.get(&rl_path(ALICE));
+    let path = rl_path(ALICE);
+    let auth = Xcap::authorization(
+        &r.all("WWW-Authenticate"),
+        "MD5",
+        "alice@example.com",
+        "wonderland",
+        "GET",
+        &path,
+    );
+    assert_eq!(
+        anon.raw("GET", &path, &[("Authorization", &auth)], None)
+            .status,
+        200
+    );
+    let r = anon.raw("GET", &path, &[("Authorization", &auth)], None);
+    assert_eq!(r.status, 401, "replay");
+    assert!(
+        r.all("WWW-Authenticate")
+            .iter()
+            .all(|c| c.contains("stale=true"))
+    );
     // A correct answer to a nonce that is not (or no longer) ours: stale=true.
-    let foreign = "Digest realm=\"presenced\", qop=\"auth\", algorithm=SHA-256, nonce=\"0000000000000001ffffffffffffffffffffffffffffffff\"";
+    let foreign = "Digest realm=\"presenced\", qop=\"auth\", algorithm=SHA-256, nonce=\"0000000000000001ffffffffffffffffffffffffffffffffffffffffffffffff\"";
     let path = rl_path(ALICE);
     let auth = Xcap::authorization(
         &[foreign],

@@ -89,19 +89,53 @@ pub enum NonceState {
     Stale,
 }
 
-/// Issues and checks nonces without keeping state: a nonce is the issue time in hex followed by
-/// a MAC of it under a per-process secret.
+/// Issues and checks nonces: a nonce is the issue time in hex followed by a MAC of it under a
+/// per-process secret, so checking one needs no table. The only state is the highest nonce
+/// count seen per nonce, to refuse replayed requests (RFC 7616 §5.5); it is pruned of expired
+/// nonces when it grows.
 pub struct Nonces {
     secret: [u8; 32],
     lifetime: Duration,
+    counts: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
+
+/// Past this many tracked nonces, expired ones are dropped.
+const TRACKED_NONCES: usize = 10_000;
 
 impl Nonces {
     /// A fresh secret; nonces live `lifetime`.
     pub fn new(lifetime: Duration) -> Nonces {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).expect("operating system random source");
-        Nonces { secret, lifetime }
+        Nonces {
+            secret,
+            lifetime,
+            counts: Default::default(),
+        }
+    }
+
+    /// Record nonce count `nc` (hex) for a fresh `nonce`; false when it is not above the
+    /// highest count already used with that nonce (a replay) or not a number.
+    pub fn accept_count(&self, nonce: &str, nc: &str) -> bool {
+        let Ok(n) = u64::from_str_radix(nc, 16) else {
+            return false;
+        };
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.len() >= TRACKED_NONCES && !counts.contains_key(nonce) {
+            let now = Self::now();
+            counts.retain(|k, _| self.check_at(k, now) == NonceState::Fresh);
+        }
+        match counts.get_mut(nonce) {
+            Some(prev) if *prev >= n => false,
+            Some(prev) => {
+                *prev = n;
+                true
+            }
+            None => {
+                counts.insert(nonce.to_owned(), n);
+                true
+            }
+        }
     }
 
     fn now() -> u64 {
@@ -123,7 +157,11 @@ impl Nonces {
     }
 
     fn issue_at(&self, t: u64) -> String {
-        let stamp = format!("{t:016x}");
+        // Time, then 64 random bits (so that clients challenged in the same second get
+        // different nonces and their nonce counts do not collide), then the MAC of both.
+        let mut r = [0u8; 8];
+        getrandom::fill(&mut r).expect("operating system random source");
+        let stamp = format!("{t:016x}{}", hex(&r));
         let mac = self.mac(&stamp);
         format!("{stamp}{mac}")
     }
@@ -134,11 +172,11 @@ impl Nonces {
     }
 
     fn check_at(&self, nonce: &str, now: u64) -> NonceState {
-        if nonce.len() != 48 || !nonce.is_ascii() {
+        if nonce.len() != 64 || !nonce.is_ascii() {
             return NonceState::Stale;
         }
-        let (stamp, mac) = nonce.split_at(16);
-        let Ok(t) = u64::from_str_radix(stamp, 16) else {
+        let (stamp, mac) = nonce.split_at(32);
+        let Ok(t) = u64::from_str_radix(&stamp[..16], 16) else {
             return NonceState::Stale;
         };
         if !ct_eq(mac.as_bytes(), self.mac(stamp).as_bytes()) {
@@ -331,8 +369,9 @@ pub fn verify(
         return Verdict::Wrong;
     }
     match nonces.check(&c.nonce) {
-        NonceState::Fresh => Verdict::Ok,
-        NonceState::Stale => Verdict::Stale,
+        // A replayed count gets a fresh challenge: the legitimate client simply retries.
+        NonceState::Fresh if nonces.accept_count(&c.nonce, nc) => Verdict::Ok,
+        _ => Verdict::Stale,
     }
 }
 
@@ -402,13 +441,28 @@ mod tests {
     }
 
     #[test]
-    fn verify_accepts_right_answers_only() {
+    fn nonce_counts_must_grow() {
         let n = Nonces::new(Duration::from_secs(300));
         let nonce = n.issue();
+        assert!(n.accept_count(&nonce, "00000001"));
+        assert!(!n.accept_count(&nonce, "00000001"));
+        assert!(n.accept_count(&nonce, "00000003"));
+        assert!(!n.accept_count(&nonce, "00000002"));
+        assert!(!n.accept_count(&nonce, "zz"));
+        assert!(
+            n.accept_count(&n.issue_at(1), "00000001"),
+            "another nonce counts apart"
+        );
+    }
+
+    #[test]
+    fn verify_accepts_right_answers_only() {
+        let n = Nonces::new(Duration::from_secs(300));
         let (u, r) = ("alice@example.com", "presenced");
         let h_md5 = ha1(Algorithm::Md5, u, r, "pw");
         let h_sha = ha1(Algorithm::Sha256, u, r, "pw");
         for (alg, h) in [(Algorithm::Md5, &h_md5), (Algorithm::Sha256, &h_sha)] {
+            let nonce = n.issue();
             let resp = expected_response(alg, h, &nonce, "00000001", "c", "auth", "PUT", "/x");
             let mut c = Credentials {
                 username: u.into(),
@@ -423,6 +477,11 @@ mod tests {
                 userhash: false,
             };
             assert_eq!(verify(&c, &h_md5, &h_sha, "PUT", "/x", &n), Verdict::Ok);
+            assert_eq!(
+                verify(&c, &h_md5, &h_sha, "PUT", "/x", &n),
+                Verdict::Stale,
+                "the same nonce count again is a replay"
+            );
             assert_eq!(verify(&c, &h_md5, &h_sha, "GET", "/x", &n), Verdict::Wrong);
             assert_eq!(verify(&c, &h_md5, &h_sha, "PUT", "/y", &n), Verdict::Wrong);
             c.qop = None;
