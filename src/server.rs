@@ -93,6 +93,12 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     engine.add_feature(presenced_systems::presence::feature(
         config.presence.engine_config(),
     ));
+    engine.add_feature(presenced_systems::xdm::feature(
+        presenced_systems::xdm::XdmConfig {
+            xcap_root: format!("http://{}/xcap-root", config.http.listen),
+            ..Default::default()
+        },
+    ));
 
     let (to_engine, engine_rx) =
         crossbeam_channel::bounded::<Vec<Inbound>>(config.engine.inbox_capacity);

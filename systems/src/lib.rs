@@ -17,6 +17,7 @@ pub mod subscription;
 pub mod time;
 pub mod timers;
 pub mod transaction;
+pub mod xdm;
 
 pub use config::EngineConfig;
 pub use engine::Engine;

@@ -42,6 +42,7 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
                 default_expires: config.subscribe_default_expires,
                 max_per_watcher: config.max_subscriptions_per_watcher,
                 on_subscribe: watch::on_subscribe,
+                on_refresh: |_, _| {},
                 on_end: watch::on_end,
             },
         );

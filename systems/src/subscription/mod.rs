@@ -105,6 +105,8 @@ pub struct PackageSpec {
     /// Accept a new subscription: attach the package's components to `sub` (already spawned with
     /// its dialog) and set its first content; or refuse it (the entity is then despawned).
     pub on_subscribe: fn(&mut World, &crate::sip::Request, Entity) -> Result<(), Answer>,
+    /// A refresh was accepted (RFC 6665 §4.2.1.4: its NOTIFY reports the current state).
+    pub on_refresh: fn(&mut World, Entity),
     /// Detach a subscription that ends.
     pub on_end: fn(&mut World, Entity),
 }

@@ -283,14 +283,17 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
     s.expires_at = expires_at;
     s.flow.dirty = true;
     if granted == 0 {
-        // unsubscribe: one final NOTIFY (RFC 6665 §4.2.1.4)
-        s.state = SubState::Terminating(None);
+        // unsubscribe: one final NOTIFY (RFC 6665 §4.2.1.4). `reason=timeout`, as Kamailio
+        // sends: without a reason a client may re-subscribe at once (RFC 6665 §4.1.3), and
+        // PJSUA schedules exactly that.
+        s.state = SubState::Terminating(Some("timeout"));
     } else {
         world.resource_mut::<Timers>().arm(
             TimerKind::SubscriptionExpiry,
             sub.to_bits(),
             expires_at,
         );
+        (spec.on_refresh)(world, sub);
     }
     world.resource_mut::<NotifyQueue>().0.push(sub);
     let contact = our_contact(req);
