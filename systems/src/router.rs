@@ -42,6 +42,18 @@ pub struct Capabilities {
     pub allow_events: String,
 }
 
+impl Capabilities {
+    /// Add a body type we take to `Accept`.
+    pub fn add_accept(&mut self, content_type: &str) {
+        if !self.accept.split(", ").any(|t| t == content_type) {
+            if !self.accept.is_empty() {
+                self.accept.push_str(", ");
+            }
+            self.accept.push_str(content_type);
+        }
+    }
+}
+
 /// Per-method queues of requests for the systems that handle them. A method with no queue is
 /// answered 405.
 #[derive(Resource, Default)]

@@ -51,7 +51,7 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
         world
             .resource_mut::<MethodQueues>()
             .register(Method::Publish);
-        world.resource_mut::<Capabilities>().accept = PIDF.to_owned();
+        world.resource_mut::<Capabilities>().add_accept(PIDF);
         schedule.add_systems(
             (
                 publish::handle_publish,

@@ -170,6 +170,9 @@ pub fn feature(config: XdmConfig) -> impl FnOnce(&mut World, &mut Schedule) {
             },
         );
         world.insert_resource(config);
+        world
+            .resource_mut::<crate::router::Capabilities>()
+            .add_accept("application/resource-lists+xml");
         world.init_resource::<DocumentIndex>();
         world.init_resource::<DocumentChanges>();
         schedule.add_systems(
