@@ -111,6 +111,13 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     engine.add_feature(presenced_systems::presence::feature(
         config.presence.engine_config(),
     ));
+    engine.add_feature(presenced_systems::xdm::feature(
+        presenced_systems::xdm::XdmConfig {
+            // The bound address (http.listen may say port 0).
+            xcap_root: format!("http://{http_addr}{}", crate::http::XCAP_ROOT),
+            ..Default::default()
+        },
+    ));
 
     let (to_engine, engine_rx) =
         crossbeam_channel::bounded::<Vec<Inbound>>(config.engine.inbox_capacity);

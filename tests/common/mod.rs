@@ -395,20 +395,25 @@ impl UdpPeer {
     /// Send a request and wait for its final response (provisional ones skipped).
     pub fn call(&self, req: &Req) -> Msg {
         self.send(&req.bytes());
-        let call_id = req.get("Call-ID").unwrap().to_owned();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Some(m) = self.recv(Duration::from_millis(500)) {
-                if m.start.starts_with("SIP/2.0 ")
-                    && m.header("Call-ID") == Some(&call_id)
-                    && m.status() >= 200
-                {
-                    return m;
-                }
+        final_response(req, |t| self.recv(t))
+    }
+}
+
+/// Wait (up to 5 s) for the final response to `req` among the messages `recv` yields.
+fn final_response(req: &Req, mut recv: impl FnMut(Duration) -> Option<Msg>) -> Msg {
+    let call_id = req.get("Call-ID").unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Some(m) = recv(Duration::from_millis(500)) {
+            if m.start.starts_with("SIP/2.0 ")
+                && m.header("Call-ID") == Some(&call_id)
+                && m.status() >= 200
+            {
+                return m;
             }
         }
-        panic!("no final response to {} {}", req.method, call_id)
     }
+    panic!("no final response to {} {}", req.method, call_id)
 }
 
 /// A TCP SIP peer.
@@ -481,19 +486,7 @@ impl TcpPeer {
 
     pub fn call(&mut self, req: &Req) -> Msg {
         self.send(&req.bytes());
-        let call_id = req.get("Call-ID").unwrap().to_owned();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Some(m) = self.recv(Duration::from_millis(500)) {
-                if m.start.starts_with("SIP/2.0 ")
-                    && m.header("Call-ID") == Some(&call_id)
-                    && m.status() >= 200
-                {
-                    return m;
-                }
-            }
-        }
-        panic!("no final response over TCP to {} {}", req.method, call_id)
+        final_response(req, |t| self.recv(t))
     }
 }
 
