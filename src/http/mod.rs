@@ -334,7 +334,7 @@ mod tests {
             assert_eq!(ev[0].xui.as_deref(), Some("sip:alice@example.com"));
             assert_eq!(ev[0].doc_path, "index");
             assert_eq!(
-                ev[0].document_selector,
+                ev[0].selector,
                 "resource-lists/users/sip:alice@example.com/index"
             );
             assert_eq!(ev[1].content.as_deref(), Some(&doc[..]));

@@ -69,7 +69,12 @@ impl Reply {
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut r = (status, self.body).into_response();
+        // an empty body gets no Content-Type (axum would say application/octet-stream)
+        let mut r = if self.body.is_empty() {
+            status.into_response()
+        } else {
+            (status, self.body).into_response()
+        };
         for (n, v) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&v) {
                 r.headers_mut().insert(n, v);

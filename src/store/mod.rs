@@ -8,8 +8,6 @@ pub mod sqlite;
 
 pub use sqlite::SqliteStore;
 
-use bytes::Bytes;
-
 /// The key of one stored document: application usage, owner (None: the `global` tree) and the
 /// document path below the scope. `selector` is the document selector the XCAP core derived
 /// from the same request (carried into change events, not stored).
@@ -74,20 +72,8 @@ pub struct Committed {
 }
 
 /// A committed change to a document, sent to the engine (xcap-diff, pres-rules, RLS lists) in
-/// commit order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DocumentChange {
-    pub auid: String,
-    /// None for documents in the `global` tree.
-    pub xui: Option<String>,
-    pub doc_path: String,
-    pub document_selector: String,
-    pub previous_etag: Option<String>,
-    /// None: the document was deleted.
-    pub new_etag: Option<String>,
-    /// The new document (None: deleted).
-    pub content: Option<Bytes>,
-}
+/// commit order: the engine's own type, so that nothing is translated on the way.
+pub use presenced_systems::xdm::DocumentChange;
 
 /// A storage failure (I/O, corruption, a locked database past the busy timeout).
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +111,10 @@ pub trait Store: Send + Sync {
 
     /// Every document of one application usage in the users' trees: (xui, path, content).
     fn user_documents(&self, auid: &str) -> Result<Vec<(String, String, Vec<u8>)>, StoreError>;
+
+    /// Every stored document as a creation event (no previous tag): what the engine loads at
+    /// start before any write can happen.
+    fn snapshot(&self) -> Result<Vec<DocumentChange>, StoreError>;
 
     /// The documents of one user, every usage, sorted by usage and path.
     fn list_user(&self, xui: &str) -> Result<Vec<DocMeta>, StoreError>;

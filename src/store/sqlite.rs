@@ -199,7 +199,7 @@ impl Store for SqliteStore {
                 auid: key.auid.clone(),
                 xui: key.xui.clone(),
                 doc_path: key.path.clone(),
-                document_selector: key.selector.clone(),
+                selector: key.selector.clone(),
                 previous_etag: previous_etag.clone(),
                 new_etag: new_etag.clone(),
                 content,
@@ -209,6 +209,43 @@ impl Store for SqliteStore {
             previous_etag,
             new_etag,
         }))
+    }
+
+    fn snapshot(&self) -> Result<Vec<DocumentChange>, StoreError> {
+        let conn = self.lock();
+        let mut st = conn.prepare(
+            "SELECT auid, xui, path, etag, content FROM documents ORDER BY auid, xui, path",
+        )?;
+        let rows = st.query_map([], |r| {
+            let (auid, xui, path): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let (etag, content): (String, Vec<u8>) = (r.get(3)?, r.get(4)?);
+            Ok((auid, xui, path, etag, content))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (auid, xui, path, etag, content) = row?;
+            let xui = (!xui.is_empty()).then_some(xui);
+            let uri = presenced_systems::xcap::XcapUri {
+                auid: auid.clone(),
+                scope: match &xui {
+                    Some(x) => presenced_systems::xcap::Scope::User(x.clone()),
+                    None => presenced_systems::xcap::Scope::Global,
+                },
+                doc_path: path.clone(),
+                node: None,
+                ns_bindings: Vec::new(),
+            };
+            out.push(DocumentChange {
+                auid,
+                xui,
+                doc_path: path,
+                selector: uri.document_selector(),
+                previous_etag: None,
+                new_etag: Some(etag),
+                content: Some(Bytes::from(content)),
+            });
+        }
+        Ok(out)
     }
 
     fn user_documents(&self, auid: &str) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
