@@ -25,7 +25,12 @@ use serde::Serialize;
 /// (optional unsubscribe / publication removal) and drain. Every run stops by itself (phase
 /// counts, run.max_secs, run.max_requests). Only loopback targets are accepted.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about, after_help = "Scenario files: config/loadgen-publish.toml, config/loadgen-subscribe.toml, config/loadgen-fanout.toml (the three workloads of the Kamailio anchors). Every scenario key can also be set by the flags of `run`.")]
+#[command(
+    version,
+    about,
+    long_about,
+    after_help = "Scenario files: config/loadgen-publish.toml, config/loadgen-subscribe.toml, config/loadgen-fanout.toml (the three workloads of the Kamailio anchors). Every scenario key can also be set by the flags of `run`."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -296,10 +301,7 @@ fn slo_breaks(
             r.notify.publish_to_notify_ms.p99
         ));
     }
-    let bad = r.final_failed
-        + r.timeouts
-        + r.notify.stale_watchers
-        + r.notify.missing_first_notify;
+    let bad = r.final_failed + r.timeouts + r.notify.stale_watchers + r.notify.missing_first_notify;
     let pct = bad as f64 * 100.0 / r.requests_sent.max(1) as f64;
     if pct >= err_pct {
         why.push(format!(
@@ -340,7 +342,13 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
     match cli.cmd {
         Cmd::Run { common } => {
             let s = scenario(&common)?;
-            let o = options(&common, common.target, common.server_pid, &common.namespace, "run");
+            let o = options(
+                &common,
+                common.target,
+                common.server_pid,
+                &common.namespace,
+                "run",
+            );
             let r = run(&s, &o)?;
             if common.json {
                 print_json(&r);
@@ -384,7 +392,14 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
                 let label = format!("step {k} {rate:.0}/s");
                 let o = options(&common, common.target, common.server_pid, &ns, &label);
                 let r = run(&s, &o)?;
-                let why = slo_breaks(&r, primary, rate, slo_p99_ms, slo_error_pct, slo_min_achieved);
+                let why = slo_breaks(
+                    &r,
+                    primary,
+                    rate,
+                    slo_p99_ms,
+                    slo_error_pct,
+                    slo_min_achieved,
+                );
                 let held = why.is_empty();
                 if !common.json {
                     eprintln!(
@@ -393,7 +408,11 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
                         r.latency_ms.p99,
                         r.error_pct,
                         r.loadgen.cpu_pct,
-                        if held { String::new() } else { format!(": {}", why.join("; ")) }
+                        if held {
+                            String::new()
+                        } else {
+                            format!(": {}", why.join("; "))
+                        }
                     );
                 }
                 if held {
@@ -447,7 +466,10 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
                 &options(&common, common.target, common.server_pid, &ns_a, &name_a),
             )?;
             std::thread::sleep(Duration::from_secs_f64(pause_secs.max(0.0)));
-            let b = run(&s, &options(&common, target_b, server_pid_b, &ns_b, &name_b))?;
+            let b = run(
+                &s,
+                &options(&common, target_b, server_pid_b, &ns_b, &name_b),
+            )?;
             let ratios = compare_ratios(&a, &b);
             if common.json {
                 #[derive(Serialize)]
@@ -486,7 +508,11 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
             println!("loadgen responder listening sip/udp {}", r.local);
             let stop = AtomicBool::new(false);
             let stats = r
-                .serve(&stop, Duration::from_secs_f64(max_secs.max(0.0)), max_requests)
+                .serve(
+                    &stop,
+                    Duration::from_secs_f64(max_secs.max(0.0)),
+                    max_requests,
+                )
                 .map_err(|e| format!("responder: {e}"))?;
             eprintln!("loadgen responder: answered {:?}", stats);
             Ok(ExitCode::SUCCESS)
@@ -498,13 +524,17 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
 fn compare_ratios(a: &Report, b: &Report) -> std::collections::BTreeMap<String, f64> {
     let mut m = std::collections::BTreeMap::new();
     let mut put = |k: String, x: f64, y: f64| {
-        if x > 0.0 && y.is_finite() {
+        if x > 0.0 && y > 0.0 && y.is_finite() {
             m.insert(k, y / x);
         }
     };
     for (k, ra) in &a.methods {
         if let Some(rb) = b.methods.get(k) {
-            put(format!("{k} achieved_rate"), ra.achieved_rate, rb.achieved_rate);
+            put(
+                format!("{k} achieved_rate"),
+                ra.achieved_rate,
+                rb.achieved_rate,
+            );
             put(format!("{k} p50"), ra.latency_ms.p50, rb.latency_ms.p50);
             put(format!("{k} p99"), ra.latency_ms.p99, rb.latency_ms.p99);
         }
@@ -522,9 +552,21 @@ fn compare_ratios(a: &Report, b: &Report) -> std::collections::BTreeMap<String, 
     );
     put("error_pct".into(), a.error_pct, b.error_pct);
     if let (Some(sa), Some(sb)) = (&a.server, &b.server) {
-        put("server cpu_ms_per_1k_ops".into(), sa.cpu_ms_per_1k_ops, sb.cpu_ms_per_1k_ops);
-        put("server rss_kb_max".into(), sa.rss_kb_max as f64, sb.rss_kb_max as f64);
+        put(
+            "server cpu_ms_per_1k_ops".into(),
+            sa.cpu_ms_per_1k_ops,
+            sb.cpu_ms_per_1k_ops,
+        );
+        put(
+            "server rss_kb_max".into(),
+            sa.rss_kb_max as f64,
+            sb.rss_kb_max as f64,
+        );
     }
-    put("loadgen cpu_pct".into(), a.loadgen.cpu_pct, b.loadgen.cpu_pct);
+    put(
+        "loadgen cpu_pct".into(),
+        a.loadgen.cpu_pct,
+        b.loadgen.cpu_pct,
+    );
     m
 }

@@ -40,7 +40,10 @@ impl Templates {
                 .iter()
                 .map(|a| format!("Via: SIP/2.0/UDP {a};rport;branch=z9hG4bK-lg").into_bytes())
                 .collect(),
-            contact: locals.iter().map(|a| format!("@{a}>").into_bytes()).collect(),
+            contact: locals
+                .iter()
+                .map(|a| format!("@{a}>").into_bytes())
+                .collect(),
         }
     }
 
@@ -171,9 +174,7 @@ impl Templates {
         out.push(b'w');
         num(out, w + 1);
         out.extend_from_slice(&self.contact[sock]);
-        out.extend_from_slice(
-            b"\r\nEvent: presence\r\nAccept: application/pidf+xml\r\nExpires: ",
-        );
+        out.extend_from_slice(b"\r\nEvent: presence\r\nAccept: application/pidf+xml\r\nExpires: ");
         num(out, expires);
         out.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
     }
@@ -239,7 +240,12 @@ mod tests {
     use crate::sipmsg;
 
     fn templates() -> Templates {
-        Templates::new(42, "example.com", "r1", &["127.0.0.1:4000".parse().unwrap()])
+        Templates::new(
+            42,
+            "example.com",
+            "r1",
+            &["127.0.0.1:4000".parse().unwrap()],
+        )
     }
 
     #[test]
@@ -259,7 +265,17 @@ mod tests {
     fn publish_and_subscribe_parse_with_both_readers() {
         let t = templates();
         let (mut out, mut body) = (Vec::new(), Vec::new());
-        t.publish(&mut out, &mut body, 0, (5, 9), 0, 2, 3600, b"e1", Some((1, 77)));
+        t.publish(
+            &mut out,
+            &mut body,
+            0,
+            (5, 9),
+            0,
+            2,
+            3600,
+            b"e1",
+            Some((1, 77)),
+        );
         let m = sipmsg::parse(&out).unwrap();
         assert_eq!(m.start, sipmsg::Start::Request(b"PUBLISH"));
         assert_eq!(t.parse_branch(m.branch), Some((5, 9)));

@@ -60,10 +60,7 @@ impl Responder {
         let started = Instant::now();
         let mut etag: u64 = 0;
         let mut answered: u64 = 0;
-        while !stop.load(Ordering::Relaxed)
-            && started.elapsed() < max
-            && answered < max_requests
-        {
+        while !stop.load(Ordering::Relaxed) && started.elapsed() < max && answered < max_requests {
             match poll.poll(&mut events, Some(Duration::from_millis(100))) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

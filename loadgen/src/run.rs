@@ -221,6 +221,8 @@ struct Runner<'a> {
     sends_done_at: u64,
     /// The current phase had nothing to send.
     phase_empty: bool,
+    /// Next time the settle of the steady phase may look for stale watchers.
+    next_stale_check: u64,
     last_rx: u64,
     awaiting_first: u64,
     steady_span: Option<(u64, u64)>,
@@ -273,7 +275,8 @@ impl<'a> Runner<'a> {
         let first = (now + self.t1).min(t.deadline_f);
         let (sock, op, sched, generation) = (t.sock as usize, t.op, t.sched, t.generation);
         self.socks[sock].out.push(self.target, &t.msg);
-        self.heap.push(Reverse((first, TimerKind::Txn, slot, generation)));
+        self.heap
+            .push(Reverse((first, TimerKind::Txn, slot, generation)));
         self.inflight += 1;
         self.requests_started += 1;
         let o = self.stats.op(op);
@@ -518,7 +521,8 @@ impl<'a> Runner<'a> {
                         let next = (now + t.interval).min(t.deadline_f);
                         let (sock, op) = (t.sock as usize, t.op);
                         self.socks[sock].out.push(self.target, &t.msg);
-                        self.heap.push(Reverse((next, TimerKind::Txn, key, generation)));
+                        self.heap
+                            .push(Reverse((next, TimerKind::Txn, key, generation)));
                         self.stats.op(op).retrans += 1;
                     }
                 }
@@ -751,15 +755,12 @@ impl<'a> Runner<'a> {
     }
 
     fn on_notify(&mut self, sock: usize, m: &sipmsg::Msg<'_>, from: SocketAddr, now: u64) {
-        let known = self
-            .tpl
-            .parse_call_id(m.call_id)
-            .filter(|&(w, g)| {
-                (w as usize) < self.watchers.len() && {
-                    let cur = self.watchers[w as usize].generation;
-                    g == cur || g.wrapping_add(1) == cur
-                }
-            });
+        let known = self.tpl.parse_call_id(m.call_id).filter(|&(w, g)| {
+            (w as usize) < self.watchers.len() && {
+                let cur = self.watchers[w as usize].generation;
+                g == cur || g.wrapping_add(1) == cur
+            }
+        });
         let Some((w, g)) = known else {
             // RFC 6665 §4.1.3: a NOTIFY for no subscription of ours is answered 481.
             self.stats.notify.unknown_dialog += 1;
@@ -768,9 +769,9 @@ impl<'a> Runner<'a> {
             });
             return;
         };
-        self.socks[sock]
-            .out
-            .push_with(from, |out| sipmsg::write_response(out, m, b"200 OK", None, b""));
+        self.socks[sock].out.push_with(from, |out| {
+            sipmsg::write_response(out, m, b"200 OK", None, b"")
+        });
         let wa = &mut self.watchers[w as usize];
         if g != wa.generation {
             // the final NOTIFY of the dialog a churn unsubscribe ended
@@ -854,11 +855,26 @@ impl<'a> Runner<'a> {
             }
             // A phase that had nothing to send moves on at once (except the final drain).
             if !(self.phase_empty && self.phase != Phase::Drain) {
-                let quiet = self.inflight == 0
+                let mut quiet = self.inflight == 0
                     && self.awaiting_first == 0
                     && now.saturating_sub(self.last_rx) >= 100 * MS
                     && self.socks.iter().all(|s| s.out.pending() == 0);
-                let limit = if self.phase == Phase::Drain { drain } else { settle };
+                // After modifies, also wait (at most the settle time) until every watcher
+                // has the last acknowledged state; checked every 50 ms (O(watchers)).
+                if quiet && self.phase == Phase::Steady && !self.watchers.is_empty() {
+                    if now >= self.next_stale_check {
+                        self.next_stale_check = now + 50 * MS;
+                        self.count_stale();
+                        quiet = self.stats.stale_watchers == 0;
+                    } else {
+                        quiet = false;
+                    }
+                }
+                let limit = if self.phase == Phase::Drain {
+                    drain
+                } else {
+                    settle
+                };
                 if !quiet && now.saturating_sub(self.sends_done_at) < limit {
                     return true;
                 }
@@ -904,7 +920,9 @@ impl<'a> Runner<'a> {
         };
         let secs = s.run.duration_secs;
         match phase {
-            Phase::Publish if s.publish.initial => add(StreamKind::PublishInitial, s.publish.rate, p),
+            Phase::Publish if s.publish.initial => {
+                add(StreamKind::PublishInitial, s.publish.rate, p)
+            }
             Phase::Subscribe => add(StreamKind::Subscribe, s.subscribe.rate, w),
             Phase::Steady if secs > 0.0 => {
                 add(
@@ -993,7 +1011,10 @@ impl<'a> Runner<'a> {
 fn timerfd() -> io::Result<OwnedFd> {
     // SAFETY: plain syscall; the result is checked and owned.
     let fd = unsafe {
-        libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+        )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
@@ -1063,7 +1084,11 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
     let tfd = timerfd().map_err(|e| format!("timerfd: {e}"))?;
     let timer_token = Token(usize::MAX - 1);
     poll.registry()
-        .register(&mut SourceFd(&tfd.as_raw_fd()), timer_token, Interest::READABLE)
+        .register(
+            &mut SourceFd(&tfd.as_raw_fd()),
+            timer_token,
+            Interest::READABLE,
+        )
         .map_err(|e| format!("register timerfd: {e}"))?;
 
     let pop = &scn.population;
@@ -1137,6 +1162,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
         streams: Vec::new(),
         sends_done_at: NONE,
         phase_empty: true,
+        next_stale_check: 0,
         last_rx: 0,
         awaiting_first: 0,
         steady_span: None,

@@ -239,7 +239,10 @@ impl Scenario {
         }
         for (name, f) in [
             ("publish.refresh_fraction", self.publish.refresh_fraction),
-            ("subscribe.refresh_fraction", self.subscribe.refresh_fraction),
+            (
+                "subscribe.refresh_fraction",
+                self.subscribe.refresh_fraction,
+            ),
         ] {
             if !(f > 0.05 && f < 1.0) {
                 return Err(ScenarioError(format!("{name} must be in (0.05, 1)")));
@@ -356,7 +359,11 @@ mod tests {
     #[test]
     fn shipped_scenarios_parse() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-        for f in ["loadgen-publish.toml", "loadgen-subscribe.toml", "loadgen-fanout.toml"] {
+        for f in [
+            "loadgen-publish.toml",
+            "loadgen-subscribe.toml",
+            "loadgen-fanout.toml",
+        ] {
             let s = Scenario::load(&dir.join(f)).unwrap();
             assert!(s.estimated_secs() > 0.0, "{f}");
         }

@@ -200,7 +200,9 @@ pub fn parse(buf: &[u8]) -> Result<Msg<'_>, ParseError> {
         .iter()
         .position(|&c| c == b'\n')
         .unwrap_or(head_end);
-    let first = buf[..line_end].strip_suffix(b"\r").unwrap_or(&buf[..line_end]);
+    let first = buf[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&buf[..line_end]);
     let start = if let Some(rest) = first.strip_prefix(b"SIP/2.0 ") {
         let (code, n) = parse_u64(rest);
         if n != 3 {

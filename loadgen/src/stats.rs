@@ -390,8 +390,17 @@ impl Report {
         let _ = writeln!(
             o,
             "{:<18} {:>9} {:>9} {:>7} {:>7} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8}",
-            "request", "sent", "ok", "failed", "timeout", "retrans", "ok/s", "p50 ms", "p90 ms",
-            "p99 ms", "max ms"
+            "request",
+            "sent",
+            "ok",
+            "failed",
+            "timeout",
+            "retrans",
+            "ok/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms"
         );
         let row = |o: &mut String, name: &str, r: &OpReport| {
             let _ = writeln!(
@@ -438,7 +447,11 @@ impl Report {
                 )
             };
             let _ = writeln!(o, "  PUBLISH->NOTIFY        {}", l(&n.publish_to_notify_ms));
-            let _ = writeln!(o, "  SUBSCRIBE->1st NOTIFY  {}", l(&n.subscribe_to_first_notify_ms));
+            let _ = writeln!(
+                o,
+                "  SUBSCRIBE->1st NOTIFY  {}",
+                l(&n.subscribe_to_first_notify_ms)
+            );
         }
         let _ = writeln!(
             o,

@@ -53,7 +53,8 @@ pub fn to_sockaddr(addr: &SocketAddr, out: &mut libc::sockaddr_storage) -> libc:
     match addr {
         SocketAddr::V4(a) => {
             // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in.
-            let sin = unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let sin =
+                unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = a.port().to_be();
             sin.sin_addr = libc::in_addr {
@@ -317,7 +318,9 @@ mod tests {
         let bdest = b.local_addr().unwrap();
         let mut q = SendQueue::new();
         for i in 0..200u32 {
-            q.push_with(bdest, |buf| buf.extend_from_slice(format!("msg {i}").as_bytes()));
+            q.push_with(bdest, |buf| {
+                buf.extend_from_slice(format!("msg {i}").as_bytes())
+            });
         }
         let (sent, failed) = q.flush(fd(&a));
         assert_eq!((sent, failed), (200, 0));

@@ -52,7 +52,10 @@ fn assert_clean(r: &Value) {
     assert!(r["cut_short"].is_null(), "{r:#}");
     assert!(u(r, "/requests_sent") > 0);
     assert_eq!(u(r, "/requests_sent"), u(r, "/final_ok"), "{r:#}");
-    assert!(u(r, "/latency_ms/count") > 0, "empty latency histogram: {r:#}");
+    assert!(
+        u(r, "/latency_ms/count") > 0,
+        "empty latency histogram: {r:#}"
+    );
 }
 
 #[test]
