@@ -29,12 +29,44 @@ use serde::Serialize;
     version,
     about,
     long_about,
-    after_help = "Scenario files: config/loadgen-publish.toml, config/loadgen-subscribe.toml, config/loadgen-fanout.toml (the three workloads of the Kamailio anchors). Every scenario key can also be set by the flags of `run`."
+    after_help = "Scenario files: config/loadgen-publish.toml, config/loadgen-subscribe.toml, config/loadgen-fanout.toml (the three workloads of the Kamailio anchors). `loadgen --help` lists every scenario key; the main ones are also flags of `run`.",
+    after_long_help = SCENARIO_KEYS
 )]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
+
+/// Every scenario key, for `--help`.
+const SCENARIO_KEYS: &str = "\
+Scenario files: config/loadgen-publish.toml, config/loadgen-subscribe.toml,
+config/loadgen-fanout.toml (the three workloads of the Kamailio anchors). Keys (TOML; every key
+optional, unknown keys are an error; the main ones are also flags of `run`):
+  name                          label in the report
+  [population] presentities     P presentities sip:p<i>@domain (default 1000)
+               watchers         W watchers sip:w<i>@domain, one subscription each (0)
+               domain           (example.com)
+               zipf_exponent    popularity skew for watched and publishing presentities;
+                                0 = even: watcher i watches p((i-1) mod P)+1, modifies round-robin
+               seed             pseudo-random seed (1)
+  [publish]    initial          one initial PUBLISH per presentity in the publish phase (true)
+               rate             initial PUBLISH/s (1000)
+               modify_rate      modify PUBLISH/s (SIP-If-Match, new body) in the steady phase (0)
+               expires          Expires asked (3600); refresh_fraction: refresh at this part (0.8)
+               remove_at_end    Expires: 0 for every publication at the end (false)
+  [subscribe]  rate             SUBSCRIBE/s, also the unsubscribe rate at the end (1000)
+               expires, refresh_fraction   as for publish (3600, 0.8)
+               churn_rate       unsubscribe + new subscription per second in the steady phase (0)
+               unsubscribe_at_end  (false)
+  [lists]      count, members   resource-list subscriptions (RFC 4662): not implemented, count = 0
+  [run]        duration_secs    steady phase length (0)
+               settle_secs      most wait between phases for stragglers (2)
+               drain_secs       most wait at the end; still open then = timed out (5)
+               max_secs         hard cap on the run (600); max_requests: hard cap (10000000)
+               t1_ms, t2_ms     RFC 3261 Timer E retransmission over UDP (500, 4000)
+               timer_f_ms       RFC 3261 Timer F timeout (32000)
+               sockets          local UDP sockets (4); socket_buffer_bytes (8 MiB)
+               tick_us          send batching quantum (200)";
 
 #[derive(Subcommand, Debug)]
 enum Cmd {

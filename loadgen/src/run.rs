@@ -57,7 +57,7 @@ pub fn check_loopback(addr: &SocketAddr) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "target {addr} is not a loopback address: loadgen only sends to 127.0.0.0/8 or ::1"
+            "{addr} is not a loopback address: loadgen only talks to 127.0.0.0/8 or ::1"
         ))
     }
 }
