@@ -223,3 +223,32 @@ fn fanout_against_presenced() {
     assert!(u(&r, "/server/ops") > 0);
     assert!(u(&r, "/server/rss_kb_max") > 0);
 }
+
+#[test]
+fn retransmits_and_times_out_against_a_silent_target() {
+    // a socket that reads nothing and answers nothing (and keeps ICMP away)
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut s = loadgen::scenario::Scenario::default();
+    s.population.presentities = 3;
+    s.publish.rate = 10.0;
+    s.run.timer_f_ms = 1200;
+    s.run.settle_secs = 0.5;
+    s.run.drain_secs = 3.0;
+    let opts = loadgen::run::Options {
+        target: silent.local_addr().unwrap(),
+        server_pid: None,
+        namespace: String::new(),
+        progress: false,
+        label: "silent".into(),
+    };
+    let started = Instant::now();
+    let r = loadgen::run::run(&s, &opts).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(8));
+    // RFC 3261 §17.1.2.2: Timer E at T1 = 500 ms, then 1 s later (past Timer F at 1.2 s)
+    assert_eq!(r.requests_sent, 3);
+    assert_eq!(r.retransmissions, 3);
+    assert_eq!(r.timeouts, 3);
+    assert_eq!(r.final_ok, 0);
+    assert_eq!(r.errors_by_status.get("timeout"), Some(&3));
+    assert!((r.error_pct - 100.0).abs() < 1e-9);
+}
