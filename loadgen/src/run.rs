@@ -1194,6 +1194,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
     let tick = scn.run.tick_us * 1000;
     let mut next_ui = 0u64;
     let mut next_sample = 0u64;
+    let mut armed_at = NONE;
     let mut rss_max = server_start.map_or(0, |s| s.rss_kb);
     let mut procs = server_start.map_or(0, |s| s.procs);
     loop {
@@ -1230,7 +1231,12 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
             let now2 = r.now();
             let next = next_stream.min(next_timer).min(next_ui).min(now2 + 50 * MS);
             let wake = next.max(now2 + tick);
-            arm(&tfd, Duration::from_nanos(wake - now2));
+            // re-arm only when the armed wake-up is gone or too late (saves a syscall per
+            // response-driven wake-up)
+            if armed_at == NONE || armed_at <= now2 || armed_at > wake {
+                arm(&tfd, Duration::from_nanos(wake - now2));
+                armed_at = wake;
+            }
             // the timerfd wakes us; the poll timeout is a safety net
             Some(Duration::from_millis(100))
         };
@@ -1242,6 +1248,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
         for ev in events.iter() {
             if ev.token() == timer_token {
                 clear_timer(&tfd);
+                armed_at = NONE;
             }
         }
         for i in 0..r.socks.len() {
