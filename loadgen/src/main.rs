@@ -1,29 +1,604 @@
-//! loadgen: SIP presence load generator for capacity planning (built out in its own issue).
-//!
-//! This skeleton only parses its command line; the population model, open-loop scheduling,
-//! hdrhistogram measurement and the `run`/`ramp`/`compare`/`responder` modes come with the
-//! loadgen issue.
+//! The `loadgen` command line: `run`, `ramp`, `compare` and `responder`.
 
-use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
-/// SIP presence load generator (skeleton: no load is generated yet).
+use clap::{Args, Parser, Subcommand};
+use loadgen::responder::Responder;
+use loadgen::run::{Options, check_loopback, run};
+use loadgen::scenario::Scenario;
+use loadgen::stats::Report;
+use serde::Serialize;
+
+/// SIP presence load generator: plays a population of presentities (PUBLISH) and watchers
+/// (SUBSCRIBE, answering NOTIFYs) against a presence server on loopback, open-loop, and reports
+/// latencies (request -> final response per method, PUBLISH -> NOTIFY, SUBSCRIBE -> first
+/// NOTIFY), achieved rates, errors by status code, retransmissions, timeouts, its own CPU and,
+/// with --server-pid, the server's CPU per 1,000 operations and memory.
+///
+/// A run goes through phases: publish (one initial PUBLISH per presentity at publish.rate),
+/// subscribe (one SUBSCRIBE per watcher at subscribe.rate), steady (modify PUBLISHes with
+/// SIP-If-Match at publish.modify_rate and subscription churn for run.duration_secs), teardown
+/// (optional unsubscribe / publication removal) and drain. Every run stops by itself (phase
+/// counts, run.max_secs, run.max_requests). Only loopback targets are accepted.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    long_about,
+    after_help = "Scenario files: config/loadgen-publish.toml, config/loadgen-subscribe.toml, config/loadgen-fanout.toml (the three workloads of the Kamailio anchors). `loadgen --help` lists every scenario key; the main ones are also flags of `run`.",
+    after_long_help = SCENARIO_KEYS
+)]
 struct Cli {
-    /// Target SIP address (loopback only).
-    #[arg(long, default_value = "127.0.0.1:5060")]
-    target: std::net::SocketAddr,
+    #[command(subcommand)]
+    cmd: Cmd,
 }
 
-fn main() {
-    let cli = Cli::parse();
-    if !cli.target.ip().is_loopback() {
-        eprintln!("loadgen: only loopback targets are allowed");
-        std::process::exit(2);
+/// Every scenario key, for `--help`.
+const SCENARIO_KEYS: &str = "\
+Scenario files: config/loadgen-publish.toml, config/loadgen-subscribe.toml,
+config/loadgen-fanout.toml (the three workloads of the Kamailio anchors). Keys (TOML; every key
+optional, unknown keys are an error; the main ones are also flags of `run`):
+  name                          label in the report
+  [population] presentities     P presentities sip:p<i>@domain (default 1000)
+               watchers         W watchers sip:w<i>@domain, one subscription each (0)
+               domain           (example.com)
+               zipf_exponent    popularity skew for watched and publishing presentities;
+                                0 = even: watcher i watches p((i-1) mod P)+1, modifies round-robin
+               seed             pseudo-random seed (1)
+  [publish]    initial          one initial PUBLISH per presentity in the publish phase (true)
+               rate             initial PUBLISH/s (1000)
+               modify_rate      modify PUBLISH/s (SIP-If-Match, new body) in the steady phase (0)
+               expires          Expires asked (3600); refresh_fraction: refresh at this part (0.8)
+               remove_at_end    Expires: 0 for every publication at the end (false)
+  [subscribe]  rate             SUBSCRIBE/s, also the unsubscribe rate at the end (1000)
+               expires, refresh_fraction   as for publish (3600, 0.8)
+               churn_rate       unsubscribe + new subscription per second in the steady phase (0)
+               unsubscribe_at_end  (false)
+  [lists]      count, members   resource-list subscriptions (RFC 4662): not implemented, count = 0
+  [run]        duration_secs    steady phase length (0)
+               settle_secs      most wait between phases for stragglers (2)
+               drain_secs       most wait at the end; still open then = timed out (5)
+               max_secs         hard cap on the run (600); max_requests: hard cap (10000000)
+               t1_ms, t2_ms     RFC 3261 Timer E retransmission over UDP (500, 4000)
+               timer_f_ms       RFC 3261 Timer F timeout (32000)
+               sockets          local UDP sockets (4); socket_buffer_bytes (8 MiB)
+               tick_us          send batching quantum (200)";
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Play a scenario once at its fixed rates and report.
+    Run {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Raise the primary rate (modify for fan-out, SUBSCRIBE for subscribe, initial PUBLISH for
+    /// publish) step by step until the SLO breaks; report the highest rate that held. Each step
+    /// uses fresh user names (sip:s<step>p<i>@...), so the server needs no restart between
+    /// steps (old state stays until it expires).
+    Ramp {
+        #[command(flatten)]
+        common: Common,
+        /// First rate (default: the scenario's primary rate).
+        #[arg(long)]
+        start: Option<f64>,
+        /// Added to the rate at each step (default: the start rate).
+        #[arg(long)]
+        step: Option<f64>,
+        /// Multiply the rate by this at each step instead of adding --step.
+        #[arg(long)]
+        factor: Option<f64>,
+        /// Highest rate tried.
+        #[arg(long, default_value_t = 1_000_000.0)]
+        max: f64,
+        /// Most steps.
+        #[arg(long, default_value_t = 20)]
+        max_steps: u32,
+        /// SLO: p99 of request latency and of PUBLISH->NOTIFY latency below this (ms).
+        #[arg(long, default_value_t = 10.0)]
+        slo_p99_ms: f64,
+        /// SLO: failed + timed-out requests (+ stale or missing NOTIFYs) below this % of requests.
+        #[arg(long, default_value_t = 0.1)]
+        slo_error_pct: f64,
+        /// SLO: achieved primary rate at least this fraction of the offered one.
+        #[arg(long, default_value_t = 0.95)]
+        slo_min_achieved: f64,
+        /// Pause between steps (s).
+        #[arg(long, default_value_t = 2.0)]
+        pause_secs: f64,
+    },
+    /// Play the same scenario against two targets one after the other; print both and B/A ratios.
+    Compare {
+        #[command(flatten)]
+        common: Common,
+        /// The second target (the first is --target).
+        #[arg(long)]
+        target_b: SocketAddr,
+        /// The second server's PID, for its CPU and memory.
+        #[arg(long)]
+        server_pid_b: Option<u32>,
+        /// Names of the two targets in the report.
+        #[arg(long, default_value = "A")]
+        name_a: String,
+        #[arg(long, default_value = "B")]
+        name_b: String,
+        /// Pause between the two runs (s).
+        #[arg(long, default_value_t = 2.0)]
+        pause_secs: f64,
+    },
+    /// A trivial stateless SIP responder: every request gets 200 at once (Via/From/To/Call-ID/
+    /// CSeq echoed, SIP-ETag on PUBLISH, no dialogs so no NOTIFYs). The harness limit to divide
+    /// a server's rate by.
+    Responder {
+        /// Address to answer on (loopback only).
+        #[arg(long, default_value = "127.0.0.1:5099")]
+        listen: SocketAddr,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 3600.0)]
+        max_secs: f64,
+        /// Stop after answering this many requests.
+        #[arg(long, default_value_t = u64::MAX)]
+        max_requests: u64,
+    },
+}
+
+/// Options shared by run, ramp and compare: target, scenario, overrides, output.
+#[derive(Args, Debug)]
+struct Common {
+    /// SIP target (UDP), loopback only: 127.0.0.0/8 or ::1.
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    target: SocketAddr,
+    /// Scenario file (TOML); without it the built-in defaults (1,000 initial PUBLISHes at 1,000/s).
+    #[arg(long, short)]
+    scenario: Option<PathBuf>,
+    /// PID of the server, to sample its CPU and RSS (with its child processes) from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Print the report as JSON on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar (it is drawn on stderr only when that is a terminal anyway).
+    #[arg(long)]
+    no_progress: bool,
+    /// Prefix of the user parts of every URI (sip:<ns>p1@domain), for fresh state on a server.
+    #[arg(long, default_value = "")]
+    namespace: String,
+    #[command(flatten)]
+    over: Overrides,
+}
+
+/// Scenario overrides.
+#[derive(Args, Debug, Default)]
+struct Overrides {
+    /// population.presentities
+    #[arg(long)]
+    presentities: Option<u32>,
+    /// population.watchers
+    #[arg(long)]
+    watchers: Option<u32>,
+    /// population.zipf_exponent (0 = even spread, round-robin)
+    #[arg(long)]
+    zipf: Option<f64>,
+    /// population.seed
+    #[arg(long)]
+    seed: Option<u64>,
+    /// population.domain
+    #[arg(long)]
+    domain: Option<String>,
+    /// publish.rate (initial PUBLISH/s)
+    #[arg(long)]
+    publish_rate: Option<f64>,
+    /// publish.initial (true/false)
+    #[arg(long)]
+    initial_publish: Option<bool>,
+    /// publish.modify_rate (modify PUBLISH/s in the steady phase)
+    #[arg(long)]
+    modify_rate: Option<f64>,
+    /// publish.expires
+    #[arg(long)]
+    publish_expires: Option<u32>,
+    /// subscribe.rate (SUBSCRIBE/s)
+    #[arg(long)]
+    subscribe_rate: Option<f64>,
+    /// subscribe.expires
+    #[arg(long)]
+    subscribe_expires: Option<u32>,
+    /// subscribe.churn_rate (unsubscribe + resubscribe/s in the steady phase)
+    #[arg(long)]
+    churn_rate: Option<f64>,
+    /// subscribe.unsubscribe_at_end (true/false)
+    #[arg(long)]
+    unsubscribe_at_end: Option<bool>,
+    /// run.duration_secs (steady phase)
+    #[arg(long)]
+    duration: Option<f64>,
+    /// run.max_secs (hard cap)
+    #[arg(long)]
+    max_secs: Option<f64>,
+    /// run.max_requests (hard cap)
+    #[arg(long)]
+    max_requests: Option<u64>,
+    /// run.timer_f_ms (RFC 3261 Timer F)
+    #[arg(long)]
+    timer_f_ms: Option<u64>,
+    /// run.drain_secs
+    #[arg(long)]
+    drain_secs: Option<f64>,
+    /// run.sockets (local UDP sockets)
+    #[arg(long)]
+    sockets: Option<u16>,
+    /// run.tick_us (send batching quantum)
+    #[arg(long)]
+    tick_us: Option<u64>,
+}
+
+impl Overrides {
+    fn apply(&self, s: &mut Scenario) {
+        macro_rules! set {
+            ($field:ident => $($path:tt)+) => {
+                if let Some(v) = self.$field.clone() {
+                    s.$($path)+ = v;
+                }
+            };
+        }
+        set!(presentities => population.presentities);
+        set!(watchers => population.watchers);
+        set!(zipf => population.zipf_exponent);
+        set!(seed => population.seed);
+        set!(domain => population.domain);
+        set!(publish_rate => publish.rate);
+        set!(initial_publish => publish.initial);
+        set!(modify_rate => publish.modify_rate);
+        set!(publish_expires => publish.expires);
+        set!(subscribe_rate => subscribe.rate);
+        set!(subscribe_expires => subscribe.expires);
+        set!(churn_rate => subscribe.churn_rate);
+        set!(unsubscribe_at_end => subscribe.unsubscribe_at_end);
+        set!(duration => run.duration_secs);
+        set!(max_secs => run.max_secs);
+        set!(max_requests => run.max_requests);
+        set!(timer_f_ms => run.timer_f_ms);
+        set!(drain_secs => run.drain_secs);
+        set!(sockets => run.sockets);
+        set!(tick_us => run.tick_us);
     }
-    eprintln!(
-        "loadgen: not implemented yet (see the loadgen issue); target would be {}",
-        cli.target
+}
+
+fn scenario(c: &Common) -> Result<Scenario, String> {
+    let mut s = match &c.scenario {
+        Some(p) => Scenario::load(p).map_err(|e| e.to_string())?,
+        None => Scenario::default(),
+    };
+    c.over.apply(&mut s);
+    s.validate().map_err(|e| format!("scenario: {e}"))?;
+    check_loopback(&c.target)?;
+    Ok(s)
+}
+
+fn options(c: &Common, target: SocketAddr, pid: Option<u32>, ns: &str, label: &str) -> Options {
+    Options {
+        target,
+        server_pid: pid,
+        namespace: ns.to_string(),
+        progress: !c.no_progress && !c.json,
+        label: label.to_string(),
+    }
+}
+
+fn print_json<T: Serialize>(v: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     );
-    std::process::exit(1);
+}
+
+/// One ramp step in the report.
+#[derive(Serialize)]
+struct RampStep {
+    rate: f64,
+    held: bool,
+    why: Vec<String>,
+    report: Report,
+}
+
+#[derive(Serialize)]
+struct RampReport {
+    primary: loadgen::scenario::Primary,
+    slo_p99_ms: f64,
+    slo_error_pct: f64,
+    highest_rate_held: Option<f64>,
+    steps: Vec<RampStep>,
+}
+
+/// Why a step broke the SLO (empty when it held).
+fn slo_breaks(
+    r: &Report,
+    primary: loadgen::scenario::Primary,
+    rate: f64,
+    p99: f64,
+    err_pct: f64,
+    min_achieved: f64,
+) -> Vec<String> {
+    use loadgen::scenario::Primary;
+    let mut why = Vec::new();
+    if r.latency_ms.p99 >= p99 {
+        why.push(format!("request p99 {:.3} ms >= {p99}", r.latency_ms.p99));
+    }
+    if r.notify.publish_to_notify_ms.count > 0 && r.notify.publish_to_notify_ms.p99 >= p99 {
+        why.push(format!(
+            "PUBLISH->NOTIFY p99 {:.3} ms >= {p99}",
+            r.notify.publish_to_notify_ms.p99
+        ));
+    }
+    let bad = r.final_failed + r.timeouts + r.notify.stale_watchers + r.notify.missing_first_notify;
+    let pct = bad as f64 * 100.0 / r.requests_sent.max(1) as f64;
+    if pct >= err_pct {
+        why.push(format!(
+            "errors {pct:.3}% >= {err_pct}% (failed {}, timeouts {}, stale {}, missing NOTIFY {})",
+            r.final_failed, r.timeouts, r.notify.stale_watchers, r.notify.missing_first_notify
+        ));
+    }
+    let key = match primary {
+        Primary::Publish => "publish_initial",
+        Primary::Subscribe => "subscribe_initial",
+        Primary::Modify => "publish_modify",
+    };
+    let achieved = r.ops.get(key).map_or(0.0, |o| o.achieved_rate);
+    if achieved < rate * min_achieved {
+        why.push(format!(
+            "achieved {achieved:.0}/s < {:.0}% of {rate:.0}/s",
+            min_achieved * 100.0
+        ));
+    }
+    if let Some(c) = &r.cut_short {
+        why.push(format!("cut short: {c}"));
+    }
+    why
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<ExitCode, String> {
+    match cli.cmd {
+        Cmd::Run { common } => {
+            let s = scenario(&common)?;
+            let o = options(
+                &common,
+                common.target,
+                common.server_pid,
+                &common.namespace,
+                "run",
+            );
+            let r = run(&s, &o)?;
+            if common.json {
+                print_json(&r);
+            } else {
+                print!("{}", r.table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Ramp {
+            common,
+            start,
+            step,
+            factor,
+            max,
+            max_steps,
+            slo_p99_ms,
+            slo_error_pct,
+            slo_min_achieved,
+            pause_secs,
+        } => {
+            let base = scenario(&common)?;
+            let primary = base.primary();
+            let mut rate = start.unwrap_or(base.primary_rate());
+            let step = step.unwrap_or(rate);
+            if rate <= 0.0 || step <= 0.0 || factor.is_some_and(|f| f <= 1.0) {
+                return Err("ramp needs --start > 0, --step > 0 and --factor > 1".into());
+            }
+            let mut out = RampReport {
+                primary,
+                slo_p99_ms,
+                slo_error_pct,
+                highest_rate_held: None,
+                steps: Vec::new(),
+            };
+            for k in 1..=max_steps {
+                if rate > max {
+                    break;
+                }
+                let s = base.with_primary_rate(rate);
+                let ns = format!("{}s{k}", common.namespace);
+                let label = format!("step {k} {rate:.0}/s");
+                let o = options(&common, common.target, common.server_pid, &ns, &label);
+                let r = run(&s, &o)?;
+                let why = slo_breaks(
+                    &r,
+                    primary,
+                    rate,
+                    slo_p99_ms,
+                    slo_error_pct,
+                    slo_min_achieved,
+                );
+                let held = why.is_empty();
+                if !common.json {
+                    eprintln!(
+                        "ramp step {k}: {primary:?} {rate:.0}/s -> {} (p99 {:.3} ms, errors {:.3}%, loadgen CPU {:.0}%{})",
+                        if held { "held" } else { "BROKE" },
+                        r.latency_ms.p99,
+                        r.error_pct,
+                        r.loadgen.cpu_pct,
+                        if held {
+                            String::new()
+                        } else {
+                            format!(": {}", why.join("; "))
+                        }
+                    );
+                }
+                if held {
+                    out.highest_rate_held = Some(rate);
+                }
+                out.steps.push(RampStep {
+                    rate,
+                    held,
+                    why,
+                    report: r,
+                });
+                if !held {
+                    break;
+                }
+                rate = match factor {
+                    Some(f) => rate * f,
+                    None => rate + step,
+                };
+                std::thread::sleep(Duration::from_secs_f64(pause_secs.max(0.0)));
+            }
+            if common.json {
+                print_json(&out);
+            } else {
+                if let Some(last) = out.steps.iter().rev().find(|s| s.held) {
+                    print!("{}", last.report.table());
+                }
+                match out.highest_rate_held {
+                    Some(r) => println!(
+                        "ramp: highest {primary:?} rate that held the SLO (p99 < {slo_p99_ms} ms, errors < {slo_error_pct}%): {r:.0}/s"
+                    ),
+                    None => println!("ramp: no step held the SLO"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Compare {
+            common,
+            target_b,
+            server_pid_b,
+            name_a,
+            name_b,
+            pause_secs,
+        } => {
+            check_loopback(&target_b)?;
+            let s = scenario(&common)?;
+            let same = target_b == common.target;
+            let ns_a = format!("{}{}", common.namespace, if same { "a" } else { "" });
+            let ns_b = format!("{}{}", common.namespace, if same { "b" } else { "" });
+            let a = run(
+                &s,
+                &options(&common, common.target, common.server_pid, &ns_a, &name_a),
+            )?;
+            std::thread::sleep(Duration::from_secs_f64(pause_secs.max(0.0)));
+            let b = run(
+                &s,
+                &options(&common, target_b, server_pid_b, &ns_b, &name_b),
+            )?;
+            let ratios = compare_ratios(&a, &b);
+            if common.json {
+                #[derive(Serialize)]
+                struct Cmp<'a> {
+                    name_a: &'a str,
+                    name_b: &'a str,
+                    a: &'a Report,
+                    b: &'a Report,
+                    ratios_b_over_a: &'a std::collections::BTreeMap<String, f64>,
+                }
+                print_json(&Cmp {
+                    name_a: &name_a,
+                    name_b: &name_b,
+                    a: &a,
+                    b: &b,
+                    ratios_b_over_a: &ratios,
+                });
+            } else {
+                println!("=== {name_a}");
+                print!("{}", a.table());
+                println!("=== {name_b}");
+                print!("{}", b.table());
+                println!("=== ratios {name_b}/{name_a}");
+                for (k, v) in &ratios {
+                    println!("{k:<40} {v:>10.3}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Responder {
+            listen,
+            max_secs,
+            max_requests,
+        } => {
+            let r = Responder::bind(listen)?;
+            println!("loadgen responder listening sip/udp {}", r.local);
+            let stop = AtomicBool::new(false);
+            let stats = r
+                .serve(
+                    &stop,
+                    Duration::from_secs_f64(max_secs.max(0.0)),
+                    max_requests,
+                )
+                .map_err(|e| format!("responder: {e}"))?;
+            eprintln!("loadgen responder: answered {:?}", stats);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// B/A for the figures worth comparing (missing or zero figures are left out).
+fn compare_ratios(a: &Report, b: &Report) -> std::collections::BTreeMap<String, f64> {
+    let mut m = std::collections::BTreeMap::new();
+    let mut put = |k: String, x: f64, y: f64| {
+        if x > 0.0 && y > 0.0 && y.is_finite() {
+            m.insert(k, y / x);
+        }
+    };
+    for (k, ra) in &a.methods {
+        if let Some(rb) = b.methods.get(k) {
+            put(
+                format!("{k} achieved_rate"),
+                ra.achieved_rate,
+                rb.achieved_rate,
+            );
+            put(format!("{k} p50"), ra.latency_ms.p50, rb.latency_ms.p50);
+            put(format!("{k} p99"), ra.latency_ms.p99, rb.latency_ms.p99);
+        }
+    }
+    put("NOTIFY rate".into(), a.notify.rate, b.notify.rate);
+    put(
+        "PUBLISH->NOTIFY p50".into(),
+        a.notify.publish_to_notify_ms.p50,
+        b.notify.publish_to_notify_ms.p50,
+    );
+    put(
+        "PUBLISH->NOTIFY p99".into(),
+        a.notify.publish_to_notify_ms.p99,
+        b.notify.publish_to_notify_ms.p99,
+    );
+    put("error_pct".into(), a.error_pct, b.error_pct);
+    if let (Some(sa), Some(sb)) = (&a.server, &b.server) {
+        put(
+            "server cpu_ms_per_1k_ops".into(),
+            sa.cpu_ms_per_1k_ops,
+            sb.cpu_ms_per_1k_ops,
+        );
+        put(
+            "server rss_kb_max".into(),
+            sa.rss_kb_max as f64,
+            sb.rss_kb_max as f64,
+        );
+    }
+    put(
+        "loadgen cpu_pct".into(),
+        a.loadgen.cpu_pct,
+        b.loadgen.cpu_pct,
+    );
+    m
 }

@@ -1,0 +1,381 @@
+//! Scenario files (TOML): the population and the rates of a workload. Every key is optional and
+//! has a default; unknown keys are an error. See `config/loadgen-*.toml` for commented examples.
+
+use serde::{Deserialize, Serialize};
+
+/// A whole workload description.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scenario {
+    /// Free text shown in the report.
+    pub name: String,
+    pub population: Population,
+    pub publish: Publish,
+    pub subscribe: Subscribe,
+    pub lists: Lists,
+    pub run: RunLimits,
+}
+
+/// Who takes part.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Population {
+    /// Presentities `sip:p<i>@<domain>`, i = 1..=presentities.
+    pub presentities: u32,
+    /// Watchers `sip:w<i>@<domain>`, each holding one subscription.
+    pub watchers: u32,
+    pub domain: String,
+    /// Zipf exponent of presentity popularity: which presentity a watcher watches and which
+    /// one publishes next. 0 means even: watcher i watches presentity ((i-1) mod P)+1 and
+    /// modifies go round-robin, as the anchors' SIPp scenarios do.
+    pub zipf_exponent: f64,
+    /// Seed of the pseudo-random choices, so runs are repeatable.
+    pub seed: u64,
+}
+
+/// The presentities' PUBLISH traffic (RFC 3903).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Publish {
+    /// Send one initial PUBLISH per presentity in the publish phase.
+    pub initial: bool,
+    /// Initial PUBLISHes per second.
+    pub rate: f64,
+    /// Modify PUBLISHes (new body, `SIP-If-Match`) per second in the steady phase.
+    pub modify_rate: f64,
+    /// Expires asked for; refreshes (no body, `SIP-If-Match`) go out at `refresh_fraction`
+    /// of the granted time.
+    pub expires: u32,
+    pub refresh_fraction: f64,
+    /// Remove every publication (Expires: 0) in the teardown phase.
+    pub remove_at_end: bool,
+}
+
+/// The watchers' SUBSCRIBE traffic (RFC 6665, RFC 3856).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Subscribe {
+    /// Initial SUBSCRIBEs per second in the subscribe phase (also the unsubscribe rate at
+    /// the end).
+    pub rate: f64,
+    pub expires: u32,
+    pub refresh_fraction: f64,
+    /// Churn in the steady phase: unsubscribes per second, each followed at once by a new
+    /// subscription of the same watcher (to a presentity drawn again).
+    pub churn_rate: f64,
+    /// Unsubscribe (Expires: 0) every watcher in the teardown phase.
+    pub unsubscribe_at_end: bool,
+}
+
+/// Resource-list subscriptions (RFC 4662): the extension point for the RLS workload. Only
+/// `count = 0` is accepted for now.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lists {
+    /// List subscriptions (`sip:l<i>@<domain>`, `Supported: eventlist`).
+    pub count: u32,
+    /// Members per list.
+    pub members: u32,
+}
+
+/// Durations and limits: every run ends by itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunLimits {
+    /// Seconds of steady phase (modifies, churn).
+    pub duration_secs: f64,
+    /// Pause between phases once the previous phase's transactions are done (at most
+    /// `settle_secs` waiting for stragglers).
+    pub settle_secs: f64,
+    /// Time given at the end to outstanding transactions and NOTIFYs; what is still open
+    /// then counts as timed out.
+    pub drain_secs: f64,
+    /// Hard cap on the whole run, whatever the phases.
+    pub max_secs: f64,
+    /// Hard cap on requests sent (retransmissions not counted).
+    pub max_requests: u64,
+    /// RFC 3261 T1 and T2 (ms) for Timer E retransmission over UDP.
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    /// RFC 3261 Timer F (ms): a request without a final response by then has timed out.
+    pub timer_f_ms: u64,
+    /// Local UDP sockets the population is spread over.
+    pub sockets: u16,
+    /// Scheduler quantum (µs): sends due within it go out in one batch.
+    pub tick_us: u64,
+    /// Ask the SIP target for bigger socket buffers (bytes).
+    pub socket_buffer_bytes: usize,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            name: "custom".into(),
+            population: Population::default(),
+            publish: Publish::default(),
+            subscribe: Subscribe::default(),
+            lists: Lists::default(),
+            run: RunLimits::default(),
+        }
+    }
+}
+
+impl Default for Population {
+    fn default() -> Self {
+        Population {
+            presentities: 1000,
+            watchers: 0,
+            domain: "example.com".into(),
+            zipf_exponent: 0.0,
+            seed: 1,
+        }
+    }
+}
+
+impl Default for Publish {
+    fn default() -> Self {
+        Publish {
+            initial: true,
+            rate: 1000.0,
+            modify_rate: 0.0,
+            expires: 3600,
+            refresh_fraction: 0.8,
+            remove_at_end: false,
+        }
+    }
+}
+
+impl Default for Subscribe {
+    fn default() -> Self {
+        Subscribe {
+            rate: 1000.0,
+            expires: 3600,
+            refresh_fraction: 0.8,
+            churn_rate: 0.0,
+            unsubscribe_at_end: false,
+        }
+    }
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            duration_secs: 0.0,
+            settle_secs: 2.0,
+            drain_secs: 5.0,
+            max_secs: 600.0,
+            max_requests: 10_000_000,
+            t1_ms: 500,
+            t2_ms: 4000,
+            timer_f_ms: 32_000,
+            sockets: 4,
+            tick_us: 200,
+            socket_buffer_bytes: 8 << 20,
+        }
+    }
+}
+
+/// A scenario that cannot run.
+#[derive(Debug)]
+pub struct ScenarioError(pub String);
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// Which stream a ramp raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Primary {
+    Publish,
+    Subscribe,
+    Modify,
+}
+
+impl Scenario {
+    /// Read a scenario file.
+    pub fn load(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError(format!("{}: {e}", path.display())))?;
+        Scenario::parse(&text).map_err(|e| ScenarioError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Parse scenario TOML text and check it.
+    pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError(e.to_string()))?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Reject values that cannot run or would not stop.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let err = |m: &str| Err(ScenarioError(m.to_string()));
+        let p = &self.population;
+        if p.presentities == 0 {
+            return err("population.presentities must be at least 1");
+        }
+        if !(p.zipf_exponent >= 0.0 && p.zipf_exponent <= 10.0) {
+            return err("population.zipf_exponent must be in 0..=10");
+        }
+        for (name, r) in [
+            ("publish.rate", self.publish.rate),
+            ("publish.modify_rate", self.publish.modify_rate),
+            ("subscribe.rate", self.subscribe.rate),
+            ("subscribe.churn_rate", self.subscribe.churn_rate),
+        ] {
+            if !(r.is_finite() && (0.0..=10_000_000.0).contains(&r)) {
+                return Err(ScenarioError(format!("{name} must be in 0..=10000000")));
+            }
+        }
+        if self.publish.initial && self.publish.rate <= 0.0 {
+            return err("publish.rate must be > 0 when publish.initial is true");
+        }
+        if (p.watchers > 0 || self.subscribe.unsubscribe_at_end) && self.subscribe.rate <= 0.0 {
+            return err("subscribe.rate must be > 0 when there are watchers");
+        }
+        for (name, f) in [
+            ("publish.refresh_fraction", self.publish.refresh_fraction),
+            (
+                "subscribe.refresh_fraction",
+                self.subscribe.refresh_fraction,
+            ),
+        ] {
+            if !(f > 0.05 && f < 1.0) {
+                return Err(ScenarioError(format!("{name} must be in (0.05, 1)")));
+            }
+        }
+        if self.lists.count > 0 {
+            return err(
+                "lists.count > 0: resource-list subscriptions (RFC 4662) are not implemented yet",
+            );
+        }
+        let r = &self.run;
+        for (name, v) in [
+            ("run.duration_secs", r.duration_secs),
+            ("run.settle_secs", r.settle_secs),
+            ("run.drain_secs", r.drain_secs),
+        ] {
+            if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
+                return Err(ScenarioError(format!("{name} must be in 0..=86400")));
+            }
+        }
+        if !(r.max_secs.is_finite() && r.max_secs > 0.0 && r.max_secs <= 86_400.0) {
+            return err("run.max_secs must be in (0, 86400]");
+        }
+        if r.max_requests == 0 {
+            return err("run.max_requests must be at least 1");
+        }
+        if r.t1_ms == 0 || r.t2_ms < r.t1_ms || r.timer_f_ms < r.t1_ms {
+            return err("need 0 < run.t1_ms <= run.t2_ms and run.t1_ms <= run.timer_f_ms");
+        }
+        if r.sockets == 0 || r.sockets > 256 {
+            return err("run.sockets must be in 1..=256");
+        }
+        if r.tick_us == 0 || r.tick_us > 100_000 {
+            return err("run.tick_us must be in 1..=100000");
+        }
+        Ok(())
+    }
+
+    /// The stream a ramp raises: modifies when the scenario has a steady modify stream, else
+    /// subscribes when it has watchers, else initial publishes.
+    pub fn primary(&self) -> Primary {
+        if self.publish.modify_rate > 0.0 && self.run.duration_secs > 0.0 {
+            Primary::Modify
+        } else if self.population.watchers > 0 {
+            Primary::Subscribe
+        } else {
+            Primary::Publish
+        }
+    }
+
+    /// The primary stream's rate.
+    pub fn primary_rate(&self) -> f64 {
+        match self.primary() {
+            Primary::Modify => self.publish.modify_rate,
+            Primary::Subscribe => self.subscribe.rate,
+            Primary::Publish => self.publish.rate,
+        }
+    }
+
+    /// The same workload with its primary stream at `rate`. For the publish and subscribe
+    /// workloads the population grows with the rate so the phase keeps its length.
+    pub fn with_primary_rate(&self, rate: f64) -> Scenario {
+        let mut s = self.clone();
+        match self.primary() {
+            Primary::Modify => s.publish.modify_rate = rate,
+            Primary::Subscribe => {
+                let secs = self.population.watchers as f64 / self.subscribe.rate;
+                s.subscribe.rate = rate;
+                s.population.watchers = (rate * secs).round().max(1.0) as u32;
+            }
+            Primary::Publish => {
+                let secs = self.population.presentities as f64 / self.publish.rate;
+                s.publish.rate = rate;
+                s.population.presentities = (rate * secs).round().max(1.0) as u32;
+            }
+        }
+        s
+    }
+
+    /// Rough wall time of the run, for the progress bar.
+    pub fn estimated_secs(&self) -> f64 {
+        let mut t = 0.0;
+        if self.publish.initial {
+            t += self.population.presentities as f64 / self.publish.rate + 0.5;
+        }
+        if self.population.watchers > 0 {
+            t += self.population.watchers as f64 / self.subscribe.rate + 0.5;
+        }
+        t += self.run.duration_secs;
+        if self.subscribe.unsubscribe_at_end && self.population.watchers > 0 {
+            t += self.population.watchers as f64 / self.subscribe.rate + 0.5;
+        }
+        if self.publish.remove_at_end {
+            t += self.population.presentities as f64 / self.publish.rate + 0.5;
+        }
+        t.min(self.run.max_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_unknown_keys_fail() {
+        Scenario::default().validate().unwrap();
+        assert!(Scenario::parse("[population]\nfoo = 1\n").is_err());
+        assert!(Scenario::parse("[lists]\ncount = 3\n").is_err());
+        let s = Scenario::parse("[population]\npresentities = 5\nwatchers = 10\n").unwrap();
+        assert_eq!(s.population.presentities, 5);
+        assert_eq!(s.primary(), Primary::Subscribe);
+    }
+
+    #[test]
+    fn shipped_scenarios_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        for f in [
+            "loadgen-publish.toml",
+            "loadgen-subscribe.toml",
+            "loadgen-fanout.toml",
+        ] {
+            let s = Scenario::load(&dir.join(f)).unwrap();
+            assert!(s.estimated_secs() > 0.0, "{f}");
+        }
+    }
+
+    #[test]
+    fn ramp_scaling_keeps_phase_length() {
+        let mut s = Scenario::default();
+        s.population.presentities = 4000;
+        s.publish.rate = 1000.0;
+        let t = s.with_primary_rate(3000.0);
+        assert_eq!(t.population.presentities, 12_000);
+        assert_eq!(t.publish.rate, 3000.0);
+    }
+}

@@ -1,0 +1,499 @@
+//! Measurements of one run (hdrhistogram latencies in µs, counters) and the report built from
+//! them: a human table and a JSON document.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// The kinds of request loadgen sends; latencies and counters are kept per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum OpKind {
+    PublishInitial = 0,
+    PublishModify,
+    PublishRefresh,
+    PublishRemove,
+    Subscribe,
+    SubscribeRefresh,
+    Unsubscribe,
+}
+
+impl OpKind {
+    /// Every kind, in report order.
+    pub const ALL: [OpKind; 7] = [
+        OpKind::PublishInitial,
+        OpKind::PublishModify,
+        OpKind::PublishRefresh,
+        OpKind::PublishRemove,
+        OpKind::Subscribe,
+        OpKind::SubscribeRefresh,
+        OpKind::Unsubscribe,
+    ];
+
+    /// Report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::PublishInitial => "publish_initial",
+            OpKind::PublishModify => "publish_modify",
+            OpKind::PublishRefresh => "publish_refresh",
+            OpKind::PublishRemove => "publish_remove",
+            OpKind::Subscribe => "subscribe_initial",
+            OpKind::SubscribeRefresh => "subscribe_refresh",
+            OpKind::Unsubscribe => "unsubscribe",
+        }
+    }
+
+    /// The SIP method.
+    pub fn method(self) -> &'static str {
+        match self {
+            OpKind::PublishInitial
+            | OpKind::PublishModify
+            | OpKind::PublishRefresh
+            | OpKind::PublishRemove => "PUBLISH",
+            _ => "SUBSCRIBE",
+        }
+    }
+}
+
+/// A latency histogram in µs from 1 µs to 10 min, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Counters and latencies of one kind of request.
+pub struct OpStats {
+    /// Requests sent (retransmissions not counted).
+    pub sent: u64,
+    /// Final 2xx responses.
+    pub ok: u64,
+    /// Final non-2xx responses.
+    pub failed: u64,
+    /// Timer F expiries (and requests still open when the run ended).
+    pub timeouts: u64,
+    /// Timer E retransmissions.
+    pub retrans: u64,
+    /// Scheduled send → final response, µs, 2xx and non-2xx alike.
+    pub hist: Histogram<u64>,
+    /// First scheduled send and last 2xx, ns since run start.
+    pub first_sched: u64,
+    pub last_ok: u64,
+}
+
+impl Default for OpStats {
+    fn default() -> Self {
+        OpStats {
+            sent: 0,
+            ok: 0,
+            failed: 0,
+            timeouts: 0,
+            retrans: 0,
+            hist: histogram(),
+            first_sched: u64::MAX,
+            last_ok: 0,
+        }
+    }
+}
+
+/// NOTIFY side.
+pub struct NotifyStats {
+    /// NOTIFYs received in our dialogs (retransmissions not counted).
+    pub received: u64,
+    /// Retransmitted NOTIFYs (CSeq not above the last one).
+    pub retransmitted: u64,
+    /// NOTIFYs for dialogs we do not know (earlier runs, old generations): answered 481.
+    pub unknown_dialog: u64,
+    /// NOTIFYs carrying a token newer than the watcher had seen.
+    pub new_state: u64,
+    /// NOTIFYs a non-coalescing server would send: watchers at each acknowledged modify.
+    pub expected: u64,
+    /// Subscriptions the server terminated without our asking.
+    pub terminated_by_server: u64,
+    /// PUBLISH (scheduled send) → NOTIFY with its token, µs.
+    pub pub_to_notify: Histogram<u64>,
+    /// SUBSCRIBE (scheduled send) → first NOTIFY of the dialog, µs.
+    pub sub_to_first: Histogram<u64>,
+}
+
+impl Default for NotifyStats {
+    fn default() -> Self {
+        NotifyStats {
+            received: 0,
+            retransmitted: 0,
+            unknown_dialog: 0,
+            new_state: 0,
+            expected: 0,
+            terminated_by_server: 0,
+            pub_to_notify: histogram(),
+            sub_to_first: histogram(),
+        }
+    }
+}
+
+/// Everything counted in one run.
+#[derive(Default)]
+pub struct Stats {
+    pub ops: [OpStats; 7],
+    /// Final responses by status code (index = code).
+    pub status: BTreeMap<u16, u64>,
+    pub notify: NotifyStats,
+    /// Modifies merged into one already waiting for the presentity's previous PUBLISH.
+    pub publish_coalesced: u64,
+    /// Responses matching no open transaction (late, duplicated, other runs).
+    pub stray_responses: u64,
+    /// Datagrams we could not read, and truncated ones.
+    pub parse_errors: u64,
+    pub first_parse_error: Option<String>,
+    /// Datagrams the kernel refused to send.
+    pub send_errors: u64,
+    pub msgs_sent: u64,
+    pub msgs_received: u64,
+    /// Watchers still waiting for their first NOTIFY at the end.
+    pub missing_first_notify: u64,
+    /// Watchers whose last NOTIFY did not carry their presentity's last acknowledged state.
+    pub stale_watchers: u64,
+}
+
+impl Stats {
+    /// Counters of one kind.
+    pub fn op(&mut self, k: OpKind) -> &mut OpStats {
+        &mut self.ops[k as usize]
+    }
+}
+
+/// Latency summary in milliseconds.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct Latency {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    /// Summary of a µs histogram.
+    pub fn of(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        let ms = |v: u64| v as f64 / 1000.0;
+        Latency {
+            count: h.len(),
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// One kind of request (or one method) in the report.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct OpReport {
+    pub sent: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub timeouts: u64,
+    pub retransmissions: u64,
+    /// 2xx per second from the first scheduled send to the last 2xx.
+    pub achieved_rate: f64,
+    pub latency_ms: Latency,
+}
+
+impl OpReport {
+    fn of(parts: &[&OpStats]) -> OpReport {
+        let mut h = histogram();
+        let mut r = OpReport::default();
+        let (mut first, mut last) = (u64::MAX, 0u64);
+        for p in parts {
+            r.sent += p.sent;
+            r.ok += p.ok;
+            r.failed += p.failed;
+            r.timeouts += p.timeouts;
+            r.retransmissions += p.retrans;
+            h.add(&p.hist).expect("same histogram bounds");
+            first = first.min(p.first_sched);
+            last = last.max(p.last_ok);
+        }
+        if r.ok > 0 && last > first {
+            r.achieved_rate = r.ok as f64 / ((last - first) as f64 / 1e9);
+        }
+        r.latency_ms = Latency::of(&h);
+        r
+    }
+}
+
+/// NOTIFY part of the report.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct NotifyReport {
+    pub received: u64,
+    pub retransmitted: u64,
+    pub unknown_dialog: u64,
+    pub new_state: u64,
+    pub expected: u64,
+    pub terminated_by_server: u64,
+    pub missing_first_notify: u64,
+    pub stale_watchers: u64,
+    /// NOTIFYs with new state per second over the steady phase.
+    pub rate: f64,
+    pub publish_to_notify_ms: Latency,
+    pub subscribe_to_first_notify_ms: Latency,
+}
+
+/// loadgen's own cost.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct SelfReport {
+    pub cpu_secs: f64,
+    /// Of one core.
+    pub cpu_pct: f64,
+    pub msgs_sent: u64,
+    pub msgs_received: u64,
+    pub msgs_per_sec: f64,
+    /// Messages handled per second of loadgen CPU: its capacity if it had a core to itself.
+    pub msgs_per_cpu_sec: f64,
+    pub sockets: u16,
+    pub socket_rcvbuf: usize,
+    pub socket_sndbuf: usize,
+    pub parse_errors: u64,
+    pub send_errors: u64,
+    pub stray_responses: u64,
+    pub publish_coalesced: u64,
+}
+
+/// The server's cost, from /proc (`--server-pid`).
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct ServerReport {
+    pub pid: u32,
+    pub processes: u32,
+    pub cpu_secs: f64,
+    /// Of one core (200 = both cores of this box).
+    pub cpu_pct: f64,
+    pub rss_kb_start: u64,
+    pub rss_kb_end: u64,
+    pub rss_kb_max: u64,
+    /// PUBLISH 2xx + SUBSCRIBE 2xx + NOTIFYs received.
+    pub ops: u64,
+    pub cpu_ms_per_1k_ops: f64,
+}
+
+/// Everything a run reports.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct Report {
+    pub scenario: String,
+    pub target: String,
+    pub wall_secs: f64,
+    /// Set when the run hit `max_secs` or `max_requests` before its phases ended.
+    pub cut_short: Option<String>,
+    pub requests_sent: u64,
+    pub final_ok: u64,
+    pub final_failed: u64,
+    pub timeouts: u64,
+    pub retransmissions: u64,
+    /// (failed + timeouts) / sent, in %.
+    pub error_pct: f64,
+    /// All requests together.
+    pub latency_ms: Latency,
+    pub methods: BTreeMap<String, OpReport>,
+    pub ops: BTreeMap<String, OpReport>,
+    pub errors_by_status: BTreeMap<String, u64>,
+    pub notify: NotifyReport,
+    pub loadgen: SelfReport,
+    pub server: Option<ServerReport>,
+}
+
+impl Report {
+    /// Fill the request, NOTIFY and error parts from the counters.
+    pub fn fill(&mut self, s: &Stats, steady_ns: Option<(u64, u64)>) {
+        let all: Vec<&OpStats> = s.ops.iter().collect();
+        let total = OpReport::of(&all);
+        self.requests_sent = total.sent;
+        self.final_ok = total.ok;
+        self.final_failed = total.failed;
+        self.timeouts = total.timeouts;
+        self.retransmissions = total.retransmissions;
+        self.error_pct = if total.sent > 0 {
+            (total.failed + total.timeouts) as f64 * 100.0 / total.sent as f64
+        } else {
+            0.0
+        };
+        self.latency_ms = total.latency_ms;
+        for method in ["PUBLISH", "SUBSCRIBE"] {
+            let parts: Vec<&OpStats> = OpKind::ALL
+                .iter()
+                .filter(|k| k.method() == method)
+                .map(|k| &s.ops[*k as usize])
+                .collect();
+            let r = OpReport::of(&parts);
+            if r.sent > 0 {
+                self.methods.insert(method.into(), r);
+            }
+        }
+        for k in OpKind::ALL {
+            let r = OpReport::of(&[&s.ops[k as usize]]);
+            if r.sent > 0 {
+                self.ops.insert(k.name().into(), r);
+            }
+        }
+        for (code, n) in &s.status {
+            if !(200..300).contains(code) {
+                self.errors_by_status.insert(code.to_string(), *n);
+            }
+        }
+        if total.timeouts > 0 {
+            self.errors_by_status
+                .insert("timeout".into(), total.timeouts);
+        }
+        let n = &s.notify;
+        self.notify = NotifyReport {
+            received: n.received,
+            retransmitted: n.retransmitted,
+            unknown_dialog: n.unknown_dialog,
+            new_state: n.new_state,
+            expected: n.expected,
+            terminated_by_server: n.terminated_by_server,
+            missing_first_notify: s.missing_first_notify,
+            stale_watchers: s.stale_watchers,
+            rate: match steady_ns {
+                Some((a, b)) if b > a => n.pub_to_notify.len() as f64 / ((b - a) as f64 / 1e9),
+                _ => 0.0,
+            },
+            publish_to_notify_ms: Latency::of(&n.pub_to_notify),
+            subscribe_to_first_notify_ms: Latency::of(&n.sub_to_first),
+        };
+    }
+
+    /// Operations the server did (for CPU per 1,000 operations).
+    pub fn server_ops(&self) -> u64 {
+        self.final_ok + self.notify.received
+    }
+
+    /// The human table.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "scenario {}  target {}  wall {:.2}s{}",
+            self.scenario,
+            self.target,
+            self.wall_secs,
+            self.cut_short
+                .as_ref()
+                .map(|c| format!("  CUT SHORT: {c}"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            o,
+            "{:<18} {:>9} {:>9} {:>7} {:>7} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8}",
+            "request",
+            "sent",
+            "ok",
+            "failed",
+            "timeout",
+            "retrans",
+            "ok/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms"
+        );
+        let row = |o: &mut String, name: &str, r: &OpReport| {
+            let _ = writeln!(
+                o,
+                "{:<18} {:>9} {:>9} {:>7} {:>7} {:>7} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+                name,
+                r.sent,
+                r.ok,
+                r.failed,
+                r.timeouts,
+                r.retransmissions,
+                r.achieved_rate,
+                r.latency_ms.p50,
+                r.latency_ms.p90,
+                r.latency_ms.p99,
+                r.latency_ms.max
+            );
+        };
+        for (k, r) in &self.ops {
+            row(&mut o, k, r);
+        }
+        for (k, r) in &self.methods {
+            row(&mut o, &format!("{k} (all)"), r);
+        }
+        let n = &self.notify;
+        if n.received > 0 || n.expected > 0 || n.missing_first_notify > 0 {
+            let _ = writeln!(
+                o,
+                "NOTIFY: received {} (new state {}, expected without coalescing {}), {:.0}/s, retransmitted {}, unknown dialog {}, terminated by server {}, missing first {}, stale watchers {}",
+                n.received,
+                n.new_state,
+                n.expected,
+                n.rate,
+                n.retransmitted,
+                n.unknown_dialog,
+                n.terminated_by_server,
+                n.missing_first_notify,
+                n.stale_watchers
+            );
+            let l = |x: &Latency| {
+                format!(
+                    "n={} p50 {:.3} p90 {:.3} p99 {:.3} p99.9 {:.3} max {:.3} ms",
+                    x.count, x.p50, x.p90, x.p99, x.p999, x.max
+                )
+            };
+            let _ = writeln!(o, "  PUBLISH->NOTIFY        {}", l(&n.publish_to_notify_ms));
+            let _ = writeln!(
+                o,
+                "  SUBSCRIBE->1st NOTIFY  {}",
+                l(&n.subscribe_to_first_notify_ms)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "errors: {:.3}% {}",
+            self.error_pct,
+            if self.errors_by_status.is_empty() {
+                "(none)".to_string()
+            } else {
+                format!("{:?}", self.errors_by_status)
+            }
+        );
+        let g = &self.loadgen;
+        let _ = writeln!(
+            o,
+            "loadgen: {} msgs sent, {} received, {:.0} msgs/s, CPU {:.1}% of a core ({:.0} msgs per CPU-second); sockets {} rcvbuf {} KB; parse errors {}, send errors {}, stray responses {}, coalesced modifies {}",
+            g.msgs_sent,
+            g.msgs_received,
+            g.msgs_per_sec,
+            g.cpu_pct,
+            g.msgs_per_cpu_sec,
+            g.sockets,
+            g.socket_rcvbuf / 1024,
+            g.parse_errors,
+            g.send_errors,
+            g.stray_responses,
+            g.publish_coalesced
+        );
+        if let Some(s) = &self.server {
+            let _ = writeln!(
+                o,
+                "server pid {} ({} procs): CPU {:.2}s = {:.1}% of a core, {:.3} ms CPU per 1,000 ops ({} ops); RSS start {} KB, end {} KB, max {} KB",
+                s.pid,
+                s.processes,
+                s.cpu_secs,
+                s.cpu_pct,
+                s.cpu_ms_per_1k_ops,
+                s.ops,
+                s.rss_kb_start,
+                s.rss_kb_end,
+                s.rss_kb_max
+            );
+        }
+        o
+    }
+}

@@ -1,0 +1,254 @@
+//! Smoke tests: the `loadgen` binary plays a 2-second workload at a low rate against (a) the
+//! in-process stateless responder and (b) the real presenced binary when it has been built
+//! (`cargo build -p presenced`; `cargo test --workspace` builds it), and its JSON report shows
+//! no errors and non-empty latency histograms.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use loadgen::responder::Responder;
+use serde_json::Value;
+
+fn loadgen(args: &[&str]) -> Value {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .args(["--json", "--max-secs", "20"])
+        .output()
+        .expect("run loadgen");
+    assert!(
+        out.status.success(),
+        "loadgen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("loadgen took {:?}", started.elapsed());
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "loadgen JSON: {e}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn u(v: &Value, path: &str) -> u64 {
+    v.pointer(path)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{path} missing in {v:#}"))
+}
+
+fn assert_clean(r: &Value) {
+    assert_eq!(u(r, "/final_failed"), 0, "{r:#}");
+    assert_eq!(u(r, "/timeouts"), 0, "{r:#}");
+    assert_eq!(
+        r["errors_by_status"].as_object().map(|m| m.len()),
+        Some(0),
+        "{r:#}"
+    );
+    assert_eq!(u(r, "/loadgen/parse_errors"), 0, "{r:#}");
+    assert!(r["cut_short"].is_null(), "{r:#}");
+    assert!(u(r, "/requests_sent") > 0);
+    assert_eq!(u(r, "/requests_sent"), u(r, "/final_ok"), "{r:#}");
+    assert!(
+        u(r, "/latency_ms/count") > 0,
+        "empty latency histogram: {r:#}"
+    );
+}
+
+#[test]
+fn run_against_the_responder() {
+    let resp = Responder::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = resp.local.to_string();
+    let stats = resp.stats.clone();
+    let (stop, handle) = resp.spawn(Duration::from_secs(30));
+    // 200 initial PUBLISHes at 200/s, 100 watchers at 500/s, then 2 s of modifies at 100/s
+    let r = loadgen(&[
+        "run",
+        "--target",
+        &addr,
+        "--presentities",
+        "200",
+        "--publish-rate",
+        "200",
+        "--watchers",
+        "100",
+        "--subscribe-rate",
+        "500",
+        "--modify-rate",
+        "100",
+        "--duration",
+        "2",
+    ]);
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap().unwrap();
+    assert_clean(&r);
+    assert_eq!(u(&r, "/ops/publish_initial/ok"), 200);
+    assert_eq!(u(&r, "/ops/subscribe_initial/ok"), 100);
+    assert!(u(&r, "/ops/publish_modify/ok") >= 190, "{r:#}");
+    assert!(u(&r, "/ops/publish_modify/latency_ms/count") > 0);
+    // the responder keeps no dialogs: no NOTIFY is expected or missing
+    assert_eq!(u(&r, "/notify/missing_first_notify"), 0);
+    assert_eq!(
+        stats.requests.load(Ordering::Relaxed),
+        u(&r, "/requests_sent") + u(&r, "/retransmissions")
+    );
+}
+
+#[test]
+fn loopback_only() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", "--target", "192.0.2.1:5060"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("loopback"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// presenced as built by `cargo build -p presenced` (debug first, then release).
+fn presenced_binary() -> Option<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    ["debug", "release"]
+        .iter()
+        .map(|p| target.join(p).join("presenced"))
+        .find(|p| p.is_file())
+}
+
+struct Server(Child, PathBuf);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2) of our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.1);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+fn start_presenced(bin: &PathBuf) -> (Server, SocketAddr) {
+    let dir = std::env::temp_dir().join(format!("loadgen-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(bin)
+        .args([
+            "--sip",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+            "--data",
+        ])
+        .arg(dir.join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start presenced");
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child, dir);
+    let mut udp = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("presenced stdout");
+        if let Some(a) = line.strip_prefix("presenced listening sip/udp ") {
+            udp = Some(a.parse().unwrap());
+        } else if line == "presenced ready" {
+            break;
+        }
+    }
+    (server, udp.expect("presenced printed its UDP address"))
+}
+
+#[test]
+fn fanout_against_presenced() {
+    let Some(bin) = presenced_binary() else {
+        eprintln!("SKIP: presenced not built (cargo build -p presenced)");
+        return;
+    };
+    let (server, addr) = start_presenced(&bin);
+    let pid = server.0.id().to_string();
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/loadgen-fanout.toml");
+    // 50 presentities, 200 watchers (4 each), 2 s of modifies at 100/s, then unsubscribe
+    let r = loadgen(&[
+        "run",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--target",
+        &addr.to_string(),
+        "--server-pid",
+        &pid,
+        "--presentities",
+        "50",
+        "--publish-rate",
+        "500",
+        "--watchers",
+        "200",
+        "--subscribe-rate",
+        "1000",
+        "--modify-rate",
+        "100",
+        "--duration",
+        "2",
+    ]);
+    drop(server);
+    assert_clean(&r);
+    assert_eq!(u(&r, "/ops/publish_initial/ok"), 50);
+    assert_eq!(u(&r, "/ops/subscribe_initial/ok"), 200);
+    assert_eq!(u(&r, "/ops/unsubscribe/ok"), 200);
+    assert!(u(&r, "/ops/publish_modify/ok") >= 190, "{r:#}");
+    // every watcher got its first NOTIFY and then the NOTIFYs of the modifies
+    assert_eq!(u(&r, "/notify/missing_first_notify"), 0, "{r:#}");
+    assert_eq!(u(&r, "/notify/stale_watchers"), 0, "{r:#}");
+    assert_eq!(u(&r, "/notify/subscribe_to_first_notify_ms/count"), 200);
+    assert!(
+        u(&r, "/notify/publish_to_notify_ms/count") > 0,
+        "no PUBLISH->NOTIFY latency: {r:#}"
+    );
+    assert!(u(&r, "/server/ops") > 0);
+    assert!(u(&r, "/server/rss_kb_max") > 0);
+}
+
+#[test]
+fn retransmits_and_times_out_against_a_silent_target() {
+    // a socket that reads nothing and answers nothing (and keeps ICMP away)
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut s = loadgen::scenario::Scenario::default();
+    s.population.presentities = 3;
+    s.publish.rate = 10.0;
+    s.run.timer_f_ms = 1200;
+    s.run.settle_secs = 0.5;
+    s.run.drain_secs = 3.0;
+    let opts = loadgen::run::Options {
+        target: silent.local_addr().unwrap(),
+        server_pid: None,
+        namespace: String::new(),
+        progress: false,
+        label: "silent".into(),
+    };
+    let started = Instant::now();
+    let r = loadgen::run::run(&s, &opts).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(8));
+    // RFC 3261 §17.1.2.2: Timer E at T1 = 500 ms, then 1 s later (past Timer F at 1.2 s)
+    assert_eq!(r.requests_sent, 3);
+    assert_eq!(r.retransmissions, 3);
+    assert_eq!(r.timeouts, 3);
+    assert_eq!(r.final_ok, 0);
+    assert_eq!(r.errors_by_status.get("timeout"), Some(&3));
+    assert!((r.error_pct - 100.0).abs() < 1e-9);
+}
