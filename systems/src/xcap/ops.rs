@@ -2,7 +2,7 @@
 //! [`apply`], which checks the usage, the method and the MIME type, runs the operation and
 //! validates the resulting document with the usage.
 
-use super::dom::{self, Attribute, Binding, Document, Element, Node, is_xml_space};
+use super::dom::{self, Attribute, Binding, Document, Element, Name, Node, is_xml_space};
 use super::error::{ErrorCondition, XcapError, escape_attr_into};
 use super::selector::{NodeSelector, Step, Terminal, select_all, select_one};
 use super::uri::encode_node_selector_into;
@@ -282,7 +282,7 @@ impl Op<'_> {
         let created = match el
             .attrs
             .iter_mut()
-            .find(|a| a.local == *local && a.ns == *ns)
+            .find(|a| &*a.local == local.as_str() && a.ns.as_deref() == ns.as_deref())
         {
             Some(a) => {
                 a.value = value.clone();
@@ -295,8 +295,8 @@ impl Op<'_> {
                 };
                 el.attrs.push(Attribute {
                     prefix,
-                    local: local.clone(),
-                    ns: ns.clone(),
+                    local: Name::from(local.as_str()),
+                    ns: ns.as_deref().map(Name::from),
                     value: value.clone(),
                 });
                 true
@@ -361,7 +361,8 @@ impl Op<'_> {
             .ok_or_else(|| XcapError::not_found("no such element"))?;
         let el = doc.root.at_mut(&path).expect("selected element exists");
         let before = el.attrs.len();
-        el.attrs.retain(|a| !(a.local == *local && a.ns == *ns));
+        el.attrs
+            .retain(|a| !(&*a.local == local.as_str() && a.ns.as_deref() == ns.as_deref()));
         if el.attrs.len() == before {
             return Err(XcapError::not_found("no such attribute"));
         }
@@ -470,11 +471,11 @@ fn attribute_value(body: &[u8]) -> Result<String, XcapError> {
 
 /// A prefix bound to `ns` at `el` for a new attribute: one in scope, else the one the request
 /// used (declared on `el`), else a fresh one.
-fn prefix_for(el: &mut Element, scope: &[Binding], ns: &str, text: &str) -> String {
+fn prefix_for(el: &mut Element, scope: &[Binding], ns: &str, text: &str) -> Name {
     if let Some((Some(p), _)) = scope
         .iter()
         .rev()
-        .find(|(p, n)| p.is_some() && n == ns && dom::lookup(scope, p.as_deref()) == Some(ns))
+        .find(|(p, n)| p.is_some() && &**n == ns && dom::lookup(scope, p.as_deref()) == Some(ns))
     {
         return p.clone();
     }
@@ -491,7 +492,8 @@ fn prefix_for(el: &mut Element, scope: &[Binding], ns: &str, text: &str) -> Stri
         n += 1;
         p = format!("{wanted}{n}");
     }
-    el.ns_decls.push((Some(p.clone()), ns.to_string()));
+    let p = Name::from(p);
+    el.ns_decls.push((Some(p.clone()), Name::from(ns)));
     p
 }
 

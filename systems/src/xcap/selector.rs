@@ -26,7 +26,9 @@ impl NameTest {
     pub fn matches(&self, el: &Element) -> bool {
         match self {
             NameTest::Any => true,
-            NameTest::Name { ns, local } => el.local == *local && el.ns == *ns,
+            NameTest::Name { ns, local } => {
+                &*el.local == local.as_str() && el.ns.as_deref() == ns.as_deref()
+            }
         }
     }
 }

@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// asserts it validates, and that the text contains `must_contain`.
 pub(crate) fn assert_valid(xml: &[u8], must_contain: &str) {
     let text = String::from_utf8_lossy(xml);
-    assert!(text.contains(must_contain), "missing {must_contain:?} in:\n{text}");
+    assert!(
+        text.contains(must_contain),
+        "missing {must_contain:?} in:\n{text}"
+    );
     if let Err(why) = xmllint(xml) {
         panic!("validate.sh failed: {why}\n--- document ---\n{text}");
     }
@@ -1332,17 +1335,40 @@ fn schema_checks_agree_with_xmllint() {
     let cases: Vec<(&str, String)> = vec![
         ("resource-lists", rl("")),
         ("resource-lists", rl("<list/>")),
-        ("resource-lists", rl("<list name='a' x:y='1'><display-name xml:lang='en'>A</display-name><entry uri='sip:a@b'/><list><entry-ref ref='r'/></list><external anchor='http://a/b'/><x:z/></list>")),
+        (
+            "resource-lists",
+            rl(
+                "<list name='a' x:y='1'><display-name xml:lang='en'>A</display-name><entry uri='sip:a@b'/><list><entry-ref ref='r'/></list><external anchor='http://a/b'/><x:z/></list>",
+            ),
+        ),
         ("resource-lists", rl("<list><x:z/><entry uri='a'/></list>")),
-        ("resource-lists", rl("<list><entry uri='a'/><display-name/></list>")),
-        ("resource-lists", rl("<list><display-name/><display-name/></list>")),
+        (
+            "resource-lists",
+            rl("<list><entry uri='a'/><display-name/></list>"),
+        ),
+        (
+            "resource-lists",
+            rl("<list><display-name/><display-name/></list>"),
+        ),
         ("resource-lists", rl("<list><entry/></list>")),
         ("resource-lists", rl("<list><entry-ref/></list>")),
         ("resource-lists", rl("<list><external/></list>")),
-        ("resource-lists", rl("<list><entry uri='a'><display-name x:a='1'>n</display-name></entry></list>")),
-        ("resource-lists", rl("<list><entry uri='a'><display-name><x:b/></display-name></entry></list>")),
-        ("resource-lists", rl("<list><entry uri='a'><x:b/><display-name/></entry></list>")),
-        ("resource-lists", rl("<list><entry uri='a' other='1'/></list>")),
+        (
+            "resource-lists",
+            rl("<list><entry uri='a'><display-name x:a='1'>n</display-name></entry></list>"),
+        ),
+        (
+            "resource-lists",
+            rl("<list><entry uri='a'><display-name><x:b/></display-name></entry></list>"),
+        ),
+        (
+            "resource-lists",
+            rl("<list><entry uri='a'><x:b/><display-name/></entry></list>"),
+        ),
+        (
+            "resource-lists",
+            rl("<list><entry uri='a' other='1'/></list>"),
+        ),
         ("resource-lists", rl("<list>text</list>")),
         ("resource-lists", rl("<entry uri='a'/>")),
         ("resource-lists", rl("<x:foo/>")),
@@ -1351,47 +1377,185 @@ fn schema_checks_agree_with_xmllint() {
         ("resource-lists", "<resource-lists/>".to_string()),
         ("rls-services", rls("")),
         ("rls-services", rls("<service uri='a'><list/></service>")),
-        ("rls-services", rls("<service uri='a'><resource-list>http://x/y</resource-list><packages><package>presence</package><x:p/><package>dialog</package></packages><x:q/></service>")),
-        ("rls-services", rls("<service uri='a'><list name='l'><rl:entry uri='b'/><rl:list><rl:entry uri='c'/></rl:list></list></service>")),
+        (
+            "rls-services",
+            rls(
+                "<service uri='a'><resource-list>http://x/y</resource-list><packages><package>presence</package><x:p/><package>dialog</package></packages><x:q/></service>",
+            ),
+        ),
+        (
+            "rls-services",
+            rls(
+                "<service uri='a'><list name='l'><rl:entry uri='b'/><rl:list><rl:entry uri='c'/></rl:list></list></service>",
+            ),
+        ),
         ("rls-services", rls("<service uri='a'/>")),
         ("rls-services", rls("<service><list/></service>")),
-        ("rls-services", rls("<service uri='a'><list/><resource-list>x</resource-list></service>")),
-        ("rls-services", rls("<service uri='a'><packages/><list/></service>")),
-        ("rls-services", rls("<service uri='a'><list/><packages/><packages/></service>")),
-        ("rls-services", rls("<service uri='a'><list/><packages><foo/></packages></service>")),
-        ("rls-services", rls("<service uri='a'><list><rl:entry/></list></service>")),
-        ("rls-services", rls("<service uri='a'><resource-list><x:a/></resource-list></service>")),
-        ("rls-services", rls("<service uri='a' x:y='1'><list/></service>")),
-        ("rls-services", rls("<service uri='a' y='1'><list/></service>")),
+        (
+            "rls-services",
+            rls("<service uri='a'><list/><resource-list>x</resource-list></service>"),
+        ),
+        (
+            "rls-services",
+            rls("<service uri='a'><packages/><list/></service>"),
+        ),
+        (
+            "rls-services",
+            rls("<service uri='a'><list/><packages/><packages/></service>"),
+        ),
+        (
+            "rls-services",
+            rls("<service uri='a'><list/><packages><foo/></packages></service>"),
+        ),
+        (
+            "rls-services",
+            rls("<service uri='a'><list><rl:entry/></list></service>"),
+        ),
+        (
+            "rls-services",
+            rls("<service uri='a'><resource-list><x:a/></resource-list></service>"),
+        ),
+        (
+            "rls-services",
+            rls("<service uri='a' x:y='1'><list/></service>"),
+        ),
+        (
+            "rls-services",
+            rls("<service uri='a' y='1'><list/></service>"),
+        ),
         ("pres-rules", cp("")),
         ("pres-rules", cp("<rule id='a'/>")),
         ("pres-rules", cp("<rule/>")),
         ("pres-rules", cp("<rule id='1a'/>")),
         ("pres-rules", cp("<rule id='a' x:y='1'/>")),
-        ("pres-rules", cp("<rule id='a'><conditions/><actions/><transformations/></rule>")),
-        ("pres-rules", cp("<rule id='a'><actions/><conditions/></rule>")),
-        ("pres-rules", cp("<rule id='a'><conditions><identity><one id='sip:a@b'><x:e/></one><many domain='d'><except id='x'/><except domain='e'/><x:f/></many><x:g/></identity><sphere value='s'/><validity><from>2026-01-01T00:00:00Z</from><until>2026-02-01T00:00:00+01:00</until></validity><ocp:other-identity/><ocp:anonymous-request/><ocp:external-list><ocp:entry anc='http://a/b'/></ocp:external-list></conditions></rule>")),
-        ("pres-rules", cp("<rule id='a'><conditions><identity/></conditions></rule>")),
-        ("pres-rules", cp("<rule id='a'><conditions><identity><one/></identity></conditions></rule>")),
-        ("pres-rules", cp("<rule id='a'><conditions><identity><one id='x'><x:a/><x:b/></one></identity></conditions></rule>")),
-        ("pres-rules", cp("<rule id='a'><conditions><sphere/></conditions></rule>")),
-        ("pres-rules", cp("<rule id='a'><conditions><validity><from>2026-01-01T00:00:00Z</from></validity></conditions></rule>")),
-        ("pres-rules", cp("<rule id='a'><conditions><validity><from>x</from><until>2026-01-01T00:00:00Z</until></validity></conditions></rule>")),
-        ("pres-rules", cp("<rule id='a'><conditions><ocp:other-identity>x</ocp:other-identity></conditions></rule>")),
-        ("pres-rules", cp("<rule id='a'><conditions><ocp:external-list><ocp:other/></ocp:external-list></conditions></rule>")),
-        ("pres-rules", cp("<rule id='a'><actions><pr:sub-handling>allow</pr:sub-handling><x:y/></actions></rule>")),
-        ("pres-rules", cp("<rule id='a'><actions><pr:sub-handling> polite-block </pr:sub-handling></actions></rule>")),
-        ("pres-rules", cp("<rule id='a'><actions><pr:sub-handling>deny</pr:sub-handling></actions></rule>")),
-        ("pres-rules", cp("<rule id='a'><actions><sphere value='x'/></actions></rule>")),
-        ("pres-rules", cp("<rule id='a'><transformations><pr:provide-services><pr:service-uri>sip:x</pr:service-uri><pr:class>c</pr:class><x:o/></pr:provide-services><pr:provide-devices><pr:deviceID>urn:d</pr:deviceID></pr:provide-devices><pr:provide-persons><pr:all-persons/></pr:provide-persons><pr:provide-mood>1</pr:provide-mood><pr:provide-user-input>full</pr:provide-user-input><pr:provide-unknown-attribute name='n' ns='u'>true</pr:provide-unknown-attribute><pr:provide-all-attributes/></transformations></rule>")),
-        ("pres-rules", cp("<rule id='a'><transformations><pr:provide-services><pr:all-services/><pr:class>c</pr:class></pr:provide-services></transformations></rule>")),
-        ("pres-rules", cp("<rule id='a'><transformations><pr:provide-persons><pr:deviceID>d</pr:deviceID></pr:provide-persons></transformations></rule>")),
-        ("pres-rules", cp("<rule id='a'><transformations><pr:provide-mood>yes</pr:provide-mood></transformations></rule>")),
-        ("pres-rules", cp("<rule id='a'><transformations><pr:provide-user-input>some</pr:provide-user-input></transformations></rule>")),
-        ("pres-rules", cp("<rule id='a'><transformations><pr:provide-unknown-attribute name='n'>true</pr:provide-unknown-attribute></transformations></rule>")),
-        ("pres-rules", cp("<rule id='a'><transformations><pr:provide-all-attributes>x</pr:provide-all-attributes></transformations></rule>")),
-        ("pres-rules", cp("<rule id='a'><transformations><pr:unknown-thing/></transformations></rule>")),
-        ("pres-rules", cp("<rule id='a'><transformations><pr:provide-services><pr:all-services><x:a/></pr:all-services></pr:provide-services></transformations></rule>")),
+        (
+            "pres-rules",
+            cp("<rule id='a'><conditions/><actions/><transformations/></rule>"),
+        ),
+        (
+            "pres-rules",
+            cp("<rule id='a'><actions/><conditions/></rule>"),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><conditions><identity><one id='sip:a@b'><x:e/></one><many domain='d'><except id='x'/><except domain='e'/><x:f/></many><x:g/></identity><sphere value='s'/><validity><from>2026-01-01T00:00:00Z</from><until>2026-02-01T00:00:00+01:00</until></validity><ocp:other-identity/><ocp:anonymous-request/><ocp:external-list><ocp:entry anc='http://a/b'/></ocp:external-list></conditions></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp("<rule id='a'><conditions><identity/></conditions></rule>"),
+        ),
+        (
+            "pres-rules",
+            cp("<rule id='a'><conditions><identity><one/></identity></conditions></rule>"),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><conditions><identity><one id='x'><x:a/><x:b/></one></identity></conditions></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp("<rule id='a'><conditions><sphere/></conditions></rule>"),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><conditions><validity><from>2026-01-01T00:00:00Z</from></validity></conditions></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><conditions><validity><from>x</from><until>2026-01-01T00:00:00Z</until></validity></conditions></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><conditions><ocp:other-identity>x</ocp:other-identity></conditions></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><conditions><ocp:external-list><ocp:other/></ocp:external-list></conditions></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><actions><pr:sub-handling>allow</pr:sub-handling><x:y/></actions></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><actions><pr:sub-handling> polite-block </pr:sub-handling></actions></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp("<rule id='a'><actions><pr:sub-handling>deny</pr:sub-handling></actions></rule>"),
+        ),
+        (
+            "pres-rules",
+            cp("<rule id='a'><actions><sphere value='x'/></actions></rule>"),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><transformations><pr:provide-services><pr:service-uri>sip:x</pr:service-uri><pr:class>c</pr:class><x:o/></pr:provide-services><pr:provide-devices><pr:deviceID>urn:d</pr:deviceID></pr:provide-devices><pr:provide-persons><pr:all-persons/></pr:provide-persons><pr:provide-mood>1</pr:provide-mood><pr:provide-user-input>full</pr:provide-user-input><pr:provide-unknown-attribute name='n' ns='u'>true</pr:provide-unknown-attribute><pr:provide-all-attributes/></transformations></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><transformations><pr:provide-services><pr:all-services/><pr:class>c</pr:class></pr:provide-services></transformations></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><transformations><pr:provide-persons><pr:deviceID>d</pr:deviceID></pr:provide-persons></transformations></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><transformations><pr:provide-mood>yes</pr:provide-mood></transformations></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><transformations><pr:provide-user-input>some</pr:provide-user-input></transformations></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><transformations><pr:provide-unknown-attribute name='n'>true</pr:provide-unknown-attribute></transformations></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><transformations><pr:provide-all-attributes>x</pr:provide-all-attributes></transformations></rule>",
+            ),
+        ),
+        (
+            "pres-rules",
+            cp("<rule id='a'><transformations><pr:unknown-thing/></transformations></rule>"),
+        ),
+        (
+            "pres-rules",
+            cp(
+                "<rule id='a'><transformations><pr:provide-services><pr:all-services><x:a/></pr:all-services></pr:provide-services></transformations></rule>",
+            ),
+        ),
         ("pres-rules", format!("<ruleset {CP} x='1'/>")),
     ];
     let usages = Usages::standard();
@@ -1399,6 +1563,72 @@ fn schema_checks_agree_with_xmllint() {
         let parsed = dom::parse_document(doc.as_bytes()).expect("well-formed case");
         let ours = usages.get(auid).unwrap().validate_schema(&parsed);
         let theirs = xmllint(doc.as_bytes());
-        assert_eq!(ours.is_ok(), theirs.is_ok(), "{doc}\nours: {ours:?}\nxmllint: {theirs:?}");
+        assert_eq!(
+            ours.is_ok(),
+            theirs.is_ok(),
+            "{doc}\nours: {ours:?}\nxmllint: {theirs:?}"
+        );
     }
+}
+
+/// Minimum time per call of `f` over 30 batches of 10 (robust to a busy machine).
+fn min_time(mut f: impl FnMut()) -> std::time::Duration {
+    (0..30)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            for _ in 0..10 {
+                f();
+            }
+            t.elapsed() / 10
+        })
+        .min()
+        .unwrap()
+}
+
+/// Parse / GET / PUT on a 1,000-entry list, minimum times (`--release --ignored --nocapture`).
+#[test]
+#[ignore]
+fn perf_min() {
+    let doc = big_list(1000);
+    let usages = Usages::standard();
+    let get_uri = uri(
+        &node(
+            ALICE,
+            "resource-lists/list/entry[@uri=\"sip:user500@example.com\"]",
+        ),
+        None,
+    );
+    let put_uri = uri(
+        &node(
+            ALICE,
+            "resource-lists/list/entry[@uri=\"sip:new@example.com\"]",
+        ),
+        None,
+    );
+    let raw = min_time(|| {
+        let mut r = quick_xml::reader::Reader::from_str(&doc);
+        while !matches!(r.read_event().unwrap(), quick_xml::events::Event::Eof) {}
+    });
+    let parse = min_time(|| {
+        std::hint::black_box(dom::parse_document(doc.as_bytes()).unwrap());
+    });
+    let get = min_time(|| {
+        let req = Request {
+            method: Method::Get,
+            uri: &get_uri,
+            body: b"",
+            content_type: None,
+        };
+        std::hint::black_box(apply(&usages, &req, Some(doc.as_bytes()), &NoDirectory).unwrap());
+    });
+    let put = min_time(|| {
+        let req = Request {
+            method: Method::Put,
+            uri: &put_uri,
+            body: b"<entry uri=\"sip:new@example.com\"/>",
+            content_type: Some(EL),
+        };
+        std::hint::black_box(apply(&usages, &req, Some(doc.as_bytes()), &NoDirectory).unwrap());
+    });
+    println!("min: raw quick-xml {raw:?}, parse {parse:?}, GET {get:?}, PUT {put:?}");
 }

@@ -110,7 +110,7 @@ pub fn validate_list(list: &Element) -> Result<(), XcapError> {
         if child.ns.as_deref() != Some(RL_NS) {
             continue;
         }
-        match child.local.as_str() {
+        match &*child.local {
             "display-name" => validate_display_name(child)?,
             "list" => validate_list(child)?,
             "entry" => validate_member(child, &["uri"], &["uri"])?,
@@ -212,7 +212,7 @@ pub fn sibling_uniqueness(
         if child.ns.as_deref() != Some(RL_NS) {
             continue;
         }
-        let Some(k) = KEYS.iter().position(|(l, _)| *l == child.local) else {
+        let Some(k) = KEYS.iter().position(|(l, _)| *l == &*child.local) else {
             continue;
         };
         let attr = KEYS[k].1;
@@ -265,7 +265,7 @@ pub fn list_constraints(parent: &Element) -> Result<(), XcapError> {
         if child.ns.as_deref() != Some(RL_NS) {
             continue;
         }
-        match child.local.as_str() {
+        match &*child.local {
             "list" => list_constraints(child)?,
             "entry-ref" => {
                 let r = child.attr("ref").unwrap_or("");
