@@ -763,8 +763,17 @@ fn used_prefixes(el: &Element, out: &mut Vec<Option<Name>>) {
     }
 }
 
-/// Serializes `el` on its own (RFC 4825 §8.1.2, element GET): the declarations from its
-/// ancestors (`ancestors_scope`) that the subtree uses are made explicit on it.
+/// Serializes `el` exactly as it stands in its document: its own declarations only
+/// (RFC 4825 §8.3, element GET).
+pub fn element_as_written(el: &Element) -> String {
+    let mut out = String::with_capacity(256);
+    write_element(&mut out, el, &[]);
+    out
+}
+
+/// Serializes `el` as a self-contained fragment: the declarations from its ancestors
+/// (`ancestors_scope`) that the subtree uses are made explicit on it (for copying an element
+/// into another document, such as the rls-services global index).
 pub fn element_to_string(el: &Element, ancestors_scope: &[Binding]) -> String {
     let mut used = Vec::new();
     used_prefixes(el, &mut used);

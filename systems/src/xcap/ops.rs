@@ -171,10 +171,10 @@ impl Op<'_> {
             .ok_or_else(|| XcapError::not_found("no such element"))?;
         let el = doc.root.at(&path).expect("selected path exists");
         let (body, mime) = match &sel.terminal {
-            None => {
-                let scope = ancestors_scope(&doc, &path);
-                (dom::element_to_string(el, &scope), XCAP_EL_MIME)
-            }
+            // RFC 4825 §8.3: the element as it is in the document; the server must not add
+            // the bindings it inherits from its ancestors (clients have them, or fetch them
+            // with namespace::*). So a GET returns exactly what an element PUT stored.
+            None => (dom::element_as_written(el), XCAP_EL_MIME),
             Some(Terminal::Attribute { ns, local, .. }) => {
                 let v = el
                     .attr_ns(ns.as_deref(), local)
