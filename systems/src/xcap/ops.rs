@@ -4,7 +4,7 @@
 
 use super::dom::{self, Attribute, Binding, Document, Element, Name, Node, is_xml_space};
 use super::error::{ErrorCondition, XcapError, escape_attr_into};
-use super::selector::{NodeSelector, Step, Terminal, select_all, select_one};
+use super::selector::{NameTest, NodeSelector, Step, Terminal, select_all, select_one};
 use super::uri::encode_node_selector_into;
 use super::usage::{ApplicationUsage, Usages, WriteContext};
 use super::{Directory, Method, Outcome, Request};
@@ -393,12 +393,24 @@ fn ancestors_scope(doc: &Document, path: &[usize]) -> Vec<Binding> {
 /// the last element child when there is none. Indentation before the reference sibling is
 /// repeated. Returns the index of the new element in `children`.
 fn insert_child(parent: &mut Element, step: &Step, new: Element) -> usize {
+    // `*` without a position: the new element goes after its own kind, as if the step had
+    // named it (what RFC 4825 §8.2.3's examples do for `*[@att="..."]`).
+    let by_new_name = step.name == NameTest::Any && step.position.is_none();
     let named: Vec<usize> = parent
         .child_elements()
-        .filter(|(_, c)| step.name.matches(c))
+        .filter(|(_, c)| {
+            if by_new_name {
+                c.local == new.local && c.ns == new.ns
+            } else {
+                step.name.matches(c)
+            }
+        })
         .map(|(i, _)| i)
         .collect();
-    let before = step.position.and_then(|n| named.get(n - 1).copied());
+    let before = step
+        .position
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|n| named.get(n).copied());
     if let Some(at) = before {
         let ws = whitespace_before(parent, at);
         parent.children.insert(at, Node::Element(new));

@@ -1623,3 +1623,96 @@ fn perf_min() {
     });
     println!("min: raw quick-xml {raw:?}, parse {parse:?}, GET {get:?}, PUT {put:?}");
 }
+
+/// The insertion examples of RFC 4825 §8.2.3, on a list: every successful PUT is undone by
+/// a DELETE of the same URI, giving back the original document byte for byte.
+#[test]
+fn insertion_points_and_reversal() {
+    let start = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\">\n<list name=\"l\">\n<entry uri=\"first\"/>\n<entry uri=\"second\"/>\n<!-- comment -->\n<external anchor=\"http://x/first\"/>\n</list>\n</resource-lists>\n";
+    let check = |sel: &str, body: &str, expect_pos: &str| {
+        let (doc, created) = put(ALICE, Some(sel), body, EL, Some(start)).unwrap();
+        assert!(created, "{sel}");
+        assert_eq!(get(ALICE, Some(sel), &doc).unwrap().0, body, "{sel}");
+        assert_eq!(get(ALICE, Some(expect_pos), &doc).unwrap().0, body, "{sel}");
+        assert_valid(doc.as_bytes(), body);
+        let back = delete(ALICE, Some(sel), &doc).unwrap().unwrap();
+        assert_eq!(back, start, "{sel}");
+    };
+    let l = "resource-lists/list";
+    for sel in [
+        "entry[@uri=\"third\"]",
+        "entry[3][@uri=\"third\"]",
+        "*[3][@uri=\"third\"]",
+    ] {
+        check(
+            &format!("{l}/{sel}"),
+            "<entry uri=\"third\"/>",
+            &format!("{l}/*[3]"),
+        );
+    }
+    check(
+        &format!("{l}/*[@uri=\"2\"]"),
+        "<entry uri=\"2\"/>",
+        &format!("{l}/*[3]"),
+    );
+    check(
+        &format!("{l}/*[@anchor=\"http://x/2\"]"),
+        "<external anchor=\"http://x/2\"/>",
+        &format!("{l}/*[4]"),
+    );
+    check(
+        &format!("{l}/*[2][@anchor=\"http://x/2\"]"),
+        "<external anchor=\"http://x/2\"/>",
+        &format!("{l}/*[2]"),
+    );
+    check(
+        &format!("{l}/external[1][@anchor=\"http://x/2\"]"),
+        "<external anchor=\"http://x/2\"/>",
+        &format!("{l}/*[3]"),
+    );
+    check(
+        &format!("{l}/entry-ref"),
+        "<entry-ref ref=\"r\"/>",
+        &format!("{l}/*[4]"),
+    );
+    // Out of range positions, and a body that the selector would not select.
+    for sel in [
+        "entry[4][@uri=\"third\"]",
+        "*[0][@uri=\"third\"]",
+        "entry[@uri=\"third\"]",
+    ] {
+        let body = if sel.starts_with("entry[@") {
+            "<entry uri=\"fourth\"/>"
+        } else {
+            "<entry uri=\"third\"/>"
+        };
+        expect_409(
+            put(ALICE, Some(&format!("{l}/{sel}")), body, EL, Some(start)),
+            "cannot-insert",
+        );
+    }
+    assert_eq!(status(get(ALICE, Some(&format!("{l}/*[0]")), start)), 404);
+    // Replacement must keep selecting: by attribute no, by position yes.
+    expect_409(
+        put(
+            ALICE,
+            Some(&format!("{l}/entry[@uri=\"first\"]")),
+            "<entry uri=\"third\"/>",
+            EL,
+            Some(start),
+        ),
+        "cannot-insert",
+    );
+    for sel in ["entry[1]", "*[1]"] {
+        let (doc, created) = put(
+            ALICE,
+            Some(&format!("{l}/{sel}")),
+            "<entry uri=\"third\"/>",
+            EL,
+            Some(start),
+        )
+        .unwrap();
+        assert!(!created);
+        assert_eq!(doc, start.replace("uri=\"first\"", "uri=\"third\""));
+    }
+}
