@@ -289,10 +289,7 @@ impl Op<'_> {
                 false
             }
             None => {
-                let prefix = match ns {
-                    None => None,
-                    Some(ns) => Some(prefix_for(el, &scope, ns, text)),
-                };
+                let prefix = ns.as_ref().map(|ns| prefix_for(el, &scope, ns, text));
                 el.attrs.push(Attribute {
                     prefix,
                     local: Name::from(local.as_str()),
@@ -452,12 +449,11 @@ fn whitespace_before(parent: &Element, i: usize) -> Option<String> {
 /// Removes child `idx` and the indentation just before it.
 fn remove_child(parent: &mut Element, idx: usize) {
     parent.children.remove(idx);
-    if idx > 0 {
-        if let Node::Text(t) = &parent.children[idx - 1] {
-            if t.chars().all(is_xml_space) {
-                parent.children.remove(idx - 1);
-            }
-        }
+    if idx > 0
+        && let Node::Text(t) = &parent.children[idx - 1]
+        && t.chars().all(is_xml_space)
+    {
+        parent.children.remove(idx - 1);
     }
 }
 

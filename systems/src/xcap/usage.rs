@@ -198,7 +198,7 @@ pub fn xcap_directory_document(xcap_root: &str, entries: &[DirectoryEntry]) -> V
                 escape_attr_into(&mut out, &e.last_modified);
                 out.push('"');
             }
-            let _ = write!(out, " size=\"{}\"/>\n", e.size);
+            let _ = writeln!(out, " size=\"{}\"/>", e.size);
         }
         out.push_str("  </folder>\n");
     }

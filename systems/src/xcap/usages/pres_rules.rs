@@ -213,7 +213,7 @@ fn validate_validity(v: &Element) -> Result<(), XcapError> {
     check_attrs(v, &Attrs::NONE)?;
     element_only(v)?;
     let kids: Vec<&Element> = v.child_elements().map(|(_, c)| c).collect();
-    if kids.is_empty() || kids.len() % 2 != 0 {
+    if kids.is_empty() || !kids.len().is_multiple_of(2) {
         return Err(invalid(v, "needs (from, until) pairs"));
     }
     for (k, c) in kids.iter().enumerate() {

@@ -216,26 +216,26 @@ pub fn sibling_uniqueness(
             continue;
         };
         let attr = KEYS[k].1;
-        if let Some(v) = child.attr(attr) {
-            if !seen[k].insert(v) {
-                path.push(i);
-                let field = format!(
-                    "{}/@{attr}",
-                    positional_selector(doc_root, path, default_ns)
-                );
-                path.pop();
-                let alts = if k == 0 {
-                    let names: HashSet<&str> = parent
-                        .child_elements()
-                        .filter(|(_, c)| c.is(RL_NS, "list"))
-                        .filter_map(|(_, c)| c.attr("name"))
-                        .collect();
-                    suggest(v, |cand| !names.contains(cand))
-                } else {
-                    Vec::new()
-                };
-                out.push((field, alts));
-            }
+        if let Some(v) = child.attr(attr)
+            && !seen[k].insert(v)
+        {
+            path.push(i);
+            let field = format!(
+                "{}/@{attr}",
+                positional_selector(doc_root, path, default_ns)
+            );
+            path.pop();
+            let alts = if k == 0 {
+                let names: HashSet<&str> = parent
+                    .child_elements()
+                    .filter(|(_, c)| c.is(RL_NS, "list"))
+                    .filter_map(|(_, c)| c.attr("name"))
+                    .collect();
+                suggest(v, |cand| !names.contains(cand))
+            } else {
+                Vec::new()
+            };
+            out.push((field, alts));
         }
         if k == 0 {
             path.push(i);
@@ -276,12 +276,12 @@ pub fn list_constraints(parent: &Element) -> Result<(), XcapError> {
                 }
             }
             "external" => {
-                if let Some(a) = child.attr("anchor") {
-                    if !is_absolute_http_uri(a) {
-                        return Err(XcapError::constraint(format!(
-                            "external anchor '{a}' is not an absolute HTTP URI"
-                        )));
-                    }
+                if let Some(a) = child.attr("anchor")
+                    && !is_absolute_http_uri(a)
+                {
+                    return Err(XcapError::constraint(format!(
+                        "external anchor '{a}' is not an absolute HTTP URI"
+                    )));
                 }
             }
             _ => {}
