@@ -4,6 +4,8 @@
 //! an [`XcapError`]; HTTP, authentication, storage, ETags and conditional requests belong to
 //! the shell.
 
+#![warn(missing_docs)]
+
 pub mod dom;
 pub mod error;
 pub mod ops;

@@ -277,6 +277,14 @@ impl Op<'_> {
         let path = select_one(&doc.root, steps)
             .ok_or_else(|| self.no_parent(&doc, sel, steps.len() + 1))?;
         let value = attribute_value(self.req.body)?;
+        // Namespace declarations are not attributes (XPath data model): `@xmlns` never selects
+        // anything, so a PUT of it could not be read back.
+        if (ns.is_none() && local == "xmlns") || ns.as_deref() == Some(dom::XMLNS_NS) {
+            return Err(XcapError::conflict(
+                ErrorCondition::CannotInsert,
+                "namespace declarations are not attributes",
+            ));
+        }
         let scope = doc.in_scope(&path);
         let el = doc.root.at_mut(&path).expect("selected element exists");
         let created = match el
@@ -480,6 +488,9 @@ fn attribute_value(body: &[u8]) -> Result<String, XcapError> {
 /// A prefix bound to `ns` at `el` for a new attribute: one in scope, else the one the request
 /// used (declared on `el`), else a fresh one.
 fn prefix_for(el: &mut Element, scope: &[Binding], ns: &str, text: &str) -> Name {
+    if ns == dom::XML_NS {
+        return Name::from("xml");
+    }
     if let Some((Some(p), _)) = scope
         .iter()
         .rev()

@@ -726,6 +726,35 @@ fn attribute_put_and_delete() {
         panic!()
     };
     assert!(String::from_utf8(d).unwrap().contains("x:flag=\"1\""));
+    // xml:lang needs no declaration; xmlns is not an attribute.
+    let (d, created) = put(
+        ALICE,
+        Some("resource-lists/list[1]/display-name/@xml:lang"),
+        "en",
+        ATT,
+        cur,
+    )
+    .unwrap();
+    assert!(created);
+    assert!(
+        d.contains("<display-name xml:lang=\"en\">Friends</display-name>"),
+        "{d}"
+    );
+    assert_valid(d.as_bytes(), "xml:lang");
+    expect_409(
+        put(
+            ALICE,
+            Some("resource-lists/list[2]/@xmlns"),
+            "urn:evil",
+            ATT,
+            cur,
+        ),
+        "cannot-insert",
+    );
+    assert_eq!(
+        status(get(ALICE, Some("resource-lists/@xmlns"), RL_DOC)),
+        404
+    );
     // Bad values, bad MIME, no element.
     expect_409(
         put(ALICE, Some("resource-lists/list[2]/@name"), "a<b", ATT, cur),
