@@ -954,6 +954,19 @@ fn resource_lists_uniqueness_and_constraints() {
         ),
         "constraint-failure",
     );
+    // Relative, but not to a resource-lists <entry>.
+    for r in [
+        "resource-lists/users/sip:b@x/index",
+        "resource-lists/users/sip:b@x/index/~~/resource-lists/list%5b1%5d",
+        "pres-rules/users/sip:b@x/index/~~/resource-lists/list/entry",
+        "resource-lists/users/sip:b@x/index/~~/resource-lists/list/entry/@uri",
+    ] {
+        let body = format!("<list name=\"n\"><entry-ref ref=\"{r}\"/></list>");
+        expect_409(
+            put(ALICE, Some("resource-lists/list[3]"), &body, EL, cur),
+            "constraint-failure",
+        );
+    }
     expect_409(
         put(
             ALICE,
@@ -1701,7 +1714,7 @@ fn insertion_points_and_reversal() {
     );
     check(
         &format!("{l}/entry-ref"),
-        "<entry-ref ref=\"r\"/>",
+        "<entry-ref ref=\"resource-lists/users/sip:bob@example.com/index/~~/resource-lists/list%5b1%5d/entry%5b1%5d\"/>",
         &format!("{l}/*[4]"),
     );
     // Out of range positions, and a body that the selector would not select.
