@@ -793,7 +793,7 @@ pub fn element_to_string(el: &Element, ancestors_scope: &[Binding]) -> String {
     out
 }
 
-/// The `application/xcap-ns+xml` body (RFC 4825 §8.1.2, namespace selector): the element's
+/// The `application/xcap-ns+xml` body (RFC 4825 §10, namespace selector): the element's
 /// name with a declaration for every binding in scope, no attributes and no content.
 pub fn namespaces_to_string(el: &Element, scope: &[Binding]) -> String {
     let mut effective: Vec<Binding> = Vec::new();

@@ -60,7 +60,7 @@ pub fn apply(
             None => Err(XcapError::not_found("no such document")),
         },
         (_, Some(sel)) if sel.terminal == Some(Terminal::Namespaces) => Err(
-            // RFC 4825 §8.2.x: namespace bindings are read-only.
+            // RFC 4825 §7.10: namespace bindings can only be fetched.
             XcapError::method_not_allowed("GET", "namespace bindings cannot be written"),
         ),
         (Method::Put, Some(sel)) => match &sel.terminal {
@@ -205,7 +205,7 @@ impl Op<'_> {
         })
     }
 
-    /// RFC 4825 §8.2.3 (element PUT): replace the selected element, or insert a new child of
+    /// RFC 4825 §8.2.3-§8.2.5 (element PUT): replace the selected element, or insert a new child of
     /// the parent; either way the request URI must select the new element afterwards.
     fn put_element(
         &self,
@@ -253,7 +253,7 @@ impl Op<'_> {
             path.push(idx);
             (path, true)
         };
-        // RFC 4825 §8.2.3: a GET of the request URI must now return what was put.
+        // RFC 4825 §8.2.5: a GET of the request URI must now return what was put.
         if select_one(&doc.root, steps).as_deref() != Some(&new_path[..]) {
             return Err(XcapError::conflict(
                 ErrorCondition::CannotInsert,
@@ -307,7 +307,7 @@ impl Op<'_> {
                 true
             }
         };
-        // The element must still be selected, with the new value (RFC 4825 §8.2.4).
+        // The element must still be selected, with the new value (RFC 4825 §8.2.5).
         let same = select_one(&doc.root, steps).as_deref() == Some(&path[..])
             && doc
                 .root
@@ -323,7 +323,7 @@ impl Op<'_> {
         self.commit(&doc, created)
     }
 
-    /// RFC 4825 §8.2.5 (DELETE): remove the element; a GET of the request URI must then fail.
+    /// RFC 4825 §8.4 (DELETE): remove the element; a GET of the request URI must then fail.
     fn delete_element(
         &self,
         current: Option<&[u8]>,
@@ -465,7 +465,7 @@ fn remove_child(parent: &mut Element, idx: usize) {
     }
 }
 
-/// The body of an attribute PUT (RFC 4825 §7.5): an XML attribute value without the quotes;
+/// The body of an attribute PUT (RFC 4825 §7.7): an XML attribute value without the quotes;
 /// returned unescaped and normalized.
 fn attribute_value(body: &[u8]) -> Result<String, XcapError> {
     let text = dom::utf8_body(body)?;

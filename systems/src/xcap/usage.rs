@@ -35,7 +35,7 @@ pub trait ApplicationUsage: Send + Sync {
     fn namespaces(&self) -> &'static [&'static str] {
         &[]
     }
-    /// Schema validation (RFC 4825 §8.2.5 step "validate"): 409 schema-validation-error.
+    /// Schema validation (RFC 4825 §8.2.5): 409 schema-validation-error.
     fn validate_schema(&self, doc: &Document) -> Result<(), XcapError>;
     /// Uniqueness constraints (409 uniqueness-failure, with alternative values).
     fn check_uniqueness(&self, doc: &Document, ctx: &WriteContext<'_>) -> Result<(), XcapError> {
