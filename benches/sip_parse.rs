@@ -59,6 +59,16 @@ fn bench(c: &mut Criterion) {
             matches!(parse(&msg, "OPTIONS", false), Parsed::Request(_)),
             "{name} parses"
         );
+        g.bench_function(format!("{name}_first_pass"), |b| {
+            b.iter(|| {
+                black_box(
+                    presenced_systems::sip::scan::scan(black_box(&msg.bytes), true)
+                        .unwrap()
+                        .headers
+                        .len(),
+                )
+            })
+        });
         g.bench_function(name, |b| {
             b.iter(|| black_box(parse(black_box(&msg), "OPTIONS", false)))
         });

@@ -18,6 +18,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub engine: EngineSection,
     pub presence: PresenceSection,
+    pub xcap: XcapSection,
     pub log: LogConfig,
 }
 
@@ -92,6 +93,37 @@ impl PresenceSection {
             closed_when_unpublished: self.closed_when_unpublished,
             max_subscriptions_per_presentity: self.max_subscriptions_per_presentity,
             max_subscriptions_per_watcher: self.max_subscriptions_per_watcher,
+        }
+    }
+}
+
+/// `[xcap]`: the Aggregation Proxy and the XDM servers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XcapSection {
+    pub realm: String,
+    pub trusted_peers: Vec<std::net::IpAddr>,
+    pub nonce_lifetime_secs: u64,
+    pub max_document_bytes: usize,
+    pub forward_timeout_secs: u64,
+    /// AUID -> `http://host:port` of the XDMS that serves it.
+    pub forward: std::collections::BTreeMap<String, String>,
+}
+
+impl XcapSection {
+    /// The HTTP side's view of these settings (call after [`Config::validate`]).
+    pub fn http_settings(&self) -> crate::http::HttpSettings {
+        crate::http::HttpSettings {
+            realm: self.realm.clone(),
+            trusted_peers: self.trusted_peers.clone(),
+            forward: self
+                .forward
+                .iter()
+                .filter_map(|(a, u)| Some((a.clone(), u.parse().ok()?)))
+                .collect(),
+            nonce_lifetime: std::time::Duration::from_secs(self.nonce_lifetime_secs),
+            max_body_bytes: self.max_document_bytes,
+            forward_timeout: std::time::Duration::from_secs(self.forward_timeout_secs),
         }
     }
 }
@@ -213,6 +245,34 @@ impl Config {
                 "must lie within subscribe_min_expires..=subscribe_max_expires",
             );
         }
+        let x = &self.xcap;
+        if x.realm.is_empty() || x.realm.contains(['"', '\\']) {
+            return bad(
+                "xcap.realm",
+                "must be non-empty, without quotes or backslashes",
+            );
+        }
+        if x.nonce_lifetime_secs == 0 {
+            return bad("xcap.nonce_lifetime_secs", "must be at least 1");
+        }
+        if x.max_document_bytes == 0 {
+            return bad("xcap.max_document_bytes", "must be at least 1");
+        }
+        if x.forward_timeout_secs == 0 {
+            return bad("xcap.forward_timeout_secs", "must be at least 1");
+        }
+        for (auid, url) in &x.forward {
+            let ok = url
+                .parse::<hyper::Uri>()
+                .is_ok_and(|u| u.scheme_str() == Some("http") && u.authority().is_some());
+            if !ok || auid.is_empty() || auid.contains('/') {
+                return Err(ConfigError::Invalid {
+                    path: label.to_owned(),
+                    key: "xcap.forward",
+                    problem: format!("entry {auid} = {url:?}: want AUID = \"http://host:port\""),
+                });
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad("log.level", "is not a level or tracing filter");
         }
@@ -241,6 +301,21 @@ mod tests {
         let c = Config::load(None).unwrap();
         assert_eq!(c.sip.listen, vec!["127.0.0.1:5060".parse().unwrap()]);
         assert_eq!(c.http.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.xcap.realm, "presenced");
+        assert!(c.xcap.trusted_peers.is_empty());
+        assert!(c.xcap.forward.is_empty());
+    }
+
+    #[test]
+    fn xcap_forward_and_trusted_peers() {
+        let c = load_str(
+            "[xcap]\ntrusted_peers = [\"127.0.0.1\", \"::1\"]\n[xcap.forward]\nrls-services = \"http://127.0.0.1:8081\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.xcap.trusted_peers.len(), 2);
+        let h = c.xcap.http_settings();
+        assert_eq!(h.forward["rls-services"].port_u16(), Some(8081));
+        assert_eq!(c.xcap.realm, "presenced", "other keys keep their defaults");
     }
 
     #[test]
@@ -258,6 +333,14 @@ mod tests {
         assert!(e.contains("listen"), "{e}");
         let e = load_str("[engine]\nbogus = 1\n").unwrap_err().to_string();
         assert!(e.contains("bogus"), "{e}");
+        let e = load_str("[xcap.forward]\nresource-lists = \"ftp://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("xcap.forward"), "{e}");
+        let e = load_str("[xcap]\ntrusted_peers = [\"nope\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trusted_peers"), "{e}");
         let e = load_str("[engine]\ninbox_capacity = 0\n")
             .unwrap_err()
             .to_string();

@@ -2,5 +2,7 @@
 //! The presence logic lives in the `presenced-systems` crate (`systems/`).
 
 pub mod config;
+pub mod http;
 pub mod server;
 pub mod sip;
+pub mod store;

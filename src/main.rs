@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use presenced::config::Config;
+use presenced::store::{SqliteStore, Store};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -17,7 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(version, about, long_about)]
 struct Cli {
     /// Configuration file (TOML); keys it leaves out keep their defaults.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// SIP listen address (UDP and TCP on the same port); repeat for several. Replaces
     /// sip.listen. Port 0 picks a free port.
@@ -27,11 +28,72 @@ struct Cli {
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<std::net::SocketAddr>,
     /// Data directory. Replaces storage.data_dir.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     data: Option<PathBuf>,
     /// Log level or tracing filter (error, warn, info, debug, trace). Replaces log.level.
     #[arg(long, value_name = "LEVEL")]
     log: Option<String>,
+    /// What to do; without one, run the server.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Manage the XCAP users (HTTP Digest credentials, realm xcap.realm) in the data directory.
+    /// A running server sees the change at its next request.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Add a user, or set a new password for an existing one. The digest username is the URI
+    /// without its scheme (alice@example.com); only HA1 hashes (MD5, SHA-256) are stored.
+    Add {
+        /// The user's SIP URI, e.g. sip:alice@example.com.
+        uri: String,
+        /// The password.
+        #[arg(long)]
+        password: String,
+    },
+    /// Remove a user (their documents stay).
+    Del {
+        /// The user's SIP URI.
+        uri: String,
+    },
+    /// List the users: URI, digest username and realm, one per line.
+    List,
+}
+
+fn user_command(config: &Config, cmd: UserCommand) -> Result<(), String> {
+    let store =
+        SqliteStore::open(&config.storage.data_dir, None).map_err(|e| format!("storage: {e}"))?;
+    match cmd {
+        UserCommand::Add { uri, password } => {
+            let rec = presenced::http::user_record(&uri, &config.xcap.realm, &password)?;
+            let new = store.put_user(&rec).map_err(|e| e.to_string())?;
+            println!(
+                "{} {} (username {}, realm {})",
+                if new { "added" } else { "updated" },
+                rec.uri,
+                rec.username,
+                rec.realm
+            );
+        }
+        UserCommand::Del { uri } => {
+            if !store.delete_user(&uri).map_err(|e| e.to_string())? {
+                return Err(format!("no such user: {uri}"));
+            }
+            println!("deleted {uri}");
+        }
+        UserCommand::List => {
+            for u in store.users().map_err(|e| e.to_string())? {
+                println!("{} {} {}", u.uri, u.username, u.realm);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -58,6 +120,15 @@ fn main() -> ExitCode {
     if let Err(e) = config.validate("command line") {
         eprintln!("presenced: {e}");
         return ExitCode::from(2);
+    }
+    if let Some(Command::User(cmd)) = cli.command {
+        return match user_command(&config, cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("presenced: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log.level))

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Time};
 use tracing::{info, warn};
@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::sip::sockets;
 use crate::sip::transport::{EngineLink, SipTransport, TransportConfig};
+use crate::store::{DocumentChange, SqliteStore, Store};
 
 /// Outbox batches waiting for the I/O thread before the engine pauses (backpressure: the
 /// inbox then fills and new requests get 503).
@@ -79,7 +80,24 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
             config.storage.data_dir.display()
         )
     })?;
-    let (udp, tcp, lines) = bind(&config)?;
+    let (udp, tcp, mut lines) = bind(&config)?;
+
+    // HTTP (XCAP behind the Aggregation Proxy): bound here so its address is known and
+    // printed with the SIP ones before `presenced ready`.
+    let http_listener = std::net::TcpListener::bind(config.http.listen)
+        .map_err(|e| format!("cannot bind HTTP {}: {e}", config.http.listen))?;
+    let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
+    lines.push(format!("http {http_addr}"));
+    // Document changes for the engine (xcap-diff, pres-rules, RLS lists), in commit order. The
+    // channel is bounded: a burst of XCAP writes waits for the engine rather than growing memory.
+    let (changes_tx, changes_rx) =
+        crossbeam_channel::bounded::<DocumentChange>(config.engine.inbox_capacity);
+    let store = SqliteStore::open(&config.storage.data_dir, Some(changes_tx))
+        .map_err(|e| format!("storage: {e}"))?;
+    // What is stored now, before the HTTP side can write: later writes arrive on the channel.
+    let documents = store.snapshot().map_err(|e| format!("storage: {e}"))?;
+    let http = crate::http::start(http_listener, config.xcap.http_settings(), Arc::new(store))
+        .map_err(|e| format!("http: {e}"))?;
 
     let engine_config = EngineConfig {
         t1_ms: config.engine.t1_ms,
@@ -93,6 +111,14 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     engine.add_feature(presenced_systems::presence::feature(
         config.presence.engine_config(),
     ));
+    engine.add_feature(presenced_systems::xdm::feature(
+        presenced_systems::xdm::XdmConfig {
+            // The bound address (http.listen may say port 0).
+            xcap_root: format!("http://{http_addr}{}", crate::http::XCAP_ROOT),
+            ..Default::default()
+        },
+    ));
+    engine.submit_documents(documents);
 
     let (to_engine, engine_rx) =
         crossbeam_channel::bounded::<Vec<Inbound>>(config.engine.inbox_capacity);
@@ -124,6 +150,7 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
             engine_loop(
                 engine,
                 engine_rx,
+                changes_rx,
                 engine_tx,
                 engine_waker,
                 in_flight,
@@ -144,6 +171,9 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
 
     let result = transport.run(&shutdown);
     info!("shutting down");
+    if let Err(e) = http.stop() {
+        warn!("{e}");
+    }
     drop(transport); // closes the inbox: the engine thread ends
     let stats = engine_thread
         .join()
@@ -185,6 +215,7 @@ fn install_signals(shutdown: Arc<AtomicBool>, waker: Arc<Waker>) -> anyhow_free:
 fn engine_loop(
     mut engine: Engine,
     rx: Receiver<Vec<Inbound>>,
+    documents: Receiver<DocumentChange>,
     tx: Sender<Vec<Outbound>>,
     waker: Arc<Waker>,
     in_flight: Arc<AtomicUsize>,
@@ -193,16 +224,27 @@ fn engine_loop(
     let start = Instant::now();
     let mut batch: Vec<Inbound> = Vec::with_capacity(max_batch);
     let mut out: Vec<Outbound> = Vec::new();
+    let mut changed_documents = true; // the start-up snapshot
     loop {
         let now = start.elapsed().as_millis() as u64;
         let wait = engine
             .next_deadline()
             .map_or(1000, |d| d.0.saturating_sub(now))
             .min(1000);
-        match rx.recv_timeout(Duration::from_millis(wait)) {
-            Ok(v) => batch.extend(v),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+        if !changed_documents {
+            crossbeam_channel::select! {
+                recv(rx) -> m => match m {
+                    Ok(v) => batch.extend(v),
+                    Err(_) => break,
+                },
+                recv(documents) -> d => {
+                    if let Ok(d) = d {
+                        engine.submit_documents([d]);
+                        changed_documents = true;
+                    }
+                },
+                default(Duration::from_millis(wait)) => {}
+            }
         }
         while batch.len() < max_batch {
             match rx.try_recv() {
@@ -210,11 +252,18 @@ fn engine_loop(
                 Err(_) => break,
             }
         }
+        // document changes are never dropped: they are committed (the store waits on a full
+        // channel)
+        let more: Vec<DocumentChange> = documents.try_iter().collect();
+        changed_documents |= !more.is_empty();
+        engine.submit_documents(more);
         in_flight.fetch_sub(batch.len(), Ordering::AcqRel);
         let now = Time(start.elapsed().as_millis() as u64);
-        if batch.is_empty() && engine.next_deadline().is_none_or(|d| d > now) {
+        if batch.is_empty() && !changed_documents && engine.next_deadline().is_none_or(|d| d > now)
+        {
             continue;
         }
+        changed_documents = false;
         engine.tick(now, batch.drain(..), &mut out);
         if !out.is_empty() {
             if tx.send(std::mem::take(&mut out)).is_err() {

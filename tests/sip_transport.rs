@@ -39,12 +39,12 @@ fn options_over_udp() {
     for m in ["OPTIONS", "PUBLISH", "SUBSCRIBE"] {
         assert!(allow.contains(m), "Allow: {allow}");
     }
+    // RFC 3261 §11.2: the bodies we take (PUBLISH PIDF, xcap-diff SUBSCRIBE selector lists)
     assert_eq!(
         resp.header("Accept"),
-        Some("application/pidf+xml"),
-        "RFC 3261 §11.2"
+        Some("application/pidf+xml, application/resource-lists+xml"),
     );
-    assert_eq!(resp.header("Allow-Events"), Some("presence"));
+    assert_eq!(resp.header("Allow-Events"), Some("presence, xcap-diff"));
 }
 
 #[test]

@@ -105,6 +105,16 @@ impl Engine {
         self.world.resource_mut::<Stats>().messages_out += n;
     }
 
+    /// Hand in committed XDM document changes (in commit order); the next tick applies them.
+    pub fn submit_documents(
+        &mut self,
+        changes: impl IntoIterator<Item = crate::xdm::DocumentChange>,
+    ) {
+        if let Some(mut c) = self.world.get_resource_mut::<crate::xdm::DocumentChanges>() {
+            c.incoming.extend(changes);
+        }
+    }
+
     /// When the engine next needs a tick even if nothing arrives.
     pub fn next_deadline(&self) -> Option<Time> {
         self.world.resource::<Timers>().next_deadline()

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod engine;
 pub mod formats;
+pub mod ids;
 pub mod io;
 pub mod net;
 pub mod pipeline;
@@ -12,10 +13,12 @@ pub mod presence;
 pub mod router;
 pub mod sip;
 pub mod stats;
+pub mod subscription;
 pub mod time;
 pub mod timers;
 pub mod transaction;
 pub mod xcap;
+pub mod xdm;
 
 pub use config::EngineConfig;
 pub use engine::Engine;

@@ -42,6 +42,18 @@ pub struct Capabilities {
     pub allow_events: String,
 }
 
+impl Capabilities {
+    /// Add a body type we take to `Accept`.
+    pub fn add_accept(&mut self, content_type: &str) {
+        if !self.accept.split(", ").any(|t| t == content_type) {
+            if !self.accept.is_empty() {
+                self.accept.push_str(", ");
+            }
+            self.accept.push_str(content_type);
+        }
+    }
+}
+
 /// Per-method queues of requests for the systems that handle them. A method with no queue is
 /// answered 405.
 #[derive(Resource, Default)]
@@ -88,6 +100,42 @@ impl MethodQueues {
         }
         allow
     }
+}
+
+/// A final answer built by a handler: status, reason and extra headers.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub code: u16,
+    pub reason: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Answer {
+    pub fn new(code: u16, reason: impl Into<String>) -> Answer {
+        Answer {
+            code,
+            reason: reason.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Add a header.
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Answer {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// Send `answer` as the final response of `inc`'s transaction (from an exclusive system); the
+/// To tag is `to_tag` when a dialog was created, else one derived from the request.
+pub fn answer(world: &mut World, inc: &Incoming, answer: Answer, to_tag: Option<&str>) {
+    let seed = world.resource::<EngineConfig>().seed;
+    let tag = to_tag.map_or_else(|| local_tag(&inc.req, seed), str::to_owned);
+    let mut w = respond(&inc.req, answer.code, &answer.reason, &tag);
+    for (n, v) in &answer.headers {
+        w.header(n, v);
+    }
+    crate::transaction::reply_in_world(world, inc.tx, &inc.req, w.finish());
 }
 
 /// Build a final response to `req`.

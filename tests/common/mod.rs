@@ -15,7 +15,11 @@ pub struct Server {
     child: Child,
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
+    /// The HTTP (XCAP) listener, from `presenced listening http ADDR`.
+    pub http: SocketAddr,
     pub dir: PathBuf,
+    /// The data directory (inside `dir` unless given to [`Server::start_on`]).
+    pub data: PathBuf,
     stderr_log: PathBuf,
 }
 
@@ -38,7 +42,15 @@ impl Server {
 
     /// Start with extra config (TOML text, may be empty) and extra arguments.
     pub fn start_with(config: &str, args: &[&str]) -> Server {
+        Server::start_on(config, args, None)
+    }
+
+    /// Start with extra config and arguments on the data directory `data` (None: a fresh one
+    /// inside the server's temporary directory). A given directory outlives the server, so a
+    /// second server can start on it.
+    pub fn start_on(config: &str, args: &[&str], data: Option<&std::path::Path>) -> Server {
         let dir = temp_dir("srv");
+        let data = data.map_or_else(|| dir.join("data"), |d| d.to_owned());
         let cfg = dir.join("presenced.toml");
         std::fs::write(&cfg, config).unwrap();
         let stderr_log = dir.join("stderr.log");
@@ -54,7 +66,7 @@ impl Server {
                 "warn",
                 "--data",
             ])
-            .arg(dir.join("data"))
+            .arg(&data)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_log).unwrap())
@@ -63,6 +75,7 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let mut udp = None;
         let mut tcp = None;
+        let mut http = None;
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -76,6 +89,8 @@ impl Server {
                 udp = Some(a.parse().unwrap());
             } else if let Some(a) = line.strip_prefix("presenced listening sip/tcp ") {
                 tcp = Some(a.parse().unwrap());
+            } else if let Some(a) = line.strip_prefix("presenced listening http ") {
+                http = Some(a.parse().unwrap());
             } else if line == "presenced ready" {
                 break;
             }
@@ -86,7 +101,9 @@ impl Server {
             child,
             udp: udp.expect("udp address"),
             tcp: tcp.expect("tcp address"),
+            http: http.expect("http address"),
             dir,
+            data,
             stderr_log,
         }
     }
@@ -378,20 +395,25 @@ impl UdpPeer {
     /// Send a request and wait for its final response (provisional ones skipped).
     pub fn call(&self, req: &Req) -> Msg {
         self.send(&req.bytes());
-        let call_id = req.get("Call-ID").unwrap().to_owned();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Some(m) = self.recv(Duration::from_millis(500)) {
-                if m.start.starts_with("SIP/2.0 ")
-                    && m.header("Call-ID") == Some(&call_id)
-                    && m.status() >= 200
-                {
-                    return m;
-                }
+        final_response(req, |t| self.recv(t))
+    }
+}
+
+/// Wait (up to 5 s) for the final response to `req` among the messages `recv` yields.
+fn final_response(req: &Req, mut recv: impl FnMut(Duration) -> Option<Msg>) -> Msg {
+    let call_id = req.get("Call-ID").unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Some(m) = recv(Duration::from_millis(500)) {
+            if m.start.starts_with("SIP/2.0 ")
+                && m.header("Call-ID") == Some(&call_id)
+                && m.status() >= 200
+            {
+                return m;
             }
         }
-        panic!("no final response to {} {}", req.method, call_id)
     }
+    panic!("no final response to {} {}", req.method, call_id)
 }
 
 /// A TCP SIP peer.
@@ -464,19 +486,7 @@ impl TcpPeer {
 
     pub fn call(&mut self, req: &Req) -> Msg {
         self.send(&req.bytes());
-        let call_id = req.get("Call-ID").unwrap().to_owned();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Some(m) = self.recv(Duration::from_millis(500)) {
-                if m.start.starts_with("SIP/2.0 ")
-                    && m.header("Call-ID") == Some(&call_id)
-                    && m.status() >= 200
-                {
-                    return m;
-                }
-            }
-        }
-        panic!("no final response over TCP to {} {}", req.method, call_id)
+        final_response(req, |t| self.recv(t))
     }
 }
 
@@ -531,4 +541,212 @@ pub fn tag_of(v: &str) -> Option<String> {
     after
         .split(';')
         .find_map(|p| p.trim().strip_prefix("tag=").map(str::to_owned))
+}
+
+/// An HTTP response as an XCAP test sees it.
+#[derive(Debug, Clone)]
+pub struct HttpResp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResp {
+    /// First header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header with this name.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The ETag header, which must be there.
+    pub fn etag(&self) -> String {
+        self.header("ETag")
+            .unwrap_or_else(|| panic!("no ETag in {self:?}"))
+            .to_owned()
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A blocking XCAP client over a real HTTP stack (ureq), answering digest challenges with an
+/// independent implementation (the `digest_auth` crate).
+pub struct Xcap {
+    agent: ureq::Agent,
+    pub base: String,
+    /// (username, password, "SHA-256" or "MD5")
+    pub creds: Option<(String, String, &'static str)>,
+    /// Sent with every request (e.g. an asserted identity).
+    pub extra: Vec<(String, String)>,
+}
+
+impl Xcap {
+    /// A client of the server at `addr`.
+    pub fn new(addr: SocketAddr) -> Xcap {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .into();
+        Xcap {
+            agent,
+            base: format!("http://{addr}"),
+            creds: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Answer 401s as this user, with this digest algorithm.
+    pub fn with_auth(mut self, user: &str, password: &str, alg: &'static str) -> Xcap {
+        self.creds = Some((user.into(), password.into(), alg));
+        self
+    }
+
+    /// Send `header` with every request.
+    pub fn with_header(mut self, name: &str, value: &str) -> Xcap {
+        self.extra.push((name.into(), value.into()));
+        self
+    }
+
+    /// One exchange, no authentication retry. `path` is the request target (already
+    /// percent-encoded).
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> HttpResp {
+        let mut b = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (n, v) in &self.extra {
+            b = b.header(n.as_str(), v.as_str());
+        }
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        let resp = match body {
+            Some((ct, bytes)) => self
+                .agent
+                .run(b.header("Content-Type", ct).body(bytes.to_vec()).unwrap()),
+            None => self.agent.run(b.body(()).unwrap()),
+        };
+        let mut resp = resp.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let status = resp.status().as_u16();
+        let body = if method == "HEAD" {
+            Vec::new()
+        } else {
+            resp.body_mut().read_to_vec().unwrap()
+        };
+        HttpResp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The Authorization value answering the challenge for `alg` among `challenges`.
+    pub fn authorization(
+        challenges: &[&str],
+        alg: &str,
+        user: &str,
+        password: &str,
+        method: &str,
+        path: &str,
+    ) -> String {
+        let ch = challenges
+            .iter()
+            .find(|c| c.contains(&format!("algorithm={alg}")))
+            .unwrap_or_else(|| panic!("no {alg} challenge in {challenges:?}"));
+        let mut prompt = digest_auth::parse(ch).expect("challenge parses");
+        let ctx = digest_auth::AuthContext::new_with_method(
+            user,
+            password,
+            path,
+            None::<&[u8]>,
+            digest_auth::HttpMethod(method.to_owned().into()),
+        );
+        prompt.respond(&ctx).expect("digest").to_header_string()
+    }
+
+    /// A request, answering a 401 once with the client's credentials (if any).
+    pub fn req(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> HttpResp {
+        let r = self.raw(method, path, headers, body);
+        let Some((user, pw, alg)) = &self.creds else {
+            return r;
+        };
+        if r.status != 401 {
+            return r;
+        }
+        let auth = Xcap::authorization(&r.all("WWW-Authenticate"), alg, user, pw, method, path);
+        let mut h = headers.to_vec();
+        h.push(("Authorization", &auth));
+        self.raw(method, path, &h, body)
+    }
+
+    pub fn get(&self, path: &str) -> HttpResp {
+        self.req("GET", path, &[], None)
+    }
+
+    pub fn put(&self, path: &str, content_type: &str, body: &[u8]) -> HttpResp {
+        self.req("PUT", path, &[], Some((content_type, body)))
+    }
+
+    pub fn delete(&self, path: &str) -> HttpResp {
+        self.req("DELETE", path, &[], None)
+    }
+}
+
+/// Run `presenced` with these arguments (e.g. `user add ...`) and return (exit code, stdout,
+/// stderr).
+pub fn presenced(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_presenced"))
+        .args(args)
+        .output()
+        .expect("run presenced");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Add an XCAP user to the data directory `data` with the CLI.
+pub fn add_user(data: &std::path::Path, uri: &str, password: &str) {
+    let d = data.to_str().unwrap();
+    let (code, out, err) = presenced(&["user", "add", uri, "--password", password, "--data", d]);
+    assert_eq!(code, 0, "user add failed: {out}{err}");
+}
+
+/// A test document of an application usage, from `../shared/schemas/examples`.
+pub fn example(name: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/schemas/examples")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }

@@ -2,3 +2,4 @@
 //! Parse liberally, emit strictly: everything emitted validates against `../shared/schemas/`.
 
 pub mod pidf;
+pub mod xcap_diff;

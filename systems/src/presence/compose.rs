@@ -5,14 +5,19 @@ use bevy_ecs::prelude::*;
 
 use crate::formats::pidf;
 
+use crate::subscription::{NotifyQueue, Subscription};
+
 use super::components::{PresenceIndex, Presentity, Publication, Recompose, View};
 use super::config::PresenceConfig;
 
-/// Recompose the views of changed presentities; forget presentities nobody publishes or watches.
+/// Recompose the views of changed presentities and hand each new view (one body, shared) to
+/// every watcher; forget presentities nobody publishes or watches.
 pub fn compose_views(
     mut commands: Commands,
     mut changed: Query<(Entity, &Presentity, &mut View), With<Recompose>>,
     publications: Query<&Publication>,
+    mut subs: Query<&mut Subscription>,
+    mut queue: ResMut<NotifyQueue>,
     config: Res<PresenceConfig>,
     mut index: ResMut<PresenceIndex>,
 ) {
@@ -36,9 +41,16 @@ pub fn compose_views(
         } else {
             pidf::compose(&presentity.uri, &sources)
         };
-        if body != view.body {
-            view.body = body;
-            view.version += 1;
+        if body == view.body {
+            continue;
         }
+        view.version += 1;
+        for &w in &presentity.watchers {
+            if let Ok(mut s) = subs.get_mut(w) {
+                s.content.body = body.clone();
+                queue.touch(w, &mut s);
+            }
+        }
+        view.body = body;
     }
 }

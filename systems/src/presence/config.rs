@@ -48,22 +48,3 @@ impl PresenceConfig {
         self.domains.is_empty() || self.domains.iter().any(|d| d.eq_ignore_ascii_case(host))
     }
 }
-
-/// Outcome of applying `Expires` bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Granted {
-    /// The interval granted, seconds (0: remove / unsubscribe / fetch).
-    Secs(u32),
-    /// Below the minimum: answer 423 with this Min-Expires.
-    TooBrief(u32),
-}
-
-/// Apply the bounds to a requested interval (None: header absent).
-pub fn grant(requested: Option<u32>, min: u32, max: u32, default: u32) -> Granted {
-    match requested {
-        None => Granted::Secs(default),
-        Some(0) => Granted::Secs(0),
-        Some(s) if s < min => Granted::TooBrief(min),
-        Some(s) => Granted::Secs(s.min(max)),
-    }
-}

@@ -1,25 +1,25 @@
 //! The Presence Server (OMA PRS-1/2/3): PUBLISH (RFC 3903), composition of a presentity's
-//! sources into one PIDF view (RFC 3863/4479/4480), SUBSCRIBE/NOTIFY for the `presence` event
-//! package (RFC 6665, RFC 3856).
+//! sources into one PIDF view (RFC 3863/4479/4480), and the `presence` event package
+//! (RFC 3856) on the shared subscription layer ([`crate::subscription`]).
 //!
-//! Presentities, publications and subscriptions are entities. Request handlers spawn and change
-//! them one request at a time (exclusive systems, so that two requests for one presentity in a
-//! tick see each other); composition and NOTIFY encoding run once per tick over what changed.
+//! Presentities and publications are entities. Request handlers spawn and change them one
+//! request at a time (exclusive systems, so that two requests for one presentity in a tick see
+//! each other); composition runs once per tick over what changed, and hands the new view (one
+//! shared body) to every watcher.
 
 pub mod components;
 pub mod compose;
 pub mod config;
-pub mod dialog;
 pub mod expiry;
-pub mod notify;
 pub mod publish;
-pub mod subscribe;
+pub mod watch;
 
 use bevy_ecs::prelude::*;
 
 use crate::pipeline::Pipeline;
 use crate::router::{Capabilities, MethodQueues};
 use crate::sip::Method;
+use crate::subscription::{self, PackageSpec};
 
 pub use config::PresenceConfig;
 
@@ -31,33 +31,35 @@ pub const EVENT: &str = "presence";
 /// Add the Presence Server to an engine (see [`crate::Engine::add_feature`]).
 pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule) {
     move |world, schedule| {
+        subscription::install(world, schedule);
+        subscription::register_package(
+            world,
+            PackageSpec {
+                event: EVENT,
+                content_types: &[PIDF],
+                min_expires: config.subscribe_min_expires,
+                max_expires: config.subscribe_max_expires,
+                default_expires: config.subscribe_default_expires,
+                max_per_watcher: config.max_subscriptions_per_watcher,
+                on_subscribe: watch::on_subscribe,
+                on_refresh: |_, _| {},
+                on_end: watch::on_end,
+            },
+        );
         world.insert_resource(config);
         world.init_resource::<components::PresenceIndex>();
-        world.init_resource::<notify::NotifyQueue>();
-        world.init_resource::<components::Ids>();
-        {
-            let mut q = world.resource_mut::<MethodQueues>();
-            q.register(Method::Publish);
-            q.register(Method::Subscribe);
-        }
-        {
-            let mut caps = world.resource_mut::<Capabilities>();
-            caps.accept = PIDF.to_owned();
-            caps.allow_events = EVENT.to_owned();
-        }
-        schedule.add_systems(publish::handle_publish.in_set(Pipeline::Publish));
+        world
+            .resource_mut::<MethodQueues>()
+            .register(Method::Publish);
+        world.resource_mut::<Capabilities>().add_accept(PIDF);
         schedule.add_systems(
-            (expiry::expire_publications, compose::compose_views)
+            (
+                publish::handle_publish,
+                expiry::expire_publications,
+                compose::compose_views,
+            )
                 .chain()
-                .after(publish::handle_publish)
                 .in_set(Pipeline::Publish),
-        );
-        schedule.add_systems(subscribe::handle_subscribe.in_set(Pipeline::Subscribe));
-        schedule.add_systems(expiry::expire_subscriptions.in_set(Pipeline::Expiry));
-        schedule.add_systems(
-            (notify::notify_outcomes, notify::send_notifies)
-                .chain()
-                .in_set(Pipeline::NotifyEncode),
         );
     }
 }

@@ -5,74 +5,16 @@ use bevy_ecs::prelude::*;
 
 use crate::config::EngineConfig;
 use crate::formats::pidf;
-use crate::router::{Incoming, MethodQueues, local_tag, respond};
+use crate::ids::Ids;
+use crate::router::{Answer, MethodQueues, answer};
 use crate::sip::{HeaderLookup, Method, Request};
+use crate::subscription::subscribe::{event_package, granted_expires};
 use crate::time::{Clock, Time};
 use crate::timers::{TimerKind, Timers};
-use crate::transaction::reply_in_world;
 
-use super::components::{Ids, PresenceIndex, Presentity, Publication, Recompose};
-use super::config::{Granted, PresenceConfig, grant};
+use super::components::{PresenceIndex, Presentity, Publication, Recompose};
+use super::config::PresenceConfig;
 use super::{EVENT, PIDF};
-
-/// A final answer: status, reason and extra headers.
-pub struct Answer {
-    pub code: u16,
-    pub reason: String,
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl Answer {
-    pub fn new(code: u16, reason: impl Into<String>) -> Answer {
-        Answer {
-            code,
-            reason: reason.into(),
-            headers: Vec::new(),
-        }
-    }
-
-    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Answer {
-        self.headers.push((name, value.into()));
-        self
-    }
-}
-
-/// Send `answer` as the final response of `inc`'s transaction.
-pub fn answer(world: &mut World, inc: &Incoming, answer: Answer, to_tag: Option<&str>) {
-    let seed = world.resource::<EngineConfig>().seed;
-    let tag = to_tag.map_or_else(|| local_tag(&inc.req, seed), str::to_owned);
-    let mut w = respond(&inc.req, answer.code, &answer.reason, &tag);
-    for (n, v) in &answer.headers {
-        w.header(n, v);
-    }
-    reply_in_world(world, inc.tx, &inc.req, w.finish());
-}
-
-/// The event package named by an `Event` header (parameters dropped).
-pub fn event_package(req: &Request) -> Option<&str> {
-    req.header("Event")
-        .map(|v| v.split(';').next().unwrap_or("").trim())
-}
-
-/// The `id` parameter of an `Event` header.
-pub fn event_id(req: &Request) -> Option<&str> {
-    let v = req.header("Event")?;
-    crate::sip::fields::params(v.split_once(';')?.1)
-        .find(|(n, _)| n.eq_ignore_ascii_case("id"))
-        .and_then(|(_, v)| v)
-}
-
-/// `Expires` as a number; Err when present but malformed.
-pub fn expires(req: &Request) -> Result<Option<u32>, ()> {
-    match req.header("Expires") {
-        None => Ok(None),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .map(|n| Some(n.min(u32::MAX as u64) as u32))
-            .map_err(|_| ()),
-    }
-}
 
 /// The presentity entity for `aor`, spawned (with its empty view) when new.
 pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
@@ -154,19 +96,14 @@ fn publish(world: &mut World, req: &Request) -> Answer {
     };
     // Step 4: the interval.
     let cfg = world.resource::<PresenceConfig>();
-    let Ok(requested) = expires(req) else {
-        return Answer::new(400, "Malformed Expires");
-    };
-    let granted = match grant(
-        requested,
+    let granted = match granted_expires(
+        req,
         cfg.publish_min_expires,
         cfg.publish_max_expires,
         cfg.publish_default_expires,
     ) {
-        Granted::TooBrief(min) => {
-            return Answer::new(423, "Interval Too Brief").with("Min-Expires", min.to_string());
-        }
-        Granted::Secs(s) => s,
+        Ok(g) => g,
+        Err(a) => return a,
     };
     // Step 5: a body of a type we understand, naming this presentity.
     let doc = if req.body.is_empty() {

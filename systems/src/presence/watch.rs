@@ -1,0 +1,77 @@
+//! The `presence` event package's side of a subscription (RFC 3856): which presentity it
+//! watches, the limits, and the view it carries.
+
+use bevy_ecs::prelude::*;
+
+use crate::router::Answer;
+use crate::sip::Request;
+use crate::subscription::{Content, Subscription};
+
+use super::PIDF;
+use super::components::{PresenceIndex, Presentity, View};
+use super::config::PresenceConfig;
+use super::publish::presentity_for;
+
+/// The presentity a presence subscription watches.
+#[derive(Component, Debug, Clone, Copy)]
+pub struct Watches(pub Entity);
+
+/// Accept a presence subscription: domain and per-presentity limits, then attach it to its
+/// presentity with the current view as its first content.
+pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(), Answer> {
+    let cfg = world.resource::<PresenceConfig>();
+    if !cfg.serves(&req.uri.host) {
+        return Err(Answer::new(404, "Not Found"));
+    }
+    let max = cfg.max_subscriptions_per_presentity;
+    let aor = req.uri.aor();
+    let existing = world
+        .resource::<PresenceIndex>()
+        .presentities
+        .get(aor.as_str())
+        .copied();
+    if existing
+        .and_then(|p| world.get::<Presentity>(p))
+        .is_some_and(|p| p.watchers.len() >= max)
+    {
+        return Err(
+            Answer::new(503, "Too many subscriptions to this presentity").with("Retry-After", "60"),
+        );
+    }
+    let presentity = presentity_for(world, &aor);
+    world
+        .get_mut::<Presentity>(presentity)
+        .expect("live")
+        .watchers
+        .push(sub);
+    let body = world
+        .get::<View>(presentity)
+        .expect("a presentity has a view")
+        .body
+        .clone();
+    world.entity_mut(sub).insert(Watches(presentity));
+    world.get_mut::<Subscription>(sub).expect("spawned").content = Content {
+        content_type: PIDF,
+        body,
+    };
+    Ok(())
+}
+
+/// Detach an ended subscription; forget a presentity nobody publishes or watches any more.
+pub fn on_end(world: &mut World, sub: Entity) {
+    let Some(&Watches(presentity)) = world.get::<Watches>(sub) else {
+        return;
+    };
+    let Some(mut p) = world.get_mut::<Presentity>(presentity) else {
+        return;
+    };
+    p.watchers.retain(|&w| w != sub);
+    if p.watchers.is_empty() && p.publications.is_empty() {
+        let aor = p.aor.clone();
+        world
+            .resource_mut::<PresenceIndex>()
+            .presentities
+            .remove(&aor);
+        world.despawn(presentity);
+    }
+}

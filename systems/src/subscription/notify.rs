@@ -1,0 +1,121 @@
+//! Sending NOTIFYs, acting on their answers, and subscription expiry.
+
+use bevy_ecs::prelude::*;
+
+use crate::net::Outbound;
+use crate::sip::Method;
+use crate::time::Clock;
+use crate::timers::{DueTimers, TimerKind};
+use crate::transaction::{ClientOutcomes, Outcome, Owner, Requester};
+
+use super::dialog::{Dialog, SubscriptionStateHeader};
+use super::{NotifyQueue, Packages, SubState, Subscription, SubscriptionIndex};
+
+/// Send a NOTIFY for every queued subscription that is ready (dirty, none in flight).
+pub fn send_notifies(
+    mut queue: ResMut<NotifyQueue>,
+    mut subs: Query<(&mut Subscription, &mut Dialog)>,
+    mut requester: Requester,
+    clock: Res<Clock>,
+) {
+    let now = clock.now;
+    for e in queue.0.drain(..) {
+        let Ok((mut s, mut dialog)) = subs.get_mut(e) else {
+            continue;
+        };
+        if !s.flow.ready() {
+            continue;
+        }
+        let state = match s.state {
+            SubState::Active => SubscriptionStateHeader::Active {
+                expires: now.until(s.expires_at).div_ceil(1000),
+            },
+            SubState::Terminating(reason) => SubscriptionStateHeader::Terminated { reason },
+        };
+        let branch = requester.new_branch();
+        let head = dialog.notify_head(
+            &branch,
+            s.package,
+            s.event_id.as_deref(),
+            state,
+            s.content.content_type,
+            s.content.body.len(),
+        );
+        let message = Outbound {
+            dest: dialog.dest,
+            head,
+            body: s.content.body.clone(),
+        };
+        requester.send(Owner(e.to_bits()), Method::Notify, branch, message);
+        s.flow.in_flight = true;
+        s.flow.dirty = false;
+        s.flow.final_sent = matches!(s.state, SubState::Terminating(_));
+    }
+}
+
+/// Act on the answers to our NOTIFYs: a 2xx lets the next one go; anything else, or no answer
+/// at all (Timer F), ends the subscription (RFC 6665 §4.2.2, 481 in particular).
+pub fn notify_outcomes(world: &mut World) {
+    let done = std::mem::take(&mut world.resource_mut::<ClientOutcomes>().done);
+    let mut ended = Vec::new();
+    for (owner, outcome) in done {
+        let e = Entity::from_bits(owner.0);
+        let Some(mut s) = world.get_mut::<Subscription>(e) else {
+            continue;
+        };
+        s.flow.in_flight = false;
+        let ok = matches!(&outcome, Outcome::Final(r) if (200..300).contains(&r.code));
+        if ok && !s.flow.final_sent {
+            if s.flow.dirty {
+                world.resource_mut::<NotifyQueue>().0.push(e);
+            }
+            continue;
+        }
+        ended.push(e);
+    }
+    for e in ended {
+        end_subscription(world, e);
+    }
+}
+
+/// Remove a subscription: its package detaches it, the indexes forget it.
+pub fn end_subscription(world: &mut World, e: Entity) {
+    let Some(s) = world.get::<Subscription>(e) else {
+        return;
+    };
+    let (package, watcher) = (s.package, s.watcher_aor.clone());
+    let key = world
+        .get::<Dialog>(e)
+        .map(|d| (d.call_id.clone(), d.local_tag.clone()));
+    if let Some(spec) = world.resource::<Packages>().get(package).cloned() {
+        (spec.on_end)(world, e);
+    }
+    let mut idx = world.resource_mut::<SubscriptionIndex>();
+    if let Some(k) = key {
+        idx.dialogs.remove(&k);
+    }
+    if let Some(n) = idx.per_watcher.get_mut(&watcher) {
+        *n -= 1;
+        if *n == 0 {
+            idx.per_watcher.remove(&watcher);
+        }
+    }
+    world.despawn(e);
+}
+
+/// End subscriptions whose time ran out with `terminated;reason=timeout` (RFC 6665 §4.2.2).
+pub fn expire_subscriptions(
+    due: Res<DueTimers>,
+    clock: Res<Clock>,
+    mut subs: Query<&mut Subscription>,
+    mut queue: ResMut<NotifyQueue>,
+) {
+    for d in due.of(TimerKind::SubscriptionExpiry) {
+        let e = Entity::from_bits(d.key);
+        let Ok(mut s) = subs.get_mut(e) else { continue };
+        if s.state == SubState::Active && s.expires_at <= clock.now {
+            s.state = SubState::Terminating(Some("timeout"));
+            queue.touch(e, &mut s);
+        }
+    }
+}

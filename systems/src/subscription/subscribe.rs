@@ -1,0 +1,303 @@
+//! SUBSCRIBE (RFC 6665 §4.2.1): initial requests create a dialog and a subscription after the
+//! package accepts them; requests in the dialog refresh or end it. Every accepted SUBSCRIBE is
+//! followed by an immediate NOTIFY with the current state (§4.2.1.4).
+
+use bevy_ecs::prelude::*;
+
+use crate::config::EngineConfig;
+use crate::router::{Answer, Incoming, MethodQueues, answer};
+use crate::sip::fields::{params, split_commas, uri_of};
+use crate::sip::{HeaderLookup, Method, Request};
+use crate::time::Clock;
+use crate::timers::{TimerKind, Timers};
+
+use super::dialog::{Dialog, next_hop};
+use super::{
+    Content, NotifyFlow, NotifyQueue, Packages, SubState, Subscription, SubscriptionIndex,
+};
+
+/// The event package named by an `Event` header (parameters dropped).
+pub fn event_package(req: &Request) -> Option<&str> {
+    req.header("Event")
+        .map(|v| v.split(';').next().unwrap_or("").trim())
+}
+
+/// The `id` parameter of an `Event` header.
+pub fn event_id(req: &Request) -> Option<&str> {
+    let v = req.header("Event")?;
+    params(v.split_once(';')?.1)
+        .find(|(n, _)| n.eq_ignore_ascii_case("id"))
+        .and_then(|(_, v)| v)
+}
+
+/// `Expires` as a number; Err when present but malformed.
+pub fn expires(req: &Request) -> Result<Option<u32>, ()> {
+    match req.header("Expires") {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(|n| Some(n.min(u32::MAX as u64) as u32))
+            .map_err(|_| ()),
+    }
+}
+
+/// Outcome of applying `Expires` bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granted {
+    /// The interval granted, seconds (0: remove / unsubscribe / fetch).
+    Secs(u32),
+    /// Below the minimum: answer 423 with this Min-Expires.
+    TooBrief(u32),
+}
+
+/// Apply the bounds to a requested interval (None: header absent).
+pub fn grant(requested: Option<u32>, min: u32, max: u32, default: u32) -> Granted {
+    match requested {
+        None => Granted::Secs(default),
+        Some(0) => Granted::Secs(0),
+        Some(s) if s < min => Granted::TooBrief(min),
+        Some(s) => Granted::Secs(s.min(max)),
+    }
+}
+
+/// The bounded interval of `req`, or the answer that refuses it (400 / 423).
+pub fn granted_expires(req: &Request, min: u32, max: u32, default: u32) -> Result<u32, Answer> {
+    let Ok(requested) = expires(req) else {
+        return Err(Answer::new(400, "Malformed Expires"));
+    };
+    match grant(requested, min, max, default) {
+        Granted::TooBrief(min) => {
+            Err(Answer::new(423, "Interval Too Brief").with("Min-Expires", min.to_string()))
+        }
+        Granted::Secs(s) => Ok(s),
+    }
+}
+
+/// Handle this tick's SUBSCRIBE requests in arrival order.
+pub fn handle_subscribe(world: &mut World) {
+    let batch = world.resource_mut::<MethodQueues>().take(Method::Subscribe);
+    for inc in batch {
+        let (a, tag) = if inc.req.to_tag.is_some() {
+            (refresh(world, &inc.req), None)
+        } else {
+            match initial(world, &inc) {
+                Ok((a, tag)) => (a, Some(tag)),
+                Err(a) => (a, None),
+            }
+        };
+        answer(world, &inc, a, tag.as_deref());
+    }
+}
+
+/// RFC 6665 §4.2.1 / RFC 3261 §8.2.3: does the subscriber accept one of the package's types?
+fn accepts(req: &Request, types: &[&str]) -> bool {
+    let mut any = false;
+    for v in req.header_values("Accept") {
+        any = true;
+        let t = v.split(';').next().unwrap_or("").trim();
+        if t == "*/*"
+            || t.eq_ignore_ascii_case("application/*")
+            || types.iter().any(|x| t.eq_ignore_ascii_case(x))
+        {
+            return true;
+        }
+    }
+    !any // absent: the package's default type (RFC 6665 §4.2.1)
+}
+
+fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer> {
+    let req = &inc.req;
+    let now = world.resource::<Clock>().now;
+    let engine = world.resource::<EngineConfig>();
+    let (seed, symmetric) = (engine.seed, engine.force_rport);
+    let packages = world.resource::<Packages>();
+    let Some(spec) = event_package(req).and_then(|e| packages.get(e)).cloned() else {
+        return Err(Answer::new(489, "Bad Event").with("Allow-Events", packages.allow_events()));
+    };
+    if !accepts(req, spec.content_types) {
+        return Err(
+            Answer::new(406, "Not Acceptable").with("Accept", spec.content_types.join(", "))
+        );
+    }
+    let granted = granted_expires(
+        req,
+        spec.min_expires,
+        spec.max_expires,
+        spec.default_expires,
+    )?;
+    // RFC 6665 §4.1.2.1: a SUBSCRIBE carries the subscriber's target in Contact.
+    let Some(contact) = req
+        .header_values("Contact")
+        .next()
+        .map(|c| uri_of(c).to_owned())
+    else {
+        return Err(Answer::new(400, "Missing Contact header"));
+    };
+    let watcher_aor = crate::sip::uri::Uri::parse(uri_of(req.header("From").unwrap_or("")))
+        .map(|u| u.aor())
+        .unwrap_or_default();
+    if world
+        .resource::<SubscriptionIndex>()
+        .per_watcher
+        .get(watcher_aor.as_str())
+        .copied()
+        .unwrap_or(0)
+        >= spec.max_per_watcher
+    {
+        return Err(Answer::new(403, "Too many subscriptions by this watcher"));
+    }
+    let local_tag = world.resource_mut::<crate::ids::Ids>().token(seed);
+    let route_set: Vec<Box<str>> = req.header_values("Record-Route").map(Into::into).collect();
+    let dest = next_hop(&contact, &route_set, &req.source, symmetric);
+    let to = req.header("To").unwrap_or_default();
+    let dialog = Dialog {
+        call_id: req.call_id.as_str().into(),
+        local_tag: local_tag.as_str().into(),
+        local: format!("{to};tag={local_tag}").into(),
+        remote: req.header("From").unwrap_or_default().into(),
+        remote_target: contact.into(),
+        route_set,
+        local_cseq: 0,
+        remote_cseq: req.cseq,
+        dest,
+    };
+    let state = if granted == 0 {
+        SubState::Terminating(Some("timeout"))
+    } else {
+        SubState::Active
+    };
+    let expires_at = now.plus_secs(granted as u64);
+    let sub = world
+        .spawn((
+            dialog,
+            Subscription {
+                package: spec.event,
+                event_id: event_id(req).map(Into::into),
+                watcher_aor: watcher_aor.as_str().into(),
+                expires_at,
+                state,
+                flow: NotifyFlow {
+                    dirty: true,
+                    ..Default::default()
+                },
+                content: Content::default(),
+            },
+        ))
+        .id();
+    if let Err(refusal) = (spec.on_subscribe)(world, req, sub) {
+        world.despawn(sub);
+        return Err(refusal);
+    }
+    {
+        let mut idx = world.resource_mut::<SubscriptionIndex>();
+        idx.dialogs.insert(
+            (req.call_id.as_str().into(), local_tag.as_str().into()),
+            sub,
+        );
+        *idx.per_watcher
+            .entry(watcher_aor.as_str().into())
+            .or_default() += 1;
+    }
+    if granted > 0 {
+        world.resource_mut::<Timers>().arm(
+            TimerKind::SubscriptionExpiry,
+            sub.to_bits(),
+            expires_at,
+        );
+    }
+    world.resource_mut::<NotifyQueue>().0.push(sub);
+    let contact = our_contact(req);
+    Ok((
+        Answer::new(200, "OK")
+            .with("Expires", granted.to_string())
+            .with("Contact", contact),
+        local_tag,
+    ))
+}
+
+/// Our Contact for the dialog: the address the SUBSCRIBE reached.
+fn our_contact(req: &Request) -> String {
+    let tcp = if req.source.transport.is_reliable() {
+        ";transport=tcp"
+    } else {
+        ""
+    };
+    format!("<sip:{}{tcp}>", req.source.local)
+}
+
+fn refresh(world: &mut World, req: &Request) -> Answer {
+    let now = world.resource::<Clock>().now;
+    let to_tag = req.to_tag.clone().unwrap_or_default();
+    let key: (Box<str>, Box<str>) = (req.call_id.as_str().into(), to_tag.as_str().into());
+    let gone = || Answer::new(481, "Subscription Does Not Exist");
+    let Some(sub) = world
+        .resource::<SubscriptionIndex>()
+        .dialogs
+        .get(&key)
+        .copied()
+    else {
+        return gone();
+    };
+    let Some(s) = world.get::<Subscription>(sub) else {
+        return gone();
+    };
+    if !matches!(s.state, SubState::Active) {
+        return gone();
+    }
+    let package = s.package;
+    if event_package(req).is_none_or(|e| !e.eq_ignore_ascii_case(package))
+        || event_id(req) != s.event_id.as_deref()
+    {
+        let events = world.resource::<Packages>().allow_events();
+        return Answer::new(489, "Bad Event").with("Allow-Events", events);
+    }
+    let Some(spec) = world.resource::<Packages>().get(package).cloned() else {
+        return gone();
+    };
+    let granted = match granted_expires(
+        req,
+        spec.min_expires,
+        spec.max_expires,
+        spec.default_expires,
+    ) {
+        Ok(g) => g,
+        Err(a) => return a,
+    };
+    {
+        let mut d = world
+            .get_mut::<Dialog>(sub)
+            .expect("subscription has a dialog");
+        // RFC 3261 §12.2.2: requests in a dialog carry increasing CSeq numbers.
+        if req.cseq <= d.remote_cseq {
+            return Answer::new(500, "CSeq out of order");
+        }
+        d.remote_cseq = req.cseq;
+        // target refresh (RFC 6665 §4.1.2.1)
+        if let Some(c) = req.header_values("Contact").flat_map(split_commas).next() {
+            d.remote_target = uri_of(c).into();
+        }
+    }
+    let expires_at = now.plus_secs(granted as u64);
+    let mut s = world.get_mut::<Subscription>(sub).expect("live");
+    s.expires_at = expires_at;
+    s.flow.dirty = true;
+    if granted == 0 {
+        // unsubscribe: one final NOTIFY (RFC 6665 §4.2.1.4). `reason=timeout`, as Kamailio
+        // sends: without a reason a client may re-subscribe at once (RFC 6665 §4.1.3), and
+        // PJSUA schedules exactly that.
+        s.state = SubState::Terminating(Some("timeout"));
+    } else {
+        world.resource_mut::<Timers>().arm(
+            TimerKind::SubscriptionExpiry,
+            sub.to_bits(),
+            expires_at,
+        );
+        (spec.on_refresh)(world, sub);
+    }
+    world.resource_mut::<NotifyQueue>().0.push(sub);
+    let contact = our_contact(req);
+    Answer::new(200, "OK")
+        .with("Expires", granted.to_string())
+        .with("Contact", contact)
+}

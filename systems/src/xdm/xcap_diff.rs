@@ -1,0 +1,229 @@
+//! The `xcap-diff` event package (RFC 5875): an XDM client subscribes to documents and
+//! directories by selector and is told of every change with the previous and new entity tags
+//! (RFC 5874), changes it made itself included. The first NOTIFY, and the one after a refresh,
+//! report the full state (every selected document with its current tag).
+//!
+//! `diff-processing=xcap-patching` gets each changed document as an RFC 5261 root replacement
+//! (the cheap patch: the new content, no tree diff); otherwise (`no-patching`, absent, or
+//! `aggregate`) only the tags.
+
+use std::collections::HashMap;
+
+use bevy_ecs::prelude::*;
+
+use crate::formats::xcap_diff::{self, CONTENT_TYPE, DocumentDiff};
+use crate::router::Answer;
+use crate::sip::fields::{params, uri_of};
+use crate::sip::uri::Uri;
+use crate::sip::{HeaderLookup, Request};
+use crate::subscription::{Content, NotifyQueue, Subscription};
+
+use super::{Document, DocumentChanges, DocumentIndex, XdmConfig, decode_selector};
+
+/// The event package name.
+pub const EVENT: &str = "xcap-diff";
+
+/// What an xcap-diff subscription follows and what its subscriber was last told.
+#[derive(Component, Debug)]
+pub struct XcapDiffWatch {
+    /// Decoded selectors; one ending in '/' selects a directory.
+    pub selection: Vec<String>,
+    /// Owners whose documents the selection may name (None: global).
+    pub owners: Vec<Option<Box<str>>>,
+    pub patching: bool,
+    /// Decoded selector -> (selector as stored, entity tag) last reported.
+    pub known: HashMap<Box<str>, (Box<str>, Box<str>)>,
+}
+
+impl XcapDiffWatch {
+    fn selects(&self, key: &str) -> bool {
+        self.selection.iter().any(|s| {
+            if s.ends_with('/') {
+                key.starts_with(s.as_str())
+            } else {
+                key == s
+            }
+        })
+    }
+}
+
+/// Where a selector points: (auid, owner), or None when it is neither `auid/global/...` nor
+/// `auid/users/<xui>/...`.
+fn scope_of(sel: &str) -> Option<(&str, Option<&str>)> {
+    let mut parts = sel.splitn(4, '/');
+    let auid = parts.next()?;
+    match parts.next()? {
+        "global" => Some((auid, None)),
+        "users" => Some((auid, Some(parts.next()?))),
+        _ => None,
+    }
+}
+
+/// A selection entry relative to the XCAP root: absolute URIs under our root are cut to the
+/// part after it; leading slashes dropped.
+fn relative(entry: &str, root: &str) -> Option<String> {
+    let e = entry.trim();
+    let rel = if let Some(r) = e.strip_prefix(root) {
+        r
+    } else if e.starts_with("http://") || e.starts_with("https://") {
+        let path = e.splitn(4, '/').nth(3)?;
+        path.split_once("xcap-root/").map(|(_, r)| r)?
+    } else {
+        e
+    };
+    Some(decode_selector(rel.trim_start_matches('/')))
+}
+
+/// Accept an xcap-diff subscription: a resource-lists body of selectors, each of the
+/// subscriber's own tree or of the global tree.
+pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(), Answer> {
+    let ct = req
+        .header("Content-Type")
+        .map(|v| v.split(';').next().unwrap_or("").trim());
+    if ct.is_none_or(|t| !t.eq_ignore_ascii_case("application/resource-lists+xml")) {
+        return Err(Answer::new(415, "Unsupported Media Type")
+            .with("Accept", "application/resource-lists+xml"));
+    }
+    let entries = xcap_diff::selectors(&req.body)
+        .map_err(|e| Answer::new(400, format!("Bad Request ({e})")))?;
+    let root = world.resource::<XdmConfig>().xcap_root.clone();
+    let watcher = Uri::parse(uri_of(req.header("From").unwrap_or(""))).ok();
+    let mut selection = Vec::new();
+    let mut owners: Vec<Option<Box<str>>> = Vec::new();
+    for e in &entries {
+        let Some(sel) = relative(e, &root) else {
+            return Err(Answer::new(400, "Selector outside the XCAP root"));
+        };
+        let Some((_, owner)) = scope_of(&sel) else {
+            return Err(Answer::new(400, "Malformed document selector"));
+        };
+        if let Some(xui) = owner {
+            // a user follows only their own documents (OMA XDM: the Aggregation Proxy's rule)
+            let mine = watcher
+                .as_ref()
+                .zip(Uri::parse(xui).ok())
+                .is_some_and(|(w, x)| w.aor() == x.aor());
+            if !mine {
+                return Err(Answer::new(403, "Forbidden: another user's documents"));
+            }
+        }
+        let owner: Option<Box<str>> = owner.map(Into::into);
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
+        selection.push(sel);
+    }
+    let patching = req
+        .header("Event")
+        .and_then(|v| v.split_once(';'))
+        .and_then(|(_, p)| params(p).find(|(n, _)| n.eq_ignore_ascii_case("diff-processing")))
+        .and_then(|(_, v)| v)
+        .is_some_and(|v| v.eq_ignore_ascii_case("xcap-patching"));
+    world.entity_mut(sub).insert(XcapDiffWatch {
+        selection,
+        owners,
+        patching,
+        known: HashMap::new(),
+    });
+    world
+        .get_mut::<Subscription>(sub)
+        .expect("spawned")
+        .content
+        .content_type = CONTENT_TYPE;
+    Ok(())
+}
+
+/// A refresh reports the full state again.
+pub fn on_refresh(world: &mut World, sub: Entity) {
+    if let Some(mut w) = world.get_mut::<XcapDiffWatch>(sub) {
+        w.known.clear();
+    }
+}
+
+/// Mark the subscriptions that follow a document changed this tick.
+pub fn follow_changes(
+    changes: Res<DocumentChanges>,
+    mut subs: Query<(Entity, &XcapDiffWatch, &mut Subscription)>,
+    mut queue: ResMut<NotifyQueue>,
+) {
+    if changes.applied.is_empty() {
+        return;
+    }
+    let keys: Vec<String> = changes
+        .applied
+        .iter()
+        .map(|c| decode_selector(&c.selector))
+        .collect();
+    for (e, w, mut s) in subs.iter_mut() {
+        if keys.iter().any(|k| w.selects(k)) {
+            queue.touch(e, &mut s);
+        }
+    }
+}
+
+/// For every xcap-diff subscription about to be notified, the difference between what its
+/// subscriber knows and the documents now (changes since the last NOTIFY coalesce into one
+/// entry per document).
+pub fn build_content(
+    queue: Res<NotifyQueue>,
+    index: Res<DocumentIndex>,
+    docs: Query<&Document>,
+    config: Res<XdmConfig>,
+    mut subs: Query<(&mut XcapDiffWatch, &mut Subscription)>,
+) {
+    let mut built = std::collections::HashSet::new();
+    for &e in &queue.0 {
+        let Ok((mut w, mut s)) = subs.get_mut(e) else {
+            continue;
+        };
+        // the queue may name a subscription twice; its diff is taken once per NOTIFY
+        if !s.flow.ready() || !built.insert(e) {
+            continue;
+        }
+        let mut now: HashMap<Box<str>, &Document> = HashMap::new();
+        for owner in &w.owners {
+            for d in index
+                .by_owner
+                .get(owner)
+                .into_iter()
+                .flatten()
+                .filter_map(|&d| docs.get(d).ok())
+            {
+                if w.selects(&d.key) {
+                    now.insert(d.key.clone(), d);
+                }
+            }
+        }
+        let mut diffs = Vec::new();
+        for (key, d) in &now {
+            let known = w.known.get(key).map(|(_, t)| t.as_ref());
+            if known != Some(d.etag.as_ref()) {
+                diffs.push(DocumentDiff {
+                    sel: d.selector.to_string(),
+                    previous_etag: known.map(str::to_owned),
+                    new_etag: Some(d.etag.to_string()),
+                    replacement: (w.patching && known.is_some()).then(|| d.content.clone()),
+                });
+            }
+        }
+        for (key, (sel, tag)) in &w.known {
+            if !now.contains_key(key) {
+                diffs.push(DocumentDiff {
+                    sel: sel.to_string(),
+                    previous_etag: Some(tag.to_string()),
+                    new_etag: None,
+                    replacement: None,
+                });
+            }
+        }
+        diffs.sort_by(|a, b| a.sel.cmp(&b.sel));
+        w.known = now
+            .iter()
+            .map(|(k, d)| (k.clone(), (d.selector.clone(), d.etag.clone())))
+            .collect();
+        s.content = Content {
+            content_type: CONTENT_TYPE,
+            body: xcap_diff::write(&config.xcap_root, &diffs),
+        };
+    }
+}

@@ -1,0 +1,122 @@
+//! Interop with real SIP clients: PJSIP's PJSUA2 (Python binding, `pip install pjsua2-python`)
+//! uses presenced as its outbound proxy (`Route: <sip:presenced;lr>`, no registrar). alice
+//! PUBLISHes, bob SUBSCRIBEs to alice and must see every change: see
+//! `tests/clients/pjsua_presence.py`.
+//!
+//! Without the `pjsua2` module the tests are skipped, except under CI (`CI` set), where they
+//! fail: CI installs the package.
+
+mod common;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+/// The longest a client script may run before it is killed.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// True when `python3 -c "import pjsua2"` works. Otherwise: panic under CI, else say why the
+/// test is skipped and return false.
+fn pjsua2_available(test: &str) -> bool {
+    let out = Command::new("python3")
+        .args(["-c", "import pjsua2"])
+        .stdin(Stdio::null())
+        .output();
+    let why = match out {
+        Ok(o) if o.status.success() => return true,
+        Ok(o) => format!(
+            "`python3 -c \"import pjsua2\"` failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => format!("cannot run python3: {e}"),
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {why}; CI must install it (pip install pjsua2-python)");
+    }
+    eprintln!("SKIPPED {test}: {why} (pip install pjsua2-python to run it)");
+    false
+}
+
+/// Run a client script against `proxy` over `transport`, killing it after `CLIENT_TIMEOUT`.
+/// Returns (exit code, or None when killed/signalled; stdout; stderr).
+fn run_client(script: &str, proxy: SocketAddr, transport: &str) -> (Option<i32>, String, String) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .arg("--proxy")
+        .arg(proxy.to_string())
+        .arg("--transport")
+        .arg(transport)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {}: {e}", path.display()));
+    // Drain both pipes in threads so a chatty client never blocks on a full pipe.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = r.read_to_end(&mut s);
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (code, out.join().unwrap(), err.join().unwrap())
+}
+
+fn pjsua_presence(transport: &str) {
+    let test = format!("pjsua_presence_{transport}");
+    if !pjsua2_available(&test) {
+        return;
+    }
+    let mut server = Server::start();
+    let addr = if transport == "udp" {
+        server.udp
+    } else {
+        server.tcp
+    };
+    let (code, out, err) = run_client("pjsua_presence.py", addr, transport);
+    let alive = server.alive();
+    assert!(
+        code == Some(0) && out.contains("PASS"),
+        "pjsua2 over {transport} via {addr}: {}\n---- client stdout ----\n{out}\n---- client stderr \
+         ----\n{err}\n---- presenced stderr ----\n{}",
+        match code {
+            Some(c) => format!("exit code {c}"),
+            None => format!("killed after {CLIENT_TIMEOUT:?} (or by a signal)"),
+        },
+        server.stderr()
+    );
+    assert!(alive, "presenced died during the run:\n{}", server.stderr());
+    println!("{}", out.trim());
+}
+
+#[test]
+fn pjsua_presence_udp() {
+    pjsua_presence("udp");
+}
+
+#[test]
+fn pjsua_presence_tcp() {
+    pjsua_presence("tcp");
+}
