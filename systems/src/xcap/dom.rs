@@ -17,9 +17,12 @@ pub const MAX_DEPTH: usize = 256;
 /// The namespace of `xmlns` declarations (never declared, never used for content).
 pub const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 
+/// A shared name: namespace names and prefixes are shared by every element that uses them.
+pub type Name = std::sync::Arc<str>;
+
 /// A namespace binding: prefix (None: the default namespace) and namespace name ("" undeclares
 /// the default namespace).
-pub type Binding = (Option<String>, String);
+pub type Binding = (Option<Name>, Name);
 
 /// A node of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,11 +43,11 @@ pub enum Node {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribute {
     /// Prefix as written.
-    pub prefix: Option<String>,
+    pub prefix: Option<Name>,
     /// Local name.
-    pub local: String,
+    pub local: Name,
     /// Namespace name (None for unprefixed attributes).
-    pub ns: Option<String>,
+    pub ns: Option<Name>,
     /// Value, unescaped.
     pub value: String,
 }
@@ -53,11 +56,11 @@ pub struct Attribute {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
     /// Prefix as written.
-    pub prefix: Option<String>,
+    pub prefix: Option<Name>,
     /// Local name.
-    pub local: String,
+    pub local: Name,
     /// Namespace name (None: no namespace).
-    pub ns: Option<String>,
+    pub ns: Option<Name>,
     /// Namespace declarations on this element, in order.
     pub ns_decls: Vec<Binding>,
     /// Other attributes, in order.
@@ -82,9 +85,9 @@ impl Element {
     /// A new element with no attributes or children.
     pub fn new(prefix: Option<&str>, local: &str, ns: Option<&str>) -> Element {
         Element {
-            prefix: prefix.map(str::to_string),
-            local: local.to_string(),
-            ns: ns.map(str::to_string),
+            prefix: prefix.map(Name::from),
+            local: Name::from(local),
+            ns: ns.map(Name::from),
             ns_decls: Vec::new(),
             attrs: Vec::new(),
             children: Vec::new(),
@@ -93,14 +96,14 @@ impl Element {
 
     /// Whether this element is `{ns}local`.
     pub fn is(&self, ns: &str, local: &str) -> bool {
-        self.local == local && self.ns.as_deref() == Some(ns)
+        &*self.local == local && self.ns.as_deref() == Some(ns)
     }
 
     /// Qualified name as written.
     pub fn qname(&self) -> String {
         match &self.prefix {
             Some(p) => format!("{p}:{}", self.local),
-            None => self.local.clone(),
+            None => self.local.to_string(),
         }
     }
 
@@ -119,7 +122,7 @@ impl Element {
     pub fn attr_ns(&self, ns: Option<&str>, local: &str) -> Option<&str> {
         self.attrs
             .iter()
-            .find(|a| a.local == local && a.ns.as_deref() == ns)
+            .find(|a| &*a.local == local && a.ns.as_deref() == ns)
             .map(|a| a.value.as_str())
     }
 
@@ -178,7 +181,7 @@ impl Element {
             .iter()
             .rev()
             .find(|(p, _)| p.as_deref() == prefix)
-            .map(|(_, n)| n.as_str())
+            .map(|(_, n)| &**n)
     }
 }
 
@@ -222,7 +225,7 @@ pub fn lookup<'a>(scope: &'a [Binding], prefix: Option<&str>) -> Option<&'a str>
         .iter()
         .rev()
         .find(|(p, _)| p.as_deref() == prefix)
-        .map(|(_, n)| n.as_str())
+        .map(|(_, n)| &**n)
 }
 
 /// XML whitespace (S production).
@@ -249,6 +252,12 @@ fn is_name_char(c: char) -> bool {
 
 /// Whether `s` is an NCName (a name without a colon).
 pub fn is_ncname(s: &str) -> bool {
+    if s.is_ascii() {
+        let b = s.as_bytes();
+        return matches!(b.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_')
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+    }
     let mut it = s.chars();
     matches!(it.next(), Some(c) if is_name_start(c)) && it.all(is_name_char)
 }
@@ -292,11 +301,15 @@ pub fn utf8_body(bytes: &[u8]) -> Result<&str, XcapError> {
     std::str::from_utf8(bytes).map_err(|_| not_utf8())
 }
 
-/// XML 1.0 §2.2 Char, applied to the whole input once.
+/// XML 1.0 §2.2 Char, applied to the whole input once (on bytes: in UTF-8 the C0 controls
+/// are single bytes and U+FFFE/U+FFFF are EF BF BE/BF).
 fn check_chars(text: &str, mode: Mode) -> Result<(), XcapError> {
-    let bad = text.chars().any(|c| {
-        let u = c as u32;
-        (u < 0x20 && !matches!(c, '\t' | '\n' | '\r')) || u == 0xFFFE || u == 0xFFFF
+    let b = text.as_bytes();
+    let bad = b.iter().enumerate().any(|(i, &c)| {
+        (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
+            || (c == 0xEF
+                && b.get(i + 1) == Some(&0xBF)
+                && matches!(b.get(i + 2), Some(0xBE | 0xBF)))
     });
     if bad {
         return Err(nwf(mode, "character not allowed in XML"));
@@ -399,6 +412,7 @@ fn parse_nodes(text: &str, context: &[Binding], mode: Mode) -> Result<Vec<Node>,
     // Bindings in scope, and for each open element how many of them it added.
     let mut scope: Vec<Binding> = context.to_vec();
     let mut added: Vec<usize> = Vec::new();
+    let mut names: Vec<Name> = Vec::new();
     let mut roots = 0usize;
     let mut first = true;
     loop {
@@ -421,7 +435,7 @@ fn parse_nodes(text: &str, context: &[Binding], mode: Mode) -> Result<Vec<Node>,
                 if stack.len() >= MAX_DEPTH {
                     return Err(nwf(mode, "elements nested too deeply"));
                 }
-                let (el, n) = start_element(&s, &mut scope, mode)?;
+                let (el, n) = start_element(&s, &mut scope, &mut names, mode)?;
                 added.push(n);
                 stack.push(el);
             }
@@ -432,7 +446,7 @@ fn parse_nodes(text: &str, context: &[Binding], mode: Mode) -> Result<Vec<Node>,
                         return Err(nwf(mode, "more than one root element"));
                     }
                 }
-                let (el, n) = start_element(&s, &mut scope, mode)?;
+                let (el, n) = start_element(&s, &mut scope, &mut names, mode)?;
                 scope.truncate(scope.len() - n);
                 push_node(&mut stack, &mut top, Node::Element(el));
             }
@@ -545,20 +559,26 @@ fn append_text(stack: &mut [Element], s: &str) {
 
 /// Builds an element from a start tag: declarations first (they apply to the element's own
 /// name and attributes), then names resolved. Returns the element and how many bindings
-/// it pushed on `scope`.
+/// it pushed on `scope`. Namespace names and prefixes are shared with the declarations
+/// (`Arc<str>` clones), so most elements cost only their local name and child list.
 fn start_element(
     s: &BytesStart<'_>,
     scope: &mut Vec<Binding>,
+    names: &mut Vec<Name>,
     mode: Mode,
 ) -> Result<(Element, usize), XcapError> {
     let qname = s.name();
     let (prefix, local) =
         split_qname(qname.as_ref()).ok_or_else(|| nwf(mode, "invalid element name"))?;
+    let before = scope.len();
     let mut decls: Vec<Binding> = Vec::new();
-    let mut raw_attrs: Vec<(Option<String>, String, String)> = Vec::new();
+    // Ordinary attributes are built as read; prefixed ones are resolved once every
+    // declaration of the tag is known (`pending`: index, prefix).
+    let mut attrs: Vec<Attribute> = Vec::new();
+    let mut pending: Vec<(usize, &str)> = Vec::new();
     for a in s.attributes() {
         let a = a.map_err(|e| nwf(mode, format!("bad attribute: {e}")))?;
-        let key = a.key.as_ref();
+        let key: &str = a.key.0;
         if a.value.contains('<') {
             return Err(nwf(mode, "'<' in attribute value"));
         }
@@ -572,7 +592,7 @@ fn start_element(
                 if value == XML_NS || value == XMLNS_NS {
                     return Err(nwf(mode, "reserved namespace as default"));
                 }
-                decls.push((None, value));
+                decls.push((None, Name::from(value)));
             }
             (Some("xmlns"), p) => {
                 // Namespaces in XML 1.0 §3: no empty bindings, xml/xmlns are reserved.
@@ -585,51 +605,54 @@ fn start_element(
                 if p == "xml" {
                     continue;
                 }
-                decls.push((Some(p.to_string()), value));
+                decls.push((Some(Name::from(p)), Name::from(value)));
             }
-            (p, l) => raw_attrs.push((p.map(str::to_string), l.to_string(), value)),
+            (p, l) => {
+                if let Some(p) = p {
+                    pending.push((attrs.len(), p));
+                } else if attrs.iter().any(|x| x.ns.is_none() && &*x.local == l) {
+                    return Err(nwf(mode, "duplicate attribute"));
+                }
+                attrs.push(Attribute {
+                    prefix: None,
+                    local: intern(names, l),
+                    ns: None,
+                    value,
+                });
+            }
         }
     }
     let n = decls.len();
     scope.extend(decls.iter().cloned());
-    let ns = match lookup(scope, prefix) {
-        Some("") | None if prefix.is_none() => None,
-        Some(n) => Some(n.to_string()),
-        None => {
-            return Err(nwf(
-                mode,
-                format!("unbound prefix '{}'", prefix.unwrap_or("")),
-            ));
-        }
+    let fail = |scope: &mut Vec<Binding>, why: String| {
+        scope.truncate(before);
+        Err(nwf(mode, why))
     };
-    let mut attrs = Vec::with_capacity(raw_attrs.len());
-    for (p, l, value) in raw_attrs {
-        let ans = match &p {
-            None => None,
-            Some(p) => Some(
-                lookup(scope, Some(p))
-                    .ok_or_else(|| nwf(mode, format!("unbound prefix '{p}'")))?
-                    .to_string(),
-            ),
+    let (el_prefix, ns) = match (binding(scope, prefix), prefix) {
+        (Some((p, uri)), _) => (p.clone(), (!uri.is_empty()).then(|| uri.clone())),
+        (None, None) => (None, None),
+        (None, Some(p)) => return fail(scope, format!("unbound prefix '{p}'")),
+    };
+    for &(i, p) in &pending {
+        let Some((bp, uri)) = binding(scope, Some(p)) else {
+            return fail(scope, format!("unbound prefix '{p}'"));
         };
+        let (bp, uri) = (bp.clone(), uri.clone());
         // Namespaces in XML §6.3: no two attributes with the same expanded name.
+        let local = &attrs[i].local;
         if attrs
             .iter()
-            .any(|a: &Attribute| a.local == l && a.ns == ans)
+            .any(|x| x.ns.as_deref() == Some(&*uri) && x.local == *local)
         {
-            return Err(nwf(mode, "duplicate attribute"));
+            return fail(scope, "duplicate attribute".to_string());
         }
-        attrs.push(Attribute {
-            prefix: p,
-            local: l,
-            ns: ans,
-            value,
-        });
+        attrs[i].prefix = bp;
+        attrs[i].ns = Some(uri);
     }
     Ok((
         Element {
-            prefix: prefix.map(str::to_string),
-            local: local.to_string(),
+            prefix: el_prefix,
+            local: intern(names, local),
             ns,
             ns_decls: decls,
             attrs,
@@ -638,6 +661,35 @@ fn start_element(
         n,
     ))
 }
+
+/// A shared copy of `s` from the parse's small cache of names (most documents use a handful
+/// of element and attribute names many times).
+fn intern(cache: &mut Vec<Name>, s: &str) -> Name {
+    if let Some(n) = cache.iter().find(|n| &***n == s) {
+        return n.clone();
+    }
+    let n = Name::from(s);
+    if cache.len() < 32 {
+        cache.push(n.clone());
+    }
+    n
+}
+
+/// The binding of `prefix` in `scope` (innermost last), with the shared names; `xml` is
+/// always bound.
+fn binding<'a>(scope: &'a [Binding], prefix: Option<&str>) -> Option<(&'a Option<Name>, &'a Name)> {
+    if prefix == Some("xml") {
+        return Some((&XML_BINDING.0, &XML_BINDING.1));
+    }
+    scope
+        .iter()
+        .rev()
+        .find(|(p, _)| p.as_deref() == prefix)
+        .map(|(p, n)| (p, n))
+}
+
+static XML_BINDING: std::sync::LazyLock<(Option<Name>, Name)> =
+    std::sync::LazyLock::new(|| (Some(Name::from("xml")), Name::from(XML_NS)));
 
 fn write_node(out: &mut String, n: &Node) {
     match n {
@@ -697,7 +749,7 @@ fn push_qname(out: &mut String, prefix: Option<&str>, local: &str) {
 }
 
 /// Collects the prefixes used by names in the subtree (None: unprefixed element names).
-fn used_prefixes(el: &Element, out: &mut Vec<Option<String>>) {
+fn used_prefixes(el: &Element, out: &mut Vec<Option<Name>>) {
     if !out.contains(&el.prefix) {
         out.push(el.prefix.clone());
     }
@@ -711,8 +763,17 @@ fn used_prefixes(el: &Element, out: &mut Vec<Option<String>>) {
     }
 }
 
-/// Serializes `el` on its own (RFC 4825 §8.1.2, element GET): the declarations from its
-/// ancestors (`ancestors_scope`) that the subtree uses are made explicit on it.
+/// Serializes `el` exactly as it stands in its document: its own declarations only
+/// (RFC 4825 §8.3, element GET).
+pub fn element_as_written(el: &Element) -> String {
+    let mut out = String::with_capacity(256);
+    write_element(&mut out, el, &[]);
+    out
+}
+
+/// Serializes `el` as a self-contained fragment: the declarations from its ancestors
+/// (`ancestors_scope`) that the subtree uses are made explicit on it (for copying an element
+/// into another document, such as the rls-services global index).
 pub fn element_to_string(el: &Element, ancestors_scope: &[Binding]) -> String {
     let mut used = Vec::new();
     used_prefixes(el, &mut used);
@@ -721,9 +782,9 @@ pub fn element_to_string(el: &Element, ancestors_scope: &[Binding]) -> String {
         if p.as_deref() == Some("xml") || el.own_binding(p.as_deref()).is_some() {
             continue;
         }
-        match lookup(ancestors_scope, p.as_deref()) {
-            Some("") | None if p.is_none() => {}
-            Some(uri) => extra.push((p, uri.to_string())),
+        match binding(ancestors_scope, p.as_deref()) {
+            Some((_, uri)) if p.is_none() && uri.is_empty() => {}
+            Some((_, uri)) => extra.push((p, uri.clone())),
             None => {}
         }
     }
@@ -732,7 +793,7 @@ pub fn element_to_string(el: &Element, ancestors_scope: &[Binding]) -> String {
     out
 }
 
-/// The `application/xcap-ns+xml` body (RFC 4825 §8.1.2, namespace selector): the element's
+/// The `application/xcap-ns+xml` body (RFC 4825 §10, namespace selector): the element's
 /// name with a declaration for every binding in scope, no attributes and no content.
 pub fn namespaces_to_string(el: &Element, scope: &[Binding]) -> String {
     let mut effective: Vec<Binding> = Vec::new();
@@ -798,6 +859,8 @@ mod tests {
             "<a>&foo;</a>",
             "<a x='<'/>",
             "<a>\u{1}</a>",
+            "<a>\u{FFFE}</a>",
+            "<a x='\u{FFFF}'/>",
             "<a>]]></a>",
             "<1a/>",
             "<a xmlns:xml='urn:other'/>",
@@ -832,7 +895,7 @@ mod tests {
     #[test]
     fn fragment() {
         let ctx = vec![
-            (None, "urn:d".to_string()),
+            (None, Name::from("urn:d")),
             (Some("p".into()), "urn:p".into()),
         ];
         let el = parse_fragment(b" <entry p:x='1'/> ", &ctx).unwrap();
@@ -840,7 +903,7 @@ mod tests {
             parse_fragment(b"<?xml version='1.0'?>\n<a/>", &ctx)
                 .unwrap()
                 .local,
-            "a"
+            "a".into()
         );
         let e = parse_fragment(b"<?xml version='1.0' encoding='UTF-16'?><a/>", &ctx).unwrap_err();
         assert_eq!(cond(e), ErrorCondition::NotUtf8);

@@ -140,7 +140,7 @@ impl XcapError {
     }
 
     /// Like [`body`](Self::body), with a `no-parent` ancestor made absolute by prefixing the
-    /// XCAP root URI (e.g. `http://xcap.example.com/xcap-root`); RFC 4825 §11.4 wants an HTTP URI.
+    /// XCAP root URI (e.g. `http://xcap.example.com/xcap-root`); RFC 4825 §11 wants an HTTP URI.
     pub fn body_with_root(&self, xcap_root: &str) -> Option<Vec<u8>> {
         let condition = self.condition.as_ref()?;
         let mut out = String::with_capacity(160);

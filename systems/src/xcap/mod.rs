@@ -3,6 +3,32 @@
 //! turns (request, current document bytes) into (response content or new document bytes) or
 //! an [`XcapError`]; HTTP, authentication, storage, ETags and conditional requests belong to
 //! the shell.
+//!
+//! ```
+//! use presenced_systems::xcap::{apply, Method, NoDirectory, Outcome, Request, Usages, XcapUri};
+//!
+//! let usages = Usages::standard();
+//! let doc = br#"<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="friends"/></resource-lists>"#;
+//! let uri = XcapUri::parse(
+//!     "/resource-lists/users/sip:alice@example.com/index/~~/resource-lists/list%5b@name=%22friends%22%5d/entry%5b@uri=%22sip:bob@example.com%22%5d",
+//!     None,
+//! )?;
+//! let req = Request {
+//!     method: Method::Put,
+//!     uri: &uri,
+//!     body: br#"<entry uri="sip:bob@example.com"/>"#,
+//!     content_type: Some("application/xcap-el+xml"),
+//! };
+//! let Outcome::Write { document: Some(new_doc), created: true } =
+//!     apply(&usages, &req, Some(doc), &NoDirectory)?
+//! else {
+//!     unreachable!()
+//! };
+//! assert!(String::from_utf8(new_doc).unwrap().contains("<entry uri=\"sip:bob@example.com\"/>"));
+//! # Ok::<(), presenced_systems::xcap::XcapError>(())
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod dom;
 pub mod error;

@@ -2,9 +2,9 @@
 //! [`apply`], which checks the usage, the method and the MIME type, runs the operation and
 //! validates the resulting document with the usage.
 
-use super::dom::{self, Attribute, Binding, Document, Element, Node, is_xml_space};
+use super::dom::{self, Attribute, Binding, Document, Element, Name, Node, is_xml_space};
 use super::error::{ErrorCondition, XcapError, escape_attr_into};
-use super::selector::{NodeSelector, Step, Terminal, select_all, select_one};
+use super::selector::{NameTest, NodeSelector, Step, Terminal, select_all, select_one};
 use super::uri::encode_node_selector_into;
 use super::usage::{ApplicationUsage, Usages, WriteContext};
 use super::{Directory, Method, Outcome, Request};
@@ -60,7 +60,7 @@ pub fn apply(
             None => Err(XcapError::not_found("no such document")),
         },
         (_, Some(sel)) if sel.terminal == Some(Terminal::Namespaces) => Err(
-            // RFC 4825 §8.2.x: namespace bindings are read-only.
+            // RFC 4825 §7.10: namespace bindings can only be fetched.
             XcapError::method_not_allowed("GET", "namespace bindings cannot be written"),
         ),
         (Method::Put, Some(sel)) => match &sel.terminal {
@@ -171,10 +171,10 @@ impl Op<'_> {
             .ok_or_else(|| XcapError::not_found("no such element"))?;
         let el = doc.root.at(&path).expect("selected path exists");
         let (body, mime) = match &sel.terminal {
-            None => {
-                let scope = ancestors_scope(&doc, &path);
-                (dom::element_to_string(el, &scope), XCAP_EL_MIME)
-            }
+            // RFC 4825 §8.3: the element as it is in the document; the server must not add
+            // the bindings it inherits from its ancestors (clients have them, or fetch them
+            // with namespace::*). So a GET returns exactly what an element PUT stored.
+            None => (dom::element_as_written(el), XCAP_EL_MIME),
             Some(Terminal::Attribute { ns, local, .. }) => {
                 let v = el
                     .attr_ns(ns.as_deref(), local)
@@ -205,7 +205,7 @@ impl Op<'_> {
         })
     }
 
-    /// RFC 4825 §8.2.3 (element PUT): replace the selected element, or insert a new child of
+    /// RFC 4825 §8.2.3-§8.2.5 (element PUT): replace the selected element, or insert a new child of
     /// the parent; either way the request URI must select the new element afterwards.
     fn put_element(
         &self,
@@ -253,7 +253,7 @@ impl Op<'_> {
             path.push(idx);
             (path, true)
         };
-        // RFC 4825 §8.2.3: a GET of the request URI must now return what was put.
+        // RFC 4825 §8.2.5: a GET of the request URI must now return what was put.
         if select_one(&doc.root, steps).as_deref() != Some(&new_path[..]) {
             return Err(XcapError::conflict(
                 ErrorCondition::CannotInsert,
@@ -277,32 +277,37 @@ impl Op<'_> {
         let path = select_one(&doc.root, steps)
             .ok_or_else(|| self.no_parent(&doc, sel, steps.len() + 1))?;
         let value = attribute_value(self.req.body)?;
+        // Namespace declarations are not attributes (XPath data model): `@xmlns` never selects
+        // anything, so a PUT of it could not be read back.
+        if (ns.is_none() && local == "xmlns") || ns.as_deref() == Some(dom::XMLNS_NS) {
+            return Err(XcapError::conflict(
+                ErrorCondition::CannotInsert,
+                "namespace declarations are not attributes",
+            ));
+        }
         let scope = doc.in_scope(&path);
         let el = doc.root.at_mut(&path).expect("selected element exists");
         let created = match el
             .attrs
             .iter_mut()
-            .find(|a| a.local == *local && a.ns == *ns)
+            .find(|a| &*a.local == local.as_str() && a.ns.as_deref() == ns.as_deref())
         {
             Some(a) => {
                 a.value = value.clone();
                 false
             }
             None => {
-                let prefix = match ns {
-                    None => None,
-                    Some(ns) => Some(prefix_for(el, &scope, ns, text)),
-                };
+                let prefix = ns.as_ref().map(|ns| prefix_for(el, &scope, ns, text));
                 el.attrs.push(Attribute {
                     prefix,
-                    local: local.clone(),
-                    ns: ns.clone(),
+                    local: Name::from(local.as_str()),
+                    ns: ns.as_deref().map(Name::from),
                     value: value.clone(),
                 });
                 true
             }
         };
-        // The element must still be selected, with the new value (RFC 4825 §8.2.4).
+        // The element must still be selected, with the new value (RFC 4825 §8.2.5).
         let same = select_one(&doc.root, steps).as_deref() == Some(&path[..])
             && doc
                 .root
@@ -318,7 +323,7 @@ impl Op<'_> {
         self.commit(&doc, created)
     }
 
-    /// RFC 4825 §8.2.5 (DELETE): remove the element; a GET of the request URI must then fail.
+    /// RFC 4825 §8.4 (DELETE): remove the element; a GET of the request URI must then fail.
     fn delete_element(
         &self,
         current: Option<&[u8]>,
@@ -361,7 +366,8 @@ impl Op<'_> {
             .ok_or_else(|| XcapError::not_found("no such element"))?;
         let el = doc.root.at_mut(&path).expect("selected element exists");
         let before = el.attrs.len();
-        el.attrs.retain(|a| !(a.local == *local && a.ns == *ns));
+        el.attrs
+            .retain(|a| !(&*a.local == local.as_str() && a.ns.as_deref() == ns.as_deref()));
         if el.attrs.len() == before {
             return Err(XcapError::not_found("no such attribute"));
         }
@@ -392,12 +398,24 @@ fn ancestors_scope(doc: &Document, path: &[usize]) -> Vec<Binding> {
 /// the last element child when there is none. Indentation before the reference sibling is
 /// repeated. Returns the index of the new element in `children`.
 fn insert_child(parent: &mut Element, step: &Step, new: Element) -> usize {
+    // `*` without a position: the new element goes after its own kind, as if the step had
+    // named it (what RFC 4825 §8.2.3's examples do for `*[@att="..."]`).
+    let by_new_name = step.name == NameTest::Any && step.position.is_none();
     let named: Vec<usize> = parent
         .child_elements()
-        .filter(|(_, c)| step.name.matches(c))
+        .filter(|(_, c)| {
+            if by_new_name {
+                c.local == new.local && c.ns == new.ns
+            } else {
+                step.name.matches(c)
+            }
+        })
         .map(|(i, _)| i)
         .collect();
-    let before = step.position.and_then(|n| named.get(n - 1).copied());
+    let before = step
+        .position
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|n| named.get(n).copied());
     if let Some(at) = before {
         let ws = whitespace_before(parent, at);
         parent.children.insert(at, Node::Element(new));
@@ -439,16 +457,15 @@ fn whitespace_before(parent: &Element, i: usize) -> Option<String> {
 /// Removes child `idx` and the indentation just before it.
 fn remove_child(parent: &mut Element, idx: usize) {
     parent.children.remove(idx);
-    if idx > 0 {
-        if let Node::Text(t) = &parent.children[idx - 1] {
-            if t.chars().all(is_xml_space) {
-                parent.children.remove(idx - 1);
-            }
-        }
+    if idx > 0
+        && let Node::Text(t) = &parent.children[idx - 1]
+        && t.chars().all(is_xml_space)
+    {
+        parent.children.remove(idx - 1);
     }
 }
 
-/// The body of an attribute PUT (RFC 4825 §7.5): an XML attribute value without the quotes;
+/// The body of an attribute PUT (RFC 4825 §7.7): an XML attribute value without the quotes;
 /// returned unescaped and normalized.
 fn attribute_value(body: &[u8]) -> Result<String, XcapError> {
     let text = dom::utf8_body(body)?;
@@ -470,11 +487,14 @@ fn attribute_value(body: &[u8]) -> Result<String, XcapError> {
 
 /// A prefix bound to `ns` at `el` for a new attribute: one in scope, else the one the request
 /// used (declared on `el`), else a fresh one.
-fn prefix_for(el: &mut Element, scope: &[Binding], ns: &str, text: &str) -> String {
+fn prefix_for(el: &mut Element, scope: &[Binding], ns: &str, text: &str) -> Name {
+    if ns == dom::XML_NS {
+        return Name::from("xml");
+    }
     if let Some((Some(p), _)) = scope
         .iter()
         .rev()
-        .find(|(p, n)| p.is_some() && n == ns && dom::lookup(scope, p.as_deref()) == Some(ns))
+        .find(|(p, n)| p.is_some() && &**n == ns && dom::lookup(scope, p.as_deref()) == Some(ns))
     {
         return p.clone();
     }
@@ -491,7 +511,8 @@ fn prefix_for(el: &mut Element, scope: &[Binding], ns: &str, text: &str) -> Stri
         n += 1;
         p = format!("{wanted}{n}");
     }
-    el.ns_decls.push((Some(p.clone()), ns.to_string()));
+    let p = Name::from(p);
+    el.ns_decls.push((Some(p.clone()), Name::from(ns)));
     p
 }
 

@@ -131,16 +131,16 @@ pub fn check_attrs(el: &Element, rule: &Attrs<'_>) -> Result<(), XcapError> {
     for a in &el.attrs {
         let ok = rule.any
             || match a.ns.as_deref() {
-                None => rule.allowed.contains(&a.local.as_str()),
+                None => rule.allowed.contains(&&*a.local),
                 Some(ns) => {
-                    (rule.xml_lang && ns == XML_NS && a.local == "lang")
+                    (rule.xml_lang && ns == XML_NS && &*a.local == "lang")
                         || rule.other_than.is_some_and(|t| t != ns)
                 }
             };
         if !ok {
             let name = match &a.prefix {
                 Some(p) => format!("{p}:{}", a.local),
-                None => a.local.clone(),
+                None => a.local.to_string(),
             };
             return Err(invalid(el, &format!("attribute '{name}' is not allowed")));
         }

@@ -26,7 +26,9 @@ impl NameTest {
     pub fn matches(&self, el: &Element) -> bool {
         match self {
             NameTest::Any => true,
-            NameTest::Name { ns, local } => el.local == *local && el.ns == *ns,
+            NameTest::Name { ns, local } => {
+                &*el.local == local.as_str() && el.ns.as_deref() == ns.as_deref()
+            }
         }
     }
 }
@@ -260,10 +262,8 @@ fn parse_step(
             if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad("predicate is neither a position nor an attribute test"));
             }
+            // `[0]` follows the grammar (1*DIGIT) and, as in XPath, selects nothing.
             let n: usize = inner.parse().map_err(|_| bad("position too large"))?;
-            if n == 0 {
-                return Err(bad("positions start at 1"));
-            }
             position = Some(n);
         }
     }
@@ -410,7 +410,6 @@ mod tests {
             "",
             "a//b",
             "a/@x/b",
-            "a[0]",
             "a[@x=1]",
             "a[@x=\"1\"][2]",
             "a[1",
@@ -461,5 +460,6 @@ mod tests {
         );
         assert_eq!(select_one(r, &sel("other").steps), None);
         assert_eq!(select_one(r, &sel("*[1]").steps), Some(vec![]));
+        assert_eq!(select_one(r, &sel("resource-lists/list[0]").steps), None);
     }
 }

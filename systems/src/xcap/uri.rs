@@ -155,8 +155,13 @@ fn decode_segment(seg: &str) -> Result<String, XcapError> {
     percent_decode(seg).map_err(|_| XcapError::bad_request("bad percent-encoding in URI"))
 }
 
+/// A `%` escape that is truncated, not hex, or decodes to bytes that are not UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("bad percent-encoding")]
+pub struct BadPercentEncoding;
+
 /// Percent-decodes `s` (RFC 3986 §2.1); fails on a truncated escape or non-UTF-8 bytes.
-pub fn percent_decode(s: &str) -> Result<String, ()> {
+pub fn percent_decode(s: &str) -> Result<String, BadPercentEncoding> {
     if !s.contains('%') {
         return Ok(s.to_string());
     }
@@ -168,11 +173,11 @@ pub fn percent_decode(s: &str) -> Result<String, ()> {
             let hi = b
                 .get(i + 1)
                 .and_then(|c| (*c as char).to_digit(16))
-                .ok_or(())?;
+                .ok_or(BadPercentEncoding)?;
             let lo = b
                 .get(i + 2)
                 .and_then(|c| (*c as char).to_digit(16))
-                .ok_or(())?;
+                .ok_or(BadPercentEncoding)?;
             out.push((hi * 16 + lo) as u8);
             i += 3;
         } else {
@@ -180,7 +185,7 @@ pub fn percent_decode(s: &str) -> Result<String, ()> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| ())
+    String::from_utf8(out).map_err(|_| BadPercentEncoding)
 }
 
 /// RFC 3986 pchar minus '%' (unreserved, sub-delims, ':' and '@').

@@ -35,7 +35,7 @@ pub trait ApplicationUsage: Send + Sync {
     fn namespaces(&self) -> &'static [&'static str] {
         &[]
     }
-    /// Schema validation (RFC 4825 §8.2.5 step "validate"): 409 schema-validation-error.
+    /// Schema validation (RFC 4825 §8.2.5): 409 schema-validation-error.
     fn validate_schema(&self, doc: &Document) -> Result<(), XcapError>;
     /// Uniqueness constraints (409 uniqueness-failure, with alternative values).
     fn check_uniqueness(&self, doc: &Document, ctx: &WriteContext<'_>) -> Result<(), XcapError> {
@@ -198,7 +198,7 @@ pub fn xcap_directory_document(xcap_root: &str, entries: &[DirectoryEntry]) -> V
                 escape_attr_into(&mut out, &e.last_modified);
                 out.push('"');
             }
-            let _ = write!(out, " size=\"{}\"/>\n", e.size);
+            let _ = writeln!(out, " size=\"{}\"/>", e.size);
         }
         out.push_str("  </folder>\n");
     }

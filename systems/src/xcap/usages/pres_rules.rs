@@ -137,7 +137,7 @@ fn validate_rule(rule: &Element) -> Result<(), XcapError> {
     for (_, part) in rule.child_elements() {
         check_attrs(part, &Attrs::NONE)?;
         element_only(part)?;
-        match part.local.as_str() {
+        match &*part.local {
             "conditions" => {
                 check_children(
                     part,
@@ -149,7 +149,7 @@ fn validate_rule(rule: &Element) -> Result<(), XcapError> {
                     )],
                 )?;
                 for (_, c) in part.child_elements() {
-                    match (c.ns.as_deref(), c.local.as_str()) {
+                    match (c.ns.as_deref(), &*c.local) {
                         (Some(CP_NS), "identity") => validate_identity(c)?,
                         (Some(CP_NS), "sphere") => {
                             check_attrs(c, &attrs(&["value"], &["value"]))?;
@@ -180,7 +180,7 @@ fn validate_identity(id: &Element) -> Result<(), XcapError> {
         &[slot(&[(CP_NS, "one"), (CP_NS, "many")], true, 1, UNBOUNDED)],
     )?;
     for (_, c) in id.child_elements() {
-        match (c.ns.as_deref(), c.local.as_str()) {
+        match (c.ns.as_deref(), &*c.local) {
             (Some(CP_NS), "one") => {
                 check_attrs(c, &attrs(&["id"], &["id"]))?;
                 element_only(c)?;
@@ -213,7 +213,7 @@ fn validate_validity(v: &Element) -> Result<(), XcapError> {
     check_attrs(v, &Attrs::NONE)?;
     element_only(v)?;
     let kids: Vec<&Element> = v.child_elements().map(|(_, c)| c).collect();
-    if kids.is_empty() || kids.len() % 2 != 0 {
+    if kids.is_empty() || !kids.len().is_multiple_of(2) {
         return Err(invalid(v, "needs (from, until) pairs"));
     }
     for (k, c) in kids.iter().enumerate() {
@@ -255,7 +255,7 @@ const BOOLEAN_PERMISSIONS: &[&str] = &[
 ];
 
 fn pres_rules_element(el: &Element) -> Result<(), XcapError> {
-    let name = el.local.as_str();
+    let name = &*el.local;
     match name {
         "sub-handling" => {
             check_attrs(el, &Attrs::NONE)?;
@@ -324,7 +324,7 @@ fn provide(el: &Element, all: &str, items: &[&str]) -> Result<(), XcapError> {
     }
     for c in kids {
         match c.ns.as_deref() {
-            Some(PR_NS) if items.contains(&c.local.as_str()) => pres_rules_element(c)?,
+            Some(PR_NS) if items.contains(&&*c.local) => pres_rules_element(c)?,
             Some(PR_NS) | None => {
                 return Err(invalid(el, &format!("unexpected child <{}>", c.qname())));
             }
@@ -335,7 +335,7 @@ fn provide(el: &Element, all: &str, items: &[&str]) -> Result<(), XcapError> {
 }
 
 fn oma_policy_element(el: &Element) -> Result<(), XcapError> {
-    match el.local.as_str() {
+    match &*el.local {
         "other-identity" | "anonymous-request" => {
             check_attrs(el, &Attrs::NONE)?;
             empty(el)

@@ -9,6 +9,8 @@ use crate::xcap::schema::{
     Attrs, Slot, UNBOUNDED, check_attrs, check_children, element_only, invalid,
     is_absolute_http_uri, is_relative_http_uri, simple,
 };
+use crate::xcap::selector::{NameTest, NodeSelector};
+use crate::xcap::uri::XcapUri;
 use crate::xcap::usage::{ApplicationUsage, WriteContext, positional_selector};
 use std::collections::HashSet;
 
@@ -110,7 +112,7 @@ pub fn validate_list(list: &Element) -> Result<(), XcapError> {
         if child.ns.as_deref() != Some(RL_NS) {
             continue;
         }
-        match child.local.as_str() {
+        match &*child.local {
             "display-name" => validate_display_name(child)?,
             "list" => validate_list(child)?,
             "entry" => validate_member(child, &["uri"], &["uri"])?,
@@ -212,30 +214,30 @@ pub fn sibling_uniqueness(
         if child.ns.as_deref() != Some(RL_NS) {
             continue;
         }
-        let Some(k) = KEYS.iter().position(|(l, _)| *l == child.local) else {
+        let Some(k) = KEYS.iter().position(|(l, _)| *l == &*child.local) else {
             continue;
         };
         let attr = KEYS[k].1;
-        if let Some(v) = child.attr(attr) {
-            if !seen[k].insert(v) {
-                path.push(i);
-                let field = format!(
-                    "{}/@{attr}",
-                    positional_selector(doc_root, path, default_ns)
-                );
-                path.pop();
-                let alts = if k == 0 {
-                    let names: HashSet<&str> = parent
-                        .child_elements()
-                        .filter(|(_, c)| c.is(RL_NS, "list"))
-                        .filter_map(|(_, c)| c.attr("name"))
-                        .collect();
-                    suggest(v, |cand| !names.contains(cand))
-                } else {
-                    Vec::new()
-                };
-                out.push((field, alts));
-            }
+        if let Some(v) = child.attr(attr)
+            && !seen[k].insert(v)
+        {
+            path.push(i);
+            let field = format!(
+                "{}/@{attr}",
+                positional_selector(doc_root, path, default_ns)
+            );
+            path.pop();
+            let alts = if k == 0 {
+                let names: HashSet<&str> = parent
+                    .child_elements()
+                    .filter(|(_, c)| c.is(RL_NS, "list"))
+                    .filter_map(|(_, c)| c.attr("name"))
+                    .collect();
+                suggest(v, |cand| !names.contains(cand))
+            } else {
+                Vec::new()
+            };
+            out.push((field, alts));
         }
         if k == 0 {
             path.push(i);
@@ -259,29 +261,58 @@ pub fn suggest(value: &str, free: impl Fn(&str) -> bool) -> Vec<String> {
     out
 }
 
+/// RFC 4826 §3.2/§3.4.6: an entry-ref `ref` is a relative HTTP URI, relative to the XCAP
+/// root, naming an `<entry>` of a resource-lists document.
+fn is_entry_reference(r: &str) -> bool {
+    if !is_relative_http_uri(r) {
+        return false;
+    }
+    let (path, query) = match r.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (r, None),
+    };
+    let Ok(uri) = XcapUri::parse(path, query) else {
+        return false;
+    };
+    let Some(node) = uri.node.as_deref() else {
+        return false;
+    };
+    uri.auid == "resource-lists"
+        && NodeSelector::parse(node, &uri.ns_bindings, RL_NS).is_ok_and(|sel| {
+            sel.terminal.is_none()
+                && sel.steps.last().is_some_and(|s| {
+                    s.name
+                        == NameTest::Name {
+                            ns: Some(RL_NS.to_string()),
+                            local: "entry".to_string(),
+                        }
+                })
+        })
+}
+
 /// RFC 4826 §3.4.6 data constraints on every list below `parent`.
 pub fn list_constraints(parent: &Element) -> Result<(), XcapError> {
     for (_, child) in parent.child_elements() {
         if child.ns.as_deref() != Some(RL_NS) {
             continue;
         }
-        match child.local.as_str() {
+        match &*child.local {
             "list" => list_constraints(child)?,
             "entry-ref" => {
                 let r = child.attr("ref").unwrap_or("");
-                if !is_relative_http_uri(r) {
+                if !is_entry_reference(r) {
                     return Err(XcapError::constraint(format!(
-                        "entry-ref ref '{r}' is not a relative HTTP URI"
+                        "entry-ref ref '{r}' is not a relative HTTP URI of a resource-lists <entry>"
                     )));
                 }
             }
             "external" => {
-                if let Some(a) = child.attr("anchor") {
-                    if !is_absolute_http_uri(a) {
-                        return Err(XcapError::constraint(format!(
-                            "external anchor '{a}' is not an absolute HTTP URI"
-                        )));
-                    }
+                if let Some(a) = child.attr("anchor")
+                    && !is_absolute_http_uri(a)
+                {
+                    return Err(XcapError::constraint(format!(
+                        "external anchor '{a}' is not an absolute HTTP URI"
+                    )));
                 }
             }
             _ => {}

@@ -179,7 +179,7 @@ fn validate_service(s: &Element) -> Result<(), XcapError> {
         if c.ns.as_deref() != Some(RLS_NS) {
             continue;
         }
-        match c.local.as_str() {
+        match &*c.local {
             "resource-list" => {
                 check_attrs(c, &Attrs::NONE)?;
                 simple(c)?;
