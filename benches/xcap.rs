@@ -31,8 +31,16 @@ fn bench(c: &mut Criterion) {
         None,
     )
     .unwrap();
-    let get = Request { method: Method::Get, uri: &get_uri, body: b"", content_type: None };
-    assert!(matches!(apply(&usages, &get, Some(&doc), &NoDirectory), Ok(Outcome::Content { .. })));
+    let get = Request {
+        method: Method::Get,
+        uri: &get_uri,
+        body: b"",
+        content_type: None,
+    };
+    assert!(matches!(
+        apply(&usages, &get, Some(&doc), &NoDirectory),
+        Ok(Outcome::Content { .. })
+    ));
     g.bench_function("get_entry_by_attribute", |b| {
         b.iter(|| black_box(apply(&usages, &get, Some(black_box(&doc)), &NoDirectory).unwrap()))
     });
@@ -42,8 +50,16 @@ fn bench(c: &mut Criterion) {
     )
     .unwrap();
     let body = b"<entry uri=\"sip:new@example.com\"><display-name>New</display-name></entry>";
-    let put = Request { method: Method::Put, uri: &put_uri, body, content_type: Some("application/xcap-el+xml") };
-    assert!(matches!(apply(&usages, &put, Some(&doc), &NoDirectory), Ok(Outcome::Write { .. })));
+    let put = Request {
+        method: Method::Put,
+        uri: &put_uri,
+        body,
+        content_type: Some("application/xcap-el+xml"),
+    };
+    assert!(matches!(
+        apply(&usages, &put, Some(&doc), &NoDirectory),
+        Ok(Outcome::Write { .. })
+    ));
     g.bench_function("put_new_entry", |b| {
         b.iter(|| black_box(apply(&usages, &put, Some(black_box(&doc)), &NoDirectory).unwrap()))
     });

@@ -57,16 +57,17 @@ impl Engine {
                 .chain(),
         );
         schedule.add_systems(
-            (timers::collect_due_timers, router::ingest)
+            (
+                timers::collect_due_timers,
+                // aged before admission, so that a request after Timer J opens a new one
+                transaction::expire_server_transactions,
+                router::ingest,
+            )
                 .chain()
                 .in_set(Pipeline::Ingest),
         );
         schedule.add_systems(
-            (
-                transaction::expire_server_transactions,
-                transaction::drive_client_transactions,
-                router::dispatch,
-            )
+            (transaction::drive_client_transactions, router::dispatch)
                 .chain()
                 .in_set(Pipeline::Transactions),
         );

@@ -14,7 +14,7 @@ use crate::sip::response::{Echo, ResponseWriter, response_dest};
 use crate::sip::{HeaderLookup, Method, Request};
 use crate::stats::Stats;
 use crate::transaction::{
-    Admission, ClientOutcomes, ClientTransactions, Responder, ServerTransactions, TxId, TxKey,
+    Admission, ClientOutcomes, ClientTransactions, Responder, ServerTransactions, TxId,
     match_response,
 };
 
@@ -193,7 +193,10 @@ pub fn ingest(
                             Method::Notify,
                         ]
                         .into_iter()
-                        .any(|m| stxs.contains(&TxKey::of(&req, m)));
+                        .any(|m| {
+                            let k = stxs.key(&req, m);
+                            stxs.contains(&k)
+                        });
                         let (code, reason) = if exists {
                             (200, "OK")
                         } else {

@@ -16,8 +16,6 @@ use crate::time::{Clock, Time};
 /// What a timer is for. The payload is a key the owning system understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TimerKind {
-    /// RFC 3261 §17.2.2 Timer J: forget a completed non-INVITE server transaction.
-    ServerTxLinger,
     /// RFC 3261 §17.1.2.2 Timer E: retransmit a non-INVITE request over UDP.
     ClientTxRetransmit,
     /// RFC 3261 §17.1.2.2 Timer F (and Timer K): client transaction timeout / linger end.
@@ -106,7 +104,7 @@ mod tests {
     fn pops_in_deadline_order_and_only_due() {
         let mut t = Timers::default();
         t.arm(TimerKind::SubscriptionExpiry, 3, Time(300));
-        t.arm(TimerKind::ServerTxLinger, 1, Time(100));
+        t.arm(TimerKind::PublicationExpiry, 1, Time(100));
         t.arm(TimerKind::ClientTxTimeout, 2, Time(200));
         assert_eq!(t.next_deadline(), Some(Time(100)));
         let mut out = Vec::new();

@@ -2,7 +2,8 @@
 //!
 //! Server side (§17.2.2): a request opens a transaction keyed as §17.2.3 says; its final response
 //! is kept so that a retransmitted request gets the same bytes back without being processed
-//! again, until Timer J (64·T1 on UDP, 0 on TCP) forgets it.
+//! again, until Timer J (64·T1 on UDP, 0 on TCP) forgets it (by generation, see
+//! [`ServerTransactions`]).
 //!
 //! Client side (§17.1.2): a request we send (NOTIFY) is retransmitted on UDP at Timer E (T1,
 //! doubling to T2) until a final response or Timer F (64·T1); the outcome is reported to the
@@ -22,59 +23,94 @@ use crate::stats::Stats;
 use crate::time::{Clock, Time};
 use crate::timers::{DueTimers, TimerKind, Timers};
 
-/// Identifies a server transaction while it lives.
+/// Identifies a server transaction while it lives: the first hash of its §17.2.3 key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TxId(pub u64);
 
-/// §17.2.3 matching key. With a magic-cookie branch: branch, sent-by and method; otherwise the
-/// RFC 2543 fields folded into one string.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TxKey {
-    branch: Box<str>,
-    sent_by: Box<str>,
-    method: MethodKey,
-}
-
-/// `rsip::Method` is not `Hash`; this is its discriminant.
+/// §17.2.3 matching key, hashed twice with independent random keys (no string is kept): with a
+/// magic-cookie branch, branch + sent-by + method; otherwise the RFC 2543 fields. The first
+/// hash indexes the table, the second guards against a collision of the first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct MethodKey(u8);
-
-fn method_key(m: Method) -> MethodKey {
-    MethodKey(Method::all().iter().position(|x| *x == m).unwrap_or(255) as u8)
+pub struct TxKey {
+    id: u64,
+    check: u64,
 }
 
-impl TxKey {
-    /// The key of a request's server transaction (CANCEL matches with `method` = the
-    /// cancelled request's method).
-    pub fn of(req: &Request, method: Method) -> TxKey {
-        let via = &req.via;
-        let sent_by = match via.port {
-            Some(p) => format!("{}:{}", via.host.to_ascii_lowercase(), p),
-            None => via.host.to_ascii_lowercase(),
+/// The two keyed hashers of the transaction keys (fixed per process, random across runs).
+#[derive(Clone)]
+struct KeyHashers(std::hash::RandomState, std::hash::RandomState);
+
+impl Default for KeyHashers {
+    fn default() -> Self {
+        KeyHashers(std::hash::RandomState::new(), std::hash::RandomState::new())
+    }
+}
+
+impl KeyHashers {
+    fn key(&self, req: &Request, method: Method) -> TxKey {
+        use std::hash::{BuildHasher, Hasher};
+        let fill = |h: &mut dyn Hasher| {
+            let via = &req.via;
+            let mut host = [0u8; 64];
+            // sent-by host compared case-insensitively (§17.2.3 uses the sent-by as written,
+            // hosts are case-insensitive in SIP)
+            for chunk in via.host.as_bytes().chunks(64) {
+                let lower = &mut host[..chunk.len()];
+                lower.copy_from_slice(chunk);
+                lower.make_ascii_lowercase();
+                h.write(lower);
+            }
+            h.write_u16(via.port.unwrap_or(0));
+            h.write_u8(method_key(method));
+            if via.has_cookie() {
+                h.write(via.branch.as_bytes());
+            } else {
+                // RFC 2543 peers: Request-URI, To tag, From tag, Call-ID, CSeq number, top Via
+                h.write(req.uri.raw.as_bytes());
+                h.write_u8(0);
+                h.write(req.to_tag.as_deref().unwrap_or("").as_bytes());
+                h.write_u8(0);
+                h.write(req.from_tag.as_deref().unwrap_or("").as_bytes());
+                h.write_u8(0);
+                h.write(req.call_id.as_bytes());
+                h.write_u32(req.cseq);
+                h.write(via.branch.as_bytes());
+            }
         };
-        if via.has_cookie() {
-            TxKey {
-                branch: via.branch.as_str().into(),
-                sent_by: sent_by.into(),
-                method: method_key(method),
-            }
-        } else {
-            // RFC 2543 peers: Request-URI, To tag, From tag, Call-ID, CSeq number and top Via.
-            let legacy = format!(
-                "{}|{}|{}|{}|{}|{}",
-                req.uri,
-                req.to_tag.as_deref().unwrap_or(""),
-                req.from_tag.as_deref().unwrap_or(""),
-                req.call_id,
-                req.cseq,
-                via.branch
-            );
-            TxKey {
-                branch: legacy.into(),
-                sent_by: sent_by.into(),
-                method: method_key(method),
-            }
+        let mut a = self.0.build_hasher();
+        fill(&mut a);
+        let mut b = self.1.build_hasher();
+        fill(&mut b);
+        TxKey {
+            id: a.finish(),
+            check: b.finish(),
         }
+    }
+}
+
+/// `rsip::Method` is neither `Hash` nor `Copy`-indexable; this is its position.
+fn method_key(m: Method) -> u8 {
+    Method::all().iter().position(|x| *x == m).unwrap_or(255) as u8
+}
+
+/// A map keyed by an already-random u64: no second hashing.
+type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// Passes a u64 key through as its hash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -86,7 +122,7 @@ enum ServerTxState {
 }
 
 struct ServerTx {
-    key: TxKey,
+    check: u64,
     state: ServerTxState,
     reliable: bool,
 }
@@ -102,21 +138,41 @@ pub enum Admission {
     Replayed,
 }
 
-/// Open server transactions.
+/// Generations of the table: a transaction lives at least Timer J and at most 5/4 of it.
+const GENERATIONS: usize = 5;
+
+/// Open server transactions, in generations. Timer J (§17.2.2) is kept by age, not by a timer
+/// per transaction: the table is a ring of maps, each holding the transactions opened during a
+/// quarter of Timer J; every quarter the oldest map is cleared and reused as the newest. No
+/// per-transaction timer, no string per key, and no rehash growth once the ring is warm (a
+/// growing single map stalled the engine for tens of milliseconds at 15,000 requests/s).
 #[derive(Resource, Default)]
 pub struct ServerTransactions {
-    by_key: HashMap<TxKey, TxId>,
-    txs: HashMap<TxId, ServerTx>,
-    next: u64,
+    hashers: KeyHashers,
+    /// Newest first.
+    ring: std::collections::VecDeque<IdMap<ServerTx>>,
+    rotated_at: Option<Time>,
 }
 
 impl ServerTransactions {
+    /// The key of a request's transaction with `method` (CANCEL matches the cancelled method).
+    pub fn key(&self, req: &Request, method: Method) -> TxKey {
+        self.hashers.key(req, method)
+    }
+
+    fn find(&mut self, key: TxKey) -> Option<&mut ServerTx> {
+        self.ring
+            .iter_mut()
+            .find_map(|m| m.get_mut(&key.id))
+            .filter(|tx| tx.check == key.check)
+    }
+
     /// Match a request against open transactions (§17.2.3) or open a new one.
     pub fn admit(&mut self, req: &Request, outbox: &mut Outbox, stats: &mut Stats) -> Admission {
-        let key = TxKey::of(req, req.method);
-        if let Some(id) = self.by_key.get(&key) {
+        let key = self.key(req, req.method);
+        if let Some(tx) = self.find(key) {
             stats.retransmissions_absorbed += 1;
-            return match &self.txs[id].state {
+            return match &tx.state {
                 ServerTxState::Trying => Admission::Absorbed,
                 ServerTxState::Completed(reply) => {
                     outbox.push(reply.clone());
@@ -124,69 +180,74 @@ impl ServerTransactions {
                 }
             };
         }
-        self.next += 1;
-        let id = TxId(self.next);
-        self.by_key.insert(key.clone(), id);
-        self.txs.insert(
-            id,
-            ServerTx {
-                key,
-                state: ServerTxState::Trying,
-                reliable: req.source.transport.is_reliable(),
-            },
-        );
-        Admission::New(id)
+        if self.ring.is_empty() {
+            self.ring.push_front(IdMap::default());
+        }
+        let tx = ServerTx {
+            check: key.check,
+            state: ServerTxState::Trying,
+            reliable: req.source.transport.is_reliable(),
+        };
+        self.ring[0].insert(key.id, tx);
+        Admission::New(TxId(key.id))
     }
 
     /// True when a transaction with this key exists (CANCEL matching, §9.2).
-    pub fn contains(&self, key: &TxKey) -> bool {
-        self.by_key.contains_key(key)
+    pub fn contains(&mut self, key: &TxKey) -> bool {
+        self.find(*key).is_some()
     }
 
     /// Number of open transactions.
     pub fn len(&self) -> usize {
-        self.txs.len()
+        self.ring.iter().map(|m| m.len()).sum()
     }
 
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
-        self.txs.is_empty()
+        self.len() == 0
     }
 
-    /// Record the final response of `tx` and say what to do with it: the message to send, and
-    /// the Timer J to arm (none on reliable transports, where the transaction ends at once).
-    /// None when the transaction already has its final response.
-    pub fn finish(
-        &mut self,
-        tx: TxId,
-        dest: Dest,
-        bytes: Bytes,
-        now: Time,
-        timer_j_ms: u64,
-    ) -> Option<(Outbound, Option<Time>)> {
+    /// Record the final response of `tx` and return the message to send. None when the
+    /// transaction already has its final response (one per transaction). On reliable
+    /// transports the transaction ends at once (Timer J = 0).
+    pub fn finish(&mut self, tx: TxId, dest: Dest, bytes: Bytes) -> Option<Outbound> {
         let out = Outbound::whole(dest, bytes);
-        match self.complete(tx, &out)? {
-            true => {
-                self.forget(tx);
-                Some((out, None))
-            }
-            false => Some((out, Some(now.plus_ms(timer_j_ms)))),
+        let (slot, entry) = self
+            .ring
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, m)| m.get_mut(&tx.0).map(|e| (i, e)))?;
+        if matches!(entry.state, ServerTxState::Completed(_)) {
+            return None;
         }
+        if entry.reliable {
+            self.ring[slot].remove(&tx.0);
+        } else {
+            entry.state = ServerTxState::Completed(out.clone());
+        }
+        Some(out)
     }
 
-    fn complete(&mut self, id: TxId, reply: &Outbound) -> Option<bool> {
-        let tx = self.txs.get_mut(&id)?;
-        if matches!(tx.state, ServerTxState::Completed(_)) {
-            return None; // one final response per transaction
+    /// Age the table: every quarter of Timer J the oldest generation is dropped (as many
+    /// quarters as have passed since the last tick).
+    pub fn rotate(&mut self, now: Time, timer_j_ms: u64) {
+        let quarter = (timer_j_ms / (GENERATIONS as u64 - 1)).max(1);
+        let mut since = *self.rotated_at.get_or_insert(now);
+        let mut turns = 0;
+        while now.0 >= since.0 + quarter && turns < GENERATIONS {
+            since = since.plus_ms(quarter);
+            turns += 1;
+            let recycled = if self.ring.len() >= GENERATIONS {
+                let mut m = self.ring.pop_back().expect("full ring");
+                m.clear(); // keeps its capacity: the next generation grows without rehashing
+                m
+            } else {
+                let cap = self.ring.front().map_or(0, |m| m.len());
+                IdMap::with_capacity_and_hasher(cap, Default::default())
+            };
+            self.ring.push_front(recycled);
         }
-        tx.state = ServerTxState::Completed(reply.clone());
-        Some(tx.reliable)
-    }
-
-    fn forget(&mut self, id: TxId) {
-        if let Some(tx) = self.txs.remove(&id) {
-            self.by_key.remove(&tx.key);
-        }
+        self.rotated_at = Some(if turns == GENERATIONS { now } else { since });
     }
 }
 
@@ -195,8 +256,6 @@ impl ServerTransactions {
 pub struct Responder<'w> {
     pub txs: ResMut<'w, ServerTransactions>,
     pub outbox: ResMut<'w, Outbox>,
-    pub timers: ResMut<'w, Timers>,
-    pub clock: Res<'w, Clock>,
     pub config: Res<'w, EngineConfig>,
 }
 
@@ -212,11 +271,7 @@ impl Responder<'_> {
 
     /// Send the final response of transaction `tx` (bytes built by the caller) to `dest`.
     pub fn reply(&mut self, tx: TxId, dest: Dest, bytes: Bytes) {
-        let (now, j) = (self.clock.now, self.config.timer_64t1());
-        if let Some((out, linger)) = self.txs.finish(tx, dest, bytes, now, j) {
-            if let Some(at) = linger {
-                self.timers.arm(TimerKind::ServerTxLinger, tx.0, at);
-            }
+        if let Some(out) = self.txs.finish(tx, dest, bytes) {
             self.outbox.push(out);
         }
     }
@@ -224,28 +279,22 @@ impl Responder<'_> {
 
 /// [`Responder::reply_to`] for exclusive systems that hold the whole `World`.
 pub fn reply_in_world(world: &mut World, tx: TxId, req: &Request, bytes: Bytes) {
-    let now = world.resource::<Clock>().now;
-    let j = world.resource::<EngineConfig>().timer_64t1();
     let dest = crate::sip::response::response_dest(&req.via, &req.source);
-    let Some((out, linger)) = world
+    if let Some(out) = world
         .resource_mut::<ServerTransactions>()
-        .finish(tx, dest, bytes, now, j)
-    else {
-        return;
-    };
-    if let Some(at) = linger {
-        world
-            .resource_mut::<Timers>()
-            .arm(TimerKind::ServerTxLinger, tx.0, at);
+        .finish(tx, dest, bytes)
+    {
+        world.resource_mut::<Outbox>().push(out);
     }
-    world.resource_mut::<Outbox>().push(out);
 }
 
-/// Forget completed server transactions whose Timer J fired.
-pub fn expire_server_transactions(due: Res<DueTimers>, mut txs: ResMut<ServerTransactions>) {
-    for d in due.of(TimerKind::ServerTxLinger) {
-        txs.forget(TxId(d.key));
-    }
+/// Forget completed server transactions older than Timer J (by generation).
+pub fn expire_server_transactions(
+    clock: Res<Clock>,
+    config: Res<EngineConfig>,
+    mut txs: ResMut<ServerTransactions>,
+) {
+    txs.rotate(clock.now, config.timer_64t1());
 }
 
 /// Who started a client transaction, so its outcome finds its way back.
