@@ -11,35 +11,108 @@ use crate::sip::fields::{params, uri_of};
 use crate::sip::response::{SERVER, push_header};
 use crate::sip::uri::Uri;
 
-/// A notifier-side dialog.
+/// A notifier-side dialog. Its strings live in one allocation (memory per subscription is a
+/// budget: a dozen `String`s would cost more than the rest of the subscription).
 #[derive(Component, Debug)]
 pub struct Dialog {
-    pub call_id: Box<str>,
-    pub local_tag: Box<str>,
-    /// NOTIFY From: the SUBSCRIBE's To with our tag.
-    pub local: Box<str>,
-    /// NOTIFY To: the SUBSCRIBE's From, as written.
-    pub remote: Box<str>,
-    /// Request-URI of NOTIFYs: the subscriber's Contact URI (target refresh updates it).
-    pub remote_target: Box<str>,
-    /// Record-Route of the SUBSCRIBE, in order (the UAS route set, §12.1.1).
-    pub route_set: Vec<Box<str>>,
+    /// call-id, local tag, local (From), remote (To), remote target, then the route set, each
+    /// followed by `\n` (none of them can contain a line end).
+    text: Box<str>,
     pub local_cseq: u32,
     pub remote_cseq: u32,
     /// Where NOTIFYs go.
     pub dest: Dest,
 }
 
+/// The parts of a dialog, to build one.
+pub struct DialogParts<'a> {
+    pub call_id: &'a str,
+    pub local_tag: &'a str,
+    /// NOTIFY From: the SUBSCRIBE's To with our tag.
+    pub local: &'a str,
+    /// NOTIFY To: the SUBSCRIBE's From, as written.
+    pub remote: &'a str,
+    /// Request-URI of NOTIFYs: the subscriber's Contact URI.
+    pub remote_target: &'a str,
+    /// Record-Route of the SUBSCRIBE, in order (the UAS route set, §12.1.1).
+    pub route_set: &'a [&'a str],
+}
+
+impl Dialog {
+    /// A dialog from its parts.
+    pub fn new(p: &DialogParts<'_>, remote_cseq: u32, dest: Dest) -> Dialog {
+        let mut text = String::with_capacity(
+            p.call_id.len()
+                + p.local_tag.len()
+                + p.local.len()
+                + p.remote.len()
+                + p.remote_target.len()
+                + p.route_set.iter().map(|r| r.len() + 1).sum::<usize>()
+                + 5,
+        );
+        for part in [p.call_id, p.local_tag, p.local, p.remote, p.remote_target]
+            .iter()
+            .chain(p.route_set)
+        {
+            text.extend(part.chars().filter(|&c| c != '\n' && c != '\r'));
+            text.push('\n');
+        }
+        Dialog {
+            text: text.into_boxed_str(),
+            local_cseq: 0,
+            remote_cseq,
+            dest,
+        }
+    }
+
+    fn part(&self, n: usize) -> &str {
+        self.text.split('\n').nth(n).unwrap_or("")
+    }
+
+    pub fn call_id(&self) -> &str {
+        self.part(0)
+    }
+    pub fn local_tag(&self) -> &str {
+        self.part(1)
+    }
+    pub fn local(&self) -> &str {
+        self.part(2)
+    }
+    pub fn remote(&self) -> &str {
+        self.part(3)
+    }
+    pub fn remote_target(&self) -> &str {
+        self.part(4)
+    }
+    /// The route set, in order.
+    pub fn route_set(&self) -> impl Iterator<Item = &str> {
+        self.text.split('\n').skip(5).filter(|r| !r.is_empty())
+    }
+
+    /// Target refresh (RFC 6665 §4.1.2.1): a new remote target.
+    pub fn set_remote_target(&mut self, target: &str) {
+        let routes: Vec<&str> = self.route_set().collect();
+        let rebuilt = Dialog::new(
+            &DialogParts {
+                call_id: self.call_id(),
+                local_tag: self.local_tag(),
+                local: self.local(),
+                remote: self.remote(),
+                remote_target: target,
+                route_set: &routes,
+            },
+            self.remote_cseq,
+            self.dest,
+        );
+        self.text = rebuilt.text;
+    }
+}
+
 /// Where requests in a dialog go, without DNS: the first loose route or else the remote target
 /// when its host is an IP literal; otherwise (a host name, or `symmetric`) back to where the
 /// SUBSCRIBE came from. TCP dialogs reuse the subscriber's connection when it is still open
 /// (RFC 3261 §18.2.2; RFC 5626 flows).
-pub fn next_hop(
-    remote_target: &str,
-    route_set: &[Box<str>],
-    source: &Source,
-    symmetric: bool,
-) -> Dest {
+pub fn next_hop(remote_target: &str, route_set: &[&str], source: &Source, symmetric: bool) -> Dest {
     let hop = route_set
         .first()
         .map(|r| uri_of(r))
@@ -104,10 +177,14 @@ impl Dialog {
         body_len: usize,
     ) -> Bytes {
         self.local_cseq += 1;
-        let mut b =
-            Vec::with_capacity(512 + self.route_set.iter().map(|r| r.len() + 9).sum::<usize>());
+        let mut b = Vec::with_capacity(512 + self.text.len());
+        // one pass over the dialog's text
+        let mut parts = self.text.split('\n');
+        let mut next = || parts.next().unwrap_or("");
+        let (call_id, _local_tag, local, remote, remote_target) =
+            (next(), next(), next(), next(), next());
         b.extend_from_slice(b"NOTIFY ");
-        b.extend_from_slice(self.remote_target.as_bytes());
+        b.extend_from_slice(remote_target.as_bytes());
         b.extend_from_slice(b" SIP/2.0\r\nVia: SIP/2.0/");
         b.extend_from_slice(self.dest.transport.via_token().as_bytes());
         b.push(b' ');
@@ -115,12 +192,12 @@ impl Dialog {
         b.extend_from_slice(b";branch=");
         b.extend_from_slice(branch.as_bytes());
         b.extend_from_slice(b";rport\r\nMax-Forwards: 70\r\n");
-        for r in &self.route_set {
+        for r in self.route_set() {
             push_header(&mut b, "Route", r);
         }
-        push_header(&mut b, "From", &self.local);
-        push_header(&mut b, "To", &self.remote);
-        push_header(&mut b, "Call-ID", &self.call_id);
+        push_header(&mut b, "From", local);
+        push_header(&mut b, "To", remote);
+        push_header(&mut b, "Call-ID", call_id);
         b.extend_from_slice(b"CSeq: ");
         b.extend_from_slice(itoa::Buffer::new().format(self.local_cseq).as_bytes());
         b.extend_from_slice(b" NOTIFY\r\nContact: <sip:");

@@ -61,7 +61,8 @@ pub struct Subscription {
     pub package: &'static str,
     /// `Event: <package>;id=...` (RFC 6665 §8.2.1).
     pub event_id: Option<Box<str>>,
-    pub watcher_aor: Box<str>,
+    /// The watcher's AoR, hashed ([`SubscriptionIndex::watcher_key`]): only counted.
+    pub watcher: u64,
     pub expires_at: Time,
     pub state: SubState,
     pub flow: NotifyFlow,
@@ -80,13 +81,22 @@ impl NotifyQueue {
     }
 }
 
-/// Dialog and per-watcher indexes.
+/// Subscriptions per watcher, for the limit. (Dialogs need no index: our To tag names the
+/// subscription entity, see `subscribe::dialog_of`.)
 #[derive(Resource, Default)]
 pub struct SubscriptionIndex {
-    /// `Call-ID` + our tag -> subscription.
-    pub dialogs: HashMap<(Box<str>, Box<str>), Entity>,
-    /// Subscriptions per watcher AoR (limit).
-    pub per_watcher: HashMap<Box<str>, usize>,
+    /// Hashed watcher AoR -> subscriptions.
+    pub per_watcher: HashMap<u64, u32>,
+    hasher: std::hash::RandomState,
+}
+
+impl SubscriptionIndex {
+    /// The key a watcher AoR is counted under (a keyed hash: two AoRs sharing one is as unlikely
+    /// as it is harmless, they would share a limit).
+    pub fn watcher_key(&self, aor: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(aor)
+    }
 }
 
 pub use crate::router::Answer;

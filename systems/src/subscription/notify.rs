@@ -83,17 +83,11 @@ pub fn end_subscription(world: &mut World, e: Entity) {
     let Some(s) = world.get::<Subscription>(e) else {
         return;
     };
-    let (package, watcher) = (s.package, s.watcher_aor.clone());
-    let key = world
-        .get::<Dialog>(e)
-        .map(|d| (d.call_id.clone(), d.local_tag.clone()));
+    let (package, watcher) = (s.package, s.watcher);
     if let Some(spec) = world.resource::<Packages>().get(package).cloned() {
         (spec.on_end)(world, e);
     }
     let mut idx = world.resource_mut::<SubscriptionIndex>();
-    if let Some(k) = key {
-        idx.dialogs.remove(&k);
-    }
     if let Some(n) = idx.per_watcher.get_mut(&watcher) {
         *n -= 1;
         if *n == 0 {

@@ -11,7 +11,7 @@ use crate::sip::{HeaderLookup, Method, Request};
 use crate::time::Clock;
 use crate::timers::{TimerKind, Timers};
 
-use super::dialog::{Dialog, next_hop};
+use super::dialog::{Dialog, DialogParts, next_hop};
 use super::{
     Content, NotifyFlow, NotifyQueue, Packages, SubState, Subscription, SubscriptionIndex,
 };
@@ -137,68 +137,69 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     let watcher_aor = crate::sip::uri::Uri::parse(uri_of(req.header("From").unwrap_or("")))
         .map(|u| u.aor())
         .unwrap_or_default();
+    let watcher = world
+        .resource::<SubscriptionIndex>()
+        .watcher_key(&watcher_aor);
     if world
         .resource::<SubscriptionIndex>()
         .per_watcher
-        .get(watcher_aor.as_str())
+        .get(&watcher)
         .copied()
-        .unwrap_or(0)
+        .unwrap_or(0) as usize
         >= spec.max_per_watcher
     {
         return Err(Answer::new(403, "Too many subscriptions by this watcher"));
     }
-    let local_tag = world.resource_mut::<crate::ids::Ids>().token(seed);
-    let route_set: Vec<Box<str>> = req.header_values("Record-Route").map(Into::into).collect();
+    // Our tag names the subscription's entity (plus random bits, RFC 3261 §19.3), so that a
+    // request in the dialog finds it without a dialog index.
+    let sub = world.spawn_empty().id();
+    let local_tag = local_tag_for(sub, world.resource_mut::<crate::ids::Ids>().random(seed));
+    let route_set: Vec<&str> = req.header_values("Record-Route").collect();
     let dest = next_hop(&contact, &route_set, &req.source, symmetric);
     let to = req.header("To").unwrap_or_default();
-    let dialog = Dialog {
-        call_id: req.call_id.as_str().into(),
-        local_tag: local_tag.as_str().into(),
-        local: format!("{to};tag={local_tag}").into(),
-        remote: req.header("From").unwrap_or_default().into(),
-        remote_target: contact.into(),
-        route_set,
-        local_cseq: 0,
-        remote_cseq: req.cseq,
+    let local = format!("{to};tag={local_tag}");
+    let dialog = Dialog::new(
+        &DialogParts {
+            call_id: &req.call_id,
+            local_tag: &local_tag,
+            local: &local,
+            remote: req.header("From").unwrap_or_default(),
+            remote_target: &contact,
+            route_set: &route_set,
+        },
+        req.cseq,
         dest,
-    };
+    );
     let state = if granted == 0 {
         SubState::Terminating(Some("timeout"))
     } else {
         SubState::Active
     };
     let expires_at = now.plus_secs(granted as u64);
-    let sub = world
-        .spawn((
-            dialog,
-            Subscription {
-                package: spec.event,
-                event_id: event_id(req).map(Into::into),
-                watcher_aor: watcher_aor.as_str().into(),
-                expires_at,
-                state,
-                flow: NotifyFlow {
-                    dirty: true,
-                    ..Default::default()
-                },
-                content: Content::default(),
+    world.entity_mut(sub).insert((
+        dialog,
+        Subscription {
+            package: spec.event,
+            event_id: event_id(req).map(Into::into),
+            watcher,
+            expires_at,
+            state,
+            flow: NotifyFlow {
+                dirty: true,
+                ..Default::default()
             },
-        ))
-        .id();
+            content: Content::default(),
+        },
+    ));
     if let Err(refusal) = (spec.on_subscribe)(world, req, sub) {
         world.despawn(sub);
         return Err(refusal);
     }
-    {
-        let mut idx = world.resource_mut::<SubscriptionIndex>();
-        idx.dialogs.insert(
-            (req.call_id.as_str().into(), local_tag.as_str().into()),
-            sub,
-        );
-        *idx.per_watcher
-            .entry(watcher_aor.as_str().into())
-            .or_default() += 1;
-    }
+    *world
+        .resource_mut::<SubscriptionIndex>()
+        .per_watcher
+        .entry(watcher)
+        .or_default() += 1;
     if granted > 0 {
         world.resource_mut::<Timers>().arm(
             TimerKind::SubscriptionExpiry,
@@ -216,6 +217,21 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     ))
 }
 
+/// Our tag for the dialog of `sub`: the entity and 32 random bits, in hex.
+fn local_tag_for(sub: Entity, random: u64) -> String {
+    format!("{:x}.{:08x}", sub.to_bits(), random as u32)
+}
+
+/// The subscription a request in a dialog belongs to: the entity our To tag names, if it still
+/// holds that dialog (same tag and Call-ID).
+pub fn dialog_of(world: &World, req: &Request) -> Option<Entity> {
+    let tag = req.to_tag.as_deref()?;
+    let bits = u64::from_str_radix(tag.split_once('.')?.0, 16).ok()?;
+    let e = Entity::try_from_bits(bits)?;
+    let d = world.get_entity(e).ok()?.get::<Dialog>()?;
+    (d.local_tag() == tag && d.call_id() == req.call_id).then_some(e)
+}
+
 /// Our Contact for the dialog: the address the SUBSCRIBE reached.
 fn our_contact(req: &Request) -> String {
     let tcp = if req.source.transport.is_reliable() {
@@ -228,15 +244,8 @@ fn our_contact(req: &Request) -> String {
 
 fn refresh(world: &mut World, req: &Request) -> Answer {
     let now = world.resource::<Clock>().now;
-    let to_tag = req.to_tag.clone().unwrap_or_default();
-    let key: (Box<str>, Box<str>) = (req.call_id.as_str().into(), to_tag.as_str().into());
     let gone = || Answer::new(481, "Subscription Does Not Exist");
-    let Some(sub) = world
-        .resource::<SubscriptionIndex>()
-        .dialogs
-        .get(&key)
-        .copied()
-    else {
+    let Some(sub) = dialog_of(world, req) else {
         return gone();
     };
     let Some(s) = world.get::<Subscription>(sub) else {
@@ -275,7 +284,7 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
         d.remote_cseq = req.cseq;
         // target refresh (RFC 6665 §4.1.2.1)
         if let Some(c) = req.header_values("Contact").flat_map(split_commas).next() {
-            d.remote_target = uri_of(c).into();
+            d.set_remote_target(uri_of(c));
         }
     }
     let expires_at = now.plus_secs(granted as u64);
