@@ -239,7 +239,14 @@ impl ServerTransactions {
             turns += 1;
             let recycled = if self.ring.len() >= GENERATIONS {
                 let mut m = self.ring.pop_back().expect("full ring");
-                m.clear(); // keeps its capacity: the next generation grows without rehashing
+                // Keeps its capacity, so that the next generation grows without rehashing;
+                // but not a burst's worth for ever: beyond twice the newest generation's size
+                // it shrinks (a resize of the small map, cheap).
+                m.clear();
+                let recent = self.ring.front().map_or(0, |n| n.len());
+                if m.capacity() > 2 * recent + 1024 {
+                    m.shrink_to(2 * recent);
+                }
                 m
             } else {
                 let cap = self.ring.front().map_or(0, |m| m.len());

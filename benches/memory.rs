@@ -1,0 +1,145 @@
+//! Memory per presentity and per subscription in the engine, measured as live heap bytes with a
+//! counting allocator after the transactions have aged out (Timer J): the settled cost of state,
+//! which is what the "≤ 300 B per subscription at a million" budget is about. Not a timing
+//! bench: it prints its figures and exits (`cargo bench --bench memory`).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use bytes::Bytes;
+use presenced_systems::presence::{self, PresenceConfig};
+use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Source, Time, Transport};
+
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn src(port: u16) -> Source {
+    Source {
+        transport: Transport::Udp,
+        peer: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        local: "127.0.0.1:5060".parse().unwrap(),
+        conn: None,
+    }
+}
+
+fn publish(i: usize) -> Inbound {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" \
+entity=\"sip:p{i}@example.com\"><tuple id=\"t\"><status><basic>open</basic></status></tuple></presence>"
+    );
+    let text = format!(
+        "PUBLISH sip:p{i}@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9999;branch=z9hG4bKp{i};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:p{i}@example.com>;tag=pub{i}\r\nTo: <sip:p{i}@example.com>\r\nCall-ID: pub{i}@loadgen\r\n\
+CSeq: 1 PUBLISH\r\nEvent: presence\r\nExpires: 3600\r\nContent-Type: application/pidf+xml\r\n\
+Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    Inbound {
+        source: src(9999),
+        bytes: Bytes::from(text),
+    }
+}
+
+fn subscribe(i: usize, presentities: usize) -> Inbound {
+    let port = 10000 + (i % 50000) as u16;
+    let p = i % presentities;
+    let text = format!(
+        "SUBSCRIBE sip:p{p}@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKs{i};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:w{i}@example.com>;tag=w{i}x\r\nTo: <sip:p{p}@example.com>\r\n\
+Call-ID: sub{i}-8f2c41d7@loadgen\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:w{i}@127.0.0.1:{port}>\r\n\
+Event: presence\r\nExpires: 3600\r\nAccept: application/pidf+xml\r\nContent-Length: 0\r\n\r\n"
+    );
+    Inbound {
+        source: src(port),
+        bytes: Bytes::from(text),
+    }
+}
+
+fn acks(out: &[Outbound]) -> Vec<Inbound> {
+    out.iter()
+        .filter(|m| m.head.starts_with(b"NOTIFY "))
+        .map(|m| {
+            let head = std::str::from_utf8(&m.head).unwrap();
+            let mut r = String::from("SIP/2.0 200 OK\r\n");
+            for l in head.lines().filter(|l| {
+                ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            }) {
+                r.push_str(l);
+                r.push_str("\r\n");
+            }
+            r.push_str("Content-Length: 0\r\n\r\n");
+            Inbound {
+                source: src(m.dest.addr.port()),
+                bytes: Bytes::from(r),
+            }
+        })
+        .collect()
+}
+
+fn main() {
+    let presentities = 10_000;
+    let watchers = 100_000;
+    let mut engine = Engine::new(EngineConfig {
+        seed: 1,
+        ..EngineConfig::default()
+    });
+    engine.add_feature(presence::feature(PresenceConfig::default()));
+    let mut out = Vec::new();
+    let mut now = 1u64;
+    // settle: warm everything once, age the transactions out
+    let mut age = |engine: &mut Engine, now: &mut u64| {
+        for _ in 0..6 {
+            *now += 10_000;
+            engine.tick(Time(*now), [], &mut Vec::new());
+        }
+    };
+    age(&mut engine, &mut now);
+    let base = LIVE.load(Ordering::Relaxed);
+    for chunk in (0..presentities).collect::<Vec<_>>().chunks(2048) {
+        out.clear();
+        engine.tick(Time(now), chunk.iter().map(|&i| publish(i)), &mut out);
+    }
+    age(&mut engine, &mut now);
+    let after_p = LIVE.load(Ordering::Relaxed);
+    for chunk in (0..watchers).collect::<Vec<_>>().chunks(2048) {
+        out.clear();
+        engine.tick(
+            Time(now),
+            chunk.iter().map(|&i| subscribe(i, presentities)),
+            &mut out,
+        );
+        let a = acks(&out);
+        out.clear();
+        engine.tick(Time(now), a, &mut out);
+    }
+    age(&mut engine, &mut now);
+    let after_w = LIVE.load(Ordering::Relaxed);
+    let per_p = (after_p - base) as f64 / presentities as f64;
+    let per_w = (after_w - after_p) as f64 / watchers as f64;
+    println!(
+        "memory/presentity: {per_p:.0} bytes of live heap ({presentities} published presentities)"
+    );
+    println!(
+        "memory/subscription: {per_w:.0} bytes of live heap ({watchers} subscriptions, settled)"
+    );
+}
