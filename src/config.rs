@@ -54,6 +54,7 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineSection {
+    pub inline: bool,
     pub inbox_capacity: usize,
     pub max_batch: usize,
     pub retry_after_secs: u32,

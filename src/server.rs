@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::sip::sockets;
-use crate::sip::transport::{EngineLink, SipTransport, TransportConfig};
+use crate::sip::transport::{EngineLink, EngineSide, InlineEngine, SipTransport, TransportConfig};
 use crate::store::{DocumentChange, SqliteStore, Store};
 
 /// Outbox batches waiting for the I/O thread before the engine pauses (backpressure: the
@@ -120,15 +120,6 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     ));
     engine.submit_documents(documents);
 
-    let (to_engine, engine_rx) =
-        crossbeam_channel::bounded::<Vec<Inbound>>(config.engine.inbox_capacity);
-    let (engine_tx, from_engine) = crossbeam_channel::unbounded::<Vec<Outbound>>();
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let link = EngineLink {
-        to_engine,
-        from_engine,
-        in_flight: in_flight.clone(),
-    };
     let tconfig = TransportConfig {
         max_message_bytes: config.sip.max_message_bytes,
         max_tcp_connections: config.sip.max_tcp_connections,
@@ -136,28 +127,63 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         retry_after_secs: config.engine.retry_after_secs,
         force_rport: config.sip.force_rport,
     };
-    let (mut transport, waker) =
-        SipTransport::new(udp, tcp, link, tconfig).map_err(|e| format!("sip transport: {e}"))?;
-
-    let shutdown = Arc::new(AtomicBool::new(false));
-    install_signals(shutdown.clone(), waker.clone())?;
-
     let max_batch = config.engine.max_batch;
-    let engine_waker = waker.clone();
-    let engine_thread = thread::Builder::new()
-        .name("engine".into())
-        .spawn(move || {
-            engine_loop(
-                engine,
-                engine_rx,
-                changes_rx,
-                engine_tx,
-                engine_waker,
-                in_flight,
-                max_batch,
-            )
-        })
-        .map_err(|e| e.to_string())?;
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let (mut transport, waker, engine_thread) = if config.engine.inline {
+        // The engine on the I/O thread; document changes reach it through a forwarder that
+        // wakes the loop.
+        let documents = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let side = EngineSide::Inline(Box::new(InlineEngine::new(
+            engine,
+            max_batch,
+            documents.clone(),
+        )));
+        let (transport, waker) = SipTransport::new(udp, tcp, side, tconfig)
+            .map_err(|e| format!("sip transport: {e}"))?;
+        let forward_waker = waker.clone();
+        thread::Builder::new()
+            .name("documents".into())
+            .spawn(move || {
+                for change in changes_rx {
+                    documents
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(change);
+                    let _ = forward_waker.wake();
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        (transport, waker, None)
+    } else {
+        let (to_engine, engine_rx) =
+            crossbeam_channel::bounded::<Vec<Inbound>>(config.engine.inbox_capacity);
+        let (engine_tx, from_engine) = crossbeam_channel::unbounded::<Vec<Outbound>>();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let link = EngineLink {
+            to_engine,
+            from_engine,
+            in_flight: in_flight.clone(),
+        };
+        let (transport, waker) = SipTransport::new(udp, tcp, EngineSide::Thread(link), tconfig)
+            .map_err(|e| format!("sip transport: {e}"))?;
+        let engine_waker = waker.clone();
+        let engine_thread = thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || {
+                engine_loop(
+                    engine,
+                    engine_rx,
+                    changes_rx,
+                    engine_tx,
+                    engine_waker,
+                    in_flight,
+                    max_batch,
+                )
+            })
+            .map_err(|e| e.to_string())?;
+        (transport, waker, Some(engine_thread))
+    };
+    install_signals(shutdown.clone(), waker.clone())?;
 
     // Machine-readable readiness lines (tests and scripts wait for them).
     let mut out = std::io::stdout().lock();
@@ -174,10 +200,13 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     if let Err(e) = http.stop() {
         warn!("{e}");
     }
-    drop(transport); // closes the inbox: the engine thread ends
-    let stats = engine_thread
-        .join()
-        .map_err(|_| "engine thread panicked".to_owned())?;
+    let stats = match engine_thread {
+        Some(t) => {
+            drop(transport); // closes the inbox: the engine thread ends
+            t.join().map_err(|_| "engine thread panicked".to_owned())?
+        }
+        None => transport.engine_stats().unwrap_or_default(),
+    };
     info!(
         "engine: {} ticks, {} messages in ({} requests, {} responses, {} rejected, {} dropped), {} out",
         stats.ticks,

@@ -10,8 +10,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -19,7 +20,8 @@ use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use presenced_systems::sip::framing::{Frame, next_frame};
 use presenced_systems::sip::message::overload_reply;
-use presenced_systems::{ConnId, Inbound, Outbound, Source, Transport};
+use presenced_systems::xdm::DocumentChange;
+use presenced_systems::{ConnId, Engine, Inbound, Outbound, Source, Time, Transport};
 use socket2::SockRef;
 use tracing::{debug, info, warn};
 
@@ -53,6 +55,55 @@ pub struct TransportConfig {
     pub inbox_capacity: usize,
     pub retry_after_secs: u32,
     pub force_rport: bool,
+}
+
+/// How the transport reaches the engine.
+pub enum EngineSide {
+    /// The engine runs on its own thread: batches go over crossbeam channels, bounded by an
+    /// in-flight count, and the engine wakes this loop with the waker when it has output.
+    Thread(EngineLink),
+    /// The engine runs on this thread between reads and writes: no hand-off and no wake-ups,
+    /// which on a small machine is most of the cost of a request at moderate rates.
+    Inline(Box<InlineEngine>),
+}
+
+/// An engine driven by the I/O loop itself.
+pub struct InlineEngine {
+    pub engine: Engine,
+    pub start: Instant,
+    pub max_batch: usize,
+    /// Document changes from the HTTP side; whoever pushes also wakes the loop.
+    pub documents: Arc<Mutex<Vec<DocumentChange>>>,
+    out: Vec<Outbound>,
+}
+
+impl InlineEngine {
+    /// An inline engine; `documents` is filled by the HTTP side's forwarder.
+    pub fn new(
+        engine: Engine,
+        max_batch: usize,
+        documents: Arc<Mutex<Vec<DocumentChange>>>,
+    ) -> InlineEngine {
+        InlineEngine {
+            engine,
+            start: Instant::now(),
+            max_batch,
+            documents,
+            out: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time(self.start.elapsed().as_millis() as u64)
+    }
+
+    /// How long the loop may sleep: until the engine's next timer.
+    fn poll_timeout(&self) -> Option<std::time::Duration> {
+        let now = self.now();
+        self.engine
+            .next_deadline()
+            .map(|d| std::time::Duration::from_millis(now.until(d)))
+    }
 }
 
 /// The loop's link to the engine thread.
@@ -90,7 +141,7 @@ pub struct SipTransport {
     by_peer: HashMap<SocketAddr, ConnId>,
     next_conn: u64,
     batch: Vec<Inbound>,
-    link: EngineLink,
+    link: EngineSide,
     config: TransportConfig,
     pub stats: Arc<TransportStats>,
     recv_buf: Vec<u8>,
@@ -101,7 +152,7 @@ impl SipTransport {
     pub fn new(
         udp: Vec<std::net::UdpSocket>,
         listeners: Vec<std::net::TcpListener>,
-        link: EngineLink,
+        link: EngineSide,
         config: TransportConfig,
     ) -> io::Result<(SipTransport, Arc<Waker>)> {
         let poll = Poll::new()?;
@@ -154,7 +205,11 @@ impl SipTransport {
     pub fn run(&mut self, shutdown: &AtomicBool) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            match self.poll.poll(&mut events, None) {
+            let timeout = match &self.link {
+                EngineSide::Inline(ie) => ie.poll_timeout(),
+                EngineSide::Thread(_) => None,
+            };
+            match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -193,6 +248,9 @@ impl SipTransport {
     }
 
     fn read_udp(&mut self, i: usize) {
+        let inline = matches!(self.link, EngineSide::Inline(_));
+        let mut shed = inline && backlog_high(&self.udp[i].socket);
+        let mut read = 0usize;
         loop {
             let ep = &self.udp[i];
             match ep.socket.recv_from(&mut self.recv_buf) {
@@ -208,10 +266,21 @@ impl SipTransport {
                         local: ep.local,
                         conn: None,
                     };
-                    self.batch.push(Inbound {
+                    let m = Inbound {
                         source,
                         bytes: Bytes::copy_from_slice(&self.recv_buf[..n]),
-                    });
+                    };
+                    read += 1;
+                    if inline && read % 256 == 0 {
+                        shed = backlog_high(&self.udp[i].socket);
+                    }
+                    // Inline, the kernel's receive buffer is the inbox: when more than half of
+                    // it waits, new requests are answered 503 at once (responses still pass).
+                    if shed && !m.bytes.starts_with(b"SIP/") {
+                        self.shed(&m);
+                        continue;
+                    }
+                    self.batch.push(m);
                     if self.batch.len() >= 1024 {
                         self.hand_to_engine();
                     }
@@ -226,14 +295,71 @@ impl SipTransport {
         }
     }
 
-    /// Hand the batch to the engine, answering 503 to requests beyond the inbox bound.
+    /// Answer a request 503 with Retry-After instead of processing it (overload).
+    fn shed(&mut self, m: &Inbound) {
+        if let Some(reply) =
+            overload_reply(m, self.config.retry_after_secs, self.config.force_rport)
+        {
+            self.stats.overload_replies.fetch_add(1, Ordering::Relaxed);
+            self.send(reply);
+        } else {
+            self.stats.overload_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Hand the batch to the engine: to its thread, or run it here.
     fn hand_to_engine(&mut self) {
+        if matches!(self.link, EngineSide::Inline(_)) {
+            self.tick_inline();
+        } else {
+            self.hand_to_thread();
+        }
+    }
+
+    /// Run the inline engine over the batch (in ticks of at most `max_batch`), and over due
+    /// timers and document changes, then send what it produced.
+    fn tick_inline(&mut self) {
+        let EngineSide::Inline(ie) = &mut self.link else {
+            return;
+        };
+        let docs = std::mem::take(&mut *ie.documents.lock().unwrap_or_else(|p| p.into_inner()));
+        let now = ie.now();
+        let due = ie.engine.next_deadline().is_some_and(|d| d <= now);
+        if self.batch.is_empty() && docs.is_empty() && !due {
+            return;
+        }
+        ie.engine.submit_documents(docs);
+        let mut batch = std::mem::take(&mut self.batch);
+        loop {
+            let take = batch.len().min(ie.max_batch);
+            ie.engine.tick(now, batch.drain(..take), &mut ie.out);
+            if batch.is_empty() {
+                break;
+            }
+        }
+        self.batch = batch; // keeps its capacity
+        let out = std::mem::take(&mut ie.out);
+        for m in out {
+            self.send(m);
+        }
+    }
+
+    /// Hand the batch to the engine thread, answering 503 to requests beyond the inbox bound.
+    fn hand_to_thread(&mut self) {
         if self.batch.is_empty() {
             return;
         }
+        let EngineSide::Thread(link) = &self.link else {
+            return;
+        };
+        let link = EngineLink {
+            to_engine: link.to_engine.clone(),
+            from_engine: link.from_engine.clone(),
+            in_flight: link.in_flight.clone(),
+        };
         let mut batch = std::mem::take(&mut self.batch);
         let cap = self.config.inbox_capacity;
-        let in_flight = self.link.in_flight.load(Ordering::Acquire);
+        let in_flight = link.in_flight.load(Ordering::Acquire);
         if in_flight + batch.len() > cap {
             let mut room = cap.saturating_sub(in_flight);
             let mut keep = Vec::with_capacity(batch.len());
@@ -256,17 +382,21 @@ impl SipTransport {
         if batch.is_empty() {
             return;
         }
-        self.link.in_flight.fetch_add(batch.len(), Ordering::AcqRel);
+        link.in_flight.fetch_add(batch.len(), Ordering::AcqRel);
         let n = batch.len();
-        if self.link.to_engine.send(batch).is_err() {
-            self.link.in_flight.fetch_sub(n, Ordering::AcqRel);
+        if link.to_engine.send(batch).is_err() {
+            link.in_flight.fetch_sub(n, Ordering::AcqRel);
         }
         self.batch = Vec::with_capacity(1024);
     }
 
     fn drain_outbox(&mut self) {
+        let EngineSide::Thread(link) = &self.link else {
+            return;
+        };
+        let from_engine = link.from_engine.clone();
         loop {
-            match self.link.from_engine.try_recv() {
+            match from_engine.try_recv() {
                 Ok(msgs) => {
                     for m in msgs {
                         self.send(m);
@@ -558,6 +688,14 @@ impl SipTransport {
         self.conn_writable(idx);
     }
 
+    /// The inline engine's counters (None when the engine has its own thread).
+    pub fn engine_stats(&self) -> Option<presenced_systems::stats::Stats> {
+        match &self.link {
+            EngineSide::Inline(ie) => Some(ie.engine.stats().clone()),
+            EngineSide::Thread(_) => None,
+        }
+    }
+
     /// Log the transport's socket facts.
     pub fn describe(&self) {
         for ep in &self.udp {
@@ -570,6 +708,26 @@ impl SipTransport {
             );
         }
     }
+}
+
+/// True when more than half of the socket's receive buffer is waiting (SO_MEMINFO: the bytes
+/// queued, against the buffer size).
+fn backlog_high(socket: &UdpSocket) -> bool {
+    use std::os::fd::AsRawFd;
+    const SO_MEMINFO: libc::c_int = 55; // include/uapi/asm-generic/socket.h
+    let mut info = [0u32; 9]; // SK_MEMINFO_VARS; [0] = rmem_alloc, [1] = rcvbuf
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: a valid fd and a buffer of `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && info[1] > 0 && info[0] > info[1] / 2
 }
 
 /// Send head and body as one datagram without copying them together.
