@@ -118,7 +118,7 @@ fn publish(world: &mut World, req: &Request) -> Answer {
         if req.body.len() > cfg.max_body_bytes {
             return Answer::new(413, "Request Entity Too Large");
         }
-        let doc = match pidf::parse_bytes(req.body.clone()) {
+        let doc = match pidf::parse(&req.body) {
             Ok(d) => d,
             Err(e) => return Answer::new(400, format!("Bad Request ({e})")),
         };
