@@ -271,7 +271,7 @@ impl SipTransport {
                         bytes: Bytes::copy_from_slice(&self.recv_buf[..n]),
                     };
                     read += 1;
-                    if inline && read % 256 == 0 {
+                    if inline && read.is_multiple_of(256) {
                         shed = backlog_high(&self.udp[i].socket);
                     }
                     // Inline, the kernel's receive buffer is the inbox: when more than half of

@@ -432,6 +432,7 @@ pub fn match_response(
 }
 
 /// Timer E and Timer F of client transactions.
+#[allow(clippy::too_many_arguments)] // a system's parameters are its data access
 pub fn drive_client_transactions(
     due: Res<DueTimers>,
     clock: Res<Clock>,

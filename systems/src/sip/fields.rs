@@ -153,10 +153,10 @@ pub fn tag(value: &str) -> Option<&str> {
 
 /// The URI of a name-addr or addr-spec (From, To, Contact, Route).
 pub fn uri_of(value: &str) -> &str {
-    if let (Some(a), Some(b)) = (value.find('<'), value.rfind('>')) {
-        if a < b {
-            return value[a + 1..b].trim();
-        }
+    if let (Some(a), Some(b)) = (value.find('<'), value.rfind('>'))
+        && a < b
+    {
+        return value[a + 1..b].trim();
     }
     let v = value.trim();
     v.split(';').next().unwrap_or(v).trim()

@@ -35,7 +35,8 @@ pub enum UriError {
     Malformed,
 }
 
-fn decode(s: &str) -> Option<String> {
+/// Percent-decode (RFC 3986 §2.1); None for an invalid escape or a result that is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -106,7 +107,7 @@ impl Uri {
                 if user.is_empty() {
                     return Err(UriError::Malformed);
                 }
-                Some(decode(user).ok_or(UriError::Malformed)?)
+                Some(percent_decode(user).ok_or(UriError::Malformed)?)
             }
             None => None,
         };

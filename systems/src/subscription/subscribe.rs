@@ -30,15 +30,19 @@ pub fn event_id(req: &Request) -> Option<&str> {
         .and_then(|(_, v)| v)
 }
 
+/// An `Expires` header that is not a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedExpires;
+
 /// `Expires` as a number; Err when present but malformed.
-pub fn expires(req: &Request) -> Result<Option<u32>, ()> {
+pub fn expires(req: &Request) -> Result<Option<u32>, MalformedExpires> {
     match req.header("Expires") {
         None => Ok(None),
         Some(v) => v
             .trim()
             .parse::<u64>()
             .map(|n| Some(n.min(u32::MAX as u64) as u32))
-            .map_err(|_| ()),
+            .map_err(|_| MalformedExpires),
     }
 }
 

@@ -81,27 +81,9 @@ impl Default for XdmConfig {
     }
 }
 
-/// Percent-decode a selector for comparison (invalid escapes are kept as written).
+/// Percent-decode a selector for comparison (one with an invalid escape is kept as written).
 pub fn decode_selector(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if let Some(v) = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
+    crate::sip::uri::percent_decode(s).unwrap_or_else(|| s.to_owned())
 }
 
 /// Apply the changes handed in since the last tick, in order.
