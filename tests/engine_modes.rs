@@ -1,7 +1,9 @@
-//! The same server with `engine.inline = true` (the engine runs on the SIP I/O thread): the
-//! paths that differ from the two-thread mode — requests and responses, timers (NOTIFY
-//! retransmission), document changes from the HTTP side, and overload answered 503 when the
-//! kernel's receive buffer (the inbox in this mode) fills.
+//! The two places the engine can run: `engine.inline = true` (the default: on the SIP I/O
+//! thread) and `false` (its own thread, fed through a channel). The rest of the suite runs the
+//! default; here the paths that differ are run in both modes — requests and responses, timers
+//! (NOTIFY retransmission), document changes from the HTTP side — and the inline overload rule
+//! (503 when the kernel's receive buffer, its inbox, fills). The threaded overload rule is in
+//! tests/sip_transport.rs.
 
 mod common;
 
@@ -10,10 +12,28 @@ use std::time::Duration;
 use common::{Server, TcpPeer, UdpPeer, Xcap, example, pidf, response_to};
 
 const INLINE: &str = "[engine]\ninline = true\nt1_ms = 100\nt2_ms = 400\n";
+const THREAD: &str = "[engine]\ninline = false\nt1_ms = 100\nt2_ms = 400\n";
 
 #[test]
 fn requests_over_udp_and_tcp_and_retransmissions() {
-    let s = Server::start_with(INLINE, &[]);
+    requests_and_retransmissions(INLINE);
+    requests_and_retransmissions(THREAD);
+}
+
+#[test]
+fn publish_subscribe_notify_and_timer_driven_retransmission() {
+    publish_subscribe_notify(INLINE);
+    publish_subscribe_notify(THREAD);
+}
+
+#[test]
+fn document_changes_reach_the_engine() {
+    document_changes(INLINE);
+    document_changes(THREAD);
+}
+
+fn requests_and_retransmissions(config: &str) {
+    let s = Server::start_with(config, &[]);
     let u = UdpPeer::new(s.udp);
     let req = u.req("OPTIONS", "sip:presenced@127.0.0.1");
     let first = u.call(&req);
@@ -32,9 +52,8 @@ fn requests_over_udp_and_tcp_and_retransmissions() {
     );
 }
 
-#[test]
-fn publish_subscribe_notify_and_timer_driven_retransmission() {
-    let s = Server::start_with(INLINE, &[]);
+fn publish_subscribe_notify(config: &str) {
+    let s = Server::start_with(config, &[]);
     let w = UdpPeer::new(s.udp);
     let sub = w
         .req("SUBSCRIBE", "sip:alice@example.com")
@@ -70,9 +89,8 @@ fn publish_subscribe_notify_and_timer_driven_retransmission() {
     assert!(String::from_utf8_lossy(&n2.body).contains("<note>inline</note>"));
 }
 
-#[test]
-fn document_changes_reach_the_inline_engine() {
-    let s = Server::start_with(INLINE, &[]);
+fn document_changes(config: &str) {
+    let s = Server::start_with(config, &[]);
     let c = UdpPeer::new(s.udp);
     let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\">\
 <list><entry uri=\"resource-lists/users/sip:alice@example.com/\"/></list></resource-lists>";
