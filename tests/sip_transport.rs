@@ -249,7 +249,10 @@ fn garbage_neither_crashes_nor_stalls_the_server() {
 #[test]
 fn overload_gets_503_with_retry_after_and_loses_nothing() {
     // the engine on its own thread, with an inbox of 8 messages: a burst must overflow it
-    let s = Server::start_with("[engine]\ninline = false\ninbox_capacity = 8\nretry_after_secs = 7\n", &[]);
+    let s = Server::start_with(
+        "[engine]\ninline = false\ninbox_capacity = 8\nretry_after_secs = 7\n",
+        &[],
+    );
     let peer = UdpPeer::new(s.udp);
     let n = 400;
     let reqs: Vec<_> = (0..n).map(|_| peer.req("OPTIONS", URI)).collect();
