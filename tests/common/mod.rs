@@ -149,6 +149,17 @@ impl Drop for Server {
     }
 }
 
+/// The values of the headers called `name` (case-insensitive), in order.
+fn headers_named<'a>(
+    headers: &'a [(String, String)],
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> {
+    headers
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// A SIP message as the test sees it on the wire.
 #[derive(Debug, Clone)]
 pub struct Msg {
@@ -222,19 +233,12 @@ impl Msg {
 
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        headers_named(&self.headers, name).next()
     }
 
     /// Every header with this name.
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        headers_named(&self.headers, name).collect()
     }
 
     /// Header as the text of the whole message (for error output).
@@ -559,19 +563,12 @@ pub struct HttpResp {
 impl HttpResp {
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        headers_named(&self.headers, name).next()
     }
 
     /// Every header with this name.
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        headers_named(&self.headers, name).collect()
     }
 
     /// The ETag header, which must be there.
