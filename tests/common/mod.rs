@@ -150,14 +150,12 @@ impl Drop for Server {
 }
 
 /// The values of the headers called `name` (case-insensitive), in order.
-fn headers_named<'a>(
-    headers: &'a [(String, String)],
-    name: &'a str,
-) -> impl Iterator<Item = &'a str> {
+fn headers_named<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
     headers
         .iter()
-        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
+        .collect()
 }
 
 /// A SIP message as the test sees it on the wire.
@@ -233,12 +231,12 @@ impl Msg {
 
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        headers_named(&self.headers, name).next()
+        headers_named(&self.headers, name).first().copied()
     }
 
     /// Every header with this name.
     pub fn all(&self, name: &str) -> Vec<&str> {
-        headers_named(&self.headers, name).collect()
+        headers_named(&self.headers, name)
     }
 
     /// Header as the text of the whole message (for error output).
@@ -563,12 +561,12 @@ pub struct HttpResp {
 impl HttpResp {
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        headers_named(&self.headers, name).next()
+        headers_named(&self.headers, name).first().copied()
     }
 
     /// Every header with this name.
     pub fn all(&self, name: &str) -> Vec<&str> {
-        headers_named(&self.headers, name).collect()
+        headers_named(&self.headers, name)
     }
 
     /// The ETag header, which must be there.
