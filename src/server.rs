@@ -96,8 +96,6 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         .map_err(|e| format!("storage: {e}"))?;
     // What is stored now, before the HTTP side can write: later writes arrive on the channel.
     let documents = store.snapshot().map_err(|e| format!("storage: {e}"))?;
-    let http = crate::http::start(http_listener, config.xcap.http_settings(), Arc::new(store))
-        .map_err(|e| format!("http: {e}"))?;
 
     let engine_config = EngineConfig {
         t1_ms: config.engine.t1_ms,
@@ -130,29 +128,15 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     let max_batch = config.engine.max_batch;
     let shutdown = Arc::new(AtomicBool::new(false));
     let (mut transport, waker, engine_thread) = if config.engine.inline {
-        // The engine on the I/O thread; document changes reach it through a forwarder that
-        // wakes the loop.
-        let documents = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let side = EngineSide::Inline(Box::new(InlineEngine::new(
-            engine,
-            max_batch,
-            documents.clone(),
-        )));
+        // The engine on the I/O thread: it reads committed document changes itself, and the
+        // store wakes the loop after each one.
+        let side = EngineSide::Inline(Box::new(InlineEngine::new(engine, max_batch, changes_rx)));
         let (transport, waker) = SipTransport::new(udp, tcp, side, tconfig)
             .map_err(|e| format!("sip transport: {e}"))?;
-        let forward_waker = waker.clone();
-        thread::Builder::new()
-            .name("documents".into())
-            .spawn(move || {
-                for change in changes_rx {
-                    documents
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(change);
-                    let _ = forward_waker.wake();
-                }
-            })
-            .map_err(|e| e.to_string())?;
+        let store_waker = waker.clone();
+        store.on_change(move || {
+            let _ = store_waker.wake();
+        });
         (transport, waker, None)
     } else {
         let (to_engine, engine_rx) =
@@ -183,6 +167,9 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
             .map_err(|e| e.to_string())?;
         (transport, waker, Some(engine_thread))
     };
+    // XCAP starts once the engine can follow its writes.
+    let http = crate::http::start(http_listener, config.xcap.http_settings(), Arc::new(store))
+        .map_err(|e| format!("http: {e}"))?;
     install_signals(shutdown.clone(), waker.clone())?;
 
     // Machine-readable readiness lines (tests and scripts wait for them).

@@ -10,8 +10,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -72,17 +72,17 @@ pub struct InlineEngine {
     pub engine: Engine,
     pub start: Instant,
     pub max_batch: usize,
-    /// Document changes from the HTTP side; whoever pushes also wakes the loop.
-    pub documents: Arc<Mutex<Vec<DocumentChange>>>,
+    /// Committed document changes from the store; the store wakes the loop after each.
+    pub documents: Receiver<DocumentChange>,
     out: Vec<Outbound>,
 }
 
 impl InlineEngine {
-    /// An inline engine; `documents` is filled by the HTTP side's forwarder.
+    /// An inline engine reading committed document changes from `documents`.
     pub fn new(
         engine: Engine,
         max_batch: usize,
-        documents: Arc<Mutex<Vec<DocumentChange>>>,
+        documents: Receiver<DocumentChange>,
     ) -> InlineEngine {
         InlineEngine {
             engine,
@@ -322,7 +322,9 @@ impl SipTransport {
         let EngineSide::Inline(ie) = &mut self.link else {
             return;
         };
-        let docs = std::mem::take(&mut *ie.documents.lock().unwrap_or_else(|p| p.into_inner()));
+        // Changes first: a change committed (and acknowledged over HTTP) before a SIP request
+        // arrived is applied before that request is processed.
+        let docs: Vec<DocumentChange> = ie.documents.try_iter().collect();
         let now = ie.now();
         let due = ie.engine.next_deadline().is_some_and(|d| d <= now);
         if self.batch.is_empty() && docs.is_empty() && !due {

@@ -51,6 +51,8 @@ CREATE INDEX IF NOT EXISTS users_by_name ON users (username, realm);
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     changes: Option<Sender<DocumentChange>>,
+    /// Called after each announced change (the inline engine's loop is woken this way).
+    on_change: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 fn now_secs() -> i64 {
@@ -98,7 +100,14 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             changes,
+            on_change: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Call `f` after every announced change, once it is on the channel (set once, before the
+    /// HTTP side starts): whoever reads the channel without blocking on it gets woken.
+    pub fn on_change(&self, f: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_change.set(Box::new(f));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -204,6 +213,9 @@ impl Store for SqliteStore {
                 new_etag: new_etag.clone(),
                 content,
             });
+            if let Some(wake) = self.on_change.get() {
+                wake();
+            }
         }
         Ok(Some(Committed {
             previous_etag,
