@@ -97,8 +97,12 @@ fn acks(out: &[Outbound]) -> Vec<Inbound> {
 }
 
 fn main() {
-    let presentities = 10_000;
-    let watchers = 100_000;
+    // MEMORY_BENCH_SUBSCRIPTIONS=1000000 for the million-subscription figure
+    let watchers: usize = std::env::var("MEMORY_BENCH_SUBSCRIPTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let presentities = (watchers / 10).max(1);
     let mut engine = Engine::new(EngineConfig {
         seed: 1,
         ..EngineConfig::default()
