@@ -98,12 +98,12 @@ impl Engine {
         self.world.resource_mut::<Clock>().now = now;
         self.world.resource_mut::<Inbox>().messages.extend(inbound);
         self.schedule.run(&mut self.world);
+        let before = out.len();
+        // append keeps the outbox's capacity for the next tick
+        out.append(&mut self.world.resource_mut::<Outbox>().messages);
         let mut stats = self.world.resource_mut::<Stats>();
         stats.ticks += 1;
-        let mut outbox = self.world.resource_mut::<Outbox>();
-        let n = outbox.messages.len() as u64;
-        out.append(&mut outbox.messages);
-        self.world.resource_mut::<Stats>().messages_out += n;
+        stats.messages_out += (out.len() - before) as u64;
     }
 
     /// Hand in committed XDM document changes (in commit order); the next tick applies them.

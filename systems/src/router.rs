@@ -146,16 +146,10 @@ pub fn respond(req: &Request, code: u16, reason: &str, to_tag: &str) -> Response
 
 /// A To tag for responses outside a dialog: derived from the request so that it is stable.
 pub fn local_tag(req: &Request, seed: u64) -> String {
-    let mut h: u64 = 0xcbf29ce484222325 ^ seed;
-    for b in req
-        .call_id
-        .bytes()
-        .chain(req.from_tag.as_deref().unwrap_or("").bytes())
-    {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{:x}", h)
+    crate::sip::message::derived_tag(
+        seed,
+        [req.call_id.as_str(), req.from_tag.as_deref().unwrap_or("")],
+    )
 }
 
 /// Parse the inbox; responses go to client transactions, requests through server-transaction
@@ -202,7 +196,7 @@ pub fn ingest(
                         } else {
                             (481, "Call/Transaction Does Not Exist")
                         };
-                        let tag = local_tag(&req, 0);
+                        let tag = local_tag(&req, config.seed);
                         let bytes = respond(&req, code, reason, &tag).finish();
                         outbox.push(crate::net::Outbound::whole(
                             response_dest(&req.via, &req.source),

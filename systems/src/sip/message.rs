@@ -157,24 +157,28 @@ fn reject(
     }
 }
 
-/// A To tag that depends only on the request (FNV-1a over Call-ID, From and CSeq).
-pub fn stateless_tag(echo: &Echo<'_>) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for part in [
-        echo.call_id,
-        echo.from,
-        echo.cseq,
-        echo.vias.first().copied(),
-    ]
-    .into_iter()
-    .flatten()
-    {
+/// A To tag that depends only on the request and `seed`: a retransmission gets the same tag
+/// (FNV-1a over the given parts, in hex).
+pub fn derived_tag<'a>(seed: u64, parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h: u64 = 0xcbf29ce484222325 ^ seed;
+    for part in parts {
         for b in part.bytes() {
             h ^= b as u64;
             h = h.wrapping_mul(0x100000001b3);
         }
     }
     format!("{h:016x}")
+}
+
+/// The To tag of a stateless answer built from the first pass (Call-ID, From, CSeq, top Via).
+pub fn stateless_tag(echo: &Echo<'_>) -> String {
+    let parts = [
+        echo.call_id,
+        echo.from,
+        echo.cseq,
+        echo.vias.first().copied(),
+    ];
+    derived_tag(0, parts.into_iter().flatten())
 }
 
 /// Reason phrase for a strict-parser failure, short and on one line.
