@@ -348,20 +348,15 @@ impl SipTransport {
 
     /// Hand the batch to the engine thread, answering 503 to requests beyond the inbox bound.
     fn hand_to_thread(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
         let EngineSide::Thread(link) = &self.link else {
             return;
         };
-        let link = EngineLink {
-            to_engine: link.to_engine.clone(),
-            from_engine: link.from_engine.clone(),
-            in_flight: link.in_flight.clone(),
-        };
+        if self.batch.is_empty() {
+            return;
+        }
+        let in_flight = link.in_flight.load(Ordering::Acquire);
         let mut batch = std::mem::take(&mut self.batch);
         let cap = self.config.inbox_capacity;
-        let in_flight = link.in_flight.load(Ordering::Acquire);
         if in_flight + batch.len() > cap {
             let mut room = cap.saturating_sub(in_flight);
             let mut keep = Vec::with_capacity(batch.len());
@@ -370,41 +365,37 @@ impl SipTransport {
                 if is_response || room > 0 {
                     room = room.saturating_sub(usize::from(!is_response));
                     keep.push(m);
-                } else if let Some(reply) =
-                    overload_reply(&m, self.config.retry_after_secs, self.config.force_rport)
-                {
-                    self.stats.overload_replies.fetch_add(1, Ordering::Relaxed);
-                    self.send(reply);
                 } else {
-                    self.stats.overload_dropped.fetch_add(1, Ordering::Relaxed);
+                    self.shed(&m);
                 }
             }
             batch = keep;
         }
+        self.batch = Vec::with_capacity(1024);
         if batch.is_empty() {
             return;
         }
-        link.in_flight.fetch_add(batch.len(), Ordering::AcqRel);
-        let n = batch.len();
-        if link.to_engine.send(batch).is_err() {
-            link.in_flight.fetch_sub(n, Ordering::AcqRel);
-        }
-        self.batch = Vec::with_capacity(1024);
-    }
-
-    fn drain_outbox(&mut self) {
         let EngineSide::Thread(link) = &self.link else {
             return;
         };
-        let from_engine = link.from_engine.clone();
+        let n = batch.len();
+        link.in_flight.fetch_add(n, Ordering::AcqRel);
+        if link.to_engine.send(batch).is_err() {
+            link.in_flight.fetch_sub(n, Ordering::AcqRel);
+        }
+    }
+
+    fn drain_outbox(&mut self) {
         loop {
-            match from_engine.try_recv() {
-                Ok(msgs) => {
-                    for m in msgs {
-                        self.send(m);
-                    }
-                }
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return,
+            let msgs = match &self.link {
+                EngineSide::Thread(link) => match link.from_engine.try_recv() {
+                    Ok(msgs) => msgs,
+                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return,
+                },
+                EngineSide::Inline(_) => return,
+            };
+            for m in msgs {
+                self.send(m);
             }
         }
     }
