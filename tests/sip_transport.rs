@@ -308,30 +308,18 @@ fn sigterm_stops_cleanly() {
 
 #[test]
 fn invalid_config_names_the_key_and_exits_nonzero() {
-    let dir = common::temp_dir("cfg");
-    let f = dir.join("bad.toml");
-    std::fs::write(&f, "[engine]\nt1_ms = 0\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_presenced"))
-        .arg("--config")
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("engine.t1_ms"), "{err}");
-    std::fs::write(&f, "[sip]\nlisten = 5060\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_presenced"))
-        .arg("--config")
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
-    let help = std::process::Command::new(env!("CARGO_BIN_EXE_presenced"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&help.stdout);
+    let f = common::temp_dir("cfg").join("bad.toml");
+    let config = f.to_str().unwrap();
+    for (text, key) in [
+        ("[engine]\nt1_ms = 0\n", "engine.t1_ms"),
+        ("[sip]\nlisten = 5060\n", "listen"),
+    ] {
+        std::fs::write(&f, text).unwrap();
+        let (code, _, err) = common::presenced(&["--config", config]);
+        assert_ne!(code, 0, "{text}");
+        assert!(err.contains(key), "{err}");
+    }
+    let (_, help, _) = common::presenced(&["--help"]);
     for flag in ["--config", "--sip", "--http", "--data", "--log"] {
         assert!(help.contains(flag), "--help documents {flag}");
     }
