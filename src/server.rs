@@ -33,29 +33,69 @@ fn bind(
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     let mut lines = Vec::new();
-    for addr in &config.sip.listen {
-        let mut addr: SocketAddr = *addr;
-        if config.sip.udp {
-            let (s, rcv, snd) = sockets::udp(
-                addr,
-                config.sip.recv_buffer_bytes,
-                config.sip.send_buffer_bytes,
-            )
-            .map_err(|e| format!("cannot bind SIP UDP {addr}: {e}"))?;
-            addr = s.local_addr().map_err(|e| e.to_string())?;
+    for requested in &config.sip.listen {
+        // Port 0: the UDP socket picks a free port and TCP takes the same one; another process
+        // may hold that TCP port, so a few fresh picks are tried before giving up.
+        let tries = if requested.port() == 0 && config.sip.udp && config.sip.tcp {
+            16
+        } else {
+            1
+        };
+        let mut bound = None;
+        for attempt in 1..=tries {
+            match bind_pair(config, *requested) {
+                Ok(pair) => {
+                    bound = Some(pair);
+                    break;
+                }
+                Err(e) if attempt == tries => return Err(e),
+                Err(_) => {}
+            }
+        }
+        let (u, t) = bound.expect("bound or returned");
+        if let Some((s, rcv, snd)) = u {
+            let addr = s.local_addr().map_err(|e| e.to_string())?;
             info!("sip udp {addr}: receive buffer {rcv} bytes, send buffer {snd} bytes");
             lines.push(format!("sip/udp {addr}"));
             udp.push(s);
         }
-        if config.sip.tcp {
-            let l = sockets::tcp_listener(addr)
-                .map_err(|e| format!("cannot bind SIP TCP {addr}: {e}"))?;
-            addr = l.local_addr().map_err(|e| e.to_string())?;
-            lines.push(format!("sip/tcp {addr}"));
+        if let Some(l) = t {
+            lines.push(format!(
+                "sip/tcp {}",
+                l.local_addr().map_err(|e| e.to_string())?
+            ));
             tcp.push(l);
         }
     }
     Ok((udp, tcp, lines))
+}
+
+/// A UDP socket and a TCP listener on one address (the port UDP got, when asked for 0).
+#[allow(clippy::type_complexity)]
+fn bind_pair(
+    config: &Config,
+    mut addr: SocketAddr,
+) -> anyhow_free::Result<(
+    Option<(std::net::UdpSocket, usize, usize)>,
+    Option<std::net::TcpListener>,
+)> {
+    let mut udp = None;
+    if config.sip.udp {
+        let (s, rcv, snd) = sockets::udp(
+            addr,
+            config.sip.recv_buffer_bytes,
+            config.sip.send_buffer_bytes,
+        )
+        .map_err(|e| format!("cannot bind SIP UDP {addr}: {e}"))?;
+        addr = s.local_addr().map_err(|e| e.to_string())?;
+        udp = Some((s, rcv, snd));
+    }
+    let tcp = if config.sip.tcp {
+        Some(sockets::tcp_listener(addr).map_err(|e| format!("cannot bind SIP TCP {addr}: {e}"))?)
+    } else {
+        None
+    };
+    Ok((udp, tcp))
 }
 
 /// Errors as text: the binary prints them and exits non-zero.
