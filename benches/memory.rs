@@ -111,7 +111,7 @@ fn main() {
     let mut out = Vec::new();
     let mut now = 1u64;
     // settle: warm everything once, age the transactions out
-    let mut age = |engine: &mut Engine, now: &mut u64| {
+    let age = |engine: &mut Engine, now: &mut u64| {
         for _ in 0..6 {
             *now += 10_000;
             engine.tick(Time(*now), [], &mut Vec::new());

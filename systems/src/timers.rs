@@ -34,21 +34,39 @@ pub struct Due {
     pub at: Time,
 }
 
-/// The deadline heap.
+/// Bits of an entry's first word that hold the kind (below the deadline).
+const KIND_BITS: u32 = 2;
+const KINDS: [TimerKind; 4] = [
+    TimerKind::ClientTxRetransmit,
+    TimerKind::ClientTxTimeout,
+    TimerKind::PublicationExpiry,
+    TimerKind::SubscriptionExpiry,
+];
+/// Latest deadline an entry can hold (about 36 million years of milliseconds); later ones
+/// (a saturated `Time`) are clamped to it.
+const MAX_AT: u64 = u64::MAX >> KIND_BITS;
+
+/// The deadline heap. An entry is 16 bytes, the deadline and kind packed in one word (there is
+/// one entry per subscription and publication: at a million of them the width counts).
 #[derive(Resource, Default)]
 pub struct Timers {
-    heap: BinaryHeap<Reverse<(Time, TimerKind, u64)>>,
+    heap: BinaryHeap<Reverse<(u64, u64)>>,
 }
 
 impl Timers {
     /// Arm a timer of `kind` for `key` at `at`.
     pub fn arm(&mut self, kind: TimerKind, key: u64, at: Time) {
-        self.heap.push(Reverse((at, kind, key)));
+        let word = (at.0.min(MAX_AT) << KIND_BITS) | kind as u64;
+        self.heap.push(Reverse((word, key)));
+    }
+
+    fn at(word: u64) -> Time {
+        Time(word >> KIND_BITS)
     }
 
     /// The earliest armed deadline, if any (stale entries included: waking early is harmless).
     pub fn next_deadline(&self) -> Option<Time> {
-        self.heap.peek().map(|Reverse((t, _, _))| *t)
+        self.heap.peek().map(|Reverse((w, _))| Self::at(*w))
     }
 
     /// Number of entries, live or stale.
@@ -63,11 +81,13 @@ impl Timers {
 
     /// Pop every entry due at or before `now`, in deadline order.
     pub fn pop_due(&mut self, now: Time, out: &mut Vec<Due>) {
-        while let Some(Reverse((at, kind, key))) = self.heap.peek().copied() {
+        while let Some(Reverse((word, key))) = self.heap.peek().copied() {
+            let at = Self::at(word);
             if at > now {
                 break;
             }
             self.heap.pop();
+            let kind = KINDS[(word & ((1 << KIND_BITS) - 1)) as usize];
             out.push(Due { kind, key, at });
         }
     }
@@ -111,5 +131,14 @@ mod tests {
         t.pop_due(Time(250), &mut out);
         assert_eq!(out.iter().map(|d| d.key).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(t.next_deadline(), Some(Time(300)));
+        // kinds survive the packing; a saturated deadline is clamped, not wrapped
+        t.arm(TimerKind::ClientTxRetransmit, 4, Time(u64::MAX));
+        out.clear();
+        t.pop_due(Time(300), &mut out);
+        assert_eq!(out[0].kind, TimerKind::SubscriptionExpiry);
+        assert_eq!(t.next_deadline(), Some(Time(MAX_AT)));
+        for (i, k) in KINDS.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
     }
 }

@@ -5,23 +5,24 @@ use bevy_ecs::prelude::*;
 
 use crate::formats::pidf;
 
-use crate::subscription::{NotifyQueue, Subscription};
+use crate::subscription::{Content, NotifyQueue, Subscription};
 
 use super::components::{PresenceIndex, Presentity, Publication, Recompose, View};
 use super::config::PresenceConfig;
 
-/// Recompose the views of changed presentities and hand each new view (one body, shared) to
-/// every watcher; forget presentities nobody publishes or watches.
+/// Recompose the views of changed presentities and mark every watcher dirty (their NOTIFYs
+/// carry the presentity's [`Content`], one body shared); forget presentities nobody publishes
+/// or watches.
 pub fn compose_views(
     mut commands: Commands,
-    mut changed: Query<(Entity, &Presentity, &mut View), With<Recompose>>,
+    mut changed: Query<(Entity, &Presentity, &mut View, &mut Content), With<Recompose>>,
     publications: Query<&Publication>,
     mut subs: Query<&mut Subscription>,
     mut queue: ResMut<NotifyQueue>,
     config: Res<PresenceConfig>,
     mut index: ResMut<PresenceIndex>,
 ) {
-    for (e, presentity, mut view) in changed.iter_mut() {
+    for (e, presentity, mut view, mut content) in changed.iter_mut() {
         commands.entity(e).remove::<Recompose>();
         if presentity.publications.is_empty() && presentity.watchers.is_empty() {
             index.presentities.remove(&presentity.aor);
@@ -47,10 +48,10 @@ pub fn compose_views(
         view.version += 1;
         for &w in &presentity.watchers {
             if let Ok(mut s) = subs.get_mut(w) {
-                s.content.body = body.clone();
                 queue.touch(w, &mut s);
             }
         }
+        content.body = body.clone();
         view.body = body;
     }
 }

@@ -23,10 +23,12 @@ pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
     }
     let uri = format!("sip:{aor}");
     let closed = world.resource::<PresenceConfig>().closed_when_unpublished;
-    let view = super::components::View {
-        body: pidf::empty_view(&uri, closed),
-        version: 1,
+    let body = pidf::empty_view(&uri, closed);
+    let content = crate::subscription::Content {
+        content_type: PIDF,
+        body: body.clone(),
     };
+    let view = super::components::View { body, version: 1 };
     let e = world
         .spawn((
             Presentity {
@@ -36,6 +38,7 @@ pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
                 watchers: Vec::new(),
             },
             view,
+            content,
         ))
         .id();
     world

@@ -5,19 +5,21 @@ use bevy_ecs::prelude::*;
 
 use crate::router::Answer;
 use crate::sip::Request;
-use crate::subscription::{Content, Subscription};
+use crate::subscription::Subscription;
 
-use super::PIDF;
-use super::components::{PresenceIndex, Presentity, View};
+use super::components::{PresenceIndex, Presentity};
 use super::config::PresenceConfig;
 use super::publish::presentity_for;
 
-/// The presentity a presence subscription watches.
-#[derive(Component, Debug, Clone, Copy)]
-pub struct Watches(pub Entity);
+/// The presentity a presence subscription watches: its content's source (the presentity holds
+/// the view every watcher's NOTIFY carries).
+pub fn watched(world: &World, sub: Entity) -> Option<Entity> {
+    let s = world.get::<Subscription>(sub)?;
+    (s.source != sub).then_some(s.source)
+}
 
 /// Accept a presence subscription: domain and per-presentity limits, then attach it to its
-/// presentity with the current view as its first content.
+/// presentity, whose view is its content.
 pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(), Answer> {
     let cfg = world.resource::<PresenceConfig>();
     if !cfg.serves(&req.uri.host) {
@@ -44,22 +46,13 @@ pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(),
         .expect("live")
         .watchers
         .push(sub);
-    let body = world
-        .get::<View>(presentity)
-        .expect("a presentity has a view")
-        .body
-        .clone();
-    world.entity_mut(sub).insert(Watches(presentity));
-    world.get_mut::<Subscription>(sub).expect("spawned").content = Content {
-        content_type: PIDF,
-        body,
-    };
+    world.get_mut::<Subscription>(sub).expect("spawned").source = presentity;
     Ok(())
 }
 
 /// Detach an ended subscription; forget a presentity nobody publishes or watches any more.
 pub fn on_end(world: &mut World, sub: Entity) {
-    let Some(&Watches(presentity)) = world.get::<Watches>(sub) else {
+    let Some(presentity) = watched(world, sub) else {
         return;
     };
     let Some(mut p) = world.get_mut::<Presentity>(presentity) else {

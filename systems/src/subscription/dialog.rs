@@ -1,68 +1,210 @@
 //! The dialog a subscription lives in (RFC 3261 §12, RFC 6665 §4.1.2.1) and the NOTIFY head
 //! written from it. A dialog's strings are kept as written, to echo them byte for byte.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
 
-use bevy_ecs::prelude::Component;
+use bevy_ecs::prelude::{Component, Entity, Resource};
 use bytes::Bytes;
 
-use crate::net::{Dest, Source, Transport};
+use crate::net::{ConnId, Dest, Source, Transport};
 use crate::sip::fields::{params, uri_of};
 use crate::sip::response::{SERVER, push_header};
 use crate::sip::uri::Uri;
 
-/// A notifier-side dialog. Its strings live in one allocation (memory per subscription is a
-/// budget: a dozen `String`s would cost more than the rest of the subscription).
+/// A notifier-side dialog, 32 bytes and one string allocation sized exactly (memory per
+/// subscription is a budget: a dozen `String`s and an 88-byte [`Dest`] would cost more than
+/// everything else in a subscription).
+///
+/// Our local tag is not stored: it is derived from the subscription's entity, the Call-ID and
+/// the engine seed ([`local_tag`]), and NOTIFY From is the SUBSCRIBE's To with that tag.
 #[derive(Component, Debug)]
 pub struct Dialog {
-    /// call-id, local tag, local (From), remote (To), remote target, then the route set, each
-    /// followed by `\n` (none of them can contain a line end).
+    /// call-id, local (the SUBSCRIBE's To, no tag), remote (its From), remote target, event id,
+    /// extra hop fields (see [`Hop`]), then the route set, each followed by `\n` (none of them
+    /// can contain a line end).
     text: Box<str>,
     pub local_cseq: u32,
     pub remote_cseq: u32,
-    /// Where NOTIFYs go.
-    pub dest: Dest,
+    hop: Hop,
+}
+
+/// Where NOTIFYs go, in 8 bytes: an IPv4 peer inline and our local address as an index into
+/// [`LocalAddrs`]. What does not fit (an IPv6 peer, a TCP connection, a local address past the
+/// table) is written in the dialog's text and read back when a NOTIFY is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Hop {
+    ip: [u8; 4],
+    port: u16,
+    local: u8,
+    flags: u8,
+}
+
+impl Hop {
+    const TCP: u8 = 1;
+    /// The text's extras field overrides the inline fields.
+    const EXTRAS: u8 = 2;
+    /// No local index: the local address is in the extras.
+    const NO_LOCAL: u8 = u8::MAX;
+}
+
+/// Our local addresses (the listeners dialogs were created on), interned so that a dialog names
+/// its own with a byte. Bounded by the shell's sockets; past 255 the address goes in the
+/// dialog's text.
+#[derive(Resource, Debug, Default)]
+pub struct LocalAddrs(Vec<SocketAddr>);
+
+impl LocalAddrs {
+    fn intern(&mut self, a: SocketAddr) -> Option<u8> {
+        if let Some(i) = self.0.iter().position(|&x| x == a) {
+            return Some(i as u8);
+        }
+        if self.0.len() >= Hop::NO_LOCAL as usize {
+            return None;
+        }
+        self.0.push(a);
+        Some((self.0.len() - 1) as u8)
+    }
+
+    fn get(&self, i: u8) -> SocketAddr {
+        self.0
+            .get(i as usize)
+            .copied()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
 }
 
 /// The parts of a dialog, to build one.
 pub struct DialogParts<'a> {
     pub call_id: &'a str,
-    pub local_tag: &'a str,
-    /// NOTIFY From: the SUBSCRIBE's To with our tag.
+    /// NOTIFY From without our tag: the SUBSCRIBE's To as written.
     pub local: &'a str,
     /// NOTIFY To: the SUBSCRIBE's From, as written.
     pub remote: &'a str,
     /// Request-URI of NOTIFYs: the subscriber's Contact URI.
     pub remote_target: &'a str,
+    /// `Event: <package>;id=...` (RFC 6665 §8.2.1); empty when absent.
+    pub event_id: &'a str,
     /// Record-Route of the SUBSCRIBE, in order (the UAS route set, §12.1.1).
     pub route_set: &'a [&'a str],
 }
 
-impl Dialog {
-    /// A dialog from its parts.
-    pub fn new(p: &DialogParts<'_>, remote_cseq: u32, dest: Dest) -> Dialog {
-        let mut text = String::with_capacity(
-            p.call_id.len()
-                + p.local_tag.len()
-                + p.local.len()
-                + p.remote.len()
-                + p.remote_target.len()
-                + p.route_set.iter().map(|r| r.len() + 1).sum::<usize>()
-                + 5,
-        );
-        for part in [p.call_id, p.local_tag, p.local, p.remote, p.remote_target]
-            .iter()
-            .chain(p.route_set)
-        {
-            text.extend(part.chars().filter(|&c| c != '\n' && c != '\r'));
-            text.push('\n');
+/// Our tag for the dialog of `sub` (RFC 3261 §19.3): the entity, which lets a request in the
+/// dialog find its subscription without an index, and 32 bits mixed from the engine seed, the
+/// entity and the Call-ID, so that it need not be stored.
+pub fn local_tag(sub: Entity, call_id: &str, seed: u64) -> String {
+    let bits = sub.to_bits();
+    let mut h = seed ^ bits.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for b in call_id.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    format!("{bits:x}.{:08x}", h as u32)
+}
+
+fn push_addr_token(text: &mut String, kind: char, a: SocketAddr) {
+    use std::fmt::Write;
+    match a {
+        SocketAddr::V4(v4) => {
+            let _ = write!(text, "{kind}{}/{}", v4.ip(), v4.port());
         }
+        SocketAddr::V6(v6) => {
+            let _ = write!(
+                text,
+                "{kind}{}/{}/{}/{}",
+                v6.ip(),
+                v6.port(),
+                v6.flowinfo(),
+                v6.scope_id()
+            );
+        }
+    }
+    text.push(' ');
+}
+
+fn parse_addr_token(t: &str) -> Option<SocketAddr> {
+    let mut f = t.split('/');
+    let ip: IpAddr = f.next()?.parse().ok()?;
+    let port: u16 = f.next()?.parse().ok()?;
+    Some(match ip {
+        IpAddr::V4(v4) => SocketAddr::new(IpAddr::V4(v4), port),
+        IpAddr::V6(v6) => {
+            let flow = f.next()?.parse().ok()?;
+            let scope = f.next()?.parse().ok()?;
+            SocketAddr::V6(SocketAddrV6::new(v6, port, flow, scope))
+        }
+    })
+}
+
+impl Dialog {
+    /// A dialog from its parts; `locals` interns our local address.
+    pub fn new(
+        p: &DialogParts<'_>,
+        remote_cseq: u32,
+        dest: Dest,
+        locals: &mut LocalAddrs,
+    ) -> Dialog {
+        // the hop: inline what fits, the rest as text
+        let mut extras = String::new();
+        let mut hop = Hop {
+            ip: [0; 4],
+            port: dest.addr.port(),
+            local: 0,
+            flags: if dest.transport == Transport::Tcp {
+                Hop::TCP
+            } else {
+                0
+            },
+        };
+        match dest.addr {
+            SocketAddr::V4(v4) => hop.ip = v4.ip().octets(),
+            SocketAddr::V6(_) => push_addr_token(&mut extras, 'a', dest.addr),
+        }
+        match locals.intern(dest.local) {
+            Some(i) => hop.local = i,
+            None => {
+                hop.local = Hop::NO_LOCAL;
+                push_addr_token(&mut extras, 'l', dest.local);
+            }
+        }
+        if let Some(ConnId(c)) = dest.conn {
+            extras.push('c');
+            extras.push_str(itoa::Buffer::new().format(c));
+            extras.push(' ');
+        }
+        if !extras.is_empty() {
+            hop.flags |= Hop::EXTRAS;
+        }
+        let text = Self::text(p, &extras);
         Dialog {
-            text: text.into_boxed_str(),
+            text,
             local_cseq: 0,
             remote_cseq,
-            dest,
+            hop,
         }
+    }
+
+    fn text(p: &DialogParts<'_>, extras: &str) -> Box<str> {
+        let fixed = [
+            p.call_id,
+            p.local,
+            p.remote,
+            p.remote_target,
+            p.event_id,
+            extras,
+        ];
+        let len = fixed.iter().chain(p.route_set).map(|r| r.len() + 1).sum();
+        let mut text = String::with_capacity(len);
+        for part in fixed.iter().chain(p.route_set) {
+            if part.contains(['\n', '\r']) {
+                text.extend(part.chars().filter(|&c| c != '\n' && c != '\r'));
+            } else {
+                text.push_str(part);
+            }
+            text.push('\n');
+        }
+        text.into_boxed_str()
     }
 
     fn part(&self, n: usize) -> &str {
@@ -72,39 +214,73 @@ impl Dialog {
     pub fn call_id(&self) -> &str {
         self.part(0)
     }
-    pub fn local_tag(&self) -> &str {
+    /// The SUBSCRIBE's To (NOTIFY From without our tag).
+    pub fn local(&self) -> &str {
         self.part(1)
     }
-    pub fn local(&self) -> &str {
+    pub fn remote(&self) -> &str {
         self.part(2)
     }
-    pub fn remote(&self) -> &str {
+    pub fn remote_target(&self) -> &str {
         self.part(3)
     }
-    pub fn remote_target(&self) -> &str {
-        self.part(4)
+    /// The `id` of the subscription's `Event` header, if any.
+    pub fn event_id(&self) -> Option<&str> {
+        Some(self.part(4)).filter(|s| !s.is_empty())
+    }
+    fn extras(&self) -> &str {
+        self.part(5)
     }
     /// The route set, in order.
     pub fn route_set(&self) -> impl Iterator<Item = &str> {
-        self.text.split('\n').skip(5).filter(|r| !r.is_empty())
+        self.text.split('\n').skip(6).filter(|r| !r.is_empty())
+    }
+
+    /// Where NOTIFYs go.
+    pub fn dest(&self, locals: &LocalAddrs) -> Dest {
+        let h = self.hop;
+        let mut d = Dest {
+            transport: if h.flags & Hop::TCP != 0 {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            },
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(h.ip)), h.port),
+            local: locals.get(h.local),
+            conn: None,
+        };
+        if h.flags & Hop::EXTRAS != 0 {
+            for t in self.extras().split(' ') {
+                let Some(kind) = t.chars().next() else {
+                    continue;
+                };
+                let v = &t[1..];
+                match kind {
+                    'a' => d.addr = parse_addr_token(v).unwrap_or(d.addr),
+                    'l' => d.local = parse_addr_token(v).unwrap_or(d.local),
+                    'c' => d.conn = v.parse().ok().map(ConnId),
+                    _ => {}
+                }
+            }
+        }
+        d
     }
 
     /// Target refresh (RFC 6665 §4.1.2.1): a new remote target.
     pub fn set_remote_target(&mut self, target: &str) {
         let routes: Vec<&str> = self.route_set().collect();
-        let rebuilt = Dialog::new(
+        let text = Self::text(
             &DialogParts {
                 call_id: self.call_id(),
-                local_tag: self.local_tag(),
                 local: self.local(),
                 remote: self.remote(),
                 remote_target: target,
+                event_id: self.event_id().unwrap_or(""),
                 route_set: &routes,
             },
-            self.remote_cseq,
-            self.dest,
+            self.extras(),
         );
-        self.text = rebuilt.text;
+        self.text = text;
     }
 }
 
@@ -164,14 +340,16 @@ pub enum SubscriptionStateHeader {
 }
 
 impl Dialog {
-    /// Write the head of the next NOTIFY in this dialog (RFC 6665 §4.2.2, RFC 3856 §6.5); the
-    /// body is appended by the sender, shared between all watchers of one view.
+    /// Write the head of the next NOTIFY in this dialog (RFC 6665 §4.2.2, RFC 3856 §6.5) to
+    /// `dest` (from [`Dialog::dest`]), From carrying our `local_tag`; the body is appended by
+    /// the sender, shared between all watchers of one view.
     #[allow(clippy::too_many_arguments)]
     pub fn notify_head(
         &mut self,
+        dest: &Dest,
+        local_tag: &str,
         branch: &str,
         event: &str,
-        event_id: Option<&str>,
         state: SubscriptionStateHeader,
         content_type: &str,
         body_len: usize,
@@ -181,35 +359,39 @@ impl Dialog {
         // one pass over the dialog's text
         let mut parts = self.text.split('\n');
         let mut next = || parts.next().unwrap_or("");
-        let (call_id, _local_tag, local, remote, remote_target) =
-            (next(), next(), next(), next(), next());
+        let (call_id, local, remote, remote_target, event_id, _extras) =
+            (next(), next(), next(), next(), next(), next());
         b.extend_from_slice(b"NOTIFY ");
         b.extend_from_slice(remote_target.as_bytes());
         b.extend_from_slice(b" SIP/2.0\r\nVia: SIP/2.0/");
-        b.extend_from_slice(self.dest.transport.via_token().as_bytes());
+        b.extend_from_slice(dest.transport.via_token().as_bytes());
         b.push(b' ');
-        write_addr(&mut b, self.dest.local);
+        write_addr(&mut b, dest.local);
         b.extend_from_slice(b";branch=");
         b.extend_from_slice(branch.as_bytes());
         b.extend_from_slice(b";rport\r\nMax-Forwards: 70\r\n");
         for r in self.route_set() {
             push_header(&mut b, "Route", r);
         }
-        push_header(&mut b, "From", local);
+        b.extend_from_slice(b"From: ");
+        b.extend_from_slice(local.as_bytes());
+        b.extend_from_slice(b";tag=");
+        b.extend_from_slice(local_tag.as_bytes());
+        b.extend_from_slice(b"\r\n");
         push_header(&mut b, "To", remote);
         push_header(&mut b, "Call-ID", call_id);
         b.extend_from_slice(b"CSeq: ");
         b.extend_from_slice(itoa::Buffer::new().format(self.local_cseq).as_bytes());
         b.extend_from_slice(b" NOTIFY\r\nContact: <sip:");
-        write_addr(&mut b, self.dest.local);
-        if self.dest.transport == Transport::Tcp {
+        write_addr(&mut b, dest.local);
+        if dest.transport == Transport::Tcp {
             b.extend_from_slice(b";transport=tcp");
         }
         b.extend_from_slice(b">\r\nEvent: ");
         b.extend_from_slice(event.as_bytes());
-        if let Some(id) = event_id {
+        if !event_id.is_empty() {
             b.extend_from_slice(b";id=");
-            b.extend_from_slice(id.as_bytes());
+            b.extend_from_slice(event_id.as_bytes());
         }
         b.extend_from_slice(b"\r\nSubscription-State: ");
         match state {

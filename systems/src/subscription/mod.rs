@@ -19,14 +19,42 @@ use bytes::Bytes;
 
 use crate::time::Time;
 
-pub use dialog::Dialog;
+pub use dialog::{Dialog, LocalAddrs};
+
+/// Why a subscription ended, as the `reason` of `Subscription-State: terminated` (RFC 6665
+/// §4.1.3): a byte instead of a string in every subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Deactivated,
+    Probation,
+    Rejected,
+    Timeout,
+    Giveup,
+    Noresource,
+    Invariant,
+}
+
+impl Reason {
+    /// The token on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::Deactivated => "deactivated",
+            Reason::Probation => "probation",
+            Reason::Rejected => "rejected",
+            Reason::Timeout => "timeout",
+            Reason::Giveup => "giveup",
+            Reason::Noresource => "noresource",
+            Reason::Invariant => "invariant",
+        }
+    }
+}
 
 /// Where a subscription is in its life (RFC 6665 §4.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubState {
     Active,
     /// Ending: the final NOTIFY carries `terminated` with this reason (None: no reason).
-    Terminating(Option<&'static str>),
+    Terminating(Option<Reason>),
 }
 
 /// Flow control of a subscription's NOTIFYs.
@@ -47,26 +75,32 @@ impl NotifyFlow {
     }
 }
 
-/// What the next NOTIFY carries.
-#[derive(Debug, Clone, Default)]
+/// What NOTIFYs carry: a body and its type. It sits on the subscription's [`Subscription::source`]
+/// entity, so that a body many subscriptions share (a presentity's view) is held once, not once
+/// per subscription.
+#[derive(Component, Debug, Clone, Default)]
 pub struct Content {
     pub content_type: &'static str,
     pub body: Bytes,
 }
 
-/// A subscription: its package, its life and what it will send next.
+/// Index of an event package in [`Packages`] (a byte in every subscription, not a `&str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PackageId(pub u8);
+
+/// A subscription: its package, its life and where its content comes from. Its dialog
+/// ([`Dialog`]) holds the strings; this part is small and fixed (memory per subscription is a
+/// budget of a few hundred bytes, see `benches/memory.rs`).
 #[derive(Component, Debug)]
 pub struct Subscription {
-    /// The event package (`presence`, `xcap-diff`, ...).
-    pub package: &'static str,
-    /// `Event: <package>;id=...` (RFC 6665 §8.2.1).
-    pub event_id: Option<Box<str>>,
-    /// The watcher's AoR, hashed ([`SubscriptionIndex::watcher_key`]): only counted.
-    pub watcher: u64,
     pub expires_at: Time,
+    /// The entity whose [`Content`] the next NOTIFY carries: shared (a presentity's view) or the
+    /// subscription itself (a body built for this subscriber).
+    pub source: Entity,
+    /// The event package (`presence`, `xcap-diff`, ...).
+    pub package: PackageId,
     pub state: SubState,
     pub flow: NotifyFlow,
-    pub content: Content,
 }
 
 /// Subscriptions to look at this tick (duplicates are harmless).
@@ -85,17 +119,27 @@ impl NotifyQueue {
 /// subscription entity, see `subscribe::dialog_of`.)
 #[derive(Resource, Default)]
 pub struct SubscriptionIndex {
-    /// Hashed watcher AoR -> subscriptions.
-    pub per_watcher: HashMap<u64, u32>,
+    /// Hashed watcher AoR -> subscriptions (8 bytes an entry: at a million watchers this map
+    /// is a tenth of the memory of all subscriptions).
+    pub per_watcher: HashMap<u32, u32>,
     hasher: std::hash::RandomState,
 }
 
 impl SubscriptionIndex {
-    /// The key a watcher AoR is counted under (a keyed hash: two AoRs sharing one is as unlikely
-    /// as it is harmless, they would share a limit).
-    pub fn watcher_key(&self, aor: &str) -> u64 {
+    /// The key a watcher AoR is counted under: 32 bits of a keyed hash. Two AoRs sharing one
+    /// (a few pairs among a million watchers) share a limit, which is harmless; the key is
+    /// recomputed from the dialog's From when the subscription ends.
+    pub fn watcher_key(&self, aor: &str) -> u32 {
         use std::hash::BuildHasher;
-        self.hasher.hash_one(aor)
+        self.hasher.hash_one(aor) as u32
+    }
+
+    /// The key of the watcher who sent a `From` header value.
+    pub fn watcher_key_of_from(&self, from: &str) -> u32 {
+        let aor = crate::sip::uri::Uri::parse(crate::sip::fields::uri_of(from))
+            .map(|u| u.aor())
+            .unwrap_or_default();
+        self.watcher_key(&aor)
     }
 }
 
@@ -131,6 +175,20 @@ impl Packages {
         self.0.iter().find(|p| p.event.eq_ignore_ascii_case(event))
     }
 
+    /// The package named by an `Event` value, with its id.
+    pub fn find(&self, event: &str) -> Option<(PackageId, &PackageSpec)> {
+        self.0
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.event.eq_ignore_ascii_case(event))
+            .map(|(i, p)| (PackageId(i as u8), p))
+    }
+
+    /// The package of a subscription.
+    pub fn spec(&self, id: PackageId) -> &PackageSpec {
+        &self.0[id.0 as usize]
+    }
+
     /// `Allow-Events` value.
     pub fn allow_events(&self) -> String {
         self.0
@@ -152,6 +210,7 @@ pub fn install(world: &mut World, schedule: &mut Schedule) {
     world.init_resource::<SubscriptionIndex>();
     world.init_resource::<NotifyQueue>();
     world.init_resource::<crate::ids::Ids>();
+    world.init_resource::<dialog::LocalAddrs>();
     world
         .resource_mut::<crate::router::MethodQueues>()
         .register(crate::sip::Method::Subscribe);
@@ -166,6 +225,10 @@ pub fn install(world: &mut World, schedule: &mut Schedule) {
 
 /// Register an event package (after [`install`]).
 pub fn register_package(world: &mut World, spec: PackageSpec) {
+    assert!(
+        world.resource::<Packages>().0.len() < 256,
+        "at most 256 event packages"
+    );
     world.resource_mut::<Packages>().0.push(spec);
     let events = world.resource::<Packages>().allow_events();
     world

@@ -8,17 +8,23 @@ use crate::time::Clock;
 use crate::timers::{DueTimers, TimerKind};
 use crate::transaction::{ClientOutcomes, Outcome, Owner, Requester};
 
-use super::dialog::{Dialog, SubscriptionStateHeader};
-use super::{NotifyQueue, Packages, SubState, Subscription, SubscriptionIndex};
+use super::dialog::{Dialog, LocalAddrs, SubscriptionStateHeader, local_tag};
+use super::{Content, NotifyQueue, Packages, Reason, SubState, Subscription, SubscriptionIndex};
 
 /// Send a NOTIFY for every queued subscription that is ready (dirty, none in flight).
+#[allow(clippy::too_many_arguments)]
 pub fn send_notifies(
     mut queue: ResMut<NotifyQueue>,
     mut subs: Query<(&mut Subscription, &mut Dialog)>,
+    contents: Query<&Content>,
+    packages: Res<Packages>,
+    locals: Res<LocalAddrs>,
+    config: Res<crate::config::EngineConfig>,
     mut requester: Requester,
     clock: Res<Clock>,
 ) {
     let now = clock.now;
+    let empty = Content::default();
     for e in queue.0.drain(..) {
         let Ok((mut s, mut dialog)) = subs.get_mut(e) else {
             continue;
@@ -30,21 +36,27 @@ pub fn send_notifies(
             SubState::Active => SubscriptionStateHeader::Active {
                 expires: now.until(s.expires_at).div_ceil(1000),
             },
-            SubState::Terminating(reason) => SubscriptionStateHeader::Terminated { reason },
+            SubState::Terminating(reason) => SubscriptionStateHeader::Terminated {
+                reason: reason.map(Reason::as_str),
+            },
         };
+        let content = contents.get(s.source).unwrap_or(&empty);
         let branch = requester.new_branch();
+        let dest = dialog.dest(&locals);
+        let tag = local_tag(e, dialog.call_id(), config.seed);
         let head = dialog.notify_head(
+            &dest,
+            &tag,
             &branch,
-            s.package,
-            s.event_id.as_deref(),
+            packages.spec(s.package).event,
             state,
-            s.content.content_type,
-            s.content.body.len(),
+            content.content_type,
+            content.body.len(),
         );
         let message = Outbound {
-            dest: dialog.dest,
+            dest,
             head,
-            body: s.content.body.clone(),
+            body: content.body.clone(),
         };
         requester.send(Owner(e.to_bits()), Method::Notify, branch, message);
         s.flow.in_flight = true;
@@ -83,10 +95,11 @@ pub fn end_subscription(world: &mut World, e: Entity) {
     let Some(s) = world.get::<Subscription>(e) else {
         return;
     };
-    let (package, watcher) = (s.package, s.watcher);
-    if let Some(spec) = world.resource::<Packages>().get(package).cloned() {
-        (spec.on_end)(world, e);
-    }
+    let on_end = world.resource::<Packages>().spec(s.package).on_end;
+    let watcher = world
+        .resource::<SubscriptionIndex>()
+        .watcher_key_of_from(world.get::<Dialog>(e).map_or("", |d| d.remote()));
+    on_end(world, e);
     let mut idx = world.resource_mut::<SubscriptionIndex>();
     if let Some(n) = idx.per_watcher.get_mut(&watcher) {
         *n -= 1;
@@ -108,7 +121,7 @@ pub fn expire_subscriptions(
         let e = Entity::from_bits(d.key);
         let Ok(mut s) = subs.get_mut(e) else { continue };
         if s.state == SubState::Active && s.expires_at <= clock.now {
-            s.state = SubState::Terminating(Some("timeout"));
+            s.state = SubState::Terminating(Some(Reason::Timeout));
             queue.touch(e, &mut s);
         }
     }

@@ -11,10 +11,8 @@ use crate::sip::{HeaderLookup, Method, Request};
 use crate::time::Clock;
 use crate::timers::{TimerKind, Timers};
 
-use super::dialog::{Dialog, DialogParts, next_hop};
-use super::{
-    Content, NotifyFlow, NotifyQueue, Packages, SubState, Subscription, SubscriptionIndex,
-};
+use super::dialog::{Dialog, DialogParts, LocalAddrs, local_tag, next_hop};
+use super::{NotifyFlow, NotifyQueue, Packages, Reason, SubState, Subscription, SubscriptionIndex};
 
 /// The event package named by an `Event` header (parameters dropped).
 pub fn event_package(req: &Request) -> Option<&str> {
@@ -116,7 +114,10 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     let engine = world.resource::<EngineConfig>();
     let (seed, symmetric) = (engine.seed, engine.force_rport);
     let packages = world.resource::<Packages>();
-    let Some(spec) = event_package(req).and_then(|e| packages.get(e)).cloned() else {
+    let Some((package, spec)) = event_package(req)
+        .and_then(|e| packages.find(e))
+        .map(|(id, spec)| (id, spec.clone()))
+    else {
         return Err(Answer::new(489, "Bad Event").with("Allow-Events", packages.allow_events()));
     };
     if !accepts(req, spec.content_types) {
@@ -138,12 +139,9 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     else {
         return Err(Answer::new(400, "Missing Contact header"));
     };
-    let watcher_aor = crate::sip::uri::Uri::parse(uri_of(req.header("From").unwrap_or("")))
-        .map(|u| u.aor())
-        .unwrap_or_default();
     let watcher = world
         .resource::<SubscriptionIndex>()
-        .watcher_key(&watcher_aor);
+        .watcher_key_of_from(req.header("From").unwrap_or(""));
     if world
         .resource::<SubscriptionIndex>()
         .per_watcher
@@ -154,45 +152,43 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     {
         return Err(Answer::new(403, "Too many subscriptions by this watcher"));
     }
-    // Our tag names the subscription's entity (plus random bits, RFC 3261 §19.3), so that a
-    // request in the dialog finds it without a dialog index.
+    // Our tag names the subscription's entity, so that a request in the dialog finds it
+    // without a dialog index.
     let sub = world.spawn_empty().id();
-    let local_tag = local_tag_for(sub, world.resource_mut::<crate::ids::Ids>().random(seed));
+    let local_tag = local_tag(sub, &req.call_id, seed);
     let route_set: Vec<&str> = req.header_values("Record-Route").collect();
     let dest = next_hop(&contact, &route_set, &req.source, symmetric);
-    let to = req.header("To").unwrap_or_default();
-    let local = format!("{to};tag={local_tag}");
     let dialog = Dialog::new(
         &DialogParts {
             call_id: &req.call_id,
-            local_tag: &local_tag,
-            local: &local,
+            local: req.header("To").unwrap_or_default(),
             remote: req.header("From").unwrap_or_default(),
             remote_target: &contact,
+            event_id: event_id(req).unwrap_or(""),
             route_set: &route_set,
         },
         req.cseq,
         dest,
+        &mut world.resource_mut::<LocalAddrs>(),
     );
     let state = if granted == 0 {
-        SubState::Terminating(Some("timeout"))
+        SubState::Terminating(Some(Reason::Timeout))
     } else {
         SubState::Active
     };
     let expires_at = now.plus_secs(granted as u64);
+    // the package attaches the content (or points `source` at a shared one)
     world.entity_mut(sub).insert((
         dialog,
         Subscription {
-            package: spec.event,
-            event_id: event_id(req).map(Into::into),
-            watcher,
             expires_at,
+            source: sub,
+            package,
             state,
             flow: NotifyFlow {
                 dirty: true,
                 ..Default::default()
             },
-            content: Content::default(),
         },
     ));
     if let Err(refusal) = (spec.on_subscribe)(world, req, sub) {
@@ -221,11 +217,6 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     ))
 }
 
-/// Our tag for the dialog of `sub`: the entity and 32 random bits, in hex.
-fn local_tag_for(sub: Entity, random: u64) -> String {
-    format!("{:x}.{:08x}", sub.to_bits(), random as u32)
-}
-
 /// The subscription a request in a dialog belongs to: the entity our To tag names, if it still
 /// holds that dialog (same tag and Call-ID).
 pub fn dialog_of(world: &World, req: &Request) -> Option<Entity> {
@@ -233,7 +224,8 @@ pub fn dialog_of(world: &World, req: &Request) -> Option<Entity> {
     let bits = u64::from_str_radix(tag.split_once('.')?.0, 16).ok()?;
     let e = Entity::try_from_bits(bits)?;
     let d = world.get_entity(e).ok()?.get::<Dialog>()?;
-    (d.local_tag() == tag && d.call_id() == req.call_id).then_some(e)
+    let seed = world.resource::<EngineConfig>().seed;
+    (d.call_id() == req.call_id && local_tag(e, &req.call_id, seed) == tag).then_some(e)
 }
 
 /// Our Contact for the dialog: the address the SUBSCRIBE reached.
@@ -258,16 +250,14 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
     if !matches!(s.state, SubState::Active) {
         return gone();
     }
-    let package = s.package;
-    if event_package(req).is_none_or(|e| !e.eq_ignore_ascii_case(package))
-        || event_id(req) != s.event_id.as_deref()
-    {
+    let spec = world.resource::<Packages>().spec(s.package).clone();
+    let event_id_differs = world
+        .get::<Dialog>(sub)
+        .is_none_or(|d| d.event_id() != event_id(req));
+    if event_package(req).is_none_or(|e| !e.eq_ignore_ascii_case(spec.event)) || event_id_differs {
         let events = world.resource::<Packages>().allow_events();
         return Answer::new(489, "Bad Event").with("Allow-Events", events);
     }
-    let Some(spec) = world.resource::<Packages>().get(package).cloned() else {
-        return gone();
-    };
     let granted = match granted_expires(
         req,
         spec.min_expires,
@@ -299,7 +289,7 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
         // unsubscribe: one final NOTIFY (RFC 6665 §4.2.1.4). `reason=timeout`, as Kamailio
         // sends: without a reason a client may re-subscribe at once (RFC 6665 §4.1.3), and
         // PJSUA schedules exactly that.
-        s.state = SubState::Terminating(Some("timeout"));
+        s.state = SubState::Terminating(Some(Reason::Timeout));
     } else {
         world.resource_mut::<Timers>().arm(
             TimerKind::SubscriptionExpiry,

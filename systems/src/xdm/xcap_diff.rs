@@ -125,11 +125,11 @@ pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(),
         patching,
         known: HashMap::new(),
     });
-    world
-        .get_mut::<Subscription>(sub)
-        .expect("spawned")
-        .content
-        .content_type = CONTENT_TYPE;
+    // the body is built for this subscriber before each NOTIFY: its own content
+    world.entity_mut(sub).insert(Content {
+        content_type: CONTENT_TYPE,
+        body: Default::default(),
+    });
     Ok(())
 }
 
@@ -169,11 +169,11 @@ pub fn build_content(
     index: Res<DocumentIndex>,
     docs: Query<&Document>,
     config: Res<XdmConfig>,
-    mut subs: Query<(&mut XcapDiffWatch, &mut Subscription)>,
+    mut subs: Query<(&mut XcapDiffWatch, &Subscription, &mut Content)>,
 ) {
     let mut built = std::collections::HashSet::new();
     for &e in &queue.0 {
-        let Ok((mut w, mut s)) = subs.get_mut(e) else {
+        let Ok((mut w, s, mut content)) = subs.get_mut(e) else {
             continue;
         };
         // the queue may name a subscription twice; its diff is taken once per NOTIFY
@@ -221,7 +221,7 @@ pub fn build_content(
             .iter()
             .map(|(k, d)| (k.clone(), (d.selector.clone(), d.etag.clone())))
             .collect();
-        s.content = Content {
+        *content = Content {
             content_type: CONTENT_TYPE,
             body: xcap_diff::write(&config.xcap_root, &diffs),
         };
