@@ -90,6 +90,12 @@ impl Timers {
             let kind = KINDS[(word & ((1 << KIND_BITS) - 1)) as usize];
             out.push(Due { kind, key, at });
         }
+        // A burst (a NOTIFY per subscription, each leaving its Timer E and F entries) must not
+        // keep its peak capacity for ever: shrink once less than half is used.
+        let len = self.heap.len();
+        if self.heap.capacity() > 2 * len + 4096 {
+            self.heap.shrink_to(len + len / 4);
+        }
     }
 }
 
