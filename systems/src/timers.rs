@@ -120,6 +120,11 @@ pub fn collect_due_timers(
 ) {
     due.due.clear();
     timers.pop_due(clock.now, &mut due.due);
+    // after a burst (every NOTIFY's Timer F at once) the list keeps no peak capacity
+    let len = due.due.len();
+    if due.due.capacity() > 2 * len + 4096 {
+        due.due.shrink_to(len);
+    }
 }
 
 #[cfg(test)]
