@@ -107,6 +107,29 @@ fn disable_transparent_huge_pages() {
     }
 }
 
+unsafe extern "C" {
+    /// mimalloc's collection: frees retired pages and, forced, purges the free memory it keeps
+    /// committed (the symbol is always in libmimalloc; the crate declares it only with its
+    /// `extended` feature).
+    fn mi_collect(force: bool);
+}
+
+/// Give memory freed after a burst back to the system. mimalloc returns free pages to the OS
+/// only after a delay and only when it allocates again; an idle server that has just aged out
+/// a burst's transactions (Timer J) would otherwise keep their pages resident (measured: about
+/// 40 % of the RSS of a million settled subscriptions). Once every few seconds is cheap.
+fn spawn_memory_collector() {
+    let _ = std::thread::Builder::new()
+        .name("mem-collect".into())
+        .spawn(|| {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                // SAFETY: no arguments besides a flag; callable from any thread.
+                unsafe { mi_collect(true) };
+            }
+        });
+}
+
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
     let cli = Cli::parse();
@@ -148,6 +171,7 @@ fn main() -> ExitCode {
         // colours only on a terminal: log files and journald get plain text
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    spawn_memory_collector();
     match presenced::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
