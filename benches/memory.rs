@@ -146,4 +146,47 @@ fn main() {
     println!(
         "memory/subscription: {per_w:.0} bytes of live heap ({watchers} subscriptions, settled)"
     );
+    breakdown(&mut engine, watchers, per_w);
+}
+
+/// Where a subscription's bytes go: the parts that can be read from the outside, and the rest
+/// (bevy's entity and archetype records, table slack, allocator-visible leftovers).
+fn breakdown(engine: &mut Engine, watchers: usize, per_w: f64) {
+    use presenced_systems::presence::components::Presentity;
+    use presenced_systems::subscription::{Dialog, Subscription, SubscriptionIndex};
+    use presenced_systems::timers::Timers;
+    let world = engine.world_mut();
+    let n = watchers as f64;
+    let text: usize = world
+        .query::<&Dialog>()
+        .iter(world)
+        .map(|d| d.text_len())
+        .sum();
+    let watcher_lists: usize = world
+        .query::<&Presentity>()
+        .iter(world)
+        .map(|p| p.watchers.capacity() * 8)
+        .sum();
+    let timers = world.resource::<Timers>().capacity() * 16;
+    let index = world.resource::<SubscriptionIndex>().per_watcher.capacity();
+    // hashbrown: buckets = next power of two of capacity * 8 / 7, each 8 bytes + 1 control byte
+    let index_bytes = ((index * 8 / 7).next_power_of_two() * 9) as f64;
+    let components = (size_of::<Dialog>() + size_of::<Subscription>()) as f64;
+    let ticks = 16.0; // added + changed tick of each of the two components
+    let parts = [
+        ("dialog text", text as f64 / n),
+        ("Dialog + Subscription components", components),
+        ("their change ticks", ticks),
+        ("presentity watcher lists", watcher_lists as f64 / n),
+        ("deadline heap", timers as f64 / n),
+        ("per-watcher counts", index_bytes / n),
+    ];
+    let known: f64 = parts.iter().map(|(_, b)| b).sum();
+    for (name, b) in parts {
+        println!("  {name}: {b:.1} B");
+    }
+    println!(
+        "  rest (entity records, table entity column, column slack): {:.1} B",
+        per_w - known
+    );
 }

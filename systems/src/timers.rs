@@ -74,6 +74,11 @@ impl Timers {
         self.heap.len()
     }
 
+    /// Entries the heap has room for (its memory is 16 bytes each).
+    pub fn capacity(&self) -> usize {
+        self.heap.capacity()
+    }
+
     /// True when no timer is armed.
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()

@@ -3,7 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
 
+use bevy_ecs::lifecycle::HookContext;
 use bevy_ecs::prelude::{Component, Entity, Resource};
+use bevy_ecs::world::DeferredWorld;
 use bytes::Bytes;
 
 use crate::net::{ConnId, Dest, Source, Transport};
@@ -11,26 +13,44 @@ use crate::sip::fields::{params, uri_of};
 use crate::sip::response::{SERVER, push_header};
 use crate::sip::uri::Uri;
 
-/// A notifier-side dialog, 32 bytes and one string allocation sized exactly (memory per
+/// A notifier-side dialog in 24 bytes; its strings live in the [`DialogStore`] (memory per
 /// subscription is a budget: a dozen `String`s and an 88-byte [`Dest`] would cost more than
 /// everything else in a subscription).
 ///
 /// Our local tag is not stored: it is derived from the subscription's entity, the Call-ID and
 /// the engine seed ([`local_tag`]), and NOTIFY From is the SUBSCRIBE's To with that tag.
 #[derive(Component, Debug)]
+#[component(on_discard = free_text)]
 pub struct Dialog {
     /// call-id, local (the SUBSCRIBE's To, no tag), remote (its From), remote target, event id,
     /// extra hop fields (see [`Hop`]), then the route set, each followed by `\n` (none of them
     /// can contain a line end).
-    text: Box<str>,
+    text: TextRef,
     pub local_cseq: u32,
     pub remote_cseq: u32,
     hop: Hop,
 }
 
+/// A dialog's text in the store: where and how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TextRef {
+    at: u32,
+    len: u32,
+}
+
+/// A dialog's text goes back to the store with the dialog (despawn or removal).
+fn free_text(mut world: DeferredWorld, ctx: HookContext) {
+    let Some(text) = world.get::<Dialog>(ctx.entity).map(|d| d.text) else {
+        return;
+    };
+    if let Some(mut store) = world.get_resource_mut::<DialogStore>() {
+        store.free(text);
+    }
+}
+
 /// Where NOTIFYs go, in 8 bytes: an IPv4 peer inline and our local address as an index into
-/// [`LocalAddrs`]. What does not fit (an IPv6 peer, a TCP connection, a local address past the
-/// table) is written in the dialog's text and read back when a NOTIFY is sent.
+/// the store's local addresses. What does not fit (an IPv6 peer, a TCP connection, a local
+/// address past the table) is written in the dialog's text and read back when a NOTIFY is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Hop {
     ip: [u8; 4],
@@ -47,29 +67,133 @@ impl Hop {
     const NO_LOCAL: u8 = u8::MAX;
 }
 
-/// Our local addresses (the listeners dialogs were created on), interned so that a dialog names
-/// its own with a byte. Bounded by the shell's sockets; past 255 the address goes in the
-/// dialog's text.
-#[derive(Resource, Debug, Default)]
-pub struct LocalAddrs(Vec<SocketAddr>);
+/// Bytes of a chunk of the text store.
+const CHUNK: usize = 64 * 1024;
+/// Texts are stored in slots of this many bytes.
+const UNIT: usize = 8;
+/// Bits of a [`TextRef::at`] that hold the slot's offset (in units) in its chunk.
+const OFFSET_BITS: u32 = 13;
+/// Texts longer than this get a chunk of their own.
+const LARGE: usize = CHUNK / 4;
 
-impl LocalAddrs {
+/// The strings of every dialog and our local addresses, shared by all dialogs.
+///
+/// Texts sit in 64 KB chunks, in slots rounded up to 8 bytes, with a free list per slot size:
+/// no allocation per dialog, no allocator header or size-class rounding, and long-lived dialog
+/// strings never share pages with the short-lived buffers of transactions (whose holes would
+/// otherwise keep those pages resident after a burst). Local addresses are interned so that a
+/// dialog names its own with a byte; bounded by the shell's sockets (past 255 the address goes
+/// in the dialog's text).
+#[derive(Resource, Debug, Default)]
+pub struct DialogStore {
+    locals: Vec<SocketAddr>,
+    chunks: Vec<Box<[u8]>>,
+    /// Bytes used in the last regular chunk.
+    top: usize,
+    /// Index of the chunk `top` is in (None: no regular chunk yet).
+    current: Option<usize>,
+    /// Free slots by size in units: their `at`.
+    free: Vec<Vec<u32>>,
+    /// Chunks given back by large texts, for reuse.
+    free_chunks: Vec<u32>,
+}
+
+impl DialogStore {
     fn intern(&mut self, a: SocketAddr) -> Option<u8> {
-        if let Some(i) = self.0.iter().position(|&x| x == a) {
+        if let Some(i) = self.locals.iter().position(|&x| x == a) {
             return Some(i as u8);
         }
-        if self.0.len() >= Hop::NO_LOCAL as usize {
+        if self.locals.len() >= Hop::NO_LOCAL as usize {
             return None;
         }
-        self.0.push(a);
-        Some((self.0.len() - 1) as u8)
+        self.locals.push(a);
+        Some((self.locals.len() - 1) as u8)
     }
 
-    fn get(&self, i: u8) -> SocketAddr {
-        self.0
+    fn local(&self, i: u8) -> SocketAddr {
+        self.locals
             .get(i as usize)
             .copied()
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    fn new_chunk(&mut self, bytes: Box<[u8]>) -> usize {
+        match self.free_chunks.pop() {
+            Some(i) => {
+                self.chunks[i as usize] = bytes;
+                i as usize
+            }
+            None => {
+                self.chunks.push(bytes);
+                self.chunks.len() - 1
+            }
+        }
+    }
+
+    /// Store `text`.
+    fn put(&mut self, text: &[u8]) -> TextRef {
+        let len = text.len();
+        if len > LARGE {
+            let c = self.new_chunk(text.into());
+            return TextRef {
+                at: (c as u32) << OFFSET_BITS,
+                len: len as u32,
+            };
+        }
+        let units = len.div_ceil(UNIT).max(1);
+        let at = match self.free.get_mut(units).and_then(Vec::pop) {
+            Some(at) => at,
+            None => {
+                let c = match self.current {
+                    Some(c) if self.top + units * UNIT <= CHUNK => c,
+                    _ => {
+                        let c = self.new_chunk(vec![0; CHUNK].into());
+                        self.current = Some(c);
+                        self.top = 0;
+                        c
+                    }
+                };
+                let at = ((c as u32) << OFFSET_BITS) | (self.top / UNIT) as u32;
+                self.top += units * UNIT;
+                at
+            }
+        };
+        let (c, off) = Self::locate(at);
+        self.chunks[c][off..off + len].copy_from_slice(text);
+        TextRef {
+            at,
+            len: len as u32,
+        }
+    }
+
+    fn locate(at: u32) -> (usize, usize) {
+        (
+            (at >> OFFSET_BITS) as usize,
+            (at & ((1 << OFFSET_BITS) - 1)) as usize * UNIT,
+        )
+    }
+
+    /// Give a text's slot back.
+    fn free(&mut self, t: TextRef) {
+        let len = t.len as usize;
+        if len > LARGE {
+            let (c, _) = Self::locate(t.at);
+            self.chunks[c] = Box::default();
+            self.free_chunks.push(c as u32);
+            return;
+        }
+        let units = len.div_ceil(UNIT).max(1);
+        if self.free.len() <= units {
+            self.free.resize_with(units + 1, Vec::new);
+        }
+        self.free[units].push(t.at);
+    }
+
+    fn get(&self, t: TextRef) -> &str {
+        let (c, off) = Self::locate(t.at);
+        let bytes = &self.chunks[c][off..off + t.len as usize];
+        // written from `&str` parts only
+        std::str::from_utf8(bytes).unwrap_or("")
     }
 }
 
@@ -138,12 +262,12 @@ fn parse_addr_token(t: &str) -> Option<SocketAddr> {
 }
 
 impl Dialog {
-    /// A dialog from its parts; `locals` interns our local address.
+    /// A dialog from its parts, its strings put in `store`.
     pub fn new(
         p: &DialogParts<'_>,
         remote_cseq: u32,
         dest: Dest,
-        locals: &mut LocalAddrs,
+        store: &mut DialogStore,
     ) -> Dialog {
         // the hop: inline what fits, the rest as text
         let mut extras = String::new();
@@ -161,7 +285,7 @@ impl Dialog {
             SocketAddr::V4(v4) => hop.ip = v4.ip().octets(),
             SocketAddr::V6(_) => push_addr_token(&mut extras, 'a', dest.addr),
         }
-        match locals.intern(dest.local) {
+        match store.intern(dest.local) {
             Some(i) => hop.local = i,
             None => {
                 hop.local = Hop::NO_LOCAL;
@@ -176,7 +300,7 @@ impl Dialog {
         if !extras.is_empty() {
             hop.flags |= Hop::EXTRAS;
         }
-        let text = Self::text(p, &extras);
+        let text = store.put(Self::text(p, &extras).as_bytes());
         Dialog {
             text,
             local_cseq: 0,
@@ -185,7 +309,7 @@ impl Dialog {
         }
     }
 
-    fn text(p: &DialogParts<'_>, extras: &str) -> Box<str> {
+    fn text(p: &DialogParts<'_>, extras: &str) -> String {
         let fixed = [
             p.call_id,
             p.local,
@@ -204,40 +328,21 @@ impl Dialog {
             }
             text.push('\n');
         }
-        text.into_boxed_str()
+        text
     }
 
-    fn part(&self, n: usize) -> &str {
-        self.text.split('\n').nth(n).unwrap_or("")
+    /// Bytes of the dialog's text in the store.
+    pub fn text_len(&self) -> usize {
+        self.text.len as usize
     }
 
-    pub fn call_id(&self) -> &str {
-        self.part(0)
-    }
-    /// The SUBSCRIBE's To (NOTIFY From without our tag).
-    pub fn local(&self) -> &str {
-        self.part(1)
-    }
-    pub fn remote(&self) -> &str {
-        self.part(2)
-    }
-    pub fn remote_target(&self) -> &str {
-        self.part(3)
-    }
-    /// The `id` of the subscription's `Event` header, if any.
-    pub fn event_id(&self) -> Option<&str> {
-        Some(self.part(4)).filter(|s| !s.is_empty())
-    }
-    fn extras(&self) -> &str {
-        self.part(5)
-    }
-    /// The route set, in order.
-    pub fn route_set(&self) -> impl Iterator<Item = &str> {
-        self.text.split('\n').skip(6).filter(|r| !r.is_empty())
+    /// The dialog's strings.
+    pub fn strings<'a>(&self, store: &'a DialogStore) -> DialogStrings<'a> {
+        DialogStrings(store.get(self.text))
     }
 
     /// Where NOTIFYs go.
-    pub fn dest(&self, locals: &LocalAddrs) -> Dest {
+    pub fn dest(&self, store: &DialogStore) -> Dest {
         let h = self.hop;
         let mut d = Dest {
             transport: if h.flags & Hop::TCP != 0 {
@@ -246,11 +351,11 @@ impl Dialog {
                 Transport::Udp
             },
             addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(h.ip)), h.port),
-            local: locals.get(h.local),
+            local: store.local(h.local),
             conn: None,
         };
         if h.flags & Hop::EXTRAS != 0 {
-            for t in self.extras().split(' ') {
+            for t in self.strings(store).extras().split(' ') {
                 let Some(kind) = t.chars().next() else {
                     continue;
                 };
@@ -267,20 +372,59 @@ impl Dialog {
     }
 
     /// Target refresh (RFC 6665 §4.1.2.1): a new remote target.
-    pub fn set_remote_target(&mut self, target: &str) {
-        let routes: Vec<&str> = self.route_set().collect();
+    pub fn set_remote_target(&mut self, target: &str, store: &mut DialogStore) {
+        let old = self.strings(store);
+        if old.remote_target() == target {
+            return;
+        }
+        let routes: Vec<&str> = old.route_set().collect();
         let text = Self::text(
             &DialogParts {
-                call_id: self.call_id(),
-                local: self.local(),
-                remote: self.remote(),
+                call_id: old.call_id(),
+                local: old.local(),
+                remote: old.remote(),
                 remote_target: target,
-                event_id: self.event_id().unwrap_or(""),
+                event_id: old.event_id().unwrap_or(""),
                 route_set: &routes,
             },
-            self.extras(),
+            old.extras(),
         );
-        self.text = text;
+        store.free(self.text);
+        self.text = store.put(text.as_bytes());
+    }
+}
+
+/// A dialog's strings, read from the store.
+#[derive(Debug, Clone, Copy)]
+pub struct DialogStrings<'a>(&'a str);
+
+impl<'a> DialogStrings<'a> {
+    fn part(&self, n: usize) -> &'a str {
+        self.0.split('\n').nth(n).unwrap_or("")
+    }
+    pub fn call_id(&self) -> &'a str {
+        self.part(0)
+    }
+    /// The SUBSCRIBE's To (NOTIFY From without our tag).
+    pub fn local(&self) -> &'a str {
+        self.part(1)
+    }
+    pub fn remote(&self) -> &'a str {
+        self.part(2)
+    }
+    pub fn remote_target(&self) -> &'a str {
+        self.part(3)
+    }
+    /// The `id` of the subscription's `Event` header, if any.
+    pub fn event_id(&self) -> Option<&'a str> {
+        Some(self.part(4)).filter(|s| !s.is_empty())
+    }
+    fn extras(&self) -> &'a str {
+        self.part(5)
+    }
+    /// The route set, in order.
+    pub fn route_set(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.0.split('\n').skip(6).filter(|r| !r.is_empty())
     }
 }
 
@@ -346,6 +490,7 @@ impl Dialog {
     #[allow(clippy::too_many_arguments)]
     pub fn notify_head(
         &mut self,
+        store: &DialogStore,
         dest: &Dest,
         local_tag: &str,
         branch: &str,
@@ -355,9 +500,10 @@ impl Dialog {
         body_len: usize,
     ) -> Bytes {
         self.local_cseq += 1;
-        let mut b = Vec::with_capacity(512 + self.text.len());
+        let text = self.strings(store);
+        let mut b = Vec::with_capacity(512 + text.0.len());
         // one pass over the dialog's text
-        let mut parts = self.text.split('\n');
+        let mut parts = text.0.split('\n');
         let mut next = || parts.next().unwrap_or("");
         let (call_id, local, remote, remote_target, event_id, _extras) =
             (next(), next(), next(), next(), next(), next());
@@ -370,7 +516,7 @@ impl Dialog {
         b.extend_from_slice(b";branch=");
         b.extend_from_slice(branch.as_bytes());
         b.extend_from_slice(b";rport\r\nMax-Forwards: 70\r\n");
-        for r in self.route_set() {
+        for r in text.route_set() {
             push_header(&mut b, "Route", r);
         }
         b.extend_from_slice(b"From: ");
@@ -465,5 +611,113 @@ mod tests {
         assert_eq!(d.transport, Transport::Tcp);
         let d = next_hop("sip:bob@192.0.2.5:5070", &[], &src(Transport::Udp), true);
         assert_eq!(d.addr, "10.0.0.9:40000".parse().unwrap());
+    }
+
+    fn parts<'a>(routes: &'a [&'a str]) -> DialogParts<'a> {
+        DialogParts {
+            call_id: "c1@x",
+            local: "<sip:p@example.com>",
+            remote: "\"W\" <sip:w@example.com>;tag=9",
+            remote_target: "sip:w@10.0.0.9:5070",
+            event_id: "",
+            route_set: routes,
+        }
+    }
+
+    #[test]
+    fn a_dialog_keeps_its_strings_and_hop_through_the_store() {
+        let mut store = DialogStore::default();
+        let routes = ["<sip:192.0.2.1;lr>", "<sip:192.0.2.2;lr>"];
+        let v6: SocketAddr = "[fe80::1%3]:5062".parse().unwrap();
+        let dests = [
+            Dest {
+                transport: Transport::Udp,
+                addr: "10.0.0.9:5070".parse().unwrap(),
+                local: "127.0.0.1:5060".parse().unwrap(),
+                conn: None,
+            },
+            Dest {
+                transport: Transport::Tcp,
+                addr: SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 5062, 7, 3)),
+                local: "[::1]:5060".parse().unwrap(),
+                conn: Some(ConnId(u64::MAX)),
+            },
+        ];
+        assert_eq!(v6.port(), 5062);
+        for dest in dests {
+            let mut d = Dialog::new(&parts(&routes), 4, dest, &mut store);
+            assert_eq!(d.dest(&store), dest);
+            let s = d.strings(&store);
+            assert_eq!(s.call_id(), "c1@x");
+            assert_eq!(s.local(), "<sip:p@example.com>");
+            assert_eq!(s.remote(), "\"W\" <sip:w@example.com>;tag=9");
+            assert_eq!(s.remote_target(), "sip:w@10.0.0.9:5070");
+            assert_eq!(s.event_id(), None);
+            assert_eq!(s.route_set().collect::<Vec<_>>(), routes);
+            d.set_remote_target("sip:w@10.0.0.10", &mut store);
+            assert_eq!(d.strings(&store).remote_target(), "sip:w@10.0.0.10");
+            assert_eq!(d.strings(&store).route_set().count(), 2);
+            assert_eq!(d.dest(&store), dest);
+        }
+        // past 255 local addresses the address is kept in the text
+        for port in 1..300u16 {
+            let dest = Dest {
+                transport: Transport::Udp,
+                addr: "10.0.0.9:5070".parse().unwrap(),
+                local: SocketAddr::from(([127, 0, 0, 1], port)),
+                conn: None,
+            };
+            assert_eq!(
+                Dialog::new(&parts(&[]), 1, dest, &mut store).dest(&store),
+                dest
+            );
+        }
+    }
+
+    #[test]
+    fn the_store_reuses_freed_slots_and_gives_large_texts_their_own_chunk() {
+        let mut store = DialogStore::default();
+        let a = store.put(b"hello");
+        let b = store.put(&[b'x'; 100]);
+        assert_eq!(store.get(a), "hello");
+        store.free(a);
+        let c = store.put(b"world!!");
+        assert_eq!(c.at, a.at, "same slot size: the slot is reused");
+        assert_eq!(store.get(c), "world!!");
+        assert_eq!(store.get(b), "x".repeat(100));
+        let big = "y".repeat(LARGE + 1);
+        let l = store.put(big.as_bytes());
+        assert_eq!(store.get(l), big);
+        let chunks = store.chunks.len();
+        store.free(l);
+        let l2 = store.put(big.as_bytes());
+        assert_eq!(store.chunks.len(), chunks, "a freed large chunk is reused");
+        assert_eq!(store.get(l2), big);
+        // a full chunk starts another
+        let many: Vec<TextRef> = (0..2000).map(|_| store.put(&[b'z'; 60])).collect();
+        assert!(many.iter().all(|t| store.get(*t) == "z".repeat(60)));
+    }
+
+    #[test]
+    fn a_despawned_dialog_gives_its_text_back() {
+        let mut world = bevy_ecs::world::World::new();
+        world.init_resource::<DialogStore>();
+        let dest = Dest {
+            transport: Transport::Udp,
+            addr: "10.0.0.9:5070".parse().unwrap(),
+            local: "127.0.0.1:5060".parse().unwrap(),
+            conn: None,
+        };
+        let d = Dialog::new(
+            &parts(&[]),
+            1,
+            dest,
+            &mut world.resource_mut::<DialogStore>(),
+        );
+        let at = d.text.at;
+        let e = world.spawn(d).id();
+        world.despawn(e);
+        let store = world.resource::<DialogStore>();
+        assert!(store.free.iter().any(|slots| slots.contains(&at)));
     }
 }

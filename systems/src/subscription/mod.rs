@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use crate::time::Time;
 
-pub use dialog::{Dialog, LocalAddrs};
+pub use dialog::{Dialog, DialogStore};
 
 /// Why a subscription ended, as the `reason` of `Subscription-State: terminated` (RFC 6665
 /// §4.1.3): a byte instead of a string in every subscription.
@@ -210,7 +210,7 @@ pub fn install(world: &mut World, schedule: &mut Schedule) {
     world.init_resource::<SubscriptionIndex>();
     world.init_resource::<NotifyQueue>();
     world.init_resource::<crate::ids::Ids>();
-    world.init_resource::<dialog::LocalAddrs>();
+    world.init_resource::<dialog::DialogStore>();
     world
         .resource_mut::<crate::router::MethodQueues>()
         .register(crate::sip::Method::Subscribe);

@@ -8,7 +8,7 @@ use crate::time::Clock;
 use crate::timers::{DueTimers, TimerKind};
 use crate::transaction::{ClientOutcomes, Outcome, Owner, Requester};
 
-use super::dialog::{Dialog, LocalAddrs, SubscriptionStateHeader, local_tag};
+use super::dialog::{Dialog, DialogStore, SubscriptionStateHeader, local_tag};
 use super::{Content, NotifyQueue, Packages, Reason, SubState, Subscription, SubscriptionIndex};
 
 /// Send a NOTIFY for every queued subscription that is ready (dirty, none in flight).
@@ -18,7 +18,7 @@ pub fn send_notifies(
     mut subs: Query<(&mut Subscription, &mut Dialog)>,
     contents: Query<&Content>,
     packages: Res<Packages>,
-    locals: Res<LocalAddrs>,
+    store: Res<DialogStore>,
     config: Res<crate::config::EngineConfig>,
     mut requester: Requester,
     clock: Res<Clock>,
@@ -42,9 +42,10 @@ pub fn send_notifies(
         };
         let content = contents.get(s.source).unwrap_or(&empty);
         let branch = requester.new_branch();
-        let dest = dialog.dest(&locals);
-        let tag = local_tag(e, dialog.call_id(), config.seed);
+        let dest = dialog.dest(&store);
+        let tag = local_tag(e, dialog.strings(&store).call_id(), config.seed);
         let head = dialog.notify_head(
+            &store,
             &dest,
             &tag,
             &branch,
@@ -96,9 +97,11 @@ pub fn end_subscription(world: &mut World, e: Entity) {
         return;
     };
     let on_end = world.resource::<Packages>().spec(s.package).on_end;
-    let watcher = world
-        .resource::<SubscriptionIndex>()
-        .watcher_key_of_from(world.get::<Dialog>(e).map_or("", |d| d.remote()));
+    let watcher = world.resource::<SubscriptionIndex>().watcher_key_of_from(
+        world
+            .get::<Dialog>(e)
+            .map_or("", |d| d.strings(world.resource::<DialogStore>()).remote()),
+    );
     on_end(world, e);
     let mut idx = world.resource_mut::<SubscriptionIndex>();
     if let Some(n) = idx.per_watcher.get_mut(&watcher) {

@@ -11,7 +11,7 @@ use crate::sip::{HeaderLookup, Method, Request};
 use crate::time::Clock;
 use crate::timers::{TimerKind, Timers};
 
-use super::dialog::{Dialog, DialogParts, LocalAddrs, local_tag, next_hop};
+use super::dialog::{Dialog, DialogParts, DialogStore, local_tag, next_hop};
 use super::{NotifyFlow, NotifyQueue, Packages, Reason, SubState, Subscription, SubscriptionIndex};
 
 /// The event package named by an `Event` header (parameters dropped).
@@ -169,7 +169,7 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
         },
         req.cseq,
         dest,
-        &mut world.resource_mut::<LocalAddrs>(),
+        &mut world.resource_mut::<DialogStore>(),
     );
     let state = if granted == 0 {
         SubState::Terminating(Some(Reason::Timeout))
@@ -225,7 +225,8 @@ pub fn dialog_of(world: &World, req: &Request) -> Option<Entity> {
     let e = Entity::try_from_bits(bits)?;
     let d = world.get_entity(e).ok()?.get::<Dialog>()?;
     let seed = world.resource::<EngineConfig>().seed;
-    (d.call_id() == req.call_id && local_tag(e, &req.call_id, seed) == tag).then_some(e)
+    let call_id = d.strings(world.resource::<DialogStore>()).call_id();
+    (call_id == req.call_id && local_tag(e, &req.call_id, seed) == tag).then_some(e)
 }
 
 /// Our Contact for the dialog: the address the SUBSCRIBE reached.
@@ -253,7 +254,7 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
     let spec = world.resource::<Packages>().spec(s.package).clone();
     let event_id_differs = world
         .get::<Dialog>(sub)
-        .is_none_or(|d| d.event_id() != event_id(req));
+        .is_none_or(|d| d.strings(world.resource::<DialogStore>()).event_id() != event_id(req));
     if event_package(req).is_none_or(|e| !e.eq_ignore_ascii_case(spec.event)) || event_id_differs {
         let events = world.resource::<Packages>().allow_events();
         return Answer::new(489, "Bad Event").with("Allow-Events", events);
@@ -267,19 +268,23 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
         Ok(g) => g,
         Err(a) => return a,
     };
-    {
+    let in_order = world.resource_scope(|world, mut store: Mut<DialogStore>| {
         let mut d = world
             .get_mut::<Dialog>(sub)
             .expect("subscription has a dialog");
         // RFC 3261 §12.2.2: requests in a dialog carry increasing CSeq numbers.
         if req.cseq <= d.remote_cseq {
-            return Answer::new(500, "CSeq out of order");
+            return false;
         }
         d.remote_cseq = req.cseq;
         // target refresh (RFC 6665 §4.1.2.1)
         if let Some(c) = req.header_values("Contact").flat_map(split_commas).next() {
-            d.set_remote_target(uri_of(c));
+            d.set_remote_target(uri_of(c), &mut store);
         }
+        true
+    });
+    if !in_order {
+        return Answer::new(500, "CSeq out of order");
     }
     let expires_at = now.plus_secs(granted as u64);
     let mut s = world.get_mut::<Subscription>(sub).expect("live");
