@@ -140,16 +140,13 @@ pub fn answer(world: &mut World, inc: &Incoming, answer: Answer, to_tag: Option<
 
 /// Build a final response to `req`.
 pub fn respond(req: &Request, code: u16, reason: &str, to_tag: &str) -> ResponseWriter {
-    let echo = Echo::from_headers(&req.headers);
+    let echo = Echo::from_head(&req.head);
     ResponseWriter::new(code, reason, &echo, &req.via, &req.source, Some(to_tag))
 }
 
 /// A To tag for responses outside a dialog: derived from the request so that it is stable.
 pub fn local_tag(req: &Request, seed: u64) -> String {
-    crate::sip::message::derived_tag(
-        seed,
-        [req.call_id.as_str(), req.from_tag.as_deref().unwrap_or("")],
-    )
+    crate::sip::message::derived_tag(seed, [req.call_id(), req.from_tag().unwrap_or("")])
 }
 
 /// Parse the inbox; responses go to client transactions, requests through server-transaction

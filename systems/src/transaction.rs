@@ -68,11 +68,11 @@ impl KeyHashers {
                 // RFC 2543 peers: Request-URI, To tag, From tag, Call-ID, CSeq number, top Via
                 h.write(req.uri.raw.as_bytes());
                 h.write_u8(0);
-                h.write(req.to_tag.as_deref().unwrap_or("").as_bytes());
+                h.write(req.to_tag().unwrap_or("").as_bytes());
                 h.write_u8(0);
-                h.write(req.from_tag.as_deref().unwrap_or("").as_bytes());
+                h.write(req.from_tag().unwrap_or("").as_bytes());
                 h.write_u8(0);
-                h.write(req.call_id.as_bytes());
+                h.write(req.call_id().as_bytes());
                 h.write_u32(req.cseq);
                 h.write(via.branch.as_bytes());
             }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::fields::{TopVia, split_commas};
+use super::headers::{Head, Name};
 use super::scan::Scan;
 use crate::net::{Dest, Source};
 
@@ -23,27 +24,25 @@ pub struct Echo<'a> {
 }
 
 impl<'a> Echo<'a> {
-    /// From the first pass of a message (used when the strict parser rejected it).
+    /// From the first pass of a message (used when the checks rejected it).
     pub fn from_scan(scan: &'a Scan<'_>) -> Self {
-        Echo {
-            vias: scan.headers_named("Via").collect(),
-            from: scan.header("From"),
-            to: scan.header("To"),
-            call_id: scan.header("Call-ID"),
-            cseq: scan.header("CSeq"),
-        }
+        Echo::from_fields(scan.headers.iter(scan.input))
     }
 
-    /// From parsed headers.
-    pub fn from_headers(headers: &'a rsip::Headers) -> Self {
+    /// From the header index of a parsed message.
+    pub fn from_head(head: &'a Head) -> Self {
+        Echo::from_fields(head.iter())
+    }
+
+    fn from_fields(fields: impl Iterator<Item = (Name, &'a str, &'a str)>) -> Self {
         let mut e = Echo::default();
-        for h in headers.iter() {
-            match h {
-                rsip::Header::Via(v) => e.vias.push(v.value()),
-                rsip::Header::From(v) if e.from.is_none() => e.from = Some(v.value()),
-                rsip::Header::To(v) if e.to.is_none() => e.to = Some(v.value()),
-                rsip::Header::CallId(v) if e.call_id.is_none() => e.call_id = Some(v.value()),
-                rsip::Header::CSeq(v) if e.cseq.is_none() => e.cseq = Some(v.value()),
+        for (name, _, v) in fields {
+            match name {
+                Name::Via => e.vias.push(v),
+                Name::From if e.from.is_none() => e.from = Some(v),
+                Name::To if e.to.is_none() => e.to = Some(v),
+                Name::CallId if e.call_id.is_none() => e.call_id = Some(v),
+                Name::CSeq if e.cseq.is_none() => e.cseq = Some(v),
                 _ => {}
             }
         }
@@ -67,8 +66,6 @@ impl<'a> Echo<'a> {
         }
     }
 }
-
-use rsip::headers::UntypedHeader;
 
 /// RFC 3261 §18.2.2 and RFC 3581 §4: where a response to a request from `source` goes.
 pub fn response_dest(via: &TopVia, source: &Source) -> Dest {

@@ -82,7 +82,7 @@ pub fn granted_expires(req: &Request, min: u32, max: u32, default: u32) -> Resul
 pub fn handle_subscribe(world: &mut World) {
     let batch = world.resource_mut::<MethodQueues>().take(Method::Subscribe);
     for inc in batch {
-        let (a, tag) = if inc.req.to_tag.is_some() {
+        let (a, tag) = if inc.req.to_tag().is_some() {
             (refresh(world, &inc.req), None)
         } else {
             match initial(world, &inc) {
@@ -164,7 +164,7 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     let local = format!("{to};tag={local_tag}");
     let dialog = Dialog::new(
         &DialogParts {
-            call_id: &req.call_id,
+            call_id: req.call_id(),
             local_tag: &local_tag,
             local: &local,
             remote: req.header("From").unwrap_or_default(),
@@ -229,11 +229,11 @@ fn local_tag_for(sub: Entity, random: u64) -> String {
 /// The subscription a request in a dialog belongs to: the entity our To tag names, if it still
 /// holds that dialog (same tag and Call-ID).
 pub fn dialog_of(world: &World, req: &Request) -> Option<Entity> {
-    let tag = req.to_tag.as_deref()?;
+    let tag = req.to_tag()?;
     let bits = u64::from_str_radix(tag.split_once('.')?.0, 16).ok()?;
     let e = Entity::try_from_bits(bits)?;
     let d = world.get_entity(e).ok()?.get::<Dialog>()?;
-    (d.local_tag() == tag && d.call_id() == req.call_id).then_some(e)
+    (d.local_tag() == tag && d.call_id() == req.call_id()).then_some(e)
 }
 
 /// Our Contact for the dialog: the address the SUBSCRIBE reached.
