@@ -1,5 +1,8 @@
-//! The few header fields the engine reads on every message, parsed once at ingest from the
-//! header values: top Via (RFC 3261 §18.2, RFC 3581), From/To tags, CSeq.
+//! The header fields the engine reads, parsed from the values of the header index
+//! ([`super::headers`]): top Via (RFC 3261 §18.2, RFC 3581), From/To tags and CSeq once at
+//! ingest; Expires, Event, Content-Type/Accept media types, name-addr lists (Contact,
+//! Record-Route), entity tags (SIP-If-Match) and option tags (Supported/Require) where a handler
+//! needs them.
 
 /// The parts of a Via header field value that transactions and response routing need.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -162,6 +165,33 @@ pub fn uri_of(value: &str) -> &str {
     v.split(';').next().unwrap_or(v).trim()
 }
 
+/// The media type of a Content-Type or Accept value, parameters dropped (RFC 3261 §20.15).
+pub fn media_type(value: &str) -> &str {
+    value.split(';').next().unwrap_or("").trim()
+}
+
+/// The event package of an Event value, parameters dropped (RFC 6665 §8.2.1).
+pub fn event_package(value: &str) -> &str {
+    media_type(value)
+}
+
+/// The parameter `name` of a header value (`value;name=x`), case-insensitive; None when absent
+/// or without a value.
+pub fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
+    params(value.split_once(';')?.1)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v)
+}
+
+/// delta-seconds (Expires, RFC 3261 §20.19), saturating at `u32::MAX`; None when not a number.
+pub fn delta_seconds(value: &str) -> Option<u32> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|n| n.min(u32::MAX as u64) as u32)
+}
+
 /// Parse a CSeq value: `number METHOD`. The number must be below 2^31 (RFC 3261 §8.1.1.5).
 pub fn parse_cseq(value: &str) -> Option<(u32, &str)> {
     let mut it = value.split_whitespace();
@@ -212,6 +242,20 @@ mod tests {
     fn commas_respect_quotes() {
         let v: Vec<_> = split_commas("\"a,b\" <sip:x>, <sip:y,z>, c").collect();
         assert_eq!(v, vec!["\"a,b\" <sip:x>", "<sip:y,z>", "c"]);
+    }
+
+    #[test]
+    fn typed_values() {
+        assert_eq!(
+            media_type(" application/pidf+xml ; charset=x"),
+            "application/pidf+xml"
+        );
+        assert_eq!(event_package("presence;id=1"), "presence");
+        assert_eq!(param("presence; id = 7", "ID"), Some("7"));
+        assert_eq!(param("presence", "id"), None);
+        assert_eq!(delta_seconds(" 600 "), Some(600));
+        assert_eq!(delta_seconds("99999999999"), Some(u32::MAX));
+        assert_eq!(delta_seconds("-1"), None);
     }
 
     #[test]

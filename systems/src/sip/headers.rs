@@ -19,6 +19,9 @@ macro_rules! header_names {
             /// Every known name (not [`Name::Other`]).
             pub const KNOWN: &'static [Name] = &[$(Name::$variant,)*];
 
+            /// Known names with their spelling, for lookups from the wire.
+            const TABLE: &'static [(&'static [u8], Name)] = &[$(($text.as_bytes(), Name::$variant),)*];
+
             /// The canonical spelling ("" for [`Name::Other`]).
             pub fn as_str(self) -> &'static str {
                 match self {
@@ -85,14 +88,18 @@ impl Name {
                 _ => Name::Other,
             };
         }
-        Name::KNOWN
+        let Some(&first) = name.first() else {
+            return Name::Other;
+        };
+        let first = first.to_ascii_lowercase();
+        Name::TABLE
             .iter()
-            .copied()
-            .find(|n| {
-                let s = n.as_str().as_bytes();
-                s.len() == name.len() && s.eq_ignore_ascii_case(name)
+            .find(|(s, _)| {
+                s.len() == name.len()
+                    && s[0].to_ascii_lowercase() == first
+                    && s.eq_ignore_ascii_case(name)
             })
-            .unwrap_or(Name::Other)
+            .map_or(Name::Other, |&(_, n)| n)
     }
 }
 

@@ -195,7 +195,7 @@ fn reject(
 ) -> Parsed {
     let echo = Echo::from_scan(scan);
     let tag = stateless_tag(&echo);
-    let mut w = ResponseWriter::new(code, reason, &echo, via, source, Some(&tag));
+    let mut w = ResponseWriter::new(code, reason, &echo, via, source, Some(tag.as_str()));
     for (n, v) in extra {
         w.header(n, v);
     }
@@ -207,7 +207,7 @@ fn reject(
 
 /// A To tag that depends only on the request and `seed`: a retransmission gets the same tag
 /// (FNV-1a over the given parts, in hex).
-pub fn derived_tag<'a>(seed: u64, parts: impl IntoIterator<Item = &'a str>) -> String {
+pub fn derived_tag<'a>(seed: u64, parts: impl IntoIterator<Item = &'a str>) -> HexTag {
     let mut h: u64 = 0xcbf29ce484222325 ^ seed;
     for part in parts {
         for b in part.bytes() {
@@ -215,11 +215,45 @@ pub fn derived_tag<'a>(seed: u64, parts: impl IntoIterator<Item = &'a str>) -> S
             h = h.wrapping_mul(0x100000001b3);
         }
     }
-    format!("{h:016x}")
+    HexTag::new(h)
+}
+
+/// A 64-bit tag written as 16 lower-case hex digits, kept inline (no allocation per response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HexTag([u8; 16]);
+
+impl HexTag {
+    fn new(h: u64) -> HexTag {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 16];
+        for (i, d) in out.iter_mut().enumerate() {
+            *d = DIGITS[((h >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        HexTag(out)
+    }
+
+    /// The tag as text.
+    pub fn as_str(&self) -> &str {
+        // hex digits are ASCII
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for HexTag {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for HexTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The To tag of a stateless answer built from the first pass (Call-ID, From, CSeq, top Via).
-pub fn stateless_tag(echo: &Echo<'_>) -> String {
+pub fn stateless_tag(echo: &Echo<'_>) -> HexTag {
     let parts = [
         echo.call_id,
         echo.from,
@@ -227,6 +261,15 @@ pub fn stateless_tag(echo: &Echo<'_>) -> String {
         echo.vias.first().copied(),
     ];
     derived_tag(0, parts.into_iter().flatten())
+}
+
+/// The first mandatory header (RFC 3261 §8.1.1) the message lacks, as [`Echo::missing`] names
+/// it, without collecting the echo.
+fn missing(sc: &Scan<'_>) -> Option<&'static str> {
+    [Name::Via, Name::From, Name::To, Name::CallId, Name::CSeq]
+        .into_iter()
+        .find(|&n| sc.headers.span(sc.input, n).is_none())
+        .map(Name::as_str)
 }
 
 /// The span of a From/To `tag` inside that header's value.
@@ -273,9 +316,7 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
             version,
         } => {
             let known = known_method(method);
-            if known == Some(Method::Ack)
-                && (sc.fault.is_some() || Echo::from_scan(&sc).missing().is_some())
-            {
+            if known == Some(Method::Ack) && (sc.fault.is_some() || missing(&sc).is_some()) {
                 return Parsed::Dropped(DropReason::BadAck);
             }
             if let Some(fault) = &sc.fault {
@@ -288,7 +329,7 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                     &[],
                 );
             }
-            if let Some(missing) = Echo::from_scan(&sc).missing() {
+            if let Some(missing) = missing(&sc) {
                 return reject(
                     &sc,
                     &via,
@@ -372,7 +413,7 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
             }))
         }
         StartLine::Response { code, version, .. } => {
-            if sc.fault.is_some() || Echo::from_scan(&sc).missing().is_some() {
+            if sc.fault.is_some() || missing(&sc).is_some() {
                 return Parsed::Dropped(DropReason::BadResponse);
             }
             let Some((cseq, m)) = sc.header(Name::CSeq).and_then(fields::parse_cseq) else {
@@ -476,7 +517,7 @@ pub fn overload_reply(
         &echo,
         &via,
         &inbound.source,
-        Some(&tag),
+        Some(tag.as_str()),
     );
     w.header_num("Retry-After", retry_after_secs as u64);
     Some(Outbound::whole(

@@ -95,27 +95,34 @@ fn trim(b: &[u8]) -> &[u8] {
 /// Find the end of the header section: index of the first byte after the blank line, and the
 /// index where the blank line starts. Accepts CRLF CRLF and, liberally, LF LF.
 fn header_end(bytes: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\n' {
-            // a line ended at i; is the next line empty?
-            if bytes.get(i + 1) == Some(&b'\n') {
-                return Some((i + 1, i + 2));
-            }
-            if bytes.get(i + 1) == Some(&b'\r') && bytes.get(i + 2) == Some(&b'\n') {
-                return Some((i + 1, i + 3));
-            }
+    for i in memchr::memchr_iter(b'\n', bytes) {
+        // a line ended at i; is the next line empty?
+        match bytes.get(i + 1..) {
+            Some([b'\n', ..]) => return Some((i + 1, i + 2)),
+            Some([b'\r', b'\n', ..]) => return Some((i + 1, i + 3)),
+            _ => {}
         }
-        i += 1;
     }
     None
 }
 
 /// Split header-section bytes into lines, without their line ends.
 fn lines(section: &[u8]) -> impl Iterator<Item = &[u8]> {
-    section
-        .split(|&c| c == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+    let mut rest = Some(section);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        let line = match memchr::memchr(b'\n', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                &r[..i]
+            }
+            None => {
+                rest = None;
+                r
+            }
+        };
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    })
 }
 
 fn parse_start(line: &[u8]) -> Result<(StartLine<'_>, Option<ScanError>), ScanError> {
@@ -180,8 +187,23 @@ fn parse_start(line: &[u8]) -> Result<(StartLine<'_>, Option<ScanError>), ScanEr
 
 /// RFC 3261 §25.1 `token` characters.
 pub fn is_token_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
+    TOKEN[c as usize]
 }
+
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        c += 1;
+    }
+    t
+};
 
 /// First pass over one complete message. `datagram` selects the UDP body rules of §18.3 (the body
 /// may be cut short by Content-Length; a missing Content-Length means "the rest").
@@ -209,12 +231,14 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
     let base = bytes.as_ptr() as usize;
     let at = |s: &[u8]| s.as_ptr() as usize - base;
     let mut unfolded: Vec<u8> = Vec::new();
+    // Most heads are text throughout: then no value needs checking on its own.
+    let all_text = std::str::from_utf8(section).is_ok();
     while let Some(line) = it.next() {
         line_no += 1;
         if line.is_empty() {
             continue;
         }
-        let Some(colon) = line.iter().position(|&c| c == b':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             fault.get_or_insert(ScanError::HeaderLine(line_no));
             continue;
         };
@@ -248,13 +272,15 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
             line_no += 1;
         }
         let value_bytes: &[u8] = if folded { &unfolded } else { first };
-        let Ok(value) = std::str::from_utf8(value_bytes) else {
+        // (a value is cut from text at ASCII bytes, so it is text when the section is)
+        if !all_text && std::str::from_utf8(value_bytes).is_err() {
             // token characters are ASCII
             let name = std::str::from_utf8(name_bytes).unwrap_or_default();
             fault.get_or_insert(ScanError::HeaderEncoding(name.into()));
             continue;
-        };
+        }
         if name == Name::ContentLength {
+            let value = std::str::from_utf8(value_bytes).unwrap_or_default();
             match value.trim().parse::<usize>() {
                 Ok(n) if content_length.is_none_or(|c| c == n) => content_length = Some(n),
                 _ => {
@@ -263,7 +289,11 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
             }
         }
         if folded {
-            headers.push_folded(name, raw_name, value);
+            headers.push_folded(
+                name,
+                raw_name,
+                std::str::from_utf8(&unfolded).unwrap_or_default(),
+            );
         } else {
             headers.push(name, raw_name, (at(first), first.len()));
         }

@@ -6,8 +6,8 @@ use bevy_ecs::prelude::*;
 
 use crate::config::EngineConfig;
 use crate::router::{Answer, Incoming, MethodQueues, answer};
-use crate::sip::fields::{params, split_commas, uri_of};
-use crate::sip::{HeaderLookup, Method, Request};
+use crate::sip::fields::{self, split_commas, uri_of};
+use crate::sip::{HeaderLookup, Method, Name, Request};
 use crate::time::Clock;
 use crate::timers::{TimerKind, Timers};
 
@@ -18,16 +18,12 @@ use super::{
 
 /// The event package named by an `Event` header (parameters dropped).
 pub fn event_package(req: &Request) -> Option<&str> {
-    req.header("Event")
-        .map(|v| v.split(';').next().unwrap_or("").trim())
+    req.header(Name::Event).map(fields::event_package)
 }
 
 /// The `id` parameter of an `Event` header.
 pub fn event_id(req: &Request) -> Option<&str> {
-    let v = req.header("Event")?;
-    params(v.split_once(';')?.1)
-        .find(|(n, _)| n.eq_ignore_ascii_case("id"))
-        .and_then(|(_, v)| v)
+    fields::param(req.header(Name::Event)?, "id")
 }
 
 /// An `Expires` header that is not a number.
@@ -36,13 +32,9 @@ pub struct MalformedExpires;
 
 /// `Expires` as a number; Err when present but malformed.
 pub fn expires(req: &Request) -> Result<Option<u32>, MalformedExpires> {
-    match req.header("Expires") {
+    match req.header(Name::Expires) {
         None => Ok(None),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .map(|n| Some(n.min(u32::MAX as u64) as u32))
-            .map_err(|_| MalformedExpires),
+        Some(v) => fields::delta_seconds(v).map(Some).ok_or(MalformedExpires),
     }
 }
 
@@ -97,9 +89,9 @@ pub fn handle_subscribe(world: &mut World) {
 /// RFC 6665 §4.2.1 / RFC 3261 §8.2.3: does the subscriber accept one of the package's types?
 fn accepts(req: &Request, types: &[&str]) -> bool {
     let mut any = false;
-    for v in req.header_values("Accept") {
+    for v in req.header_values(Name::Accept) {
         any = true;
-        let t = v.split(';').next().unwrap_or("").trim();
+        let t = fields::media_type(v);
         if t == "*/*"
             || t.eq_ignore_ascii_case("application/*")
             || types.iter().any(|x| t.eq_ignore_ascii_case(x))
@@ -132,13 +124,13 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     )?;
     // RFC 6665 §4.1.2.1: a SUBSCRIBE carries the subscriber's target in Contact.
     let Some(contact) = req
-        .header_values("Contact")
+        .header_values(Name::Contact)
         .next()
         .map(|c| uri_of(c).to_owned())
     else {
         return Err(Answer::new(400, "Missing Contact header"));
     };
-    let watcher_aor = crate::sip::uri::Uri::parse(uri_of(req.header("From").unwrap_or("")))
+    let watcher_aor = crate::sip::uri::Uri::parse(uri_of(req.header(Name::From).unwrap_or("")))
         .map(|u| u.aor())
         .unwrap_or_default();
     let watcher = world
@@ -158,16 +150,16 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     // request in the dialog finds it without a dialog index.
     let sub = world.spawn_empty().id();
     let local_tag = local_tag_for(sub, world.resource_mut::<crate::ids::Ids>().random(seed));
-    let route_set: Vec<&str> = req.header_values("Record-Route").collect();
+    let route_set: Vec<&str> = req.header_values(Name::RecordRoute).collect();
     let dest = next_hop(&contact, &route_set, &req.source, symmetric);
-    let to = req.header("To").unwrap_or_default();
+    let to = req.header(Name::To).unwrap_or_default();
     let local = format!("{to};tag={local_tag}");
     let dialog = Dialog::new(
         &DialogParts {
             call_id: req.call_id(),
             local_tag: &local_tag,
             local: &local,
-            remote: req.header("From").unwrap_or_default(),
+            remote: req.header(Name::From).unwrap_or_default(),
             remote_target: &contact,
             route_set: &route_set,
         },
@@ -287,7 +279,11 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
         }
         d.remote_cseq = req.cseq;
         // target refresh (RFC 6665 §4.1.2.1)
-        if let Some(c) = req.header_values("Contact").flat_map(split_commas).next() {
+        if let Some(c) = req
+            .header_values(Name::Contact)
+            .flat_map(split_commas)
+            .next()
+        {
             d.set_remote_target(uri_of(c));
         }
     }
