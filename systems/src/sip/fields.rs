@@ -73,8 +73,20 @@ pub fn params(list: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
         })
 }
 
-/// Parse one via-parm: `SIP/2.0/UDP host[:port] *(;param)`.
-pub fn parse_via(value: &str) -> Option<TopVia> {
+/// The sent-protocol transport, sent-by and parameter list of one via-parm, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViaSent<'a> {
+    /// `UDP`, `TCP`, ... as written.
+    pub transport: &'a str,
+    pub host: &'a str,
+    pub port: Option<u16>,
+    /// The text after the first `;` ("" without parameters).
+    pub params: &'a str,
+}
+
+/// Read the first via-parm of a Via value: `SIP/2.0/UDP host[:port] *(;param)`, without
+/// allocating; None when malformed.
+pub fn via_sent(value: &str) -> Option<ViaSent<'_>> {
     let value = split_commas(value).next()?;
     // sent-protocol = protocol-name SLASH protocol-version SLASH transport, with LWS allowed
     // around the slashes (RFC 3261 §25.1; RFC 4475 §3.1.1.1 folds it over three lines)
@@ -90,27 +102,42 @@ pub fn parse_via(value: &str) -> Option<TopVia> {
         return None;
     }
     let rest = rest.trim();
-    let (sent_by, param_list) = match rest.find(';') {
+    let (sent_by, params) = match rest.find(';') {
         Some(i) => (rest[..i].trim(), &rest[i + 1..]),
         None => (rest, ""),
     };
     let (host, port) = split_host_port(sent_by)?;
-    let mut via = TopVia {
-        transport: transport.to_ascii_uppercase(),
-        host: host.to_owned(),
+    Some(ViaSent {
+        transport,
+        host,
         port,
-        ..Default::default()
-    };
-    for (n, v) in params(param_list) {
+        params,
+    })
+}
+
+/// Parse one via-parm: `SIP/2.0/UDP host[:port] *(;param)`.
+pub fn parse_via(value: &str) -> Option<TopVia> {
+    let sent = via_sent(value)?;
+    let mut branch = "";
+    let mut rport = false;
+    let mut received = None;
+    for (n, v) in params(sent.params) {
         if n.eq_ignore_ascii_case("branch") {
-            via.branch = v.unwrap_or("").to_owned();
+            branch = v.unwrap_or("");
         } else if n.eq_ignore_ascii_case("rport") {
-            via.rport = v.is_none();
+            rport = v.is_none();
         } else if n.eq_ignore_ascii_case("received") {
-            via.received = v.map(str::to_owned);
+            received = v;
         }
     }
-    Some(via)
+    Some(TopVia {
+        transport: sent.transport.to_ascii_uppercase(),
+        host: sent.host.to_owned(),
+        port: sent.port,
+        branch: branch.to_owned(),
+        rport,
+        received: received.map(str::to_owned),
+    })
 }
 
 fn take_token(s: &str) -> (&str, &str) {

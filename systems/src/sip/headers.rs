@@ -167,12 +167,29 @@ struct Entry {
     value: Span,
 }
 
+/// No entry (in [`HeaderIndex::first`]).
+const NONE: u8 = u8::MAX;
+const _: () = assert!(
+    (Name::Other as usize) <= 64,
+    "one bit per known name in a u64"
+);
+
 /// The header fields of one message, in order, as spans of its bytes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HeaderIndex {
     entries: Vec<Entry>,
     /// Values folded over several lines, unfolded (RFC 3261 §7.3.1).
     folded: String,
+    /// Per known name, the position of its first entry (NONE when absent or past 254 entries).
+    first: [u8; Name::Other as usize],
+    /// Bit per known name: more than one entry carries it.
+    repeated: u64,
+}
+
+impl Default for HeaderIndex {
+    fn default() -> Self {
+        HeaderIndex::with_capacity(0)
+    }
 }
 
 impl HeaderIndex {
@@ -180,6 +197,37 @@ impl HeaderIndex {
         HeaderIndex {
             entries: Vec::with_capacity(n),
             folded: String::new(),
+            first: [NONE; Name::Other as usize],
+            repeated: 0,
+        }
+    }
+
+    fn note(&mut self, name: Name) {
+        if name == Name::Other {
+            return;
+        }
+        let i = name as usize;
+        if self.first[i] == NONE {
+            self.first[i] = self.entries.len().min(NONE as usize - 1) as u8;
+        } else {
+            self.repeated |= 1u64 << i;
+        }
+    }
+
+    /// True when more than one header line carries the known name `name`.
+    pub fn repeated(&self, name: Name) -> bool {
+        name != Name::Other && self.repeated & (1u64 << name as usize) != 0
+    }
+
+    /// Where to start looking for `key`: the first entry for a known name.
+    fn start(&self, key: Key<'_>) -> usize {
+        match key.name {
+            Name::Other => 0,
+            // (a first entry past 253 is recorded as 253: the search goes on from there)
+            n => match self.first[n as usize] {
+                NONE => self.entries.len(),
+                i => i as usize,
+            },
         }
     }
 
@@ -195,6 +243,7 @@ impl HeaderIndex {
 
     /// Record a field whose name is at `name` and whose value is at `value` in the bytes.
     pub(crate) fn push(&mut self, name: Name, raw_name: (usize, usize), value: (usize, usize)) {
+        self.note(name);
         self.entries.push(Entry {
             name,
             raw_name: Span::new(raw_name.0, raw_name.1, false),
@@ -206,6 +255,7 @@ impl HeaderIndex {
     pub(crate) fn push_folded(&mut self, name: Name, raw_name: (usize, usize), value: &str) {
         let at = self.folded.len();
         self.folded.push_str(value);
+        self.note(name);
         self.entries.push(Entry {
             name,
             raw_name: Span::new(raw_name.0, raw_name.1, false),
@@ -235,7 +285,7 @@ impl HeaderIndex {
     /// The span of the first value of `key`.
     pub fn span<'k>(&self, bytes: &[u8], key: impl Into<Key<'k>>) -> Option<Span> {
         let key = key.into();
-        self.entries
+        self.entries[self.start(key)..]
             .iter()
             .find(|e| self.matches(bytes, e, key))
             .map(|e| e.value)
@@ -253,7 +303,7 @@ impl HeaderIndex {
         key: impl Into<Key<'k>>,
     ) -> impl Iterator<Item = &'s str> {
         let key = key.into();
-        self.entries
+        self.entries[self.start(key)..]
             .iter()
             .filter(move |e| self.matches(bytes, e, key))
             .map(move |e| self.text(bytes, e.value))
@@ -346,6 +396,8 @@ mod tests {
         assert_eq!(ix.get(bytes, "X-Bar"), None);
         assert_eq!(ix.all(bytes, Name::Via).collect::<Vec<_>>(), ["a", "b c"]);
         assert_eq!(ix.all(bytes, "v").count(), 2);
+        assert!(ix.repeated(Name::Via) && !ix.repeated(Name::From));
+        assert_eq!(ix.get(bytes, Name::From), None);
         let names: Vec<_> = ix.iter(bytes).map(|(_, n, _)| n).collect();
         assert_eq!(names, ["X-Foo", "Via", "Via"]);
     }

@@ -160,7 +160,7 @@ fn check_headers(sc: &Scan<'_>) -> Result<(), String> {
         Name::CSeq,
         Name::MaxForwards,
     ] {
-        if sc.headers_named(name).nth(1).is_some() {
+        if sc.headers.repeated(name) {
             return Err(format!("Multiple {} headers", name.as_str()));
         }
     }
