@@ -4,28 +4,43 @@
 //! Record-Route), entity tags (SIP-If-Match) and option tags (Supported/Require) where a handler
 //! needs them.
 
-/// The parts of a Via header field value that transactions and response routing need.
+/// The parts of a Via header field value that transactions and response routing need, in one
+/// allocation (transport, host and branch side by side).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TopVia {
-    /// `UDP`, `TCP`, ... as written.
-    pub transport: String,
-    /// sent-by host (IPv6 without brackets).
-    pub host: String,
+    /// transport (upper-cased), sent-by host (IPv6 without brackets), branch.
+    text: Box<str>,
+    host_at: u32,
+    branch_at: u32,
     pub port: Option<u16>,
-    /// The branch parameter, empty when absent.
-    pub branch: String,
     /// RFC 3581: the `rport` parameter was present without a value.
     pub rport: bool,
     /// `received` already present (set by a proxy on the way).
-    pub received: Option<String>,
+    pub received: bool,
 }
 
 impl TopVia {
+    /// `UDP`, `TCP`, ... (upper-cased).
+    pub fn transport(&self) -> &str {
+        &self.text[..self.host_at as usize]
+    }
+
+    /// sent-by host (IPv6 without brackets).
+    pub fn host(&self) -> &str {
+        &self.text[self.host_at as usize..self.branch_at as usize]
+    }
+
+    /// The branch parameter, empty when absent.
+    pub fn branch(&self) -> &str {
+        &self.text[self.branch_at as usize..]
+    }
+
     /// RFC 3261 §8.1.1.7: branches that start with the magic cookie are unique per transaction.
     /// A bare cookie with nothing after it identifies nothing (RFC 4475 §3.2.1): such a
     /// request falls back to RFC 2543 matching.
     pub fn has_cookie(&self) -> bool {
-        self.branch.len() > 7 && self.branch.starts_with("z9hG4bK")
+        let branch = self.branch();
+        branch.len() > 7 && branch.starts_with("z9hG4bK")
     }
 }
 
@@ -120,23 +135,29 @@ pub fn parse_via(value: &str) -> Option<TopVia> {
     let sent = via_sent(value)?;
     let mut branch = "";
     let mut rport = false;
-    let mut received = None;
+    let mut received = false;
     for (n, v) in params(sent.params) {
         if n.eq_ignore_ascii_case("branch") {
             branch = v.unwrap_or("");
         } else if n.eq_ignore_ascii_case("rport") {
             rport = v.is_none();
         } else if n.eq_ignore_ascii_case("received") {
-            received = v;
+            received = v.is_some();
         }
     }
+    let mut text = String::with_capacity(sent.transport.len() + sent.host.len() + branch.len());
+    text.extend(sent.transport.chars().map(|c| c.to_ascii_uppercase()));
+    let host_at = text.len() as u32;
+    text.push_str(sent.host);
+    let branch_at = text.len() as u32;
+    text.push_str(branch);
     Some(TopVia {
-        transport: sent.transport.to_ascii_uppercase(),
-        host: sent.host.to_owned(),
+        text: text.into_boxed_str(),
+        host_at,
+        branch_at,
         port: sent.port,
-        branch: branch.to_owned(),
         rport,
-        received: received.map(str::to_owned),
+        received,
     })
 }
 
@@ -239,14 +260,14 @@ mod tests {
         let v =
             parse_via("SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc;rport, SIP/2.0/TCP x").unwrap();
         assert_eq!(
-            (v.transport.as_str(), v.host.as_str(), v.port),
+            (v.transport(), v.host(), v.port),
             ("UDP", "10.0.0.1", Some(5062))
         );
-        assert_eq!(v.branch, "z9hG4bKabc");
+        assert_eq!(v.branch(), "z9hG4bKabc");
         assert!(v.rport && v.has_cookie());
         let v = parse_via("SIP / 2.0 / tcp [2001:db8::9]:5070 ; branch = z9hG4bKx").unwrap();
         assert_eq!(
-            (v.transport.as_str(), v.host.as_str(), v.port),
+            (v.transport(), v.host(), v.port),
             ("TCP", "2001:db8::9", Some(5070))
         );
         assert!(parse_via("garbage").is_none());

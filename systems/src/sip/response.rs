@@ -84,7 +84,15 @@ pub fn response_dest(via: &TopVia, source: &Source) -> Dest {
 
 /// The top via-parm with `received` (§18.2.1) and a filled `rport` (RFC 3581) added.
 fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
-    let ip = source.peer.ip().to_string();
+    // the source address as text, on the stack (an IPv6 address takes at most 45 bytes)
+    let mut ip_buf = [0u8; 64];
+    let ip_len = {
+        use std::io::Write;
+        let mut w = &mut ip_buf[..];
+        let _ = write!(w, "{}", source.peer.ip());
+        64 - w.len()
+    };
+    let ip = std::str::from_utf8(&ip_buf[..ip_len]).unwrap_or_default();
     let mut segments = parm.split(';');
     out.extend_from_slice(segments.next().unwrap_or("").trim_end().as_bytes());
     let mut rport_written = false;
@@ -107,7 +115,7 @@ fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
         out.extend_from_slice(b";rport=");
         out.extend_from_slice(itoa::Buffer::new().format(source.peer.port()).as_bytes());
     }
-    if via.rport || via.host != ip || via.received.is_some() {
+    if via.rport || via.host() != ip || via.received {
         out.extend_from_slice(b";received=");
         out.extend_from_slice(ip.as_bytes());
     }
