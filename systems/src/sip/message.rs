@@ -525,3 +525,74 @@ pub fn overload_reply(
         w.finish(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Transport;
+
+    fn inbound(text: &[u8]) -> Inbound {
+        Inbound {
+            source: Source {
+                transport: Transport::Udp,
+                peer: "192.0.2.10:5060".parse().unwrap(),
+                local: "127.0.0.1:5060".parse().unwrap(),
+                conn: None,
+            },
+            bytes: Bytes::copy_from_slice(text),
+        }
+    }
+
+    #[test]
+    fn request_fields_read_in_place() {
+        let m = b"SUBSCRIBE sip:a@example.com SIP/2.0\r\n\
+v: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bKx1\r\n\
+f: \"B\"\r\n <sip:b@example.com>\r\n ;tag=ft\r\n\
+t: <sip:a@example.com>;tag=tt\r\n\
+i: cid@h\r\n\
+CSeq: 2 SUBSCRIBE\r\n\
+o: presence;id=7\r\n\
+Accept: application/pidf+xml, application/xpidf+xml\r\n\
+X-Extra: one\r\n\
+l: 0\r\n\r\n";
+        let Parsed::Request(r) = parse(&inbound(m), "OPTIONS", false) else {
+            panic!("parses")
+        };
+        assert_eq!(r.call_id(), "cid@h");
+        assert_eq!(r.from_tag(), Some("ft"), "tag of a folded From");
+        assert_eq!(r.to_tag(), Some("tt"));
+        assert_eq!(r.via.branch(), "z9hG4bKx1");
+        assert_eq!(r.header(Name::Event), Some("presence;id=7"));
+        assert_eq!(r.header("event"), Some("presence;id=7"));
+        assert_eq!(r.header("x-extra"), Some("one"));
+        assert_eq!(r.header_values(Name::Accept).count(), 2);
+        assert_eq!(r.head.len(), 9);
+    }
+
+    #[test]
+    fn responses_with_a_malformed_version_are_dropped() {
+        let resp = |version: &str| {
+            let m = format!(
+                "{version} 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKa\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: c\r\nCSeq: 1 NOTIFY\r\n\r\n"
+            );
+            parse(&inbound(m.as_bytes()), "OPTIONS", false)
+        };
+        assert!(matches!(resp("SIP/2.0"), Parsed::Response(r) if r.to_tag() == Some("2")));
+        for bad in ["SIP/2.x", "SIP/2", "SIP/.0"] {
+            assert!(
+                matches!(resp(bad), Parsed::Dropped(DropReason::BadResponse)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn derived_tags_are_hex() {
+        let t = derived_tag(0, ["a", "b"]);
+        assert_eq!(t.len(), 16);
+        assert!(t.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(t, derived_tag(0, ["a", "b"]));
+        assert_ne!(t, derived_tag(1, ["a", "b"]));
+    }
+}
