@@ -986,8 +986,9 @@ impl<'a> Runner<'a> {
             let n = rb.recv(udp::fd(&self.socks[i].sock))?;
             let now = self.now();
             for k in 0..n {
-                let (bytes, from, truncated) = rb.get(k);
-                if truncated {
+                let d = rb.get(k);
+                let (bytes, from) = (d.bytes, d.peer);
+                if d.truncated {
                     self.stats.parse_errors += 1;
                     continue;
                 }
@@ -1190,7 +1191,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
     };
 
     let mut events = Events::with_capacity(256);
-    let mut rb = RecvBatch::new();
+    let mut rb = udp::recv_batch();
     let tick = scn.run.tick_us * 1000;
     let mut next_ui = 0u64;
     let mut next_sample = 0u64;

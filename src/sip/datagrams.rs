@@ -1,7 +1,7 @@
 //! Batched UDP I/O: `recvmmsg` and `sendmmsg` (Linux), so that a wake-up that finds many
-//! datagrams costs one system call per batch rather than one per datagram. On a loaded server the
-//! per-datagram system calls and the wake-ups around them cost more than parsing and presence
-//! logic together (README, Capacity planning).
+//! datagrams costs one system call per batch rather than one per datagram. The server's
+//! transport and loadgen both read with [`RecvBatch`]; the server sends engine output (head and
+//! body buffers, never copied together) with [`SendBatch`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,14 +10,14 @@ use std::os::fd::RawFd;
 use presenced_systems::Outbound;
 use socket2::{SockAddr, SockAddrStorage};
 
-/// Datagrams taken by one `recvmmsg`.
-pub const RECV_BATCH: usize = 32;
 /// Datagrams handed to one `sendmmsg`.
 pub const SEND_BATCH: usize = 64;
 
-/// Receive buffers for one `recvmmsg` call: `RECV_BATCH` slots of `slot_len` bytes each. A slot
-/// is only touched as far as a datagram fills it, so the resident cost is what arrives.
+/// Receive buffers for one `recvmmsg` call: `slots` buffers of `slot_len` bytes each, allocated
+/// once. A slot is only touched as far as a datagram fills it, so the resident cost is what
+/// arrives.
 pub struct RecvBatch {
+    slots: usize,
     slot_len: usize,
     bufs: Vec<u8>,
     addrs: Vec<libc::sockaddr_storage>,
@@ -35,37 +35,43 @@ pub struct Datagram<'a> {
 }
 
 impl RecvBatch {
-    /// Buffers for datagrams of up to `slot_len` bytes; longer ones come back truncated.
-    pub fn new(slot_len: usize) -> RecvBatch {
+    /// Buffers for `slots` datagrams of up to `slot_len` bytes; longer ones come back truncated.
+    pub fn new(slots: usize, slot_len: usize) -> RecvBatch {
         // SAFETY: all-zero is a valid value for these plain C structs.
         let zero_addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let zero_hdr: libc::mmsghdr = unsafe { std::mem::zeroed() };
         RecvBatch {
+            slots,
             slot_len,
-            bufs: vec![0u8; slot_len * RECV_BATCH],
-            addrs: vec![zero_addr; RECV_BATCH],
+            bufs: vec![0u8; slot_len * slots],
+            addrs: vec![zero_addr; slots],
             iovs: vec![
                 libc::iovec {
                     iov_base: std::ptr::null_mut(),
                     iov_len: 0
                 };
-                RECV_BATCH
+                slots
             ],
-            hdrs: vec![zero_hdr; RECV_BATCH],
+            hdrs: vec![zero_hdr; slots],
             got: 0,
         }
     }
 
-    /// Receive what is waiting, up to `RECV_BATCH` datagrams, without blocking. Returns how
-    /// many arrived; `WouldBlock` when none was waiting.
+    /// How many datagrams one call takes at most.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Receive what is waiting, up to `slots` datagrams, without blocking. Returns how many
+    /// arrived: 0 when none was waiting.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         self.got = 0;
         // The headers point into this struct's own vectors; they are rebuilt before every
         // call so that moving the struct can never leave them dangling.
         let base = self.bufs.as_mut_ptr();
-        for i in 0..RECV_BATCH {
+        for i in 0..self.slots {
             self.iovs[i] = libc::iovec {
-                // SAFETY: slot i lies inside `bufs` (RECV_BATCH slots of slot_len bytes).
+                // SAFETY: slot i lies inside `bufs` (`slots` slots of slot_len bytes).
                 iov_base: unsafe { base.add(i * self.slot_len) }.cast(),
                 iov_len: self.slot_len,
             };
@@ -79,26 +85,35 @@ impl RecvBatch {
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
         }
-        // SAFETY: `hdrs` holds RECV_BATCH initialised headers whose buffers outlive the call.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                self.hdrs.as_mut_ptr(),
-                RECV_BATCH as u32,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+        loop {
+            // SAFETY: `hdrs` holds `slots` initialised headers whose buffers outlive the call.
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    self.hdrs.as_mut_ptr(),
+                    self.slots as u32,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n >= 0 {
+                self.got = n as usize;
+                return Ok(self.got);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => return Ok(0),
+                // A signal, or an ICMP error from an earlier send on this socket (reported once,
+                // then cleared): datagrams may still be waiting behind it.
+                io::ErrorKind::Interrupted | io::ErrorKind::ConnectionRefused => continue,
+                _ => return Err(e),
+            }
         }
-        self.got = n as usize;
-        Ok(self.got)
     }
 
     /// Datagram `i` of the last `recv`.
     pub fn get(&self, i: usize) -> Datagram<'_> {
-        debug_assert!(i < self.got);
+        assert!(i < self.got, "datagram {i} of {}", self.got);
         let h = &self.hdrs[i];
         let len = (h.msg_len as usize).min(self.slot_len);
         let start = i * self.slot_len;
@@ -186,5 +201,88 @@ impl SendBatch {
             io::ErrorKind::Interrupted => Sent::Some(0),
             _ => Sent::Failed(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn outbound(to: SocketAddr, head: &str, body: &str) -> Outbound {
+        use presenced_systems::{Dest, Transport};
+        Outbound {
+            dest: Dest {
+                transport: Transport::Udp,
+                addr: to,
+                local: to,
+                conn: None,
+            },
+            head: bytes::Bytes::copy_from_slice(head.as_bytes()),
+            body: bytes::Bytes::copy_from_slice(body.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn batches_cross_loopback_whole_and_in_order() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.set_nonblocking(true).unwrap();
+        let to = b.local_addr().unwrap();
+        let queue: Vec<Outbound> = (0..200)
+            .map(|i| {
+                outbound(
+                    to,
+                    &format!("head {i}|"),
+                    if i % 2 == 0 { "body" } else { "" },
+                )
+            })
+            .collect();
+        let mut sb = SendBatch::default();
+        let mut sent = 0;
+        while sent < queue.len() {
+            match sb.send(a.as_raw_fd(), &queue[sent..]) {
+                Sent::Some(n) => sent += n,
+                Sent::WouldBlock => std::thread::yield_now(),
+                Sent::Failed(e) => panic!("{e}"),
+            }
+        }
+        let mut rb = RecvBatch::new(16, 64);
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while got.len() < 200 && std::time::Instant::now() < deadline {
+            let n = rb.recv(b.as_raw_fd()).unwrap();
+            assert!(n <= rb.slots());
+            for i in 0..n {
+                let d = rb.get(i);
+                assert!(!d.truncated);
+                assert_eq!(d.peer, Some(a.local_addr().unwrap()));
+                got.push(String::from_utf8(d.bytes.to_vec()).unwrap());
+            }
+        }
+        assert_eq!(got.len(), 200);
+        assert_eq!(got[0], "head 0|body");
+        assert_eq!(got[199], "head 199|");
+    }
+
+    #[test]
+    fn a_datagram_longer_than_its_slot_is_marked_truncated() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.set_nonblocking(true).unwrap();
+        a.send_to(&[b'x'; 100], b.local_addr().unwrap()).unwrap();
+        let mut rb = RecvBatch::new(4, 64);
+        let mut n = 0;
+        for _ in 0..1000 {
+            n = rb.recv(b.as_raw_fd()).unwrap();
+            if n > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(n, 1);
+        let d = rb.get(0);
+        assert!(d.truncated);
+        assert_eq!(d.bytes.len(), 64);
     }
 }

@@ -26,7 +26,7 @@ use presenced_systems::{ConnId, Engine, Inbound, Outbound, Source, Time, Transpo
 use socket2::SockRef;
 use tracing::{debug, info, warn};
 
-use super::datagrams::{RECV_BATCH, RecvBatch, SendBatch, Sent};
+use super::datagrams::{RecvBatch, SendBatch, Sent};
 
 const WAKER: Token = Token(0);
 const UDP_BASE: usize = 1;
@@ -36,6 +36,8 @@ const CONN_BASE: usize = 1 << 20;
 const MAX_PENDING_WRITE: usize = 8 << 20;
 /// Most datagrams waiting for a writable UDP socket.
 const MAX_PENDING_DATAGRAMS: usize = 65536;
+/// Datagrams read per `recvmmsg`.
+const RECV_SLOTS: usize = 32;
 /// Queued datagrams per socket that trigger a send before the loop's turn ends.
 const SEND_CHUNK: usize = super::datagrams::SEND_BATCH;
 
@@ -191,7 +193,7 @@ impl SipTransport {
                 .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
             ls.push((l, local));
         }
-        let recv = RecvBatch::new(config.max_message_bytes + 1);
+        let recv = RecvBatch::new(RECV_SLOTS, config.max_message_bytes + 1);
         Ok((
             SipTransport {
                 poll,
@@ -280,13 +282,11 @@ impl SipTransport {
         loop {
             let fd = self.udp[i].socket.as_raw_fd();
             let n = match self.recv.recv(fd) {
+                Ok(0) => return,
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // ICMP errors surface here on Linux (ECONNREFUSED); they are not fatal.
                     debug!("udp recv on {}: {e}", self.udp[i].local);
-                    continue;
+                    return;
                 }
             };
             self.stats
@@ -324,7 +324,7 @@ impl SipTransport {
             if self.batch.len() >= 1024 {
                 self.hand_to_engine();
             }
-            if n < RECV_BATCH {
+            if n < RECV_SLOTS {
                 // Drained: a datagram that arrives later raises a new readiness edge.
                 return;
             }
