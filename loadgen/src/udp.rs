@@ -65,6 +65,8 @@ pub struct SendQueue {
     items: Vec<(u32, u32, SocketAddr)>,
     /// First item not yet sent.
     head: usize,
+    /// Bytes of `buf` already written to a stream ([`SendQueue::flush_stream`]).
+    written: usize,
     iovs: Vec<libc::iovec>,
     addrs: Vec<libc::sockaddr_storage>,
     hdrs: Vec<libc::mmsghdr>,
@@ -86,6 +88,7 @@ impl SendQueue {
             buf: Vec::with_capacity(1 << 20),
             items: Vec::with_capacity(4096),
             head: 0,
+            written: 0,
             iovs: vec![
                 libc::iovec {
                     iov_base: std::ptr::null_mut(),
@@ -98,9 +101,48 @@ impl SendQueue {
         }
     }
 
-    /// Datagrams waiting.
+    /// Messages waiting.
     pub fn pending(&self) -> usize {
         self.items.len() - self.head
+    }
+
+    /// Drop whatever waits.
+    pub fn clear(&mut self) {
+        self.items.clear();
+        self.buf.clear();
+        self.head = 0;
+        self.written = 0;
+    }
+
+    /// Write what is queued to a byte stream (a TCP connection: destinations are ignored, the
+    /// messages follow each other) until done or the stream would block. Returns the number of
+    /// messages fully written, or the stream's error (the connection is then unusable).
+    pub fn flush_stream(&mut self, stream: &mut impl std::io::Write) -> io::Result<u64> {
+        let mut sent = 0u64;
+        while self.written < self.buf.len() {
+            match stream.write(&self.buf[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        while self.head < self.items.len() {
+            let (off, len, _) = self.items[self.head];
+            if (off + len) as usize > self.written {
+                break;
+            }
+            self.head += 1;
+            sent += 1;
+        }
+        if self.head == self.items.len() {
+            self.items.clear();
+            self.buf.clear();
+            self.head = 0;
+            self.written = 0;
+        }
+        Ok(sent)
     }
 
     /// Queue a datagram whose bytes are written by `write` straight into the queue's buffer.
