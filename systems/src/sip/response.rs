@@ -82,17 +82,38 @@ pub fn response_dest(via: &TopVia, source: &Source) -> Dest {
     }
 }
 
+/// An IP address as text (its `Display` form), written into `buf` (an IPv6 address takes at
+/// most 45 bytes); IPv4, the usual case, without the formatting machinery.
+fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 64]) -> &str {
+    let len = match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                let mut b = itoa::Buffer::new();
+                let s = b.format(octet).as_bytes();
+                buf[n..n + s.len()].copy_from_slice(s);
+                n += s.len();
+            }
+            n
+        }
+        std::net::IpAddr::V6(_) => {
+            use std::io::Write;
+            let mut w = &mut buf[..];
+            let _ = write!(w, "{ip}");
+            64 - w.len()
+        }
+    };
+    std::str::from_utf8(&buf[..len]).unwrap_or_default()
+}
+
 /// The top via-parm with `received` (§18.2.1) and a filled `rport` (RFC 3581) added.
 fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
-    // the source address as text, on the stack (an IPv6 address takes at most 45 bytes)
     let mut ip_buf = [0u8; 64];
-    let ip_len = {
-        use std::io::Write;
-        let mut w = &mut ip_buf[..];
-        let _ = write!(w, "{}", source.peer.ip());
-        64 - w.len()
-    };
-    let ip = std::str::from_utf8(&ip_buf[..ip_len]).unwrap_or_default();
+    let ip = ip_text(source.peer.ip(), &mut ip_buf);
     let mut segments = parm.split(';');
     out.extend_from_slice(segments.next().unwrap_or("").trim_end().as_bytes());
     let mut rport_written = false;
@@ -262,6 +283,20 @@ mod tests {
             response_dest(&via, &s).addr,
             "192.0.2.7:40000".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn ip_text_is_display() {
+        for ip in [
+            "192.0.2.7",
+            "0.0.0.0",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip, &mut [0; 64]), ip.to_string());
+        }
     }
 
     #[test]
