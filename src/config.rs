@@ -57,6 +57,7 @@ pub struct EngineSection {
     pub inline: bool,
     pub inbox_capacity: usize,
     pub max_batch: usize,
+    pub batch_window_us: u64,
     pub retry_after_secs: u32,
     pub t1_ms: u64,
     pub t2_ms: u64,
@@ -221,6 +222,12 @@ impl Config {
         }
         if self.engine.max_batch == 0 {
             return bad("engine.max_batch", "must be at least 1");
+        }
+        if self.engine.batch_window_us > 100_000 {
+            return bad(
+                "engine.batch_window_us",
+                "must be at most 100000 (it is added to every request's latency under load)",
+            );
         }
         if self.engine.t1_ms == 0 || self.engine.t2_ms < self.engine.t1_ms {
             return bad(

@@ -164,6 +164,7 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         inbox_capacity: config.engine.inbox_capacity,
         retry_after_secs: config.engine.retry_after_secs,
         force_rport: config.sip.force_rport,
+        batch_window: std::time::Duration::from_micros(config.engine.batch_window_us),
     };
     let max_batch = config.engine.max_batch;
     let shutdown = Arc::new(AtomicBool::new(false));

@@ -354,3 +354,75 @@ fn ipv6_udp_and_tcp() {
         200
     );
 }
+
+#[test]
+fn bursts_from_many_peers_are_read_and_answered_in_batches() {
+    // A long coalescing window and a small message limit: the burst below is read with
+    // recvmmsg in batches and answered with sendmmsg, each response to its own peer, and an
+    // oversized datagram in the middle is dropped without disturbing the others.
+    let mut s = Server::start_with(
+        "[engine]\nbatch_window_us = 20000\n[sip]\nmax_message_bytes = 2000\n",
+        &[],
+    );
+    let peers: Vec<UdpPeer> = (0..3).map(|_| UdpPeer::new(s.udp)).collect();
+    let per_peer = 100;
+    let mut readers = Vec::new();
+    let mut sent = Vec::new();
+    for p in &peers {
+        let rx = UdpPeer {
+            sock: p.sock.try_clone().unwrap(),
+            server: s.udp,
+        };
+        readers.push(std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while let Some(m) = rx.recv(Duration::from_secs(3)) {
+                got.push(m);
+                if got.len() == per_peer {
+                    break;
+                }
+            }
+            got
+        }));
+        sent.push(
+            (0..per_peer)
+                .map(|_| p.req("OPTIONS", URI))
+                .collect::<Vec<_>>(),
+        );
+    }
+    for i in 0..per_peer {
+        for (p, reqs) in peers.iter().zip(&sent) {
+            p.send(&reqs[i].bytes());
+        }
+        if i == per_peer / 2 {
+            let mut big = peers[0].req("OPTIONS", URI);
+            big.body = vec![b'x'; 3000];
+            peers[0].send(&big.bytes());
+        }
+    }
+    for ((reader, reqs), p) in readers.into_iter().zip(&sent).zip(&peers) {
+        let got = reader.join().unwrap();
+        let want: std::collections::HashSet<&str> =
+            reqs.iter().map(|r| r.get("Call-ID").unwrap()).collect();
+        let seen: std::collections::HashSet<String> = got
+            .iter()
+            .map(|m| {
+                assert_eq!(m.status(), 200, "{}", m.text());
+                m.header("Call-ID").unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(
+            got.len(),
+            per_peer,
+            "peer {} got every answer once",
+            p.addr()
+        );
+        assert_eq!(seen.len(), per_peer);
+        assert!(
+            seen.iter().all(|c| want.contains(c.as_str())),
+            "answers went to the sender"
+        );
+    }
+    // the oversized request got nothing back (it cannot be read whole)
+    assert!(peers[0].recv(Duration::from_millis(300)).is_none());
+    assert!(s.alive());
+}

@@ -65,7 +65,8 @@ optional, unknown keys are an error; the main ones are also flags of `run`):
                max_secs         hard cap on the run (600); max_requests: hard cap (10000000)
                t1_ms, t2_ms     RFC 3261 Timer E retransmission over UDP (500, 4000)
                timer_f_ms       RFC 3261 Timer F timeout (32000)
-               sockets          local UDP sockets (4); socket_buffer_bytes (8 MiB)
+               transport        udp or tcp (udp); over tcp Timer E does not retransmit
+               sockets          local UDP sockets or TCP connections (4); socket_buffer_bytes (8 MiB)
                tick_us          send batching quantum (200)";
 
 #[derive(Subcommand, Debug)]
@@ -227,7 +228,10 @@ struct Overrides {
     /// run.drain_secs
     #[arg(long)]
     drain_secs: Option<f64>,
-    /// run.sockets (local UDP sockets)
+    /// run.transport (udp or tcp)
+    #[arg(long, value_enum)]
+    transport: Option<loadgen::scenario::LinkKind>,
+    /// run.sockets (local UDP sockets, or TCP connections)
     #[arg(long)]
     sockets: Option<u16>,
     /// run.tick_us (send batching quantum)
@@ -262,6 +266,7 @@ impl Overrides {
         set!(max_requests => run.max_requests);
         set!(timer_f_ms => run.timer_f_ms);
         set!(drain_secs => run.drain_secs);
+        set!(transport => run.transport);
         set!(sockets => run.sockets);
         set!(tick_us => run.tick_us);
     }

@@ -19,9 +19,11 @@ pub struct Templates {
     domain: Vec<u8>,
     /// Prefix of user parts, e.g. `r3` for ramp step 3 (`sip:r3p17@example.com`).
     ns: Vec<u8>,
-    /// Per local socket: `Via: SIP/2.0/UDP 127.0.0.1:PORT;rport;branch=z9hG4bK-lg`.
+    /// Per local socket: `Via: SIP/2.0/UDP 127.0.0.1:PORT;rport;branch=z9hG4bK-lg` (TCP over
+    /// TCP).
     via: Vec<Vec<u8>>,
-    /// Per local socket: `@127.0.0.1:PORT>` closing a Contact.
+    /// Per local socket: `@127.0.0.1:PORT>` closing a Contact (`;transport=tcp` before `>` over
+    /// TCP).
     contact: Vec<Vec<u8>>,
 }
 
@@ -30,19 +32,25 @@ fn num(out: &mut Vec<u8>, n: impl itoa::Integer) {
 }
 
 impl Templates {
-    /// Templates for local sockets `locals`, user parts prefixed by `ns`.
-    pub fn new(run_id: u32, domain: &str, ns: &str, locals: &[SocketAddr]) -> Templates {
+    /// Templates for local sockets `locals` (TCP connections when `tcp`), user parts prefixed by
+    /// `ns`.
+    pub fn new(run_id: u32, domain: &str, ns: &str, locals: &[SocketAddr], tcp: bool) -> Templates {
+        let (proto, uri_param) = if tcp {
+            ("TCP", ";transport=tcp")
+        } else {
+            ("UDP", "")
+        };
         Templates {
             run_id,
             domain: domain.as_bytes().to_vec(),
             ns: ns.as_bytes().to_vec(),
             via: locals
                 .iter()
-                .map(|a| format!("Via: SIP/2.0/UDP {a};rport;branch=z9hG4bK-lg").into_bytes())
+                .map(|a| format!("Via: SIP/2.0/{proto} {a};rport;branch=z9hG4bK-lg").into_bytes())
                 .collect(),
             contact: locals
                 .iter()
-                .map(|a| format!("@{a}>").into_bytes())
+                .map(|a| format!("@{a}{uri_param}>").into_bytes())
                 .collect(),
         }
     }
@@ -245,6 +253,7 @@ mod tests {
             "example.com",
             "r1",
             &["127.0.0.1:4000".parse().unwrap()],
+            false,
         )
     }
 
@@ -293,7 +302,7 @@ mod tests {
         let s = presenced_systems::sip::scan::scan(&out, true).unwrap();
         assert_eq!(s.header("Contact"), Some("<sip:r1w10@127.0.0.1:4000>"));
         assert!(
-            Templates::new(43, "example.com", "r1", &[])
+            Templates::new(43, "example.com", "r1", &[], false)
                 .parse_call_id(m.call_id)
                 .is_none(),
             "another run's Call-ID"

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::sipmsg::{self, Start};
-use crate::udp::{self, RecvBatch, SendQueue};
+use crate::udp::{self, SendQueue};
 
 /// Counters of a responder, readable while it runs.
 #[derive(Debug, Default)]
@@ -54,7 +54,7 @@ impl Responder {
         poll.registry()
             .register(&mut self.sock, Token(0), Interest::READABLE)?;
         let mut events = Events::with_capacity(16);
-        let mut rb = RecvBatch::new();
+        let mut rb = udp::recv_batch();
         let mut out = SendQueue::new();
         let fd = udp::fd(&self.sock);
         let started = Instant::now();
@@ -69,8 +69,8 @@ impl Responder {
             loop {
                 let n = rb.recv(fd)?;
                 for i in 0..n {
-                    let (bytes, from, truncated) = rb.get(i);
-                    let (Some(from), false) = (from, truncated) else {
+                    let d = rb.get(i);
+                    let (bytes, Some(from), false) = (d.bytes, d.peer, d.truncated) else {
                         self.stats.unreadable.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };

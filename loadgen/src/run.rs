@@ -1,5 +1,6 @@
 //! One run of a scenario against one target: a single thread with one mio `Poll`, the
-//! population's UDP sockets read with `recvmmsg` and written with `sendmmsg`, a timerfd for
+//! population's UDP sockets read with `recvmmsg` and written with `sendmmsg` (or TCP connections,
+//! each carrying many user agents the way a proxy's connection does), a timerfd for
 //! sub-millisecond wake-ups, and a deadline heap for RFC 3261 Timers E/F and refreshes.
 //!
 //! Load is open-loop: each stream (initial PUBLISH, SUBSCRIBE, modify, churn, teardown) sends
@@ -12,7 +13,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::io;
+use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::msgs::{Templates, read_token};
 use crate::procstat;
-use crate::scenario::Scenario;
+use crate::scenario::{LinkKind, Scenario};
 use crate::sipmsg::{self, Start};
 use crate::stats::{OpKind, Report, SelfReport, ServerReport, Stats};
 use crate::udp::{self, RecvBatch, SendQueue};
@@ -191,11 +192,28 @@ enum Phase {
 }
 
 struct Sock {
-    sock: mio::net::UdpSocket,
+    link: Link,
     out: SendQueue,
     /// A drain was cut short: read again before sleeping.
     more: bool,
+    /// A TCP connection's send buffer is full: wait for it to be writable.
+    blocked: bool,
 }
+
+/// How one of the population's sockets reaches the target.
+enum Link {
+    Udp(mio::net::UdpSocket),
+    Tcp {
+        stream: mio::net::TcpStream,
+        /// Bytes read and not yet framed into messages.
+        rbuf: Vec<u8>,
+        /// The connection failed or the server closed it.
+        dead: bool,
+    },
+}
+
+/// Largest SIP message framed from a TCP stream.
+const MAX_TCP_MESSAGE: usize = 65_535;
 
 /// The state of one run.
 struct Runner<'a> {
@@ -232,6 +250,8 @@ struct Runner<'a> {
     t1: u64,
     t2: u64,
     timer_f: u64,
+    /// Over TCP: no retransmissions.
+    reliable: bool,
 }
 
 fn elapsed_ns(epoch: Instant) -> u64 {
@@ -272,7 +292,12 @@ impl<'a> Runner<'a> {
         t.live = true;
         t.interval = self.t1;
         t.deadline_f = now + self.timer_f;
-        let first = (now + self.t1).min(t.deadline_f);
+        // RFC 3261 §17.1.2.2: Timer E retransmits over unreliable transports only.
+        let first = if self.reliable {
+            t.deadline_f
+        } else {
+            (now + self.t1).min(t.deadline_f)
+        };
         let (sock, op, sched, generation) = (t.sock as usize, t.op, t.sched, t.generation);
         self.socks[sock].out.push(self.target, &t.msg);
         self.heap
@@ -972,22 +997,56 @@ impl<'a> Runner<'a> {
 
     fn flush(&mut self) {
         for s in &mut self.socks {
-            if s.out.pending() > 0 {
-                let (sent, failed) = s.out.flush(udp::fd(&s.sock));
-                self.stats.msgs_sent += sent;
-                self.stats.send_errors += failed;
+            if s.out.pending() == 0 {
+                continue;
+            }
+            match &mut s.link {
+                Link::Udp(sock) => {
+                    let (sent, failed) = s.out.flush(udp::fd(sock));
+                    self.stats.msgs_sent += sent;
+                    self.stats.send_errors += failed;
+                }
+                Link::Tcp { stream, dead, .. } => {
+                    if *dead {
+                        // nothing can leave: the requests time out and say so
+                        self.stats.send_errors += s.out.pending() as u64;
+                        s.out.clear();
+                        continue;
+                    }
+                    match s.out.flush_stream(stream) {
+                        Ok(sent) => {
+                            self.stats.msgs_sent += sent;
+                            s.blocked = s.out.pending() > 0;
+                        }
+                        Err(e) => {
+                            *dead = true;
+                            self.stats.send_errors += s.out.pending() as u64;
+                            s.out.clear();
+                            self.cut_short
+                                .get_or_insert_with(|| format!("TCP connection failed: {e}"));
+                        }
+                    }
+                }
             }
         }
     }
 
     fn drain_socket(&mut self, i: usize, rb: &mut RecvBatch) -> io::Result<()> {
+        if matches!(self.socks[i].link, Link::Tcp { .. }) {
+            self.drain_stream(i);
+            return Ok(());
+        }
         // bounded per wake-up so sends are not starved by a flood of input
         for _ in 0..16 {
-            let n = rb.recv(udp::fd(&self.socks[i].sock))?;
+            let Link::Udp(sock) = &self.socks[i].link else {
+                return Ok(());
+            };
+            let n = rb.recv(udp::fd(sock))?;
             let now = self.now();
             for k in 0..n {
-                let (bytes, from, truncated) = rb.get(k);
-                if truncated {
+                let d = rb.get(k);
+                let (bytes, from) = (d.bytes, d.peer);
+                if d.truncated {
                     self.stats.parse_errors += 1;
                     continue;
                 }
@@ -1005,6 +1064,78 @@ impl<'a> Runner<'a> {
         }
         self.socks[i].more = true;
         Ok(())
+    }
+
+    /// Read what a TCP connection holds and hand each framed message on.
+    fn drain_stream(&mut self, i: usize) {
+        let Link::Tcp {
+            stream, rbuf, dead, ..
+        } = &mut self.socks[i].link
+        else {
+            return;
+        };
+        if *dead {
+            return;
+        }
+        let mut buf = std::mem::take(rbuf);
+        let peer = stream.peer_addr().unwrap_or(self.target);
+        let mut chunk = [0u8; 65536];
+        let mut closed = None;
+        // bounded per wake-up so sends are not starved by a flood of input
+        let mut more = true;
+        for _ in 0..16 {
+            match stream.read(&mut chunk) {
+                Ok(0) => {
+                    closed = Some("server closed the TCP connection".to_owned());
+                    more = false;
+                    break;
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    more = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    closed = Some(format!("TCP connection failed: {e}"));
+                    more = false;
+                    break;
+                }
+            }
+        }
+        let now = self.now();
+        let mut at = 0;
+        loop {
+            use presenced_systems::sip::framing::{Frame, next_frame};
+            match next_frame(&buf[at..], MAX_TCP_MESSAGE, MAX_TCP_MESSAGE) {
+                Frame::Message { skip, len } => {
+                    let start = at + skip;
+                    at = start + len;
+                    self.on_datagram(i, &buf[start..start + len], peer, now);
+                }
+                Frame::KeepAlive { skip, .. } => {
+                    at += skip;
+                    break;
+                }
+                Frame::Incomplete => break,
+                Frame::Invalid(why) => {
+                    self.stats.parse_errors += 1;
+                    closed = Some(format!("unframeable TCP stream from the server: {why}"));
+                    at = buf.len();
+                    break;
+                }
+            }
+        }
+        buf.drain(..at);
+        let s = &mut self.socks[i];
+        s.more = more;
+        if let Link::Tcp { rbuf, dead, .. } = &mut s.link {
+            *rbuf = buf;
+            if let Some(why) = closed {
+                *dead = true;
+                self.cut_short.get_or_insert(why);
+            }
+        }
     }
 }
 
@@ -1068,17 +1199,47 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
     let mut locals = Vec::new();
     let (mut rcv, mut snd) = (0, 0);
     for i in 0..scn.run.sockets {
-        let (mut s, r, sn) = udp::bind(SocketAddr::new(bind_ip, 0), scn.run.socket_buffer_bytes)
-            .map_err(|e| format!("bind {bind_ip}: {e}"))?;
-        (rcv, snd) = (r, sn);
-        poll.registry()
-            .register(&mut s, Token(i as usize), Interest::READABLE)
-            .map_err(|e| format!("register: {e}"))?;
-        locals.push(s.local_addr().map_err(|e| e.to_string())?);
+        let token = Token(i as usize);
+        let link = match scn.run.transport {
+            LinkKind::Udp => {
+                let (mut s, r, sn) =
+                    udp::bind(SocketAddr::new(bind_ip, 0), scn.run.socket_buffer_bytes)
+                        .map_err(|e| format!("bind {bind_ip}: {e}"))?;
+                (rcv, snd) = (r, sn);
+                poll.registry()
+                    .register(&mut s, token, Interest::READABLE)
+                    .map_err(|e| format!("register: {e}"))?;
+                locals.push(s.local_addr().map_err(|e| e.to_string())?);
+                Link::Udp(s)
+            }
+            LinkKind::Tcp => {
+                // Loopback connects at once; the connection is then used non-blocking.
+                let s = std::net::TcpStream::connect(opts.target)
+                    .map_err(|e| format!("connect {}: {e}", opts.target))?;
+                s.set_nodelay(true).map_err(|e| e.to_string())?;
+                s.set_nonblocking(true).map_err(|e| e.to_string())?;
+                let sr = socket2::SockRef::from(&s);
+                (rcv, snd) = (
+                    sr.recv_buffer_size().unwrap_or(0),
+                    sr.send_buffer_size().unwrap_or(0),
+                );
+                locals.push(s.local_addr().map_err(|e| e.to_string())?);
+                let mut s = mio::net::TcpStream::from_std(s);
+                poll.registry()
+                    .register(&mut s, token, Interest::READABLE | Interest::WRITABLE)
+                    .map_err(|e| format!("register: {e}"))?;
+                Link::Tcp {
+                    stream: s,
+                    rbuf: Vec::new(),
+                    dead: false,
+                }
+            }
+        };
         socks.push(Sock {
-            sock: s,
+            link,
             out: SendQueue::new(),
             more: false,
+            blocked: false,
         });
     }
     let tfd = timerfd().map_err(|e| format!("timerfd: {e}"))?;
@@ -1092,7 +1253,14 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
         .map_err(|e| format!("register timerfd: {e}"))?;
 
     let pop = &scn.population;
-    let tpl = Templates::new(new_run_id(), &pop.domain, &opts.namespace, &locals);
+    let reliable = scn.run.transport == LinkKind::Tcp;
+    let tpl = Templates::new(
+        new_run_id(),
+        &pop.domain,
+        &opts.namespace,
+        &locals,
+        reliable,
+    );
     {
         // the body template must be valid PIDF for the server's parser
         let mut b = Vec::new();
@@ -1172,6 +1340,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
         t1: scn.run.t1_ms * MS,
         t2: scn.run.t2_ms * MS,
         timer_f: scn.run.timer_f_ms * MS,
+        reliable,
     };
 
     let pb = if opts.progress {
@@ -1190,7 +1359,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
     };
 
     let mut events = Events::with_capacity(256);
-    let mut rb = RecvBatch::new();
+    let mut rb = udp::recv_batch();
     let tick = scn.run.tick_us * 1000;
     let mut next_ui = 0u64;
     let mut next_sample = 0u64;
@@ -1224,7 +1393,10 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
                 procs = procs.max(s.procs);
             }
         }
-        let more = r.socks.iter().any(|s| s.more || s.out.pending() > 0);
+        let more = r
+            .socks
+            .iter()
+            .any(|s| s.more || (s.out.pending() > 0 && !s.blocked));
         let timeout = if more {
             Some(Duration::ZERO)
         } else {
@@ -1251,9 +1423,20 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
                 armed_at = NONE;
             }
         }
+        for ev in events.iter() {
+            if ev.is_writable()
+                && let Some(s) = r.socks.get_mut(ev.token().0)
+            {
+                s.blocked = false;
+            }
+        }
         for i in 0..r.socks.len() {
             // edge-triggered: drain every socket that may hold data
-            if r.socks[i].more || events.iter().any(|e| e.token() == Token(i)) {
+            if r.socks[i].more
+                || events.iter().any(|e| {
+                    e.token() == Token(i) && (e.is_readable() || e.is_read_closed() || e.is_error())
+                })
+            {
                 r.drain_socket(i, &mut rb)
                     .map_err(|e| format!("recv: {e}"))?;
             }

@@ -99,7 +99,10 @@ pub struct RunLimits {
     pub t2_ms: u64,
     /// RFC 3261 Timer F (ms): a request without a final response by then has timed out.
     pub timer_f_ms: u64,
-    /// Local UDP sockets the population is spread over.
+    /// `udp` or `tcp`: how requests reach the target.
+    pub transport: LinkKind,
+    /// Local UDP sockets, or TCP connections, the population is spread over (over TCP each
+    /// connection carries many user agents, like a proxy's connection to a presence server).
     pub sockets: u16,
     /// Scheduler quantum (µs): sends due within it go out in one batch.
     pub tick_us: u64,
@@ -168,11 +171,20 @@ impl Default for RunLimits {
             t1_ms: 500,
             t2_ms: 4000,
             timer_f_ms: 32_000,
+            transport: LinkKind::Udp,
             sockets: 4,
             tick_us: 200,
             socket_buffer_bytes: 8 << 20,
         }
     }
+}
+
+/// The transport loadgen speaks to its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    Udp,
+    Tcp,
 }
 
 /// A scenario that cannot run.

@@ -143,7 +143,9 @@ impl Drop for Server {
 }
 
 fn start_presenced(bin: &PathBuf) -> (Server, SocketAddr) {
-    let dir = std::env::temp_dir().join(format!("loadgen-smoke-{}", std::process::id()));
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("loadgen-smoke-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(bin)
@@ -177,6 +179,17 @@ fn start_presenced(bin: &PathBuf) -> (Server, SocketAddr) {
 
 #[test]
 fn fanout_against_presenced() {
+    fanout_against_presenced_over("udp");
+}
+
+#[test]
+fn fanout_against_presenced_over_tcp() {
+    // one TCP connection per loadgen socket, carrying many user agents: requests, responses
+    // and the server's NOTIFYs all travel on it (the server's listener shares the UDP port)
+    fanout_against_presenced_over("tcp");
+}
+
+fn fanout_against_presenced_over(transport: &str) {
     let Some(bin) = presenced_binary() else {
         eprintln!("SKIP: presenced not built (cargo build -p presenced)");
         return;
@@ -205,9 +218,18 @@ fn fanout_against_presenced() {
         "100",
         "--duration",
         "2",
+        "--transport",
+        transport,
     ]);
     drop(server);
     assert_clean(&r);
+    if transport == "tcp" {
+        assert_eq!(
+            u(&r, "/ops/publish_modify/retransmissions"),
+            0,
+            "no Timer E over TCP"
+        );
+    }
     assert_eq!(u(&r, "/ops/publish_initial/ok"), 50);
     assert_eq!(u(&r, "/ops/subscribe_initial/ok"), 200);
     assert_eq!(u(&r, "/ops/unsubscribe/ok"), 200);
@@ -251,4 +273,47 @@ fn retransmits_and_times_out_against_a_silent_target() {
     assert_eq!(r.final_ok, 0);
     assert_eq!(r.errors_by_status.get("timeout"), Some(&3));
     assert!((r.error_pct - 100.0).abs() < 1e-9);
+}
+
+#[test]
+fn over_tcp_times_out_without_retransmitting() {
+    // a listener that takes the connection and the bytes but never answers
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = silent.local_addr().unwrap();
+    let sink = std::thread::spawn(move || {
+        let (mut c, _) = silent.accept().unwrap();
+        let mut got = Vec::new();
+        c.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut c, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    });
+    let mut s = loadgen::scenario::Scenario::default();
+    s.population.presentities = 3;
+    s.publish.rate = 10.0;
+    s.run.timer_f_ms = 1200;
+    s.run.settle_secs = 0.5;
+    s.run.drain_secs = 3.0;
+    s.run.sockets = 1;
+    s.run.transport = loadgen::scenario::LinkKind::Tcp;
+    let opts = loadgen::run::Options {
+        target,
+        server_pid: None,
+        namespace: String::new(),
+        progress: false,
+        label: "silent-tcp".into(),
+    };
+    let r = loadgen::run::run(&s, &opts).unwrap();
+    // RFC 3261 §17.1.2.2: over a reliable transport only Timer F runs
+    assert_eq!(r.requests_sent, 3);
+    assert_eq!(r.retransmissions, 0);
+    assert_eq!(r.timeouts, 3);
+    let wire = String::from_utf8(sink.join().unwrap()).unwrap();
+    assert_eq!(wire.matches("PUBLISH sip:").count(), 3, "{wire}");
+    assert_eq!(wire.matches("Via: SIP/2.0/TCP ").count(), 3, "{wire}");
 }

@@ -1,4 +1,5 @@
 //! SIP transport: the mio event loop that moves bytes between sockets and the engine.
 
+pub mod datagrams;
 pub mod sockets;
 pub mod transport;

@@ -8,11 +8,12 @@
 //! our own transactions.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -25,6 +26,8 @@ use presenced_systems::{ConnId, Engine, Inbound, Outbound, Source, Time, Transpo
 use socket2::SockRef;
 use tracing::{debug, info, warn};
 
+use super::datagrams::{RecvBatch, SendBatch, Sent};
+
 const WAKER: Token = Token(0);
 const UDP_BASE: usize = 1;
 const LISTENER_BASE: usize = 1 << 16;
@@ -33,6 +36,10 @@ const CONN_BASE: usize = 1 << 20;
 const MAX_PENDING_WRITE: usize = 8 << 20;
 /// Most datagrams waiting for a writable UDP socket.
 const MAX_PENDING_DATAGRAMS: usize = 65536;
+/// Datagrams read per `recvmmsg`.
+const RECV_SLOTS: usize = 32;
+/// Queued datagrams per socket that trigger a send before the loop's turn ends.
+const SEND_CHUNK: usize = super::datagrams::SEND_BATCH;
 
 /// Counters of the transport, shared with the rest of the shell.
 #[derive(Debug, Default)]
@@ -55,6 +62,9 @@ pub struct TransportConfig {
     pub inbox_capacity: usize,
     pub retry_after_secs: u32,
     pub force_rport: bool,
+    /// After a wake-up that brought messages, how long the loop waits before reading again so
+    /// that what arrives meanwhile is taken in one batch (zero: read again at once).
+    pub batch_window: Duration,
 }
 
 /// How the transport reaches the engine.
@@ -144,7 +154,10 @@ pub struct SipTransport {
     link: EngineSide,
     config: TransportConfig,
     pub stats: Arc<TransportStats>,
-    recv_buf: Vec<u8>,
+    recv: RecvBatch,
+    send_scratch: SendBatch,
+    /// Messages read since the last poll (decides whether the next poll waits the window).
+    read_since_poll: usize,
 }
 
 impl SipTransport {
@@ -180,7 +193,7 @@ impl SipTransport {
                 .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
             ls.push((l, local));
         }
-        let recv_buf = vec![0u8; config.max_message_bytes + 1];
+        let recv = RecvBatch::new(RECV_SLOTS, config.max_message_bytes + 1);
         Ok((
             SipTransport {
                 poll,
@@ -195,7 +208,9 @@ impl SipTransport {
                 link,
                 config,
                 stats: Arc::new(TransportStats::default()),
-                recv_buf,
+                recv,
+                send_scratch: SendBatch::default(),
+                read_since_poll: 0,
             },
             waker,
         ))
@@ -204,16 +219,30 @@ impl SipTransport {
     /// Run until `shutdown` is set (and the waker woken).
     pub fn run(&mut self, shutdown: &AtomicBool) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        let mut woke = Instant::now();
         loop {
-            let timeout = match &self.link {
+            let mut timeout = match &self.link {
                 EngineSide::Inline(ie) => ie.poll_timeout(),
                 EngineSide::Thread(_) => None,
             };
+            // Interrupt coalescing: when the last wake-up brought messages, more are likely on
+            // their way; waiting out the window turns a wake-up, a read, a tick and a send per
+            // message into one of each per window. An idle server still blocks in poll.
+            let window = self.config.batch_window;
+            if self.read_since_poll > 0 && !window.is_zero() {
+                let elapsed = woke.elapsed();
+                if elapsed < window {
+                    std::thread::sleep(window - elapsed);
+                }
+                timeout = Some(Duration::ZERO);
+            }
+            self.read_since_poll = 0;
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+            woke = Instant::now();
             for ev in events.iter() {
                 let t = ev.token().0;
                 if t == WAKER.0 {
@@ -230,9 +259,6 @@ impl SipTransport {
                     self.accept(t - LISTENER_BASE);
                 } else {
                     let i = t - UDP_BASE;
-                    if ev.is_writable() {
-                        self.flush_udp(i);
-                    }
                     if ev.is_readable() {
                         self.read_udp(i);
                     }
@@ -240,8 +266,10 @@ impl SipTransport {
             }
             self.hand_to_engine();
             self.drain_outbox();
+            self.flush_all_udp();
             if shutdown.load(Ordering::Relaxed) {
                 self.drain_outbox();
+                self.flush_all_udp();
                 return Ok(());
             }
         }
@@ -252,45 +280,53 @@ impl SipTransport {
         let mut shed = inline && backlog_high(&self.udp[i].socket);
         let mut read = 0usize;
         loop {
-            let ep = &self.udp[i];
-            match ep.socket.recv_from(&mut self.recv_buf) {
-                Ok((n, peer)) => {
-                    self.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
-                    if n > self.config.max_message_bytes {
-                        self.stats.oversize_dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    let source = Source {
+            let fd = self.udp[i].socket.as_raw_fd();
+            let n = match self.recv.recv(fd) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) => {
+                    debug!("udp recv on {}: {e}", self.udp[i].local);
+                    return;
+                }
+            };
+            self.stats
+                .datagrams_in
+                .fetch_add(n as u64, Ordering::Relaxed);
+            self.read_since_poll += n;
+            for k in 0..n {
+                let d = self.recv.get(k);
+                let Some(peer) = d.peer else { continue };
+                if d.truncated || d.bytes.len() > self.config.max_message_bytes {
+                    self.stats.oversize_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let m = Inbound {
+                    source: Source {
                         transport: Transport::Udp,
                         peer,
-                        local: ep.local,
+                        local: self.udp[i].local,
                         conn: None,
-                    };
-                    let m = Inbound {
-                        source,
-                        bytes: Bytes::copy_from_slice(&self.recv_buf[..n]),
-                    };
-                    read += 1;
-                    if inline && read.is_multiple_of(256) {
-                        shed = backlog_high(&self.udp[i].socket);
-                    }
-                    // Inline, the kernel's receive buffer is the inbox: when more than half of
-                    // it waits, new requests are answered 503 at once (responses still pass).
-                    if shed && !m.bytes.starts_with(b"SIP/") {
-                        self.shed(&m);
-                        continue;
-                    }
-                    self.batch.push(m);
-                    if self.batch.len() >= 1024 {
-                        self.hand_to_engine();
-                    }
+                    },
+                    bytes: Bytes::copy_from_slice(d.bytes),
+                };
+                read += 1;
+                if inline && read.is_multiple_of(256) {
+                    shed = backlog_high(&self.udp[i].socket);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // ICMP errors surface here on Linux (ECONNREFUSED); they are not fatal.
-                    debug!("udp recv on {}: {e}", ep.local);
+                // Inline, the kernel's receive buffer is the inbox: when more than half of it
+                // waits, new requests are answered 503 at once (responses still pass).
+                if shed && !m.bytes.starts_with(b"SIP/") {
+                    self.shed(&m);
+                    continue;
                 }
+                self.batch.push(m);
+            }
+            if self.batch.len() >= 1024 {
+                self.hand_to_engine();
+            }
+            if n < RECV_SLOTS {
+                // Drained: a datagram that arrives later raises a new readiness edge.
+                return;
             }
         }
     }
@@ -415,40 +451,47 @@ impl SipTransport {
         })
     }
 
+    /// Queue a datagram; queues leave in batches at the end of the loop's turn (or sooner when
+    /// a batch is full).
     fn send_udp(&mut self, m: Outbound) {
         let Some(i) = self.udp_for(m.dest.local, m.dest.addr) else {
             self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let ep = &mut self.udp[i];
-        if !ep.pending.is_empty() {
-            if ep.pending.len() < MAX_PENDING_DATAGRAMS {
-                ep.pending.push_back(m);
-            } else {
-                self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
-            }
+        if ep.pending.len() >= MAX_PENDING_DATAGRAMS {
+            self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        match send_datagram(&ep.socket, &m) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ep.pending.push_back(m),
-            Err(e) => {
-                debug!("udp send to {}: {e}", m.dest.addr);
-                self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+        ep.pending.push_back(m);
+        if ep.pending.len() >= 4 * SEND_CHUNK {
+            self.flush_udp(i);
+        }
+    }
+
+    fn flush_all_udp(&mut self) {
+        for i in 0..self.udp.len() {
+            if !self.udp[i].pending.is_empty() {
+                self.flush_udp(i);
             }
         }
     }
 
+    /// Send what waits for socket `i` until it is all gone or the socket is full (then the
+    /// writable event brings us back).
     fn flush_udp(&mut self, i: usize) {
         let ep = &mut self.udp[i];
-        while let Some(m) = ep.pending.front() {
-            match send_datagram(&ep.socket, m) {
-                Ok(()) => {
-                    ep.pending.pop_front();
+        let fd = ep.socket.as_raw_fd();
+        while !ep.pending.is_empty() {
+            match self.send_scratch.send(fd, ep.pending.iter()) {
+                Sent::Some(n) => {
+                    ep.pending.drain(..n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    ep.pending.pop_front();
+                Sent::WouldBlock => return,
+                Sent::Failed(e) => {
+                    if let Some(m) = ep.pending.pop_front() {
+                        debug!("udp send to {}: {e}", m.dest.addr);
+                    }
                     self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -721,16 +764,4 @@ fn backlog_high(socket: &UdpSocket) -> bool {
         )
     };
     rc == 0 && info[1] > 0 && info[0] > info[1] / 2
-}
-
-/// Send head and body as one datagram without copying them together.
-fn send_datagram(socket: &UdpSocket, m: &Outbound) -> io::Result<()> {
-    let sock = SockRef::from(socket);
-    let addr = socket2::SockAddr::from(m.dest.addr);
-    if m.body.is_empty() {
-        sock.send_to(&m.head, &addr)?;
-    } else {
-        sock.send_to_vectored(&[IoSlice::new(&m.head), IoSlice::new(&m.body)], &addr)?;
-    }
-    Ok(())
 }

@@ -9,9 +9,9 @@ use bevy_ecs::prelude::*;
 use crate::config::EngineConfig;
 use crate::io::{Inbox, Outbox};
 use crate::sip::fields::split_commas;
-use crate::sip::message::{Parsed, parse};
+use crate::sip::message::{HexTag, Parsed, parse};
 use crate::sip::response::{Echo, ResponseWriter, response_dest};
-use crate::sip::{HeaderLookup, Method, Request};
+use crate::sip::{HeaderLookup, Method, Name, Request};
 use crate::stats::Stats;
 use crate::transaction::{
     Admission, ClientOutcomes, ClientTransactions, Responder, ServerTransactions, TxId,
@@ -130,8 +130,15 @@ impl Answer {
 /// To tag is `to_tag` when a dialog was created, else one derived from the request.
 pub fn answer(world: &mut World, inc: &Incoming, answer: Answer, to_tag: Option<&str>) {
     let seed = world.resource::<EngineConfig>().seed;
-    let tag = to_tag.map_or_else(|| local_tag(&inc.req, seed), str::to_owned);
-    let mut w = respond(&inc.req, answer.code, &answer.reason, &tag);
+    let derived;
+    let tag = match to_tag {
+        Some(t) => t,
+        None => {
+            derived = local_tag(&inc.req, seed);
+            derived.as_str()
+        }
+    };
+    let mut w = respond(&inc.req, answer.code, &answer.reason, tag);
     for (n, v) in &answer.headers {
         w.header(n, v);
     }
@@ -140,16 +147,13 @@ pub fn answer(world: &mut World, inc: &Incoming, answer: Answer, to_tag: Option<
 
 /// Build a final response to `req`.
 pub fn respond(req: &Request, code: u16, reason: &str, to_tag: &str) -> ResponseWriter {
-    let echo = Echo::from_headers(&req.headers);
+    let echo = Echo::from_head(&req.head);
     ResponseWriter::new(code, reason, &echo, &req.via, &req.source, Some(to_tag))
 }
 
 /// A To tag for responses outside a dialog: derived from the request so that it is stable.
-pub fn local_tag(req: &Request, seed: u64) -> String {
-    crate::sip::message::derived_tag(
-        seed,
-        [req.call_id.as_str(), req.from_tag.as_deref().unwrap_or("")],
-    )
+pub fn local_tag(req: &Request, seed: u64) -> HexTag {
+    crate::sip::message::derived_tag(seed, [req.call_id(), req.from_tag().unwrap_or("")])
 }
 
 /// Parse the inbox; responses go to client transactions, requests through server-transaction
@@ -238,7 +242,10 @@ pub fn dispatch(
         let tag = local_tag(req, seed);
         // §16.3 item 3 / Kamailio's mf_process_maxfwd_header: 0 hops left is 483, but an OPTIONS
         // with Max-Forwards 0 is answered by us as the UAS (RFC 3261 §11).
-        match req.header("Max-Forwards").map(|v| v.trim().parse::<u32>()) {
+        match req
+            .header(Name::MaxForwards)
+            .map(|v| v.trim().parse::<u32>())
+        {
             Some(Err(_)) => {
                 let bytes = respond(req, 400, "Malformed Max-Forwards", &tag).finish();
                 responder.reply_to(inc.tx, req, bytes);
@@ -260,7 +267,7 @@ pub fn dispatch(
         }
         // §8.2.2.3: option tags in Require we do not support.
         let unsupported: Vec<&str> = req
-            .header_values("Require")
+            .header_values(Name::Require)
             .flat_map(split_commas)
             .filter(|t| {
                 !responder

@@ -54,7 +54,7 @@ impl KeyHashers {
             let mut host = [0u8; 64];
             // sent-by host compared case-insensitively (§17.2.3 uses the sent-by as written,
             // hosts are case-insensitive in SIP)
-            for chunk in via.host.as_bytes().chunks(64) {
+            for chunk in via.host().as_bytes().chunks(64) {
                 let lower = &mut host[..chunk.len()];
                 lower.copy_from_slice(chunk);
                 lower.make_ascii_lowercase();
@@ -63,18 +63,18 @@ impl KeyHashers {
             h.write_u16(via.port.unwrap_or(0));
             h.write_u8(method_key(method));
             if via.has_cookie() {
-                h.write(via.branch.as_bytes());
+                h.write(via.branch().as_bytes());
             } else {
                 // RFC 2543 peers: Request-URI, To tag, From tag, Call-ID, CSeq number, top Via
                 h.write(req.uri.raw.as_bytes());
                 h.write_u8(0);
-                h.write(req.to_tag.as_deref().unwrap_or("").as_bytes());
+                h.write(req.to_tag().unwrap_or("").as_bytes());
                 h.write_u8(0);
-                h.write(req.from_tag.as_deref().unwrap_or("").as_bytes());
+                h.write(req.from_tag().unwrap_or("").as_bytes());
                 h.write_u8(0);
-                h.write(req.call_id.as_bytes());
+                h.write(req.call_id().as_bytes());
                 h.write_u32(req.cseq);
-                h.write(via.branch.as_bytes());
+                h.write(via.branch().as_bytes());
             }
         };
         let mut a = self.0.build_hasher();
@@ -413,7 +413,7 @@ pub fn match_response(
     txs: &mut ClientTransactions,
     outcomes: &mut ClientOutcomes,
 ) -> bool {
-    let Some(tx) = txs.by_branch.get(resp.via.branch.as_str()) else {
+    let Some(tx) = txs.by_branch.get(resp.via.branch()) else {
         return false;
     };
     if tx.method != resp.cseq_method {
@@ -422,10 +422,7 @@ pub fn match_response(
     if resp.code < 200 {
         return true; // provisional: keep waiting (Timer E continues at T2, §17.1.2.2)
     }
-    let tx = txs
-        .by_branch
-        .remove(resp.via.branch.as_str())
-        .expect("present");
+    let tx = txs.by_branch.remove(resp.via.branch()).expect("present");
     txs.by_seq.remove(&tx.seq);
     outcomes.done.push((tx.owner, Outcome::Final(resp)));
     true

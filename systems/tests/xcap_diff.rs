@@ -82,13 +82,17 @@ fn validate(doc: &str) {
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/schemas/validate.sh"
     );
-    let f = std::env::temp_dir().join(format!("xcap-diff-{}.xml", std::process::id()));
+    // One file per call: the tests of this binary run on parallel threads.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let f = std::env::temp_dir().join(format!("xcap-diff-{}-{n}.xml", std::process::id()));
     std::fs::write(&f, doc).unwrap();
     let out = std::process::Command::new("bash")
         .arg(script)
         .arg(&f)
         .output()
         .unwrap();
+    let _ = std::fs::remove_file(&f);
     assert!(
         out.status.success(),
         "{doc}\n{}",

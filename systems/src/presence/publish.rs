@@ -7,7 +7,7 @@ use crate::config::EngineConfig;
 use crate::formats::pidf;
 use crate::ids::Ids;
 use crate::router::{Answer, MethodQueues, answer};
-use crate::sip::{HeaderLookup, Method, Request};
+use crate::sip::{HeaderLookup, Method, Name, Request};
 use crate::subscription::subscribe::{event_package, granted_expires};
 use crate::time::{Clock, Time};
 use crate::timers::{TimerKind, Timers};
@@ -84,7 +84,7 @@ fn publish(world: &mut World, req: &Request) -> Answer {
     // Step 3: SIP-If-Match names exactly one entity tag of live state of this presentity. It is
     // checked before Expires and the body: a failed step ends the processing.
     let aor = req.uri.aor();
-    let target = match req.header("SIP-If-Match") {
+    let target = match req.header(Name::SipIfMatch) {
         None => None,
         Some(v) => {
             let mut tags = crate::sip::fields::split_commas(v).filter(|t| !t.is_empty());
@@ -113,8 +113,8 @@ fn publish(world: &mut World, req: &Request) -> Answer {
         None
     } else {
         let ct = req
-            .header("Content-Type")
-            .map(|v| v.split(';').next().unwrap_or("").trim());
+            .header(Name::ContentType)
+            .map(crate::sip::fields::media_type);
         if ct.is_none_or(|t| !t.eq_ignore_ascii_case(PIDF)) {
             return Answer::new(415, "Unsupported Media Type").with("Accept", PIDF);
         }

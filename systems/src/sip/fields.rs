@@ -1,28 +1,46 @@
-//! The few header fields the engine reads on every message, parsed once at ingest from the
-//! header values: top Via (RFC 3261 §18.2, RFC 3581), From/To tags, CSeq.
+//! The header fields the engine reads, parsed from the values of the header index
+//! ([`super::headers`]): top Via (RFC 3261 §18.2, RFC 3581), From/To tags and CSeq once at
+//! ingest; Expires, Event, Content-Type/Accept media types, name-addr lists (Contact,
+//! Record-Route), entity tags (SIP-If-Match) and option tags (Supported/Require) where a handler
+//! needs them.
 
-/// The parts of a Via header field value that transactions and response routing need.
+/// The parts of a Via header field value that transactions and response routing need, in one
+/// allocation (transport, host and branch side by side).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TopVia {
-    /// `UDP`, `TCP`, ... as written.
-    pub transport: String,
-    /// sent-by host (IPv6 without brackets).
-    pub host: String,
+    /// transport (upper-cased), sent-by host (IPv6 without brackets), branch.
+    text: Box<str>,
+    host_at: u32,
+    branch_at: u32,
     pub port: Option<u16>,
-    /// The branch parameter, empty when absent.
-    pub branch: String,
     /// RFC 3581: the `rport` parameter was present without a value.
     pub rport: bool,
     /// `received` already present (set by a proxy on the way).
-    pub received: Option<String>,
+    pub received: bool,
 }
 
 impl TopVia {
+    /// `UDP`, `TCP`, ... (upper-cased).
+    pub fn transport(&self) -> &str {
+        &self.text[..self.host_at as usize]
+    }
+
+    /// sent-by host (IPv6 without brackets).
+    pub fn host(&self) -> &str {
+        &self.text[self.host_at as usize..self.branch_at as usize]
+    }
+
+    /// The branch parameter, empty when absent.
+    pub fn branch(&self) -> &str {
+        &self.text[self.branch_at as usize..]
+    }
+
     /// RFC 3261 §8.1.1.7: branches that start with the magic cookie are unique per transaction.
     /// A bare cookie with nothing after it identifies nothing (RFC 4475 §3.2.1): such a
     /// request falls back to RFC 2543 matching.
     pub fn has_cookie(&self) -> bool {
-        self.branch.len() > 7 && self.branch.starts_with("z9hG4bK")
+        let branch = self.branch();
+        branch.len() > 7 && branch.starts_with("z9hG4bK")
     }
 }
 
@@ -70,8 +88,20 @@ pub fn params(list: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
         })
 }
 
-/// Parse one via-parm: `SIP/2.0/UDP host[:port] *(;param)`.
-pub fn parse_via(value: &str) -> Option<TopVia> {
+/// The sent-protocol transport, sent-by and parameter list of one via-parm, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViaSent<'a> {
+    /// `UDP`, `TCP`, ... as written.
+    pub transport: &'a str,
+    pub host: &'a str,
+    pub port: Option<u16>,
+    /// The text after the first `;` ("" without parameters).
+    pub params: &'a str,
+}
+
+/// Read the first via-parm of a Via value: `SIP/2.0/UDP host[:port] *(;param)`, without
+/// allocating; None when malformed.
+pub fn via_sent(value: &str) -> Option<ViaSent<'_>> {
     let value = split_commas(value).next()?;
     // sent-protocol = protocol-name SLASH protocol-version SLASH transport, with LWS allowed
     // around the slashes (RFC 3261 §25.1; RFC 4475 §3.1.1.1 folds it over three lines)
@@ -87,27 +117,48 @@ pub fn parse_via(value: &str) -> Option<TopVia> {
         return None;
     }
     let rest = rest.trim();
-    let (sent_by, param_list) = match rest.find(';') {
+    let (sent_by, params) = match rest.find(';') {
         Some(i) => (rest[..i].trim(), &rest[i + 1..]),
         None => (rest, ""),
     };
     let (host, port) = split_host_port(sent_by)?;
-    let mut via = TopVia {
-        transport: transport.to_ascii_uppercase(),
-        host: host.to_owned(),
+    Some(ViaSent {
+        transport,
+        host,
         port,
-        ..Default::default()
-    };
-    for (n, v) in params(param_list) {
+        params,
+    })
+}
+
+/// Parse one via-parm: `SIP/2.0/UDP host[:port] *(;param)`.
+pub fn parse_via(value: &str) -> Option<TopVia> {
+    let sent = via_sent(value)?;
+    let mut branch = "";
+    let mut rport = false;
+    let mut received = false;
+    for (n, v) in params(sent.params) {
         if n.eq_ignore_ascii_case("branch") {
-            via.branch = v.unwrap_or("").to_owned();
+            branch = v.unwrap_or("");
         } else if n.eq_ignore_ascii_case("rport") {
-            via.rport = v.is_none();
+            rport = v.is_none();
         } else if n.eq_ignore_ascii_case("received") {
-            via.received = v.map(str::to_owned);
+            received = v.is_some();
         }
     }
-    Some(via)
+    let mut text = String::with_capacity(sent.transport.len() + sent.host.len() + branch.len());
+    text.extend(sent.transport.chars().map(|c| c.to_ascii_uppercase()));
+    let host_at = text.len() as u32;
+    text.push_str(sent.host);
+    let branch_at = text.len() as u32;
+    text.push_str(branch);
+    Some(TopVia {
+        text: text.into_boxed_str(),
+        host_at,
+        branch_at,
+        port: sent.port,
+        rport,
+        received,
+    })
 }
 
 fn take_token(s: &str) -> (&str, &str) {
@@ -162,6 +213,33 @@ pub fn uri_of(value: &str) -> &str {
     v.split(';').next().unwrap_or(v).trim()
 }
 
+/// The media type of a Content-Type or Accept value, parameters dropped (RFC 3261 §20.15).
+pub fn media_type(value: &str) -> &str {
+    value.split(';').next().unwrap_or("").trim()
+}
+
+/// The event package of an Event value, parameters dropped (RFC 6665 §8.2.1).
+pub fn event_package(value: &str) -> &str {
+    media_type(value)
+}
+
+/// The parameter `name` of a header value (`value;name=x`), case-insensitive; None when absent
+/// or without a value.
+pub fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
+    params(value.split_once(';')?.1)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v)
+}
+
+/// delta-seconds (Expires, RFC 3261 §20.19), saturating at `u32::MAX`; None when not a number.
+pub fn delta_seconds(value: &str) -> Option<u32> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|n| n.min(u32::MAX as u64) as u32)
+}
+
 /// Parse a CSeq value: `number METHOD`. The number must be below 2^31 (RFC 3261 §8.1.1.5).
 pub fn parse_cseq(value: &str) -> Option<(u32, &str)> {
     let mut it = value.split_whitespace();
@@ -182,14 +260,14 @@ mod tests {
         let v =
             parse_via("SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc;rport, SIP/2.0/TCP x").unwrap();
         assert_eq!(
-            (v.transport.as_str(), v.host.as_str(), v.port),
+            (v.transport(), v.host(), v.port),
             ("UDP", "10.0.0.1", Some(5062))
         );
-        assert_eq!(v.branch, "z9hG4bKabc");
+        assert_eq!(v.branch(), "z9hG4bKabc");
         assert!(v.rport && v.has_cookie());
         let v = parse_via("SIP / 2.0 / tcp [2001:db8::9]:5070 ; branch = z9hG4bKx").unwrap();
         assert_eq!(
-            (v.transport.as_str(), v.host.as_str(), v.port),
+            (v.transport(), v.host(), v.port),
             ("TCP", "2001:db8::9", Some(5070))
         );
         assert!(parse_via("garbage").is_none());
@@ -212,6 +290,20 @@ mod tests {
     fn commas_respect_quotes() {
         let v: Vec<_> = split_commas("\"a,b\" <sip:x>, <sip:y,z>, c").collect();
         assert_eq!(v, vec!["\"a,b\" <sip:x>", "<sip:y,z>", "c"]);
+    }
+
+    #[test]
+    fn typed_values() {
+        assert_eq!(
+            media_type(" application/pidf+xml ; charset=x"),
+            "application/pidf+xml"
+        );
+        assert_eq!(event_package("presence;id=1"), "presence");
+        assert_eq!(param("presence; id = 7", "ID"), Some("7"));
+        assert_eq!(param("presence", "id"), None);
+        assert_eq!(delta_seconds(" 600 "), Some(600));
+        assert_eq!(delta_seconds("99999999999"), Some(u32::MAX));
+        assert_eq!(delta_seconds("-1"), None);
     }
 
     #[test]

@@ -3,10 +3,12 @@
 
 pub mod fields;
 pub mod framing;
+pub mod headers;
 pub mod message;
 pub mod response;
 pub mod scan;
 pub mod syntax;
 pub mod uri;
 
+pub use headers::{Head, Name};
 pub use message::{HeaderLookup, Method, Parsed, Request, Response};

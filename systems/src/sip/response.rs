@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::fields::{TopVia, split_commas};
+use super::headers::{Head, Name};
 use super::scan::Scan;
 use crate::net::{Dest, Source};
 
@@ -23,27 +24,25 @@ pub struct Echo<'a> {
 }
 
 impl<'a> Echo<'a> {
-    /// From the first pass of a message (used when the strict parser rejected it).
+    /// From the first pass of a message (used when the checks rejected it).
     pub fn from_scan(scan: &'a Scan<'_>) -> Self {
-        Echo {
-            vias: scan.headers_named("Via").collect(),
-            from: scan.header("From"),
-            to: scan.header("To"),
-            call_id: scan.header("Call-ID"),
-            cseq: scan.header("CSeq"),
-        }
+        Echo::from_fields(scan.headers.iter(scan.input))
     }
 
-    /// From parsed headers.
-    pub fn from_headers(headers: &'a rsip::Headers) -> Self {
+    /// From the header index of a parsed message.
+    pub fn from_head(head: &'a Head) -> Self {
+        Echo::from_fields(head.iter())
+    }
+
+    fn from_fields(fields: impl Iterator<Item = (Name, &'a str, &'a str)>) -> Self {
         let mut e = Echo::default();
-        for h in headers.iter() {
-            match h {
-                rsip::Header::Via(v) => e.vias.push(v.value()),
-                rsip::Header::From(v) if e.from.is_none() => e.from = Some(v.value()),
-                rsip::Header::To(v) if e.to.is_none() => e.to = Some(v.value()),
-                rsip::Header::CallId(v) if e.call_id.is_none() => e.call_id = Some(v.value()),
-                rsip::Header::CSeq(v) if e.cseq.is_none() => e.cseq = Some(v.value()),
+        for (name, _, v) in fields {
+            match name {
+                Name::Via => e.vias.push(v),
+                Name::From if e.from.is_none() => e.from = Some(v),
+                Name::To if e.to.is_none() => e.to = Some(v),
+                Name::CallId if e.call_id.is_none() => e.call_id = Some(v),
+                Name::CSeq if e.cseq.is_none() => e.cseq = Some(v),
                 _ => {}
             }
         }
@@ -68,8 +67,6 @@ impl<'a> Echo<'a> {
     }
 }
 
-use rsip::headers::UntypedHeader;
-
 /// RFC 3261 §18.2.2 and RFC 3581 §4: where a response to a request from `source` goes.
 pub fn response_dest(via: &TopVia, source: &Source) -> Dest {
     let addr = if source.transport.is_reliable() || via.rport {
@@ -85,9 +82,38 @@ pub fn response_dest(via: &TopVia, source: &Source) -> Dest {
     }
 }
 
+/// An IP address as text (its `Display` form), written into `buf` (an IPv6 address takes at
+/// most 45 bytes); IPv4, the usual case, without the formatting machinery.
+fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 64]) -> &str {
+    let len = match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                let mut b = itoa::Buffer::new();
+                let s = b.format(octet).as_bytes();
+                buf[n..n + s.len()].copy_from_slice(s);
+                n += s.len();
+            }
+            n
+        }
+        std::net::IpAddr::V6(_) => {
+            use std::io::Write;
+            let mut w = &mut buf[..];
+            let _ = write!(w, "{ip}");
+            64 - w.len()
+        }
+    };
+    std::str::from_utf8(&buf[..len]).unwrap_or_default()
+}
+
 /// The top via-parm with `received` (§18.2.1) and a filled `rport` (RFC 3581) added.
 fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
-    let ip = source.peer.ip().to_string();
+    let mut ip_buf = [0u8; 64];
+    let ip = ip_text(source.peer.ip(), &mut ip_buf);
     let mut segments = parm.split(';');
     out.extend_from_slice(segments.next().unwrap_or("").trim_end().as_bytes());
     let mut rport_written = false;
@@ -110,7 +136,7 @@ fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
         out.extend_from_slice(b";rport=");
         out.extend_from_slice(itoa::Buffer::new().format(source.peer.port()).as_bytes());
     }
-    if via.rport || via.host != ip || via.received.is_some() {
+    if via.rport || via.host() != ip || via.received {
         out.extend_from_slice(b";received=");
         out.extend_from_slice(ip.as_bytes());
     }
@@ -257,6 +283,20 @@ mod tests {
             response_dest(&via, &s).addr,
             "192.0.2.7:40000".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn ip_text_is_display() {
+        for ip in [
+            "192.0.2.7",
+            "0.0.0.0",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip, &mut [0; 64]), ip.to_string());
+        }
     }
 
     #[test]

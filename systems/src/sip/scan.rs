@@ -3,7 +3,7 @@
 //! (§18.3). It never fails on bytes it can step over, so that even a message the strict parser
 //! rejects can still be answered with a 400 built from the headers found here.
 
-use std::borrow::Cow;
+use super::headers::{HeaderIndex, Key, Name};
 
 /// The start line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,18 +20,14 @@ pub enum StartLine<'a> {
     },
 }
 
-/// One header line, name canonicalised where we know it, value unfolded and trimmed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawHeader<'a> {
-    pub name: Cow<'a, str>,
-    pub value: Cow<'a, str>,
-}
-
 /// The first pass over one message.
 #[derive(Debug, Clone)]
 pub struct Scan<'a> {
     pub start: StartLine<'a>,
-    pub headers: Vec<RawHeader<'a>>,
+    /// The whole input, which the spans of `headers` point into.
+    pub input: &'a [u8],
+    /// The header fields, names canonicalised where we know them, values unfolded and trimmed.
+    pub headers: HeaderIndex,
     /// The body, cut to Content-Length when there is one.
     pub body: &'a [u8],
     /// Byte offset of the body in the input.
@@ -78,53 +74,10 @@ impl ScanError {
 
 /// Canonical spelling of a header name, expanding RFC 3261 §7.3.3 / RFC 6665 compact forms.
 pub fn canonical_name(name: &str) -> Option<&'static str> {
-    if name.len() == 1 {
-        return Some(match name.as_bytes()[0].to_ascii_lowercase() {
-            b'i' => "Call-ID",
-            b'm' => "Contact",
-            b'e' => "Content-Encoding",
-            b'l' => "Content-Length",
-            b'c' => "Content-Type",
-            b'f' => "From",
-            b's' => "Subject",
-            b'k' => "Supported",
-            b't' => "To",
-            b'v' => "Via",
-            b'o' => "Event",
-            b'u' => "Allow-Events",
-            b'r' => "Refer-To",
-            b'b' => "Referred-By",
-            _ => return None,
-        });
+    match Name::from_wire(name.as_bytes()) {
+        Name::Other => None,
+        n => Some(n.as_str()),
     }
-    const KNOWN: &[&str] = &[
-        "Via",
-        "From",
-        "To",
-        "Call-ID",
-        "CSeq",
-        "Contact",
-        "Content-Length",
-        "Content-Type",
-        "Max-Forwards",
-        "Expires",
-        "Event",
-        "Allow-Events",
-        "Accept",
-        "Require",
-        "Proxy-Require",
-        "Supported",
-        "Route",
-        "Record-Route",
-        "SIP-If-Match",
-        "SIP-ETag",
-        "Subscription-State",
-        "User-Agent",
-        "Content-Encoding",
-        "Min-Expires",
-        "Allow",
-    ];
-    KNOWN.iter().copied().find(|k| k.eq_ignore_ascii_case(name))
 }
 
 fn trim(b: &[u8]) -> &[u8] {
@@ -142,27 +95,34 @@ fn trim(b: &[u8]) -> &[u8] {
 /// Find the end of the header section: index of the first byte after the blank line, and the
 /// index where the blank line starts. Accepts CRLF CRLF and, liberally, LF LF.
 fn header_end(bytes: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\n' {
-            // a line ended at i; is the next line empty?
-            if bytes.get(i + 1) == Some(&b'\n') {
-                return Some((i + 1, i + 2));
-            }
-            if bytes.get(i + 1) == Some(&b'\r') && bytes.get(i + 2) == Some(&b'\n') {
-                return Some((i + 1, i + 3));
-            }
+    for i in memchr::memchr_iter(b'\n', bytes) {
+        // a line ended at i; is the next line empty?
+        match bytes.get(i + 1..) {
+            Some([b'\n', ..]) => return Some((i + 1, i + 2)),
+            Some([b'\r', b'\n', ..]) => return Some((i + 1, i + 3)),
+            _ => {}
         }
-        i += 1;
     }
     None
 }
 
 /// Split header-section bytes into lines, without their line ends.
 fn lines(section: &[u8]) -> impl Iterator<Item = &[u8]> {
-    section
-        .split(|&c| c == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+    let mut rest = Some(section);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        let line = match memchr::memchr(b'\n', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                &r[..i]
+            }
+            None => {
+                rest = None;
+                r
+            }
+        };
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    })
 }
 
 fn parse_start(line: &[u8]) -> Result<(StartLine<'_>, Option<ScanError>), ScanError> {
@@ -227,8 +187,23 @@ fn parse_start(line: &[u8]) -> Result<(StartLine<'_>, Option<ScanError>), ScanEr
 
 /// RFC 3261 §25.1 `token` characters.
 pub fn is_token_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
+    TOKEN[c as usize]
 }
+
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        c += 1;
+    }
+    t
+};
 
 /// First pass over one complete message. `datagram` selects the UDP body rules of §18.3 (the body
 /// may be cut short by Content-Length; a missing Content-Length means "the rest").
@@ -249,64 +224,63 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
     let section = &msg[..blank_at];
     let mut it = lines(section).peekable();
     let (start, start_fault) = parse_start(it.next().ok_or(ScanError::StartLine)?)?;
-    let mut headers: Vec<RawHeader<'_>> = Vec::with_capacity(16);
+    let mut headers = HeaderIndex::with_capacity(16);
     let mut content_length = None;
     let mut fault = start_fault;
     let mut line_no = 1;
+    let base = bytes.as_ptr() as usize;
+    let at = |s: &[u8]| s.as_ptr() as usize - base;
+    let mut unfolded: Vec<u8> = Vec::new();
+    // Most heads are text throughout: then no value needs checking on its own.
+    let all_text = std::str::from_utf8(section).is_ok();
     while let Some(line) = it.next() {
         line_no += 1;
         if line.is_empty() {
             continue;
         }
-        let Some(colon) = line.iter().position(|&c| c == b':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             fault.get_or_insert(ScanError::HeaderLine(line_no));
             continue;
         };
-        let name = trim(&line[..colon]);
-        if name.is_empty() || !name.iter().all(|&c| is_token_char(c)) {
+        let name_bytes = trim(&line[..colon]);
+        if name_bytes.is_empty() || !name_bytes.iter().all(|&c| is_token_char(c)) {
             fault.get_or_insert(ScanError::HeaderLine(line_no));
             continue;
         }
-        // token characters are ASCII
-        let name = std::str::from_utf8(name).unwrap_or_default();
-        let mut value: Cow<'_, [u8]> = Cow::Borrowed(trim(&line[colon + 1..]));
+        let name = Name::from_wire(name_bytes);
+        let raw_name = (at(name_bytes), name_bytes.len());
+        let first = trim(&line[colon + 1..]);
         // §7.3.1: a line starting with white space continues the previous one.
+        let mut folded = false;
         while let Some(next) = it.peek() {
             if !matches!(next.first(), Some(b' ' | b'\t')) {
                 break;
             }
+            if !folded {
+                folded = true;
+                unfolded.clear();
+                unfolded.extend_from_slice(first);
+            }
             let cont = trim(next);
-            let v = value.to_mut();
             if !cont.is_empty() {
-                if !v.is_empty() {
-                    v.push(b' ');
+                if !unfolded.is_empty() {
+                    unfolded.push(b' ');
                 }
-                v.extend_from_slice(cont);
+                unfolded.extend_from_slice(cont);
             }
             it.next();
             line_no += 1;
         }
-        let value: Cow<'_, str> = match value {
-            Cow::Borrowed(b) => match std::str::from_utf8(b) {
-                Ok(v) => Cow::Borrowed(v),
-                Err(_) => {
-                    fault.get_or_insert(ScanError::HeaderEncoding(name.into()));
-                    continue;
-                }
-            },
-            Cow::Owned(v) => match String::from_utf8(v) {
-                Ok(v) => Cow::Owned(v),
-                Err(_) => {
-                    fault.get_or_insert(ScanError::HeaderEncoding(name.into()));
-                    continue;
-                }
-            },
-        };
-        let name: Cow<'_, str> = match canonical_name(name) {
-            Some(c) => Cow::Borrowed(c),
-            None => Cow::Borrowed(name),
-        };
-        if name == "Content-Length" {
+        let value_bytes: &[u8] = if folded { &unfolded } else { first };
+        // (a value is cut from text at ASCII bytes, so it is text when the section is)
+        if !all_text && std::str::from_utf8(value_bytes).is_err() {
+            // token characters are ASCII
+            let name = std::str::from_utf8(name_bytes).unwrap_or_default();
+            fault.get_or_insert(ScanError::HeaderEncoding(name.into()));
+            continue;
+        }
+        if name == Name::ContentLength {
+            let value = std::str::from_utf8(value_bytes).unwrap_or_default();
             match value.trim().parse::<usize>() {
                 Ok(n) if content_length.is_none_or(|c| c == n) => content_length = Some(n),
                 _ => {
@@ -314,7 +288,15 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
                 }
             }
         }
-        headers.push(RawHeader { name, value });
+        if folded {
+            headers.push_folded(
+                name,
+                raw_name,
+                std::str::from_utf8(&unfolded).unwrap_or_default(),
+            );
+        } else {
+            headers.push(name, raw_name, (at(first), first.len()));
+        }
     }
     let available = &msg[body_at..];
     let (body, trailing) = match content_length {
@@ -328,6 +310,7 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
     };
     Ok(Scan {
         start,
+        input: bytes,
         headers,
         body,
         body_offset: lead + body_at,
@@ -338,20 +321,17 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
 }
 
 impl<'a> Scan<'a> {
-    /// The value of the first header called `name` (canonical spelling).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_ref())
+    /// The value of the first header called `name`.
+    pub fn header<'k>(&self, name: impl Into<Key<'k>>) -> Option<&str> {
+        self.headers.get(self.input, name)
     }
 
     /// All values of the headers called `name`, in order.
-    pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_ref())
+    pub fn headers_named<'s, 'k>(
+        &'s self,
+        name: impl Into<Key<'k>>,
+    ) -> impl Iterator<Item = &'s str> {
+        self.headers.all(self.input, name)
     }
 
     /// The method of a request, or the CSeq method of a response.
@@ -359,46 +339,9 @@ impl<'a> Scan<'a> {
         match &self.start {
             StartLine::Request { method, .. } => Some(method),
             StartLine::Response { .. } => self
-                .header("CSeq")
+                .header(Name::CSeq)
                 .and_then(|c| c.split_whitespace().nth(1)),
         }
-    }
-
-    /// Rebuild the message head in canonical form (one header per line, canonical names,
-    /// `Name: value`) for the strict parser; the body is not included.
-    pub fn canonical_head(&self, out: &mut Vec<u8>) {
-        match &self.start {
-            StartLine::Request {
-                method,
-                uri,
-                version,
-            } => {
-                out.extend_from_slice(method.as_bytes());
-                out.push(b' ');
-                out.extend_from_slice(uri.as_bytes());
-                out.push(b' ');
-                out.extend_from_slice(version.as_bytes());
-            }
-            StartLine::Response {
-                version,
-                code,
-                reason,
-            } => {
-                out.extend_from_slice(version.as_bytes());
-                out.push(b' ');
-                out.extend_from_slice(itoa::Buffer::new().format(*code).as_bytes());
-                out.push(b' ');
-                out.extend_from_slice(reason.as_bytes());
-            }
-        }
-        out.extend_from_slice(b"\r\n");
-        for h in &self.headers {
-            out.extend_from_slice(h.name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(h.value.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
     }
 }
 

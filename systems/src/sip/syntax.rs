@@ -2,7 +2,7 @@
 //! addr-spec and via-parm). The first pass is lenient; these decide between processing a request
 //! and answering it 400 with the fault named.
 
-use super::fields::{parse_via, split_commas};
+use super::fields::{split_commas, via_sent};
 use super::scan::is_token_char;
 
 /// Check `( name-addr / addr-spec ) *( SEMI param )` as in From, To and Contact.
@@ -83,7 +83,7 @@ pub fn check_via(value: &str) -> Result<(), &'static str> {
         if parm.is_empty() {
             return Err("empty via-parm");
         }
-        parse_via(parm).ok_or("malformed via-parm")?;
+        via_sent(parm).ok_or("malformed via-parm")?;
         let params = parm.split_once(';').map_or("", |(_, p)| p);
         check_params(params)?;
     }

@@ -63,14 +63,17 @@ impl Uri {
     /// Parse a URI as it stands in a Request-URI or inside `<>`.
     pub fn parse(raw: &str) -> Result<Uri, UriError> {
         let (scheme, rest) = raw.split_once(':').ok_or(UriError::Malformed)?;
-        let scheme = match scheme.to_ascii_lowercase().as_str() {
-            "sip" => Scheme::Sip,
-            "sips" => Scheme::Sips,
-            "pres" => Scheme::Pres,
-            "im" => Scheme::Im,
-            "tel" => Scheme::Tel,
-            _ => return Err(UriError::Scheme),
-        };
+        let scheme = [
+            ("sip", Scheme::Sip),
+            ("sips", Scheme::Sips),
+            ("pres", Scheme::Pres),
+            ("im", Scheme::Im),
+            ("tel", Scheme::Tel),
+        ]
+        .into_iter()
+        .find(|(name, _)| scheme.eq_ignore_ascii_case(name))
+        .map(|(_, s)| s)
+        .ok_or(UriError::Scheme)?;
         if raw
             .bytes()
             .any(|c| c <= b' ' || c == b'<' || c == b'>' || c == b'"' || c >= 0x7f)

@@ -6,8 +6,8 @@ use bevy_ecs::prelude::*;
 
 use crate::config::EngineConfig;
 use crate::router::{Answer, Incoming, MethodQueues, answer};
-use crate::sip::fields::{params, split_commas, uri_of};
-use crate::sip::{HeaderLookup, Method, Request};
+use crate::sip::fields::{self, split_commas, uri_of};
+use crate::sip::{HeaderLookup, Method, Name, Request};
 use crate::time::Clock;
 use crate::timers::{TimerKind, Timers};
 
@@ -16,16 +16,12 @@ use super::{NotifyFlow, NotifyQueue, Packages, Reason, SubState, Subscription, S
 
 /// The event package named by an `Event` header (parameters dropped).
 pub fn event_package(req: &Request) -> Option<&str> {
-    req.header("Event")
-        .map(|v| v.split(';').next().unwrap_or("").trim())
+    req.header(Name::Event).map(fields::event_package)
 }
 
 /// The `id` parameter of an `Event` header.
 pub fn event_id(req: &Request) -> Option<&str> {
-    let v = req.header("Event")?;
-    params(v.split_once(';')?.1)
-        .find(|(n, _)| n.eq_ignore_ascii_case("id"))
-        .and_then(|(_, v)| v)
+    fields::param(req.header(Name::Event)?, "id")
 }
 
 /// An `Expires` header that is not a number.
@@ -34,13 +30,9 @@ pub struct MalformedExpires;
 
 /// `Expires` as a number; Err when present but malformed.
 pub fn expires(req: &Request) -> Result<Option<u32>, MalformedExpires> {
-    match req.header("Expires") {
+    match req.header(Name::Expires) {
         None => Ok(None),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .map(|n| Some(n.min(u32::MAX as u64) as u32))
-            .map_err(|_| MalformedExpires),
+        Some(v) => fields::delta_seconds(v).map(Some).ok_or(MalformedExpires),
     }
 }
 
@@ -80,7 +72,7 @@ pub fn granted_expires(req: &Request, min: u32, max: u32, default: u32) -> Resul
 pub fn handle_subscribe(world: &mut World) {
     let batch = world.resource_mut::<MethodQueues>().take(Method::Subscribe);
     for inc in batch {
-        let (a, tag) = if inc.req.to_tag.is_some() {
+        let (a, tag) = if inc.req.to_tag().is_some() {
             (refresh(world, &inc.req), None)
         } else {
             match initial(world, &inc) {
@@ -95,9 +87,9 @@ pub fn handle_subscribe(world: &mut World) {
 /// RFC 6665 §4.2.1 / RFC 3261 §8.2.3: does the subscriber accept one of the package's types?
 fn accepts(req: &Request, types: &[&str]) -> bool {
     let mut any = false;
-    for v in req.header_values("Accept") {
+    for v in req.header_values(Name::Accept) {
         any = true;
-        let t = v.split(';').next().unwrap_or("").trim();
+        let t = fields::media_type(v);
         if t == "*/*"
             || t.eq_ignore_ascii_case("application/*")
             || types.iter().any(|x| t.eq_ignore_ascii_case(x))
@@ -133,7 +125,7 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     )?;
     // RFC 6665 §4.1.2.1: a SUBSCRIBE carries the subscriber's target in Contact.
     let Some(contact) = req
-        .header_values("Contact")
+        .header_values(Name::Contact)
         .next()
         .map(|c| uri_of(c).to_owned())
     else {
@@ -141,7 +133,7 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     };
     let watcher = world
         .resource::<SubscriptionIndex>()
-        .watcher_key_of_from(req.header("From").unwrap_or(""));
+        .watcher_key_of_from(req.header(Name::From).unwrap_or(""));
     if world
         .resource::<SubscriptionIndex>()
         .per_watcher
@@ -155,14 +147,14 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     // Our tag names the subscription's entity, so that a request in the dialog finds it
     // without a dialog index.
     let sub = world.spawn_empty().id();
-    let local_tag = local_tag(sub, &req.call_id, seed);
-    let route_set: Vec<&str> = req.header_values("Record-Route").collect();
+    let local_tag = local_tag(sub, req.call_id(), seed);
+    let route_set: Vec<&str> = req.header_values(Name::RecordRoute).collect();
     let dest = next_hop(&contact, &route_set, &req.source, symmetric);
     let dialog = Dialog::new(
         &DialogParts {
-            call_id: &req.call_id,
-            local: req.header("To").unwrap_or_default(),
-            remote: req.header("From").unwrap_or_default(),
+            call_id: req.call_id(),
+            local: req.header(Name::To).unwrap_or_default(),
+            remote: req.header(Name::From).unwrap_or_default(),
             remote_target: &contact,
             event_id: event_id(req).unwrap_or(""),
             route_set: &route_set,
@@ -220,13 +212,13 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
 /// The subscription a request in a dialog belongs to: the entity our To tag names, if it still
 /// holds that dialog (same tag and Call-ID).
 pub fn dialog_of(world: &World, req: &Request) -> Option<Entity> {
-    let tag = req.to_tag.as_deref()?;
+    let tag = req.to_tag()?;
     let bits = u64::from_str_radix(tag.split_once('.')?.0, 16).ok()?;
     let e = Entity::try_from_bits(bits)?;
     let d = world.get_entity(e).ok()?.get::<Dialog>()?;
     let seed = world.resource::<EngineConfig>().seed;
     let call_id = d.strings(world.resource::<DialogStore>()).call_id();
-    (call_id == req.call_id && local_tag(e, &req.call_id, seed) == tag).then_some(e)
+    (call_id == req.call_id() && local_tag(e, req.call_id(), seed) == tag).then_some(e)
 }
 
 /// Our Contact for the dialog: the address the SUBSCRIBE reached.
@@ -278,7 +270,11 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
         }
         d.remote_cseq = req.cseq;
         // target refresh (RFC 6665 §4.1.2.1)
-        if let Some(c) = req.header_values("Contact").flat_map(split_commas).next() {
+        if let Some(c) = req
+            .header_values(Name::Contact)
+            .flat_map(split_commas)
+            .next()
+        {
             d.set_remote_target(uri_of(c), &mut store);
         }
         true

@@ -16,7 +16,8 @@ pub(crate) fn assert_valid(xml: &[u8], must_contain: &str) {
     }
 }
 
-/// Runs `/work/shared/schemas/validate.sh` on `xml`; Err carries its complaint.
+/// Runs `../shared/schemas/validate.sh` (beside the repository) on `xml`; Err carries its
+/// complaint.
 pub(crate) fn xmllint(xml: &[u8]) -> Result<(), String> {
     static N: AtomicUsize = AtomicUsize::new(0);
     let path = std::env::temp_dir().join(format!(
@@ -25,7 +26,12 @@ pub(crate) fn xmllint(xml: &[u8]) -> Result<(), String> {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::write(&path, xml).expect("write temp file");
-    let out = std::process::Command::new("/work/shared/schemas/validate.sh")
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/schemas/validate.sh"
+    );
+    let out = std::process::Command::new("bash")
+        .arg(script)
         .arg(&path)
         .output()
         .expect("run validate.sh");

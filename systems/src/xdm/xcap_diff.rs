@@ -13,9 +13,9 @@ use bevy_ecs::prelude::*;
 
 use crate::formats::xcap_diff::{self, CONTENT_TYPE, DocumentDiff};
 use crate::router::Answer;
-use crate::sip::fields::{params, uri_of};
+use crate::sip::fields::uri_of;
 use crate::sip::uri::Uri;
-use crate::sip::{HeaderLookup, Request};
+use crate::sip::{HeaderLookup, Name, Request};
 use crate::subscription::{Content, NotifyQueue, Subscription};
 
 use super::{Document, DocumentChanges, DocumentIndex, XdmConfig, decode_selector};
@@ -78,8 +78,8 @@ fn relative(entry: &str, root: &str) -> Option<String> {
 /// subscriber's own tree or of the global tree.
 pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(), Answer> {
     let ct = req
-        .header("Content-Type")
-        .map(|v| v.split(';').next().unwrap_or("").trim());
+        .header(Name::ContentType)
+        .map(crate::sip::fields::media_type);
     if ct.is_none_or(|t| !t.eq_ignore_ascii_case("application/resource-lists+xml")) {
         return Err(Answer::new(415, "Unsupported Media Type")
             .with("Accept", "application/resource-lists+xml"));
@@ -87,7 +87,7 @@ pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(),
     let entries = xcap_diff::selectors(&req.body)
         .map_err(|e| Answer::new(400, format!("Bad Request ({e})")))?;
     let root = world.resource::<XdmConfig>().xcap_root.clone();
-    let watcher = Uri::parse(uri_of(req.header("From").unwrap_or(""))).ok();
+    let watcher = Uri::parse(uri_of(req.header(Name::From).unwrap_or(""))).ok();
     let mut selection = Vec::new();
     let mut owners: Vec<Option<Box<str>>> = Vec::new();
     for e in &entries {
@@ -114,10 +114,8 @@ pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(),
         selection.push(sel);
     }
     let patching = req
-        .header("Event")
-        .and_then(|v| v.split_once(';'))
-        .and_then(|(_, p)| params(p).find(|(n, _)| n.eq_ignore_ascii_case("diff-processing")))
-        .and_then(|(_, v)| v)
+        .header(Name::Event)
+        .and_then(|v| crate::sip::fields::param(v, "diff-processing"))
         .is_some_and(|v| v.eq_ignore_ascii_case("xcap-patching"));
     world.entity_mut(sub).insert(XcapDiffWatch {
         selection,

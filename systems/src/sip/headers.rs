@@ -1,0 +1,404 @@
+//! A zero-copy index of a message's header fields: for each field its name (an id for the names
+//! the engine knows, compact forms of RFC 3261 §7.3.3 already expanded) and where its value
+//! lies in the inbound bytes. Only a value folded over several lines (§7.3.1) is copied, into one
+//! side buffer per message. Lookups compare one byte per field for known names.
+
+use bytes::Bytes;
+
+macro_rules! header_names {
+    ($($variant:ident = $text:literal),* $(,)?) => {
+        /// A header field name; [`Name::Other`] for any name outside this list.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum Name {
+            $($variant,)*
+            Other,
+        }
+
+        impl Name {
+            /// Every known name (not [`Name::Other`]).
+            pub const KNOWN: &'static [Name] = &[$(Name::$variant,)*];
+
+            /// Known names with their spelling, for lookups from the wire.
+            const TABLE: &'static [(&'static [u8], Name)] = &[$(($text.as_bytes(), Name::$variant),)*];
+
+            /// The canonical spelling ("" for [`Name::Other`]).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Name::$variant => $text,)*
+                    Name::Other => "",
+                }
+            }
+        }
+    };
+}
+
+header_names! {
+    Via = "Via",
+    From = "From",
+    To = "To",
+    CallId = "Call-ID",
+    CSeq = "CSeq",
+    Contact = "Contact",
+    ContentLength = "Content-Length",
+    ContentType = "Content-Type",
+    MaxForwards = "Max-Forwards",
+    Expires = "Expires",
+    Event = "Event",
+    AllowEvents = "Allow-Events",
+    Accept = "Accept",
+    Require = "Require",
+    ProxyRequire = "Proxy-Require",
+    Supported = "Supported",
+    Unsupported = "Unsupported",
+    Route = "Route",
+    RecordRoute = "Record-Route",
+    SipIfMatch = "SIP-If-Match",
+    SipETag = "SIP-ETag",
+    SubscriptionState = "Subscription-State",
+    UserAgent = "User-Agent",
+    Server = "Server",
+    ContentEncoding = "Content-Encoding",
+    MinExpires = "Min-Expires",
+    Allow = "Allow",
+    Subject = "Subject",
+    ReferTo = "Refer-To",
+    ReferredBy = "Referred-By",
+}
+
+impl Name {
+    /// The id of a name as written on the wire (case-insensitive, compact forms expanded).
+    pub fn from_wire(name: &[u8]) -> Name {
+        if let [c] = name {
+            return match c.to_ascii_lowercase() {
+                b'i' => Name::CallId,
+                b'm' => Name::Contact,
+                b'e' => Name::ContentEncoding,
+                b'l' => Name::ContentLength,
+                b'c' => Name::ContentType,
+                b'f' => Name::From,
+                b's' => Name::Subject,
+                b'k' => Name::Supported,
+                b't' => Name::To,
+                b'v' => Name::Via,
+                b'o' => Name::Event,
+                b'u' => Name::AllowEvents,
+                b'r' => Name::ReferTo,
+                b'b' => Name::ReferredBy,
+                _ => Name::Other,
+            };
+        }
+        let Some(&first) = name.first() else {
+            return Name::Other;
+        };
+        let first = first.to_ascii_lowercase();
+        Name::TABLE
+            .iter()
+            .find(|(s, _)| {
+                s.len() == name.len()
+                    && s[0].to_ascii_lowercase() == first
+                    && s.eq_ignore_ascii_case(name)
+            })
+            .map_or(Name::Other, |&(_, n)| n)
+    }
+}
+
+/// What a lookup asks for: a known name by id, any other by its text (case-insensitive).
+#[derive(Debug, Clone, Copy)]
+pub struct Key<'k> {
+    name: Name,
+    text: &'k str,
+}
+
+impl From<Name> for Key<'static> {
+    fn from(name: Name) -> Self {
+        Key {
+            name,
+            text: name.as_str(),
+        }
+    }
+}
+
+impl<'k> From<&'k str> for Key<'k> {
+    fn from(text: &'k str) -> Self {
+        Key {
+            name: Name::from_wire(text.as_bytes()),
+            text,
+        }
+    }
+}
+
+/// Where a piece of text lies: in the message bytes, or in the index's buffer of unfolded
+/// values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    at: u32,
+    len: u32,
+    folded: bool,
+}
+
+impl Span {
+    fn new(at: usize, len: usize, folded: bool) -> Span {
+        Span {
+            at: at as u32,
+            len: len as u32,
+            folded,
+        }
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        self.at as usize..(self.at + self.len) as usize
+    }
+
+    /// The span of `part`, a sub-slice of `whole` (the text this span points at).
+    pub fn sub(self, whole: &str, part: &str) -> Span {
+        let off = part.as_ptr() as usize - whole.as_ptr() as usize;
+        debug_assert!(off + part.len() <= whole.len());
+        Span::new(self.at as usize + off, part.len(), self.folded)
+    }
+}
+
+/// One header field line.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    name: Name,
+    /// The name as written (for [`Name::Other`]).
+    raw_name: Span,
+    value: Span,
+}
+
+/// No entry (in [`HeaderIndex::first`]).
+const NONE: u8 = u8::MAX;
+const _: () = assert!(
+    (Name::Other as usize) <= 64,
+    "one bit per known name in a u64"
+);
+
+/// The header fields of one message, in order, as spans of its bytes.
+#[derive(Debug, Clone)]
+pub struct HeaderIndex {
+    entries: Vec<Entry>,
+    /// Values folded over several lines, unfolded (RFC 3261 §7.3.1).
+    folded: String,
+    /// Per known name, the position of its first entry (NONE when absent or past 254 entries).
+    first: [u8; Name::Other as usize],
+    /// Bit per known name: more than one entry carries it.
+    repeated: u64,
+}
+
+impl Default for HeaderIndex {
+    fn default() -> Self {
+        HeaderIndex::with_capacity(0)
+    }
+}
+
+impl HeaderIndex {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        HeaderIndex {
+            entries: Vec::with_capacity(n),
+            folded: String::new(),
+            first: [NONE; Name::Other as usize],
+            repeated: 0,
+        }
+    }
+
+    fn note(&mut self, name: Name) {
+        if name == Name::Other {
+            return;
+        }
+        let i = name as usize;
+        if self.first[i] == NONE {
+            self.first[i] = self.entries.len().min(NONE as usize - 1) as u8;
+        } else {
+            self.repeated |= 1u64 << i;
+        }
+    }
+
+    /// True when more than one header line carries the known name `name`.
+    pub fn repeated(&self, name: Name) -> bool {
+        name != Name::Other && self.repeated & (1u64 << name as usize) != 0
+    }
+
+    /// Where to start looking for `key`: the first entry for a known name.
+    fn start(&self, key: Key<'_>) -> usize {
+        match key.name {
+            Name::Other => 0,
+            // (a first entry past 253 is recorded as 253: the search goes on from there)
+            n => match self.first[n as usize] {
+                NONE => self.entries.len(),
+                i => i as usize,
+            },
+        }
+    }
+
+    /// Number of header fields.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when the message has no header field.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Record a field whose name is at `name` and whose value is at `value` in the bytes.
+    pub(crate) fn push(&mut self, name: Name, raw_name: (usize, usize), value: (usize, usize)) {
+        self.note(name);
+        self.entries.push(Entry {
+            name,
+            raw_name: Span::new(raw_name.0, raw_name.1, false),
+            value: Span::new(value.0, value.1, false),
+        });
+    }
+
+    /// Record a field whose value was unfolded from several lines.
+    pub(crate) fn push_folded(&mut self, name: Name, raw_name: (usize, usize), value: &str) {
+        let at = self.folded.len();
+        self.folded.push_str(value);
+        self.note(name);
+        self.entries.push(Entry {
+            name,
+            raw_name: Span::new(raw_name.0, raw_name.1, false),
+            value: Span::new(at, value.len(), true),
+        });
+    }
+
+    /// The text of `span`; `bytes` are the message's. Spans are cut at ASCII delimiters of
+    /// text checked as UTF-8 by the first pass.
+    pub fn text<'s>(&'s self, bytes: &'s [u8], span: Span) -> &'s str {
+        if span.folded {
+            self.folded.get(span.range()).unwrap_or("")
+        } else {
+            bytes
+                .get(span.range())
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or("")
+        }
+    }
+
+    fn matches(&self, bytes: &[u8], e: &Entry, key: Key<'_>) -> bool {
+        e.name == key.name
+            && (key.name != Name::Other
+                || self.text(bytes, e.raw_name).eq_ignore_ascii_case(key.text))
+    }
+
+    /// The span of the first value of `key`.
+    pub fn span<'k>(&self, bytes: &[u8], key: impl Into<Key<'k>>) -> Option<Span> {
+        let key = key.into();
+        self.entries[self.start(key)..]
+            .iter()
+            .find(|e| self.matches(bytes, e, key))
+            .map(|e| e.value)
+    }
+
+    /// The first value of `key`.
+    pub fn get<'s, 'k>(&'s self, bytes: &'s [u8], key: impl Into<Key<'k>>) -> Option<&'s str> {
+        self.span(bytes, key).map(|s| self.text(bytes, s))
+    }
+
+    /// Every value of `key`, in order.
+    pub fn all<'s, 'k>(
+        &'s self,
+        bytes: &'s [u8],
+        key: impl Into<Key<'k>>,
+    ) -> impl Iterator<Item = &'s str> {
+        let key = key.into();
+        self.entries[self.start(key)..]
+            .iter()
+            .filter(move |e| self.matches(bytes, e, key))
+            .map(move |e| self.text(bytes, e.value))
+    }
+
+    /// Every field as (id, name as written, value), in order.
+    pub fn iter<'s>(&'s self, bytes: &'s [u8]) -> impl Iterator<Item = (Name, &'s str, &'s str)> {
+        self.entries.iter().map(move |e| {
+            let name = match e.name {
+                Name::Other => self.text(bytes, e.raw_name),
+                n => n.as_str(),
+            };
+            (e.name, name, self.text(bytes, e.value))
+        })
+    }
+}
+
+/// The header section of a parsed message: its bytes (shared with the inbound buffer, never
+/// copied) and the index of its fields.
+#[derive(Debug, Clone, Default)]
+pub struct Head {
+    bytes: Bytes,
+    index: HeaderIndex,
+}
+
+impl Head {
+    /// `index` must have been built over `bytes` by [`super::scan::scan`].
+    pub fn new(bytes: Bytes, index: HeaderIndex) -> Head {
+        Head { bytes, index }
+    }
+
+    /// The text a span of this head points at.
+    pub fn text(&self, span: Span) -> &str {
+        self.index.text(&self.bytes, span)
+    }
+
+    /// The first value of the header called `name`.
+    pub fn header<'k>(&self, name: impl Into<Key<'k>>) -> Option<&str> {
+        self.index.get(&self.bytes, name)
+    }
+
+    /// Every value of the headers called `name`, in order (one per header line).
+    pub fn headers_named<'s, 'k>(
+        &'s self,
+        name: impl Into<Key<'k>>,
+    ) -> impl Iterator<Item = &'s str> {
+        self.index.all(&self.bytes, name)
+    }
+
+    /// Every field as (id, name, value), in order.
+    pub fn iter(&self) -> impl Iterator<Item = (Name, &str, &str)> {
+        self.index.iter(&self.bytes)
+    }
+
+    /// Number of header fields.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when there is no header field.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_the_wire() {
+        assert_eq!(Name::from_wire(b"i"), Name::CallId);
+        assert_eq!(Name::from_wire(b"CALL-id"), Name::CallId);
+        assert_eq!(Name::from_wire(b"sip-if-match"), Name::SipIfMatch);
+        assert_eq!(Name::from_wire(b"X-Foo"), Name::Other);
+        assert_eq!(Name::from_wire(b"q"), Name::Other);
+        for n in Name::KNOWN {
+            assert_eq!(Name::from_wire(n.as_str().as_bytes()), *n);
+        }
+    }
+
+    #[test]
+    fn lookups_by_id_and_by_text() {
+        let bytes = b"X-Foo: 1\r\nVia: a\r\nvia: b\r\n";
+        let mut ix = HeaderIndex::default();
+        ix.push(Name::Other, (0, 5), (7, 1));
+        ix.push(Name::Via, (10, 3), (15, 1));
+        ix.push_folded(Name::Via, (18, 3), "b c");
+        assert_eq!(ix.get(bytes, "x-foo"), Some("1"));
+        assert_eq!(ix.get(bytes, "X-Bar"), None);
+        assert_eq!(ix.all(bytes, Name::Via).collect::<Vec<_>>(), ["a", "b c"]);
+        assert_eq!(ix.all(bytes, "v").count(), 2);
+        assert!(ix.repeated(Name::Via) && !ix.repeated(Name::From));
+        assert_eq!(ix.get(bytes, Name::From), None);
+        let names: Vec<_> = ix.iter(bytes).map(|(_, n, _)| n).collect();
+        assert_eq!(names, ["X-Foo", "Via", "Via"]);
+    }
+}
