@@ -2,9 +2,7 @@
 //! change to 1, 100 and 10,000 watchers (reported per NOTIFY, with allocations per NOTIFY from a
 //! counting allocator).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,25 +11,7 @@ use presenced_systems::formats::pidf;
 use presenced_systems::presence::{self, PresenceConfig};
 use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Source, Time, Transport};
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+mod common;
 
 fn body(entity: &str, tuple: &str, note: &str) -> String {
     format!(
@@ -176,11 +156,11 @@ fn bench_fanout(c: &mut Criterion) {
                     n += 1;
                     now += 1;
                     out.clear();
-                    let a0 = ALLOCS.load(Ordering::Relaxed);
+                    let a0 = common::allocations();
                     let t = Instant::now();
                     engine.tick(Time(now), [change], &mut out);
                     total += t.elapsed();
-                    let a = ALLOCS.load(Ordering::Relaxed) - a0;
+                    let a = common::allocations() - a0;
                     assert_eq!(
                         out.len(),
                         watchers + 1,

@@ -2,9 +2,7 @@
 //! the header index), the work the engine does per inbound message before any presence logic.
 //! Allocations per parse are counted and printed first.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -41,27 +39,7 @@ Supported: replaces, 100rel, timer, norefersub\r\n\
 User-Agent: PJSUA v2.14 Linux\r\n\
 Content-Length: 0\r\n\r\n";
 
-/// Counts allocations (and reallocations), to print allocations per parse.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+mod common;
 
 fn inbound(text: &str) -> Inbound {
     Inbound {
@@ -84,9 +62,9 @@ fn bench(c: &mut Criterion) {
             matches!(parse(&msg, "OPTIONS", false), Parsed::Request(_)),
             "{name} parses"
         );
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = common::allocations();
         drop(black_box(parse(&msg, "OPTIONS", false)));
-        let n = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let n = common::allocations() - before;
         println!("sip_parse/{name}: {n} allocations per parse");
         g.bench_function(format!("{name}_first_pass"), |b| {
             b.iter(|| {

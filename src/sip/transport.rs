@@ -128,6 +128,9 @@ struct UdpEndpoint {
     socket: UdpSocket,
     local: SocketAddr,
     pending: VecDeque<Outbound>,
+    /// Registered for writability: only while datagrams wait for room in the send buffer (an
+    /// always-on writable interest wakes the loop after nearly every send).
+    wants_write: bool,
 }
 
 struct Conn {
@@ -174,15 +177,13 @@ impl SipTransport {
         for (i, s) in udp.into_iter().enumerate() {
             let local = s.local_addr()?;
             let mut socket = UdpSocket::from_std(s);
-            poll.registry().register(
-                &mut socket,
-                Token(UDP_BASE + i),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
+            poll.registry()
+                .register(&mut socket, Token(UDP_BASE + i), Interest::READABLE)?;
             eps.push(UdpEndpoint {
                 socket,
                 local,
                 pending: VecDeque::new(),
+                wants_write: false,
             });
         }
         let mut ls = Vec::new();
@@ -482,18 +483,37 @@ impl SipTransport {
     fn flush_udp(&mut self, i: usize) {
         let ep = &mut self.udp[i];
         let fd = ep.socket.as_raw_fd();
+        let mut blocked = false;
         while !ep.pending.is_empty() {
             match self.send_scratch.send(fd, ep.pending.iter()) {
                 Sent::Some(n) => {
                     ep.pending.drain(..n);
                 }
-                Sent::WouldBlock => return,
+                Sent::WouldBlock => {
+                    blocked = true;
+                    break;
+                }
                 Sent::Failed(e) => {
                     if let Some(m) = ep.pending.pop_front() {
                         debug!("udp send to {}: {e}", m.dest.addr);
                     }
                     self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
                 }
+            }
+        }
+        if blocked != ep.wants_write {
+            let interest = if blocked {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            match self
+                .poll
+                .registry()
+                .reregister(&mut ep.socket, Token(UDP_BASE + i), interest)
+            {
+                Ok(()) => ep.wants_write = blocked,
+                Err(e) => warn!("udp socket {}: {e}", ep.local),
             }
         }
     }
