@@ -104,12 +104,12 @@ pub mod anyhow_free {
     pub type Result<T> = std::result::Result<T, String>;
 }
 
-/// A random-enough seed for tags and branches without a clock read in the engine.
+/// The engine's secret seed for tags, branches and entity tags (RFC 3261 §19.3: tags must be
+/// unique and unguessable), from the operating system's random source.
 fn seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 32)
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("operating system random source");
+    u64::from_le_bytes(b)
 }
 
 /// Run the server until SIGINT or SIGTERM.
