@@ -3,33 +3,11 @@
 //! which is what the "≤ 300 B per subscription at a million" budget is about. Not a timing
 //! bench: it prints its figures and exits (`cargo bench --bench memory`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+mod common;
 
 use bytes::Bytes;
 use presenced_systems::presence::{self, PresenceConfig};
 use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Source, Time, Transport};
-
-struct Counting;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 fn src(port: u16) -> Source {
     Source {
@@ -118,7 +96,7 @@ fn main() {
         }
     };
     age(&mut engine, &mut now);
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = common::live_bytes();
     // MEMORY_BENCH_UNPUBLISHED=1: watch presentities nobody published (loadgen's subscribe
     // scenario), so that a subscription's figure includes its share of the presentities
     let published = if std::env::var("MEMORY_BENCH_UNPUBLISHED").is_ok() {
@@ -131,7 +109,7 @@ fn main() {
         engine.tick(Time(now), chunk.iter().map(|&i| publish(i)), &mut out);
     }
     age(&mut engine, &mut now);
-    let after_p = LIVE.load(Ordering::Relaxed);
+    let after_p = common::live_bytes();
     for chunk in (0..watchers).collect::<Vec<_>>().chunks(2048) {
         out.clear();
         engine.tick(
@@ -144,7 +122,7 @@ fn main() {
         engine.tick(Time(now), a, &mut out);
     }
     age(&mut engine, &mut now);
-    let after_w = LIVE.load(Ordering::Relaxed);
+    let after_w = common::live_bytes();
     let per_p = (after_p - base) as f64 / published.max(1) as f64;
     let per_w = (after_w - after_p) as f64 / watchers as f64;
     if published > 0 {
@@ -198,4 +176,16 @@ fn breakdown(engine: &mut Engine, watchers: usize, per_w: f64) {
         "  rest (entity records, table entity column, column slack): {:.1} B",
         per_w - known
     );
+    if std::env::var("MEMORY_BENCH_TABLES").is_ok() {
+        println!("  entities: {}", world.entities().len());
+        for t in world.storages().tables.iter() {
+            if t.capacity() > 0 {
+                println!(
+                    "  table: {} entities, capacity {}",
+                    t.entity_count(),
+                    t.capacity()
+                );
+            }
+        }
+    }
 }

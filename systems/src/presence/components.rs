@@ -3,29 +3,26 @@
 use std::collections::HashMap;
 
 use bevy_ecs::prelude::*;
-use bytes::Bytes;
 
 use crate::formats::pidf::PidfDocument;
+pub use crate::subscription::SourceUri;
 use crate::time::Time;
 
-/// A presentity: the resource whose presence is published and watched.
+/// A presentity: the resource whose presence is published and watched. Its URI
+/// (`sip:user@host`, the document `entity`) is its [`SourceUri`]; its composed view, while
+/// anybody publishes, is its [`crate::subscription::Content`] (one body shared by every NOTIFY).
+/// A presentity nobody publishes keeps no view: NOTIFYs build the empty one from the URI.
 #[derive(Component, Debug)]
 pub struct Presentity {
-    /// `user@host`, the index key.
-    pub aor: Box<str>,
-    /// The URI used as the document `entity` and in NOTIFY From (`sip:user@host`).
-    pub uri: Box<str>,
     /// Live publications, oldest change first.
     pub publications: Vec<Entity>,
     /// Subscriptions watching it.
     pub watchers: Vec<Entity>,
 }
 
-/// The composed view of a presentity: one encoded body shared by every NOTIFY that carries it.
-#[derive(Component, Debug, Clone)]
-pub struct View {
-    pub body: Bytes,
-    pub version: u64,
+/// The index key of a presentity (`user@host`) from its URI (`sip:user@host`).
+pub fn aor_of(uri: &SourceUri) -> &str {
+    uri.0.strip_prefix("sip:").unwrap_or(&uri.0)
 }
 
 /// Marker: the presentity's sources changed this tick; recompose.

@@ -7,25 +7,34 @@ use crate::formats::pidf;
 
 use crate::subscription::{Content, NotifyQueue, Subscription};
 
-use super::components::{PresenceIndex, Presentity, Publication, Recompose, View};
+use super::PIDF;
+use super::components::{PresenceIndex, Presentity, Publication, Recompose, SourceUri, aor_of};
 use super::config::PresenceConfig;
+
+/// Views composed so far (a presentity's sources composed into one document), for tests and
+/// metrics: composition runs once per changed presentity per tick.
+#[derive(Resource, Debug, Default)]
+pub struct Compositions(pub u64);
 
 /// Recompose the views of changed presentities and mark every watcher dirty (their NOTIFYs
 /// carry the presentity's [`Content`], one body shared); forget presentities nobody publishes
-/// or watches.
+/// or watches. A presentity left with no publication drops its [`Content`]: NOTIFYs then build
+/// the empty view from its URI (see [`crate::subscription::EmptyBody`]).
+#[allow(clippy::too_many_arguments)]
 pub fn compose_views(
     mut commands: Commands,
-    mut changed: Query<(Entity, &Presentity, &mut View, &mut Content), With<Recompose>>,
+    mut changed: Query<(Entity, &Presentity, &SourceUri, Option<&mut Content>), With<Recompose>>,
     publications: Query<&Publication>,
     mut subs: Query<&mut Subscription>,
     mut queue: ResMut<NotifyQueue>,
     config: Res<PresenceConfig>,
     mut index: ResMut<PresenceIndex>,
+    mut compositions: ResMut<Compositions>,
 ) {
-    for (e, presentity, mut view, mut content) in changed.iter_mut() {
+    for (e, presentity, uri, content) in changed.iter_mut() {
         commands.entity(e).remove::<Recompose>();
         if presentity.publications.is_empty() && presentity.watchers.is_empty() {
-            index.presentities.remove(&presentity.aor);
+            index.presentities.remove(aor_of(uri));
             commands.entity(e).despawn();
             continue;
         }
@@ -37,21 +46,39 @@ pub fn compose_views(
             .collect();
         docs.sort_unstable_by_key(|(seq, _)| *seq);
         let sources: Vec<&pidf::PidfDocument> = docs.into_iter().map(|(_, d)| d).collect();
-        let body = if sources.is_empty() {
-            pidf::empty_view(&presentity.uri, config.closed_when_unpublished)
-        } else {
-            pidf::compose(&presentity.uri, &sources)
+        compositions.0 += 1;
+        let empty = || pidf::empty_view(&uri.0, config.closed_when_unpublished);
+        let changed = match (sources.is_empty(), content) {
+            // still nobody publishes: the empty view, unchanged
+            (true, None) => false,
+            (true, Some(content)) => {
+                commands.entity(e).remove::<Content>();
+                content.body != empty()
+            }
+            (false, Some(mut content)) => {
+                let body = pidf::compose(&uri.0, &sources);
+                let changed = body != content.body;
+                if changed {
+                    content.body = body;
+                }
+                changed
+            }
+            (false, None) => {
+                let body = pidf::compose(&uri.0, &sources);
+                let changed = body != empty();
+                commands.entity(e).insert(Content {
+                    content_type: PIDF,
+                    body,
+                });
+                changed
+            }
         };
-        if body == view.body {
-            continue;
-        }
-        view.version += 1;
-        for &w in &presentity.watchers {
-            if let Ok(mut s) = subs.get_mut(w) {
-                queue.touch(w, &mut s);
+        if changed {
+            for &w in &presentity.watchers {
+                if let Ok(mut s) = subs.get_mut(w) {
+                    queue.touch(w, &mut s);
+                }
             }
         }
-        content.body = body.clone();
-        view.body = body;
     }
 }

@@ -41,6 +41,11 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
                 max_expires: config.subscribe_max_expires,
                 default_expires: config.subscribe_default_expires,
                 max_per_watcher: config.max_subscriptions_per_watcher,
+                empty_body: Some(subscription::EmptyBody {
+                    content_type: PIDF,
+                    render: crate::formats::pidf::empty_view,
+                    variant: config.closed_when_unpublished,
+                }),
                 on_subscribe: watch::on_subscribe,
                 on_refresh: |_, _| {},
                 on_end: watch::on_end,
@@ -48,6 +53,7 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
         );
         world.insert_resource(config);
         world.init_resource::<components::PresenceIndex>();
+        world.init_resource::<compose::Compositions>();
         world
             .resource_mut::<MethodQueues>()
             .register(Method::Publish);

@@ -12,33 +12,24 @@ use crate::subscription::subscribe::{event_package, granted_expires};
 use crate::time::{Clock, Time};
 use crate::timers::{TimerKind, Timers};
 
-use super::components::{PresenceIndex, Presentity, Publication, Recompose};
+use super::components::{PresenceIndex, Presentity, Publication, Recompose, SourceUri, aor_of};
 use super::config::PresenceConfig;
 use super::{EVENT, PIDF};
 
-/// The presentity entity for `aor`, spawned (with its empty view) when new.
+/// The presentity entity for `aor`, spawned when new (with no view: until somebody publishes,
+/// NOTIFYs carry the empty view built from its URI).
 pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
     if let Some(&e) = world.resource::<PresenceIndex>().presentities.get(aor) {
         return e;
     }
     let uri = format!("sip:{aor}");
-    let closed = world.resource::<PresenceConfig>().closed_when_unpublished;
-    let body = pidf::empty_view(&uri, closed);
-    let content = crate::subscription::Content {
-        content_type: PIDF,
-        body: body.clone(),
-    };
-    let view = super::components::View { body, version: 1 };
     let e = world
         .spawn((
             Presentity {
-                aor: aor.into(),
-                uri: uri.into(),
                 publications: Vec::new(),
                 watchers: Vec::new(),
             },
-            view,
-            content,
+            SourceUri(uri.into()),
         ))
         .id();
     world
@@ -203,8 +194,8 @@ fn publish(world: &mut World, req: &Request) -> Answer {
 fn live_publication(world: &World, etag: &str, aor: &str, now: Time) -> Option<Entity> {
     let p = *world.resource::<PresenceIndex>().etags.get(etag)?;
     let pb = world.get::<Publication>(p)?;
-    let pr = world.get::<Presentity>(pb.presentity)?;
-    (*pr.aor == *aor && pb.expires_at > now).then_some(p)
+    let uri = world.get::<SourceUri>(pb.presentity)?;
+    (aor_of(uri) == aor && pb.expires_at > now).then_some(p)
 }
 
 fn arm(world: &mut World, publication: Entity, at: Time) {

@@ -7,7 +7,7 @@ use crate::router::Answer;
 use crate::sip::Request;
 use crate::subscription::Subscription;
 
-use super::components::{PresenceIndex, Presentity};
+use super::components::{PresenceIndex, Presentity, SourceUri, aor_of};
 use super::config::PresenceConfig;
 use super::publish::presentity_for;
 
@@ -60,11 +60,13 @@ pub fn on_end(world: &mut World, sub: Entity) {
     };
     p.watchers.retain(|&w| w != sub);
     if p.watchers.is_empty() && p.publications.is_empty() {
-        let aor = p.aor.clone();
-        world
-            .resource_mut::<PresenceIndex>()
-            .presentities
-            .remove(&aor);
+        if let Some(uri) = world.get::<SourceUri>(presentity) {
+            let aor: Box<str> = aor_of(uri).into();
+            world
+                .resource_mut::<PresenceIndex>()
+                .presentities
+                .remove(&aor);
+        }
         world.despawn(presentity);
     }
 }

@@ -63,6 +63,10 @@ impl Hop {
     const TCP: u8 = 1;
     /// The text's extras field overrides the inline fields.
     const EXTRAS: u8 = 2;
+    /// The local part is `<` + the source's URI + `>` and is not in the text (see
+    /// [`super::SourceUri`]: a million dialogs to a hundred thousand presentities would otherwise
+    /// hold ten copies of each presentity's URI).
+    const LOCAL_FROM_SOURCE: u8 = 4;
     /// No local index: the local address is in the extras.
     const NO_LOCAL: u8 = u8::MAX;
 }
@@ -198,6 +202,7 @@ impl DialogStore {
 }
 
 /// The parts of a dialog, to build one.
+#[derive(Clone, Copy)]
 pub struct DialogParts<'a> {
     pub call_id: &'a str,
     /// NOTIFY From without our tag: the SUBSCRIBE's To as written.
@@ -262,11 +267,14 @@ fn parse_addr_token(t: &str) -> Option<SocketAddr> {
 }
 
 impl Dialog {
-    /// A dialog from its parts, its strings put in `store`.
+    /// A dialog from its parts, its strings put in `store`. `source_uri`: the URI of the
+    /// subscription's source ([`super::SourceUri`]), if any; a local part that is exactly that
+    /// URI in angle brackets is then not stored (pass the same URI to [`Dialog::notify_head`]).
     pub fn new(
         p: &DialogParts<'_>,
         remote_cseq: u32,
         dest: Dest,
+        source_uri: Option<&str>,
         store: &mut DialogStore,
     ) -> Dialog {
         // the hop: inline what fits, the rest as text
@@ -300,7 +308,12 @@ impl Dialog {
         if !extras.is_empty() {
             hop.flags |= Hop::EXTRAS;
         }
-        let text = store.put(Self::text(p, &extras).as_bytes());
+        let text = if source_uri.is_some_and(|u| is_bracketed(p.local, u)) {
+            hop.flags |= Hop::LOCAL_FROM_SOURCE;
+            store.put(Self::text(&DialogParts { local: "", ..*p }, &extras).as_bytes())
+        } else {
+            store.put(Self::text(p, &extras).as_bytes())
+        };
         Dialog {
             text,
             local_cseq: 0,
@@ -394,6 +407,13 @@ impl Dialog {
     }
 }
 
+/// `s` is `<` + `uri` + `>`.
+fn is_bracketed(s: &str, uri: &str) -> bool {
+    s.strip_prefix('<')
+        .and_then(|s| s.strip_suffix('>'))
+        .is_some_and(|s| s == uri)
+}
+
 /// A dialog's strings, read from the store.
 #[derive(Debug, Clone, Copy)]
 pub struct DialogStrings<'a>(&'a str);
@@ -405,7 +425,8 @@ impl<'a> DialogStrings<'a> {
     pub fn call_id(&self) -> &'a str {
         self.part(0)
     }
-    /// The SUBSCRIBE's To (NOTIFY From without our tag).
+    /// The SUBSCRIBE's To (NOTIFY From without our tag) as stored: empty when it is derived
+    /// from the source's URI.
     pub fn local(&self) -> &'a str {
         self.part(1)
     }
@@ -486,11 +507,13 @@ pub enum SubscriptionStateHeader {
 impl Dialog {
     /// Write the head of the next NOTIFY in this dialog (RFC 6665 §4.2.2, RFC 3856 §6.5) to
     /// `dest` (from [`Dialog::dest`]), From carrying our `local_tag`; the body is appended by
-    /// the sender, shared between all watchers of one view.
+    /// the sender, shared between all watchers of one view. `source_uri` as given to
+    /// [`Dialog::new`].
     #[allow(clippy::too_many_arguments)]
     pub fn notify_head(
         &mut self,
         store: &DialogStore,
+        source_uri: Option<&str>,
         dest: &Dest,
         local_tag: &str,
         branch: &str,
@@ -520,7 +543,14 @@ impl Dialog {
             push_header(&mut b, "Route", r);
         }
         b.extend_from_slice(b"From: ");
-        b.extend_from_slice(local.as_bytes());
+        match source_uri {
+            Some(uri) if self.hop.flags & Hop::LOCAL_FROM_SOURCE != 0 => {
+                b.push(b'<');
+                b.extend_from_slice(uri.as_bytes());
+                b.push(b'>');
+            }
+            _ => b.extend_from_slice(local.as_bytes()),
+        }
         b.extend_from_slice(b";tag=");
         b.extend_from_slice(local_tag.as_bytes());
         b.extend_from_slice(b"\r\n");
@@ -645,7 +675,7 @@ mod tests {
         ];
         assert_eq!(v6.port(), 5062);
         for dest in dests {
-            let mut d = Dialog::new(&parts(&routes), 4, dest, &mut store);
+            let mut d = Dialog::new(&parts(&routes), 4, dest, None, &mut store);
             assert_eq!(d.dest(&store), dest);
             let s = d.strings(&store);
             assert_eq!(s.call_id(), "c1@x");
@@ -668,7 +698,7 @@ mod tests {
                 conn: None,
             };
             assert_eq!(
-                Dialog::new(&parts(&[]), 1, dest, &mut store).dest(&store),
+                Dialog::new(&parts(&[]), 1, dest, None, &mut store).dest(&store),
                 dest
             );
         }
@@ -712,6 +742,7 @@ mod tests {
             &parts(&[]),
             1,
             dest,
+            None,
             &mut world.resource_mut::<DialogStore>(),
         );
         let at = d.text.at;
@@ -719,5 +750,41 @@ mod tests {
         world.despawn(e);
         let store = world.resource::<DialogStore>();
         assert!(store.free.iter().any(|slots| slots.contains(&at)));
+    }
+
+    #[test]
+    fn a_local_part_naming_the_source_is_derived_not_stored() {
+        let mut store = DialogStore::default();
+        let dest = Dest {
+            transport: Transport::Udp,
+            addr: "10.0.0.9:5070".parse().unwrap(),
+            local: "127.0.0.1:5060".parse().unwrap(),
+            conn: None,
+        };
+        let head = |d: &mut Dialog, store: &DialogStore, uri| {
+            let state = SubscriptionStateHeader::Active { expires: 60 };
+            d.notify_head(
+                store, uri, &dest, "t1", "z9hG4bKb", "presence", state, "", 0,
+            )
+        };
+        let uri = Some("sip:p@example.com");
+        let mut stored = Dialog::new(&parts(&[]), 1, dest, None, &mut store);
+        let mut derived = Dialog::new(&parts(&[]), 1, dest, uri, &mut store);
+        assert_eq!(derived.strings(&store).local(), "");
+        assert_eq!(
+            derived.text_len() + "<sip:p@example.com>".len(),
+            stored.text_len()
+        );
+        assert_eq!(
+            head(&mut stored, &store, None),
+            head(&mut derived, &store, uri)
+        );
+        // anything else is kept as written
+        let other = DialogParts {
+            local: "<sip:p@example.com>;x=1",
+            ..parts(&[])
+        };
+        let d = Dialog::new(&other, 1, dest, uri, &mut store);
+        assert_eq!(d.strings(&store).local(), "<sip:p@example.com>;x=1");
     }
 }

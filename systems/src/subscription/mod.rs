@@ -84,6 +84,23 @@ pub struct Content {
     pub body: Bytes,
 }
 
+/// The URI of the resource a shared source stands for (a presentity's `sip:user@host`). NOTIFYs
+/// build the package's [`EmptyBody`] from it while the source has no [`Content`], and a
+/// dialog whose local URI (the SUBSCRIBE's To) is exactly `<` this `>` does not store it.
+#[derive(Component, Debug, Clone)]
+pub struct SourceUri(pub Box<str>);
+
+/// The body NOTIFYs carry while a shared source has no [`Content`] (a presentity nobody
+/// publishes: a million subscriptions to such presentities would otherwise keep a hundred
+/// thousand copies of one template). Built when sent, once per source and tick.
+#[derive(Debug, Clone, Copy)]
+pub struct EmptyBody {
+    pub content_type: &'static str,
+    /// The body for a source's URI; `variant` is the package's own setting.
+    pub render: fn(uri: &str, variant: bool) -> Bytes,
+    pub variant: bool,
+}
+
 /// Index of an event package in [`Packages`] (a byte in every subscription, not a `&str`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PackageId(pub u8);
@@ -156,6 +173,8 @@ pub struct PackageSpec {
     pub default_expires: u32,
     /// Most subscriptions per watcher AoR.
     pub max_per_watcher: usize,
+    /// What NOTIFYs carry when a shared source has no [`Content`] (None: an empty body).
+    pub empty_body: Option<EmptyBody>,
     /// Accept a new subscription: attach the package's components to `sub` (already spawned with
     /// its dialog) and set its first content; or refuse it (the entity is then despawned).
     pub on_subscribe: fn(&mut World, &crate::sip::Request, Entity) -> Result<(), Answer>,

@@ -9,7 +9,9 @@ use crate::timers::{DueTimers, TimerKind};
 use crate::transaction::{ClientOutcomes, Outcome, Owner, Requester};
 
 use super::dialog::{Dialog, DialogStore, SubscriptionStateHeader, local_tag};
-use super::{Content, NotifyQueue, Packages, Reason, SubState, Subscription, SubscriptionIndex};
+use super::{
+    Content, NotifyQueue, Packages, Reason, SourceUri, SubState, Subscription, SubscriptionIndex,
+};
 
 /// Send a NOTIFY for every queued subscription that is ready (dirty, none in flight).
 #[allow(clippy::too_many_arguments)]
@@ -17,6 +19,7 @@ pub fn send_notifies(
     mut queue: ResMut<NotifyQueue>,
     mut subs: Query<(&mut Subscription, &mut Dialog)>,
     contents: Query<&Content>,
+    uris: Query<&SourceUri>,
     packages: Res<Packages>,
     store: Res<DialogStore>,
     config: Res<crate::config::EngineConfig>,
@@ -25,6 +28,8 @@ pub fn send_notifies(
 ) {
     let now = clock.now;
     let empty = Content::default();
+    // the empty body last built for a source without content (its watchers come together)
+    let mut built: Option<(Entity, Content)> = None;
     for e in queue.0.drain(..) {
         let Ok((mut s, mut dialog)) = subs.get_mut(e) else {
             continue;
@@ -40,16 +45,30 @@ pub fn send_notifies(
                 reason: reason.map(Reason::as_str),
             },
         };
-        let content = contents.get(s.source).unwrap_or(&empty);
+        let spec = packages.spec(s.package);
+        let source_uri = uris.get(s.source).ok().map(|u| &*u.0);
+        let content = match (contents.get(s.source), source_uri, spec.empty_body) {
+            (Ok(c), _, _) => c,
+            (Err(_), Some(uri), Some(eb)) => {
+                if built.as_ref().is_none_or(|(b, _)| *b != s.source) {
+                    let body = (eb.render)(uri, eb.variant);
+                    let content_type = eb.content_type;
+                    built = Some((s.source, Content { content_type, body }));
+                }
+                &built.as_ref().expect("just built").1
+            }
+            _ => &empty,
+        };
         let branch = requester.new_branch();
         let dest = dialog.dest(&store);
         let tag = local_tag(e, dialog.strings(&store).call_id(), config.seed);
         let head = dialog.notify_head(
             &store,
+            source_uri,
             &dest,
             &tag,
             &branch,
-            packages.spec(s.package).event,
+            spec.event,
             state,
             content.content_type,
             content.body.len(),

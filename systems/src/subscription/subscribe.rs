@@ -12,7 +12,9 @@ use crate::time::Clock;
 use crate::timers::{TimerKind, Timers};
 
 use super::dialog::{Dialog, DialogParts, DialogStore, local_tag, next_hop};
-use super::{NotifyFlow, NotifyQueue, Packages, Reason, SubState, Subscription, SubscriptionIndex};
+use super::{
+    NotifyFlow, NotifyQueue, Packages, Reason, SourceUri, SubState, Subscription, SubscriptionIndex,
+};
 
 /// The event package named by an `Event` header (parameters dropped).
 pub fn event_package(req: &Request) -> Option<&str> {
@@ -148,21 +150,6 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     // without a dialog index.
     let sub = world.spawn_empty().id();
     let local_tag = local_tag(sub, req.call_id(), seed);
-    let route_set: Vec<&str> = req.header_values(Name::RecordRoute).collect();
-    let dest = next_hop(&contact, &route_set, &req.source, symmetric);
-    let dialog = Dialog::new(
-        &DialogParts {
-            call_id: req.call_id(),
-            local: req.header(Name::To).unwrap_or_default(),
-            remote: req.header(Name::From).unwrap_or_default(),
-            remote_target: &contact,
-            event_id: event_id(req).unwrap_or(""),
-            route_set: &route_set,
-        },
-        req.cseq,
-        dest,
-        &mut world.resource_mut::<DialogStore>(),
-    );
     let state = if granted == 0 {
         SubState::Terminating(Some(Reason::Timeout))
     } else {
@@ -170,23 +157,41 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     };
     let expires_at = now.plus_secs(granted as u64);
     // the package attaches the content (or points `source` at a shared one)
-    world.entity_mut(sub).insert((
-        dialog,
-        Subscription {
-            expires_at,
-            source: sub,
-            package,
-            state,
-            flow: NotifyFlow {
-                dirty: true,
-                ..Default::default()
-            },
+    world.entity_mut(sub).insert(Subscription {
+        expires_at,
+        source: sub,
+        package,
+        state,
+        flow: NotifyFlow {
+            dirty: true,
+            ..Default::default()
         },
-    ));
+    });
     if let Err(refusal) = (spec.on_subscribe)(world, req, sub) {
         world.despawn(sub);
         return Err(refusal);
     }
+    // the dialog, once the source is known: a To naming it need not be stored
+    let route_set: Vec<&str> = req.header_values(Name::RecordRoute).collect();
+    let dest = next_hop(&contact, &route_set, &req.source, symmetric);
+    let source = world.get::<Subscription>(sub).expect("spawned").source;
+    let dialog = world.resource_scope(|world, mut store: Mut<DialogStore>| {
+        Dialog::new(
+            &DialogParts {
+                call_id: req.call_id(),
+                local: req.header(Name::To).unwrap_or_default(),
+                remote: req.header(Name::From).unwrap_or_default(),
+                remote_target: &contact,
+                event_id: event_id(req).unwrap_or(""),
+                route_set: &route_set,
+            },
+            req.cseq,
+            dest,
+            world.get::<SourceUri>(source).map(|u| &*u.0),
+            &mut store,
+        )
+    });
+    world.entity_mut(sub).insert(dialog);
     *world
         .resource_mut::<SubscriptionIndex>()
         .per_watcher

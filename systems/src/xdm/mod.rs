@@ -146,6 +146,7 @@ pub fn feature(config: XdmConfig) -> impl FnOnce(&mut World, &mut Schedule) {
                 max_expires: config.max_expires,
                 default_expires: config.default_expires,
                 max_per_watcher: config.max_per_watcher,
+                empty_body: None,
                 on_subscribe: xcap_diff::on_subscribe,
                 on_refresh: xcap_diff::on_refresh,
                 on_end: |_, _| {},
