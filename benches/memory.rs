@@ -154,7 +154,7 @@ fn breakdown(engine: &mut Engine, watchers: usize, per_w: f64) {
         .iter(world)
         .map(|p| p.watchers.capacity() * 8)
         .sum();
-    let timers = world.resource::<Timers>().capacity() * 16;
+    let timers = world.resource::<Timers>().bytes();
     let index = world.resource::<SubscriptionIndex>().per_watcher.capacity();
     // hashbrown: buckets = next power of two of capacity * 8 / 7, each 8 bytes + 1 control byte
     let index_bytes = ((index * 8 / 7).next_power_of_two() * 9) as f64;
@@ -165,7 +165,7 @@ fn breakdown(engine: &mut Engine, watchers: usize, per_w: f64) {
         ("Dialog + Subscription components", components),
         ("their change ticks", ticks),
         ("presentity watcher lists", watcher_lists as f64 / n),
-        ("deadline heap", timers as f64 / n),
+        ("deadline heap and expiry buckets", timers as f64 / n),
         ("per-watcher counts", index_bytes / n),
     ];
     let known: f64 = parts.iter().map(|(_, b)| b).sum();

@@ -7,7 +7,7 @@
 //! per tick, and arming costs O(log n).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use bevy_ecs::prelude::*;
 
@@ -26,7 +26,9 @@ pub enum TimerKind {
     SubscriptionExpiry,
 }
 
-/// A timer that fired: its kind and the owner's key.
+/// A timer that fired: its kind and the owner's key. For [`TimerKind::SubscriptionExpiry`] the
+/// key holds only the low 32 bits of the key armed (an entity's index, not its generation: the
+/// owner resolves it and checks its own state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Due {
     pub kind: TimerKind,
@@ -46,18 +48,54 @@ const KINDS: [TimerKind; 4] = [
 /// (a saturated `Time`) are clamped to it.
 const MAX_AT: u64 = u64::MAX >> KIND_BITS;
 
-/// The deadline heap. An entry is 16 bytes, the deadline and kind packed in one word (there is
-/// one entry per subscription and publication: at a million of them the width counts).
+/// The deadline heap, and subscription expiries by second. A heap entry is 16 bytes, the
+/// deadline and kind packed in one word. Subscription expiries (one per subscription: at a
+/// million of them the width counts) sit in per-second buckets of 8-byte entries, the
+/// millisecond beside the key's low 32 bits; a bucket is sorted once, when its second comes,
+/// and then popped exactly like the heap.
 #[derive(Resource, Default)]
 pub struct Timers {
     heap: BinaryHeap<Reverse<(u64, u64)>>,
+    /// Second -> entries `ms << 32 | key` (ms within the second).
+    expiries: BTreeMap<u64, Vec<u64>>,
+    /// The second whose bucket is sorted, latest entry first (popped from the end).
+    sorted: Option<u64>,
 }
 
 impl Timers {
     /// Arm a timer of `kind` for `key` at `at`.
     pub fn arm(&mut self, kind: TimerKind, key: u64, at: Time) {
+        if kind == TimerKind::SubscriptionExpiry {
+            let at = at.0.min(MAX_AT);
+            let (sec, ms) = (at / 1000, at % 1000);
+            let entry = (ms << 32) | (key & u32::MAX as u64);
+            let bucket = self.expiries.entry(sec).or_default();
+            if self.sorted == Some(sec) {
+                // keep the current second's order (descending): an entry due later goes first
+                let i = bucket.partition_point(|&e| e >> 32 > ms);
+                bucket.insert(i, entry);
+            } else {
+                bucket.push(entry);
+            }
+            return;
+        }
         let word = (at.0.min(MAX_AT) << KIND_BITS) | kind as u64;
         self.heap.push(Reverse((word, key)));
+    }
+
+    /// The earliest subscription expiry, if before `before` (a scan of an unsorted bucket only
+    /// when its second could come first).
+    fn next_expiry(&self, before: Option<Time>) -> Option<Time> {
+        let (&sec, bucket) = self.expiries.first_key_value()?;
+        if before.is_some_and(|b| b.0 <= sec * 1000) {
+            return None;
+        }
+        let ms = if self.sorted == Some(sec) {
+            bucket.last().map_or(0, |&e| e >> 32)
+        } else {
+            bucket.iter().map(|&e| e >> 32).min().unwrap_or(0)
+        };
+        Some(Time(sec * 1000 + ms))
     }
 
     fn at(word: u64) -> Time {
@@ -66,22 +104,32 @@ impl Timers {
 
     /// The earliest armed deadline, if any (stale entries included: waking early is harmless).
     pub fn next_deadline(&self) -> Option<Time> {
-        self.heap.peek().map(|Reverse((w, _))| Self::at(*w))
+        let heap = self.heap.peek().map(|Reverse((w, _))| Self::at(*w));
+        match (heap, self.next_expiry(heap)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Number of entries, live or stale.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.heap.len() + self.expiries.values().map(Vec::len).sum::<usize>()
     }
 
-    /// Entries the heap has room for (its memory is 16 bytes each).
-    pub fn capacity(&self) -> usize {
-        self.heap.capacity()
+    /// Bytes held: the heap's capacity, the buckets' capacities and their map entries
+    /// (about 48 bytes each: key, vector, B-tree node share).
+    pub fn bytes(&self) -> usize {
+        self.heap.capacity() * 16
+            + self
+                .expiries
+                .values()
+                .map(|b| b.capacity() * 8 + 48)
+                .sum::<usize>()
     }
 
     /// True when no timer is armed.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.heap.is_empty() && self.expiries.is_empty()
     }
 
     /// Pop every entry due at or before `now`, in deadline order.
@@ -95,11 +143,47 @@ impl Timers {
             let kind = KINDS[(word & ((1 << KIND_BITS) - 1)) as usize];
             out.push(Due { kind, key, at });
         }
+        self.pop_expiries(now, out);
         // A burst (a NOTIFY per subscription, each leaving its Timer E and F entries) must not
         // keep its peak capacity for ever: shrink once less than half is used.
         let len = self.heap.len();
         if self.heap.capacity() > 2 * len + 4096 {
             self.heap.shrink_to(len + len / 4);
+        }
+    }
+}
+
+impl Timers {
+    /// Pop the subscription expiries due at or before `now`, in deadline order.
+    fn pop_expiries(&mut self, now: Time, out: &mut Vec<Due>) {
+        let (now_sec, now_ms) = (now.0 / 1000, now.0 % 1000);
+        while let Some(mut first) = self.expiries.first_entry() {
+            let sec = *first.key();
+            if sec > now_sec {
+                break;
+            }
+            let bucket = first.get_mut();
+            if self.sorted != Some(sec) {
+                bucket.sort_unstable_by(|a, b| b.cmp(a));
+                self.sorted = Some(sec);
+            }
+            while let Some(&e) = bucket.last() {
+                let ms = e >> 32;
+                if sec == now_sec && ms > now_ms {
+                    break;
+                }
+                bucket.pop();
+                out.push(Due {
+                    kind: TimerKind::SubscriptionExpiry,
+                    key: e & u32::MAX as u64,
+                    at: Time(sec * 1000 + ms),
+                });
+            }
+            if !bucket.is_empty() {
+                break;
+            }
+            first.remove();
+            self.sorted = None;
         }
     }
 }
@@ -156,5 +240,38 @@ mod tests {
         for (i, k) in KINDS.iter().enumerate() {
             assert_eq!(*k as usize, i);
         }
+    }
+
+    #[test]
+    fn subscription_expiries_pop_exactly_and_in_order() {
+        let mut t = Timers::default();
+        let sub = |t: &mut Timers, key: u64, at: u64| {
+            t.arm(TimerKind::SubscriptionExpiry, key | 7 << 32, Time(at))
+        };
+        sub(&mut t, 1, 5_700);
+        sub(&mut t, 2, 5_200);
+        sub(&mut t, 3, 7_000);
+        t.arm(TimerKind::ClientTxTimeout, 9, Time(5_500));
+        assert_eq!(t.next_deadline(), Some(Time(5_200)));
+        let mut out = Vec::new();
+        t.pop_due(Time(5_000), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(t.next_deadline(), Some(Time(5_200)));
+        // armed into the current second: kept in order
+        sub(&mut t, 4, 5_300);
+        t.pop_due(Time(5_600), &mut out);
+        let got: Vec<(TimerKind, u64, u64)> = out.iter().map(|d| (d.kind, d.key, d.at.0)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (TimerKind::ClientTxTimeout, 9, 5_500),
+                (TimerKind::SubscriptionExpiry, 2, 5_200),
+                (TimerKind::SubscriptionExpiry, 4, 5_300),
+            ]
+        );
+        out.clear();
+        t.pop_due(Time(10_000), &mut out);
+        assert_eq!(out.iter().map(|d| d.key).collect::<Vec<_>>(), vec![1, 3]);
+        assert!(t.is_empty());
     }
 }

@@ -1,5 +1,6 @@
 //! Sending NOTIFYs, acting on their answers, and subscription expiry.
 
+use bevy_ecs::entity::{Entities, EntityIndex};
 use bevy_ecs::prelude::*;
 
 use crate::net::Outbound;
@@ -133,14 +134,19 @@ pub fn end_subscription(world: &mut World, e: Entity) {
 }
 
 /// End subscriptions whose time ran out with `terminated;reason=timeout` (RFC 6665 §4.2.2).
+/// (The timer names the entity's index: the entity now there is checked against its own expiry.)
 pub fn expire_subscriptions(
     due: Res<DueTimers>,
     clock: Res<Clock>,
+    entities: &Entities,
     mut subs: Query<&mut Subscription>,
     mut queue: ResMut<NotifyQueue>,
 ) {
     for d in due.of(TimerKind::SubscriptionExpiry) {
-        let e = Entity::from_bits(d.key);
+        let Some(index) = EntityIndex::from_raw_u32(d.key as u32) else {
+            continue;
+        };
+        let e = entities.resolve_from_index(index);
         let Ok(mut s) = subs.get_mut(e) else { continue };
         if s.state == SubState::Active && s.expires_at <= clock.now {
             s.state = SubState::Terminating(Some(Reason::Timeout));
