@@ -155,9 +155,7 @@ fn breakdown(engine: &mut Engine, watchers: usize, per_w: f64) {
         .map(|p| p.watchers.capacity() * 8)
         .sum();
     let timers = world.resource::<Timers>().bytes();
-    let index = world.resource::<SubscriptionIndex>().per_watcher.capacity();
-    // hashbrown: buckets = next power of two of capacity * 8 / 7, each 8 bytes + 1 control byte
-    let index_bytes = ((index * 8 / 7).next_power_of_two() * 9) as f64;
+    let index_bytes = world.resource::<SubscriptionIndex>().bytes() as f64;
     let components = (size_of::<Dialog>() + size_of::<Subscription>()) as f64;
     let ticks = 16.0; // added + changed tick of each of the two components
     let parts = [

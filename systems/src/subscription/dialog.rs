@@ -333,11 +333,36 @@ impl Dialog {
         ];
         let len = fixed.iter().chain(p.route_set).map(|r| r.len() + 1).sum();
         let mut text = String::with_capacity(len);
-        for part in fixed.iter().chain(p.route_set) {
+        let mut remote = 0..0;
+        for (i, part) in fixed.iter().chain(p.route_set).enumerate() {
+            let start = text.len();
             if part.contains(['\n', '\r']) {
                 text.extend(part.chars().filter(|&c| c != '\n' && c != '\r'));
             } else {
                 text.push_str(part);
+            }
+            match i {
+                2 => remote = start..text.len(),
+                3 => {
+                    // the remote target, as stored: its prefix shared with the remote URI
+                    // (`sip:user@` of a Contact and a From) is written as its length
+                    let target = text.split_off(start);
+                    let base = uri_of(&text[remote.clone()]);
+                    let shared = base
+                        .bytes()
+                        .zip(target.bytes())
+                        .take_while(|(a, b)| a == b)
+                        .count()
+                        .min(MAX_SHARED);
+                    if shared >= 4 || target.starts_with(SHARED_MARK) {
+                        text.push(SHARED_MARK);
+                        text.push(char::from(b' ' + shared as u8));
+                        text.push_str(&target[shared..]);
+                    } else {
+                        text.push_str(&target);
+                    }
+                }
+                _ => {}
             }
             text.push('\n');
         }
@@ -387,7 +412,7 @@ impl Dialog {
     /// Target refresh (RFC 6665 §4.1.2.1): a new remote target.
     pub fn set_remote_target(&mut self, target: &str, store: &mut DialogStore) {
         let old = self.strings(store);
-        if old.remote_target() == target {
+        if *old.remote_target() == *target {
             return;
         }
         let routes: Vec<&str> = old.route_set().collect();
@@ -407,11 +432,28 @@ impl Dialog {
     }
 }
 
+/// A stored remote target that starts with this is `SHARED_MARK`, one character `' ' + n`, then
+/// the target past the first `n` bytes of the remote URI (no URI starts with a control
+/// character; a target that did would be stored with `n` = 0).
+const SHARED_MARK: char = '\u{1}';
+/// Longest shared prefix written as a length (its character stays printable ASCII).
+const MAX_SHARED: usize = 95;
+
 /// `s` is `<` + `uri` + `>`.
 fn is_bracketed(s: &str, uri: &str) -> bool {
     s.strip_prefix('<')
         .and_then(|s| s.strip_suffix('>'))
         .is_some_and(|s| s == uri)
+}
+
+/// A stored remote target in two pieces, given the stored remote (see [`SHARED_MARK`]).
+fn split_target<'a>(stored: &'a str, remote: &'a str) -> (&'a str, &'a str) {
+    let Some(rest) = stored.strip_prefix(SHARED_MARK) else {
+        return ("", stored);
+    };
+    let n = rest.bytes().next().map_or(0, |b| b.saturating_sub(b' ')) as usize;
+    let prefix = uri_of(remote).get(..n).unwrap_or("");
+    (prefix, rest.get(1..).unwrap_or(""))
 }
 
 /// A dialog's strings, read from the store.
@@ -433,8 +475,15 @@ impl<'a> DialogStrings<'a> {
     pub fn remote(&self) -> &'a str {
         self.part(2)
     }
-    pub fn remote_target(&self) -> &'a str {
-        self.part(3)
+    pub fn remote_target(&self) -> std::borrow::Cow<'a, str> {
+        match self.remote_target_parts() {
+            ("", rest) => rest.into(),
+            (prefix, rest) => format!("{prefix}{rest}").into(),
+        }
+    }
+    /// The remote target in two pieces (the prefix shared with the remote URI, the rest).
+    fn remote_target_parts(&self) -> (&'a str, &'a str) {
+        split_target(self.part(3), self.remote())
     }
     /// The `id` of the subscription's `Event` header, if any.
     pub fn event_id(&self) -> Option<&'a str> {
@@ -530,8 +579,10 @@ impl Dialog {
         let mut next = || parts.next().unwrap_or("");
         let (call_id, local, remote, remote_target, event_id, _extras) =
             (next(), next(), next(), next(), next(), next());
+        let (target_prefix, target_rest) = split_target(remote_target, remote);
         b.extend_from_slice(b"NOTIFY ");
-        b.extend_from_slice(remote_target.as_bytes());
+        b.extend_from_slice(target_prefix.as_bytes());
+        b.extend_from_slice(target_rest.as_bytes());
         b.extend_from_slice(b" SIP/2.0\r\nVia: SIP/2.0/");
         b.extend_from_slice(dest.transport.via_token().as_bytes());
         b.push(b' ');
@@ -786,5 +837,36 @@ mod tests {
         };
         let d = Dialog::new(&other, 1, dest, uri, &mut store);
         assert_eq!(d.strings(&store).local(), "<sip:p@example.com>;x=1");
+    }
+
+    #[test]
+    fn a_remote_target_sharing_the_remote_uri_prefix_reads_back_whole() {
+        let mut store = DialogStore::default();
+        let dest = Dest {
+            transport: Transport::Udp,
+            addr: "10.0.0.9:5070".parse().unwrap(),
+            local: "127.0.0.1:5060".parse().unwrap(),
+            conn: None,
+        };
+        let long = format!("sip:{}@10.0.0.9", "u".repeat(200));
+        let from_long = format!("<sip:{}@example.com>;tag=1", "u".repeat(200));
+        for (remote, target) in [
+            ("<sip:w@example.com>;tag=1", "sip:w@10.0.0.9:5070"),
+            ("<sip:w@example.com>;tag=1", "sips:w@10.0.0.9"),
+            ("<sip:w@example.com>;tag=1", "\u{1}!odd"),
+            ("sip:w@example.com;tag=1", "sip:w@example.com"),
+            (from_long.as_str(), long.as_str()),
+        ] {
+            let parts = DialogParts {
+                remote,
+                remote_target: target,
+                ..parts(&[])
+            };
+            let mut d = Dialog::new(&parts, 1, dest, None, &mut store);
+            assert_eq!(d.strings(&store).remote_target(), target);
+            let state = SubscriptionStateHeader::Active { expires: 1 };
+            let head = d.notify_head(&store, None, &dest, "t", "b", "presence", state, "", 0);
+            assert!(head.starts_with(format!("NOTIFY {target} SIP/2.0\r\n").as_bytes()));
+        }
     }
 }

@@ -12,7 +12,7 @@ pub mod dialog;
 pub mod notify;
 pub mod subscribe;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bevy_ecs::prelude::*;
 use bytes::Bytes;
@@ -136,13 +136,62 @@ impl NotifyQueue {
 /// subscription entity, see `subscribe::dialog_of`.)
 #[derive(Resource, Default)]
 pub struct SubscriptionIndex {
-    /// Hashed watcher AoR -> subscriptions (8 bytes an entry: at a million watchers this map
-    /// is a tenth of the memory of all subscriptions).
-    pub per_watcher: HashMap<u32, u32>,
+    /// Hashed watcher AoRs with one subscription (most watchers: 4 bytes an entry, where a
+    /// count beside each key would take 8; at a million watchers this is a tenth of the memory
+    /// of all subscriptions).
+    single: HashSet<u32>,
+    /// Hashed watcher AoRs with more than one subscription, and how many.
+    several: HashMap<u32, u32>,
     hasher: std::hash::RandomState,
 }
 
 impl SubscriptionIndex {
+    /// Subscriptions counted under `key`.
+    pub fn count(&self, key: u32) -> u32 {
+        match self.several.get(&key) {
+            Some(&n) => n,
+            None => self.single.contains(&key) as u32,
+        }
+    }
+
+    /// Count one more subscription under `key`.
+    pub fn add(&mut self, key: u32) {
+        if let Some(n) = self.several.get_mut(&key) {
+            *n += 1;
+        } else if self.single.remove(&key) {
+            self.several.insert(key, 2);
+        } else {
+            self.single.insert(key);
+        }
+    }
+
+    /// Count one subscription fewer under `key`.
+    pub fn remove(&mut self, key: u32) {
+        match self.several.get_mut(&key) {
+            Some(n) if *n > 2 => *n -= 1,
+            Some(_) => {
+                self.several.remove(&key);
+                self.single.insert(key);
+            }
+            None => {
+                self.single.remove(&key);
+            }
+        }
+    }
+
+    /// Bytes of the tables (hashbrown: buckets, a power of two of at least 8/7 the capacity,
+    /// each an entry and a control byte).
+    pub fn bytes(&self) -> usize {
+        let table = |cap: usize, entry: usize| {
+            if cap == 0 {
+                0
+            } else {
+                (cap * 8 / 7).next_power_of_two() * (entry + 1)
+            }
+        };
+        table(self.single.capacity(), 4) + table(self.several.capacity(), 8)
+    }
+
     /// The key a watcher AoR is counted under: 32 bits of a keyed hash. Two AoRs sharing one
     /// (a few pairs among a million watchers) share a limit, which is harmless; the key is
     /// recomputed from the dialog's From when the subscription ends.
@@ -253,4 +302,26 @@ pub fn register_package(world: &mut World, spec: PackageSpec) {
     world
         .resource_mut::<crate::router::Capabilities>()
         .allow_events = events;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_watcher_counts_move_between_the_single_and_several_tables() {
+        let mut idx = SubscriptionIndex::default();
+        assert_eq!(idx.count(7), 0);
+        for n in 1..=3 {
+            idx.add(7);
+            assert_eq!(idx.count(7), n);
+        }
+        idx.add(8);
+        for n in (0..3).rev() {
+            idx.remove(7);
+            assert_eq!(idx.count(7), n);
+        }
+        assert_eq!(idx.count(8), 1);
+        assert!(idx.several.is_empty() && idx.single.len() == 1);
+    }
 }

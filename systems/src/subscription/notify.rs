@@ -123,13 +123,7 @@ pub fn end_subscription(world: &mut World, e: Entity) {
             .map_or("", |d| d.strings(world.resource::<DialogStore>()).remote()),
     );
     on_end(world, e);
-    let mut idx = world.resource_mut::<SubscriptionIndex>();
-    if let Some(n) = idx.per_watcher.get_mut(&watcher) {
-        *n -= 1;
-        if *n == 0 {
-            idx.per_watcher.remove(&watcher);
-        }
-    }
+    world.resource_mut::<SubscriptionIndex>().remove(watcher);
     world.despawn(e);
 }
 

@@ -136,14 +136,7 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     let watcher = world
         .resource::<SubscriptionIndex>()
         .watcher_key_of_from(req.header(Name::From).unwrap_or(""));
-    if world
-        .resource::<SubscriptionIndex>()
-        .per_watcher
-        .get(&watcher)
-        .copied()
-        .unwrap_or(0) as usize
-        >= spec.max_per_watcher
-    {
+    if world.resource::<SubscriptionIndex>().count(watcher) as usize >= spec.max_per_watcher {
         return Err(Answer::new(403, "Too many subscriptions by this watcher"));
     }
     // Our tag names the subscription's entity, so that a request in the dialog finds it
@@ -192,11 +185,7 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
         )
     });
     world.entity_mut(sub).insert(dialog);
-    *world
-        .resource_mut::<SubscriptionIndex>()
-        .per_watcher
-        .entry(watcher)
-        .or_default() += 1;
+    world.resource_mut::<SubscriptionIndex>().add(watcher);
     if granted > 0 {
         world.resource_mut::<Timers>().arm(
             TimerKind::SubscriptionExpiry,
