@@ -140,14 +140,14 @@ fn main() {
 /// (bevy's entity and archetype records, table slack, allocator-visible leftovers).
 fn breakdown(engine: &mut Engine, watchers: usize, per_w: f64) {
     use presenced_systems::presence::components::Presentity;
-    use presenced_systems::subscription::{Dialog, Subscription, SubscriptionIndex};
+    use presenced_systems::subscription::{Subscription, SubscriptionIndex};
     use presenced_systems::timers::Timers;
     let world = engine.world_mut();
     let n = watchers as f64;
     let text: usize = world
-        .query::<&Dialog>()
+        .query::<&Subscription>()
         .iter(world)
-        .map(|d| d.text_len())
+        .map(|s| s.dialog.text_len())
         .sum();
     let watcher_lists: usize = world
         .query::<&Presentity>()
@@ -156,12 +156,12 @@ fn breakdown(engine: &mut Engine, watchers: usize, per_w: f64) {
         .sum();
     let timers = world.resource::<Timers>().bytes();
     let index_bytes = world.resource::<SubscriptionIndex>().bytes() as f64;
-    let components = (size_of::<Dialog>() + size_of::<Subscription>()) as f64;
-    let ticks = 16.0; // added + changed tick of each of the two components
+    let components = size_of::<Subscription>() as f64;
+    let ticks = 8.0; // added + changed tick of the component
     let parts = [
         ("dialog text", text as f64 / n),
-        ("Dialog + Subscription components", components),
-        ("their change ticks", ticks),
+        ("Subscription component (with its Dialog)", components),
+        ("its change ticks", ticks),
         ("presentity watcher lists", watcher_lists as f64 / n),
         ("deadline heap and expiry buckets", timers as f64 / n),
         ("per-watcher counts", index_bytes / n),

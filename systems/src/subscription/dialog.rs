@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
 
 use bevy_ecs::lifecycle::HookContext;
-use bevy_ecs::prelude::{Component, Entity, Resource};
+use bevy_ecs::prelude::{Entity, Resource};
 use bevy_ecs::world::DeferredWorld;
 use bytes::Bytes;
 
@@ -19,8 +19,7 @@ use crate::sip::uri::Uri;
 ///
 /// Our local tag is not stored: it is derived from the subscription's entity, the Call-ID and
 /// the engine seed ([`local_tag`]), and NOTIFY From is the SUBSCRIBE's To with that tag.
-#[derive(Component, Debug)]
-#[component(on_discard = free_text)]
+#[derive(Debug)]
 pub struct Dialog {
     /// call-id, local (the SUBSCRIBE's To, no tag), remote (its From), remote target, event id,
     /// extra hop fields (see [`Hop`]), then the route set, each followed by `\n` (none of them
@@ -38,9 +37,13 @@ struct TextRef {
     len: u32,
 }
 
-/// A dialog's text goes back to the store with the dialog (despawn or removal).
-fn free_text(mut world: DeferredWorld, ctx: HookContext) {
-    let Some(text) = world.get::<Dialog>(ctx.entity).map(|d| d.text) else {
+/// A subscription's dialog text goes back to the store with the subscription (despawn or
+/// removal): the hook of [`super::Subscription`].
+pub(super) fn free_text(mut world: DeferredWorld, ctx: HookContext) {
+    let Some(text) = world
+        .get::<super::Subscription>(ctx.entity)
+        .map(|s| s.dialog.text)
+    else {
         return;
     };
     if let Some(mut store) = world.get_resource_mut::<DialogStore>() {
@@ -177,9 +180,12 @@ impl DialogStore {
         )
     }
 
-    /// Give a text's slot back.
+    /// Give a text's slot back (none for the empty text of [`Dialog::none`]).
     fn free(&mut self, t: TextRef) {
         let len = t.len as usize;
+        if len == 0 {
+            return;
+        }
         if len > LARGE {
             let (c, _) = Self::locate(t.at);
             self.chunks[c] = Box::default();
@@ -267,6 +273,21 @@ fn parse_addr_token(t: &str) -> Option<SocketAddr> {
 }
 
 impl Dialog {
+    /// No dialog yet (a subscription being accepted): no text in the store.
+    pub fn none() -> Dialog {
+        Dialog {
+            text: TextRef { at: 0, len: 0 },
+            local_cseq: 0,
+            remote_cseq: 0,
+            hop: Hop {
+                ip: [0; 4],
+                port: 0,
+                local: 0,
+                flags: 0,
+            },
+        }
+    }
+
     /// A dialog from its parts, its strings put in `store`. `source_uri`: the URI of the
     /// subscription's source ([`super::SourceUri`]), if any; a local part that is exactly that
     /// URI in angle brackets is then not stored (pass the same URI to [`Dialog::notify_head`]).
@@ -780,7 +801,7 @@ mod tests {
     }
 
     #[test]
-    fn a_despawned_dialog_gives_its_text_back() {
+    fn a_despawned_subscription_gives_its_text_back() {
         let mut world = bevy_ecs::world::World::new();
         world.init_resource::<DialogStore>();
         let dest = Dest {
@@ -797,10 +818,24 @@ mod tests {
             &mut world.resource_mut::<DialogStore>(),
         );
         let at = d.text.at;
-        let e = world.spawn(d).id();
+        let sub = |dialog| super::super::Subscription {
+            expires_at: crate::time::Time(0),
+            source: Entity::PLACEHOLDER,
+            package: super::super::PackageId(0),
+            state: super::super::SubState::Active,
+            flow: Default::default(),
+            dialog,
+        };
+        let e = world.spawn(sub(d)).id();
         world.despawn(e);
         let store = world.resource::<DialogStore>();
         assert!(store.free.iter().any(|slots| slots.contains(&at)));
+        // a subscription refused before it had a dialog frees nothing
+        let e = world.spawn(sub(Dialog::none())).id();
+        world.despawn(e);
+        let store = world.resource::<DialogStore>();
+        assert_eq!(store.free.iter().map(Vec::len).sum::<usize>(), 1);
+        assert!(size_of::<super::super::Subscription>() <= 48);
     }
 
     #[test]

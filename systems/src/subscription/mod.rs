@@ -105,10 +105,12 @@ pub struct EmptyBody {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PackageId(pub u8);
 
-/// A subscription: its package, its life and where its content comes from. Its dialog
-/// ([`Dialog`]) holds the strings; this part is small and fixed (memory per subscription is a
-/// budget of a few hundred bytes, see `benches/memory.rs`).
+/// A subscription: its package, its life, where its content comes from, and its dialog
+/// ([`Dialog`], whose strings are in the [`DialogStore`]). Small and fixed, and one component
+/// (memory per subscription is a budget of a few hundred bytes, see `benches/memory.rs`: each
+/// component of an entity also costs 8 bytes of change ticks).
 #[derive(Component, Debug)]
+#[component(on_discard = dialog::free_text)]
 pub struct Subscription {
     pub expires_at: Time,
     /// The entity whose [`Content`] the next NOTIFY carries: shared (a presentity's view) or the
@@ -118,6 +120,7 @@ pub struct Subscription {
     pub package: PackageId,
     pub state: SubState,
     pub flow: NotifyFlow,
+    pub dialog: Dialog,
 }
 
 /// Subscriptions to look at this tick (duplicates are harmless).

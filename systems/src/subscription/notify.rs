@@ -9,7 +9,7 @@ use crate::time::Clock;
 use crate::timers::{DueTimers, TimerKind};
 use crate::transaction::{ClientOutcomes, Outcome, Owner, Requester};
 
-use super::dialog::{Dialog, DialogStore, SubscriptionStateHeader, local_tag};
+use super::dialog::{DialogStore, SubscriptionStateHeader, local_tag};
 use super::{
     Content, NotifyQueue, Packages, Reason, SourceUri, SubState, Subscription, SubscriptionIndex,
 };
@@ -18,7 +18,7 @@ use super::{
 #[allow(clippy::too_many_arguments)]
 pub fn send_notifies(
     mut queue: ResMut<NotifyQueue>,
-    mut subs: Query<(&mut Subscription, &mut Dialog)>,
+    mut subs: Query<&mut Subscription>,
     contents: Query<&Content>,
     uris: Query<&SourceUri>,
     packages: Res<Packages>,
@@ -32,9 +32,10 @@ pub fn send_notifies(
     // the empty body last built for a source without content (its watchers come together)
     let mut built: Option<(Entity, Content)> = None;
     for e in queue.0.drain(..) {
-        let Ok((mut s, mut dialog)) = subs.get_mut(e) else {
+        let Ok(mut s) = subs.get_mut(e) else {
             continue;
         };
+        let s = &mut *s;
         if !s.flow.ready() {
             continue;
         }
@@ -61,9 +62,9 @@ pub fn send_notifies(
             _ => &empty,
         };
         let branch = requester.new_branch();
-        let dest = dialog.dest(&store);
-        let tag = local_tag(e, dialog.strings(&store).call_id(), config.seed);
-        let head = dialog.notify_head(
+        let dest = s.dialog.dest(&store);
+        let tag = local_tag(e, s.dialog.strings(&store).call_id(), config.seed);
+        let head = s.dialog.notify_head(
             &store,
             source_uri,
             &dest,
@@ -117,11 +118,9 @@ pub fn end_subscription(world: &mut World, e: Entity) {
         return;
     };
     let on_end = world.resource::<Packages>().spec(s.package).on_end;
-    let watcher = world.resource::<SubscriptionIndex>().watcher_key_of_from(
-        world
-            .get::<Dialog>(e)
-            .map_or("", |d| d.strings(world.resource::<DialogStore>()).remote()),
-    );
+    let watcher = world
+        .resource::<SubscriptionIndex>()
+        .watcher_key_of_from(s.dialog.strings(world.resource::<DialogStore>()).remote());
     on_end(world, e);
     world.resource_mut::<SubscriptionIndex>().remove(watcher);
     world.despawn(e);

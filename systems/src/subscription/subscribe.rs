@@ -159,6 +159,7 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
             dirty: true,
             ..Default::default()
         },
+        dialog: Dialog::none(),
     });
     if let Err(refusal) = (spec.on_subscribe)(world, req, sub) {
         world.despawn(sub);
@@ -184,7 +185,7 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
             &mut store,
         )
     });
-    world.entity_mut(sub).insert(dialog);
+    world.get_mut::<Subscription>(sub).expect("spawned").dialog = dialog;
     world.resource_mut::<SubscriptionIndex>().add(watcher);
     if granted > 0 {
         world.resource_mut::<Timers>().arm(
@@ -209,7 +210,7 @@ pub fn dialog_of(world: &World, req: &Request) -> Option<Entity> {
     let tag = req.to_tag()?;
     let bits = u64::from_str_radix(tag.split_once('.')?.0, 16).ok()?;
     let e = Entity::try_from_bits(bits)?;
-    let d = world.get_entity(e).ok()?.get::<Dialog>()?;
+    let d = &world.get_entity(e).ok()?.get::<Subscription>()?.dialog;
     let seed = world.resource::<EngineConfig>().seed;
     let call_id = d.strings(world.resource::<DialogStore>()).call_id();
     (call_id == req.call_id() && local_tag(e, req.call_id(), seed) == tag).then_some(e)
@@ -238,9 +239,8 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
         return gone();
     }
     let spec = world.resource::<Packages>().spec(s.package).clone();
-    let event_id_differs = world
-        .get::<Dialog>(sub)
-        .is_none_or(|d| d.strings(world.resource::<DialogStore>()).event_id() != event_id(req));
+    let event_id_differs =
+        s.dialog.strings(world.resource::<DialogStore>()).event_id() != event_id(req);
     if event_package(req).is_none_or(|e| !e.eq_ignore_ascii_case(spec.event)) || event_id_differs {
         let events = world.resource::<Packages>().allow_events();
         return Answer::new(489, "Bad Event").with("Allow-Events", events);
@@ -255,9 +255,8 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
         Err(a) => return a,
     };
     let in_order = world.resource_scope(|world, mut store: Mut<DialogStore>| {
-        let mut d = world
-            .get_mut::<Dialog>(sub)
-            .expect("subscription has a dialog");
+        let mut s = world.get_mut::<Subscription>(sub).expect("live");
+        let d = &mut s.dialog;
         // RFC 3261 §12.2.2: requests in a dialog carry increasing CSeq numbers.
         if req.cseq <= d.remote_cseq {
             return false;
