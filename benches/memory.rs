@@ -152,7 +152,7 @@ fn breakdown(engine: &mut Engine, watchers: usize, per_w: f64) {
     let watcher_lists: usize = world
         .query::<&Presentity>()
         .iter(world)
-        .map(|p| p.watchers.capacity() * 8)
+        .map(|p| p.watchers.bytes())
         .sum();
     let timers = world.resource::<Timers>().bytes();
     let index_bytes = world.resource::<SubscriptionIndex>().bytes() as f64;

@@ -26,9 +26,9 @@ pub enum TimerKind {
     SubscriptionExpiry,
 }
 
-/// A timer that fired: its kind and the owner's key. For [`TimerKind::SubscriptionExpiry`] the
-/// key holds only the low 32 bits of the key armed (an entity's index, not its generation: the
-/// owner resolves it and checks its own state).
+/// A timer that fired: its kind and the owner's key. For [`TimerKind::SubscriptionExpiry`] only
+/// the low 32 bits of the key are kept (the subscription arms it with its entity's index; the
+/// owner resolves the entity now at that index and checks its own state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Due {
     pub kind: TimerKind,

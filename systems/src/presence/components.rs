@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use bevy_ecs::entity::{Entities, EntityIndex};
 use bevy_ecs::prelude::*;
 
 use crate::formats::pidf::PidfDocument;
@@ -17,7 +18,43 @@ pub struct Presentity {
     /// Live publications, oldest change first.
     pub publications: Vec<Entity>,
     /// Subscriptions watching it.
-    pub watchers: Vec<Entity>,
+    pub watchers: Watchers,
+}
+
+/// The subscriptions watching a presentity, by entity index (4 bytes each instead of 8: a
+/// subscription leaves the list when it ends, so the entity now at an index is the watcher).
+#[derive(Debug, Default)]
+pub struct Watchers(Vec<u32>);
+
+impl Watchers {
+    pub fn push(&mut self, sub: Entity) {
+        self.0.push(sub.index_u32());
+    }
+
+    pub fn remove(&mut self, sub: Entity) {
+        let i = sub.index_u32();
+        self.0.retain(|&w| w != i);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Bytes of the list's buffer.
+    pub fn bytes(&self) -> usize {
+        self.0.capacity() * 4
+    }
+
+    /// The watching subscriptions.
+    pub fn iter<'a>(&'a self, entities: &'a Entities) -> impl Iterator<Item = Entity> + 'a {
+        self.0
+            .iter()
+            .filter_map(|&i| EntityIndex::from_raw_u32(i).map(|i| entities.resolve_from_index(i)))
+    }
 }
 
 /// The index key of a presentity (`user@host`) from its URI (`sip:user@host`).

@@ -1,6 +1,7 @@
 //! Composition: once per tick, each presentity whose sources changed gets one new view, however
 //! many publications arrived for it in the tick.
 
+use bevy_ecs::entity::Entities;
 use bevy_ecs::prelude::*;
 
 use crate::formats::pidf;
@@ -30,6 +31,7 @@ pub fn compose_views(
     config: Res<PresenceConfig>,
     mut index: ResMut<PresenceIndex>,
     mut compositions: ResMut<Compositions>,
+    entities: &Entities,
 ) {
     for (e, presentity, uri, content) in changed.iter_mut() {
         commands.entity(e).remove::<Recompose>();
@@ -74,7 +76,7 @@ pub fn compose_views(
             }
         };
         if changed {
-            for &w in &presentity.watchers {
+            for w in presentity.watchers.iter(entities) {
                 if let Ok(mut s) = subs.get_mut(w) {
                     queue.touch(w, &mut s);
                 }

@@ -27,7 +27,7 @@ pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
         .spawn((
             Presentity {
                 publications: Vec::new(),
-                watchers: Vec::new(),
+                watchers: Default::default(),
             },
             SourceUri(uri.into()),
         ))

@@ -58,7 +58,7 @@ pub fn on_end(world: &mut World, sub: Entity) {
     let Some(mut p) = world.get_mut::<Presentity>(presentity) else {
         return;
     };
-    p.watchers.retain(|&w| w != sub);
+    p.watchers.remove(sub);
     if p.watchers.is_empty() && p.publications.is_empty() {
         if let Some(uri) = world.get::<SourceUri>(presentity) {
             let aor: Box<str> = aor_of(uri).into();

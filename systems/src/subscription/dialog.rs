@@ -22,8 +22,8 @@ use crate::sip::uri::Uri;
 #[derive(Debug)]
 pub struct Dialog {
     /// call-id, local (the SUBSCRIBE's To, no tag), remote (its From), remote target, event id,
-    /// extra hop fields (see [`Hop`]), then the route set, each followed by `\n` (none of them
-    /// can contain a line end).
+    /// extra hop fields (see [`Hop`]), then the route set, separated by `\n` (none of them can
+    /// contain a line end; trailing empty fields are left out).
     text: TextRef,
     pub local_cseq: u32,
     pub remote_cseq: u32,
@@ -77,15 +77,16 @@ impl Hop {
 /// Bytes of a chunk of the text store.
 const CHUNK: usize = 64 * 1024;
 /// Texts are stored in slots of this many bytes.
-const UNIT: usize = 8;
-/// Bits of a [`TextRef::at`] that hold the slot's offset (in units) in its chunk.
-const OFFSET_BITS: u32 = 13;
+const UNIT: usize = 4;
+/// Bits of a [`TextRef::at`] that hold the slot's offset (in units) in its chunk (the other 18
+/// number chunks: 16 GB of dialog text at most).
+const OFFSET_BITS: u32 = 14;
 /// Texts longer than this get a chunk of their own.
 const LARGE: usize = CHUNK / 4;
 
 /// The strings of every dialog and our local addresses, shared by all dialogs.
 ///
-/// Texts sit in 64 KB chunks, in slots rounded up to 8 bytes, with a free list per slot size:
+/// Texts sit in 64 KB chunks, in slots rounded up to 4 bytes, with a free list per slot size:
 /// no allocation per dialog, no allocator header or size-class rounding, and long-lived dialog
 /// strings never share pages with the short-lived buffers of transactions (whose holes would
 /// otherwise keep those pages resident after a burst). Local addresses are interned so that a
@@ -386,6 +387,11 @@ impl Dialog {
                 _ => {}
             }
             text.push('\n');
+        }
+        // empty fields at the end (no event id, no extras, no route set) need no separators;
+        // a text is never empty (an empty one stands for no dialog)
+        while text.len() > 1 && text.ends_with('\n') {
+            text.pop();
         }
         text
     }

@@ -190,7 +190,7 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer
     if granted > 0 {
         world.resource_mut::<Timers>().arm(
             TimerKind::SubscriptionExpiry,
-            sub.to_bits(),
+            sub.index_u32() as u64,
             expires_at,
         );
     }
@@ -287,7 +287,7 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
     } else {
         world.resource_mut::<Timers>().arm(
             TimerKind::SubscriptionExpiry,
-            sub.to_bits(),
+            sub.index_u32() as u64,
             expires_at,
         );
         (spec.on_refresh)(world, sub);
