@@ -1,7 +1,7 @@
 //! The dialog a subscription lives in (RFC 3261 §12, RFC 6665 §4.1.2.1) and the NOTIFY head
 //! written from it. A dialog's strings are kept as written, to echo them byte for byte.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use bevy_ecs::lifecycle::HookContext;
 use bevy_ecs::prelude::{Entity, Resource};
@@ -63,6 +63,12 @@ struct Hop {
 }
 
 impl Hop {
+    /// The peer address held inline, when the extras do not override it.
+    fn inline_addr(&self) -> Option<SocketAddrV4> {
+        (self.flags & Hop::EXTRAS == 0)
+            .then(|| SocketAddrV4::new(Ipv4Addr::from(self.ip), self.port))
+    }
+
     const TCP: u8 = 1;
     /// The text's extras field overrides the inline fields.
     const EXTRAS: u8 = 2;
@@ -332,9 +338,10 @@ impl Dialog {
         }
         let text = if source_uri.is_some_and(|u| is_bracketed(p.local, u)) {
             hop.flags |= Hop::LOCAL_FROM_SOURCE;
-            store.put(Self::text(&DialogParts { local: "", ..*p }, &extras).as_bytes())
+            let p = DialogParts { local: "", ..*p };
+            store.put(Self::text(&p, &extras, hop.inline_addr()).as_bytes())
         } else {
-            store.put(Self::text(p, &extras).as_bytes())
+            store.put(Self::text(p, &extras, hop.inline_addr()).as_bytes())
         };
         Dialog {
             text,
@@ -344,7 +351,9 @@ impl Dialog {
         }
     }
 
-    fn text(p: &DialogParts<'_>, extras: &str) -> String {
+    /// The stored text; `hop`: the inline next-hop address, which a remote target ending in it
+    /// does not store again.
+    fn text(p: &DialogParts<'_>, extras: &str, hop: Option<SocketAddrV4>) -> String {
         let fixed = [
             p.call_id,
             p.local,
@@ -376,7 +385,11 @@ impl Dialog {
                         .take_while(|(a, b)| a == b)
                         .count()
                         .min(MAX_SHARED);
-                    if shared >= 4 || target.starts_with(SHARED_MARK) {
+                    let rest = &target[shared..];
+                    if hop.is_some_and(|a| rest.len() <= 21 && rest == a.to_string()) {
+                        text.push(HOP_MARK);
+                        text.push(char::from(b' ' + shared as u8));
+                    } else if shared >= 4 || target.starts_with([SHARED_MARK, HOP_MARK]) {
                         text.push(SHARED_MARK);
                         text.push(char::from(b' ' + shared as u8));
                         text.push_str(&target[shared..]);
@@ -403,7 +416,10 @@ impl Dialog {
 
     /// The dialog's strings.
     pub fn strings<'a>(&self, store: &'a DialogStore) -> DialogStrings<'a> {
-        DialogStrings(store.get(self.text))
+        DialogStrings {
+            text: store.get(self.text),
+            hop: self.hop.inline_addr(),
+        }
     }
 
     /// Where NOTIFYs go.
@@ -453,6 +469,7 @@ impl Dialog {
                 route_set: &routes,
             },
             old.extras(),
+            self.hop.inline_addr(),
         );
         store.free(self.text);
         self.text = store.put(text.as_bytes());
@@ -463,6 +480,10 @@ impl Dialog {
 /// the target past the first `n` bytes of the remote URI (no URI starts with a control
 /// character; a target that did would be stored with `n` = 0).
 const SHARED_MARK: char = '\u{1}';
+/// A stored remote target that is `HOP_MARK`, one character `' ' + n`: the first `n` bytes of the
+/// remote URI then the dialog's inline next-hop address (`ip:port`, the usual Contact of a
+/// client on an IP address, whom NOTIFYs are sent to).
+const HOP_MARK: char = '\u{2}';
 /// Longest shared prefix written as a length (its character stays printable ASCII).
 const MAX_SHARED: usize = 95;
 
@@ -473,23 +494,63 @@ fn is_bracketed(s: &str, uri: &str) -> bool {
         .is_some_and(|s| s == uri)
 }
 
-/// A stored remote target in two pieces, given the stored remote (see [`SHARED_MARK`]).
-fn split_target<'a>(stored: &'a str, remote: &'a str) -> (&'a str, &'a str) {
-    let Some(rest) = stored.strip_prefix(SHARED_MARK) else {
-        return ("", stored);
+/// A stored remote target in pieces: a prefix of the remote URI, then the next-hop address or
+/// the rest as stored.
+#[derive(Debug, Clone, Copy)]
+struct Target<'a> {
+    prefix: &'a str,
+    addr: Option<SocketAddrV4>,
+    rest: &'a str,
+}
+
+impl Target<'_> {
+    fn write(&self, b: &mut Vec<u8>) {
+        use std::io::Write;
+        b.extend_from_slice(self.prefix.as_bytes());
+        if let Some(a) = self.addr {
+            let _ = write!(b, "{a}");
+        }
+        b.extend_from_slice(self.rest.as_bytes());
+    }
+}
+
+/// A stored remote target in pieces, given the stored remote and the inline next hop (see
+/// [`SHARED_MARK`], [`HOP_MARK`]).
+fn split_target<'a>(stored: &'a str, remote: &'a str, hop: Option<SocketAddrV4>) -> Target<'a> {
+    let (rest, addr) = if let Some(rest) = stored.strip_prefix(SHARED_MARK) {
+        (rest, None)
+    } else if let Some(rest) = stored.strip_prefix(HOP_MARK) {
+        (rest, hop)
+    } else {
+        return Target {
+            prefix: "",
+            addr: None,
+            rest: stored,
+        };
     };
     let n = rest.bytes().next().map_or(0, |b| b.saturating_sub(b' ')) as usize;
-    let prefix = uri_of(remote).get(..n).unwrap_or("");
-    (prefix, rest.get(1..).unwrap_or(""))
+    Target {
+        prefix: uri_of(remote).get(..n).unwrap_or(""),
+        addr,
+        rest: if stored.starts_with(HOP_MARK) {
+            ""
+        } else {
+            rest.get(1..).unwrap_or("")
+        },
+    }
 }
 
 /// A dialog's strings, read from the store.
 #[derive(Debug, Clone, Copy)]
-pub struct DialogStrings<'a>(&'a str);
+pub struct DialogStrings<'a> {
+    text: &'a str,
+    /// The dialog's inline next hop (see [`HOP_MARK`]).
+    hop: Option<SocketAddrV4>,
+}
 
 impl<'a> DialogStrings<'a> {
     fn part(&self, n: usize) -> &'a str {
-        self.0.split('\n').nth(n).unwrap_or("")
+        self.text.split('\n').nth(n).unwrap_or("")
     }
     pub fn call_id(&self) -> &'a str {
         self.part(0)
@@ -503,14 +564,18 @@ impl<'a> DialogStrings<'a> {
         self.part(2)
     }
     pub fn remote_target(&self) -> std::borrow::Cow<'a, str> {
-        match self.remote_target_parts() {
-            ("", rest) => rest.into(),
-            (prefix, rest) => format!("{prefix}{rest}").into(),
+        match split_target(self.part(3), self.remote(), self.hop) {
+            Target {
+                prefix: "",
+                addr: None,
+                rest,
+            } => rest.into(),
+            t => {
+                let mut b = Vec::new();
+                t.write(&mut b);
+                String::from_utf8(b).unwrap_or_default().into()
+            }
         }
-    }
-    /// The remote target in two pieces (the prefix shared with the remote URI, the rest).
-    fn remote_target_parts(&self) -> (&'a str, &'a str) {
-        split_target(self.part(3), self.remote())
     }
     /// The `id` of the subscription's `Event` header, if any.
     pub fn event_id(&self) -> Option<&'a str> {
@@ -521,7 +586,8 @@ impl<'a> DialogStrings<'a> {
     }
     /// The route set, in order.
     pub fn route_set(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        self.0.split('\n').skip(6).filter(|r| !r.is_empty())
+        let text = self.text;
+        text.split('\n').skip(6).filter(|r| !r.is_empty())
     }
 }
 
@@ -600,16 +666,14 @@ impl Dialog {
     ) -> Bytes {
         self.local_cseq += 1;
         let text = self.strings(store);
-        let mut b = Vec::with_capacity(512 + text.0.len());
+        let mut b = Vec::with_capacity(512 + text.text.len());
         // one pass over the dialog's text
-        let mut parts = text.0.split('\n');
+        let mut parts = text.text.split('\n');
         let mut next = || parts.next().unwrap_or("");
         let (call_id, local, remote, remote_target, event_id, _extras) =
             (next(), next(), next(), next(), next(), next());
-        let (target_prefix, target_rest) = split_target(remote_target, remote);
         b.extend_from_slice(b"NOTIFY ");
-        b.extend_from_slice(target_prefix.as_bytes());
-        b.extend_from_slice(target_rest.as_bytes());
+        split_target(remote_target, remote, text.hop).write(&mut b);
         b.extend_from_slice(b" SIP/2.0\r\nVia: SIP/2.0/");
         b.extend_from_slice(dest.transport.via_token().as_bytes());
         b.push(b' ');
@@ -896,6 +960,10 @@ mod tests {
             ("<sip:w@example.com>;tag=1", "sips:w@10.0.0.9"),
             ("<sip:w@example.com>;tag=1", "\u{1}!odd"),
             ("sip:w@example.com;tag=1", "sip:w@example.com"),
+            ("<sip:w@example.com>;tag=1", "sip:w@10.0.0.9"),
+            ("<sip:w@example.com>;tag=1", "sip:w@10.0.0.9:50700"),
+            ("<sip:w@example.com>;tag=1", "sip:10.0.0.9:5070"),
+            ("<sip:w@example.com>;tag=1", "\u{2}"),
             (from_long.as_str(), long.as_str()),
         ] {
             let parts = DialogParts {
