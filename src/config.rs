@@ -34,6 +34,8 @@ pub struct SipConfig {
     pub force_rport: bool,
     pub max_message_bytes: usize,
     pub max_tcp_connections: usize,
+    pub udp_mtu: usize,
+    pub tcp_connect_fallback_ms: u64,
 }
 
 /// `[http]`
