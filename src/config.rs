@@ -34,6 +34,8 @@ pub struct SipConfig {
     pub force_rport: bool,
     pub max_message_bytes: usize,
     pub max_tcp_connections: usize,
+    pub udp_mtu: usize,
+    pub tcp_connect_fallback_ms: u64,
 }
 
 /// `[http]`
@@ -78,6 +80,7 @@ pub struct PresenceSection {
     pub closed_when_unpublished: bool,
     pub max_subscriptions_per_presentity: usize,
     pub max_subscriptions_per_watcher: usize,
+    pub expected_presentities: usize,
 }
 
 impl PresenceSection {
@@ -95,6 +98,7 @@ impl PresenceSection {
             closed_when_unpublished: self.closed_when_unpublished,
             max_subscriptions_per_presentity: self.max_subscriptions_per_presentity,
             max_subscriptions_per_watcher: self.max_subscriptions_per_watcher,
+            expected_presentities: self.expected_presentities,
         }
     }
 }
@@ -233,6 +237,12 @@ impl Config {
             return bad(
                 "engine.t1_ms",
                 "must be positive and not above engine.t2_ms",
+            );
+        }
+        if self.presence.expected_presentities > 100_000_000 {
+            return bad(
+                "presence.expected_presentities",
+                "must be at most 100000000",
             );
         }
         let p = &self.presence;

@@ -165,6 +165,8 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         retry_after_secs: config.engine.retry_after_secs,
         force_rport: config.sip.force_rport,
         batch_window: std::time::Duration::from_micros(config.engine.batch_window_us),
+        udp_mtu: config.sip.udp_mtu,
+        tcp_connect_fallback: std::time::Duration::from_millis(config.sip.tcp_connect_fallback_ms),
     };
     let max_batch = config.engine.max_batch;
     let shutdown = Arc::new(AtomicBool::new(false));

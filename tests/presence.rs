@@ -471,3 +471,99 @@ fn closed_view_when_configured() {
     let t = body_text(&w.notify());
     assert!(t.contains("<basic>closed</basic>"), "{t}");
 }
+
+/// A PIDF document longer than 1,300 bytes once in a NOTIFY (RFC 3261 §18.1.1's limit).
+fn large_pidf() -> Vec<u8> {
+    let note = "x".repeat(120);
+    let tuples: String = (0..12)
+        .map(|i| {
+            format!(
+                "<tuple id=\"t{i}\"><status><basic>open</basic></status><note>{note}</note></tuple>"
+            )
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"{ALICE}\">{tuples}</presence>"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn large_notify_goes_over_tcp_to_the_watcher_address() {
+    // RFC 3261 §18.1.1: a request over 1,300 bytes goes over a congestion-controlled transport.
+    // The watcher listens on TCP at the port of its UDP Contact, as SIP user agents do.
+    let s = Server::start();
+    let (w, _) = Watcher::subscribe(&s, 600);
+    let listener = std::net::TcpListener::bind(w.peer.addr()).expect("TCP on the UDP port");
+    w.notify();
+    let p = UdpPeer::new(s.udp);
+    let doc = large_pidf();
+    let r = publish(&p, Some(&doc), None, 3600);
+    assert_eq!(r.status(), 200);
+    let etag = r.header("SIP-ETag").unwrap().to_owned();
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("the server did not connect: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    let mut c = TcpPeer::from_stream(stream);
+    let n = c.recv(Duration::from_secs(5)).expect("NOTIFY over TCP");
+    assert_eq!(n.method(), "NOTIFY");
+    assert!(n.raw.len() > 1300, "{} bytes", n.raw.len());
+    assert!(
+        n.header("Via").unwrap().starts_with("SIP/2.0/TCP "),
+        "{}",
+        n.text()
+    );
+    assert_eq!(n.header("Call-ID"), w.sub.get("Call-ID"));
+    assert_valid_xml(&n.body);
+    assert!(body_text(&n).contains("tuple id=\"t11\""));
+    c.send(&response_to(&n, 200, "OK"));
+    // answered over TCP: nothing is retransmitted over UDP
+    assert!(w.next_notify(Duration::from_millis(1500)).is_none());
+    // the publication made small again: its NOTIFY travels over UDP
+    let r = publish(&p, Some(&pidf(ALICE, "t", "closed", "")), Some(&etag), 3600);
+    assert_eq!(r.status(), 200);
+    let small = w.notify();
+    assert!(small.header("Via").unwrap().starts_with("SIP/2.0/UDP "));
+}
+
+#[test]
+fn large_notify_falls_back_to_udp_when_tcp_is_refused() {
+    // No TCP listener at the watcher's address: the connection is refused, and the NOTIFY goes
+    // over UDP after all (RFC 3261 §18.1.1 SHOULD).
+    let s = Server::start();
+    let (w, _) = Watcher::subscribe(&s, 600);
+    w.notify();
+    let p = UdpPeer::new(s.udp);
+    assert_eq!(publish(&p, Some(&large_pidf()), None, 3600).status(), 200);
+    let n = w
+        .next_notify(Duration::from_secs(5))
+        .expect("NOTIFY over UDP");
+    assert!(n.raw.len() > 1300);
+    assert!(n.header("Via").unwrap().starts_with("SIP/2.0/UDP "));
+    assert!(body_text(&n).contains("tuple id=\"t11\""));
+    w.peer.send(&response_to(&n, 200, "OK"));
+}
+
+#[test]
+fn large_notify_over_udp_when_udp_mtu_is_off() {
+    let s = Server::start_with("[sip]\nudp_mtu = 0\n", &[]);
+    let (w, _) = Watcher::subscribe(&s, 600);
+    let _listener = std::net::TcpListener::bind(w.peer.addr()).expect("TCP on the UDP port");
+    w.notify();
+    let p = UdpPeer::new(s.udp);
+    assert_eq!(publish(&p, Some(&large_pidf()), None, 3600).status(), 200);
+    let n = w
+        .next_notify(Duration::from_secs(5))
+        .expect("NOTIFY over UDP");
+    assert!(n.header("Via").unwrap().starts_with("SIP/2.0/UDP "));
+    w.peer.send(&response_to(&n, 200, "OK"));
+}

@@ -65,6 +65,10 @@ pub struct TransportConfig {
     /// After a wake-up that brought messages, how long the loop waits before reading again so
     /// that what arrives meanwhile is taken in one batch (zero: read again at once).
     pub batch_window: Duration,
+    /// Requests longer than this go over TCP instead of UDP (RFC 3261 §18.1.1); 0: never.
+    pub udp_mtu: usize,
+    /// How long such a request waits for its TCP connection before it goes over UDP after all.
+    pub tcp_connect_fallback: Duration,
 }
 
 /// How the transport reaches the engine.
@@ -141,6 +145,9 @@ struct Conn {
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
     connected: bool,
+    /// Requests moved from UDP to this connection because of their size (RFC 3261 §18.1.1), as
+    /// they were before the move: while the connection is not up they may still go over UDP.
+    fallback: Vec<Outbound>,
 }
 
 /// The SIP transport: sockets, connections and the batch on its way to the engine.
@@ -161,6 +168,8 @@ pub struct SipTransport {
     send_scratch: SendBatch,
     /// Messages read since the last poll (decides whether the next poll waits the window).
     read_since_poll: usize,
+    /// Connections opened for requests moved off UDP, with the time they fall back to UDP.
+    connecting: Vec<(ConnId, Instant)>,
 }
 
 impl SipTransport {
@@ -212,6 +221,7 @@ impl SipTransport {
                 recv,
                 send_scratch: SendBatch::default(),
                 read_since_poll: 0,
+                connecting: Vec::new(),
             },
             waker,
         ))
@@ -226,6 +236,10 @@ impl SipTransport {
                 EngineSide::Inline(ie) => ie.poll_timeout(),
                 EngineSide::Thread(_) => None,
             };
+            if let Some(first) = self.connecting.iter().map(|c| c.1).min() {
+                let left = first.saturating_duration_since(Instant::now());
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
             // Interrupt coalescing: when the last wake-up brought messages, more are likely on
             // their way; waiting out the window turns a wake-up, a read, a tick and a send per
             // message into one of each per window. An idle server still blocks in poll.
@@ -267,6 +281,7 @@ impl SipTransport {
             }
             self.hand_to_engine();
             self.drain_outbox();
+            self.expire_connects();
             self.flush_all_udp();
             if shutdown.load(Ordering::Relaxed) {
                 self.drain_outbox();
@@ -439,8 +454,77 @@ impl SipTransport {
 
     fn send(&mut self, m: Outbound) {
         match m.dest.transport {
+            Transport::Udp if self.too_large_for_udp(&m) => self.send_large_over_tcp(m),
             Transport::Udp => self.send_udp(m),
-            Transport::Tcp => self.send_tcp(m),
+            Transport::Tcp => {
+                self.send_tcp(m);
+            }
+        }
+    }
+
+    /// RFC 3261 §18.1.1: a request longer than the configured MTU (1300 bytes by default, the
+    /// RFC's figure when the path MTU is unknown) goes over a congestion-controlled transport.
+    /// Responses follow the request's transport (§18.2.2).
+    fn too_large_for_udp(&self, m: &Outbound) -> bool {
+        self.config.udp_mtu > 0 && m.len() > self.config.udp_mtu && !m.head.starts_with(b"SIP/")
+    }
+
+    /// Send a large request over TCP to the address it was meant for over UDP, keeping the UDP
+    /// form to fall back to if the connection is refused or slow to come up.
+    fn send_large_over_tcp(&mut self, m: Outbound) {
+        let Some(head) = via_over(&m.head, b"TCP") else {
+            self.send_udp(m);
+            return;
+        };
+        let moved = Outbound {
+            dest: presenced_systems::Dest {
+                transport: Transport::Tcp,
+                conn: None,
+                ..m.dest
+            },
+            head,
+            body: m.body.clone(),
+        };
+        match self.send_tcp(moved) {
+            Some(idx) => {
+                if let Some(c) = self.conns[idx].as_mut().filter(|c| !c.connected) {
+                    if c.fallback.is_empty() {
+                        let at = Instant::now() + self.config.tcp_connect_fallback;
+                        self.connecting.push((c.id, at));
+                    }
+                    c.fallback.push(m);
+                }
+            }
+            // no connection could even be started: UDP it is
+            None => self.send_udp(m),
+        }
+    }
+
+    /// Connections for moved requests that are still not up: close them, and their requests
+    /// go over UDP.
+    fn expire_connects(&mut self) {
+        if self.connecting.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.connecting.len() {
+            let (id, at) = self.connecting[i];
+            let idx = self.conn_index.get(&id).copied();
+            let pending = idx
+                .and_then(|x| self.conns[x].as_ref())
+                .is_some_and(|c| !c.connected);
+            if !pending {
+                self.connecting.swap_remove(i);
+            } else if at <= now {
+                self.connecting.swap_remove(i);
+                if let Some(x) = idx {
+                    debug!("TCP connection for a large request not up in time: UDP instead");
+                    self.close_conn(x);
+                }
+            } else {
+                i += 1;
+            }
         }
     }
 
@@ -575,6 +659,7 @@ impl SipTransport {
             rbuf: Vec::new(),
             wbuf: Vec::new(),
             connected,
+            fallback: Vec::new(),
         });
         self.conn_index.insert(id, idx);
         self.by_peer.insert(peer, id);
@@ -589,6 +674,13 @@ impl SipTransport {
                 self.by_peer.remove(&c.peer);
             }
             self.free.push(idx);
+            // RFC 3261 §18.1.1: requests moved off UDP for their size go over UDP after all when
+            // the connection never came up (refused, or not in time).
+            if !c.connected {
+                for m in c.fallback.drain(..) {
+                    self.send_udp(m);
+                }
+            }
         }
     }
 
@@ -668,7 +760,10 @@ impl SipTransport {
         };
         if !c.connected {
             match c.stream.peer_addr() {
-                Ok(_) => c.connected = true,
+                Ok(_) => {
+                    c.connected = true;
+                    c.fallback.clear();
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                 Err(_) => {
                     self.close_conn(idx);
@@ -695,7 +790,8 @@ impl SipTransport {
         }
     }
 
-    fn send_tcp(&mut self, m: Outbound) {
+    /// Queue `m` on a connection; returns the connection's slot.
+    fn send_tcp(&mut self, m: Outbound) -> Option<usize> {
         // RFC 3261 §18.2.2: the connection the request came on; else any to that address; else
         // a new one.
         let idx = m
@@ -712,36 +808,34 @@ impl SipTransport {
             None => {
                 if self.conn_index.len() >= self.config.max_tcp_connections {
                     self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return None;
                 }
                 match TcpStream::connect(m.dest.addr) {
                     Ok(stream) => {
                         let _ = stream.set_nodelay(true);
                         let local = self.listeners.first().map(|l| l.1).unwrap_or(m.dest.local);
-                        match self.add_conn(stream, m.dest.addr, local, false) {
-                            Some(id) => self.conn_index[&id],
-                            None => return,
-                        }
+                        let id = self.add_conn(stream, m.dest.addr, local, false)?;
+                        self.conn_index[&id]
                     }
                     Err(e) => {
                         debug!("connect to {}: {e}", m.dest.addr);
                         self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                        return;
+                        return None;
                     }
                 }
             }
         };
-        let Some(c) = self.conns[idx].as_mut() else {
-            return;
-        };
+        let c = self.conns[idx].as_mut()?;
         if c.wbuf.len() + m.len() > MAX_PENDING_WRITE {
             warn!("closing TCP connection to {}: peer does not read", c.peer);
             self.close_conn(idx);
-            return;
+            return None;
         }
         c.wbuf.extend_from_slice(&m.head);
         c.wbuf.extend_from_slice(&m.body);
         self.conn_writable(idx);
+        // the write may have found the connection refused and closed it
+        self.conns[idx].as_ref().map(|_| idx)
     }
 
     /// The inline engine's counters (None when the engine has its own thread).
@@ -784,4 +878,15 @@ fn backlog_high(socket: &UdpSocket) -> bool {
         )
     };
     rc == 0 && info[1] > 0 && info[0] > info[1] / 2
+}
+
+/// The head with its top Via's transport replaced (`SIP/2.0/UDP` -> `SIP/2.0/<transport>`, three
+/// letters either way, so nothing else moves). Only our own requests are moved, and their first
+/// Via is the line after the request line.
+fn via_over(head: &[u8], transport: &[u8; 3]) -> Option<Bytes> {
+    const VIA: &[u8] = b"\r\nVia: SIP/2.0/";
+    let at = head.windows(VIA.len()).position(|w| w == VIA)? + VIA.len();
+    let mut out = head.to_vec();
+    out.get_mut(at..at + 3)?.copy_from_slice(transport);
+    Some(Bytes::from(out))
 }

@@ -113,3 +113,51 @@ fn timer_j_forgets_the_transaction() {
     let mut q = world.query::<&Presentity>();
     assert_eq!(q.single(world).unwrap().publications.len(), 2);
 }
+
+fn options(n: usize) -> Inbound {
+    let text = format!(
+        "OPTIONS sip:presenced@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9000;branch=z9hG4bKo{n};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=o{n}\r\nTo: <sip:presenced@127.0.0.1>\r\nCall-ID: o{n}\r\n\
+CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    Inbound {
+        source: src(),
+        bytes: Bytes::from(text),
+    }
+}
+
+#[test]
+fn a_busy_generation_past_timer_j_is_freed_over_several_ticks() {
+    use presenced_systems::transaction::ServerTransactions;
+    let mut e = engine();
+    let mut out = Vec::new();
+    let j = 64 * 500;
+    e.tick(Time(1), (0..10_000).map(options), &mut out);
+    assert_eq!(out.len(), 10_000);
+    let txs = |e: &mut Engine| {
+        let t = e.world_mut().resource::<ServerTransactions>();
+        (t.len(), t.retiring())
+    };
+    assert_eq!(txs(&mut e), (10_000, 0));
+    // past 5/4 of Timer J the generation leaves the table; no tick frees more than a slice
+    let mut now = 1 + j * 5 / 4 + 1;
+    e.tick(Time(now), [], &mut out);
+    let (open, retiring) = txs(&mut e);
+    assert_eq!(open, 0);
+    assert!(
+        retiring > 0 && retiring < 10_000,
+        "{retiring} still to free"
+    );
+    let mut ticks = 1;
+    while txs(&mut e).1 > 0 {
+        now += 1;
+        e.tick(Time(now), [], &mut out);
+        ticks += 1;
+        assert!(ticks < 10, "freed within a few ticks");
+    }
+    // a retransmission now is a new transaction, answered again
+    out.clear();
+    e.tick(Time(now + 1), [options(7)], &mut out);
+    assert_eq!(statuses(&out), vec![200]);
+    assert_eq!(e.stats().retransmissions_absorbed, 0);
+}

@@ -430,6 +430,16 @@ pub struct TcpPeer {
 }
 
 impl TcpPeer {
+    /// A peer on a connection someone else opened (accepted from a listener of ours).
+    #[allow(dead_code)]
+    pub fn from_stream(stream: TcpStream) -> TcpPeer {
+        stream.set_nodelay(true).unwrap();
+        TcpPeer {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn connect(server: SocketAddr) -> TcpPeer {
         let stream = TcpStream::connect(server).unwrap();
         stream.set_nodelay(true).unwrap();

@@ -22,6 +22,10 @@ pub struct PresenceConfig {
     /// Most subscriptions to one presentity, and by one watcher (excess: 503 / 403).
     pub max_subscriptions_per_presentity: usize,
     pub max_subscriptions_per_watcher: usize,
+    /// Presentities (and publications) the indexes are sized for at start, like Kamailio's
+    /// presence `hash_size`: growing a large hash table past its size rehashes it in one go, a
+    /// pause of tens of milliseconds at a few hundred thousand entries.
+    pub expected_presentities: usize,
 }
 
 impl Default for PresenceConfig {
@@ -38,6 +42,7 @@ impl Default for PresenceConfig {
             closed_when_unpublished: false,
             max_subscriptions_per_presentity: 10_000,
             max_subscriptions_per_watcher: 1_000,
+            expected_presentities: 0,
         }
     }
 }

@@ -51,8 +51,12 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
                 on_end: watch::on_end,
             },
         );
+        let expected = config.expected_presentities;
         world.insert_resource(config);
-        world.init_resource::<components::PresenceIndex>();
+        world.insert_resource(components::PresenceIndex {
+            presentities: std::collections::HashMap::with_capacity(expected),
+            etags: std::collections::HashMap::with_capacity(expected),
+        });
         world.init_resource::<compose::Compositions>();
         world
             .resource_mut::<MethodQueues>()
