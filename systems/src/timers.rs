@@ -44,6 +44,8 @@ const KINDS: [TimerKind; 4] = [
     TimerKind::PublicationExpiry,
     TimerKind::SubscriptionExpiry,
 ];
+/// Largest unsorted expiry bucket [`Timers::next_deadline`] scans for its exact minimum.
+const SCAN_MAX: usize = 64;
 /// Latest deadline an entry can hold (about 36 million years of milliseconds); later ones
 /// (a saturated `Time`) are clamped to it.
 const MAX_AT: u64 = u64::MAX >> KIND_BITS;
@@ -83,8 +85,8 @@ impl Timers {
         self.heap.push(Reverse((word, key)));
     }
 
-    /// The earliest subscription expiry, if before `before` (a scan of an unsorted bucket only
-    /// when its second could come first).
+    /// The earliest subscription expiry, if before `before` (a scan of a small unsorted bucket
+    /// only when its second could come first; a large one answers the start of its second).
     fn next_expiry(&self, before: Option<Time>) -> Option<Time> {
         let (&sec, bucket) = self.expiries.first_key_value()?;
         if before.is_some_and(|b| b.0 <= sec * 1000) {
@@ -92,8 +94,11 @@ impl Timers {
         }
         let ms = if self.sorted == Some(sec) {
             bucket.last().map_or(0, |&e| e >> 32)
-        } else {
+        } else if bucket.len() <= SCAN_MAX {
             bucket.iter().map(|&e| e >> 32).min().unwrap_or(0)
+        } else {
+            // the start of its second: one early wake-up sorts the bucket
+            0
         };
         Some(Time(sec * 1000 + ms))
     }
@@ -273,5 +278,14 @@ mod tests {
         t.pop_due(Time(10_000), &mut out);
         assert_eq!(out.iter().map(|d| d.key).collect::<Vec<_>>(), vec![1, 3]);
         assert!(t.is_empty());
+        // a large unsorted bucket answers its second's start, then its exact minimum
+        for k in 0..(SCAN_MAX as u64 + 1) {
+            sub(&mut t, k, 20_500 + k);
+        }
+        assert_eq!(t.next_deadline(), Some(Time(20_000)));
+        out.clear();
+        t.pop_due(Time(20_000), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(t.next_deadline(), Some(Time(20_500)));
     }
 }
