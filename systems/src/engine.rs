@@ -118,7 +118,18 @@ impl Engine {
 
     /// When the engine next needs a tick even if nothing arrives.
     pub fn next_deadline(&self) -> Option<Time> {
-        self.world.resource::<Timers>().next_deadline()
+        let timers = self.world.resource::<Timers>().next_deadline();
+        // Retired transactions are freed a slice per tick: keep ticking until they are gone,
+        // so that an idle server gives their memory back too.
+        let retiring = self
+            .world
+            .get_resource::<ServerTransactions>()
+            .is_some_and(|t| t.retiring() > 0);
+        if retiring {
+            let soon = self.world.resource::<Clock>().now.plus_ms(1);
+            return Some(timers.map_or(soon, |t| t.min(soon)));
+        }
+        timers
     }
 
     /// The engine's counters.
