@@ -137,6 +137,9 @@ fn a_full_receive_buffer_is_answered_503() {
     }
     let mut got = Vec::new();
     while let Some(m) = peer.recv(Duration::from_secs(2)) {
+        if m.status() == 503 {
+            assert_eq!(m.header("Retry-After"), Some("5"), "{}", m.text());
+        }
         got.push(m.status());
     }
     let busy = got.iter().filter(|&&c| c == 503).count();

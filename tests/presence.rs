@@ -172,6 +172,8 @@ fn retransmitted_publish_is_processed_once() {
         .set("Event", "presence")
         .body("application/pidf+xml", &pidf(ALICE, "t1", "open", ""));
     let first = p.call(&req);
+    assert_eq!(first.status(), 200, "{}", first.text());
+    assert!(first.header("SIP-ETag").is_some());
     p.send(&req.bytes());
     let again = p.recv(Duration::from_secs(5)).unwrap();
     assert_eq!(

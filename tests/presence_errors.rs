@@ -331,8 +331,15 @@ fn publish_with_entity_of_someone_else_is_400() {
     let peer = UdpPeer::new(s.udp);
     let req = publish(&peer, ALICE).body(PIDF, &pidf("sip:mallory@example.com"));
     expect_error(&peer, &req, 400);
-    // and nothing was stored: alice's first publication still succeeds as an initial one
-    publish_ok(&peer, &publish(&peer, ALICE));
+    // and nothing was stored: a watcher of alice sees no tuple and no trace of mallory
+    let sub = subscribe(&peer, ALICE);
+    assert_eq!(call(&peer, &sub).status(), 200);
+    let n = expect_notify(&peer, sub.get("Call-ID").unwrap());
+    let body = String::from_utf8_lossy(&n.body);
+    assert!(
+        !body.contains("<tuple") && !body.contains("mallory"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -587,7 +594,13 @@ fn subscriptions_per_presentity_are_limited_with_503() {
     subscribe_ok(&w1, &subscribe(&w1, ALICE));
     let w2 = UdpPeer::new(s.udp);
     let second = from_watcher(subscribe(&w2, ALICE), "carol");
-    expect_sub_error(&w2, &second, 503);
+    let busy = expect_sub_error(&w2, &second, 503);
+    assert!(
+        busy.header("Retry-After")
+            .is_some_and(|v| v.parse::<u32>().is_ok()),
+        "{}",
+        busy.text()
+    );
     // another presentity is not affected
     subscribe_ok(&w2, &from_watcher(subscribe(&w2, BOB), "carol"));
 }

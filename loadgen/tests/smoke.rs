@@ -165,9 +165,19 @@ fn start_presenced(bin: &PathBuf) -> (Server, SocketAddr) {
         .expect("start presenced");
     let stdout = child.stdout.take().unwrap();
     let server = Server(child, dir);
+    // lines come through a channel so that a server that never gets ready fails the test at
+    // the deadline instead of hanging it
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut udp = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("presenced stdout");
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("presenced ready within 30 s");
         if let Some(a) = line.strip_prefix("presenced listening sip/udp ") {
             udp = Some(a.parse().unwrap());
         } else if line == "presenced ready" {
@@ -191,6 +201,12 @@ fn fanout_against_presenced_over_tcp() {
 
 fn fanout_against_presenced_over(transport: &str) {
     let Some(bin) = presenced_binary() else {
+        // `cargo test --workspace` (the CI command) always builds it: a skip there would hide
+        // that nothing was checked
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "presenced not built (cargo build -p presenced)"
+        );
         eprintln!("SKIP: presenced not built (cargo build -p presenced)");
         return;
     };
@@ -281,7 +297,20 @@ fn over_tcp_times_out_without_retransmitting() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let target = silent.local_addr().unwrap();
     let sink = std::thread::spawn(move || {
-        let (mut c, _) = silent.accept().unwrap();
+        silent.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut c = loop {
+            match silent.accept() {
+                Ok((c, _)) => break c,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("loadgen did not connect: {e}"),
+            }
+        };
+        c.set_nonblocking(false).unwrap();
         let mut got = Vec::new();
         c.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
         let mut buf = [0u8; 4096];

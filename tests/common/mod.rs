@@ -73,17 +73,29 @@ impl Server {
             .spawn()
             .expect("start presenced");
         let stdout = child.stdout.take().unwrap();
+        // Lines arrive through a channel so that a server that never gets ready fails the test at
+        // the deadline instead of hanging it; the reader thread keeps draining stdout after.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
         let mut udp = None;
         let mut tcp = None;
         let mut http = None;
-        let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let Some(Ok(line)) = lines.next() else {
-                panic!(
-                    "presenced exited before it was ready: {}",
-                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
-                )
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(e) => {
+                    let _ = child.kill();
+                    panic!(
+                        "presenced not ready ({e}): {}",
+                        std::fs::read_to_string(&stderr_log).unwrap_or_default()
+                    )
+                }
             };
             if let Some(a) = line.strip_prefix("presenced listening sip/udp ") {
                 udp = Some(a.parse().unwrap());
@@ -95,8 +107,6 @@ impl Server {
                 break;
             }
         }
-        // keep draining stdout so the server never blocks on a full pipe
-        std::thread::spawn(move || for _ in lines {});
         Server {
             child,
             udp: udp.expect("udp address"),
