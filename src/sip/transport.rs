@@ -392,9 +392,13 @@ impl SipTransport {
             }
         }
         self.batch = batch; // keeps its capacity
-        let out = std::mem::take(&mut ie.out);
-        for m in out {
+        let mut out = std::mem::take(&mut ie.out);
+        for m in out.drain(..) {
             self.send(m);
+        }
+        // the outbox keeps its capacity too
+        if let EngineSide::Inline(ie) = &mut self.link {
+            ie.out = out;
         }
     }
 

@@ -8,7 +8,6 @@ use bevy_ecs::prelude::*;
 
 use crate::config::EngineConfig;
 use crate::io::{Inbox, Outbox};
-use crate::sip::fields::split_commas;
 use crate::sip::message::{HexTag, Parsed, parse};
 use crate::sip::response::{Echo, ResponseWriter, response_dest};
 use crate::sip::{HeaderLookup, Method, Name, Request};
@@ -268,7 +267,6 @@ pub fn dispatch(
         // §8.2.2.3: option tags in Require we do not support.
         let unsupported: Vec<&str> = req
             .header_values(Name::Require)
-            .flat_map(split_commas)
             .filter(|t| {
                 !responder
                     .config
@@ -307,9 +305,4 @@ pub fn dispatch(
             responder.reply_to(inc.tx, &inc.req, bytes);
         }
     }
-}
-
-/// Keep [`Capabilities::allow`] in step with the registered methods.
-pub fn refresh_allow(queues: &MethodQueues, caps: &mut Capabilities) {
-    caps.allow = queues.allow();
 }

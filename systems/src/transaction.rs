@@ -61,7 +61,8 @@ impl KeyHashers {
                 h.write(lower);
             }
             h.write_u16(via.port.unwrap_or(0));
-            h.write_u8(method_key(method));
+            // a fieldless `Copy` enum: its discriminant is the method
+            h.write_u8(method as u8);
             if via.has_cookie() {
                 h.write(via.branch().as_bytes());
             } else {
@@ -86,11 +87,6 @@ impl KeyHashers {
             check: b.finish(),
         }
     }
-}
-
-/// `rsip::Method` is neither `Hash` nor `Copy`-indexable; this is its position.
-fn method_key(m: Method) -> u8 {
-    Method::all().iter().position(|x| *x == m).unwrap_or(255) as u8
 }
 
 /// A map keyed by an already-random u64: no second hashing.

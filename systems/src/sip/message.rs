@@ -18,7 +18,7 @@ pub use rsip::Method;
 use super::fields::{self, TopVia};
 use super::headers::{Head, Key, Name, Span};
 use super::response::{Echo, ResponseWriter, response_dest};
-use super::scan::{Scan, ScanError, StartLine, scan};
+use super::scan::{Scan, StartLine, scan};
 use super::syntax::{check_name_addr, check_via};
 use super::uri::{Uri, UriError};
 use crate::net::{Inbound, Outbound, Source};
@@ -484,10 +484,6 @@ impl HeaderLookup for Response {
         &self.head
     }
 }
-
-/// Parse errors that make a message impossible to answer are reported through [`DropReason`];
-/// this re-export lets the shell name first-pass failures in its counters.
-pub type FirstPassError = ScanError;
 
 /// The 503 the shell sends when the engine's inbox is full (RFC 3261 §21.5.4 with Retry-After).
 /// Built from the first pass only, so it costs no strict parse. None for responses, ACKs and

@@ -72,14 +72,6 @@ impl ScanError {
     }
 }
 
-/// Canonical spelling of a header name, expanding RFC 3261 §7.3.3 / RFC 6665 compact forms.
-pub fn canonical_name(name: &str) -> Option<&'static str> {
-    match Name::from_wire(name.as_bytes()) {
-        Name::Other => None,
-        n => Some(n.as_str()),
-    }
-}
-
 fn trim(b: &[u8]) -> &[u8] {
     let start = b
         .iter()

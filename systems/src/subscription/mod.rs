@@ -241,11 +241,6 @@ pub struct PackageSpec {
 pub struct Packages(pub Vec<PackageSpec>);
 
 impl Packages {
-    /// The package named by an `Event` value.
-    pub fn get(&self, event: &str) -> Option<&PackageSpec> {
-        self.0.iter().find(|p| p.event.eq_ignore_ascii_case(event))
-    }
-
     /// The package named by an `Event` value, with its id.
     pub fn find(&self, event: &str) -> Option<(PackageId, &PackageSpec)> {
         self.0

@@ -26,11 +26,13 @@ pub fn send_notifies(
     config: Res<crate::config::EngineConfig>,
     mut requester: Requester,
     clock: Res<Clock>,
+    mut empties: Local<std::collections::HashMap<Entity, Content>>,
 ) {
     let now = clock.now;
     let empty = Content::default();
-    // the empty body last built for a source without content (its watchers come together)
-    let mut built: Option<(Entity, Content)> = None;
+    // empty bodies of sources without content, built once per source this tick whatever the
+    // order of the queue (first NOTIFYs, refreshes and fan-out mix sources)
+    empties.clear();
     for e in queue.0.drain(..) {
         let Ok(mut s) = subs.get_mut(e) else {
             continue;
@@ -51,14 +53,10 @@ pub fn send_notifies(
         let source_uri = uris.get(s.source).ok().map(|u| &*u.0);
         let content = match (contents.get(s.source), source_uri, spec.empty_body) {
             (Ok(c), _, _) => c,
-            (Err(_), Some(uri), Some(eb)) => {
-                if built.as_ref().is_none_or(|(b, _)| *b != s.source) {
-                    let body = (eb.render)(uri, eb.variant);
-                    let content_type = eb.content_type;
-                    built = Some((s.source, Content { content_type, body }));
-                }
-                &built.as_ref().expect("just built").1
-            }
+            (Err(_), Some(uri), Some(eb)) => empties.entry(s.source).or_insert_with(|| Content {
+                content_type: eb.content_type,
+                body: (eb.render)(uri, eb.variant),
+            }),
             _ => &empty,
         };
         let branch = requester.new_branch();

@@ -6,12 +6,12 @@ use bevy_ecs::prelude::*;
 
 use crate::config::EngineConfig;
 use crate::router::{Answer, Incoming, MethodQueues, answer};
-use crate::sip::fields::{self, split_commas, uri_of};
+use crate::sip::fields::{self, uri_of};
 use crate::sip::{HeaderLookup, Method, Name, Request};
 use crate::time::Clock;
 use crate::timers::{TimerKind, Timers};
 
-use super::dialog::{Dialog, DialogParts, DialogStore, local_tag, next_hop};
+use super::dialog::{Dialog, DialogParts, DialogStore, LocalTag, local_tag, next_hop};
 use super::{
     NotifyFlow, NotifyQueue, Packages, Reason, SourceUri, SubState, Subscription, SubscriptionIndex,
 };
@@ -102,7 +102,7 @@ fn accepts(req: &Request, types: &[&str]) -> bool {
     !any // absent: the package's default type (RFC 6665 §4.2.1)
 }
 
-fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, String), Answer> {
+fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, LocalTag), Answer> {
     let req = &inc.req;
     let now = world.resource::<Clock>().now;
     let engine = world.resource::<EngineConfig>();
@@ -213,7 +213,7 @@ pub fn dialog_of(world: &World, req: &Request) -> Option<Entity> {
     let d = &world.get_entity(e).ok()?.get::<Subscription>()?.dialog;
     let seed = world.resource::<EngineConfig>().seed;
     let call_id = d.strings(world.resource::<DialogStore>()).call_id();
-    (call_id == req.call_id() && local_tag(e, req.call_id(), seed) == tag).then_some(e)
+    (call_id == req.call_id() && &*local_tag(e, req.call_id(), seed) == tag).then_some(e)
 }
 
 /// Our Contact for the dialog: the address the SUBSCRIBE reached.
@@ -263,11 +263,7 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
         }
         d.remote_cseq = req.cseq;
         // target refresh (RFC 6665 §4.1.2.1)
-        if let Some(c) = req
-            .header_values(Name::Contact)
-            .flat_map(split_commas)
-            .next()
-        {
+        if let Some(c) = req.header_values(Name::Contact).next() {
             d.set_remote_target(uri_of(c), &mut store);
         }
         true
