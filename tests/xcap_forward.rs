@@ -73,11 +73,15 @@ fn proxy_forwards_by_auid_to_another_xdms() {
     assert_eq!(r.status, 409);
     assert_eq!(r.header("Content-Type"), Some("application/xcap-error+xml"));
     assert_valid_xml(&r.body);
-    // A client's own asserted identity is not passed on.
+    // A client's own asserted identities are not passed on: the XDMS reads the 3GPP header
+    // first, so a forged one that got through would make alice's DELETE of her own document
+    // bob's (403 there).
     let forged = Xcap::new(proxy.http)
         .with_auth("alice@example.com", "wonderland", "MD5")
+        .with_header("X-3GPP-Asserted-Identity", "<sip:bob@example.com>")
         .with_header("X-XCAP-Asserted-Identity", "<sip:bob@example.com>");
     assert_eq!(forged.get(bob_rl).status, 403);
+    assert_eq!(forged.get(RL).status, 200);
     assert_eq!(forged.delete(RL).status, 200);
     assert_eq!(direct.get(RL).status, 404);
 }
