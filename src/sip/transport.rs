@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -142,7 +142,9 @@ struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
-    rbuf: Vec<u8>,
+    /// Bytes read and not yet framed; messages are split off it without copying or moving the
+    /// rest (a `Vec` drained per message moved every pipelined message behind it).
+    rbuf: BytesMut,
     wbuf: Vec<u8>,
     connected: bool,
     /// Requests moved from UDP to this connection because of their size (RFC 3261 §18.1.1), as
@@ -660,7 +662,7 @@ impl SipTransport {
             stream,
             peer,
             local,
-            rbuf: Vec::new(),
+            rbuf: BytesMut::new(),
             wbuf: Vec::new(),
             connected,
             fallback: Vec::new(),
@@ -719,8 +721,8 @@ impl SipTransport {
             };
             match next_frame(&c.rbuf, max, max) {
                 Frame::Message { skip, len } => {
-                    let bytes = Bytes::copy_from_slice(&c.rbuf[skip..skip + len]);
-                    c.rbuf.drain(..skip + len);
+                    c.rbuf.advance(skip);
+                    let bytes = c.rbuf.split_to(len).freeze();
                     let source = Source {
                         transport: Transport::Tcp,
                         peer: c.peer,
@@ -731,7 +733,7 @@ impl SipTransport {
                     self.batch.push(Inbound { source, bytes });
                 }
                 Frame::KeepAlive { skip, ping } => {
-                    c.rbuf.drain(..skip);
+                    c.rbuf.advance(skip);
                     pongs += usize::from(ping);
                     break;
                 }

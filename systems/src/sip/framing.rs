@@ -28,7 +28,7 @@ pub fn next_frame(buf: &[u8], max_head: usize, max_body: usize) -> Frame {
         };
     }
     let rest = &buf[skip..];
-    let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") else {
+    let Some(end) = memchr::memmem::find(rest, b"\r\n\r\n") else {
         return if rest.len() > max_head {
             Frame::Invalid("header section too large")
         } else {
