@@ -238,7 +238,8 @@ pub fn dispatch(
     let seed = responder.config.seed;
     for inc in admitted.requests.drain(..) {
         let req = &inc.req;
-        let tag = local_tag(req, seed);
+        // only refusals and OPTIONS are answered here: derive their To tag only then
+        let tag = || local_tag(req, seed);
         // §16.3 item 3 / Kamailio's mf_process_maxfwd_header: 0 hops left is 483, but an OPTIONS
         // with Max-Forwards 0 is answered by us as the UAS (RFC 3261 §11).
         match req
@@ -246,12 +247,12 @@ pub fn dispatch(
             .map(|v| v.trim().parse::<u32>())
         {
             Some(Err(_)) => {
-                let bytes = respond(req, 400, "Malformed Max-Forwards", &tag).finish();
+                let bytes = respond(req, 400, "Malformed Max-Forwards", &tag()).finish();
                 responder.reply_to(inc.tx, req, bytes);
                 continue;
             }
             Some(Ok(0)) if req.method != Method::Options => {
-                let bytes = respond(req, 483, "Too Many Hops", &tag).finish();
+                let bytes = respond(req, 483, "Too Many Hops", &tag()).finish();
                 responder.reply_to(inc.tx, req, bytes);
                 continue;
             }
@@ -259,7 +260,7 @@ pub fn dispatch(
         }
         // §8.2.1: method inspection comes first.
         if req.method != Method::Options && !queues.queues.contains_key(method_name(req.method)) {
-            let mut w = respond(req, 405, "Method Not Allowed", &tag);
+            let mut w = respond(req, 405, "Method Not Allowed", &tag());
             w.header("Allow", &caps.allow);
             responder.reply_to(inc.tx, req, w.finish());
             continue;
@@ -276,14 +277,14 @@ pub fn dispatch(
             })
             .collect();
         if !unsupported.is_empty() {
-            let mut w = respond(req, 420, "Bad Extension", &tag);
+            let mut w = respond(req, 420, "Bad Extension", &tag());
             w.header("Unsupported", &unsupported.join(", "));
             responder.reply_to(inc.tx, req, w.finish());
             continue;
         }
         if req.method == Method::Options {
             // §11.2: what we allow, accept and support.
-            let mut w = respond(req, 200, "OK", &tag);
+            let mut w = respond(req, 200, "OK", &tag());
             w.header("Allow", &caps.allow);
             if !caps.accept.is_empty() {
                 w.header("Accept", &caps.accept);
@@ -301,6 +302,7 @@ pub fn dispatch(
         }
         if let Err(inc) = queues.push(inc) {
             // registered above; unreachable in practice, but never lose a transaction
+            let tag = local_tag(&inc.req, seed);
             let bytes = respond(&inc.req, 500, "Server Internal Error", &tag).finish();
             responder.reply_to(inc.tx, &inc.req, bytes);
         }
