@@ -137,7 +137,8 @@ impl Timers {
         self.heap.is_empty() && self.expiries.is_empty()
     }
 
-    /// Pop every entry due at or before `now`, in deadline order.
+    /// Pop every entry due at or before `now`: heap timers in deadline order, then subscription
+    /// expiries in deadline order (consumers take them by kind, `DueTimers::of`).
     pub fn pop_due(&mut self, now: Time, out: &mut Vec<Due>) {
         while let Some(Reverse((word, key))) = self.heap.peek().copied() {
             let at = Self::at(word);
