@@ -5,12 +5,16 @@
 //! each top-level child of `<presence>` is kept as the exact bytes the publisher sent (a slice of one
 //! shared [`Bytes`] buffer) and, when copied into another document, only gains the `xmlns`
 //! declarations it needs to keep resolving to the same namespaces.
+//!
+//! The parser is a single hand-written pass over the bytes (no tokenizer events, no per-tag
+//! copies): it checks XML 1.0 and Namespaces in XML well-formedness as it goes and only records
+//! byte ranges; the document's strings (entity, ids, elements) are slices of the body.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
 
 use bytes::Bytes;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::reader::Reader;
 
 /// Namespace of PIDF itself (RFC 3863 §4.1).
 pub const PIDF_NS: &str = "urn:ietf:params:xml:ns:pidf";
@@ -83,38 +87,100 @@ pub enum PidfError {
     TooManyNamespaces,
 }
 
-/// Byte range into a document body.
+/// Byte range into a document body (bodies are far below 4 GB: PUBLISH bodies are bounded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Span {
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl Span {
+    fn new(start: usize, end: usize) -> Span {
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+
     fn is_empty(self) -> bool {
         self.start == self.end
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
     }
 }
 
 /// A namespace declaration on the root; an empty `prefix` is the default namespace and an empty
 /// `uri` (only ever for the default) means "no default namespace".
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct NsDecl {
     prefix: Span,
     uri: Span,
 }
 
+/// Text of a parsed document: a slice of its body (or, when the text held references, its
+/// unescaped copy). Compares and dereferences as `str`; cloning it is a reference count.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct SharedStr(Bytes);
+
+impl SharedStr {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Built only from validated UTF-8 (slices at ASCII delimiters, or unescaped strings).
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+}
+
+impl Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One parsed PUBLISH body, kept as verbatim element slices of the body.
 #[derive(Debug, Clone)]
 pub struct PidfDocument {
-    /// The `entity` attribute of `<presence>`, unescaped (RFC 3863 §4.1.1).
-    pub entity: String,
+    /// The `entity` attribute of `<presence>`, unescaped and trimmed (RFC 3863 §4.1.1).
+    pub entity: SharedStr,
     /// Top-level children of `<presence>` in document order. Each element belongs to the document
     /// that parsed it (its namespace needs refer to this document's root declarations).
     pub elements: Vec<PidfElement>,
     body: Bytes,
     /// Namespace declarations of the root; always contains exactly one default entry.
-    namespaces: Vec<NsDecl>,
+    namespaces: Box<[NsDecl]>,
 }
 
 impl PidfDocument {
@@ -135,8 +201,26 @@ impl PidfDocument {
             })
     }
 
+    /// Heap bytes this document holds (body, element and namespace tables, unescaped copies),
+    /// for memory accounting; the body counts once however many slices share it.
+    pub fn heap_bytes(&self) -> usize {
+        let body = self.body.as_ptr_range();
+        let copies: usize = self
+            .elements
+            .iter()
+            .filter_map(|e| e.id.as_ref())
+            .chain(std::iter::once(&self.entity))
+            .filter(|s| !s.0.is_empty() && !body.contains(&s.0.as_ptr()))
+            .map(|s| s.0.len())
+            .sum();
+        self.body.len()
+            + self.elements.capacity() * size_of::<PidfElement>()
+            + self.namespaces.len() * size_of::<NsDecl>()
+            + copies
+    }
+
     fn s(&self, span: Span) -> &str {
-        std::str::from_utf8(&self.body[span.start..span.end]).unwrap_or_default()
+        std::str::from_utf8(&self.body[span.range()]).unwrap_or_default()
     }
 }
 
@@ -145,12 +229,12 @@ impl PidfDocument {
 pub struct PidfElement {
     /// What the element is.
     pub kind: ElementKind,
+    /// Length of `<` + the element name: where extra `xmlns` declarations go.
+    name_end: u32,
     /// Its unprefixed `id` attribute, unescaped (required for tuple, person and device).
-    pub id: Option<String>,
+    pub id: Option<SharedStr>,
     /// The element from `<` to the end of its end tag, a slice of the document body.
     raw: Bytes,
-    /// Length of `<` + the element name: where extra `xmlns` declarations go.
-    name_end: usize,
     /// The element's namespace name: static for PIDF and data-model kinds, else as written (a
     /// slice of the body).
     ns: Bytes,
@@ -176,13 +260,17 @@ impl PidfElement {
 
     /// The element's local name (without prefix).
     pub fn local_name(&self) -> &str {
-        let name = std::str::from_utf8(&self.raw[1..self.name_end]).unwrap_or_default();
+        let name = self.qname();
         name.split_once(':').map_or(name, |(_, l)| l)
     }
 
     /// The element's qualified name as written (`tuple`, `dm:person`, ...).
     pub fn qname(&self) -> &str {
-        std::str::from_utf8(&self.raw[1..self.name_end]).unwrap_or_default()
+        std::str::from_utf8(&self.raw[1..self.name_end as usize]).unwrap_or_default()
+    }
+
+    fn name_end(&self) -> usize {
+        self.name_end as usize
     }
 }
 
@@ -194,27 +282,27 @@ pub fn parse(body: &[u8]) -> Result<PidfDocument, PidfError> {
 /// Parses a PUBLISH body already held in a [`Bytes`] (no copy: elements are slices of it).
 pub fn parse_bytes(body: Bytes) -> Result<PidfDocument, PidfError> {
     let text = std::str::from_utf8(&body).map_err(|e| nwf(e.valid_up_to(), "invalid UTF-8"))?;
+    if body.len() > u32::MAX as usize {
+        return Err(nwf(0, "document too large"));
+    }
     if let Some(at) = find_control_char(&body) {
         return Err(nwf(at, "invalid character"));
     }
     let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
     let mut parser = Parser {
         text,
-        body: &body,
-        root_ns: Vec::new(),
-        local: Vec::new(),
-        attrs: Vec::new(),
+        b: text.as_bytes(),
+        root_ns: Inline::new(),
+        local: Inline::new(),
+        attrs: Inline::new(),
+        open: Inline::new(),
         uses: 0,
+        entity: Span::default(),
+        top: None,
+        found: Inline::new(),
     };
-    let (entity, elements) = parser.run(bom)?;
-    let namespaces = parser.root_ns;
-    check_unique_ids(&elements)?;
-    Ok(PidfDocument {
-        entity,
-        elements,
-        namespaces,
-        body,
-    })
+    parser.run(bom)?;
+    parser.finish(&body)
 }
 
 /// First C0 control other than TAB, LF and CR: not a character of an XML 1.0 document (§2.2).
@@ -246,13 +334,82 @@ fn nwf(at: usize, detail: &'static str) -> PidfError {
     PidfError::NotWellFormed { at, detail }
 }
 
+/// A small stack-allocated list that spills to the heap past `N` items (the parser's scratch
+/// lists: nearly every body fits, so a parse allocates only what the document keeps).
+struct Inline<T: Copy + Default, const N: usize> {
+    len: usize,
+    items: [T; N],
+    spill: Vec<T>,
+}
+
+impl<T: Copy + Default, const N: usize> Inline<T, N> {
+    fn new() -> Self {
+        Inline {
+            len: 0,
+            items: [T::default(); N],
+            spill: Vec::new(),
+        }
+    }
+
+    fn as_slice(&self) -> &[T] {
+        if self.len <= N {
+            &self.items[..self.len]
+        } else {
+            &self.spill
+        }
+    }
+
+    fn push(&mut self, item: T) {
+        if self.len < N {
+            self.items[self.len] = item;
+        } else {
+            if self.len == N {
+                self.spill.clear();
+                self.spill.extend_from_slice(&self.items);
+            }
+            self.spill.push(item);
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        let last = self.last()?;
+        if self.len > N {
+            self.spill.pop();
+        }
+        self.len -= 1;
+        Some(last)
+    }
+
+    fn last(&self) -> Option<T> {
+        self.as_slice().last().copied()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.spill.clear();
+    }
+
+    fn retain(&mut self, keep: impl Fn(&T) -> bool) {
+        let kept: Vec<T> = self.as_slice().iter().copied().filter(keep).collect();
+        self.clear();
+        for item in kept {
+            self.push(item);
+        }
+    }
+}
+
 /// Namespace resolution of a prefix.
 #[derive(Debug, Clone, Copy)]
-enum Resolved<'a> {
+enum Resolved {
     /// Declared on the root: index into `root_ns`.
     Root(usize),
     /// Declared inside the current top-level element (the uri may be empty: `xmlns=""`).
-    Local(&'a str),
+    Local(Span),
     /// The reserved `xml` prefix.
     Xml,
     /// Unprefixed element name with no default namespace in scope.
@@ -260,180 +417,370 @@ enum Resolved<'a> {
 }
 
 /// A namespace declaration made inside the current top-level element.
-struct LocalNs<'a> {
-    prefix: &'a str,
-    uri: &'a str,
+#[derive(Debug, Clone, Copy, Default)]
+struct LocalNs {
+    prefix: Span,
+    uri: Span,
     depth: u32,
 }
 
+/// Where a kept element's namespace name comes from.
+#[derive(Debug, Clone, Copy, Default)]
+enum NsName {
+    Static(&'static str),
+    Body(Span),
+    #[default]
+    Empty,
+}
+
 /// The top-level element being read.
+#[derive(Debug, Clone, Copy)]
 struct Open {
     start: usize,
     name_end: usize,
     /// `None`: element is dropped (PIDF-namespace or unqualified element that pidf.xsd forbids here).
     kind: Option<ElementKind>,
-    id: Option<String>,
-    ns: Bytes,
+    /// Raw (possibly escaped) value of its `id`, when non-empty and kept.
+    id: Option<Span>,
+    ns: NsName,
     saw_status: bool,
     in_status: bool,
     basic_start: Option<usize>,
 }
 
-/// One pass over a body with quick-xml's borrowing `Reader`: no DOM, no per-element copies.
-struct Parser<'a> {
-    /// The body as text (validated UTF-8), which every offset refers to.
-    text: &'a str,
-    /// The same body, sliced into the elements.
-    body: &'a Bytes,
-    /// Declarations on `<presence>` (plus a "no default namespace" entry when it has none).
-    root_ns: Vec<NsDecl>,
-    /// Declarations in scope inside the current top-level element, innermost last.
-    local: Vec<LocalNs<'a>>,
-    /// Scratch: attributes (qualified name, raw value) of the start tag being read.
-    attrs: Vec<(&'a str, &'a str)>,
-    /// Root bindings used so far by the current top-level element.
+/// A kept top-level element, as byte ranges (turned into a [`PidfElement`] once the body is
+/// known to be good).
+#[derive(Debug, Clone, Copy, Default)]
+struct Found {
+    kind: Option<ElementKind>,
+    start: u32,
+    end: u32,
+    name_end: u32,
+    id: Option<Span>,
+    ns: NsName,
     uses: u128,
 }
 
+/// One pass over a body: markup is scanned byte by byte, character data with `memchr`.
+struct Parser<'a> {
+    /// The body as text (validated UTF-8), which every offset refers to.
+    text: &'a str,
+    /// The same, as bytes.
+    b: &'a [u8],
+    /// Declarations on `<presence>` (plus a "no default namespace" entry when it has none).
+    root_ns: Inline<NsDecl, 8>,
+    /// Declarations in scope inside the current top-level element, innermost last.
+    local: Inline<LocalNs, 8>,
+    /// Scratch: attributes (qualified name, raw value) of the start tag being read.
+    attrs: Inline<(Span, Span), 16>,
+    /// Names of the open elements, innermost last (end tags must match them).
+    open: Inline<Span, 16>,
+    /// Root bindings used so far by the current top-level element.
+    uses: u128,
+    /// Raw value of the root's `entity`.
+    entity: Span,
+    /// The top-level element being read.
+    top: Option<Open>,
+    /// Kept top-level elements.
+    found: Inline<Found, 8>,
+}
+
 impl<'a> Parser<'a> {
-    /// Reads the whole body; returns the entity and the kept top-level elements.
-    fn run(&mut self, bom: usize) -> Result<(String, Vec<PidfElement>), PidfError> {
-        let text = self.text;
-        let mut reader = Reader::from_str(&text[bom..]);
-        reader.config_mut().check_comments = true;
-        reader.config_mut().check_end_names = true;
+    /// Reads the whole body: character data up to the next `<`, then one piece of markup.
+    fn run(&mut self, bom: usize) -> Result<(), PidfError> {
+        let b = self.b;
+        let mut i = bom;
         let mut depth: u32 = 0;
         let mut root_seen = false;
-        let mut first = true;
-        let mut entity = String::new();
-        let mut elements = Vec::with_capacity(8);
-        let mut open: Option<Open> = None;
-        loop {
-            let at = bom + reader.buffer_position() as usize;
-            let event = match reader.read_event() {
-                Ok(event) => event,
-                Err(e) => {
-                    let at = bom + reader.error_position() as usize;
-                    return Err(nwf(at, xml_error_detail(&e)));
+        while i < b.len() {
+            let lt = memchr::memchr(b'<', &b[i..]).map_or(b.len(), |k| i + k);
+            if lt > i {
+                self.text(i, lt, depth)?;
+                if lt == b.len() {
+                    break;
                 }
-            };
-            let is_first = std::mem::replace(&mut first, false);
-            let (start, empty) = match event {
-                Event::Start(e) => (e, false),
-                Event::Empty(e) => (e, true),
-                Event::End(_) => {
-                    let after = bom + reader.buffer_position() as usize;
-                    self.close(depth, at, after, &mut open, &mut elements)?;
-                    depth = depth.saturating_sub(1);
-                    continue;
+            }
+            i = match b.get(lt + 1) {
+                Some(b'/') => {
+                    let gt = memchr::memchr(b'>', &b[lt + 2..])
+                        .map(|k| lt + 2 + k)
+                        .ok_or(nwf(lt, "syntax error"))?;
+                    // XML 1.0 §3.1: `</` Name S? `>`, the name of the innermost open element.
+                    let mut name = &b[lt + 2..gt];
+                    while let [rest @ .., last] = name
+                        && is_xml_space(*last)
+                    {
+                        name = rest;
+                    }
+                    let Some(open) = self.open.pop() else {
+                        return Err(nwf(lt, "unmatched end tag"));
+                    };
+                    if name != &b[open.range()] {
+                        return Err(nwf(lt, "mismatched end tag"));
+                    }
+                    self.close(depth, lt, gt + 1)?;
+                    depth -= 1;
+                    gt + 1
                 }
-                Event::Decl(_) => {
-                    if !is_first || at != bom {
-                        return Err(nwf(at, "XML declaration not at start"));
-                    }
-                    let after = bom + reader.buffer_position() as usize;
-                    check_decl(&text[at..after], text, at)?;
-                    continue;
-                }
-                Event::DocType(_) => return Err(PidfError::Doctype),
-                Event::Comment(_) => continue,
-                Event::PI(_) => {
-                    let after = bom + reader.buffer_position() as usize;
-                    if !is_valid_pi(&text[at..after]) {
-                        return Err(nwf(at, "invalid processing instruction"));
-                    }
-                    continue;
-                }
-                Event::Text(t) => {
-                    if depth == 0 && !t.bytes().all(is_xml_space) {
-                        return Err(nwf(at, "text outside root element"));
-                    }
-                    // XML 1.0 §2.4: `]]>` must not appear in character data.
-                    if t.contains("]]>") {
-                        return Err(nwf(at, "']]>' in text"));
-                    }
-                    continue;
-                }
-                Event::CData(_) => {
-                    if depth == 0 {
-                        return Err(nwf(at, "text outside root element"));
-                    }
-                    continue;
-                }
-                Event::GeneralRef(r) => {
-                    if depth == 0 {
-                        return Err(nwf(at, "text outside root element"));
-                    }
-                    if !is_valid_reference(&r) {
-                        return Err(nwf(at, "invalid reference"));
-                    }
-                    continue;
-                }
-                Event::Eof => break,
-            };
-            let d = depth + 1;
-            let after = bom + reader.buffer_position() as usize;
-            match d {
-                1 => {
-                    if root_seen {
-                        return Err(nwf(at, "content after root element"));
+                Some(b'?') => self.pi(lt, bom)?,
+                Some(b'!') => self.bang(lt, depth)?,
+                _ => {
+                    if depth == 0 && root_seen {
+                        return Err(nwf(lt, "content after root element"));
                     }
                     root_seen = true;
-                    entity = self.root(&start, at)?;
+                    let d = depth + 1;
+                    let (name, after, empty) = self.element(lt, d)?;
+                    if empty {
+                        self.close(d, lt, after)?;
+                    } else {
+                        self.open.push(name);
+                        depth = d;
+                    }
+                    after
                 }
-                2 => {
-                    self.uses = 0;
-                    self.local.clear();
-                    open = Some(self.top(&start, at)?);
+            };
+        }
+        if !root_seen {
+            return Err(nwf(b.len(), "no root element"));
+        }
+        if depth != 0 {
+            return Err(nwf(b.len(), "unexpected end of document"));
+        }
+        Ok(())
+    }
+
+    /// Character data `[i, lt)` at `depth`: only white space outside the root; inside, every
+    /// `&` starts a well-formed reference and `]]>` does not occur (XML 1.0 §2.4).
+    fn text(&self, i: usize, lt: usize, depth: u32) -> Result<(), PidfError> {
+        let s = &self.b[i..lt];
+        if depth == 0 {
+            if !s.iter().all(|&c| is_xml_space(c)) {
+                return Err(nwf(i, "text outside root element"));
+            }
+            return Ok(());
+        }
+        let mut k = 0;
+        while let Some(off) = memchr::memchr2(b'&', b']', &s[k..]) {
+            let j = k + off;
+            if s[j] == b']' {
+                if s[j..].starts_with(b"]]>") {
+                    return Err(nwf(i + j, "']]>' in text"));
                 }
-                _ => {
-                    let (ns, local) = self.start_tag(&start, at, d)?;
-                    if let Some(o) = open.as_mut().filter(|o| o.kind == Some(ElementKind::Tuple)) {
-                        // RFC 3863 §4.1.2-§4.1.4: tuple > status > basic, basic is open or closed.
-                        let pidf = ns_is(self.uri(ns), PIDF_NS);
-                        if d == 3 && pidf && local == "status" {
-                            o.saw_status = true;
-                            o.in_status = !empty;
-                        } else if d == 4 && o.in_status && pidf && local == "basic" {
-                            if empty {
-                                return Err(PidfError::InvalidBasic);
-                            }
-                            o.basic_start = Some(after);
+                k = j + 1;
+                continue;
+            }
+            let rest = &s[j + 1..];
+            match memchr::memchr2(b';', b'&', rest) {
+                Some(e) if rest[e] == b';' => {
+                    if !is_valid_reference(&rest[..e]) {
+                        return Err(nwf(i + j, "invalid reference"));
+                    }
+                    k = j + 1 + e + 1;
+                }
+                _ => return Err(nwf(i + j, "unclosed reference")),
+            }
+        }
+        Ok(())
+    }
+
+    /// `<?...?>` at `lt`: the XML declaration (only at the very start) or a processing
+    /// instruction. Returns the offset after it.
+    fn pi(&self, lt: usize, bom: usize) -> Result<usize, PidfError> {
+        let b = self.b;
+        let end = memchr::memmem::find(&b[lt + 2..], b"?>")
+            .map(|k| lt + 2 + k)
+            .ok_or(nwf(lt, "syntax error"))?;
+        let after = end + 2;
+        let content = &b[lt + 2..end];
+        let raw = self.text.get(lt..after).ok_or(nwf(lt, "internal error"))?;
+        if content.starts_with(b"xml") && (content.len() == 3 || is_xml_space(content[3])) {
+            if lt != bom {
+                return Err(nwf(lt, "XML declaration not at start"));
+            }
+            check_decl(raw, self.text, lt)?;
+        } else if !is_valid_pi(raw) {
+            return Err(nwf(lt, "invalid processing instruction"));
+        }
+        Ok(after)
+    }
+
+    /// `<!` at `lt`: a comment, a CDATA section (only inside the root) or a refused DOCTYPE.
+    fn bang(&self, lt: usize, depth: u32) -> Result<usize, PidfError> {
+        let b = self.b;
+        let rest = &b[lt..];
+        if rest.starts_with(b"<!--") {
+            let end = memchr::memmem::find(&b[lt + 4..], b"-->")
+                .map(|k| lt + 4 + k)
+                .ok_or(nwf(lt, "syntax error"))?;
+            // XML 1.0 §2.5: no `--` inside, and no `-` just before the closing `-->`.
+            let content = &b[lt + 4..end];
+            if let Some(k) = memchr::memmem::find(content, b"--") {
+                return Err(nwf(lt + 4 + k, "'--' in comment"));
+            }
+            if content.ends_with(b"-") {
+                return Err(nwf(end - 1, "'--' in comment"));
+            }
+            Ok(end + 3)
+        } else if rest.starts_with(b"<![CDATA[") {
+            let end = memchr::memmem::find(&b[lt + 9..], b"]]>")
+                .map(|k| lt + 9 + k)
+                .ok_or(nwf(lt, "syntax error"))?;
+            if depth == 0 {
+                return Err(nwf(lt, "text outside root element"));
+            }
+            Ok(end + 3)
+        } else if rest.len() >= 9 && rest[2..9].eq_ignore_ascii_case(b"DOCTYPE") {
+            Err(PidfError::Doctype)
+        } else {
+            Err(nwf(lt, "syntax error"))
+        }
+    }
+
+    /// A start tag at `lt` for an element at depth `d` (root = 1): its name, attributes and
+    /// their values, namespace declarations (recorded on the root or the local stack) and the
+    /// prefixes it uses (recorded in `uses` when they resolve to the root); then what its depth
+    /// asks (root, top-level child, tuple status). Returns its name, the offset after the tag
+    /// and whether it was empty (`/>`).
+    fn element(&mut self, lt: usize, d: u32) -> Result<(Span, usize, bool), PidfError> {
+        let b = self.b;
+        let mut j = lt + 1;
+        while j < b.len() && !matches!(b[j], b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'>') {
+            j += 1;
+        }
+        let name = Span::new(lt + 1, j);
+        let (prefix, local) = split_qname(&b[name.range()]).ok_or(nwf(lt, "invalid element name"))?;
+        if prefix == b"xmlns" {
+            return Err(nwf(lt, "invalid element name"));
+        }
+        if d == 2 {
+            self.uses = 0;
+            self.local.clear();
+        }
+        self.attrs.clear();
+        let (after, empty) = loop {
+            let ws = j;
+            while j < b.len() && is_xml_space(b[j]) {
+                j += 1;
+            }
+            match b.get(j) {
+                None => return Err(nwf(lt, "syntax error")),
+                Some(b'>') => break (j + 1, false),
+                Some(b'/') if b.get(j + 1) == Some(&b'>') => break (j + 2, true),
+                Some(b'/') => return Err(nwf(lt, "syntax error")),
+                // XML 1.0 §3.1: attributes are separated by white space.
+                _ if j == ws => return Err(nwf(lt, "malformed attribute")),
+                _ => {}
+            }
+            let ks = j;
+            while j < b.len()
+                && !matches!(b[j], b'=' | b' ' | b'\t' | b'\n' | b'\r' | b'>' | b'/')
+            {
+                j += 1;
+            }
+            let key = Span::new(ks, j);
+            while j < b.len() && is_xml_space(b[j]) {
+                j += 1;
+            }
+            if b.get(j) != Some(&b'=') {
+                return Err(nwf(lt, "malformed attribute"));
+            }
+            j += 1;
+            while j < b.len() && is_xml_space(b[j]) {
+                j += 1;
+            }
+            let quote = match b.get(j) {
+                Some(&q @ (b'"' | b'\'')) => q,
+                _ => return Err(nwf(lt, "malformed attribute")),
+            };
+            let vs = j + 1;
+            let ve = memchr::memchr(quote, &b[vs..])
+                .map(|k| vs + k)
+                .ok_or(nwf(lt, "syntax error"))?;
+            j = ve + 1;
+            self.attribute(key, Span::new(vs, ve), lt, d)?;
+        };
+        let ns = self
+            .resolve(prefix)
+            .ok_or(nwf(lt, "undeclared namespace prefix"))?;
+        for i in 0..self.attrs.len() {
+            let (key, value) = self.attrs.as_slice()[i];
+            let key = &b[key.range()];
+            let Some(colon) = memchr::memchr(b':', key) else {
+                continue;
+            };
+            let (p, l) = (&key[..colon], &key[colon + 1..]);
+            if p == b"xmlns" {
+                continue;
+            }
+            let r = self
+                .resolve(p)
+                .ok_or(nwf(lt, "undeclared namespace prefix"))?;
+            // `xsi:type` holds a QName (unprefixed: default namespace) whose prefix must stay
+            // bound; an unknown one is a schema error, not a well-formedness error, so it is only
+            // recorded when it resolves.
+            if l == b"type" && self.uri(r) == XSI_NS.as_bytes() {
+                let v = self.text.get(value.range()).unwrap_or_default().trim();
+                let vp = v.split_once(':').map_or("", |(vp, _)| vp);
+                let _ = self.resolve(vp.as_bytes());
+            }
+        }
+        match d {
+            1 => self.root(ns, local)?,
+            2 => self.top(ns, local, name)?,
+            _ => {
+                if self.top.is_some_and(|o| o.kind == Some(ElementKind::Tuple)) {
+                    // RFC 3863 §4.1.2-§4.1.4: tuple > status > basic, basic is open or closed.
+                    let pidf = ns_is(self.uri(ns), PIDF_NS);
+                    let o = self.top.as_mut().expect("checked");
+                    if d == 3 && pidf && local == b"status" {
+                        o.saw_status = true;
+                        o.in_status = !empty;
+                    } else if d == 4 && o.in_status && pidf && local == b"basic" {
+                        if empty {
+                            return Err(PidfError::InvalidBasic);
                         }
+                        o.basic_start = Some(after);
                     }
                 }
             }
-            if empty {
-                self.close(d, at, after, &mut open, &mut elements)?;
-            } else {
-                depth = d;
-            }
         }
-        if !root_seen {
-            return Err(nwf(text.len(), "no root element"));
+        Ok((name, after, empty))
+    }
+
+    /// One attribute of the start tag at `at` (element depth `d`).
+    fn attribute(&mut self, key: Span, value: Span, at: usize, d: u32) -> Result<(), PidfError> {
+        let b = self.b;
+        let k = &b[key.range()];
+        if split_qname(k).is_none() {
+            return Err(nwf(at, "invalid attribute name"));
         }
-        if depth != 0 {
-            return Err(nwf(text.len(), "unexpected end of document"));
+        // XML 1.0 §3.1 WFC: Unique Att Spec.
+        if self.attrs.as_slice().iter().any(|(k2, _)| &b[k2.range()] == k) {
+            return Err(nwf(at, "duplicate attribute"));
         }
-        Ok((entity, elements))
+        // XML 1.0 §3.1 WFC: No < in Attribute Values; references must be well-formed.
+        if !is_valid_attr_value(&b[value.range()]) {
+            return Err(nwf(at, "invalid attribute value"));
+        }
+        if k == b"xmlns" {
+            self.declare(Span::new(key.end as usize, key.end as usize), value, at, d)?;
+        } else if k.starts_with(b"xmlns:") {
+            self.declare(Span::new(key.start as usize + 6, key.end as usize), value, at, d)?;
+        }
+        self.attrs.push((key, value));
+        Ok(())
     }
 
     /// Handles the end of the element at depth `d` whose end tag starts at `at` and ends at `after`.
-    fn close(
-        &mut self,
-        d: u32,
-        at: usize,
-        after: usize,
-        open: &mut Option<Open>,
-        elements: &mut Vec<PidfElement>,
-    ) -> Result<(), PidfError> {
+    fn close(&mut self, d: u32, at: usize, after: usize) -> Result<(), PidfError> {
         while self.local.last().is_some_and(|l| l.depth >= d) {
             self.local.pop();
         }
         if d == 4
-            && let Some(start) = open.as_mut().and_then(|o| o.basic_start.take())
+            && let Some(start) = self.top.as_mut().and_then(|o| o.basic_start.take())
         {
-            let raw = &self.text[start..at];
+            let raw = self.text.get(start..at).unwrap_or_default();
             let value = if raw.contains('&') {
                 quick_xml::escape::unescape(raw).unwrap_or(Cow::Borrowed(""))
             } else {
@@ -444,22 +791,23 @@ impl<'a> Parser<'a> {
             }
         }
         if d == 3
-            && let Some(o) = open.as_mut()
+            && let Some(o) = self.top.as_mut()
         {
             o.in_status = false;
         }
         if d == 2
-            && let Some(o) = open.take()
-            && let Some(kind) = o.kind
+            && let Some(o) = self.top.take()
+            && o.kind.is_some()
         {
-            if kind == ElementKind::Tuple && !o.saw_status {
+            if o.kind == Some(ElementKind::Tuple) && !o.saw_status {
                 return Err(PidfError::MissingStatus);
             }
-            elements.push(PidfElement {
-                kind,
+            self.found.push(Found {
+                kind: o.kind,
+                start: o.start as u32,
+                end: after as u32,
+                name_end: o.name_end as u32,
                 id: o.id,
-                raw: self.body.slice(o.start..after),
-                name_end: o.name_end,
                 ns: o.ns,
                 uses: self.uses,
             });
@@ -467,66 +815,58 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// Reads `<presence>`: its namespace declarations and `entity`.
-    fn root(&mut self, e: &BytesStart<'_>, at: usize) -> Result<String, PidfError> {
-        let (ns, local) = self.start_tag(e, at, 1)?;
+    /// Reads `<presence>`: its namespace and `entity` (its declarations are recorded already).
+    fn root(&mut self, ns: Resolved, local: &[u8]) -> Result<(), PidfError> {
         // RFC 3863 §4.1.1: the root is `presence` in the PIDF namespace, whatever the prefix.
-        if local != "presence" || !ns_is(self.uri(ns), PIDF_NS) {
+        if local != b"presence" || !ns_is(self.uri(ns), PIDF_NS) {
             return Err(PidfError::NotPidf);
         }
         if !self
             .root_ns
+            .as_slice()
             .iter()
             .any(|n| n.prefix.is_empty() && !n.uri.is_empty())
         {
             // No default namespace: unprefixed descendants are in no namespace, which a copy
             // under the composed root (default = PIDF) must restate with `xmlns=""`.
             self.root_ns.retain(|n| !n.prefix.is_empty());
-            self.root_ns.push(NsDecl {
-                prefix: Span::default(),
-                uri: Span::default(),
-            });
+            self.root_ns.push(NsDecl::default());
         }
         if self.root_ns.len() > MAX_ROOT_NAMESPACES {
             return Err(PidfError::TooManyNamespaces);
         }
-        match self.attr("entity") {
-            Some(raw) if !raw.trim().is_empty() => Ok(unescape(raw)
-                .map_err(|_| nwf(at, "invalid reference"))?
-                .trim()
-                .to_owned()),
+        match self.attr(b"entity") {
+            Some(raw) if !self.text.get(raw.range()).unwrap_or_default().trim().is_empty() => {
+                self.entity = raw;
+                Ok(())
+            }
             _ => Err(PidfError::MissingEntity),
         }
     }
 
     /// Reads the start tag of a top-level child of `<presence>` and classifies it.
-    fn top(&mut self, e: &BytesStart<'_>, at: usize) -> Result<Open, PidfError> {
-        let (ns, local) = self.start_tag(e, at, 2)?;
+    fn top(&mut self, ns: Resolved, local: &[u8], name: Span) -> Result<(), PidfError> {
         let uri = self.uri(ns);
         let kind = if ns_is(uri, PIDF_NS) {
             // pidf.xsd: `tuple*, note*, ##other*`; other PIDF names are not allowed here.
             match local {
-                "tuple" => Some(ElementKind::Tuple),
-                "note" => Some(ElementKind::Note),
+                b"tuple" => Some(ElementKind::Tuple),
+                b"note" => Some(ElementKind::Note),
                 _ => None,
             }
         } else if uri.is_empty() {
             // `##other` excludes unqualified elements: not representable in a valid document.
             None
-        } else if ns_is(uri, DATA_MODEL_NS) && local == "person" {
+        } else if local == b"person" && ns_is(uri, DATA_MODEL_NS) {
             Some(ElementKind::Person)
-        } else if ns_is(uri, DATA_MODEL_NS) && local == "device" {
+        } else if local == b"device" && ns_is(uri, DATA_MODEL_NS) {
             Some(ElementKind::Device)
         } else {
             Some(ElementKind::Other)
         };
-        let id = match (kind, self.attr("id")) {
+        let id = match (kind, self.attr(b"id")) {
             (Some(ElementKind::Note) | None, _) => None,
-            (Some(_), Some(raw)) if !raw.is_empty() => Some(
-                unescape(raw)
-                    .map_err(|_| nwf(at, "invalid reference"))?
-                    .into_owned(),
-            ),
+            (Some(_), Some(raw)) if !raw.is_empty() => Some(raw),
             (Some(ElementKind::Tuple), _) => return Err(PidfError::MissingId("tuple")),
             (Some(ElementKind::Person), _) => return Err(PidfError::MissingId("person")),
             (Some(ElementKind::Device), _) => return Err(PidfError::MissingId("device")),
@@ -534,124 +874,37 @@ impl<'a> Parser<'a> {
         };
         let ns = match (kind, ns) {
             // Known kinds need no slice of the body (and no reference count).
-            (Some(ElementKind::Tuple | ElementKind::Note), _) => {
-                Bytes::from_static(PIDF_NS.as_bytes())
-            }
-            (Some(ElementKind::Person | ElementKind::Device), _) => {
-                Bytes::from_static(DATA_MODEL_NS.as_bytes())
-            }
-            (None, _) => Bytes::new(),
-            (_, Resolved::Root(i)) => {
-                let u = self.root_ns[i].uri;
-                self.body.slice(u.start..u.end)
-            }
-            (_, Resolved::Local(u)) => {
-                let off = offset_in(self.text, u).ok_or(nwf(at, "internal error"))?;
-                self.body.slice(off..off + u.len())
-            }
-            (_, Resolved::Xml) => Bytes::from_static(XML_NS.as_bytes()),
-            (_, Resolved::NoNamespace) => Bytes::new(),
+            (Some(ElementKind::Tuple | ElementKind::Note), _) => NsName::Static(PIDF_NS),
+            (Some(ElementKind::Person | ElementKind::Device), _) => NsName::Static(DATA_MODEL_NS),
+            (None, _) => NsName::Empty,
+            (_, Resolved::Root(i)) => NsName::Body(self.root_ns.as_slice()[i].uri),
+            (_, Resolved::Local(u)) => NsName::Body(u),
+            (_, Resolved::Xml) => NsName::Static(XML_NS),
+            (_, Resolved::NoNamespace) => NsName::Empty,
         };
-        Ok(Open {
-            start: at,
-            name_end: 1 + e.name().0.len(),
+        self.top = Some(Open {
+            start: name.start as usize - 1,
+            name_end: (name.end - name.start) as usize + 1,
             kind,
             id,
             ns,
             saw_status: false,
             in_status: false,
             basic_start: None,
-        })
-    }
-
-    /// Checks a start tag at depth `d` (root = 1): name, attributes and their values, namespace
-    /// declarations (recorded on the root or the local stack) and the prefixes it uses (recorded
-    /// in `uses` when they resolve to the root). Returns the element's namespace and local name.
-    fn start_tag(
-        &mut self,
-        e: &BytesStart<'_>,
-        at: usize,
-        d: u32,
-    ) -> Result<(Resolved<'a>, &'a str), PidfError> {
-        let text = self.text;
-        let name = rebase(text, e.name().0).ok_or(nwf(at, "internal error"))?;
-        let (prefix, local) = split_qname(name).ok_or(nwf(at, "invalid element name"))?;
-        if prefix == "xmlns" {
-            return Err(nwf(at, "invalid element name"));
-        }
-        self.attrs.clear();
-        let mut attributes = e.attributes();
-        attributes.with_checks(false);
-        for attr in attributes {
-            let attr = attr.map_err(|_| nwf(at, "malformed attribute"))?;
-            let key = rebase(text, attr.key.0).ok_or(nwf(at, "internal error"))?;
-            let value = rebase(text, &attr.value).ok_or(nwf(at, "internal error"))?;
-            // XML 1.0 §3.1: attributes are separated by white space (quick-xml does not insist).
-            if !value.is_empty() {
-                let quote = offset_in(text, value).ok_or(nwf(at, "internal error"))? + value.len();
-                if !matches!(
-                    text.as_bytes().get(quote + 1),
-                    Some(b' ' | b'\t' | b'\n' | b'\r' | b'>' | b'/')
-                ) {
-                    return Err(nwf(at, "malformed attribute"));
-                }
-            }
-            if split_qname(key).is_none() {
-                return Err(nwf(at, "invalid attribute name"));
-            }
-            // XML 1.0 §3.1 WFC: Unique Att Spec.
-            if self.attrs.iter().any(|(k, _)| *k == key) {
-                return Err(nwf(at, "duplicate attribute"));
-            }
-            // XML 1.0 §3.1 WFC: No < in Attribute Values; references must be well-formed.
-            if !is_valid_attr_value(value) {
-                return Err(nwf(at, "invalid attribute value"));
-            }
-            if key == "xmlns" {
-                self.declare("", value, at, d)?;
-            } else if let Some(p) = key.strip_prefix("xmlns:") {
-                self.declare(p, value, at, d)?;
-            }
-            self.attrs.push((key, value));
-        }
-        let ns = self
-            .resolve(prefix)
-            .ok_or(nwf(at, "undeclared namespace prefix"))?;
-        for i in 0..self.attrs.len() {
-            let (key, value) = self.attrs[i];
-            let Some((p, l)) = key.split_once(':') else {
-                continue;
-            };
-            if p == "xmlns" {
-                continue;
-            }
-            let r = self
-                .resolve(p)
-                .ok_or(nwf(at, "undeclared namespace prefix"))?;
-            // `xsi:type` holds a QName (unprefixed: default namespace) whose prefix must stay
-            // bound; an unknown one is a schema error, not a well-formedness error, so it is only
-            // recorded when it resolves.
-            if l == "type" && self.uri(r) == XSI_NS {
-                let vp = value.trim().split_once(':').map_or("", |(vp, _)| vp);
-                let _ = self.resolve(vp);
-            }
-        }
-        Ok((ns, local))
+        });
+        Ok(())
     }
 
     /// Records `xmlns[:prefix]="uri"` made by the element at depth `d` (Namespaces in XML 1.0 §3).
-    fn declare(
-        &mut self,
-        prefix: &'a str,
-        uri: &'a str,
-        at: usize,
-        d: u32,
-    ) -> Result<(), PidfError> {
-        let value = unescape(uri).map_err(|_| nwf(at, "invalid reference"))?;
-        if prefix == "xmlns" {
+    fn declare(&mut self, prefix: Span, uri: Span, at: usize, d: u32) -> Result<(), PidfError> {
+        let b = self.b;
+        let (p, u) = (&b[prefix.range()], &b[uri.range()]);
+        let value = unescape(self.text.get(uri.range()).unwrap_or_default())
+            .map_err(|_| nwf(at, "invalid reference"))?;
+        if p == b"xmlns" {
             return Err(nwf(at, "reserved prefix xmlns declared"));
         }
-        if prefix == "xml" {
+        if p == b"xml" {
             if value != XML_NS {
                 return Err(nwf(at, "reserved prefix xml rebound"));
             }
@@ -661,12 +914,10 @@ impl<'a> Parser<'a> {
             return Err(nwf(at, "reserved namespace bound"));
         }
         // Namespaces in XML 1.0, NSC: No Prefix Undeclaring: only the default may be emptied.
-        if !prefix.is_empty() && uri.is_empty() {
+        if !p.is_empty() && u.is_empty() {
             return Err(nwf(at, "empty namespace name"));
         }
         if d == 1 {
-            let prefix = self.span(prefix, at)?;
-            let uri = self.span(uri, at)?;
             self.root_ns.push(NsDecl { prefix, uri });
             if self.root_ns.len() > MAX_ROOT_NAMESPACES {
                 return Err(PidfError::TooManyNamespaces);
@@ -682,18 +933,25 @@ impl<'a> Parser<'a> {
     }
 
     /// Resolves a prefix (`""` = default namespace, for element names only) in the current scope.
-    fn resolve(&mut self, prefix: &str) -> Option<Resolved<'a>> {
-        if prefix == "xml" {
+    fn resolve(&mut self, prefix: &[u8]) -> Option<Resolved> {
+        let b = self.b;
+        if prefix == b"xml" {
             return Some(Resolved::Xml);
         }
-        if let Some(l) = self.local.iter().rev().find(|l| l.prefix == prefix) {
+        if let Some(l) = self
+            .local
+            .as_slice()
+            .iter()
+            .rev()
+            .find(|l| &b[l.prefix.range()] == prefix)
+        {
             return Some(Resolved::Local(l.uri));
         }
-        let text = self.text;
         if let Some(i) = self
             .root_ns
+            .as_slice()
             .iter()
-            .position(|n| &text[n.prefix.start..n.prefix.end] == prefix)
+            .position(|n| &b[n.prefix.range()] == prefix)
         {
             self.uses |= 1u128 << i;
             return Some(Resolved::Root(i));
@@ -701,46 +959,71 @@ impl<'a> Parser<'a> {
         prefix.is_empty().then_some(Resolved::NoNamespace)
     }
 
-    fn uri(&self, r: Resolved<'a>) -> &'a str {
+    fn uri(&self, r: Resolved) -> &'a [u8] {
         match r {
-            Resolved::Root(i) => {
-                let u = self.root_ns[i].uri;
-                &self.text[u.start..u.end]
-            }
-            Resolved::Local(u) => u,
-            Resolved::Xml => XML_NS,
-            Resolved::NoNamespace => "",
+            Resolved::Root(i) => &self.b[self.root_ns.as_slice()[i].uri.range()],
+            Resolved::Local(u) => &self.b[u.range()],
+            Resolved::Xml => XML_NS.as_bytes(),
+            Resolved::NoNamespace => b"",
         }
     }
 
     /// Raw value of the unprefixed attribute `name` of the start tag just read.
-    fn attr(&self, name: &str) -> Option<&'a str> {
-        self.attrs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    fn attr(&self, name: &[u8]) -> Option<Span> {
+        self.attrs
+            .as_slice()
+            .iter()
+            .find(|(k, _)| &self.b[k.range()] == name)
+            .map(|(_, v)| *v)
     }
 
-    fn span(&self, s: &str, at: usize) -> Result<Span, PidfError> {
-        let start = offset_in(self.text, s).ok_or(nwf(at, "internal error"))?;
-        Ok(Span {
-            start,
-            end: start + s.len(),
+    /// The document: the kept elements as slices of `body`, the entity and ids unescaped.
+    fn finish(self, body: &Bytes) -> Result<PidfDocument, PidfError> {
+        let text = self.text;
+        let shared = |span: Span| -> Result<SharedStr, PidfError> {
+            let raw = text.get(span.range()).unwrap_or_default();
+            if raw.contains('&') {
+                let v = quick_xml::escape::unescape(raw).map_err(|_| nwf(0, "invalid reference"))?;
+                Ok(SharedStr(Bytes::from(v.into_owned())))
+            } else {
+                Ok(SharedStr(body.slice(span.range())))
+            }
+        };
+        let found = self.found.as_slice();
+        let mut elements = Vec::with_capacity(found.len());
+        for f in found {
+            let Some(kind) = f.kind else { continue };
+            elements.push(PidfElement {
+                kind,
+                name_end: f.name_end,
+                id: f.id.map(shared).transpose()?,
+                raw: body.slice(f.start as usize..f.end as usize),
+                ns: match f.ns {
+                    NsName::Static(s) => Bytes::from_static(s.as_bytes()),
+                    NsName::Body(span) => body.slice(span.range()),
+                    NsName::Empty => Bytes::new(),
+                },
+                uses: f.uses,
+            });
+        }
+        check_unique_ids(&elements)?;
+        // RFC 3863 §4.1.1: the entity, unescaped, without surrounding white space.
+        let raw = text.get(self.entity.range()).unwrap_or_default();
+        let entity = if raw.contains('&') {
+            let v = quick_xml::escape::unescape(raw).map_err(|_| nwf(0, "invalid reference"))?;
+            SharedStr(Bytes::from(v.trim().to_owned()))
+        } else {
+            let t = raw.trim();
+            let start = t.as_ptr() as usize - text.as_ptr() as usize;
+            SharedStr(body.slice(start..start + t.len()))
+        };
+        Ok(PidfDocument {
+            entity,
+            elements,
+            body: body.clone(),
+            namespaces: self.root_ns.as_slice().into(),
         })
     }
-}
-
-/// Offset of `s` inside `text` when `s` is a sub-slice of it (empty slices map to 0).
-fn offset_in(text: &str, s: &str) -> Option<usize> {
-    if s.is_empty() {
-        return Some(0);
-    }
-    let base = text.as_ptr() as usize;
-    let p = s.as_ptr() as usize;
-    (p >= base && p + s.len() <= base + text.len()).then(|| p - base)
-}
-
-/// Re-borrows a slice of an event (which borrows the input) with the input's lifetime.
-fn rebase<'a>(text: &'a str, s: &str) -> Option<&'a str> {
-    let off = offset_in(text, s)?;
-    text.get(off..off + s.len())
 }
 
 fn unescape(raw: &str) -> Result<Cow<'_, str>, quick_xml::escape::EscapeError> {
@@ -752,8 +1035,13 @@ fn unescape(raw: &str) -> Result<Cow<'_, str>, quick_xml::escape::EscapeError> {
 }
 
 /// Compares a namespace name as written (possibly with references) to an expected one.
-fn ns_is(raw: &str, expected: &str) -> bool {
-    raw == expected || (raw.contains('&') && unescape(raw).is_ok_and(|v| v == expected))
+fn ns_is(raw: &[u8], expected: &str) -> bool {
+    raw == expected.as_bytes()
+        || (raw.contains(&b'&')
+            && std::str::from_utf8(raw)
+                .ok()
+                .and_then(|r| unescape(r).ok())
+                .is_some_and(|v| v == expected))
 }
 
 fn is_xml_space(b: u8) -> bool {
@@ -761,8 +1049,7 @@ fn is_xml_space(b: u8) -> bool {
 }
 
 /// XML 1.0 §2.3 Name; non-ASCII characters are accepted without checking their Unicode class.
-fn is_name(s: &str) -> bool {
-    let b = s.as_bytes();
+fn is_name(b: &[u8]) -> bool {
     !b.is_empty()
         && (b[0].is_ascii_alphabetic() || matches!(b[0], b'_' | b':') || b[0] >= 0x80)
         && b.iter().all(|&c| {
@@ -771,43 +1058,53 @@ fn is_name(s: &str) -> bool {
 }
 
 /// `prefix:local` or `local` with both parts NCNames (Namespaces in XML 1.0 §4).
-fn split_qname(name: &str) -> Option<(&str, &str)> {
-    let (prefix, local) = name.split_once(':').unwrap_or(("", name));
-    let ncname = |s: &str| !s.contains(':') && is_name(s);
-    ((prefix.is_empty() && !name.starts_with(':') || ncname(prefix)) && ncname(local))
+fn split_qname(name: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (prefix, local) = match memchr::memchr(b':', name) {
+        Some(i) => (&name[..i], &name[i + 1..]),
+        None => (&name[..0], name),
+    };
+    let ncname = |s: &[u8]| !s.contains(&b':') && is_name(s);
+    ((prefix.is_empty() && !name.starts_with(b":") || ncname(prefix)) && ncname(local))
         .then_some((prefix, local))
 }
 
 /// Name of a general reference without `&` and `;`: predefined entity or character reference to
 /// a legal character (XML 1.0 §4.1, §2.2). No DTD, so no other entity is declared.
-fn is_valid_reference(name: &str) -> bool {
-    if let Some(num) = name.strip_prefix('#') {
-        let code = match num.strip_prefix('x') {
-            Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                u32::from_str_radix(hex, 16).ok()
+fn is_valid_reference(name: &[u8]) -> bool {
+    if let Some(num) = name.strip_prefix(b"#") {
+        let code = match num.strip_prefix(b"x") {
+            Some(hex) if !hex.is_empty() && hex.iter().all(u8::is_ascii_hexdigit) => {
+                hex.iter().try_fold(0u32, |acc, &h| {
+                    let d = (h as char).to_digit(16)?;
+                    acc.checked_mul(16)?.checked_add(d)
+                })
             }
-            None if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) => num.parse().ok(),
+            None if !num.is_empty() && num.iter().all(u8::is_ascii_digit) => {
+                num.iter().try_fold(0u32, |acc, &d| {
+                    acc.checked_mul(10)?.checked_add((d - b'0') as u32)
+                })
+            }
             _ => None,
         };
         return code.is_some_and(
             |c| matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF),
         );
     }
-    matches!(name, "lt" | "gt" | "amp" | "apos" | "quot")
+    matches!(name, b"lt" | b"gt" | b"amp" | b"apos" | b"quot")
 }
 
 /// XML 1.0 §3.1 WFC: No < in Attribute Values, and every `&` starts a valid reference.
-fn is_valid_attr_value(raw: &str) -> bool {
-    if !raw.bytes().any(|b| b == b'<' || b == b'&') {
+fn is_valid_attr_value(raw: &[u8]) -> bool {
+    let Some(first) = memchr::memchr2(b'<', b'&', raw) else {
         return true;
-    }
-    if raw.contains('<') {
+    };
+    if memchr::memchr(b'<', &raw[first..]).is_some() {
         return false;
     }
-    let mut rest = raw;
-    while let Some(amp) = rest.find('&') {
+    let mut rest = &raw[first..];
+    while let Some(amp) = memchr::memchr(b'&', rest) {
         rest = &rest[amp + 1..];
-        let Some(semi) = rest.find(';') else {
+        let Some(semi) = memchr::memchr(b';', rest) else {
             return false;
         };
         if !is_valid_reference(&rest[..semi]) {
@@ -882,7 +1179,7 @@ fn is_valid_pi(raw: &str) -> bool {
         .split([' ', '\t', '\n', '\r'])
         .next()
         .unwrap_or_default();
-    is_name(target) && !target.eq_ignore_ascii_case("xml")
+    is_name(target.as_bytes()) && !target.eq_ignore_ascii_case("xml")
 }
 
 /// Reads ` name="value"` (or single quotes, XML 1.0 §2.8 `S name Eq value`) from the front of
@@ -900,26 +1197,6 @@ fn decl_attr<'a>(rest: &mut &'a str, name: &str) -> Option<&'a str> {
     (!value.is_empty()).then_some(())?;
     *rest = after;
     Some(value)
-}
-
-/// Fixed phrase for a quick-xml error (its own messages may quote input, unfit for a reason phrase).
-fn xml_error_detail(e: &quick_xml::Error) -> &'static str {
-    use quick_xml::errors::IllFormedError;
-    match e {
-        quick_xml::Error::Io(_) => "read error",
-        quick_xml::Error::Syntax(_) => "syntax error",
-        quick_xml::Error::IllFormed(IllFormedError::MismatchedEndTag { .. }) => {
-            "mismatched end tag"
-        }
-        quick_xml::Error::IllFormed(IllFormedError::UnmatchedEndTag(_)) => "unmatched end tag",
-        quick_xml::Error::IllFormed(IllFormedError::DoubleHyphenInComment) => "'--' in comment",
-        quick_xml::Error::IllFormed(IllFormedError::UnclosedReference) => "unclosed reference",
-        quick_xml::Error::IllFormed(_) => "ill-formed markup",
-        quick_xml::Error::InvalidAttr(_) => "malformed attribute",
-        quick_xml::Error::Encoding(_) => "invalid UTF-8",
-        quick_xml::Error::Escape(_) => "invalid reference",
-        quick_xml::Error::Namespace(_) => "namespace error",
-    }
 }
 
 /// `tuple`, `dm:person` and `dm:device` ids are `xs:ID`: unique across the document.
@@ -1117,11 +1394,11 @@ pub fn compose(entity: &str, sources: &[&PidfDocument]) -> Bytes {
                 continue;
             }
             out.push(b'\n');
-            out.extend_from_slice(&el.raw[..el.name_end]);
+            out.extend_from_slice(&el.raw[..el.name_end()]);
             for (p, u) in missing_decls(doc, el, &root) {
                 push_decl(&mut out, p, u);
             }
-            out.extend_from_slice(&el.raw[el.name_end..]);
+            out.extend_from_slice(&el.raw[el.name_end()..]);
         }
     }
     out.extend_from_slice(b"\n</presence>\n");
@@ -1225,6 +1502,7 @@ fn push_entity(out: &mut Vec<u8>, entity: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quick_xml::events::Event;
     use quick_xml::name::ResolveResult;
     use quick_xml::reader::NsReader;
     use std::path::PathBuf;
@@ -1354,7 +1632,7 @@ mod tests {
     /// returns the inserted text.
     fn added_decls(out: &PidfElement, orig: &PidfElement) -> String {
         let (o, i) = (out.as_bytes(), orig.as_bytes());
-        let ne = orig.name_end;
+        let ne = orig.name_end();
         assert_eq!(&o[..ne], &i[..ne], "start of {}", orig.qname());
         assert!(o.ends_with(&i[ne..]), "{} changed", orig.qname());
         let added = std::str::from_utf8(&o[ne..o.len() - (i.len() - ne)]).unwrap();
