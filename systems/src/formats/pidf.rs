@@ -281,18 +281,18 @@ pub fn parse(body: &[u8]) -> Result<PidfDocument, PidfError> {
 
 /// Parses a PUBLISH body already held in a [`Bytes`] (no copy: elements are slices of it).
 pub fn parse_bytes(body: Bytes) -> Result<PidfDocument, PidfError> {
-    let text = std::str::from_utf8(&body).map_err(|e| nwf(e.valid_up_to(), "invalid UTF-8"))?;
     if body.len() > u32::MAX as usize {
         return Err(nwf(0, "document too large"));
     }
-    if let Some(at) = find_control_char(&body) {
-        return Err(nwf(at, "invalid character"));
-    }
-    let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    let ascii = check_chars(&body)?;
+    let b: &[u8] = &body;
+    let bom = if b.starts_with(b"\xef\xbb\xbf") { 3 } else { 0 };
     let mut parser = Parser {
-        text,
-        b: text.as_bytes(),
+        b,
+        ascii,
         root_ns: Inline::new(),
+        pidf_ns: 0,
+        dm_ns: 0,
         local: Inline::new(),
         attrs: Inline::new(),
         open: Inline::new(),
@@ -305,34 +305,118 @@ pub fn parse_bytes(body: Bytes) -> Result<PidfDocument, PidfError> {
     parser.finish(&body)
 }
 
-/// First C0 control other than TAB, LF and CR: not a character of an XML 1.0 document (§2.2).
-/// Eight bytes at a time; only words holding a byte below 0x20 are looked at closely.
-fn find_control_char(b: &[u8]) -> Option<usize> {
+/// XML 1.0 §2.2: the body is UTF-8 and holds no C0 control other than TAB, LF and CR. One pass
+/// eight bytes at a time; UTF-8 is validated only when a byte is not ASCII. Returns whether the
+/// body is plain ASCII.
+fn check_chars(b: &[u8]) -> Result<bool, PidfError> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let bad = |c: u8| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r');
     let mut chunks = b.chunks_exact(8);
     let mut at = 0;
+    let mut high = 0u64;
+    let mut control = None;
     for chunk in chunks.by_ref() {
         let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        high |= w;
         // "hasless(w, 0x20)": some byte of w is below 0x20.
         if w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
             && let Some(i) = chunk.iter().position(|&c| bad(c))
         {
-            return Some(at + i);
+            control = Some(at + i);
+            break;
         }
         at += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| bad(c))
-        .map(|i| at + i)
+    if control.is_none() {
+        for (i, &c) in chunks.remainder().iter().enumerate() {
+            high |= c as u64;
+            if bad(c) {
+                control = Some(at + i);
+                break;
+            }
+        }
+    }
+    let ascii = high & HIGH == 0 && control.is_none();
+    if !ascii {
+        std::str::from_utf8(b).map_err(|e| nwf(e.valid_up_to(), "invalid UTF-8"))?;
+    }
+    match control {
+        Some(at) => Err(nwf(at, "invalid character")),
+        None => Ok(ascii),
+    }
 }
 
 fn nwf(at: usize, detail: &'static str) -> PidfError {
     PidfError::NotWellFormed { at, detail }
 }
+
+/// Byte classes for the scanner.
+const C_NAME_START: u8 = 1;
+const C_NAME: u8 = 2;
+const C_SPACE: u8 = 4;
+/// Needs a closer look in character data: `&` and `]`.
+const C_TEXT: u8 = 8;
+
+/// XML 1.0 §2.3 name characters (non-ASCII accepted without checking their Unicode class, `:`
+/// apart: it separates prefix and local part), white space, and `&` / `]`.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 {
+            t[c] = C_NAME_START | C_NAME;
+        } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
+            t[c] = C_NAME;
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            t[c] = C_SPACE;
+        } else if b == b'&' || b == b']' {
+            t[c] = C_TEXT;
+        }
+        c += 1;
+    }
+    t
+};
+
+/// Scans `NCName (':' NCName)?` (Namespaces in XML 1.0 §4) from `start`: where the name chars
+/// end, the colon if any, and whether the name is a well-formed QName.
+fn scan_qname(b: &[u8], start: usize) -> (usize, Option<usize>, bool) {
+    let mut j = start;
+    let mut colon = None;
+    let mut ok = true;
+    while j < b.len() {
+        let c = b[j];
+        if CLASS[c as usize] & C_NAME == 0 {
+            if c != b':' {
+                break;
+            }
+            ok &= colon.is_none();
+            colon = Some(j);
+        }
+        j += 1;
+    }
+    let starts = |k: usize| k < j && CLASS[b[k] as usize] & C_NAME_START != 0;
+    ok &= match colon {
+        Some(c) => c > start && starts(start) && starts(c + 1),
+        None => starts(start),
+    };
+    (j, colon, ok)
+}
+
+/// Byte-slice equality for the short names compared here (no call into `memcmp`).
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// XML declarations as nearly every client writes them, accepted without a closer look.
+const COMMON_DECLS: [&[u8]; 4] = [
+    b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+    b"<?xml version=\"1.0\" encoding=\"utf-8\"?>",
+    b"<?xml version='1.0' encoding='UTF-8'?>",
+    b"<?xml version=\"1.0\"?>",
+];
 
 /// A small stack-allocated list that spills to the heap past `N` items (the parser's scratch
 /// lists: nearly every body fits, so a parse allocates only what the document keeps).
@@ -424,6 +508,15 @@ struct LocalNs {
     depth: u32,
 }
 
+/// An attribute of the start tag being read.
+#[derive(Debug, Clone, Copy, Default)]
+struct Attr {
+    key: Span,
+    value: Span,
+    /// Offset of the `:` in the key; 0 when unprefixed (a key never starts at offset 0).
+    colon: u32,
+}
+
 /// Where a kept element's namespace name comes from.
 #[derive(Debug, Clone, Copy, Default)]
 enum NsName {
@@ -450,9 +543,9 @@ struct Open {
 
 /// A kept top-level element, as byte ranges (turned into a [`PidfElement`] once the body is
 /// known to be good).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Found {
-    kind: Option<ElementKind>,
+    kind: ElementKind,
     start: u32,
     end: u32,
     name_end: u32,
@@ -461,18 +554,36 @@ struct Found {
     uses: u128,
 }
 
-/// One pass over a body: markup is scanned byte by byte, character data with `memchr`.
+impl Default for Found {
+    fn default() -> Self {
+        Found {
+            kind: ElementKind::Other,
+            start: 0,
+            end: 0,
+            name_end: 0,
+            id: None,
+            ns: NsName::Empty,
+            uses: 0,
+        }
+    }
+}
+
+/// One pass over a body: markup and short character data are scanned byte by byte with a class
+/// table, long character data with `memchr`.
 struct Parser<'a> {
-    /// The body as text (validated UTF-8), which every offset refers to.
-    text: &'a str,
-    /// The same, as bytes.
+    /// The body (UTF-8, without forbidden controls), which every offset refers to.
     b: &'a [u8],
+    /// The body is plain ASCII.
+    ascii: bool,
     /// Declarations on `<presence>` (plus a "no default namespace" entry when it has none).
     root_ns: Inline<NsDecl, 8>,
+    /// Bit `i`: `root_ns[i]` binds the PIDF namespace (resp. the data model's).
+    pidf_ns: u128,
+    dm_ns: u128,
     /// Declarations in scope inside the current top-level element, innermost last.
-    local: Inline<LocalNs, 8>,
-    /// Scratch: attributes (qualified name, raw value) of the start tag being read.
-    attrs: Inline<(Span, Span), 16>,
+    local: Inline<LocalNs, 4>,
+    /// Scratch: attributes of the start tag being read.
+    attrs: Inline<Attr, 8>,
     /// Names of the open elements, innermost last (end tags must match them).
     open: Inline<Span, 16>,
     /// Root bindings used so far by the current top-level element.
@@ -482,10 +593,15 @@ struct Parser<'a> {
     /// The top-level element being read.
     top: Option<Open>,
     /// Kept top-level elements.
-    found: Inline<Found, 8>,
+    found: Inline<Found, 4>,
 }
 
 impl<'a> Parser<'a> {
+    /// The text of a span (the body is valid UTF-8 and spans end at ASCII delimiters).
+    fn str(&self, span: Span) -> &'a str {
+        std::str::from_utf8(&self.b[span.range()]).unwrap_or_default()
+    }
+
     /// Reads the whole body: character data up to the next `<`, then one piece of markup.
     fn run(&mut self, bom: usize) -> Result<(), PidfError> {
         let b = self.b;
@@ -493,12 +609,9 @@ impl<'a> Parser<'a> {
         let mut depth: u32 = 0;
         let mut root_seen = false;
         while i < b.len() {
-            let lt = memchr::memchr(b'<', &b[i..]).map_or(b.len(), |k| i + k);
-            if lt > i {
-                self.text(i, lt, depth)?;
-                if lt == b.len() {
-                    break;
-                }
+            let lt = self.char_data(i, depth)?;
+            if lt == b.len() {
+                break;
             }
             i = match b.get(lt + 1) {
                 Some(b'/') => {
@@ -515,7 +628,7 @@ impl<'a> Parser<'a> {
                     let Some(open) = self.open.pop() else {
                         return Err(nwf(lt, "unmatched end tag"));
                     };
-                    if name != &b[open.range()] {
+                    if !same(name, &b[open.range()]) {
                         return Err(nwf(lt, "mismatched end tag"));
                     }
                     self.close(depth, lt, gt + 1)?;
@@ -550,16 +663,45 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// Character data `[i, lt)` at `depth`: only white space outside the root; inside, every
-    /// `&` starts a well-formed reference and `]]>` does not occur (XML 1.0 §2.4).
-    fn text(&self, i: usize, lt: usize, depth: u32) -> Result<(), PidfError> {
-        let s = &self.b[i..lt];
+    /// Character data from `i` to the next `<` (returned; the body's length if none): only white
+    /// space outside the root; inside, every `&` starts a well-formed reference and `]]>` does
+    /// not occur (XML 1.0 §2.4).
+    fn char_data(&self, i: usize, depth: u32) -> Result<usize, PidfError> {
+        let b = self.b;
+        let mut lt = i;
+        let mut seen = 0u8;
+        // Short runs (most of a PIDF body) byte by byte; long ones with memchr.
+        while lt < b.len() && lt - i < 64 {
+            let c = b[lt];
+            if c == b'<' {
+                break;
+            }
+            seen |= CLASS[c as usize] | 0x80 * (CLASS[c as usize] & C_SPACE == 0) as u8;
+            lt += 1;
+        }
+        if lt < b.len() && b[lt] != b'<' {
+            lt = memchr::memchr(b'<', &b[lt..]).map_or(b.len(), |k| lt + k);
+            seen = 0xff;
+        }
+        if lt == i {
+            return Ok(lt);
+        }
         if depth == 0 {
-            if !s.iter().all(|&c| is_xml_space(c)) {
+            // 0x80: something other than white space
+            if seen & 0x80 != 0 && !b[i..lt].iter().all(|&c| is_xml_space(c)) {
                 return Err(nwf(i, "text outside root element"));
             }
-            return Ok(());
+            return Ok(lt);
         }
+        if seen & C_TEXT != 0 {
+            self.text(i, lt)?;
+        }
+        Ok(lt)
+    }
+
+    /// References and `]]>` in the character data `[i, lt)`.
+    fn text(&self, i: usize, lt: usize) -> Result<(), PidfError> {
+        let s = &self.b[i..lt];
         let mut k = 0;
         while let Some(off) = memchr::memchr2(b'&', b']', &s[k..]) {
             let j = k + off;
@@ -588,18 +730,25 @@ impl<'a> Parser<'a> {
     /// instruction. Returns the offset after it.
     fn pi(&self, lt: usize, bom: usize) -> Result<usize, PidfError> {
         let b = self.b;
-        let end = memchr::memmem::find(&b[lt + 2..], b"?>")
-            .map(|k| lt + 2 + k)
-            .ok_or(nwf(lt, "syntax error"))?;
+        let mut k = lt + 2;
+        let end = loop {
+            match memchr::memchr(b'?', &b[k..]) {
+                Some(q) if b.get(k + q + 1) == Some(&b'>') => break k + q,
+                Some(q) => k += q + 1,
+                None => return Err(nwf(lt, "syntax error")),
+            }
+        };
         let after = end + 2;
         let content = &b[lt + 2..end];
-        let raw = self.text.get(lt..after).ok_or(nwf(lt, "internal error"))?;
         if content.starts_with(b"xml") && (content.len() == 3 || is_xml_space(content[3])) {
             if lt != bom {
                 return Err(nwf(lt, "XML declaration not at start"));
             }
-            check_decl(raw, self.text, lt)?;
-        } else if !is_valid_pi(raw) {
+            let raw = &b[lt..after];
+            if !COMMON_DECLS.iter().any(|d| same(d, raw)) {
+                check_decl(self.str(Span::new(lt, after)), self.ascii, lt)?;
+            }
+        } else if !is_valid_pi(self.str(Span::new(lt, after))) {
             return Err(nwf(lt, "invalid processing instruction"));
         }
         Ok(after)
@@ -644,13 +793,16 @@ impl<'a> Parser<'a> {
     /// and whether it was empty (`/>`).
     fn element(&mut self, lt: usize, d: u32) -> Result<(Span, usize, bool), PidfError> {
         let b = self.b;
-        let mut j = lt + 1;
-        while j < b.len() && !matches!(b[j], b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'>') {
-            j += 1;
+        let (mut j, colon, ok) = scan_qname(b, lt + 1);
+        if !ok || !matches!(b.get(j), None | Some(b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'>')) {
+            return Err(nwf(lt, "invalid element name"));
         }
         let name = Span::new(lt + 1, j);
-        let (prefix, local) = split_qname(&b[name.range()]).ok_or(nwf(lt, "invalid element name"))?;
-        if prefix == b"xmlns" {
+        let (prefix, local) = match colon {
+            Some(c) => (&b[lt + 1..c], &b[c + 1..j]),
+            None => (&b[..0], &b[lt + 1..j]),
+        };
+        if same(prefix, b"xmlns") {
             return Err(nwf(lt, "invalid element name"));
         }
         if d == 2 {
@@ -658,9 +810,10 @@ impl<'a> Parser<'a> {
             self.local.clear();
         }
         self.attrs.clear();
+        let mut prefixed = false;
         let (after, empty) = loop {
             let ws = j;
-            while j < b.len() && is_xml_space(b[j]) {
+            while j < b.len() && CLASS[b[j] as usize] & C_SPACE != 0 {
                 j += 1;
             }
             match b.get(j) {
@@ -673,20 +826,22 @@ impl<'a> Parser<'a> {
                 _ => {}
             }
             let ks = j;
-            while j < b.len()
-                && !matches!(b[j], b'=' | b' ' | b'\t' | b'\n' | b'\r' | b'>' | b'/')
-            {
-                j += 1;
+            let (ke, kc, ok) = scan_qname(b, ks);
+            if !ok {
+                return Err(nwf(lt, "invalid attribute name"));
             }
-            let key = Span::new(ks, j);
-            while j < b.len() && is_xml_space(b[j]) {
+            if !matches!(b.get(ke), None | Some(b'=' | b' ' | b'\t' | b'\n' | b'\r' | b'>' | b'/')) {
+                return Err(nwf(lt, "malformed attribute"));
+            }
+            j = ke;
+            while j < b.len() && CLASS[b[j] as usize] & C_SPACE != 0 {
                 j += 1;
             }
             if b.get(j) != Some(&b'=') {
                 return Err(nwf(lt, "malformed attribute"));
             }
             j += 1;
-            while j < b.len() && is_xml_space(b[j]) {
+            while j < b.len() && CLASS[b[j] as usize] & C_SPACE != 0 {
                 j += 1;
             }
             let quote = match b.get(j) {
@@ -698,32 +853,22 @@ impl<'a> Parser<'a> {
                 .map(|k| vs + k)
                 .ok_or(nwf(lt, "syntax error"))?;
             j = ve + 1;
-            self.attribute(key, Span::new(vs, ve), lt, d)?;
+            prefixed |= kc.is_some();
+            self.attribute(
+                Attr {
+                    key: Span::new(ks, ke),
+                    value: Span::new(vs, ve),
+                    colon: kc.unwrap_or(0) as u32,
+                },
+                lt,
+                d,
+            )?;
         };
         let ns = self
             .resolve(prefix)
             .ok_or(nwf(lt, "undeclared namespace prefix"))?;
-        for i in 0..self.attrs.len() {
-            let (key, value) = self.attrs.as_slice()[i];
-            let key = &b[key.range()];
-            let Some(colon) = memchr::memchr(b':', key) else {
-                continue;
-            };
-            let (p, l) = (&key[..colon], &key[colon + 1..]);
-            if p == b"xmlns" {
-                continue;
-            }
-            let r = self
-                .resolve(p)
-                .ok_or(nwf(lt, "undeclared namespace prefix"))?;
-            // `xsi:type` holds a QName (unprefixed: default namespace) whose prefix must stay
-            // bound; an unknown one is a schema error, not a well-formedness error, so it is only
-            // recorded when it resolves.
-            if l == b"type" && self.uri(r) == XSI_NS.as_bytes() {
-                let v = self.text.get(value.range()).unwrap_or_default().trim();
-                let vp = v.split_once(':').map_or("", |(vp, _)| vp);
-                let _ = self.resolve(vp.as_bytes());
-            }
+        if prefixed {
+            self.prefixed_attributes(lt)?;
         }
         match d {
             1 => self.root(ns, local)?,
@@ -731,12 +876,12 @@ impl<'a> Parser<'a> {
             _ => {
                 if self.top.is_some_and(|o| o.kind == Some(ElementKind::Tuple)) {
                     // RFC 3863 §4.1.2-§4.1.4: tuple > status > basic, basic is open or closed.
-                    let pidf = ns_is(self.uri(ns), PIDF_NS);
+                    let pidf = self.is_ns(ns, self.pidf_ns, PIDF_NS);
                     let o = self.top.as_mut().expect("checked");
-                    if d == 3 && pidf && local == b"status" {
+                    if d == 3 && pidf && same(local, b"status") {
                         o.saw_status = true;
                         o.in_status = !empty;
-                    } else if d == 4 && o.in_status && pidf && local == b"basic" {
+                    } else if d == 4 && o.in_status && pidf && same(local, b"basic") {
                         if empty {
                             return Err(PidfError::InvalidBasic);
                         }
@@ -748,27 +893,61 @@ impl<'a> Parser<'a> {
         Ok((name, after, empty))
     }
 
-    /// One attribute of the start tag at `at` (element depth `d`).
-    fn attribute(&mut self, key: Span, value: Span, at: usize, d: u32) -> Result<(), PidfError> {
+    /// Prefixes of the attributes just read (other than `xmlns:`) must be bound.
+    fn prefixed_attributes(&mut self, at: usize) -> Result<(), PidfError> {
         let b = self.b;
-        let k = &b[key.range()];
-        if split_qname(k).is_none() {
-            return Err(nwf(at, "invalid attribute name"));
+        for i in 0..self.attrs.len() {
+            let a = self.attrs.as_slice()[i];
+            if a.colon == 0 {
+                continue;
+            }
+            let (p, l) = (
+                &b[a.key.start as usize..a.colon as usize],
+                &b[a.colon as usize + 1..a.key.end as usize],
+            );
+            if same(p, b"xmlns") {
+                continue;
+            }
+            let r = self
+                .resolve(p)
+                .ok_or(nwf(at, "undeclared namespace prefix"))?;
+            // `xsi:type` holds a QName (unprefixed: default namespace) whose prefix must stay
+            // bound; an unknown one is a schema error, not a well-formedness error, so it is only
+            // recorded when it resolves.
+            if same(l, b"type") && self.uri(r) == XSI_NS.as_bytes() {
+                let v = self.str(a.value).trim();
+                let vp = v.split_once(':').map_or("", |(vp, _)| vp);
+                let _ = self.resolve(vp.as_bytes());
+            }
         }
+        Ok(())
+    }
+
+    /// One attribute of the start tag at `at` (element depth `d`).
+    fn attribute(&mut self, a: Attr, at: usize, d: u32) -> Result<(), PidfError> {
+        let b = self.b;
+        let k = &b[a.key.range()];
         // XML 1.0 §3.1 WFC: Unique Att Spec.
-        if self.attrs.as_slice().iter().any(|(k2, _)| &b[k2.range()] == k) {
+        if self
+            .attrs
+            .as_slice()
+            .iter()
+            .any(|o| same(&b[o.key.range()], k))
+        {
             return Err(nwf(at, "duplicate attribute"));
         }
         // XML 1.0 §3.1 WFC: No < in Attribute Values; references must be well-formed.
-        if !is_valid_attr_value(&b[value.range()]) {
+        if !is_valid_attr_value(&b[a.value.range()]) {
             return Err(nwf(at, "invalid attribute value"));
         }
-        if k == b"xmlns" {
-            self.declare(Span::new(key.end as usize, key.end as usize), value, at, d)?;
-        } else if k.starts_with(b"xmlns:") {
-            self.declare(Span::new(key.start as usize + 6, key.end as usize), value, at, d)?;
+        if k.starts_with(b"xmlns") {
+            if k.len() == 5 {
+                self.declare(Span::new(a.key.end as usize, a.key.end as usize), a.value, at, d)?;
+            } else if a.colon as usize == a.key.start as usize + 5 {
+                self.declare(Span::new(a.colon as usize + 1, a.key.end as usize), a.value, at, d)?;
+            }
         }
-        self.attrs.push((key, value));
+        self.attrs.push(a);
         Ok(())
     }
 
@@ -780,13 +959,17 @@ impl<'a> Parser<'a> {
         if d == 4
             && let Some(start) = self.top.as_mut().and_then(|o| o.basic_start.take())
         {
-            let raw = self.text.get(start..at).unwrap_or_default();
-            let value = if raw.contains('&') {
-                quick_xml::escape::unescape(raw).unwrap_or(Cow::Borrowed(""))
-            } else {
-                Cow::Borrowed(raw)
+            let raw = &self.b[start..at];
+            let ok = match raw {
+                b"open" | b"closed" => true,
+                _ if raw.contains(&b'&') => {
+                    let value = quick_xml::escape::unescape(self.str(Span::new(start, at)))
+                        .unwrap_or(Cow::Borrowed(""));
+                    value == "open" || value == "closed"
+                }
+                _ => false,
             };
-            if value != "open" && value != "closed" {
+            if !ok {
                 return Err(PidfError::InvalidBasic);
             }
         }
@@ -797,13 +980,13 @@ impl<'a> Parser<'a> {
         }
         if d == 2
             && let Some(o) = self.top.take()
-            && o.kind.is_some()
+            && let Some(kind) = o.kind
         {
-            if o.kind == Some(ElementKind::Tuple) && !o.saw_status {
+            if kind == ElementKind::Tuple && !o.saw_status {
                 return Err(PidfError::MissingStatus);
             }
             self.found.push(Found {
-                kind: o.kind,
+                kind,
                 start: o.start as u32,
                 end: after as u32,
                 name_end: o.name_end as u32,
@@ -818,7 +1001,7 @@ impl<'a> Parser<'a> {
     /// Reads `<presence>`: its namespace and `entity` (its declarations are recorded already).
     fn root(&mut self, ns: Resolved, local: &[u8]) -> Result<(), PidfError> {
         // RFC 3863 §4.1.1: the root is `presence` in the PIDF namespace, whatever the prefix.
-        if local != b"presence" || !ns_is(self.uri(ns), PIDF_NS) {
+        if !same(local, b"presence") || !ns_is(self.uri(ns), PIDF_NS) {
             return Err(PidfError::NotPidf);
         }
         if !self
@@ -835,8 +1018,13 @@ impl<'a> Parser<'a> {
         if self.root_ns.len() > MAX_ROOT_NAMESPACES {
             return Err(PidfError::TooManyNamespaces);
         }
+        for (i, n) in self.root_ns.as_slice().iter().enumerate() {
+            let uri = &self.b[n.uri.range()];
+            self.pidf_ns |= (ns_is(uri, PIDF_NS) as u128) << i;
+            self.dm_ns |= (ns_is(uri, DATA_MODEL_NS) as u128) << i;
+        }
         match self.attr(b"entity") {
-            Some(raw) if !self.text.get(raw.range()).unwrap_or_default().trim().is_empty() => {
+            Some(raw) if !self.str(raw).trim().is_empty() => {
                 self.entity = raw;
                 Ok(())
             }
@@ -844,22 +1032,30 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Whether `r` resolves to `ns` (`mask`: the root bindings known to be `ns`).
+    fn is_ns(&self, r: Resolved, mask: u128, ns: &str) -> bool {
+        match r {
+            Resolved::Root(i) => mask >> i & 1 != 0,
+            Resolved::Local(u) => ns_is(&self.b[u.range()], ns),
+            Resolved::Xml | Resolved::NoNamespace => false,
+        }
+    }
+
     /// Reads the start tag of a top-level child of `<presence>` and classifies it.
     fn top(&mut self, ns: Resolved, local: &[u8], name: Span) -> Result<(), PidfError> {
-        let uri = self.uri(ns);
-        let kind = if ns_is(uri, PIDF_NS) {
+        let kind = if self.is_ns(ns, self.pidf_ns, PIDF_NS) {
             // pidf.xsd: `tuple*, note*, ##other*`; other PIDF names are not allowed here.
             match local {
                 b"tuple" => Some(ElementKind::Tuple),
                 b"note" => Some(ElementKind::Note),
                 _ => None,
             }
-        } else if uri.is_empty() {
+        } else if self.uri(ns).is_empty() {
             // `##other` excludes unqualified elements: not representable in a valid document.
             None
-        } else if local == b"person" && ns_is(uri, DATA_MODEL_NS) {
+        } else if same(local, b"person") && self.is_ns(ns, self.dm_ns, DATA_MODEL_NS) {
             Some(ElementKind::Person)
-        } else if local == b"device" && ns_is(uri, DATA_MODEL_NS) {
+        } else if same(local, b"device") && self.is_ns(ns, self.dm_ns, DATA_MODEL_NS) {
             Some(ElementKind::Device)
         } else {
             Some(ElementKind::Other)
@@ -899,12 +1095,11 @@ impl<'a> Parser<'a> {
     fn declare(&mut self, prefix: Span, uri: Span, at: usize, d: u32) -> Result<(), PidfError> {
         let b = self.b;
         let (p, u) = (&b[prefix.range()], &b[uri.range()]);
-        let value = unescape(self.text.get(uri.range()).unwrap_or_default())
-            .map_err(|_| nwf(at, "invalid reference"))?;
-        if p == b"xmlns" {
+        let value = unescape(self.str(uri)).map_err(|_| nwf(at, "invalid reference"))?;
+        if same(p, b"xmlns") {
             return Err(nwf(at, "reserved prefix xmlns declared"));
         }
-        if p == b"xml" {
+        if same(p, b"xml") {
             if value != XML_NS {
                 return Err(nwf(at, "reserved prefix xml rebound"));
             }
@@ -935,7 +1130,7 @@ impl<'a> Parser<'a> {
     /// Resolves a prefix (`""` = default namespace, for element names only) in the current scope.
     fn resolve(&mut self, prefix: &[u8]) -> Option<Resolved> {
         let b = self.b;
-        if prefix == b"xml" {
+        if same(prefix, b"xml") {
             return Some(Resolved::Xml);
         }
         if let Some(l) = self
@@ -943,7 +1138,7 @@ impl<'a> Parser<'a> {
             .as_slice()
             .iter()
             .rev()
-            .find(|l| &b[l.prefix.range()] == prefix)
+            .find(|l| same(&b[l.prefix.range()], prefix))
         {
             return Some(Resolved::Local(l.uri));
         }
@@ -951,7 +1146,7 @@ impl<'a> Parser<'a> {
             .root_ns
             .as_slice()
             .iter()
-            .position(|n| &b[n.prefix.range()] == prefix)
+            .position(|n| same(&b[n.prefix.range()], prefix))
         {
             self.uses |= 1u128 << i;
             return Some(Resolved::Root(i));
@@ -973,17 +1168,17 @@ impl<'a> Parser<'a> {
         self.attrs
             .as_slice()
             .iter()
-            .find(|(k, _)| &self.b[k.range()] == name)
-            .map(|(_, v)| *v)
+            .find(|a| same(&self.b[a.key.range()], name))
+            .map(|a| a.value)
     }
 
     /// The document: the kept elements as slices of `body`, the entity and ids unescaped.
     fn finish(self, body: &Bytes) -> Result<PidfDocument, PidfError> {
-        let text = self.text;
         let shared = |span: Span| -> Result<SharedStr, PidfError> {
-            let raw = text.get(span.range()).unwrap_or_default();
-            if raw.contains('&') {
-                let v = quick_xml::escape::unescape(raw).map_err(|_| nwf(0, "invalid reference"))?;
+            let raw = &self.b[span.range()];
+            if raw.contains(&b'&') {
+                let v = quick_xml::escape::unescape(self.str(span))
+                    .map_err(|_| nwf(0, "invalid reference"))?;
                 Ok(SharedStr(Bytes::from(v.into_owned())))
             } else {
                 Ok(SharedStr(body.slice(span.range())))
@@ -992,9 +1187,8 @@ impl<'a> Parser<'a> {
         let found = self.found.as_slice();
         let mut elements = Vec::with_capacity(found.len());
         for f in found {
-            let Some(kind) = f.kind else { continue };
             elements.push(PidfElement {
-                kind,
+                kind: f.kind,
                 name_end: f.name_end,
                 id: f.id.map(shared).transpose()?,
                 raw: body.slice(f.start as usize..f.end as usize),
@@ -1008,13 +1202,13 @@ impl<'a> Parser<'a> {
         }
         check_unique_ids(&elements)?;
         // RFC 3863 §4.1.1: the entity, unescaped, without surrounding white space.
-        let raw = text.get(self.entity.range()).unwrap_or_default();
+        let raw = self.str(self.entity);
         let entity = if raw.contains('&') {
             let v = quick_xml::escape::unescape(raw).map_err(|_| nwf(0, "invalid reference"))?;
             SharedStr(Bytes::from(v.trim().to_owned()))
         } else {
             let t = raw.trim();
-            let start = t.as_ptr() as usize - text.as_ptr() as usize;
+            let start = self.entity.start as usize + (t.as_ptr() as usize - raw.as_ptr() as usize);
             SharedStr(body.slice(start..start + t.len()))
         };
         Ok(PidfDocument {
@@ -1055,17 +1249,6 @@ fn is_name(b: &[u8]) -> bool {
         && b.iter().all(|&c| {
             c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b':') || c >= 0x80
         })
-}
-
-/// `prefix:local` or `local` with both parts NCNames (Namespaces in XML 1.0 §4).
-fn split_qname(name: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (prefix, local) = match memchr::memchr(b':', name) {
-        Some(i) => (&name[..i], &name[i + 1..]),
-        None => (&name[..0], name),
-    };
-    let ncname = |s: &[u8]| !s.contains(&b':') && is_name(s);
-    ((prefix.is_empty() && !name.starts_with(b":") || ncname(prefix)) && ncname(local))
-        .then_some((prefix, local))
 }
 
 /// Name of a general reference without `&` and `;`: predefined entity or character reference to
@@ -1117,7 +1300,7 @@ fn is_valid_attr_value(raw: &[u8]) -> bool {
 
 /// The XML declaration `<?xml ...?>` follows XML 1.0 §2.8 (quick-xml is lenient there) and, for
 /// a non-ASCII body, names UTF-8: elements are copied byte for byte into UTF-8 documents.
-fn check_decl(decl: &str, text: &str, at: usize) -> Result<(), PidfError> {
+fn check_decl(decl: &str, ascii: bool, at: usize) -> Result<(), PidfError> {
     let bad = || nwf(at, "bad XML declaration");
     let mut rest = decl
         .strip_prefix("<?xml")
@@ -1154,7 +1337,7 @@ fn check_decl(decl: &str, text: &str, at: usize) -> Result<(), PidfError> {
             Ok(())
         }
         // Same bytes as UTF-8 when the body is plain ASCII.
-        Some(enc) if text.is_ascii() && is_ascii_compatible(enc) => Ok(()),
+        Some(enc) if ascii && is_ascii_compatible(enc) => Ok(()),
         Some(_) => Err(PidfError::UnsupportedEncoding),
     }
 }
