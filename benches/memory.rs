@@ -139,11 +139,66 @@ fn main() {
         println!(
             "memory/presentity: {per_p:.0} bytes of live heap ({published} published presentities)"
         );
+        presentity_breakdown(&mut engine, published, per_p);
     }
     println!(
         "memory/subscription: {per_w:.0} bytes of live heap ({watchers} subscriptions, settled)"
     );
     breakdown(&mut engine, watchers, per_w);
+}
+
+/// Where a published presentity's bytes go (before any subscription): its publication's
+/// document, the composed view, the URI and index entries, the rest (bevy records and tables).
+fn presentity_breakdown(engine: &mut Engine, published: usize, per_p: f64) {
+    use presenced_systems::presence::components::{Presentity, Publication};
+    use presenced_systems::subscription::{Content, SourceUri};
+    let world = engine.world_mut();
+    let n = published as f64;
+    let (mut docs, mut pubs) = (0usize, 0usize);
+    for p in world.query::<&Publication>().iter(world) {
+        docs += p.doc.heap_bytes();
+        pubs += p.heap_bytes();
+    }
+    let views: usize = world
+        .query::<&Content>()
+        .iter(world)
+        .map(|c| c.body.len())
+        .sum();
+    let uris: usize = world
+        .query::<&SourceUri>()
+        .iter(world)
+        .map(|u| u.0.len())
+        .sum();
+    let lists: usize = world
+        .query::<&Presentity>()
+        .iter(world)
+        .map(|p| p.publications.capacity() * 8)
+        .sum();
+    let parts = [
+        ("publication document (body, element and namespace tables)", docs as f64 / n),
+        ("publication's other heap (entity tag)", pubs as f64 / n),
+        ("Publication component", size_of::<Publication>() as f64),
+        ("composed view (Content body)", views as f64 / n),
+        ("Content + Presentity + SourceUri components", (size_of::<Content>() + size_of::<Presentity>() + size_of::<SourceUri>()) as f64),
+        ("presentity URI text (SourceUri)", uris as f64 / n),
+        ("presentity publication lists", lists as f64 / n),
+    ];
+    let known: f64 = parts.iter().map(|(_, b)| b).sum();
+    for (name, b) in parts {
+        println!("  {name}: {b:.1} B");
+    }
+    if std::env::var("MEMORY_BENCH_TABLES").is_ok() {
+        println!("  entities: {}", world.entities().len());
+        for t in world.storages().tables.iter() {
+            if t.capacity() > 0 {
+                println!("  table: {} entities, capacity {}", t.entity_count(), t.capacity());
+            }
+        }
+    }
+    println!(
+        "  rest (index keys and tables, timers, entity records, change ticks, table slack, shared-buffer headers): {:.1} B",
+        per_p - known
+    );
 }
 
 /// Where a subscription's bytes go: the parts that can be read from the outside, and the rest

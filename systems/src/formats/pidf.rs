@@ -184,7 +184,8 @@ pub struct PidfDocument {
 }
 
 impl PidfDocument {
-    /// The whole body the elements are slices of.
+    /// The buffer the elements are slices of: the body given to [`parse_bytes`], or the pieces
+    /// of it that [`parse`] keeps.
     pub fn body(&self) -> &Bytes {
         &self.body
     }
@@ -274,35 +275,24 @@ impl PidfElement {
     }
 }
 
-/// Parses a PUBLISH body (`application/pidf+xml`); copies it once into a shared buffer.
+/// Parses a PUBLISH body (`application/pidf+xml`). What the document keeps (the entity, the
+/// root's namespace declarations and the kept elements, each verbatim; no prolog, markup of the
+/// root or white space between elements) is copied once into a buffer of its own: a document
+/// held as long as its publication lives pins nothing else and carries little beyond its
+/// elements.
 pub fn parse(body: &[u8]) -> Result<PidfDocument, PidfError> {
-    parse_bytes(Bytes::copy_from_slice(body))
+    let parser = Parser::read(body)?;
+    let (buf, moves) = parser.compact();
+    parser.finish(&Bytes::from(buf), &moves)
 }
 
 /// Parses a PUBLISH body already held in a [`Bytes`] (no copy: elements are slices of it).
 pub fn parse_bytes(body: Bytes) -> Result<PidfDocument, PidfError> {
-    if body.len() > u32::MAX as usize {
-        return Err(nwf(0, "document too large"));
-    }
-    let ascii = check_chars(&body)?;
-    let b: &[u8] = &body;
-    let bom = if b.starts_with(b"\xef\xbb\xbf") { 3 } else { 0 };
-    let mut parser = Parser {
-        b,
-        ascii,
-        root_ns: Inline::new(),
-        pidf_ns: 0,
-        dm_ns: 0,
-        local: Inline::new(),
-        attrs: Inline::new(),
-        open: Inline::new(),
-        uses: 0,
-        entity: Span::default(),
-        top: None,
-        found: Inline::new(),
-    };
-    parser.run(bom)?;
-    parser.finish(&body)
+    let all = [Move {
+        from: Span::new(0, body.len()),
+        to: 0,
+    }];
+    Parser::read(&body)?.finish(&body, &all)
 }
 
 /// XML 1.0 §2.2: the body is UTF-8 and holds no C0 control other than TAB, LF and CR. One pass
@@ -597,6 +587,67 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
+    /// Checks and reads a whole body.
+    fn read(b: &'a [u8]) -> Result<Parser<'a>, PidfError> {
+        if b.len() > u32::MAX as usize {
+            return Err(nwf(0, "document too large"));
+        }
+        let ascii = check_chars(b)?;
+        let bom = if b.starts_with(b"\xef\xbb\xbf") { 3 } else { 0 };
+        let mut parser = Parser {
+            b,
+            ascii,
+            root_ns: Inline::new(),
+            pidf_ns: 0,
+            dm_ns: 0,
+            local: Inline::new(),
+            attrs: Inline::new(),
+            open: Inline::new(),
+            uses: 0,
+            entity: Span::default(),
+            top: None,
+            found: Inline::new(),
+        };
+        parser.run(bom)?;
+        Ok(parser)
+    }
+
+    /// Copies what a document keeps into one exact-size buffer: the entity (as written,
+    /// trimmed), each root namespace declaration's prefix and value, and each kept element.
+    /// Returns it and where each piece moved.
+    fn compact(&self) -> (Vec<u8>, Vec<Move>) {
+        let b = self.b;
+        let entity = self.trimmed_entity();
+        let mut pieces: Vec<Span> = Vec::with_capacity(1 + 2 * self.root_ns.len() + self.found.len());
+        pieces.push(entity);
+        for n in self.root_ns.as_slice() {
+            pieces.extend([n.prefix, n.uri].into_iter().filter(|s| !s.is_empty()));
+        }
+        pieces.extend(self.found.as_slice().iter().map(|f| Span {
+            start: f.start,
+            end: f.end,
+        }));
+        let len = pieces.iter().map(|s| (s.end - s.start) as usize).sum();
+        let mut buf = Vec::with_capacity(len);
+        let moves = pieces
+            .into_iter()
+            .map(|from| {
+                let to = buf.len() as u32;
+                buf.extend_from_slice(&b[from.range()]);
+                Move { from, to }
+            })
+            .collect();
+        (buf, moves)
+    }
+
+    /// The raw `entity` value without surrounding white space (as `str::trim` has it).
+    fn trimmed_entity(&self) -> Span {
+        let raw = self.str(self.entity);
+        let t = raw.trim();
+        let start = self.entity.start as usize + (t.as_ptr() as usize - raw.as_ptr() as usize);
+        Span::new(start, start + t.len())
+    }
+
     /// The text of a span (the body is valid UTF-8 and spans end at ASCII delimiters).
     fn str(&self, span: Span) -> &'a str {
         std::str::from_utf8(&self.b[span.range()]).unwrap_or_default()
@@ -1172,16 +1223,29 @@ impl<'a> Parser<'a> {
             .map(|a| a.value)
     }
 
-    /// The document: the kept elements as slices of `body`, the entity and ids unescaped.
-    fn finish(self, body: &Bytes) -> Result<PidfDocument, PidfError> {
+    /// The document: the kept elements as slices of `owner`, into which `moves` say where
+    /// each piece of the body went; the entity and ids unescaped.
+    fn finish(self, owner: &Bytes, moves: &[Move]) -> Result<PidfDocument, PidfError> {
+        let place = |s: Span| -> Span {
+            if s.is_empty() {
+                return Span::default();
+            }
+            moves
+                .iter()
+                .find(|m| m.from.start <= s.start && s.end <= m.from.end)
+                .map_or(Span::default(), |m| Span {
+                    start: s.start - m.from.start + m.to,
+                    end: s.end - m.from.start + m.to,
+                })
+        };
+        let slice = |s: Span| owner.slice(place(s).range());
         let shared = |span: Span| -> Result<SharedStr, PidfError> {
-            let raw = &self.b[span.range()];
-            if raw.contains(&b'&') {
+            if self.b[span.range()].contains(&b'&') {
                 let v = quick_xml::escape::unescape(self.str(span))
                     .map_err(|_| nwf(0, "invalid reference"))?;
                 Ok(SharedStr(Bytes::from(v.into_owned())))
             } else {
-                Ok(SharedStr(body.slice(span.range())))
+                Ok(SharedStr(slice(span)))
             }
         };
         let found = self.found.as_slice();
@@ -1191,10 +1255,13 @@ impl<'a> Parser<'a> {
                 kind: f.kind,
                 name_end: f.name_end,
                 id: f.id.map(shared).transpose()?,
-                raw: body.slice(f.start as usize..f.end as usize),
+                raw: slice(Span {
+                    start: f.start,
+                    end: f.end,
+                }),
                 ns: match f.ns {
                     NsName::Static(s) => Bytes::from_static(s.as_bytes()),
-                    NsName::Body(span) => body.slice(span.range()),
+                    NsName::Body(span) => slice(span),
                     NsName::Empty => Bytes::new(),
                 },
                 uses: f.uses,
@@ -1202,22 +1269,36 @@ impl<'a> Parser<'a> {
         }
         check_unique_ids(&elements)?;
         // RFC 3863 §4.1.1: the entity, unescaped, without surrounding white space.
-        let raw = self.str(self.entity);
-        let entity = if raw.contains('&') {
-            let v = quick_xml::escape::unescape(raw).map_err(|_| nwf(0, "invalid reference"))?;
+        let entity = if self.b[self.entity.range()].contains(&b'&') {
+            let v = quick_xml::escape::unescape(self.str(self.entity))
+                .map_err(|_| nwf(0, "invalid reference"))?;
             SharedStr(Bytes::from(v.trim().to_owned()))
         } else {
-            let t = raw.trim();
-            let start = self.entity.start as usize + (t.as_ptr() as usize - raw.as_ptr() as usize);
-            SharedStr(body.slice(start..start + t.len()))
+            SharedStr(slice(self.trimmed_entity()))
         };
+        let namespaces = self
+            .root_ns
+            .as_slice()
+            .iter()
+            .map(|n| NsDecl {
+                prefix: place(n.prefix),
+                uri: place(n.uri),
+            })
+            .collect();
         Ok(PidfDocument {
             entity,
             elements,
-            body: body.clone(),
-            namespaces: self.root_ns.as_slice().into(),
+            body: owner.clone(),
+            namespaces,
         })
     }
+}
+
+/// A piece of the body copied into a document's own buffer, at offset `to`.
+#[derive(Debug, Clone, Copy)]
+struct Move {
+    from: Span,
+    to: u32,
 }
 
 fn unescape(raw: &str) -> Result<Cow<'_, str>, quick_xml::escape::EscapeError> {
@@ -1546,16 +1627,16 @@ pub fn compose(entity: &str, sources: &[&PidfDocument]) -> Bytes {
         }
     }
 
-    let mut cap = XML_DECL.len() + ROOT_OPEN.len() + escaped_len(entity) + 32;
-    cap += root
-        .iter()
-        .map(|(p, u)| p.len() + u.len() + 10)
-        .sum::<usize>();
+    // The exact length: the view is kept as long as the presentity is published, so its buffer
+    // has no slack (and, as a boxed slice, needs no separate reference-count header until shared).
+    let mut cap = XML_DECL.len() + ROOT_OPEN.len() + escaped_len(entity);
+    cap += root.iter().map(|(p, u)| decl_len(p, u)).sum::<usize>();
+    cap += if chosen.is_empty() { 3 } else { 1 + 13 };
     for &(si, ei) in &chosen {
         let (doc, el) = (sources[si], &sources[si].elements[ei]);
         cap += el.raw.len() + 1;
         cap += missing_decls(doc, el, &root)
-            .map(|(p, u)| p.len() + u.len() + 10)
+            .map(|(p, u)| decl_len(p, u))
             .sum::<usize>();
     }
     let mut out = Vec::with_capacity(cap);
@@ -1567,6 +1648,7 @@ pub fn compose(entity: &str, sources: &[&PidfDocument]) -> Bytes {
     push_entity(&mut out, entity);
     if chosen.is_empty() {
         out.extend_from_slice(b"/>\n");
+        debug_assert_eq!(out.len(), cap, "compose pre-sizing");
         return Bytes::from(out);
     }
     out.push(b'>');
@@ -1585,11 +1667,7 @@ pub fn compose(entity: &str, sources: &[&PidfDocument]) -> Bytes {
         }
     }
     out.extend_from_slice(b"\n</presence>\n");
-    debug_assert!(
-        out.len() <= cap,
-        "compose pre-sizing: {} > {cap}",
-        out.len()
-    );
+    debug_assert_eq!(out.len(), cap, "compose pre-sizing");
     Bytes::from(out)
 }
 
@@ -1650,16 +1728,23 @@ fn push_decl(out: &mut Vec<u8>, prefix: &str, uri: &str) {
 
 /// Length of ` entity="..."` as written by [`push_entity`].
 fn escaped_len(entity: &str) -> usize {
-    let extra: usize = entity
+    let written: usize = entity
         .bytes()
         .map(|b| match b {
-            b'&' | b'\t' | b'\n' | b'\r' => 4,
-            b'<' | b'>' => 3,
-            b'"' => 5,
-            _ => 0,
+            b'&' => 5,
+            b'<' | b'>' | b'\t' => 4,
+            b'\n' | b'\r' => 5,
+            b'"' => 6,
+            0..0x20 => 0,
+            _ => 1,
         })
         .sum();
-    10 + entity.len() + extra
+    10 + written
+}
+
+/// Length of ` xmlns[:prefix]="uri"` as written by [`push_decl`].
+fn decl_len(prefix: &str, uri: &str) -> usize {
+    6 + if prefix.is_empty() { 0 } else { 1 + prefix.len() } + 3 + uri.len()
 }
 
 /// ` entity="..."` with the value escaped for a double-quoted attribute.

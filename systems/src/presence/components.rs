@@ -67,20 +67,79 @@ pub fn aor_of(uri: &SourceUri) -> &str {
 #[component(storage = "SparseSet")]
 pub struct Recompose;
 
-/// One publication (RFC 3903 event state), identified by its entity tag.
+/// One publication (RFC 3903 event state), identified by its entity tag. Its place in its
+/// presentity's [`Presentity::publications`] is its order of last modification.
 #[derive(Component, Debug)]
 pub struct Publication {
     pub presentity: Entity,
-    pub etag: Box<str>,
+    /// Number of its entity tag, which is written [`etag_text`] (so the tag is not stored).
+    pub etag: u64,
     pub expires_at: Time,
     pub doc: PidfDocument,
-    /// Order of last modification: newer sources win for elements with the same id.
-    pub seq: u64,
+}
+
+impl Publication {
+    /// Heap bytes the publication holds besides its document (for memory accounting).
+    pub fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// Entity tag number `n` as written in SIP-ETag: the engine seed's low 32 bits, then `n` with
+/// at least six digits, both in lowercase hex.
+pub fn etag_text(seed: u64, n: u64) -> String {
+    format!("{:x}{:06x}", seed & 0xffff_ffff, n)
+}
+
+/// The number of an entity tag [`etag_text`] wrote with this seed; `None` for any other text.
+pub fn etag_number(seed: u64, tag: &str) -> Option<u64> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let s = seed & 0xffff_ffff;
+    let digits = if s == 0 {
+        1
+    } else {
+        (64 - s.leading_zeros() as usize).div_ceil(4)
+    };
+    let mut prefix = [0u8; 8];
+    for (i, p) in prefix[..digits].iter_mut().enumerate() {
+        *p = HEX[(s >> (4 * (digits - 1 - i))) as usize & 0xf];
+    }
+    let rest = tag.as_bytes().strip_prefix(&prefix[..digits])?;
+    if rest.len() < 6 || rest.len() > 16 || (rest.len() > 6 && rest[0] == b'0') {
+        return None;
+    }
+    rest.iter().try_fold(0u64, |n, &c| {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        Some(n << 4 | d as u64)
+    })
 }
 
 /// Index resources kept in step by the systems that spawn and despawn.
 #[derive(Resource, Default)]
 pub struct PresenceIndex {
     pub presentities: HashMap<Box<str>, Entity>,
-    pub etags: HashMap<Box<str>, Entity>,
+    /// Entity tag number -> publication.
+    pub etags: HashMap<u64, Entity>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_numbers_round_trip() {
+        for seed in [0u64, 1, 0xabc, 0xffff_ffff, 0x1234_5678_9abc_def0] {
+            for n in [0u64, 1, 0xfffff, 0x1000000, 0x1234_5678_9abc, u64::MAX] {
+                assert_eq!(etag_number(seed, &etag_text(seed, n)), Some(n), "{seed} {n}");
+            }
+        }
+        assert_eq!(etag_text(1, 5), "1000005");
+        for bad in ["", "1", "100005", "10000005", "1000x05", "1ABCDEF", "2000005", "1-00005"] {
+            assert_eq!(etag_number(1, bad), None, "{bad}");
+        }
+    }
 }

@@ -40,14 +40,13 @@ pub fn compose_views(
             commands.entity(e).despawn();
             continue;
         }
-        let mut docs: Vec<(u64, &pidf::PidfDocument)> = presentity
+        // `publications` is in order of last modification, oldest first: newer sources win.
+        let sources: Vec<&pidf::PidfDocument> = presentity
             .publications
             .iter()
             .filter_map(|&p| publications.get(p).ok())
-            .map(|p| (p.seq, &p.doc))
+            .map(|p| &p.doc)
             .collect();
-        docs.sort_unstable_by_key(|(seq, _)| *seq);
-        let sources: Vec<&pidf::PidfDocument> = docs.into_iter().map(|(_, d)| d).collect();
         compositions.0 += 1;
         let empty = || pidf::empty_view(&uri.0, config.closed_when_unpublished);
         let changed = match (sources.is_empty(), content) {

@@ -12,7 +12,10 @@ use crate::subscription::subscribe::{event_package, granted_expires};
 use crate::time::{Clock, Time};
 use crate::timers::{TimerKind, Timers};
 
-use super::components::{PresenceIndex, Presentity, Publication, Recompose, SourceUri, aor_of};
+use super::components::{
+    PresenceIndex, Presentity, Publication, Recompose, SourceUri, aor_of, etag_number, etag_text,
+};
+use crate::subscription::Content;
 use super::config::PresenceConfig;
 use super::{EVENT, PIDF};
 
@@ -22,21 +25,46 @@ pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
     if let Some(&e) = world.resource::<PresenceIndex>().presentities.get(aor) {
         return e;
     }
-    let uri = format!("sip:{aor}");
-    let e = world
-        .spawn((
-            Presentity {
-                publications: Vec::new(),
-                watchers: Default::default(),
-            },
-            SourceUri(uri.into()),
-        ))
-        .id();
+    let e = world.spawn(new_presentity(aor)).id();
+    index_presentity(world, aor, e);
+    e
+}
+
+/// The presentity entity for `aor` about to get a publication. When new it is spawned with the
+/// (still empty) view that this tick's composition fills: straight into the archetype of
+/// published presentities, not through the one of watched-only presentities (bevy tables keep
+/// their capacity: a growing population would leave a second, empty table behind).
+fn published_presentity(world: &mut World, aor: &str) -> Entity {
+    if let Some(&e) = world.resource::<PresenceIndex>().presentities.get(aor) {
+        return e;
+    }
+    let view = Content {
+        content_type: PIDF,
+        body: Default::default(),
+    };
+    let e = world.spawn((new_presentity(aor), view)).id();
+    index_presentity(world, aor, e);
+    e
+}
+
+fn new_presentity(aor: &str) -> (Presentity, SourceUri) {
+    let mut uri = String::with_capacity(4 + aor.len());
+    uri.push_str("sip:");
+    uri.push_str(aor);
+    (
+        Presentity {
+            publications: Vec::new(),
+            watchers: Default::default(),
+        },
+        SourceUri(uri.into_boxed_str()),
+    )
+}
+
+fn index_presentity(world: &mut World, aor: &str, e: Entity) {
     world
         .resource_mut::<PresenceIndex>()
         .presentities
         .insert(aor.into(), e);
-    e
 }
 
 /// Remove a publication and mark its presentity for recomposition.
@@ -44,7 +72,7 @@ pub fn remove_publication(world: &mut World, publication: Entity) {
     let Some(p) = world.get::<Publication>(publication) else {
         return;
     };
-    let (presentity, etag) = (p.presentity, p.etag.clone());
+    let (presentity, etag) = (p.presentity, p.etag);
     world.resource_mut::<PresenceIndex>().etags.remove(&etag);
     world.despawn(publication);
     if let Some(mut pr) = world.get_mut::<Presentity>(presentity) {
@@ -82,7 +110,7 @@ fn publish(world: &mut World, req: &Request) -> Answer {
             let (Some(tag), None) = (tags.next(), tags.next()) else {
                 return Answer::new(400, "SIP-If-Match must carry exactly one entity-tag");
             };
-            match live_publication(world, tag, &aor, now) {
+            match live_publication(world, tag, &aor, now, seed) {
                 Some(p) => Some(p),
                 None => return Answer::new(412, "Conditional Request Failed"),
             }
@@ -122,10 +150,8 @@ fn publish(world: &mut World, req: &Request) -> Answer {
         Some(doc)
     };
     let at = now.plus_secs(granted as u64);
-    let (etag, seq) = {
-        let mut ids = world.resource_mut::<Ids>();
-        (ids.token(seed), ids.seq())
-    };
+    let n = world.resource_mut::<Ids>().seq();
+    let etag = etag_text(seed, n);
     // Steps 6-8: create, refresh, modify or remove; every 2xx carries SIP-ETag and Expires.
     let ok = |etag: String, secs: u32| {
         Answer::new(200, "OK")
@@ -139,25 +165,20 @@ fn publish(world: &mut World, req: &Request) -> Answer {
         if granted == 0 {
             return Answer::new(400, "Initial PUBLISH with Expires 0");
         }
-        let presentity = presentity_for(world, &aor);
+        let presentity = published_presentity(world, &aor);
         let p = world
             .spawn(Publication {
                 presentity,
-                etag: etag.as_str().into(),
+                etag: n,
                 expires_at: at,
                 doc,
-                seq,
             })
             .id();
-        world
-            .resource_mut::<PresenceIndex>()
-            .etags
-            .insert(etag.as_str().into(), p);
-        world
-            .get_mut::<Presentity>(presentity)
-            .expect("live")
-            .publications
-            .push(p);
+        world.resource_mut::<PresenceIndex>().etags.insert(n, p);
+        let mut pr = world.get_mut::<Presentity>(presentity).expect("live");
+        // most presentities have one source: no room for four
+        pr.publications.reserve_exact(1);
+        pr.publications.push(p);
         world.entity_mut(presentity).insert(Recompose);
         arm(world, p, at);
         return ok(etag, granted);
@@ -168,17 +189,16 @@ fn publish(world: &mut World, req: &Request) -> Answer {
         return ok(etag, 0);
     }
     let mut pb = world.get_mut::<Publication>(p).expect("live");
-    let old = std::mem::replace(&mut pb.etag, etag.as_str().into());
+    let old = std::mem::replace(&mut pb.etag, n);
     pb.expires_at = at;
     let presentity = pb.presentity;
     let modified = doc.is_some();
     if let Some(doc) = doc {
         pb.doc = doc;
-        pb.seq = seq;
     }
     let mut idx = world.resource_mut::<PresenceIndex>();
     idx.etags.remove(&old);
-    idx.etags.insert(etag.as_str().into(), p);
+    idx.etags.insert(n, p);
     if modified {
         // a modified source is now the newest: it wins on shared ids
         let mut pr = world.get_mut::<Presentity>(presentity).expect("live");
@@ -191,8 +211,9 @@ fn publish(world: &mut World, req: &Request) -> Answer {
 }
 
 /// The publication `etag` names, if it is live state of `aor`.
-fn live_publication(world: &World, etag: &str, aor: &str, now: Time) -> Option<Entity> {
-    let p = *world.resource::<PresenceIndex>().etags.get(etag)?;
+fn live_publication(world: &World, etag: &str, aor: &str, now: Time, seed: u64) -> Option<Entity> {
+    let n = etag_number(seed, etag)?;
+    let p = *world.resource::<PresenceIndex>().etags.get(&n)?;
     let pb = world.get::<Publication>(p)?;
     let uri = world.get::<SourceUri>(pb.presentity)?;
     (aor_of(uri) == aor && pb.expires_at > now).then_some(p)
