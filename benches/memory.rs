@@ -172,14 +172,20 @@ fn presentity_breakdown(engine: &mut Engine, published: usize, per_p: f64) {
     let lists: usize = world
         .query::<&Presentity>()
         .iter(world)
-        .map(|p| p.publications.capacity() * 8)
+        .map(|p| p.publications.bytes())
         .sum();
     let parts = [
-        ("publication document (body, element and namespace tables)", docs as f64 / n),
+        (
+            "publication document (body, element and namespace tables)",
+            docs as f64 / n,
+        ),
         ("publication's other heap (entity tag)", pubs as f64 / n),
         ("Publication component", size_of::<Publication>() as f64),
         ("composed view (Content body)", views as f64 / n),
-        ("Content + Presentity + SourceUri components", (size_of::<Content>() + size_of::<Presentity>() + size_of::<SourceUri>()) as f64),
+        (
+            "Content + Presentity + SourceUri components",
+            (size_of::<Content>() + size_of::<Presentity>() + size_of::<SourceUri>()) as f64,
+        ),
         ("presentity URI text (SourceUri)", uris as f64 / n),
         ("presentity publication lists", lists as f64 / n),
     ];
@@ -191,7 +197,11 @@ fn presentity_breakdown(engine: &mut Engine, published: usize, per_p: f64) {
         println!("  entities: {}", world.entities().len());
         for t in world.storages().tables.iter() {
             if t.capacity() > 0 {
-                println!("  table: {} entities, capacity {}", t.entity_count(), t.capacity());
+                println!(
+                    "  table: {} entities, capacity {}",
+                    t.entity_count(),
+                    t.capacity()
+                );
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Presence entities and the indexes that find them in O(1).
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use bevy_ecs::entity::{Entities, EntityIndex};
 use bevy_ecs::prelude::*;
@@ -16,9 +17,58 @@ use crate::time::Time;
 #[derive(Component, Debug)]
 pub struct Presentity {
     /// Live publications, oldest change first.
-    pub publications: Vec<Entity>,
+    pub publications: Publications,
     /// Subscriptions watching it.
     pub watchers: Watchers,
+}
+
+/// A presentity's live publications in order of last modification, oldest first: an exact-size
+/// list (nearly always of one), 16 bytes in the component instead of a `Vec`'s 24 and no spare
+/// capacity; it changes only when a publication starts, ends or is modified.
+#[derive(Debug, Default)]
+pub struct Publications(Box<[Entity]>);
+
+impl Publications {
+    /// Adds a publication as the newest.
+    pub fn push(&mut self, p: Entity) {
+        let mut v = std::mem::take(&mut self.0).into_vec();
+        v.reserve_exact(1);
+        v.push(p);
+        self.0 = v.into_boxed_slice();
+    }
+
+    /// Removes a publication.
+    pub fn remove(&mut self, p: Entity) {
+        if self.0.contains(&p) {
+            let mut v = std::mem::take(&mut self.0).into_vec();
+            v.retain(|&x| x != p);
+            self.0 = v.into_boxed_slice();
+        }
+    }
+
+    /// Makes a (modified) publication the newest.
+    pub fn move_to_end(&mut self, p: Entity) {
+        if let Some(i) = self.0.iter().position(|&x| x == p) {
+            self.0[i..].rotate_left(1);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Entity> + '_ {
+        self.0.iter().copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Bytes of the list's buffer.
+    pub fn bytes(&self) -> usize {
+        self.0.len() * size_of::<Entity>()
+    }
 }
 
 /// The subscriptions watching a presentity, by entity index (4 bytes each instead of 8: a
@@ -60,6 +110,28 @@ impl Watchers {
 /// The index key of a presentity (`user@host`) from its URI (`sip:user@host`).
 pub fn aor_of(uri: &SourceUri) -> &str {
     uri.0.strip_prefix("sip:").unwrap_or(&uri.0)
+}
+
+/// The 64-bit key a presentity `user@host` is indexed under (SipHash with fixed keys: the same
+/// in every run). Keys that collide take the next free keys (linear probing over the key space;
+/// the presentities' [`SourceUri`]s tell them apart).
+pub fn aor_key(aor: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    aor.hash(&mut h);
+    h.finish()
+}
+
+/// The presentity of `aor`, if there is one.
+pub fn find_presentity(world: &World, aor: &str) -> Option<Entity> {
+    let index = &world.resource::<PresenceIndex>().presentities;
+    let mut k = aor_key(aor);
+    loop {
+        let &e = index.get(&k)?;
+        if world.get::<SourceUri>(e).is_some_and(|u| aor_of(u) == aor) {
+            return Some(e);
+        }
+        k = k.wrapping_add(1);
+    }
 }
 
 /// Marker: the presentity's sources changed this tick; recompose.
@@ -121,9 +193,58 @@ pub fn etag_number(seed: u64, tag: &str) -> Option<u64> {
 /// Index resources kept in step by the systems that spawn and despawn.
 #[derive(Resource, Default)]
 pub struct PresenceIndex {
-    pub presentities: HashMap<Box<str>, Entity>,
+    /// Presentities by [`aor_key`] of their `user@host`: the key text is not stored a second
+    /// time beside the presentity's [`SourceUri`], which tells colliding keys apart (see
+    /// [`find_presentity`]).
+    pub presentities: HashMap<u64, Entity>,
     /// Entity tag number -> publication.
     pub etags: HashMap<u64, Entity>,
+}
+
+impl PresenceIndex {
+    /// Indexes presentity `e` of `aor` (which has none yet).
+    pub fn add_presentity(&mut self, aor: &str, e: Entity) {
+        self.seat(aor_key(aor), e);
+    }
+
+    fn seat(&mut self, key: u64, e: Entity) {
+        let mut k = key;
+        while self.presentities.contains_key(&k) {
+            k = k.wrapping_add(1);
+        }
+        self.presentities.insert(k, e);
+    }
+
+    /// Forgets presentity `e`, indexed under `key` ([`aor_key`] of its `user@host`). Entries
+    /// that probed past it are seated again (`key_of` gives their keys); there are none unless
+    /// keys collided.
+    pub fn remove_presentity(
+        &mut self,
+        key: u64,
+        e: Entity,
+        key_of: impl Fn(Entity) -> Option<u64>,
+    ) {
+        let mut k = key;
+        loop {
+            match self.presentities.get(&k) {
+                None => return,
+                Some(&x) if x == e => break,
+                Some(_) => k = k.wrapping_add(1),
+            }
+        }
+        self.presentities.remove(&k);
+        let mut run = Vec::new();
+        let mut j = k.wrapping_add(1);
+        while let Some(x) = self.presentities.remove(&j) {
+            run.push(x);
+            j = j.wrapping_add(1);
+        }
+        for x in run {
+            if let Some(key) = key_of(x) {
+                self.seat(key, x);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -131,14 +252,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn colliding_keys_probe_and_reseat() {
+        let mut world = World::new();
+        let [a, b, c, d] = [(); 4].map(|_| world.spawn_empty().id());
+        let mut index = PresenceIndex::default();
+        let home = |x: Entity| Some(if x == a || x == b { 5 } else { 6 });
+        index.seat(5, a);
+        index.seat(5, b); // collides: 6
+        index.seat(6, c); // 7
+        index.seat(9, d);
+        assert_eq!(index.presentities.get(&6), Some(&b));
+        assert_eq!(index.presentities.get(&7), Some(&c));
+        index.remove_presentity(5, a, home);
+        let at = |k: u64| index.presentities.get(&k).copied();
+        assert_eq!(
+            (at(5), at(6), at(7), at(9)),
+            (Some(b), Some(c), None, Some(d))
+        );
+        index.remove_presentity(6, c, home);
+        index.remove_presentity(5, b, home);
+        assert_eq!(index.presentities.len(), 1);
+        index.remove_presentity(5, d, home); // not there: nothing happens
+        assert_eq!(index.presentities.len(), 1);
+    }
+
+    #[test]
     fn etag_numbers_round_trip() {
         for seed in [0u64, 1, 0xabc, 0xffff_ffff, 0x1234_5678_9abc_def0] {
             for n in [0u64, 1, 0xfffff, 0x1000000, 0x1234_5678_9abc, u64::MAX] {
-                assert_eq!(etag_number(seed, &etag_text(seed, n)), Some(n), "{seed} {n}");
+                assert_eq!(
+                    etag_number(seed, &etag_text(seed, n)),
+                    Some(n),
+                    "{seed} {n}"
+                );
             }
         }
         assert_eq!(etag_text(1, 5), "1000005");
-        for bad in ["", "1", "100005", "10000005", "1000x05", "1ABCDEF", "2000005", "1-00005"] {
+        for bad in [
+            "", "1", "100005", "10000005", "1000x05", "1ABCDEF", "2000005", "1-00005",
+        ] {
             assert_eq!(etag_number(1, bad), None, "{bad}");
         }
     }

@@ -9,7 +9,9 @@ use crate::formats::pidf;
 use crate::subscription::{Content, NotifyQueue, Subscription};
 
 use super::PIDF;
-use super::components::{PresenceIndex, Presentity, Publication, Recompose, SourceUri, aor_of};
+use super::components::{
+    PresenceIndex, Presentity, Publication, Recompose, SourceUri, aor_key, aor_of,
+};
 use super::config::PresenceConfig;
 
 /// Views composed so far (a presentity's sources composed into one document), for tests and
@@ -25,6 +27,7 @@ pub struct Compositions(pub u64);
 pub fn compose_views(
     mut commands: Commands,
     mut changed: Query<(Entity, &Presentity, &SourceUri, Option<&mut Content>), With<Recompose>>,
+    uris: Query<&SourceUri>,
     publications: Query<&Publication>,
     mut subs: Query<&mut Subscription>,
     mut queue: ResMut<NotifyQueue>,
@@ -36,7 +39,9 @@ pub fn compose_views(
     for (e, presentity, uri, content) in changed.iter_mut() {
         commands.entity(e).remove::<Recompose>();
         if presentity.publications.is_empty() && presentity.watchers.is_empty() {
-            index.presentities.remove(aor_of(uri));
+            index.remove_presentity(aor_key(aor_of(uri)), e, |x| {
+                uris.get(x).ok().map(|u| aor_key(aor_of(u)))
+            });
             commands.entity(e).despawn();
             continue;
         }
@@ -44,7 +49,7 @@ pub fn compose_views(
         let sources: Vec<&pidf::PidfDocument> = presentity
             .publications
             .iter()
-            .filter_map(|&p| publications.get(p).ok())
+            .filter_map(|p| publications.get(p).ok())
             .map(|p| &p.doc)
             .collect();
         compositions.0 += 1;

@@ -14,15 +14,16 @@ use crate::timers::{TimerKind, Timers};
 
 use super::components::{
     PresenceIndex, Presentity, Publication, Recompose, SourceUri, aor_of, etag_number, etag_text,
+    find_presentity,
 };
-use crate::subscription::Content;
 use super::config::PresenceConfig;
 use super::{EVENT, PIDF};
+use crate::subscription::Content;
 
 /// The presentity entity for `aor`, spawned when new (with no view: until somebody publishes,
 /// NOTIFYs carry the empty view built from its URI).
 pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
-    if let Some(&e) = world.resource::<PresenceIndex>().presentities.get(aor) {
+    if let Some(e) = find_presentity(world, aor) {
         return e;
     }
     let e = world.spawn(new_presentity(aor)).id();
@@ -35,7 +36,7 @@ pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
 /// published presentities, not through the one of watched-only presentities (bevy tables keep
 /// their capacity: a growing population would leave a second, empty table behind).
 fn published_presentity(world: &mut World, aor: &str) -> Entity {
-    if let Some(&e) = world.resource::<PresenceIndex>().presentities.get(aor) {
+    if let Some(e) = find_presentity(world, aor) {
         return e;
     }
     let view = Content {
@@ -53,7 +54,7 @@ fn new_presentity(aor: &str) -> (Presentity, SourceUri) {
     uri.push_str(aor);
     (
         Presentity {
-            publications: Vec::new(),
+            publications: Default::default(),
             watchers: Default::default(),
         },
         SourceUri(uri.into_boxed_str()),
@@ -61,10 +62,7 @@ fn new_presentity(aor: &str) -> (Presentity, SourceUri) {
 }
 
 fn index_presentity(world: &mut World, aor: &str, e: Entity) {
-    world
-        .resource_mut::<PresenceIndex>()
-        .presentities
-        .insert(aor.into(), e);
+    world.resource_mut::<PresenceIndex>().add_presentity(aor, e);
 }
 
 /// Remove a publication and mark its presentity for recomposition.
@@ -76,7 +74,7 @@ pub fn remove_publication(world: &mut World, publication: Entity) {
     world.resource_mut::<PresenceIndex>().etags.remove(&etag);
     world.despawn(publication);
     if let Some(mut pr) = world.get_mut::<Presentity>(presentity) {
-        pr.publications.retain(|&x| x != publication);
+        pr.publications.remove(publication);
         world.entity_mut(presentity).insert(Recompose);
     }
 }
@@ -175,10 +173,11 @@ fn publish(world: &mut World, req: &Request) -> Answer {
             })
             .id();
         world.resource_mut::<PresenceIndex>().etags.insert(n, p);
-        let mut pr = world.get_mut::<Presentity>(presentity).expect("live");
-        // most presentities have one source: no room for four
-        pr.publications.reserve_exact(1);
-        pr.publications.push(p);
+        world
+            .get_mut::<Presentity>(presentity)
+            .expect("live")
+            .publications
+            .push(p);
         world.entity_mut(presentity).insert(Recompose);
         arm(world, p, at);
         return ok(etag, granted);
@@ -202,8 +201,7 @@ fn publish(world: &mut World, req: &Request) -> Answer {
     if modified {
         // a modified source is now the newest: it wins on shared ids
         let mut pr = world.get_mut::<Presentity>(presentity).expect("live");
-        pr.publications.retain(|&x| x != p);
-        pr.publications.push(p);
+        pr.publications.move_to_end(p);
         world.entity_mut(presentity).insert(Recompose);
     }
     arm(world, p, at);

@@ -7,7 +7,7 @@ use crate::router::Answer;
 use crate::sip::Request;
 use crate::subscription::Subscription;
 
-use super::components::{PresenceIndex, Presentity, SourceUri, aor_of};
+use super::components::{PresenceIndex, Presentity, SourceUri, aor_key, aor_of, find_presentity};
 use super::config::PresenceConfig;
 use super::publish::presentity_for;
 
@@ -27,11 +27,7 @@ pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(),
     }
     let max = cfg.max_subscriptions_per_presentity;
     let aor = req.uri.aor();
-    let existing = world
-        .resource::<PresenceIndex>()
-        .presentities
-        .get(aor.as_str())
-        .copied();
+    let existing = find_presentity(world, &aor);
     if existing
         .and_then(|p| world.get::<Presentity>(p))
         .is_some_and(|p| p.watchers.len() >= max)
@@ -61,11 +57,12 @@ pub fn on_end(world: &mut World, sub: Entity) {
     p.watchers.remove(sub);
     if p.watchers.is_empty() && p.publications.is_empty() {
         if let Some(uri) = world.get::<SourceUri>(presentity) {
-            let aor: Box<str> = aor_of(uri).into();
-            world
-                .resource_mut::<PresenceIndex>()
-                .presentities
-                .remove(&aor);
+            let key = aor_key(aor_of(uri));
+            world.resource_scope(|world, mut index: Mut<PresenceIndex>| {
+                index.remove_presentity(key, presentity, |x| {
+                    world.get::<SourceUri>(x).map(|u| aor_key(aor_of(u)))
+                })
+            });
         }
         world.despawn(presentity);
     }
