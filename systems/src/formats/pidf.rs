@@ -244,6 +244,12 @@ enum NsRef {
     In(Span),
 }
 
+impl Default for NsRef {
+    fn default() -> Self {
+        NsRef::Static("")
+    }
+}
+
 /// Static namespace names an element may have, by code (0: text in its slice).
 const STATIC_NS: [&str; 5] = ["", PIDF_NS, DATA_MODEL_NS, XML_NS, ""];
 
@@ -314,7 +320,8 @@ impl PidfElement {
 /// held as long as its publication lives pins nothing else and carries little beyond its
 /// elements.
 pub fn parse(body: &[u8]) -> Result<PidfDocument, PidfError> {
-    let parser = Parser::read(body)?;
+    let mut parser = Parser::new(body, check_chars(body)?);
+    parser.run_all()?;
     let (buf, layout) = parser.compact();
     parser.finish(&Bytes::from(buf), layout)
 }
@@ -323,7 +330,8 @@ pub fn parse(body: &[u8]) -> Result<PidfDocument, PidfError> {
 /// the entity or an id holds a reference, whose unescaped text needs a buffer: then as
 /// [`parse`]).
 pub fn parse_bytes(body: Bytes) -> Result<PidfDocument, PidfError> {
-    let parser = Parser::read(&body)?;
+    let mut parser = Parser::new(&body, check_chars(&body)?);
+    parser.run_all()?;
     match parser.in_place() {
         Some(layout) => parser.finish(&body, layout),
         None => {
@@ -337,6 +345,9 @@ pub fn parse_bytes(body: Bytes) -> Result<PidfDocument, PidfError> {
 /// eight bytes at a time; UTF-8 is validated only when a byte is not ASCII. Returns whether the
 /// body is plain ASCII.
 fn check_chars(b: &[u8]) -> Result<bool, PidfError> {
+    if b.len() > u32::MAX as usize {
+        return Err(nwf(0, "document too large"));
+    }
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let bad = |c: u8| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r');
@@ -385,6 +396,8 @@ const C_NAME: u8 = 2;
 const C_SPACE: u8 = 4;
 /// Needs a closer look in character data: `&` and `]`.
 const C_TEXT: u8 = 8;
+/// Anything but XML white space.
+const C_NOT_SPACE: u8 = 16;
 
 /// XML 1.0 §2.3 name characters (non-ASCII accepted without checking their Unicode class, `:`
 /// apart: it separates prefix and local part), white space, and `&` / `]`.
@@ -394,13 +407,15 @@ static CLASS: [u8; 256] = {
     while c < 256 {
         let b = c as u8;
         if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 {
-            t[c] = C_NAME_START | C_NAME;
+            t[c] = C_NAME_START | C_NAME | C_NOT_SPACE;
         } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
-            t[c] = C_NAME;
+            t[c] = C_NAME | C_NOT_SPACE;
         } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
             t[c] = C_SPACE;
         } else if b == b'&' || b == b']' {
-            t[c] = C_TEXT;
+            t[c] = C_TEXT | C_NOT_SPACE;
+        } else {
+            t[c] = C_NOT_SPACE;
         }
         c += 1;
     }
@@ -504,6 +519,14 @@ impl<T: Copy + Default, const N: usize> Inline<T, N> {
     fn clear(&mut self) {
         self.len = 0;
         self.spill.clear();
+    }
+
+    fn from_iter(items: impl Iterator<Item = T>) -> Self {
+        let mut list = Self::new();
+        for item in items {
+            list.push(item);
+        }
+        list
     }
 
     fn retain(&mut self, keep: impl Fn(&T) -> bool) {
@@ -625,14 +648,9 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    /// Checks and reads a whole body.
-    fn read(b: &'a [u8]) -> Result<Parser<'a>, PidfError> {
-        if b.len() > u32::MAX as usize {
-            return Err(nwf(0, "document too large"));
-        }
-        let ascii = check_chars(b)?;
-        let bom = if b.starts_with(b"\xef\xbb\xbf") { 3 } else { 0 };
-        let mut parser = Parser {
+    /// A parser for a body whose characters are good ([`check_chars`]: `ascii` is its answer).
+    fn new(b: &'a [u8], ascii: bool) -> Parser<'a> {
+        Parser {
             b,
             ascii,
             root_ns: Inline::new(),
@@ -645,9 +663,17 @@ impl<'a> Parser<'a> {
             entity: Span::default(),
             top: None,
             found: Inline::new(),
+        }
+    }
+
+    /// Reads the whole body (after a UTF-8 byte order mark, if any).
+    fn run_all(&mut self) -> Result<(), PidfError> {
+        let bom = if self.b.starts_with(b"\xef\xbb\xbf") {
+            3
+        } else {
+            0
         };
-        parser.run(bom)?;
-        Ok(parser)
+        self.run(bom)
     }
 
     /// The layout of a document that is the body itself (`None` when an unescaped text is
@@ -663,39 +689,34 @@ impl<'a> Parser<'a> {
         {
             return None;
         }
-        let elements = self
-            .found
-            .as_slice()
-            .iter()
-            .map(|f| {
-                let raw = Span {
-                    start: f.start,
-                    end: f.end,
-                };
-                // a namespace declared on the root precedes the element: the slice covers both
-                let start = match f.ns {
-                    NsName::Body(s) if s.start < raw.start => s.start,
-                    _ => raw.start,
-                };
-                let rel = |s: Span| Span {
-                    start: s.start - start,
-                    end: s.end - start,
-                };
-                Placed {
-                    slice: Span {
-                        start,
-                        end: raw.end,
-                    },
-                    raw: rel(raw),
-                    id: f.id.map_or(Span::default(), rel),
-                    ns: match f.ns {
-                        NsName::Static(s) => NsRef::Static(s),
-                        NsName::Body(s) => NsRef::In(rel(s)),
-                        NsName::Empty => NsRef::Static(""),
-                    },
-                }
-            })
-            .collect();
+        let elements = Inline::from_iter(self.found.as_slice().iter().map(|f| {
+            let raw = Span {
+                start: f.start,
+                end: f.end,
+            };
+            // a namespace declared on the root precedes the element: the slice covers both
+            let start = match f.ns {
+                NsName::Body(s) if s.start < raw.start => s.start,
+                _ => raw.start,
+            };
+            let rel = |s: Span| Span {
+                start: s.start - start,
+                end: s.end - start,
+            };
+            Placed {
+                slice: Span {
+                    start,
+                    end: raw.end,
+                },
+                raw: rel(raw),
+                id: f.id.map_or(Span::default(), rel),
+                ns: match f.ns {
+                    NsName::Static(s) => NsRef::Static(s),
+                    NsName::Body(s) => NsRef::In(rel(s)),
+                    NsName::Empty => NsRef::Static(""),
+                },
+            }
+        }));
         Some(Layout {
             entity: self.trimmed_entity(),
             namespaces: self.root_ns.as_slice().into(),
@@ -709,8 +730,13 @@ impl<'a> Parser<'a> {
     /// id when the id holds a reference.
     fn compact(&self) -> (Vec<u8>, Layout) {
         let b = self.b;
-        let entity = unescaped(self.str(self.trimmed_entity()));
-        let entity = entity.trim();
+        let trimmed = self.trimmed_entity();
+        let entity: Cow<'_, [u8]> = if b[trimmed.range()].contains(&b'&') {
+            let v = unescaped(self.str(trimmed));
+            Cow::Owned(v.trim().as_bytes().to_vec())
+        } else {
+            Cow::Borrowed(&b[trimmed.range()])
+        };
         let found = self.found.as_slice();
         let mut len = entity.len();
         for n in self.root_ns.as_slice() {
@@ -735,7 +761,7 @@ impl<'a> Parser<'a> {
             buf.extend_from_slice(bytes);
             Span::new(start, buf.len())
         };
-        let entity = put(&mut buf, entity.as_bytes());
+        let entity = put(&mut buf, &entity);
         let namespaces = self
             .root_ns
             .as_slice()
@@ -745,45 +771,42 @@ impl<'a> Parser<'a> {
                 uri: put(&mut buf, &b[n.uri.range()]),
             })
             .collect();
-        let elements = found
-            .iter()
-            .map(|f| {
-                let slice_start = buf.len() as u32;
-                let rel = |s: Span| Span {
-                    start: s.start - slice_start,
-                    end: s.end - slice_start,
-                };
-                let ns = match f.ns {
-                    NsName::Static(s) => NsRef::Static(s),
-                    NsName::Empty => NsRef::Static(""),
-                    NsName::Body(s) if s.start < f.start => {
-                        NsRef::In(rel(put(&mut buf, &b[s.range()])))
-                    }
-                    NsName::Body(s) => NsRef::In(Span {
-                        start: s.start - f.start + (buf.len() as u32 - slice_start),
-                        end: s.end - f.start + (buf.len() as u32 - slice_start),
-                    }),
-                };
-                let at = buf.len() as u32 - slice_start;
-                let raw = rel(put(&mut buf, &b[f.start as usize..f.end as usize]));
-                let id = match f.id {
-                    None => Span::default(),
-                    Some(id) if b[id.range()].contains(&b'&') => {
-                        rel(put(&mut buf, unescaped(self.str(id)).as_bytes()))
-                    }
-                    Some(id) => Span {
-                        start: id.start - f.start + at,
-                        end: id.end - f.start + at,
-                    },
-                };
-                Placed {
-                    slice: Span::new(slice_start as usize, buf.len()),
-                    raw,
-                    id,
-                    ns,
+        let elements = Inline::from_iter(found.iter().map(|f| {
+            let slice_start = buf.len() as u32;
+            let rel = |s: Span| Span {
+                start: s.start - slice_start,
+                end: s.end - slice_start,
+            };
+            let ns = match f.ns {
+                NsName::Static(s) => NsRef::Static(s),
+                NsName::Empty => NsRef::Static(""),
+                NsName::Body(s) if s.start < f.start => {
+                    NsRef::In(rel(put(&mut buf, &b[s.range()])))
                 }
-            })
-            .collect();
+                NsName::Body(s) => NsRef::In(Span {
+                    start: s.start - f.start + (buf.len() as u32 - slice_start),
+                    end: s.end - f.start + (buf.len() as u32 - slice_start),
+                }),
+            };
+            let at = buf.len() as u32 - slice_start;
+            let raw = rel(put(&mut buf, &b[f.start as usize..f.end as usize]));
+            let id = match f.id {
+                None => Span::default(),
+                Some(id) if b[id.range()].contains(&b'&') => {
+                    rel(put(&mut buf, unescaped(self.str(id)).as_bytes()))
+                }
+                Some(id) => Span {
+                    start: id.start - f.start + at,
+                    end: id.end - f.start + at,
+                },
+            };
+            Placed {
+                slice: Span::new(slice_start as usize, buf.len()),
+                raw,
+                id,
+                ns,
+            }
+        }));
         debug_assert_eq!(buf.len(), len);
         (
             buf,
@@ -797,9 +820,18 @@ impl<'a> Parser<'a> {
 
     /// The raw `entity` value without surrounding white space (as `str::trim` has it).
     fn trimmed_entity(&self) -> Span {
-        let raw = self.str(self.entity);
-        let t = raw.trim();
-        let start = self.entity.start as usize + (t.as_ptr() as usize - raw.as_ptr() as usize);
+        self.trim(self.entity)
+    }
+
+    /// A span without surrounding white space (Unicode's, as `str::trim` has it).
+    fn trim(&self, span: Span) -> Span {
+        let b = &self.b[span.range()];
+        let t = if self.ascii {
+            b.trim_ascii()
+        } else {
+            self.str(span).trim().as_bytes()
+        };
+        let start = span.start as usize + (t.as_ptr() as usize - b.as_ptr() as usize);
         Span::new(start, start + t.len())
     }
 
@@ -821,9 +853,18 @@ impl<'a> Parser<'a> {
             }
             i = match b.get(lt + 1) {
                 Some(b'/') => {
-                    let gt = memchr::memchr(b'>', &b[lt + 2..])
-                        .map(|k| lt + 2 + k)
-                        .ok_or(nwf(lt, "syntax error"))?;
+                    // Nearly always exactly `</name>` of the innermost open element.
+                    let expected = self.open.last().unwrap_or_default();
+                    let after_name = lt + 2 + (expected.end - expected.start) as usize;
+                    let gt = if b.get(after_name) == Some(&b'>')
+                        && same(&b[lt + 2..after_name], &b[expected.range()])
+                    {
+                        after_name
+                    } else {
+                        memchr::memchr(b'>', &b[lt + 2..])
+                            .map(|k| lt + 2 + k)
+                            .ok_or(nwf(lt, "syntax error"))?
+                    };
                     // XML 1.0 §3.1: `</` Name S? `>`, the name of the innermost open element.
                     let mut name = &b[lt + 2..gt];
                     while let [rest @ .., last] = name
@@ -877,15 +918,16 @@ impl<'a> Parser<'a> {
         let mut lt = i;
         let mut seen = 0u8;
         // Short runs (most of a PIDF body) byte by byte; long ones with memchr.
-        while lt < b.len() && lt - i < 64 {
+        let short = b.len().min(i + 64);
+        while lt < short {
             let c = b[lt];
             if c == b'<' {
                 break;
             }
-            seen |= CLASS[c as usize] | 0x80 * (CLASS[c as usize] & C_SPACE == 0) as u8;
+            seen |= CLASS[c as usize];
             lt += 1;
         }
-        if lt < b.len() && b[lt] != b'<' {
+        if lt == short && lt < b.len() {
             lt = memchr::memchr(b'<', &b[lt..]).map_or(b.len(), |k| lt + k);
             seen = 0xff;
         }
@@ -893,8 +935,7 @@ impl<'a> Parser<'a> {
             return Ok(lt);
         }
         if depth == 0 {
-            // 0x80: something other than white space
-            if seen & 0x80 != 0 && !b[i..lt].iter().all(|&c| is_xml_space(c)) {
+            if seen & C_NOT_SPACE != 0 && !b[i..lt].iter().all(|&c| is_xml_space(c)) {
                 return Err(nwf(i, "text outside root element"));
             }
             return Ok(lt);
@@ -1067,6 +1108,10 @@ impl<'a> Parser<'a> {
                 .map(|k| vs + k)
                 .ok_or(nwf(lt, "syntax error"))?;
             j = ve + 1;
+            // XML 1.0 §3.1 WFC: No < in Attribute Values; references must be well-formed.
+            if !is_valid_attr_value(&b[vs..ve]) {
+                return Err(nwf(lt, "invalid attribute value"));
+            }
             prefixed |= kc.is_some();
             self.attribute(
                 Attr {
@@ -1149,10 +1194,6 @@ impl<'a> Parser<'a> {
             .any(|o| same(&b[o.key.range()], k))
         {
             return Err(nwf(at, "duplicate attribute"));
-        }
-        // XML 1.0 §3.1 WFC: No < in Attribute Values; references must be well-formed.
-        if !is_valid_attr_value(&b[a.value.range()]) {
-            return Err(nwf(at, "invalid attribute value"));
         }
         if k.starts_with(b"xmlns") {
             if k.len() == 5 {
@@ -1248,7 +1289,7 @@ impl<'a> Parser<'a> {
             self.dm_ns |= (ns_is(uri, DATA_MODEL_NS) as u128) << i;
         }
         match self.attr(b"entity") {
-            Some(raw) if !self.str(raw).trim().is_empty() => {
+            Some(raw) if !self.trim(raw).is_empty() => {
                 self.entity = raw;
                 Ok(())
             }
@@ -1319,17 +1360,23 @@ impl<'a> Parser<'a> {
     fn declare(&mut self, prefix: Span, uri: Span, at: usize, d: u32) -> Result<(), PidfError> {
         let b = self.b;
         let (p, u) = (&b[prefix.range()], &b[uri.range()]);
-        let value = unescape(self.str(uri)).map_err(|_| nwf(at, "invalid reference"))?;
+        let value: Cow<'_, [u8]> = if u.contains(&b'&') {
+            let v = unescape(self.str(uri)).map_err(|_| nwf(at, "invalid reference"))?;
+            Cow::Owned(v.into_owned().into_bytes())
+        } else {
+            Cow::Borrowed(u)
+        };
+        let value = &*value;
         if same(p, b"xmlns") {
             return Err(nwf(at, "reserved prefix xmlns declared"));
         }
         if same(p, b"xml") {
-            if value != XML_NS {
+            if value != XML_NS.as_bytes() {
                 return Err(nwf(at, "reserved prefix xml rebound"));
             }
             return Ok(());
         }
-        if value == XML_NS || value == XMLNS_NS {
+        if value == XML_NS.as_bytes() || value == XMLNS_NS.as_bytes() {
             return Err(nwf(at, "reserved namespace bound"));
         }
         // Namespaces in XML 1.0, NSC: No Prefix Undeclaring: only the default may be emptied.
@@ -1397,10 +1444,10 @@ impl<'a> Parser<'a> {
     }
 
     /// The document over `owner`, laid out as `layout` says.
-    fn finish(self, owner: &Bytes, layout: Layout) -> Result<PidfDocument, PidfError> {
+    fn finish(&self, owner: &Bytes, layout: Layout) -> Result<PidfDocument, PidfError> {
         let found = self.found.as_slice();
         let mut elements = Vec::with_capacity(found.len());
-        for (f, p) in found.iter().zip(layout.elements) {
+        for (f, p) in found.iter().zip(layout.elements.as_slice()) {
             let uses = f.uses;
             let (ns_code, ns) = ns_code(p.ns);
             elements.push(PidfElement {
@@ -1429,10 +1476,11 @@ struct Layout {
     /// The entity, trimmed and unescaped.
     entity: Span,
     namespaces: Box<[NsDecl]>,
-    elements: Vec<Placed>,
+    elements: Inline<Placed, 4>,
 }
 
 /// Where a kept element is: its slice of the buffer, and its texts within that slice.
+#[derive(Debug, Clone, Copy, Default)]
 struct Placed {
     slice: Span,
     raw: Span,
@@ -1609,19 +1657,20 @@ fn decl_attr<'a>(rest: &mut &'a str, name: &str) -> Option<&'a str> {
 
 /// `tuple`, `dm:person` and `dm:device` ids are `xs:ID`: unique across the document.
 fn check_unique_ids(elements: &[PidfElement]) -> Result<(), PidfError> {
-    let mut ids: Vec<&str> = elements
-        .iter()
-        .filter(|e| {
-            matches!(
-                e.kind,
-                ElementKind::Tuple | ElementKind::Person | ElementKind::Device
-            )
-        })
-        .filter_map(|e| e.id())
-        .collect();
-    if ids.len() < 2 {
+    let keyed = |e: &&PidfElement| {
+        matches!(
+            e.kind,
+            ElementKind::Tuple | ElementKind::Person | ElementKind::Device
+        )
+    };
+    if elements.iter().filter(keyed).nth(1).is_none() {
         return Ok(());
     }
+    let mut ids: Vec<&str> = elements
+        .iter()
+        .filter(keyed)
+        .filter_map(|e| e.id())
+        .collect();
     ids.sort_unstable();
     if ids.windows(2).any(|w| w[0] == w[1]) {
         return Err(PidfError::DuplicateId);
