@@ -1682,6 +1682,18 @@ fn check_unique_ids(elements: &[PidfElement]) -> Result<(), PidfError> {
 /// (or no scheme) are equivalent; user part case-sensitive after %-decoding, host (and port)
 /// case-insensitive, URI parameters and headers ignored (RFC 3261 §19.1.4; `pres:` is RFC 3859).
 pub fn entity_matches(entity: &str, aor: &str) -> bool {
+    // The common case, `sip:` + exactly the address of record, when nothing in it needs the
+    // general comparison (escapes, parameters, a password, brackets, white space).
+    if entity.strip_prefix("sip:") == Some(aor)
+        && aor
+            .bytes()
+            .all(|c| c > b' ' && !matches!(c, b':' | b'%' | b';' | b'?' | b'<' | b'>'))
+        && aor
+            .split_once('@')
+            .map_or(!aor.is_empty(), |(_, host)| !host.is_empty())
+    {
+        return true;
+    }
     match (uri_identity(entity), uri_identity(aor)) {
         (Some((u1, h1)), Some((u2, h2))) => {
             !h1.is_empty() && h1.eq_ignore_ascii_case(h2) && pct_decoded(u1).eq(pct_decoded(u2))

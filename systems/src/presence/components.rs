@@ -123,8 +123,13 @@ pub fn aor_key(aor: &str) -> u64 {
 
 /// The presentity of `aor`, if there is one.
 pub fn find_presentity(world: &World, aor: &str) -> Option<Entity> {
+    find_presentity_by_key(world, aor_key(aor), aor)
+}
+
+/// The presentity of `aor`, whose [`aor_key`] is `key`, if there is one.
+pub fn find_presentity_by_key(world: &World, key: u64, aor: &str) -> Option<Entity> {
     let index = &world.resource::<PresenceIndex>().presentities;
-    let mut k = aor_key(aor);
+    let mut k = key;
     loop {
         let &e = index.get(&k)?;
         if world.get::<SourceUri>(e).is_some_and(|u| aor_of(u) == aor) {
@@ -160,7 +165,20 @@ impl Publication {
 /// Entity tag number `n` as written in SIP-ETag: the engine seed's low 32 bits, then `n` with
 /// at least six digits, both in lowercase hex.
 pub fn etag_text(seed: u64, n: u64) -> String {
-    format!("{:x}{:06x}", seed & 0xffff_ffff, n)
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = |v: u64, min: usize| min.max((64 - v.leading_zeros() as usize).div_ceil(4));
+    let (s, ds, dn) = (
+        seed & 0xffff_ffff,
+        digits(seed & 0xffff_ffff, 1),
+        digits(n, 6),
+    );
+    let mut out = String::with_capacity(ds + dn);
+    for (v, d) in [(s, ds), (n, dn)] {
+        for i in (0..d).rev() {
+            out.push(HEX[(v >> (4 * i)) as usize & 0xf] as char);
+        }
+    }
+    out
 }
 
 /// The number of an entity tag [`etag_text`] wrote with this seed; `None` for any other text.
@@ -202,9 +220,9 @@ pub struct PresenceIndex {
 }
 
 impl PresenceIndex {
-    /// Indexes presentity `e` of `aor` (which has none yet).
-    pub fn add_presentity(&mut self, aor: &str, e: Entity) {
-        self.seat(aor_key(aor), e);
+    /// Indexes presentity `e` under `key`, [`aor_key`] of its `user@host` (which has none yet).
+    pub fn add_presentity(&mut self, key: u64, e: Entity) {
+        self.seat(key, e);
     }
 
     fn seat(&mut self, key: u64, e: Entity) {
@@ -288,6 +306,17 @@ mod tests {
             }
         }
         assert_eq!(etag_text(1, 5), "1000005");
+        for (seed, n) in [
+            (0u64, 0u64),
+            (0xabc, 0x1234567),
+            (u64::MAX, u64::MAX),
+            (7, 0xfffff),
+        ] {
+            assert_eq!(
+                etag_text(seed, n),
+                format!("{:x}{:06x}", seed & 0xffff_ffff, n)
+            );
+        }
         for bad in [
             "", "1", "100005", "10000005", "1000x05", "1ABCDEF", "2000005", "1-00005",
         ] {

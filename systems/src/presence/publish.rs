@@ -13,8 +13,8 @@ use crate::time::{Clock, Time};
 use crate::timers::{TimerKind, Timers};
 
 use super::components::{
-    PresenceIndex, Presentity, Publication, Recompose, SourceUri, aor_of, etag_number, etag_text,
-    find_presentity,
+    PresenceIndex, Presentity, Publication, Recompose, SourceUri, aor_key, aor_of, etag_number,
+    etag_text, find_presentity_by_key,
 };
 use super::config::PresenceConfig;
 use super::{EVENT, PIDF};
@@ -23,11 +23,12 @@ use crate::subscription::Content;
 /// The presentity entity for `aor`, spawned when new (with no view: until somebody publishes,
 /// NOTIFYs carry the empty view built from its URI).
 pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
-    if let Some(e) = find_presentity(world, aor) {
+    let key = aor_key(aor);
+    if let Some(e) = find_presentity_by_key(world, key, aor) {
         return e;
     }
     let e = world.spawn(new_presentity(aor)).id();
-    index_presentity(world, aor, e);
+    world.resource_mut::<PresenceIndex>().add_presentity(key, e);
     e
 }
 
@@ -36,7 +37,8 @@ pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
 /// published presentities, not through the one of watched-only presentities (bevy tables keep
 /// their capacity: a growing population would leave a second, empty table behind).
 fn published_presentity(world: &mut World, aor: &str) -> Entity {
-    if let Some(e) = find_presentity(world, aor) {
+    let key = aor_key(aor);
+    if let Some(e) = find_presentity_by_key(world, key, aor) {
         return e;
     }
     let view = Content {
@@ -44,7 +46,7 @@ fn published_presentity(world: &mut World, aor: &str) -> Entity {
         body: Default::default(),
     };
     let e = world.spawn((new_presentity(aor), view)).id();
-    index_presentity(world, aor, e);
+    world.resource_mut::<PresenceIndex>().add_presentity(key, e);
     e
 }
 
@@ -59,10 +61,6 @@ fn new_presentity(aor: &str) -> (Presentity, SourceUri) {
         },
         SourceUri(uri.into_boxed_str()),
     )
-}
-
-fn index_presentity(world: &mut World, aor: &str, e: Entity) {
-    world.resource_mut::<PresenceIndex>().add_presentity(aor, e);
 }
 
 /// Remove a publication and mark its presentity for recomposition.
