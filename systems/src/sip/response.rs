@@ -26,7 +26,7 @@ pub struct Echo<'a> {
 impl<'a> Echo<'a> {
     /// From the first pass of a message (used when the checks rejected it).
     pub fn from_scan(scan: &'a Scan<'_>) -> Self {
-        Echo::from_fields(scan.headers.iter(scan.input))
+        Echo::from_fields(scan.headers.iter(scan.text))
     }
 
     /// From the header index of a parsed message.

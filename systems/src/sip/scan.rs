@@ -3,7 +3,7 @@
 //! (§18.3). It never fails on bytes it can step over, so that even a message the strict parser
 //! rejects can still be answered with a 400 built from the headers found here.
 
-use super::headers::{HeaderIndex, Key, Name};
+use super::headers::{HeaderIndex, Key, Name, RawName};
 
 /// The start line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +24,12 @@ pub enum StartLine<'a> {
 #[derive(Debug, Clone)]
 pub struct Scan<'a> {
     pub start: StartLine<'a>,
-    /// The whole input, which the spans of `headers` point into.
+    /// The whole input.
     pub input: &'a [u8],
+    /// The input up to the end of the header section as text, which the spans of `headers`
+    /// point into ("" when the section is not text throughout: its values, checked one by
+    /// one, are then copied into the index).
+    pub text: &'a str,
     /// The header fields, names canonicalised where we know them, values unfolded and trimmed.
     pub headers: HeaderIndex,
     /// The body, cut to Content-Length when there is one.
@@ -117,8 +121,7 @@ fn lines(section: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-fn parse_start(line: &[u8]) -> Result<(StartLine<'_>, Option<ScanError>), ScanError> {
-    let line = std::str::from_utf8(line).map_err(|_| ScanError::NotText)?;
+fn parse_start(line: &str) -> Result<(StartLine<'_>, Option<ScanError>), ScanError> {
     if let Some(rest) = line.strip_prefix("SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let mut parts = line.splitn(3, ' ');
@@ -214,8 +217,19 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
         None => return Err(ScanError::Unterminated),
     };
     let section = &msg[..blank_at];
+    // Most heads are text throughout: checked once here, no value needs checking on its own,
+    // and every value is read in place as text from now on.
+    let text = std::str::from_utf8(&bytes[..lead + blank_at]).ok();
+    let all_text = text.is_some();
     let mut it = lines(section).peekable();
-    let (start, start_fault) = parse_start(it.next().ok_or(ScanError::StartLine)?)?;
+    let first_line = it.next().ok_or(ScanError::StartLine)?;
+    let first_line = match text {
+        // (the line is cut from text at ASCII bytes)
+        Some(t) => t.get(lead..lead + first_line.len()).unwrap_or_default(),
+        None => std::str::from_utf8(first_line).map_err(|_| ScanError::NotText)?,
+    };
+    let (start, start_fault) = parse_start(first_line)?;
+    let text = text.unwrap_or_default();
     let mut headers = HeaderIndex::with_capacity(16);
     let mut content_length = None;
     let mut fault = start_fault;
@@ -223,8 +237,6 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
     let base = bytes.as_ptr() as usize;
     let at = |s: &[u8]| s.as_ptr() as usize - base;
     let mut unfolded: Vec<u8> = Vec::new();
-    // Most heads are text throughout: then no value needs checking on its own.
-    let all_text = std::str::from_utf8(section).is_ok();
     while let Some(line) = it.next() {
         line_no += 1;
         if line.is_empty() {
@@ -265,14 +277,18 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
         }
         let value_bytes: &[u8] = if folded { &unfolded } else { first };
         // (a value is cut from text at ASCII bytes, so it is text when the section is)
-        if !all_text && std::str::from_utf8(value_bytes).is_err() {
+        let value = if all_text && !folded {
+            text.get(at(first)..at(first) + first.len())
+        } else {
+            std::str::from_utf8(value_bytes).ok()
+        };
+        let Some(value) = value else {
             // token characters are ASCII
             let name = std::str::from_utf8(name_bytes).unwrap_or_default();
             fault.get_or_insert(ScanError::HeaderEncoding(name.into()));
             continue;
-        }
+        };
         if name == Name::ContentLength {
-            let value = std::str::from_utf8(value_bytes).unwrap_or_default();
             match value.trim().parse::<usize>() {
                 Ok(n) if content_length.is_none_or(|c| c == n) => content_length = Some(n),
                 _ => {
@@ -280,14 +296,16 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
                 }
             }
         }
-        if folded {
-            headers.push_folded(
-                name,
-                raw_name,
-                std::str::from_utf8(&unfolded).unwrap_or_default(),
-            );
-        } else {
+        if all_text && !folded {
             headers.push(name, raw_name, (at(first), first.len()));
+        } else {
+            let raw_name = if all_text {
+                RawName::At(raw_name.0, raw_name.1)
+            } else {
+                // token characters are ASCII
+                RawName::Text(std::str::from_utf8(name_bytes).unwrap_or_default())
+            };
+            headers.push_owned(name, raw_name, value);
         }
     }
     let available = &msg[body_at..];
@@ -303,6 +321,7 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
     Ok(Scan {
         start,
         input: bytes,
+        text,
         headers,
         body,
         body_offset: lead + body_at,
@@ -315,7 +334,7 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
 impl<'a> Scan<'a> {
     /// The value of the first header called `name`.
     pub fn header<'k>(&self, name: impl Into<Key<'k>>) -> Option<&str> {
-        self.headers.get(self.input, name)
+        self.headers.get(self.text, name)
     }
 
     /// All values of the headers called `name`, in order.
@@ -323,7 +342,7 @@ impl<'a> Scan<'a> {
         &'s self,
         name: impl Into<Key<'k>>,
     ) -> impl Iterator<Item = &'s str> {
-        self.headers.all(self.input, name)
+        self.headers.all(self.text, name)
     }
 
     /// The method of a request, or the CSeq method of a response.
