@@ -87,20 +87,48 @@ impl Name {
                 _ => Name::Other,
             };
         }
-        let Some(&first) = name.first() else {
+        let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
             return Name::Other;
         };
-        let first = first.to_ascii_lowercase();
-        Name::TABLE
-            .iter()
-            .find(|(s, _)| {
-                s.len() == name.len()
-                    && s[0].to_ascii_lowercase() == first
-                    && s.eq_ignore_ascii_case(name)
-            })
-            .map_or(Name::Other, |&(_, n)| n)
+        let mut b = bucket(name.len(), first, last);
+        loop {
+            let Some(&(s, n)) = Name::TABLE.get(BUCKETS[b] as usize) else {
+                return Name::Other;
+            };
+            if s.len() == name.len() && s.eq_ignore_ascii_case(name) {
+                return n;
+            }
+            b = (b + 1) % BUCKETS.len();
+        }
     }
 }
+
+/// The bucket of a name in [`BUCKETS`], from its length and its first and last bytes (which
+/// tell the known names apart; case folded for letters).
+const fn bucket(len: usize, first: u8, last: u8) -> usize {
+    (len.wrapping_mul(37) ^ ((first | 0x20) as usize).wrapping_mul(11) ^ (last | 0x20) as usize)
+        % BUCKETS_LEN
+}
+
+const BUCKETS_LEN: usize = 128;
+
+/// Open-addressed table of the known names: per bucket the position in [`Name::TABLE`] (the
+/// first of a run, probing forwards), `u8::MAX` for none.
+const BUCKETS: [u8; BUCKETS_LEN] = {
+    let mut t = [u8::MAX; BUCKETS_LEN];
+    let mut i = 0;
+    while i < Name::TABLE.len() {
+        let s = Name::TABLE[i].0;
+        let mut b = bucket(s.len(), s[0], s[s.len() - 1]);
+        while t[b] != u8::MAX {
+            b = (b + 1) % BUCKETS_LEN;
+        }
+        t[b] = i as u8;
+        i += 1;
+    }
+    t
+};
+const _: () = assert!(Name::TABLE.len() < BUCKETS_LEN / 2);
 
 /// What a lookup asks for: a known name by id, any other by its text (case-insensitive).
 #[derive(Debug, Clone, Copy)]
@@ -380,6 +408,11 @@ impl Head {
     /// The index of the header fields.
     pub fn index(&self) -> &HeaderIndex {
         &self.index
+    }
+
+    /// The header section's text, which the index's spans point into.
+    pub fn section(&self) -> &str {
+        &self.text
     }
 
     /// The first value of the header called `name`.

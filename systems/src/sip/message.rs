@@ -266,12 +266,7 @@ impl std::fmt::Display for HexTag {
 
 /// The To tag of a stateless answer built from the first pass (Call-ID, From, CSeq, top Via).
 pub fn stateless_tag(echo: &Echo<'_>) -> HexTag {
-    let parts = [
-        echo.call_id,
-        echo.from,
-        echo.cseq,
-        echo.vias.first().copied(),
-    ];
+    let parts = [echo.call_id, echo.from, echo.cseq, echo.top_via()];
     derived_tag(0, parts.into_iter().flatten())
 }
 
