@@ -126,7 +126,7 @@ fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
     out.extend_from_slice(fields::trim_end(segments.next().unwrap_or("")).as_bytes());
     let mut rport_written = false;
     for seg in segments {
-        let eq = memchr::memchr(b'=', seg.as_bytes());
+        let eq = fields::find_byte(seg.as_bytes(), b'=');
         let name = fields::trim(eq.map_or(seg, |i| &seg[..i]));
         if name.eq_ignore_ascii_case("received") {
             continue;

@@ -88,37 +88,108 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[start..end.max(start)]
 }
 
+/// The first `\n` in `hay` at or after `from`, eight bytes at a time (no call per line: a
+/// header line is short, and a `memchr` call costs more than the line).
+fn find_nl(hay: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NL: u64 = ONES * b'\n' as u64;
+    let mut i = from;
+    while let Some(chunk) = hay.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let x = w ^ NL;
+        // the lowest flagged byte is the first zero byte of x (flags above it may be false)
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    hay.get(i..)?
+        .iter()
+        .position(|&c| c == b'\n')
+        .map(|k| i + k)
+}
+
+/// The line ends (`\n` positions) of a header section, the first [`LineEnds::CAP`] of them
+/// kept from the search for its end so that splitting it into lines finds them again free.
+struct LineEnds {
+    at: [u32; LineEnds::CAP],
+    n: usize,
+}
+
+impl LineEnds {
+    const CAP: usize = 64;
+
+    fn new() -> Self {
+        LineEnds {
+            at: [0; LineEnds::CAP],
+            n: 0,
+        }
+    }
+
+    fn push(&mut self, i: usize) {
+        if self.n < Self::CAP {
+            self.at[self.n] = i as u32;
+            self.n += 1;
+        }
+    }
+}
+
 /// Find the end of the header section: index of the first byte after the blank line, and the
-/// index where the blank line starts. Accepts CRLF CRLF and, liberally, LF LF.
-fn header_end(bytes: &[u8]) -> Option<(usize, usize)> {
-    for i in memchr::memchr_iter(b'\n', bytes) {
+/// index where the blank line starts. Accepts CRLF CRLF and, liberally, LF LF. The line ends
+/// met on the way are noted in `ends`.
+fn header_end(bytes: &[u8], ends: &mut LineEnds) -> Option<(usize, usize)> {
+    let mut from = 0;
+    while let Some(i) = find_nl(bytes, from) {
+        ends.push(i);
         // a line ended at i; is the next line empty?
         match bytes.get(i + 1..) {
             Some([b'\n', ..]) => return Some((i + 1, i + 2)),
             Some([b'\r', b'\n', ..]) => return Some((i + 1, i + 3)),
             _ => {}
         }
+        from = i + 1;
     }
     None
 }
 
-/// Split header-section bytes into lines, without their line ends.
-fn lines(section: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = Some(section);
+/// Split header-section bytes into lines, without their line ends (`ends`: the first line
+/// ends of `section`, as [`header_end`] noted them).
+fn lines<'a>(section: &'a [u8], ends: &LineEnds) -> impl Iterator<Item = &'a [u8]> {
+    let known = ends.at;
+    let n = ends.n;
+    let mut k = 0;
+    let mut pos = Some(0);
     std::iter::from_fn(move || {
-        let r = rest?;
-        let line = match memchr::memchr(b'\n', r) {
-            Some(i) => {
-                rest = Some(&r[i + 1..]);
-                &r[..i]
+        let p = pos?;
+        let end = if k < n {
+            k += 1;
+            Some(known[k - 1] as usize).filter(|&e| e < section.len())
+        } else {
+            find_nl(section, p)
+        };
+        let line = match end {
+            Some(e) => {
+                pos = Some(e + 1);
+                &section[p..e]
             }
             None => {
-                rest = None;
-                r
+                pos = None;
+                &section[p..]
             }
         };
         Some(line.strip_suffix(b"\r").unwrap_or(line))
     })
+}
+
+/// A header line's name and the position of its colon, when the line is the usual
+/// `token *(SP / HTAB) ":"`.
+#[inline]
+fn plain_name(line: &[u8]) -> Option<(&[u8], usize)> {
+    let k = line.iter().position(|&c| !is_token_char(c))?;
+    let colon = k + line[k..].iter().position(|&c| c != b' ' && c != b'\t')?;
+    (k > 0 && line[colon] == b':').then(|| (&line[..k], colon))
 }
 
 fn parse_start(line: &str) -> Result<(StartLine<'_>, Option<ScanError>), ScanError> {
@@ -211,7 +282,8 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
     let msg = &bytes[lead..];
     // A datagram is the whole message: one that lacks the blank line after its headers is
     // read as headers only (RFC 4475 §3.1.2.15 is such a message).
-    let (blank_at, body_at) = match header_end(msg) {
+    let mut ends = LineEnds::new();
+    let (blank_at, body_at) = match header_end(msg, &mut ends) {
         Some(ends) => ends,
         None if datagram => (msg.len(), msg.len()),
         None => return Err(ScanError::Unterminated),
@@ -221,7 +293,7 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
     // and every value is read in place as text from now on.
     let text = std::str::from_utf8(&bytes[..lead + blank_at]).ok();
     let all_text = text.is_some();
-    let mut it = lines(section).peekable();
+    let mut it = lines(section, &ends).peekable();
     let first_line = it.next().ok_or(ScanError::StartLine)?;
     let first_line = match text {
         // (the line is cut from text at ASCII bytes)
@@ -242,15 +314,21 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
         if line.is_empty() {
             continue;
         }
-        let Some(colon) = memchr::memchr(b':', line) else {
-            fault.get_or_insert(ScanError::HeaderLine(line_no));
-            continue;
+        let (name_bytes, colon) = match plain_name(line) {
+            Some(found) => found,
+            None => {
+                let Some(colon) = memchr::memchr(b':', line) else {
+                    fault.get_or_insert(ScanError::HeaderLine(line_no));
+                    continue;
+                };
+                let name_bytes = trim(&line[..colon]);
+                if name_bytes.is_empty() || !name_bytes.iter().all(|&c| is_token_char(c)) {
+                    fault.get_or_insert(ScanError::HeaderLine(line_no));
+                    continue;
+                }
+                (name_bytes, colon)
+            }
         };
-        let name_bytes = trim(&line[..colon]);
-        if name_bytes.is_empty() || !name_bytes.iter().all(|&c| is_token_char(c)) {
-            fault.get_or_insert(ScanError::HeaderLine(line_no));
-            continue;
-        }
         let name = Name::from_wire(name_bytes);
         let raw_name = (at(name_bytes), name_bytes.len());
         let first = trim(&line[colon + 1..]);

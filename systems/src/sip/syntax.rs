@@ -2,7 +2,7 @@
 //! addr-spec and via-parm). The first pass is lenient; these decide between processing a request
 //! and answering it 400 with the fault named.
 
-use super::fields::{parm_sent, split_commas, trim, trim_end, trim_start};
+use super::fields::{find_byte, parm_sent, split_commas, trim, trim_end, trim_start};
 use super::scan::is_token_char;
 
 /// Check `( name-addr / addr-spec ) *( SEMI param )` as in From, To and Contact.
@@ -15,7 +15,10 @@ pub fn check_name_addr(value: &str) -> Result<(), &'static str> {
         let rb = rest.as_bytes();
         let mut i = 0;
         let end = loop {
-            let Some(j) = rb.get(i..).and_then(|r| memchr::memchr2(b'\\', b'"', r)) else {
+            let Some(j) = rb
+                .get(i..)
+                .and_then(|r| r.iter().position(|&c| c == b'\\' || c == b'"'))
+            else {
                 return Err("unterminated quoted string");
             };
             let j = i + j;
@@ -26,7 +29,7 @@ pub fn check_name_addr(value: &str) -> Result<(), &'static str> {
         };
         let after = trim_start(&rest[end + 1..]);
         angle_addr(after)?
-    } else if let Some(lt) = memchr::memchr(b'<', b) {
+    } else if let Some(lt) = find_byte(b, b'<') {
         let display = &b[..lt];
         if !display
             .iter()
@@ -37,7 +40,7 @@ pub fn check_name_addr(value: &str) -> Result<(), &'static str> {
         angle_addr(&v[lt..])?
     } else {
         // addr-spec: a URI with ',', '?' or ';' would need angle brackets (§20)
-        let (uri, params) = match memchr::memchr(b';', b) {
+        let (uri, params) = match find_byte(b, b';') {
             Some(i) => (trim_end(&v[..i]), &v[i + 1..]),
             None => (v, ""),
         };
@@ -45,7 +48,7 @@ pub fn check_name_addr(value: &str) -> Result<(), &'static str> {
         if ub
             .iter()
             .any(|&c| matches!(c, b'?' | b',' | b' ' | b'\t' | b'>'))
-            || memchr::memchr(b':', ub).is_none()
+            || find_byte(ub, b':').is_none()
         {
             return Err("malformed addr-spec");
         }
@@ -56,11 +59,11 @@ pub fn check_name_addr(value: &str) -> Result<(), &'static str> {
 
 fn angle_addr(s: &str) -> Result<&str, &'static str> {
     let inner = s.strip_prefix('<').ok_or("missing '<'")?;
-    let gt = memchr::memchr(b'>', inner.as_bytes()).ok_or("missing '>'")?;
+    let gt = find_byte(inner.as_bytes(), b'>').ok_or("missing '>'")?;
     let uri = &inner.as_bytes()[..gt];
     if uri.is_empty()
         || uri.iter().any(|&c| matches!(c, b' ' | b'\t' | b'<'))
-        || memchr::memchr(b':', uri).is_none()
+        || find_byte(uri, b':').is_none()
     {
         return Err("malformed URI in angle brackets");
     }
@@ -77,7 +80,7 @@ fn check_params(params: &str) -> Result<(), &'static str> {
         return Ok(());
     }
     for p in super::fields::split_byte(params, b';') {
-        let name = match memchr::memchr(b'=', p.as_bytes()) {
+        let name = match find_byte(p.as_bytes(), b'=') {
             Some(i) => &p[..i],
             None => p,
         };
@@ -108,7 +111,7 @@ pub fn check_via_parm(parm: &str) -> Result<(), &'static str> {
 
 /// The parameter check of a via-parm whose sent-protocol and sent-by were read already.
 pub fn check_parm_params(parm: &str) -> Result<(), &'static str> {
-    let params = memchr::memchr(b';', parm.as_bytes()).map_or("", |i| &parm[i + 1..]);
+    let params = find_byte(parm.as_bytes(), b';').map_or("", |i| &parm[i + 1..]);
     check_params(params)
 }
 
