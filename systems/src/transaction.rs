@@ -36,13 +36,65 @@ pub struct TxKey {
     check: u64,
 }
 
-/// The two keyed hashers of the transaction keys (fixed per process, random across runs).
+/// The two keyed hashers of the transaction keys (fixed per process, random across runs): a
+/// SipHash for the id (the table's hash, which a peer must not be able to steer) and a cheap
+/// seeded mix for the check (a guard against a collision of ids, which a peer cannot aim at
+/// without knowing the SipHash key).
 #[derive(Clone)]
-struct KeyHashers(std::hash::RandomState, std::hash::RandomState);
+struct KeyHashers(std::hash::RandomState, u64);
 
 impl Default for KeyHashers {
     fn default() -> Self {
-        KeyHashers(std::hash::RandomState::new(), std::hash::RandomState::new())
+        use std::hash::BuildHasher;
+        let seed = std::hash::RandomState::new().hash_one(0x5eed_u64);
+        KeyHashers(std::hash::RandomState::new(), seed)
+    }
+}
+
+/// A seeded multiply-rotate hash, eight bytes at a time (the check half of a [`TxKey`]).
+struct Mix(u64);
+
+impl Mix {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    #[inline]
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0 ^ w).wrapping_mul(Self::K).rotate_left(29);
+    }
+}
+
+impl std::hash::Hasher for Mix {
+    fn finish(&self) -> u64 {
+        let h = self.0 ^ (self.0 >> 32);
+        h.wrapping_mul(Self::K) ^ (h >> 29)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.word(u64::from_le_bytes(c.try_into().unwrap_or_default()));
+        }
+        let mut last = [0u8; 8];
+        let rest = chunks.remainder();
+        last[..rest.len()].copy_from_slice(rest);
+        // the length keeps "ab" + "" apart from "a" + "b"
+        self.word(u64::from_le_bytes(last) ^ ((bytes.len() as u64) << 56));
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.word(n as u64 | 0x100);
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.word(n as u64 | 0x1_0000);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.word(n as u64 | 0x1_0000_0000);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.word(n);
     }
 }
 
@@ -80,7 +132,7 @@ impl KeyHashers {
         };
         let mut a = self.0.build_hasher();
         fill(&mut a);
-        let mut b = self.1.build_hasher();
+        let mut b = Mix(self.1);
         fill(&mut b);
         TxKey {
             id: a.finish(),

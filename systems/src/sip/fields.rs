@@ -54,7 +54,28 @@ pub fn trim(s: &str) -> &str {
 /// a header.
 #[inline]
 pub fn find_byte(b: &[u8], c: u8) -> Option<usize> {
+    if b.len() >= 16 {
+        return find_swar(b, 0, c);
+    }
     b.iter().position(|&x| x == c)
+}
+
+/// The first `c` in `hay` at or after `from`, eight bytes at a time.
+pub(crate) fn find_swar(hay: &[u8], from: usize, c: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let pattern = ONES * c as u64;
+    let mut i = from;
+    while let Some(chunk) = hay.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default()) ^ pattern;
+        // the lowest flagged byte is the first zero byte of x (flags above it may be false)
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    hay.get(i..)?.iter().position(|&x| x == c).map(|k| i + k)
 }
 
 /// The last `c` in `b`.
@@ -372,6 +393,27 @@ pub fn delta_seconds(value: &str) -> Option<u32> {
 
 /// Parse a CSeq value: `number METHOD`. The number must be below 2^31 (RFC 3261 §8.1.1.5).
 pub fn parse_cseq(value: &str) -> Option<(u32, &str)> {
+    if value.is_ascii() {
+        // (for ASCII text the same split as `split_whitespace`)
+        let b = value.as_bytes();
+        let mut at = 0;
+        let mut it = std::iter::from_fn(|| {
+            while at < b.len() && is_ascii_ws(b[at]) {
+                at += 1;
+            }
+            let start = at;
+            while at < b.len() && !is_ascii_ws(b[at]) {
+                at += 1;
+            }
+            (at > start).then(|| &value[start..at])
+        });
+        let n: u32 = it.next()?.parse().ok()?;
+        let m = it.next()?;
+        if it.next().is_some() || n >= 1 << 31 {
+            return None;
+        }
+        return Some((n, m));
+    }
     let mut it = value.split_whitespace();
     let n: u32 = it.next()?.parse().ok()?;
     let m = it.next()?;

@@ -92,10 +92,11 @@ impl Name {
         };
         let mut b = bucket(name.len(), first, last);
         loop {
-            let Some(&(s, n)) = Name::TABLE.get(BUCKETS[b] as usize) else {
+            let i = BUCKETS[b] as usize;
+            let Some(&(s, n)) = Name::TABLE.get(i) else {
                 return Name::Other;
             };
-            if s.len() == name.len() && s.eq_ignore_ascii_case(name) {
+            if s.len() == name.len() && same_name(name, &FOLDED[i]) {
                 return n;
             }
             b = (b + 1) % BUCKETS.len();
@@ -129,6 +130,71 @@ const BUCKETS: [u8; BUCKETS_LEN] = {
     t
 };
 const _: () = assert!(Name::TABLE.len() < BUCKETS_LEN / 2);
+
+/// The longest known name (bytes), rounded up to whole words.
+const NAME_MAX: usize = 24;
+
+/// A known name for case-insensitive comparison eight bytes at a time: its bytes with letters
+/// in lower case, and per byte the bit that folds case (0x20 for a letter, 0 otherwise).
+struct Folded {
+    lower: [u8; NAME_MAX],
+    fold: [u8; NAME_MAX],
+}
+
+const FOLDED: [Folded; Name::TABLE.len()] = {
+    let mut t = [const {
+        Folded {
+            lower: [0; NAME_MAX],
+            fold: [0; NAME_MAX],
+        }
+    }; Name::TABLE.len()];
+    let mut i = 0;
+    while i < Name::TABLE.len() {
+        let s = Name::TABLE[i].0;
+        assert!(s.len() <= NAME_MAX);
+        let mut k = 0;
+        while k < s.len() {
+            let c = s[k];
+            if c.is_ascii_alphabetic() {
+                t[i].lower[k] = c | 0x20;
+                t[i].fold[k] = 0x20;
+            } else {
+                t[i].lower[k] = c;
+            }
+            k += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// `name` equals the known name `known` of the same length, ASCII case-insensitively: a byte
+/// with its case bit folded must equal the lower-case letter, any other byte must be equal.
+#[inline]
+fn same_name(name: &[u8], known: &Folded) -> bool {
+    let n = name.len();
+    if n < 8 {
+        return name
+            .iter()
+            .zip(&known.lower)
+            .zip(&known.fold)
+            .all(|((&c, &l), &f)| c | f == l);
+    }
+    let word =
+        |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
+    let mut at = 0;
+    loop {
+        // the last word overlaps the one before it rather than running past the name
+        let o = at.min(n - 8);
+        if word(name, o) | word(&known.fold, o) != word(&known.lower, o) {
+            return false;
+        }
+        if o + 8 >= n {
+            return true;
+        }
+        at += 8;
+    }
+}
 
 /// What a lookup asks for: a known name by id, any other by its text (case-insensitive).
 #[derive(Debug, Clone, Copy)]
@@ -455,8 +521,25 @@ mod tests {
         assert_eq!(Name::from_wire(b"sip-if-match"), Name::SipIfMatch);
         assert_eq!(Name::from_wire(b"X-Foo"), Name::Other);
         assert_eq!(Name::from_wire(b"q"), Name::Other);
+        assert_eq!(Name::from_wire(b"CONTENT-LENGTH"), Name::ContentLength);
+        assert_eq!(
+            Name::from_wire(b"subscription-STATE"),
+            Name::SubscriptionState
+        );
+        assert_eq!(Name::from_wire(b"Content-Lengtx"), Name::Other);
+        assert_eq!(Name::from_wire(b"Call\rID"), Name::Other);
+        assert_eq!(Name::from_wire(b"Max_Forwards"), Name::Other);
         for n in Name::KNOWN {
-            assert_eq!(Name::from_wire(n.as_str().as_bytes()), *n);
+            let s = n.as_str();
+            assert_eq!(Name::from_wire(s.as_bytes()), *n);
+            assert_eq!(Name::from_wire(s.to_ascii_uppercase().as_bytes()), *n);
+            assert_eq!(Name::from_wire(s.to_ascii_lowercase().as_bytes()), *n);
+            // one byte changed anywhere is another name
+            for i in 0..s.len() {
+                let mut b = s.as_bytes().to_vec();
+                b[i] ^= 0x01;
+                assert_ne!(Name::from_wire(&b), *n, "{s} {i}");
+            }
         }
     }
 

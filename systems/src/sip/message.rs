@@ -19,7 +19,7 @@ use super::fields::{self, TopVia};
 use super::headers::{Head, Key, Name, Span};
 use super::response::{Echo, ResponseWriter, response_dest};
 use super::scan::{Scan, StartLine, scan};
-use super::syntax::{check_name_addr, check_parm_params, check_via, check_via_parm};
+use super::syntax::{check_name_addr, check_params, check_via, check_via_parm};
 use super::uri::{Uri, UriError};
 use crate::net::{Inbound, Outbound, Source};
 
@@ -153,7 +153,7 @@ fn known_method(m: &str) -> Option<Method> {
 /// The strict header checks (RFC 3261 §25.1, RFC 4475 §3.1.2 and §3.3.8): single-valued
 /// headers once, From/To/Contact name-addr syntax, every Via well-formed (the sent-protocol
 /// and sent-by of the first via-parm were read already, into the top Via).
-fn check_headers(sc: &Scan<'_>) -> Result<(), String> {
+fn check_headers(sc: &Scan<'_>, top_params: &str) -> Result<(), String> {
     for name in [
         Name::CallId,
         Name::From,
@@ -182,8 +182,8 @@ fn check_headers(sc: &Scan<'_>) -> Result<(), String> {
     let mut vias = sc.headers_named(Name::Via);
     if let Some(top) = vias.next() {
         let mut parms = fields::split_commas(top);
-        if let Some(first) = parms.next() {
-            check_parm_params(first).map_err(malformed_via)?;
+        if parms.next().is_some() {
+            check_params(top_params).map_err(malformed_via)?;
         }
         for parm in parms {
             check_via_parm(parm).map_err(malformed_via)?;
@@ -310,11 +310,9 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
     let is_request = matches!(sc.start, StartLine::Request { .. });
     // the top via-parm is read once: here for the transaction and the response's routing,
     // and its parameters checked with the other Vias by `check_headers`
-    let top_via = sc
-        .header(Name::Via)
-        .and_then(fields::via_sent)
-        .and_then(|sent| fields::top_via(&sent));
-    let Some(mut via) = top_via else {
+    let sent = sc.header(Name::Via).and_then(fields::via_sent);
+    let top_params = sent.map_or("", |s| s.params);
+    let Some(mut via) = sent.and_then(|sent| fields::top_via(&sent)) else {
         return Parsed::Dropped(if is_request {
             DropReason::Unroutable
         } else {
@@ -369,7 +367,7 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                     &[],
                 );
             }
-            if let Err(why) = check_headers(&sc) {
+            if let Err(why) = check_headers(&sc, top_params) {
                 return reject(&sc, &via, source, 400, &why, &[]);
             }
             let Some(method) = known else {

@@ -91,24 +91,7 @@ fn trim(b: &[u8]) -> &[u8] {
 /// The first `\n` in `hay` at or after `from`, eight bytes at a time (no call per line: a
 /// header line is short, and a `memchr` call costs more than the line).
 fn find_nl(hay: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const NL: u64 = ONES * b'\n' as u64;
-    let mut i = from;
-    while let Some(chunk) = hay.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let x = w ^ NL;
-        // the lowest flagged byte is the first zero byte of x (flags above it may be false)
-        let found = x.wrapping_sub(ONES) & !x & HIGHS;
-        if found != 0 {
-            return Some(i + (found.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    hay.get(i..)?
-        .iter()
-        .position(|&c| c == b'\n')
-        .map(|k| i + k)
+    super::fields::find_swar(hay, from, b'\n')
 }
 
 /// The line ends (`\n` positions) of a header section, the first [`LineEnds::CAP`] of them
@@ -156,8 +139,8 @@ fn header_end(bytes: &[u8], ends: &mut LineEnds) -> Option<(usize, usize)> {
 
 /// Split header-section bytes into lines, without their line ends (`ends`: the first line
 /// ends of `section`, as [`header_end`] noted them).
-fn lines<'a>(section: &'a [u8], ends: &LineEnds) -> impl Iterator<Item = &'a [u8]> {
-    let known = ends.at;
+fn lines<'a: 'e, 'e>(section: &'a [u8], ends: &'e LineEnds) -> impl Iterator<Item = &'a [u8]> + 'e {
+    let known = &ends.at;
     let n = ends.n;
     let mut k = 0;
     let mut pos = Some(0);

@@ -75,7 +75,7 @@ fn angle_addr(s: &str) -> Result<&str, &'static str> {
 }
 
 /// `*( SEMI generic-param )` with the leading semicolon already removed.
-fn check_params(params: &str) -> Result<(), &'static str> {
+pub fn check_params(params: &str) -> Result<(), &'static str> {
     if trim(params).is_empty() {
         return Ok(());
     }
