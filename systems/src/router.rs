@@ -247,7 +247,9 @@ pub fn answer(world: &mut World, inc: &Incoming, answer: Answer, to_tag: Option<
 
 /// Build a final response to `req`.
 pub fn respond(req: &Request, code: u16, reason: &str, to_tag: &str) -> ResponseWriter {
-    let echo = Echo::from_head(&req.head);
+    let mut echo = Echo::from_head(&req.head);
+    // (the tag of the first To, found at parse time)
+    echo.to_tagged = Some(req.to_tag().is_some());
     ResponseWriter::new(code, reason, &echo, &req.via, &req.source, Some(to_tag))
 }
 

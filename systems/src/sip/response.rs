@@ -23,6 +23,8 @@ pub struct Echo<'a> {
     pub to: Option<&'a str>,
     pub call_id: Option<&'a str>,
     pub cseq: Option<&'a str>,
+    /// Whether To carries a tag, when the caller knows already (a parsed request does).
+    pub to_tagged: Option<bool>,
 }
 
 impl<'a> Echo<'a> {
@@ -44,6 +46,7 @@ impl<'a> Echo<'a> {
             to: index.get(text, Name::To),
             call_id: index.get(text, Name::CallId),
             cseq: index.get(text, Name::CSeq),
+            to_tagged: None,
         }
     }
 
@@ -198,7 +201,8 @@ impl ResponseWriter {
         if let Some(t) = echo.to {
             buf.extend_from_slice(b"To: ");
             buf.extend_from_slice(t.as_bytes());
-            if let (Some(tag), None) = (to_tag, fields::tag(t)) {
+            let tagged = || echo.to_tagged.unwrap_or_else(|| fields::tag(t).is_some());
+            if let Some(tag) = to_tag.filter(|_| !tagged()) {
                 buf.extend_from_slice(b";tag=");
                 buf.extend_from_slice(tag.as_bytes());
             }
