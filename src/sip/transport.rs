@@ -393,7 +393,7 @@ impl SipTransport {
             ie.engine.tick(now, batch.drain(..take), &mut ie.out);
             let took = t0.elapsed();
             if took >= SLOW_TICK {
-                tracing::debug!(ms = took.as_millis() as u64, messages = take, "slow tick");
+                debug!(ms = took.as_millis() as u64, messages = take, "slow tick");
             }
             if batch.is_empty() {
                 break;
