@@ -81,7 +81,6 @@ pub struct PresenceSection {
     pub max_subscriptions_per_presentity: usize,
     pub max_subscriptions_per_watcher: usize,
     pub expected_presentities: usize,
-    pub expected_subscriptions: usize,
 }
 
 impl PresenceSection {
@@ -100,7 +99,6 @@ impl PresenceSection {
             max_subscriptions_per_presentity: self.max_subscriptions_per_presentity,
             max_subscriptions_per_watcher: self.max_subscriptions_per_watcher,
             expected_presentities: self.expected_presentities,
-            expected_subscriptions: self.expected_subscriptions,
         }
     }
 }
@@ -244,12 +242,6 @@ impl Config {
         if self.presence.expected_presentities > 100_000_000 {
             return bad(
                 "presence.expected_presentities",
-                "must be at most 100000000",
-            );
-        }
-        if self.presence.expected_subscriptions > 100_000_000 {
-            return bad(
-                "presence.expected_subscriptions",
                 "must be at most 100000000",
             );
         }

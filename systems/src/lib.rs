@@ -2,7 +2,6 @@
 //! speak. Nothing here touches a socket, a thread or a clock: messages and time come in through
 //! [`Engine::tick`], messages to send come out.
 
-pub mod capacity;
 pub mod config;
 pub mod engine;
 pub mod formats;

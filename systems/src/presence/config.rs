@@ -26,9 +26,6 @@ pub struct PresenceConfig {
     /// presence `hash_size`: growing a large hash table past its size rehashes it in one go, a
     /// pause of tens of milliseconds at a few hundred thousand entries.
     pub expected_presentities: usize,
-    /// Subscriptions the subscription table is sized for at start (its growth by doubling
-    /// would copy every subscription at once).
-    pub expected_subscriptions: usize,
 }
 
 impl Default for PresenceConfig {
@@ -46,7 +43,6 @@ impl Default for PresenceConfig {
             max_subscriptions_per_presentity: 10_000,
             max_subscriptions_per_watcher: 1_000,
             expected_presentities: 0,
-            expected_subscriptions: 0,
         }
     }
 }

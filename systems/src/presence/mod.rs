@@ -52,7 +52,6 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
             },
         );
         let expected = config.expected_presentities;
-        reserve_tables(world, expected, config.expected_subscriptions);
         world.insert_resource(config);
         world.insert_resource(components::PresenceIndex {
             presentities: std::collections::HashMap::with_capacity(expected),
@@ -73,17 +72,4 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
                 .in_set(Pipeline::Publish),
         );
     }
-}
-
-/// Table room for the expected population (see [`crate::capacity`]): published presentities
-/// (the view moves a presentity to this table when its first publication is composed), one
-/// publication each, and the subscriptions. Presentities that are watched but unpublished live
-/// in a table of their own that is not reserved: it holds only the URI and the watcher list.
-fn reserve_tables(world: &mut World, presentities: usize, subscriptions: usize) {
-    use crate::subscription::{Content, Subscription};
-    use components::{Presentity, Publication, SourceUri};
-    crate::capacity::TableRoom::new(world)
-        .rows::<(Presentity, SourceUri, Content)>(presentities)
-        .rows::<(Publication,)>(presentities)
-        .rows::<(Subscription,)>(subscriptions);
 }
