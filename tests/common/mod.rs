@@ -803,3 +803,16 @@ pub fn assert_echoes(resp: &Msg, req: &Req) {
         assert!(!tag.is_empty(), "To tag added: {to}");
     }
 }
+
+/// Fail with the response's body and headers unless it has `status`.
+pub fn assert_status(r: &HttpResp, status: u16, what: &str) {
+    assert_eq!(r.status, status, "{what}: {} {:?}", r.text(), r.headers);
+}
+
+/// An rls-services document with one service `uri` listing sip:carol@example.com for presence.
+pub fn rls_services_doc(service: &str) -> Vec<u8> {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\" xmlns:rl=\"urn:ietf:params:xml:ns:resource-lists\"><service uri=\"{service}\"><list name=\"l\"><rl:entry uri=\"sip:carol@example.com\"/></list><packages><package>presence</package></packages></service></rls-services>"
+    )
+    .into_bytes()
+}
