@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::fields::{self, TopVia, first_comma_part, split_byte, split_commas};
 use super::headers::{Head, HeaderIndex, Name};
+use super::message::Request;
 use super::scan::Scan;
 use crate::net::{Dest, Source};
 
@@ -181,39 +182,7 @@ impl ResponseWriter {
                 .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
         );
         buf.extend_from_slice(b"\r\n");
-        for (i, v) in echo.vias().enumerate() {
-            buf.extend_from_slice(b"Via: ");
-            if i == 0 {
-                let (first, rest) = first_comma_part(v);
-                write_top_via(&mut buf, first, via, source);
-                for part in rest.into_iter().flat_map(split_commas) {
-                    buf.extend_from_slice(b", ");
-                    buf.extend_from_slice(part.as_bytes());
-                }
-            } else {
-                buf.extend_from_slice(v.as_bytes());
-            }
-            buf.extend_from_slice(b"\r\n");
-        }
-        if let Some(f) = echo.from {
-            push_header(&mut buf, "From", f);
-        }
-        if let Some(t) = echo.to {
-            buf.extend_from_slice(b"To: ");
-            buf.extend_from_slice(t.as_bytes());
-            let tagged = || echo.to_tagged.unwrap_or_else(|| fields::tag(t).is_some());
-            if let Some(tag) = to_tag.filter(|_| !tagged()) {
-                buf.extend_from_slice(b";tag=");
-                buf.extend_from_slice(tag.as_bytes());
-            }
-            buf.extend_from_slice(b"\r\n");
-        }
-        if let Some(c) = echo.call_id {
-            push_header(&mut buf, "Call-ID", c);
-        }
-        if let Some(c) = echo.cseq {
-            push_header(&mut buf, "CSeq", c);
-        }
+        write_echo(&mut buf, echo, via, source, to_tag);
         push_header(&mut buf, "Server", SERVER);
         ResponseWriter { buf }
     }
@@ -259,6 +228,63 @@ pub fn push_header(buf: &mut Vec<u8>, name: &str, value: &str) {
     buf.extend_from_slice(b": ");
     buf.extend_from_slice(value.as_bytes());
     buf.extend_from_slice(b"\r\n");
+}
+
+/// The echoed headers of a response (RFC 3261 §8.2.6.2): the Vias (the top one with received and
+/// rport), From, To with `to_tag` added when it has none, Call-ID and CSeq.
+fn write_echo(
+    out: &mut Vec<u8>,
+    echo: &Echo<'_>,
+    via: &TopVia,
+    source: &Source,
+    to_tag: Option<&str>,
+) {
+    for (i, v) in echo.vias().enumerate() {
+        out.extend_from_slice(b"Via: ");
+        if i == 0 {
+            let (first, rest) = first_comma_part(v);
+            write_top_via(out, first, via, source);
+            for part in rest.into_iter().flat_map(split_commas) {
+                out.extend_from_slice(b", ");
+                out.extend_from_slice(part.as_bytes());
+            }
+        } else {
+            out.extend_from_slice(v.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(f) = echo.from {
+        push_header(out, "From", f);
+    }
+    if let Some(t) = echo.to {
+        out.extend_from_slice(b"To: ");
+        out.extend_from_slice(t.as_bytes());
+        let tagged = || echo.to_tagged.unwrap_or_else(|| fields::tag(t).is_some());
+        if let Some(tag) = to_tag.filter(|_| !tagged()) {
+            out.extend_from_slice(b";tag=");
+            out.extend_from_slice(tag.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(c) = echo.call_id {
+        push_header(out, "Call-ID", c);
+    }
+    if let Some(c) = echo.cseq {
+        push_header(out, "CSeq", c);
+    }
+}
+
+/// The response a completed server transaction resends to a retransmission of `req`: the kept
+/// status line, the headers echoed from the retransmission (identical to the original's),
+/// the To tag we added, and the kept rest of the response (RFC 3261 §17.2.2).
+pub fn replay(req: &Request, status_line: &[u8], to_tag: Option<&str>, rest: &[u8]) -> Bytes {
+    let mut echo = Echo::from_head(&req.head);
+    echo.to_tagged = Some(req.to_tag().is_some());
+    let mut buf = Vec::with_capacity(status_line.len() + req.head.section().len() + rest.len());
+    buf.extend_from_slice(status_line);
+    write_echo(&mut buf, &echo, &req.via, &req.source, to_tag);
+    buf.extend_from_slice(rest);
+    Bytes::from(buf)
 }
 
 #[cfg(test)]
