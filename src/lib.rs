@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod http;
+pub mod memory;
 pub mod server;
 pub mod sip;
 pub mod store;

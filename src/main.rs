@@ -8,7 +8,7 @@ use presenced::config::Config;
 use presenced::store::{SqliteStore, Store};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: presenced::memory::Allocator = presenced::memory::Allocator;
 
 /// presenced: an OMA Presence SIMPLE server (Presence Server, RLS, XDMS, Content Server).
 ///
@@ -96,42 +96,8 @@ fn user_command(config: &Config, cmd: UserCommand) -> Result<(), String> {
     Ok(())
 }
 
-/// mimalloc asks for transparent huge pages, and the first touch of each then zeroes 2 MB at
-/// once: while a fresh server's tables grow, that showed as 15-25 ms stalls (PUBLISH p99 at
-/// 5,000/s) and about a third more CPU per request. With 4 KB pages the p99 was 1-1.7 ms
-/// (loadgen publish scenario, same machine, same run). So THP is off for this process.
-fn disable_transparent_huge_pages() {
-    // SAFETY: prctl with integer arguments only.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
-}
-
-unsafe extern "C" {
-    /// mimalloc's collection: frees retired pages and, forced, purges the free memory it keeps
-    /// committed (the symbol is always in libmimalloc; the crate declares it only with its
-    /// `extended` feature).
-    fn mi_collect(force: bool);
-}
-
-/// Give memory freed after a burst back to the system. mimalloc returns free pages to the OS
-/// only after a delay and only when it allocates again; an idle server that has just aged out
-/// a burst's transactions (Timer J) would otherwise keep their pages resident (measured: about
-/// 40 % of the RSS of a million settled subscriptions). Once every few seconds is cheap.
-fn spawn_memory_collector() {
-    let _ = std::thread::Builder::new()
-        .name("mem-collect".into())
-        .spawn(|| {
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(5));
-                // SAFETY: no arguments besides a flag; callable from any thread.
-                unsafe { mi_collect(true) };
-            }
-        });
-}
-
 fn main() -> ExitCode {
-    disable_transparent_huge_pages();
+    presenced::memory::configure();
     let cli = Cli::parse();
     let mut config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -171,7 +137,7 @@ fn main() -> ExitCode {
         // colours only on a terminal: log files and journald get plain text
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    spawn_memory_collector();
+    presenced::memory::spawn_collector();
     match presenced::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Msg, Req, Server, UdpPeer};
+use common::{Msg, Req, Server, UdpPeer, assert_echoes};
 
 const ALICE: &str = "sip:alice@example.com";
 const BOB: &str = "sip:bob@example.com";
@@ -132,38 +132,6 @@ fn no_notify(peer: &UdpPeer, call_id: &str, wait: Duration) {
                 m.text()
             );
         }
-    }
-}
-
-/// RFC 3261 §8.2.6.2: the response copies Call-ID, CSeq and From, and To gets a tag (the one
-/// the request carried, if any).
-fn assert_echoes(resp: &Msg, req: &Req) {
-    assert_eq!(
-        resp.header("Call-ID"),
-        req.get("Call-ID"),
-        "Call-ID echoed:\n{}",
-        resp.text()
-    );
-    assert_eq!(
-        resp.header("CSeq"),
-        req.get("CSeq"),
-        "CSeq echoed:\n{}",
-        resp.text()
-    );
-    assert_eq!(
-        resp.header("From"),
-        req.get("From"),
-        "From echoed:\n{}",
-        resp.text()
-    );
-    let to = resp.header("To").expect("To");
-    let req_to = req.get("To").unwrap();
-    if req_to.contains(";tag=") {
-        assert_eq!(to, req_to, "To (with its tag) echoed unchanged");
-    } else {
-        assert!(to.starts_with(req_to), "To {to:?} echoes {req_to:?}");
-        let tag = to.split(";tag=").nth(1).unwrap_or("");
-        assert!(!tag.is_empty(), "To tag added: {to}");
     }
 }
 

@@ -5,20 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Msg, Server, TcpPeer, UdpPeer};
+use common::{Server, TcpPeer, UdpPeer, assert_echoes};
 
 const URI: &str = "sip:presenced@127.0.0.1";
-
-fn assert_echoes(resp: &Msg, req: &common::Req) {
-    assert_eq!(resp.header("Call-ID"), req.get("Call-ID"));
-    assert_eq!(resp.header("CSeq"), req.get("CSeq"));
-    assert_eq!(resp.header("From"), req.get("From"));
-    let to = resp.header("To").unwrap();
-    assert!(
-        to.starts_with(req.get("To").unwrap()) && to.contains(";tag="),
-        "To {to}"
-    );
-}
 
 #[test]
 fn options_over_udp() {
@@ -104,8 +93,10 @@ fn method_not_allowed_lists_allow() {
     let s = Server::start();
     let peer = UdpPeer::new(s.udp);
     for method in ["INVITE", "REGISTER", "MESSAGE"] {
-        let resp = peer.call(&peer.req(method, URI));
+        let req = peer.req(method, URI);
+        let resp = peer.call(&req);
         assert_eq!(resp.status(), 405, "{method}");
+        assert_echoes(&resp, &req);
         let allow = resp
             .header("Allow")
             .expect("Allow in 405 (RFC 3261 §8.2.1)");
@@ -118,16 +109,20 @@ fn method_not_allowed_lists_allow() {
 fn unknown_method_is_not_implemented() {
     let s = Server::start();
     let peer = UdpPeer::new(s.udp);
-    let resp = peer.call(&peer.req("FROBNICATE", URI));
+    let req = peer.req("FROBNICATE", URI);
+    let resp = peer.call(&req);
     assert_eq!(resp.status(), 501);
+    assert_echoes(&resp, &req);
 }
 
 #[test]
 fn unsupported_require_gets_420_with_unsupported() {
     let s = Server::start();
     let peer = UdpPeer::new(s.udp);
-    let resp = peer.call(&peer.req("OPTIONS", URI).set("Require", "foo, bar"));
+    let req = peer.req("OPTIONS", URI).set("Require", "foo, bar");
+    let resp = peer.call(&req);
     assert_eq!(resp.status(), 420);
+    assert_echoes(&resp, &req);
     assert_eq!(resp.header("Unsupported"), Some("foo, bar"));
 }
 
@@ -135,22 +130,20 @@ fn unsupported_require_gets_420_with_unsupported() {
 fn max_forwards_zero_gets_483_but_options_is_answered() {
     let s = Server::start();
     let peer = UdpPeer::new(s.udp);
-    assert_eq!(
-        peer.call(&peer.req("INVITE", URI).set("Max-Forwards", "0"))
-            .status(),
-        483
-    );
+    let req = peer.req("INVITE", URI).set("Max-Forwards", "0");
+    let resp = peer.call(&req);
+    assert_eq!(resp.status(), 483);
+    assert_echoes(&resp, &req);
     // RFC 3261 §11: an OPTIONS with Max-Forwards 0 is for the element itself
     assert_eq!(
         peer.call(&peer.req("OPTIONS", URI).set("Max-Forwards", "0"))
             .status(),
         200
     );
-    assert_eq!(
-        peer.call(&peer.req("OPTIONS", URI).set("Max-Forwards", "ten"))
-            .status(),
-        400
-    );
+    let req = peer.req("OPTIONS", URI).set("Max-Forwards", "ten");
+    let resp = peer.call(&req);
+    assert_eq!(resp.status(), 400);
+    assert_echoes(&resp, &req);
 }
 
 #[test]
@@ -197,19 +190,22 @@ fn malformed_requests_get_400_naming_the_fault() {
             "reason {:?} names {word}",
             resp.reason()
         );
+        assert_echoes(&resp, &req);
     }
     // a version we do not speak
-    let bad = String::from_utf8(peer.req("OPTIONS", URI).bytes())
+    let req = peer.req("OPTIONS", URI);
+    let bad = String::from_utf8(req.bytes())
         .unwrap()
         .replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
     peer.send(bad.as_bytes());
-    assert_eq!(peer.recv(Duration::from_secs(5)).unwrap().status(), 505);
+    let resp = peer.recv(Duration::from_secs(5)).unwrap();
+    assert_eq!(resp.status(), 505);
+    assert_echoes(&resp, &req);
     // a scheme we do not serve
-    assert_eq!(
-        peer.call(&peer.req("OPTIONS", "http://example.com/"))
-            .status(),
-        416
-    );
+    let req = peer.req("OPTIONS", "http://example.com/");
+    let resp = peer.call(&req);
+    assert_eq!(resp.status(), 416);
+    assert_echoes(&resp, &req);
 }
 
 #[test]

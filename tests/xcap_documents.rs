@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{HttpResp, Server, Xcap, assert_valid_xml, example, temp_dir};
+use common::{Server, Xcap, assert_status, assert_valid_xml, example, rls_services_doc, temp_dir};
 
 const ALICE: &str = "sip:alice@example.com";
 
@@ -37,10 +37,6 @@ fn usages() -> Vec<(&'static str, &'static str, Vec<u8>)> {
 
 fn doc_path(auid: &str, xui: &str, doc: &str) -> String {
     format!("/xcap-root/{auid}/users/{xui}/{doc}")
-}
-
-fn assert_status(r: &HttpResp, status: u16, what: &str) {
-    assert_eq!(r.status, status, "{what}: {} {:?}", r.text(), r.headers);
 }
 
 /// A quoted strong entity tag.
@@ -217,13 +213,6 @@ fn xcap_caps_index() {
     assert!(r.status == 404 || r.status == 405, "{}", r.status);
 }
 
-fn rls_doc(service: &str) -> Vec<u8> {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\" xmlns:rl=\"urn:ietf:params:xml:ns:resource-lists\"><service uri=\"{service}\"><list name=\"l\"><rl:entry uri=\"sip:carol@example.com\"/></list><packages><package>presence</package></packages></service></rls-services>"
-    )
-    .into_bytes()
-}
-
 #[test]
 fn rls_services_global_index_is_composed_at_request_time() {
     let srv = Server::start();
@@ -238,7 +227,7 @@ fn rls_services_global_index_is_composed_at_request_time() {
         &c.put(
             &doc_path("rls-services", ALICE, "index"),
             mime,
-            &rls_doc("sip:alice-friends@example.com"),
+            &rls_services_doc("sip:alice-friends@example.com"),
         ),
         201,
         "alice",
@@ -247,7 +236,7 @@ fn rls_services_global_index_is_composed_at_request_time() {
         &c.put(
             &doc_path("rls-services", "sip:bob@example.com", "index"),
             mime,
-            &rls_doc("sip:bob-friends@example.com"),
+            &rls_services_doc("sip:bob-friends@example.com"),
         ),
         201,
         "bob",
@@ -276,7 +265,7 @@ fn rls_services_global_index_is_composed_at_request_time() {
     let r = c.get(idx);
     assert!(!r.text().contains("bob-friends"));
     assert_ne!(r.etag(), e1);
-    let r = c.put(idx, mime, &rls_doc("sip:x@example.com"));
+    let r = c.put(idx, mime, &rls_services_doc("sip:x@example.com"));
     assert_status(&r, 405, "index is read-only");
     assert_eq!(r.header("Allow"), Some("GET"));
 }

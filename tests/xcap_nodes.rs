@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{HttpResp, Server, Xcap, assert_valid_xml};
+use common::{HttpResp, Server, Xcap, assert_status, assert_valid_xml, rls_services_doc};
 
 const DOC: &str = "/xcap-root/resource-lists/users/sip:alice@example.com/index";
 const RLM: &str = "application/resource-lists+xml";
@@ -40,21 +40,17 @@ fn node(sel: &str) -> String {
     s
 }
 
-fn expect(r: &HttpResp, status: u16, what: &str) {
-    assert_eq!(r.status, status, "{what}: {} {:?}", r.text(), r.headers);
-}
-
 /// The document as stored now, validated; returns its ETag.
 fn doc_valid(c: &Xcap) -> (String, String) {
     let r = c.get(DOC);
-    expect(&r, 200, "document");
+    assert_status(&r, 200, "document");
     assert_valid_xml(&r.body);
     (r.text(), r.etag())
 }
 
 /// A 409 with the named condition; the body validates.
 fn expect_409(r: &HttpResp, condition: &str) -> String {
-    expect(r, 409, condition);
+    assert_status(r, 409, condition);
     assert_eq!(r.header("Content-Type"), Some("application/xcap-error+xml"));
     assert_valid_xml(&r.body);
     let t = r.text();
@@ -66,7 +62,7 @@ fn setup() -> (Server, Xcap, String) {
     let srv = Server::start();
     let c = Xcap::new(srv.http);
     let r = c.put(DOC, RLM, RL_DOC.as_bytes());
-    expect(&r, 201, "document");
+    assert_status(&r, 201, "document");
     let e = r.etag();
     (srv, c, e)
 }
@@ -76,7 +72,7 @@ fn element_life_cycle() {
     let (_srv, c, e0) = setup();
     let bob = node("resource-lists/list[@name=\"friends\"]/entry[@uri=\"sip:bob@example.com\"]");
     let r = c.get(&bob);
-    expect(&r, 200, "element GET");
+    assert_status(&r, 200, "element GET");
     assert_eq!(r.header("Content-Type"), Some(EL));
     assert_eq!(r.etag(), e0, "a node GET carries the document's tag");
     assert!(
@@ -84,7 +80,7 @@ fn element_life_cycle() {
         "{}",
         r.text()
     );
-    expect(
+    assert_status(
         &c.req("GET", &bob, &[("If-None-Match", &e0)], None),
         304,
         "conditional node GET",
@@ -92,13 +88,13 @@ fn element_life_cycle() {
     // Create an element: 201, new document tag.
     let erin = node("resource-lists/list[@name=\"friends\"]/entry[@uri=\"sip:erin@example.com\"]");
     let body = br#"<entry uri="sip:erin@example.com"/>"#;
-    expect(
+    assert_status(
         &c.req("PUT", &erin, &[("If-Match", "\"old\"")], Some((EL, body))),
         412,
         "stale tag",
     );
     let r = c.req("PUT", &erin, &[("If-Match", &e0)], Some((EL, body)));
-    expect(&r, 201, "element create");
+    assert_status(&r, 201, "element create");
     let e1 = r.etag();
     assert_ne!(e1, e0);
     let (text, tag) = doc_valid(&c);
@@ -107,28 +103,28 @@ fn element_life_cycle() {
     // Replace it: 200.
     let body = br#"<entry uri="sip:erin@example.com"><display-name>Erin</display-name></entry>"#;
     let r = c.put(&erin, EL, body);
-    expect(&r, 200, "element replace");
+    assert_status(&r, 200, "element replace");
     let e2 = r.etag();
     let r = c.get(&erin);
     assert!(r.text().contains("Erin"));
     assert_eq!(r.etag(), e2);
     doc_valid(&c);
     // Delete it: 200, then 404.
-    expect(
+    assert_status(
         &c.req("DELETE", &erin, &[("If-Match", &e1)], None),
         412,
         "stale delete",
     );
     let r = c.delete(&erin);
-    expect(&r, 200, "element delete");
+    assert_status(&r, 200, "element delete");
     assert_ne!(r.etag(), e2);
-    expect(&c.get(&erin), 404, "gone");
-    expect(&c.delete(&erin), 404, "gone again");
+    assert_status(&c.get(&erin), 404, "gone");
+    assert_status(&c.delete(&erin), 404, "gone again");
     let (text, _) = doc_valid(&c);
     assert!(!text.contains("erin"));
     // A whole list.
     let l = node("resource-lists/list[@name=\"family\"]");
-    expect(
+    assert_status(
         &c.put(
             &l,
             EL,
@@ -138,7 +134,7 @@ fn element_life_cycle() {
         "list",
     );
     let r = c.get(&node("resource-lists/list[3]/entry/@uri"));
-    expect(&r, 200, "positional selection");
+    assert_status(&r, 200, "positional selection");
     assert_eq!(r.text(), "sip:mum@example.com");
     doc_valid(&c);
 }
@@ -148,28 +144,28 @@ fn attribute_life_cycle_and_namespaces() {
     let (_srv, c, e0) = setup();
     let name = node("resource-lists/list[2]/@name");
     let r = c.get(&name);
-    expect(&r, 200, "attribute GET");
+    assert_status(&r, 200, "attribute GET");
     assert_eq!(r.header("Content-Type"), Some(ATT));
     assert_eq!(r.text(), "work");
     assert_eq!(r.etag(), e0);
     let r = c.put(&name, ATT, b"job");
-    expect(&r, 200, "attribute replace");
+    assert_status(&r, 200, "attribute replace");
     let e1 = r.etag();
     assert_eq!(c.get(&name).text(), "job");
     doc_valid(&c);
     let r = c.req("DELETE", &name, &[("If-Match", &e1)], None);
-    expect(&r, 200, "attribute delete");
-    expect(&c.get(&name), 404, "attribute gone");
+    assert_status(&r, 200, "attribute delete");
+    assert_status(&c.get(&name), 404, "attribute gone");
     let (text, _) = doc_valid(&c);
     assert!(!text.contains("\"job\""), "{text}");
     let r = c.put(&name, ATT, b"work &amp; more");
-    expect(&r, 201, "attribute create");
+    assert_status(&r, 201, "attribute create");
     assert_eq!(c.get(&name).text(), "work &amp; more");
     let (text, _) = doc_valid(&c);
     assert!(text.contains("name=\"work &amp; more\""), "{text}");
     // Namespace bindings in scope of an element (RFC 4825 §7.10).
     let r = c.get(&node("resource-lists/list[1]/namespace::*"));
-    expect(&r, 200, "namespace bindings");
+    assert_status(&r, 200, "namespace bindings");
     assert_eq!(r.header("Content-Type"), Some("application/xcap-ns+xml"));
     assert!(
         r.text().contains("urn:ietf:params:xml:ns:resource-lists"),
@@ -254,13 +250,6 @@ fn each_conflict_condition() {
 
 const RLSM: &str = "application/rls-services+xml";
 
-fn rls(service: &str) -> Vec<u8> {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\" xmlns:rl=\"urn:ietf:params:xml:ns:resource-lists\"><service uri=\"{service}\"><list name=\"l\"><rl:entry uri=\"sip:carol@example.com\"/></list><packages><package>presence</package></packages></service></rls-services>"
-    )
-    .into_bytes()
-}
-
 #[test]
 fn rls_service_uris_are_unique_across_users() {
     // RFC 4826 §4.4.3, checked by the core against the store through the Directory.
@@ -268,31 +257,31 @@ fn rls_service_uris_are_unique_across_users() {
     let c = Xcap::new(srv.http);
     let alice = "/xcap-root/rls-services/users/sip:alice@example.com/index";
     let bob = "/xcap-root/rls-services/users/sip:bob@example.com/index";
-    expect(
-        &c.put(alice, RLSM, &rls("sip:team@example.com")),
+    assert_status(
+        &c.put(alice, RLSM, &rls_services_doc("sip:team@example.com")),
         201,
         "alice",
     );
     let t = expect_409(
-        &c.put(bob, RLSM, &rls("sip:team@example.com")),
+        &c.put(bob, RLSM, &rls_services_doc("sip:team@example.com")),
         "uniqueness-failure",
     );
     assert!(t.contains("<alt-value>"), "{t}");
-    expect(
-        &c.put(bob, RLSM, &rls("sip:bobs-team@example.com")),
+    assert_status(
+        &c.put(bob, RLSM, &rls_services_doc("sip:bobs-team@example.com")),
         201,
         "bob, another URI",
     );
     // Alice may rewrite her own document with the same URI.
-    expect(
-        &c.put(alice, RLSM, &rls("sip:team@example.com")),
+    assert_status(
+        &c.put(alice, RLSM, &rls_services_doc("sip:team@example.com")),
         200,
         "alice again",
     );
     // Once alice lets the URI go, bob can take it.
-    expect(&c.delete(alice), 200, "alice deletes");
-    expect(
-        &c.put(bob, RLSM, &rls("sip:team@example.com")),
+    assert_status(&c.delete(alice), 200, "alice deletes");
+    assert_status(
+        &c.put(bob, RLSM, &rls_services_doc("sip:team@example.com")),
         200,
         "bob takes it",
     );

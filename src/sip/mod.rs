@@ -1,5 +1,6 @@
 //! SIP transport: the mio event loop that moves bytes between sockets and the engine.
 
+pub mod coalesce;
 pub mod datagrams;
 pub mod sockets;
 pub mod transport;

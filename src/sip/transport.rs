@@ -16,6 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
+
+use super::coalesce::Coalescer;
+
+/// A tick this long is logged (at debug level): requests waited behind it.
+const SLOW_TICK: Duration = Duration::from_millis(10);
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -232,7 +237,7 @@ impl SipTransport {
     /// Run until `shutdown` is set (and the waker woken).
     pub fn run(&mut self, shutdown: &AtomicBool) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        let mut woke = Instant::now();
+        let mut coalescer = Coalescer::new(self.config.batch_window, Instant::now());
         loop {
             let mut timeout = match &self.link {
                 EngineSide::Inline(ie) => ie.poll_timeout(),
@@ -242,15 +247,11 @@ impl SipTransport {
                 let left = first.saturating_duration_since(Instant::now());
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
-            // Interrupt coalescing: when the last wake-up brought messages, more are likely on
-            // their way; waiting out the window turns a wake-up, a read, a tick and a send per
-            // message into one of each per window. An idle server still blocks in poll.
-            let window = self.config.batch_window;
-            if self.read_since_poll > 0 && !window.is_zero() {
-                let elapsed = woke.elapsed();
-                if elapsed < window {
-                    std::thread::sleep(window - elapsed);
-                }
+            // Interrupt coalescing (see coalesce.rs): at a rate where the window gathers
+            // several messages, wait it out before reading again. An idle server still blocks
+            // in poll.
+            if let Some(wait) = coalescer.wait(Instant::now(), self.read_since_poll) {
+                std::thread::sleep(wait);
                 timeout = Some(Duration::ZERO);
             }
             self.read_since_poll = 0;
@@ -259,7 +260,6 @@ impl SipTransport {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-            woke = Instant::now();
             for ev in events.iter() {
                 let t = ev.token().0;
                 if t == WAKER.0 {
@@ -281,6 +281,7 @@ impl SipTransport {
                     }
                 }
             }
+            coalescer.woke(Instant::now(), self.read_since_poll);
             self.hand_to_engine();
             self.drain_outbox();
             self.expire_connects();
@@ -388,7 +389,22 @@ impl SipTransport {
         let mut batch = std::mem::take(&mut self.batch);
         loop {
             let take = batch.len().min(ie.max_batch);
+            let timed = tracing::enabled!(tracing::Level::DEBUG);
+            let t0 = timed.then(|| (Instant::now(), thread_cpu()));
             ie.engine.tick(now, batch.drain(..take), &mut ie.out);
+            if let Some((wall0, cpu0)) = t0 {
+                let took = wall0.elapsed();
+                if took >= SLOW_TICK {
+                    // CPU time tells the engine's own work from time the thread was not running
+                    let cpu_ms = thread_cpu().saturating_sub(cpu0).as_millis() as u64;
+                    debug!(
+                        ms = took.as_millis() as u64,
+                        cpu_ms,
+                        messages = take,
+                        "slow tick"
+                    );
+                }
+            }
             if batch.is_empty() {
                 break;
             }
@@ -895,4 +911,15 @@ fn via_over(head: &[u8], transport: &[u8; 3]) -> Option<Bytes> {
     let mut out = head.to_vec();
     out.get_mut(at..at + 3)?.copy_from_slice(transport);
     Some(Bytes::from(out))
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }

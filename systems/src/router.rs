@@ -2,7 +2,7 @@
 //! every method shares (RFC 3261 §8.2: method, Max-Forwards, Require), answer OPTIONS, and hand
 //! each remaining request to the queue of its method.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use bevy_ecs::prelude::*;
 
@@ -57,27 +57,56 @@ impl Capabilities {
 /// answered 405.
 #[derive(Resource, Default)]
 pub struct MethodQueues {
-    queues: HashMap<&'static str, Vec<Incoming>>,
+    /// By [`slot`]; None for a method no system handles.
+    queues: [Option<Vec<Incoming>>; METHODS],
 }
 
 use crate::sip::message::method_str as method_name;
 
+/// Number of methods rsip models.
+const METHODS: usize = 14;
+
+/// The queue of a method.
+fn slot(m: Method) -> usize {
+    match m {
+        Method::Ack => 0,
+        Method::Bye => 1,
+        Method::Cancel => 2,
+        Method::Info => 3,
+        Method::Invite => 4,
+        Method::Message => 5,
+        Method::Notify => 6,
+        Method::Options => 7,
+        Method::PRack => 8,
+        Method::Publish => 9,
+        Method::Refer => 10,
+        Method::Register => 11,
+        Method::Subscribe => 12,
+        Method::Update => 13,
+    }
+}
+
 impl MethodQueues {
     /// Declare that a system handles `method`.
     pub fn register(&mut self, method: Method) {
-        self.queues.entry(method_name(method)).or_default();
+        self.queues[slot(method)].get_or_insert_default();
     }
 
     /// Take this tick's requests of `method`.
     pub fn take(&mut self, method: Method) -> Vec<Incoming> {
-        self.queues
-            .get_mut(method_name(method))
+        self.queues[slot(method)]
+            .as_mut()
             .map(std::mem::take)
             .unwrap_or_default()
     }
 
+    /// True when a system handles `method`.
+    fn handles(&self, method: Method) -> bool {
+        self.queues[slot(method)].is_some()
+    }
+
     fn push(&mut self, inc: Incoming) -> Result<(), Incoming> {
-        match self.queues.get_mut(method_name(inc.req.method)) {
+        match &mut self.queues[slot(inc.req.method)] {
             Some(q) => {
                 q.push(inc);
                 Ok(())
@@ -88,7 +117,26 @@ impl MethodQueues {
 
     /// The `Allow` value: OPTIONS plus every registered method.
     pub fn allow(&self) -> String {
-        let mut names: Vec<&str> = self.queues.keys().copied().collect();
+        let mut names: Vec<&str> = [
+            Method::Ack,
+            Method::Bye,
+            Method::Cancel,
+            Method::Info,
+            Method::Invite,
+            Method::Message,
+            Method::Notify,
+            Method::Options,
+            Method::PRack,
+            Method::Publish,
+            Method::Refer,
+            Method::Register,
+            Method::Subscribe,
+            Method::Update,
+        ]
+        .into_iter()
+        .filter(|&m| self.handles(m))
+        .map(method_name)
+        .collect();
         names.sort_unstable();
         let mut allow = String::from("OPTIONS");
         for n in names {
@@ -101,27 +149,77 @@ impl MethodQueues {
     }
 }
 
+/// A header value of an [`Answer`]: text (borrowed for the `'static` ones) or a number,
+/// written straight into the response (no `String` per value).
+#[derive(Debug, Clone)]
+pub enum Value {
+    Text(Cow<'static, str>),
+    Num(u64),
+}
+
+impl From<&'static str> for Value {
+    fn from(v: &'static str) -> Value {
+        Value::Text(Cow::Borrowed(v))
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Value {
+        Value::Text(Cow::Owned(v))
+    }
+}
+
+impl From<u32> for Value {
+    fn from(v: u32) -> Value {
+        Value::Num(v as u64)
+    }
+}
+
+impl From<u64> for Value {
+    fn from(v: u64) -> Value {
+        Value::Num(v)
+    }
+}
+
+/// Extra headers of an answer kept inline (more go to a `Vec`).
+const INLINE_HEADERS: usize = 2;
+
 /// A final answer built by a handler: status, reason and extra headers.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub code: u16,
-    pub reason: String,
-    pub headers: Vec<(&'static str, String)>,
+    pub reason: Cow<'static, str>,
+    inline: [Option<(&'static str, Value)>; INLINE_HEADERS],
+    more: Vec<(&'static str, Value)>,
 }
 
 impl Answer {
-    pub fn new(code: u16, reason: impl Into<String>) -> Answer {
+    pub fn new(code: u16, reason: impl Into<Cow<'static, str>>) -> Answer {
         Answer {
             code,
             reason: reason.into(),
-            headers: Vec::new(),
+            inline: Default::default(),
+            more: Vec::new(),
         }
     }
 
     /// Add a header.
-    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Answer {
-        self.headers.push((name, value.into()));
+    pub fn with(mut self, name: &'static str, value: impl Into<Value>) -> Answer {
+        let h = (name, value.into());
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(h),
+            None => self.more.push(h),
+        }
         self
+    }
+
+    /// The extra headers, in the order they were added.
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.inline
+            .iter()
+            .flatten()
+            .chain(&self.more)
+            .map(|(n, v)| (*n, v))
     }
 }
 
@@ -138,15 +236,20 @@ pub fn answer(world: &mut World, inc: &Incoming, answer: Answer, to_tag: Option<
         }
     };
     let mut w = respond(&inc.req, answer.code, &answer.reason, tag);
-    for (n, v) in &answer.headers {
-        w.header(n, v);
+    for (n, v) in answer.headers() {
+        match v {
+            Value::Text(t) => w.header(n, t),
+            Value::Num(x) => w.header_num(n, *x),
+        };
     }
     crate::transaction::reply_in_world(world, inc.tx, &inc.req, w.finish());
 }
 
 /// Build a final response to `req`.
 pub fn respond(req: &Request, code: u16, reason: &str, to_tag: &str) -> ResponseWriter {
-    let echo = Echo::from_head(&req.head);
+    let mut echo = Echo::from_head(&req.head);
+    // (the tag of the first To, found at parse time)
+    echo.to_tagged = Some(req.to_tag().is_some());
     ResponseWriter::new(code, reason, &echo, &req.via, &req.source, Some(to_tag))
 }
 
@@ -259,7 +362,7 @@ pub fn dispatch(
             _ => {}
         }
         // §8.2.1: method inspection comes first.
-        if req.method != Method::Options && !queues.queues.contains_key(method_name(req.method)) {
+        if req.method != Method::Options && !queues.handles(req.method) {
             let mut w = respond(req, 405, "Method Not Allowed", &tag());
             w.header("Allow", &caps.allow);
             responder.reply_to(inc.tx, req, w.finish());

@@ -94,6 +94,43 @@ fn a_retransmission_is_answered_from_the_transaction_not_processed_again() {
     );
 }
 
+fn subscribe(to_tag: &str) -> Inbound {
+    let text = format!(
+        "SUBSCRIBE sip:alice@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9000;branch=z9hG4bKs{to_tag};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>{to_tag}\r\nCall-ID: s1\r\n\
+CSeq: 1 SUBSCRIBE\r\nEvent: presence\r\nContact: <sip:bob@127.0.0.1:9000>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"
+    );
+    Inbound {
+        source: src(),
+        bytes: Bytes::from(text),
+    }
+}
+
+/// The responses (not the NOTIFYs) among `out`.
+fn responses(out: &[Outbound]) -> Vec<Bytes> {
+    out.iter()
+        .filter(|m| m.head.starts_with(b"SIP/2.0 "))
+        .map(|m| m.head.clone())
+        .collect()
+}
+
+#[test]
+fn a_replayed_response_is_byte_for_byte_the_original() {
+    // a completed transaction keeps only what the retransmission cannot give back; what it
+    // resends must still be the very response sent first (RFC 3261 §17.2.2)
+    for to_tag in ["", ";tag=ours"] {
+        let mut e = engine();
+        let mut out = Vec::new();
+        e.tick(Time(1), [subscribe(to_tag)], &mut out);
+        let first = responses(&out);
+        assert_eq!(first.len(), 1, "{to_tag:?}");
+        out.clear();
+        e.tick(Time(2), [subscribe(to_tag)], &mut out);
+        assert_eq!(responses(&out), first, "{to_tag:?}");
+        assert_eq!(e.stats().retransmissions_absorbed, 1);
+    }
+}
+
 #[test]
 fn timer_j_forgets_the_transaction() {
     let mut e = engine();

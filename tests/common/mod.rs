@@ -770,3 +770,49 @@ pub fn example(name: &str) -> Vec<u8> {
         .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
+
+/// RFC 3261 §8.2.6.2: a response copies Call-ID, CSeq, From and the Via headers (the top one
+/// with its branch; received/rport may be added, RFC 3581), and To gets a tag (the one the
+/// request carried, if any).
+pub fn assert_echoes(resp: &Msg, req: &Req) {
+    for name in ["Call-ID", "CSeq", "From"] {
+        assert_eq!(
+            resp.header(name),
+            req.get(name),
+            "{name} echoed:\n{}",
+            resp.text()
+        );
+    }
+    let via = resp.header("Via").expect("Via");
+    let req_via = req.get("Via").unwrap();
+    let (sent_by, branch) = req_via
+        .split_once(";branch=")
+        .expect("request Via has a branch");
+    let branch = branch.split(';').next().unwrap();
+    assert!(
+        via.starts_with(sent_by) && via.contains(&format!(";branch={branch}")),
+        "Via {via:?} echoes {req_via:?}"
+    );
+    let to = resp.header("To").expect("To");
+    let req_to = req.get("To").unwrap();
+    if req_to.contains(";tag=") {
+        assert_eq!(to, req_to, "To (with its tag) echoed unchanged");
+    } else {
+        assert!(to.starts_with(req_to), "To {to:?} echoes {req_to:?}");
+        let tag = to.split(";tag=").nth(1).unwrap_or("");
+        assert!(!tag.is_empty(), "To tag added: {to}");
+    }
+}
+
+/// Fail with the response's body and headers unless it has `status`.
+pub fn assert_status(r: &HttpResp, status: u16, what: &str) {
+    assert_eq!(r.status, status, "{what}: {} {:?}", r.text(), r.headers);
+}
+
+/// An rls-services document with one service `uri` listing sip:carol@example.com for presence.
+pub fn rls_services_doc(service: &str) -> Vec<u8> {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\" xmlns:rl=\"urn:ietf:params:xml:ns:resource-lists\"><service uri=\"{service}\"><list name=\"l\"><rl:entry uri=\"sip:carol@example.com\"/></list><packages><package>presence</package></packages></service></rls-services>"
+    )
+    .into_bytes()
+}

@@ -152,7 +152,7 @@ fn publish(world: &mut World, req: &Request) -> Answer {
     let ok = |etag: String, secs: u32| {
         Answer::new(200, "OK")
             .with("SIP-ETag", etag)
-            .with("Expires", secs.to_string())
+            .with("Expires", secs)
     };
     let Some(p) = target else {
         let Some(doc) = doc else {

@@ -44,48 +44,185 @@ impl TopVia {
     }
 }
 
+/// `str::trim` (Unicode white space), answered byte by byte unless an end is not ASCII.
+#[inline]
+pub fn trim(s: &str) -> &str {
+    trim_end(trim_start(s))
+}
+
+/// The first `c` in `b`: a plain loop, cheaper than a `memchr` call on the short values of
+/// a header.
+#[inline]
+pub fn find_byte(b: &[u8], c: u8) -> Option<usize> {
+    if b.len() >= 16 {
+        return find_swar(b, 0, c);
+    }
+    b.iter().position(|&x| x == c)
+}
+
+/// The first `c` in `hay` at or after `from`, eight bytes at a time.
+pub(crate) fn find_swar(hay: &[u8], from: usize, c: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let pattern = ONES * c as u64;
+    let mut i = from;
+    while let Some(chunk) = hay.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default()) ^ pattern;
+        // the lowest flagged byte is the first zero byte of x (flags above it may be false)
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    hay.get(i..)?.iter().position(|&x| x == c).map(|k| i + k)
+}
+
+/// The last `c` in `b`.
+#[inline]
+pub fn rfind_byte(b: &[u8], c: u8) -> Option<usize> {
+    b.iter().rposition(|&x| x == c)
+}
+
+/// `char::is_whitespace` for an ASCII byte.
+#[inline]
+fn is_ascii_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+}
+
+/// `str::trim_start`, byte by byte unless the first byte left is not ASCII.
+#[inline]
+pub fn trim_start(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut a = 0;
+    while a < b.len() && is_ascii_ws(b[a]) {
+        a += 1;
+    }
+    match b.get(a) {
+        Some(&c) if c >= 0x80 => s[a..].trim_start(),
+        _ => &s[a..],
+    }
+}
+
+/// `str::trim_end`, byte by byte unless the last byte left is not ASCII.
+#[inline]
+pub fn trim_end(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut e = b.len();
+    while e > 0 && is_ascii_ws(b[e - 1]) {
+        e -= 1;
+    }
+    if e > 0 && b[e - 1] >= 0x80 {
+        s[..e].trim_end()
+    } else {
+        &s[..e]
+    }
+}
+
+/// The first comma at or after `from` outside quotes (with their backslash escapes) and angle
+/// brackets, scanning from a point that is outside both.
+fn top_comma(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    let mut quoted = false;
+    let mut angle = false;
+    loop {
+        let rest = bytes.get(i..)?;
+        if quoted {
+            let j = i + memchr::memchr2(b'\\', b'"', rest)?;
+            if bytes[j] == b'\\' {
+                i = j + 2;
+            } else {
+                quoted = false;
+                i = j + 1;
+            }
+        } else if angle {
+            let j = i + memchr::memchr2(b'>', b'"', rest)?;
+            if bytes[j] == b'>' {
+                angle = false;
+            } else {
+                quoted = true;
+            }
+            i = j + 1;
+        } else {
+            let j = i + memchr::memchr3(b',', b'"', b'<', rest)?;
+            match bytes[j] {
+                b',' => return Some(j),
+                b'"' => quoted = true,
+                _ => angle = true,
+            }
+            i = j + 1;
+        }
+    }
+}
+
 /// Split a header value at top-level commas (outside quotes and angle brackets).
 pub fn split_commas(value: &str) -> impl Iterator<Item = &str> {
     let bytes = value.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    let mut quoted = false;
-    let mut angle = false;
+    let mut start = Some(0);
     std::iter::from_fn(move || {
-        if start > bytes.len() {
-            return None;
-        }
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\\' if quoted => i += 1,
-                b'"' => quoted = !quoted,
-                b'<' if !quoted => angle = true,
-                b'>' if !quoted => angle = false,
-                b',' if !quoted && !angle => {
-                    let part = &value[start..i];
-                    i += 1;
-                    start = i;
-                    return Some(part.trim());
-                }
-                _ => {}
+        let from = start?;
+        match top_comma(bytes, from) {
+            Some(i) => {
+                start = Some(i + 1);
+                Some(trim(&value[from..i]))
             }
-            i += 1;
+            None => {
+                start = None;
+                Some(trim(&value[from..]))
+            }
         }
-        let part = &value[start.min(bytes.len())..];
-        start = bytes.len() + 1;
-        Some(part.trim())
+    })
+}
+
+/// The first part of [`split_commas`] and what follows its comma (None without one).
+pub fn first_comma_part(value: &str) -> (&str, Option<&str>) {
+    match top_comma(value.as_bytes(), 0) {
+        Some(i) => (trim(&value[..i]), Some(&value[i + 1..])),
+        None => (trim(value), None),
+    }
+}
+
+/// `str::split` at an ASCII byte.
+pub fn split_byte(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        Some(match find_byte(r.as_bytes(), sep) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                &r[..i]
+            }
+            None => {
+                rest = None;
+                r
+            }
+        })
     })
 }
 
 /// Iterate `name[=value]` parameters of a `;`-separated list.
 pub fn params(list: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
-    list.split(';')
-        .map(str::trim)
+    split_byte(list, b';')
+        .map(trim)
         .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+        .map(|p| match find_byte(p.as_bytes(), b'=') {
+            Some(i) => (trim(&p[..i]), Some(trim_quotes(trim(&p[i + 1..])))),
             None => (p, None),
         })
+}
+
+/// `str::trim_matches('"')`.
+fn trim_quotes(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut a = 0;
+    let mut e = b.len();
+    while a < e && b[a] == b'"' {
+        a += 1;
+    }
+    while e > a && b[e - 1] == b'"' {
+        e -= 1;
+    }
+    &s[a..e]
 }
 
 /// The sent-protocol transport, sent-by and parameter list of one via-parm, borrowed.
@@ -102,23 +239,27 @@ pub struct ViaSent<'a> {
 /// Read the first via-parm of a Via value: `SIP/2.0/UDP host[:port] *(;param)`, without
 /// allocating; None when malformed.
 pub fn via_sent(value: &str) -> Option<ViaSent<'_>> {
-    let value = split_commas(value).next()?;
+    parm_sent(first_comma_part(value).0)
+}
+
+/// [`via_sent`] of one via-parm already cut at its commas (and trimmed).
+pub fn parm_sent(value: &str) -> Option<ViaSent<'_>> {
     // sent-protocol = protocol-name SLASH protocol-version SLASH transport, with LWS allowed
     // around the slashes (RFC 3261 §25.1; RFC 4475 §3.1.1.1 folds it over three lines)
-    let (name, r) = take_token(value.trim_start());
-    let r = r.trim_start().strip_prefix('/')?.trim_start();
+    let (name, r) = take_token(trim_start(value));
+    let r = trim_start(trim_start(r).strip_prefix('/')?);
     let (version, r) = take_token(r);
-    let r = r.trim_start().strip_prefix('/')?.trim_start();
+    let r = trim_start(trim_start(r).strip_prefix('/')?);
     let (transport, rest) = take_token(r);
     if !name.eq_ignore_ascii_case("SIP") || version.is_empty() || transport.is_empty() {
         return None;
     }
-    if !rest.starts_with([' ', '\t']) {
+    if !matches!(rest.as_bytes().first(), Some(b' ' | b'\t')) {
         return None;
     }
-    let rest = rest.trim();
-    let (sent_by, params) = match rest.find(';') {
-        Some(i) => (rest[..i].trim(), &rest[i + 1..]),
+    let rest = trim(rest);
+    let (sent_by, params) = match find_byte(rest.as_bytes(), b';') {
+        Some(i) => (trim(&rest[..i]), &rest[i + 1..]),
         None => (rest, ""),
     };
     let (host, port) = split_host_port(sent_by)?;
@@ -132,7 +273,11 @@ pub fn via_sent(value: &str) -> Option<ViaSent<'_>> {
 
 /// Parse one via-parm: `SIP/2.0/UDP host[:port] *(;param)`.
 pub fn parse_via(value: &str) -> Option<TopVia> {
-    let sent = via_sent(value)?;
+    top_via(&via_sent(value)?)
+}
+
+/// The [`TopVia`] of a via-parm read by [`via_sent`].
+pub fn top_via(sent: &ViaSent<'_>) -> Option<TopVia> {
     let mut branch = "";
     let mut rport = false;
     let mut received = false;
@@ -146,7 +291,9 @@ pub fn parse_via(value: &str) -> Option<TopVia> {
         }
     }
     let mut text = String::with_capacity(sent.transport.len() + sent.host.len() + branch.len());
-    text.extend(sent.transport.chars().map(|c| c.to_ascii_uppercase()));
+    text.push_str(sent.transport);
+    // (a token: ASCII)
+    text.make_ascii_uppercase();
     let host_at = text.len() as u32;
     text.push_str(sent.host);
     let branch_at = text.len() as u32;
@@ -171,21 +318,24 @@ fn take_token(s: &str) -> (&str, &str) {
 
 /// Split `host[:port]` or `[v6]:port`; None when malformed.
 pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
-    let s = s.trim();
+    let s = trim(s);
     if s.is_empty() {
         return None;
     }
     if let Some(rest) = s.strip_prefix('[') {
-        let (h, after) = rest.split_once(']')?;
+        let close = find_byte(rest.as_bytes(), b']')?;
+        let (h, after) = (&rest[..close], &rest[close + 1..]);
         let port = match after.strip_prefix(':') {
-            Some(p) => Some(p.trim().parse().ok()?),
+            Some(p) => Some(trim(p).parse().ok()?),
             None if after.is_empty() => None,
             None => return None,
         };
         return Some((h, port));
     }
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => Some((h, Some(p.trim().parse().ok()?))),
+    match rfind_byte(s.as_bytes(), b':') {
+        Some(i) if find_byte(&s.as_bytes()[..i], b':').is_none() => {
+            Some((&s[..i], Some(trim(&s[i + 1..]).parse().ok()?)))
+        }
         Some(_) => None,
         None => Some((s, None)),
     }
@@ -193,9 +343,10 @@ pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
 
 /// The `tag` parameter of a From or To value (outside the URI when it is in angle brackets).
 pub fn tag(value: &str) -> Option<&str> {
-    let after_uri = match value.rfind('>') {
+    let b = value.as_bytes();
+    let after_uri = match rfind_byte(b, b'>') {
         Some(i) => &value[i + 1..],
-        None => value.find(';').map_or("", |i| &value[i..]),
+        None => find_byte(b, b';').map_or("", |i| &value[i..]),
     };
     params(after_uri)
         .find(|(n, _)| n.eq_ignore_ascii_case("tag"))
@@ -242,6 +393,27 @@ pub fn delta_seconds(value: &str) -> Option<u32> {
 
 /// Parse a CSeq value: `number METHOD`. The number must be below 2^31 (RFC 3261 §8.1.1.5).
 pub fn parse_cseq(value: &str) -> Option<(u32, &str)> {
+    if value.is_ascii() {
+        // (for ASCII text the same split as `split_whitespace`)
+        let b = value.as_bytes();
+        let mut at = 0;
+        let mut it = std::iter::from_fn(|| {
+            while at < b.len() && is_ascii_ws(b[at]) {
+                at += 1;
+            }
+            let start = at;
+            while at < b.len() && !is_ascii_ws(b[at]) {
+                at += 1;
+            }
+            (at > start).then(|| &value[start..at])
+        });
+        let n: u32 = it.next()?.parse().ok()?;
+        let m = it.next()?;
+        if it.next().is_some() || n >= 1 << 31 {
+            return None;
+        }
+        return Some((n, m));
+    }
     let mut it = value.split_whitespace();
     let n: u32 = it.next()?.parse().ok()?;
     let m = it.next()?;

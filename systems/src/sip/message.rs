@@ -19,7 +19,7 @@ use super::fields::{self, TopVia};
 use super::headers::{Head, Key, Name, Span};
 use super::response::{Echo, ResponseWriter, response_dest};
 use super::scan::{Scan, StartLine, scan};
-use super::syntax::{check_name_addr, check_via};
+use super::syntax::{check_name_addr, check_params, check_via, check_via_parm};
 use super::uri::{Uri, UriError};
 use crate::net::{Inbound, Outbound, Source};
 
@@ -151,8 +151,9 @@ fn known_method(m: &str) -> Option<Method> {
 }
 
 /// The strict header checks (RFC 3261 §25.1, RFC 4475 §3.1.2 and §3.3.8): single-valued
-/// headers once, From/To/Contact name-addr syntax, every Via well-formed.
-fn check_headers(sc: &Scan<'_>) -> Result<(), String> {
+/// headers once, From/To/Contact name-addr syntax, every Via well-formed (the sent-protocol
+/// and sent-by of the first via-parm were read already, into the top Via).
+fn check_headers(sc: &Scan<'_>, top_params: &str) -> Result<(), String> {
     for name in [
         Name::CallId,
         Name::From,
@@ -177,8 +178,19 @@ fn check_headers(sc: &Scan<'_>) -> Result<(), String> {
             }
         }
     }
-    for v in sc.headers_named(Name::Via) {
-        check_via(v).map_err(|why| format!("Malformed Via header ({why})"))?;
+    let malformed_via = |why| format!("Malformed Via header ({why})");
+    let mut vias = sc.headers_named(Name::Via);
+    if let Some(top) = vias.next() {
+        let mut parms = fields::split_commas(top);
+        if parms.next().is_some() {
+            check_params(top_params).map_err(malformed_via)?;
+        }
+        for parm in parms {
+            check_via_parm(parm).map_err(malformed_via)?;
+        }
+    }
+    for v in vias {
+        check_via(v).map_err(malformed_via)?;
     }
     Ok(())
 }
@@ -254,12 +266,7 @@ impl std::fmt::Display for HexTag {
 
 /// The To tag of a stateless answer built from the first pass (Call-ID, From, CSeq, top Via).
 pub fn stateless_tag(echo: &Echo<'_>) -> HexTag {
-    let parts = [
-        echo.call_id,
-        echo.from,
-        echo.cseq,
-        echo.vias.first().copied(),
-    ];
+    let parts = [echo.call_id, echo.from, echo.cseq, echo.top_via()];
     derived_tag(0, parts.into_iter().flatten())
 }
 
@@ -268,14 +275,14 @@ pub fn stateless_tag(echo: &Echo<'_>) -> HexTag {
 fn missing(sc: &Scan<'_>) -> Option<&'static str> {
     [Name::Via, Name::From, Name::To, Name::CallId, Name::CSeq]
         .into_iter()
-        .find(|&n| sc.headers.span(sc.input, n).is_none())
+        .find(|&n| sc.headers.span(sc.text, n).is_none())
         .map(Name::as_str)
 }
 
 /// The span of a From/To `tag` inside that header's value.
 fn tag_span(sc: &Scan<'_>, name: Name) -> Option<Span> {
-    let whole = sc.headers.span(sc.input, name)?;
-    let value = sc.headers.text(sc.input, whole);
+    let whole = sc.headers.span(sc.text, name)?;
+    let value = sc.headers.text(sc.text, whole);
     fields::tag(value).map(|t| whole.sub(value, t))
 }
 
@@ -301,7 +308,11 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
         Err(_) => return Parsed::Dropped(DropReason::Garbage),
     };
     let is_request = matches!(sc.start, StartLine::Request { .. });
-    let Some(mut via) = sc.header(Name::Via).and_then(fields::parse_via) else {
+    // the top via-parm is read once: here for the transaction and the response's routing,
+    // and its parameters checked with the other Vias by `check_headers`
+    let sent = sc.header(Name::Via).and_then(fields::via_sent);
+    let top_params = sent.map_or("", |s| s.params);
+    let Some(mut via) = sent.and_then(|sent| fields::top_via(&sent)) else {
         return Parsed::Dropped(if is_request {
             DropReason::Unroutable
         } else {
@@ -356,7 +367,7 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                     &[],
                 );
             }
-            if let Err(why) = check_headers(&sc) {
+            if let Err(why) = check_headers(&sc, top_params) {
                 return reject(&sc, &via, source, 400, &why, &[]);
             }
             let Some(method) = known else {
@@ -395,10 +406,10 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
             let body = inbound
                 .bytes
                 .slice(sc.body_offset..sc.body_offset + sc.body.len());
-            let call_id = sc.headers.span(sc.input, Name::CallId).unwrap_or_default();
+            let call_id = sc.headers.span(sc.text, Name::CallId).unwrap_or_default();
             let from_tag = tag_span(&sc, Name::From);
             let to_tag = tag_span(&sc, Name::To);
-            let head = Head::new(inbound.bytes.clone(), std::mem::take(&mut sc.headers));
+            let head = Head::new(sc.text, std::mem::take(&mut sc.headers));
             Parsed::Request(Box::new(Request {
                 method,
                 uri: request_uri,
@@ -430,9 +441,9 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
             let body = inbound
                 .bytes
                 .slice(sc.body_offset..sc.body_offset + sc.body.len());
-            let call_id = sc.headers.span(sc.input, Name::CallId).unwrap_or_default();
+            let call_id = sc.headers.span(sc.text, Name::CallId).unwrap_or_default();
             let to_tag = tag_span(&sc, Name::To);
-            let head = Head::new(inbound.bytes.clone(), std::mem::take(&mut sc.headers));
+            let head = Head::new(sc.text, std::mem::take(&mut sc.headers));
             Parsed::Response(Box::new(Response {
                 code,
                 head,

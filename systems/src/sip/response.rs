@@ -5,53 +5,65 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::fields::{TopVia, split_commas};
-use super::headers::{Head, Name};
+use super::fields::{self, TopVia, first_comma_part, split_byte, split_commas};
+use super::headers::{Head, HeaderIndex, Name};
+use super::message::Request;
 use super::scan::Scan;
 use crate::net::{Dest, Source};
 
 /// The `Server` header value on everything we answer.
 pub const SERVER: &str = concat!("presenced/", env!("CARGO_PKG_VERSION"));
 
-/// The header values a response copies from its request.
-#[derive(Debug, Default, Clone)]
+/// The header values a response copies from its request, read from the request's header
+/// index (nothing collected: the Vias are walked when the response is written).
+#[derive(Debug, Clone, Copy)]
 pub struct Echo<'a> {
-    pub vias: Vec<&'a str>,
+    index: &'a HeaderIndex,
+    text: &'a str,
     pub from: Option<&'a str>,
     pub to: Option<&'a str>,
     pub call_id: Option<&'a str>,
     pub cseq: Option<&'a str>,
+    /// Whether To carries a tag, when the caller knows already (a parsed request does).
+    pub to_tagged: Option<bool>,
 }
 
 impl<'a> Echo<'a> {
     /// From the first pass of a message (used when the checks rejected it).
     pub fn from_scan(scan: &'a Scan<'_>) -> Self {
-        Echo::from_fields(scan.headers.iter(scan.input))
+        Echo::from_index(&scan.headers, scan.text)
     }
 
     /// From the header index of a parsed message.
     pub fn from_head(head: &'a Head) -> Self {
-        Echo::from_fields(head.iter())
+        Echo::from_index(head.index(), head.section())
     }
 
-    fn from_fields(fields: impl Iterator<Item = (Name, &'a str, &'a str)>) -> Self {
-        let mut e = Echo::default();
-        for (name, _, v) in fields {
-            match name {
-                Name::Via => e.vias.push(v),
-                Name::From if e.from.is_none() => e.from = Some(v),
-                Name::To if e.to.is_none() => e.to = Some(v),
-                Name::CallId if e.call_id.is_none() => e.call_id = Some(v),
-                Name::CSeq if e.cseq.is_none() => e.cseq = Some(v),
-                _ => {}
-            }
+    fn from_index(index: &'a HeaderIndex, text: &'a str) -> Self {
+        Echo {
+            index,
+            text,
+            from: index.get(text, Name::From),
+            to: index.get(text, Name::To),
+            call_id: index.get(text, Name::CallId),
+            cseq: index.get(text, Name::CSeq),
+            to_tagged: None,
         }
-        e
+    }
+
+    /// Every Via value, in order.
+    pub fn vias(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.index.all(self.text, Name::Via)
+    }
+
+    /// The first Via value.
+    pub fn top_via(&self) -> Option<&'a str> {
+        self.index.get(self.text, Name::Via)
     }
 
     /// The name of the first missing mandatory header, if any (RFC 3261 §8.1.1).
     pub fn missing(&self) -> Option<&'static str> {
-        if self.vias.is_empty() {
+        if self.top_via().is_none() {
             Some("Via")
         } else if self.from.is_none() {
             Some("From")
@@ -114,21 +126,22 @@ fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 64]) -> &str {
 fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
     let mut ip_buf = [0u8; 64];
     let ip = ip_text(source.peer.ip(), &mut ip_buf);
-    let mut segments = parm.split(';');
-    out.extend_from_slice(segments.next().unwrap_or("").trim_end().as_bytes());
+    let mut segments = split_byte(parm, b';');
+    out.extend_from_slice(fields::trim_end(segments.next().unwrap_or("")).as_bytes());
     let mut rport_written = false;
     for seg in segments {
-        let name = seg.split('=').next().unwrap_or("").trim();
+        let eq = fields::find_byte(seg.as_bytes(), b'=');
+        let name = fields::trim(eq.map_or(seg, |i| &seg[..i]));
         if name.eq_ignore_ascii_case("received") {
             continue;
         }
         out.push(b';');
-        if name.eq_ignore_ascii_case("rport") && !seg.contains('=') {
+        if eq.is_none() && name.eq_ignore_ascii_case("rport") {
             out.extend_from_slice(b"rport=");
             out.extend_from_slice(itoa::Buffer::new().format(source.peer.port()).as_bytes());
             rport_written = true;
         } else {
-            out.extend_from_slice(seg.trim().as_bytes());
+            out.extend_from_slice(fields::trim(seg).as_bytes());
         }
     }
     if via.rport && !rport_written {
@@ -169,38 +182,7 @@ impl ResponseWriter {
                 .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
         );
         buf.extend_from_slice(b"\r\n");
-        for (i, v) in echo.vias.iter().enumerate() {
-            buf.extend_from_slice(b"Via: ");
-            if i == 0 {
-                let mut parts = split_commas(v);
-                write_top_via(&mut buf, parts.next().unwrap_or(""), via, source);
-                for rest in parts {
-                    buf.extend_from_slice(b", ");
-                    buf.extend_from_slice(rest.as_bytes());
-                }
-            } else {
-                buf.extend_from_slice(v.as_bytes());
-            }
-            buf.extend_from_slice(b"\r\n");
-        }
-        if let Some(f) = echo.from {
-            push_header(&mut buf, "From", f);
-        }
-        if let Some(t) = echo.to {
-            buf.extend_from_slice(b"To: ");
-            buf.extend_from_slice(t.as_bytes());
-            if let (Some(tag), None) = (to_tag, super::fields::tag(t)) {
-                buf.extend_from_slice(b";tag=");
-                buf.extend_from_slice(tag.as_bytes());
-            }
-            buf.extend_from_slice(b"\r\n");
-        }
-        if let Some(c) = echo.call_id {
-            push_header(&mut buf, "Call-ID", c);
-        }
-        if let Some(c) = echo.cseq {
-            push_header(&mut buf, "CSeq", c);
-        }
+        write_echo(&mut buf, echo, via, source, to_tag);
         push_header(&mut buf, "Server", SERVER);
         ResponseWriter { buf }
     }
@@ -248,6 +230,63 @@ pub fn push_header(buf: &mut Vec<u8>, name: &str, value: &str) {
     buf.extend_from_slice(b"\r\n");
 }
 
+/// The echoed headers of a response (RFC 3261 §8.2.6.2): the Vias (the top one with received and
+/// rport), From, To with `to_tag` added when it has none, Call-ID and CSeq.
+fn write_echo(
+    out: &mut Vec<u8>,
+    echo: &Echo<'_>,
+    via: &TopVia,
+    source: &Source,
+    to_tag: Option<&str>,
+) {
+    for (i, v) in echo.vias().enumerate() {
+        out.extend_from_slice(b"Via: ");
+        if i == 0 {
+            let (first, rest) = first_comma_part(v);
+            write_top_via(out, first, via, source);
+            for part in rest.into_iter().flat_map(split_commas) {
+                out.extend_from_slice(b", ");
+                out.extend_from_slice(part.as_bytes());
+            }
+        } else {
+            out.extend_from_slice(v.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(f) = echo.from {
+        push_header(out, "From", f);
+    }
+    if let Some(t) = echo.to {
+        out.extend_from_slice(b"To: ");
+        out.extend_from_slice(t.as_bytes());
+        let tagged = || echo.to_tagged.unwrap_or_else(|| fields::tag(t).is_some());
+        if let Some(tag) = to_tag.filter(|_| !tagged()) {
+            out.extend_from_slice(b";tag=");
+            out.extend_from_slice(tag.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(c) = echo.call_id {
+        push_header(out, "Call-ID", c);
+    }
+    if let Some(c) = echo.cseq {
+        push_header(out, "CSeq", c);
+    }
+}
+
+/// The response a completed server transaction resends to a retransmission of `req`: the kept
+/// status line, the headers echoed from the retransmission (identical to the original's),
+/// the To tag we added, and the kept rest of the response (RFC 3261 §17.2.2).
+pub fn replay(req: &Request, status_line: &[u8], to_tag: Option<&str>, rest: &[u8]) -> Bytes {
+    let mut echo = Echo::from_head(&req.head);
+    echo.to_tagged = Some(req.to_tag().is_some());
+    let mut buf = Vec::with_capacity(status_line.len() + req.head.section().len() + rest.len());
+    buf.extend_from_slice(status_line);
+    write_echo(&mut buf, &echo, &req.via, &req.source, to_tag);
+    buf.extend_from_slice(rest);
+    Bytes::from(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,13 +307,12 @@ mod tests {
         let v = "SIP/2.0/UDP client.example:5070;branch=z9hG4bK1;rport";
         let via = parse_via(v).unwrap();
         let s = src("192.0.2.7:40000");
-        let echo = Echo {
-            vias: vec![v],
-            from: Some("<sip:a@b>;tag=1"),
-            to: Some("<sip:c@d>"),
-            call_id: Some("x"),
-            cseq: Some("1 OPTIONS"),
-        };
+        let m = format!(
+            "OPTIONS sip:c@d SIP/2.0\r\nVia: {v}\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\n\
+Call-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        );
+        let scan = crate::sip::scan::scan(m.as_bytes(), true).unwrap();
+        let echo = Echo::from_scan(&scan);
         let r = ResponseWriter::new(200, "OK", &echo, &via, &s, Some("srv")).finish();
         let text = std::str::from_utf8(&r).unwrap();
         assert!(text.contains("Via: SIP/2.0/UDP client.example:5070;branch=z9hG4bK1;rport=40000;received=192.0.2.7\r\n"), "{text}");

@@ -3,7 +3,7 @@
 //! (§18.3). It never fails on bytes it can step over, so that even a message the strict parser
 //! rejects can still be answered with a 400 built from the headers found here.
 
-use super::headers::{HeaderIndex, Key, Name};
+use super::headers::{HeaderIndex, Key, Name, RawName};
 
 /// The start line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +24,12 @@ pub enum StartLine<'a> {
 #[derive(Debug, Clone)]
 pub struct Scan<'a> {
     pub start: StartLine<'a>,
-    /// The whole input, which the spans of `headers` point into.
+    /// The whole input.
     pub input: &'a [u8],
+    /// The input up to the end of the header section as text, which the spans of `headers`
+    /// point into ("" when the section is not text throughout: its values, checked one by
+    /// one, are then copied into the index).
+    pub text: &'a str,
     /// The header fields, names canonicalised where we know them, values unfolded and trimmed.
     pub headers: HeaderIndex,
     /// The body, cut to Content-Length when there is one.
@@ -84,41 +88,94 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[start..end.max(start)]
 }
 
+/// The first `\n` in `hay` at or after `from`, eight bytes at a time (no call per line: a
+/// header line is short, and a `memchr` call costs more than the line).
+fn find_nl(hay: &[u8], from: usize) -> Option<usize> {
+    super::fields::find_swar(hay, from, b'\n')
+}
+
+/// The line ends (`\n` positions) of a header section, the first [`LineEnds::CAP`] of them
+/// kept from the search for its end so that splitting it into lines finds them again free.
+struct LineEnds {
+    at: [u32; LineEnds::CAP],
+    n: usize,
+}
+
+impl LineEnds {
+    const CAP: usize = 64;
+
+    fn new() -> Self {
+        LineEnds {
+            at: [0; LineEnds::CAP],
+            n: 0,
+        }
+    }
+
+    fn push(&mut self, i: usize) {
+        if self.n < Self::CAP {
+            self.at[self.n] = i as u32;
+            self.n += 1;
+        }
+    }
+}
+
 /// Find the end of the header section: index of the first byte after the blank line, and the
-/// index where the blank line starts. Accepts CRLF CRLF and, liberally, LF LF.
-fn header_end(bytes: &[u8]) -> Option<(usize, usize)> {
-    for i in memchr::memchr_iter(b'\n', bytes) {
+/// index where the blank line starts. Accepts CRLF CRLF and, liberally, LF LF. The line ends
+/// met on the way are noted in `ends`.
+fn header_end(bytes: &[u8], ends: &mut LineEnds) -> Option<(usize, usize)> {
+    let mut from = 0;
+    while let Some(i) = find_nl(bytes, from) {
+        ends.push(i);
         // a line ended at i; is the next line empty?
         match bytes.get(i + 1..) {
             Some([b'\n', ..]) => return Some((i + 1, i + 2)),
             Some([b'\r', b'\n', ..]) => return Some((i + 1, i + 3)),
             _ => {}
         }
+        from = i + 1;
     }
     None
 }
 
-/// Split header-section bytes into lines, without their line ends.
-fn lines(section: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = Some(section);
+/// Split header-section bytes into lines, without their line ends (`ends`: the first line
+/// ends of `section`, as [`header_end`] noted them).
+fn lines<'a: 'e, 'e>(section: &'a [u8], ends: &'e LineEnds) -> impl Iterator<Item = &'a [u8]> + 'e {
+    let known = &ends.at;
+    let n = ends.n;
+    let mut k = 0;
+    let mut pos = Some(0);
     std::iter::from_fn(move || {
-        let r = rest?;
-        let line = match memchr::memchr(b'\n', r) {
-            Some(i) => {
-                rest = Some(&r[i + 1..]);
-                &r[..i]
+        let p = pos?;
+        let end = if k < n {
+            k += 1;
+            Some(known[k - 1] as usize).filter(|&e| e < section.len())
+        } else {
+            find_nl(section, p)
+        };
+        let line = match end {
+            Some(e) => {
+                pos = Some(e + 1);
+                &section[p..e]
             }
             None => {
-                rest = None;
-                r
+                pos = None;
+                &section[p..]
             }
         };
         Some(line.strip_suffix(b"\r").unwrap_or(line))
     })
 }
 
-fn parse_start(line: &[u8]) -> Result<(StartLine<'_>, Option<ScanError>), ScanError> {
-    let line = std::str::from_utf8(line).map_err(|_| ScanError::NotText)?;
+/// A header line's name and the position of its colon, when the line is the usual
+/// `token *(SP / HTAB) ":"`.
+#[inline]
+fn plain_name(line: &[u8]) -> Option<(&[u8], usize)> {
+    let k = line.iter().position(|&c| !is_token_char(c))?;
+    let colon = k + line[k..].iter().position(|&c| c != b' ' && c != b'\t')?;
+    (k > 0 && line[colon] == b':').then(|| (&line[..k], colon))
+}
+
+fn parse_start(line: &str) -> Result<(StartLine<'_>, Option<ScanError>), ScanError> {
     if let Some(rest) = line.strip_prefix("SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let mut parts = line.splitn(3, ' ');
@@ -208,14 +265,26 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
     let msg = &bytes[lead..];
     // A datagram is the whole message: one that lacks the blank line after its headers is
     // read as headers only (RFC 4475 §3.1.2.15 is such a message).
-    let (blank_at, body_at) = match header_end(msg) {
+    let mut ends = LineEnds::new();
+    let (blank_at, body_at) = match header_end(msg, &mut ends) {
         Some(ends) => ends,
         None if datagram => (msg.len(), msg.len()),
         None => return Err(ScanError::Unterminated),
     };
     let section = &msg[..blank_at];
-    let mut it = lines(section).peekable();
-    let (start, start_fault) = parse_start(it.next().ok_or(ScanError::StartLine)?)?;
+    // Most heads are text throughout: checked once here, no value needs checking on its own,
+    // and every value is read in place as text from now on.
+    let text = std::str::from_utf8(&bytes[..lead + blank_at]).ok();
+    let all_text = text.is_some();
+    let mut it = lines(section, &ends).peekable();
+    let first_line = it.next().ok_or(ScanError::StartLine)?;
+    let first_line = match text {
+        // (the line is cut from text at ASCII bytes)
+        Some(t) => t.get(lead..lead + first_line.len()).unwrap_or_default(),
+        None => std::str::from_utf8(first_line).map_err(|_| ScanError::NotText)?,
+    };
+    let (start, start_fault) = parse_start(first_line)?;
+    let text = text.unwrap_or_default();
     let mut headers = HeaderIndex::with_capacity(16);
     let mut content_length = None;
     let mut fault = start_fault;
@@ -223,22 +292,26 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
     let base = bytes.as_ptr() as usize;
     let at = |s: &[u8]| s.as_ptr() as usize - base;
     let mut unfolded: Vec<u8> = Vec::new();
-    // Most heads are text throughout: then no value needs checking on its own.
-    let all_text = std::str::from_utf8(section).is_ok();
     while let Some(line) = it.next() {
         line_no += 1;
         if line.is_empty() {
             continue;
         }
-        let Some(colon) = memchr::memchr(b':', line) else {
-            fault.get_or_insert(ScanError::HeaderLine(line_no));
-            continue;
+        let (name_bytes, colon) = match plain_name(line) {
+            Some(found) => found,
+            None => {
+                let Some(colon) = memchr::memchr(b':', line) else {
+                    fault.get_or_insert(ScanError::HeaderLine(line_no));
+                    continue;
+                };
+                let name_bytes = trim(&line[..colon]);
+                if name_bytes.is_empty() || !name_bytes.iter().all(|&c| is_token_char(c)) {
+                    fault.get_or_insert(ScanError::HeaderLine(line_no));
+                    continue;
+                }
+                (name_bytes, colon)
+            }
         };
-        let name_bytes = trim(&line[..colon]);
-        if name_bytes.is_empty() || !name_bytes.iter().all(|&c| is_token_char(c)) {
-            fault.get_or_insert(ScanError::HeaderLine(line_no));
-            continue;
-        }
         let name = Name::from_wire(name_bytes);
         let raw_name = (at(name_bytes), name_bytes.len());
         let first = trim(&line[colon + 1..]);
@@ -265,14 +338,18 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
         }
         let value_bytes: &[u8] = if folded { &unfolded } else { first };
         // (a value is cut from text at ASCII bytes, so it is text when the section is)
-        if !all_text && std::str::from_utf8(value_bytes).is_err() {
+        let value = if all_text && !folded {
+            text.get(at(first)..at(first) + first.len())
+        } else {
+            std::str::from_utf8(value_bytes).ok()
+        };
+        let Some(value) = value else {
             // token characters are ASCII
             let name = std::str::from_utf8(name_bytes).unwrap_or_default();
             fault.get_or_insert(ScanError::HeaderEncoding(name.into()));
             continue;
-        }
+        };
         if name == Name::ContentLength {
-            let value = std::str::from_utf8(value_bytes).unwrap_or_default();
             match value.trim().parse::<usize>() {
                 Ok(n) if content_length.is_none_or(|c| c == n) => content_length = Some(n),
                 _ => {
@@ -280,14 +357,16 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
                 }
             }
         }
-        if folded {
-            headers.push_folded(
-                name,
-                raw_name,
-                std::str::from_utf8(&unfolded).unwrap_or_default(),
-            );
-        } else {
+        if all_text && !folded {
             headers.push(name, raw_name, (at(first), first.len()));
+        } else {
+            let raw_name = if all_text {
+                RawName::At(raw_name.0, raw_name.1)
+            } else {
+                // token characters are ASCII
+                RawName::Text(std::str::from_utf8(name_bytes).unwrap_or_default())
+            };
+            headers.push_owned(name, raw_name, value);
         }
     }
     let available = &msg[body_at..];
@@ -303,6 +382,7 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
     Ok(Scan {
         start,
         input: bytes,
+        text,
         headers,
         body,
         body_offset: lead + body_at,
@@ -315,7 +395,7 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
 impl<'a> Scan<'a> {
     /// The value of the first header called `name`.
     pub fn header<'k>(&self, name: impl Into<Key<'k>>) -> Option<&str> {
-        self.headers.get(self.input, name)
+        self.headers.get(self.text, name)
     }
 
     /// All values of the headers called `name`, in order.
@@ -323,7 +403,7 @@ impl<'a> Scan<'a> {
         &'s self,
         name: impl Into<Key<'k>>,
     ) -> impl Iterator<Item = &'s str> {
-        self.headers.all(self.input, name)
+        self.headers.all(self.text, name)
     }
 
     /// The method of a request, or the CSeq method of a response.

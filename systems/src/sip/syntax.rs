@@ -2,46 +2,54 @@
 //! addr-spec and via-parm). The first pass is lenient; these decide between processing a request
 //! and answering it 400 with the fault named.
 
-use super::fields::{split_commas, via_sent};
+use super::fields::{find_byte, parm_sent, split_commas, trim, trim_end, trim_start};
 use super::scan::is_token_char;
 
 /// Check `( name-addr / addr-spec ) *( SEMI param )` as in From, To and Contact.
 pub fn check_name_addr(value: &str) -> Result<(), &'static str> {
-    let v = value.trim();
+    let v = trim(value);
+    let b = v.as_bytes();
     let params = if let Some(rest) = v.strip_prefix('"') {
-        // quoted display name, with backslash escapes
-        let mut chars = rest.char_indices();
-        let mut end = None;
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    chars.next();
-                }
-                '"' => {
-                    end = Some(i);
-                    break;
-                }
-                _ => {}
+        // quoted display name, with backslash escapes (an escaped character is skipped whole:
+        // its bytes past the first are never a quote or a backslash)
+        let rb = rest.as_bytes();
+        let mut i = 0;
+        let end = loop {
+            let Some(j) = rb
+                .get(i..)
+                .and_then(|r| r.iter().position(|&c| c == b'\\' || c == b'"'))
+            else {
+                return Err("unterminated quoted string");
+            };
+            let j = i + j;
+            if rb[j] == b'"' {
+                break j;
             }
-        }
-        let end = end.ok_or("unterminated quoted string")?;
-        let after = rest[end + 1..].trim_start();
+            i = j + 2;
+        };
+        let after = trim_start(&rest[end + 1..]);
         angle_addr(after)?
-    } else if let Some(lt) = v.find('<') {
-        let display = &v[..lt];
+    } else if let Some(lt) = find_byte(b, b'<') {
+        let display = &b[..lt];
         if !display
-            .bytes()
-            .all(|c| is_token_char(c) || c == b' ' || c == b'\t')
+            .iter()
+            .all(|&c| is_token_char(c) || c == b' ' || c == b'\t')
         {
             return Err("display name must be a token list or quoted");
         }
         angle_addr(&v[lt..])?
     } else {
         // addr-spec: a URI with ',', '?' or ';' would need angle brackets (§20)
-        let (uri, params) = v
-            .split_once(';')
-            .map_or((v, ""), |(u, p)| (u.trim_end(), p));
-        if uri.contains(['?', ',', ' ', '\t', '>']) || !uri.contains(':') {
+        let (uri, params) = match find_byte(b, b';') {
+            Some(i) => (trim_end(&v[..i]), &v[i + 1..]),
+            None => (v, ""),
+        };
+        let ub = uri.as_bytes();
+        if ub
+            .iter()
+            .any(|&c| matches!(c, b'?' | b',' | b' ' | b'\t' | b'>'))
+            || find_byte(ub, b':').is_none()
+        {
             return Err("malformed addr-spec");
         }
         params
@@ -51,12 +59,15 @@ pub fn check_name_addr(value: &str) -> Result<(), &'static str> {
 
 fn angle_addr(s: &str) -> Result<&str, &'static str> {
     let inner = s.strip_prefix('<').ok_or("missing '<'")?;
-    let gt = inner.find('>').ok_or("missing '>'")?;
-    let uri = &inner[..gt];
-    if uri.is_empty() || uri.contains([' ', '\t', '<']) || !uri.contains(':') {
+    let gt = find_byte(inner.as_bytes(), b'>').ok_or("missing '>'")?;
+    let uri = &inner.as_bytes()[..gt];
+    if uri.is_empty()
+        || uri.iter().any(|&c| matches!(c, b' ' | b'\t' | b'<'))
+        || find_byte(uri, b':').is_none()
+    {
         return Err("malformed URI in angle brackets");
     }
-    let rest = inner[gt + 1..].trim_start();
+    let rest = trim_start(&inner[gt + 1..]);
     if rest.is_empty() {
         return Ok("");
     }
@@ -64,12 +75,16 @@ fn angle_addr(s: &str) -> Result<&str, &'static str> {
 }
 
 /// `*( SEMI generic-param )` with the leading semicolon already removed.
-fn check_params(params: &str) -> Result<(), &'static str> {
-    if params.trim().is_empty() {
+pub fn check_params(params: &str) -> Result<(), &'static str> {
+    if trim(params).is_empty() {
         return Ok(());
     }
-    for p in params.split(';') {
-        let name = p.split('=').next().unwrap_or("").trim();
+    for p in super::fields::split_byte(params, b';') {
+        let name = match find_byte(p.as_bytes(), b'=') {
+            Some(i) => &p[..i],
+            None => p,
+        };
+        let name = trim(name);
         if name.is_empty() || !name.bytes().all(is_token_char) {
             return Err("empty or malformed parameter");
         }
@@ -80,14 +95,24 @@ fn check_params(params: &str) -> Result<(), &'static str> {
 /// Check every via-parm of a Via header value.
 pub fn check_via(value: &str) -> Result<(), &'static str> {
     for parm in split_commas(value) {
-        if parm.is_empty() {
-            return Err("empty via-parm");
-        }
-        via_sent(parm).ok_or("malformed via-parm")?;
-        let params = parm.split_once(';').map_or("", |(_, p)| p);
-        check_params(params)?;
+        check_via_parm(parm)?;
     }
     Ok(())
+}
+
+/// Check one via-parm (cut at its commas and trimmed).
+pub fn check_via_parm(parm: &str) -> Result<(), &'static str> {
+    if parm.is_empty() {
+        return Err("empty via-parm");
+    }
+    parm_sent(parm).ok_or("malformed via-parm")?;
+    check_parm_params(parm)
+}
+
+/// The parameter check of a via-parm whose sent-protocol and sent-by were read already.
+pub fn check_parm_params(parm: &str) -> Result<(), &'static str> {
+    let params = find_byte(parm.as_bytes(), b';').map_or("", |i| &parm[i + 1..]);
+    check_params(params)
 }
 
 #[cfg(test)]

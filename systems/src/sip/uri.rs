@@ -38,6 +38,9 @@ pub enum UriError {
 /// Percent-decode (RFC 3986 §2.1); None for an invalid escape or a result that is not UTF-8.
 pub fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
+    if !b.contains(&b'%') {
+        return Some(s.to_owned());
+    }
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -56,7 +59,7 @@ pub fn percent_decode(s: &str) -> Option<String> {
 fn valid_host(h: &str) -> bool {
     !h.is_empty()
         && h.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"-.:_".contains(&c))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b':' | b'_'))
 }
 
 impl Uri {
@@ -99,7 +102,10 @@ impl Uri {
             Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
             None => (None, rest),
         };
-        let hostport = hostpart.split([';', '?']).next().unwrap_or("");
+        let hostport = hostpart
+            .bytes()
+            .position(|c| c == b';' || c == b'?')
+            .map_or(hostpart, |i| &hostpart[..i]);
         let (host, port) = super::fields::split_host_port(hostport).ok_or(UriError::Malformed)?;
         if !valid_host(host) {
             return Err(UriError::Malformed);
@@ -137,7 +143,13 @@ impl Uri {
     /// `sip:` name the same presentity).
     pub fn aor(&self) -> String {
         match &self.user {
-            Some(u) => format!("{u}@{}", self.host),
+            Some(u) => {
+                let mut aor = String::with_capacity(u.len() + 1 + self.host.len());
+                aor.push_str(u);
+                aor.push('@');
+                aor.push_str(&self.host);
+                aor
+            }
             None => self.host.clone(),
         }
     }

@@ -64,7 +64,7 @@ pub fn granted_expires(req: &Request, min: u32, max: u32, default: u32) -> Resul
     };
     match grant(requested, min, max, default) {
         Granted::TooBrief(min) => {
-            Err(Answer::new(423, "Interval Too Brief").with("Min-Expires", min.to_string()))
+            Err(Answer::new(423, "Interval Too Brief").with("Min-Expires", min))
         }
         Granted::Secs(s) => Ok(s),
     }
@@ -198,7 +198,7 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, LocalTag), Answ
     let contact = our_contact(req);
     Ok((
         Answer::new(200, "OK")
-            .with("Expires", granted.to_string())
+            .with("Expires", granted)
             .with("Contact", contact),
         local_tag,
     ))
@@ -291,6 +291,6 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
     world.resource_mut::<NotifyQueue>().0.push(sub);
     let contact = our_contact(req);
     Answer::new(200, "OK")
-        .with("Expires", granted.to_string())
+        .with("Expires", granted)
         .with("Contact", contact)
 }
