@@ -298,7 +298,10 @@ impl PidfElement {
 
     /// The element's qualified name as written (`tuple`, `dm:person`, ...).
     pub fn qname(&self) -> &str {
-        std::str::from_utf8(&self.as_bytes()[1..self.name_end as usize]).unwrap_or_default()
+        self.text(Span {
+            start: self.raw.start + 1,
+            end: self.raw.start + self.name_end,
+        })
     }
 
     fn name_end(&self) -> usize {
