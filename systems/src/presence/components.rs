@@ -139,10 +139,16 @@ pub fn find_presentity_by_key(world: &World, key: u64, aor: &str) -> Option<Enti
     }
 }
 
-/// Marker: the presentity's sources changed this tick; recompose.
-#[derive(Component, Debug)]
-#[component(storage = "SparseSet")]
-pub struct Recompose;
+/// Presentities whose sources changed this tick, in the order they changed: composition gives
+/// each one new view (a list rather than a marker component: inserting and removing a
+/// component moves the entity between archetypes twice per change).
+#[derive(Resource, Debug, Default)]
+pub struct Recompose(pub Vec<Entity>);
+
+/// Queues presentity `e` for recomposition this tick.
+pub fn recompose(world: &mut World, e: Entity) {
+    world.get_resource_or_init::<Recompose>().0.push(e);
+}
 
 /// One publication (RFC 3903 event state), identified by its entity tag. Its place in its
 /// presentity's [`Presentity::publications`] is its order of last modification.

@@ -1,7 +1,6 @@
 //! Composition: once per tick, each presentity whose sources changed gets one new view, however
 //! many publications arrived for it in the tick.
 
-use bevy_ecs::entity::Entities;
 use bevy_ecs::prelude::*;
 
 use crate::formats::pidf;
@@ -23,68 +22,95 @@ pub struct Compositions(pub u64);
 /// carry the presentity's [`Content`], one body shared); forget presentities nobody publishes
 /// or watches. A presentity left with no publication drops its [`Content`]: NOTIFYs then build
 /// the empty view from its URI (see [`crate::subscription::EmptyBody`]).
-#[allow(clippy::too_many_arguments)]
-pub fn compose_views(
-    mut commands: Commands,
-    mut changed: Query<(Entity, &Presentity, &SourceUri, Option<&mut Content>), With<Recompose>>,
-    uris: Query<&SourceUri>,
-    publications: Query<&Publication>,
-    mut subs: Query<&mut Subscription>,
-    mut queue: ResMut<NotifyQueue>,
-    config: Res<PresenceConfig>,
-    mut index: ResMut<PresenceIndex>,
-    mut compositions: ResMut<Compositions>,
-    entities: &Entities,
-) {
-    for (e, presentity, uri, content) in changed.iter_mut() {
-        commands.entity(e).remove::<Recompose>();
+pub fn compose_views(world: &mut World) {
+    let Some(mut queued) = world.get_resource_mut::<Recompose>() else {
+        return;
+    };
+    if queued.0.is_empty() {
+        return;
+    }
+    let mut todo = std::mem::take(&mut queued.0);
+    once_each(&mut todo);
+    let closed = world.resource::<PresenceConfig>().closed_when_unpublished;
+    let mut watchers = Vec::new();
+    for &e in &todo {
+        let (Some(presentity), Some(uri)) = (world.get::<Presentity>(e), world.get::<SourceUri>(e))
+        else {
+            continue;
+        };
         if presentity.publications.is_empty() && presentity.watchers.is_empty() {
-            index.remove_presentity(aor_key(aor_of(uri)), e, |x| {
-                uris.get(x).ok().map(|u| aor_key(aor_of(u)))
+            let key = aor_key(aor_of(uri));
+            world.resource_scope(|world, mut index: Mut<PresenceIndex>| {
+                index.remove_presentity(key, e, |x| {
+                    world.get::<SourceUri>(x).map(|u| aor_key(aor_of(u)))
+                })
             });
-            commands.entity(e).despawn();
+            world.despawn(e);
             continue;
         }
         // `publications` is in order of last modification, oldest first: newer sources win.
         let sources: Vec<&pidf::PidfDocument> = presentity
             .publications
             .iter()
-            .filter_map(|p| publications.get(p).ok())
+            .filter_map(|p| world.get::<Publication>(p))
             .map(|p| &p.doc)
             .collect();
-        compositions.0 += 1;
-        let empty = || pidf::empty_view(&uri.0, config.closed_when_unpublished);
-        let changed = match (sources.is_empty(), content) {
+        let body = (!sources.is_empty()).then(|| pidf::compose(&uri.0, &sources));
+        let empty = || pidf::empty_view(&uri.0, closed);
+        let has_view = world.get::<Content>(e).is_some();
+        let changed = match (body, has_view) {
             // still nobody publishes: the empty view, unchanged
-            (true, None) => false,
-            (true, Some(content)) => {
-                commands.entity(e).remove::<Content>();
-                content.body != empty()
+            (None, false) => false,
+            (None, true) => {
+                let empty = empty();
+                let old = world.entity_mut(e).take::<Content>();
+                old.is_some_and(|c| c.body != empty)
             }
-            (false, Some(mut content)) => {
-                let body = pidf::compose(&uri.0, &sources);
+            (Some(body), true) => {
+                let mut content = world.get_mut::<Content>(e).expect("checked");
                 let changed = body != content.body;
                 if changed {
                     content.body = body;
                 }
                 changed
             }
-            (false, None) => {
-                let body = pidf::compose(&uri.0, &sources);
+            (Some(body), false) => {
                 let changed = body != empty();
-                commands.entity(e).insert(Content {
+                world.entity_mut(e).insert(Content {
                     content_type: PIDF,
                     body,
                 });
                 changed
             }
         };
-        if changed {
-            for w in presentity.watchers.iter(entities) {
-                if let Ok(mut s) = subs.get_mut(w) {
-                    queue.touch(w, &mut s);
+        world.resource_mut::<Compositions>().0 += 1;
+        if changed && let Some(p) = world.get::<Presentity>(e) {
+            watchers.clear();
+            watchers.extend(p.watchers.iter(world.entities()));
+            world.resource_scope(|world, mut queue: Mut<NotifyQueue>| {
+                for &w in &watchers {
+                    if let Some(mut s) = world.get_mut::<Subscription>(w) {
+                        queue.touch(w, &mut s);
+                    }
                 }
-            }
+            });
         }
     }
+    // keep the list's buffer for the next tick
+    todo.clear();
+    world.resource_mut::<Recompose>().0 = todo;
+}
+
+/// Drops repeated entries, keeping each first one in place (a presentity with several changes
+/// in a tick is recomposed once).
+fn once_each(list: &mut Vec<Entity>) {
+    if list.len() < 2 {
+        return;
+    }
+    let mut order: Vec<(Entity, usize)> = list.iter().copied().zip(0..).collect();
+    order.sort_unstable();
+    order.dedup_by_key(|(e, _)| *e);
+    order.sort_unstable_by_key(|&(_, i)| i);
+    list.clear();
+    list.extend(order.into_iter().map(|(e, _)| e));
 }

@@ -13,8 +13,8 @@ use crate::time::{Clock, Time};
 use crate::timers::{TimerKind, Timers};
 
 use super::components::{
-    PresenceIndex, Presentity, Publication, Recompose, SourceUri, aor_key, aor_of, etag_number,
-    etag_text, find_presentity_by_key,
+    PresenceIndex, Presentity, Publication, SourceUri, aor_key, aor_of, etag_number, etag_text,
+    find_presentity_by_key, recompose,
 };
 use super::config::PresenceConfig;
 use super::{EVENT, PIDF};
@@ -73,7 +73,7 @@ pub fn remove_publication(world: &mut World, publication: Entity) {
     world.despawn(publication);
     if let Some(mut pr) = world.get_mut::<Presentity>(presentity) {
         pr.publications.remove(publication);
-        world.entity_mut(presentity).insert(Recompose);
+        recompose(world, presentity);
     }
 }
 
@@ -176,7 +176,7 @@ fn publish(world: &mut World, req: &Request) -> Answer {
             .expect("live")
             .publications
             .push(p);
-        world.entity_mut(presentity).insert(Recompose);
+        recompose(world, presentity);
         arm(world, p, at);
         return ok(etag, granted);
     };
@@ -200,7 +200,7 @@ fn publish(world: &mut World, req: &Request) -> Answer {
         // a modified source is now the newest: it wins on shared ids
         let mut pr = world.get_mut::<Presentity>(presentity).expect("live");
         pr.publications.move_to_end(p);
-        world.entity_mut(presentity).insert(Recompose);
+        recompose(world, presentity);
     }
     arm(world, p, at);
     ok(etag, granted)
