@@ -1507,7 +1507,9 @@ fn unescape(raw: &str) -> Result<Cow<'_, str>, quick_xml::escape::EscapeError> {
 /// Compares a namespace name as written (possibly with references) to an expected one.
 fn ns_is(raw: &[u8], expected: &str) -> bool {
     raw == expected.as_bytes()
-        || (raw.contains(&b'&')
+        // a reference is longer than the character it stands for
+        || (raw.len() > expected.len()
+            && raw.contains(&b'&')
             && std::str::from_utf8(raw)
                 .ok()
                 .and_then(|r| unescape(r).ok())
