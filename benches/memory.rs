@@ -154,11 +154,11 @@ fn presentity_breakdown(engine: &mut Engine, published: usize, per_p: f64) {
     use presenced_systems::subscription::{Content, SourceUri};
     let world = engine.world_mut();
     let n = published as f64;
-    let (mut docs, mut pubs) = (0usize, 0usize);
-    for p in world.query::<&Publication>().iter(world) {
-        docs += p.doc.heap_bytes();
-        pubs += p.heap_bytes();
-    }
+    let docs: usize = world
+        .query::<&Publication>()
+        .iter(world)
+        .map(|p| p.doc.heap_bytes())
+        .sum();
     let views: usize = world
         .query::<&Content>()
         .iter(world)
@@ -179,7 +179,6 @@ fn presentity_breakdown(engine: &mut Engine, published: usize, per_p: f64) {
             "publication document (body, element and namespace tables)",
             docs as f64 / n,
         ),
-        ("publication's other heap (entity tag)", pubs as f64 / n),
         ("Publication component", size_of::<Publication>() as f64),
         ("composed view (Content body)", views as f64 / n),
         (
@@ -206,7 +205,7 @@ fn presentity_breakdown(engine: &mut Engine, published: usize, per_p: f64) {
         }
     }
     println!(
-        "  rest (index keys and tables, timers, entity records, change ticks, table slack, shared-buffer headers): {:.1} B",
+        "  rest (index tables, timers, entity records, change ticks, table slack, shared-buffer headers): {:.1} B",
         per_p - known
     );
 }

@@ -161,13 +161,6 @@ pub struct Publication {
     pub doc: PidfDocument,
 }
 
-impl Publication {
-    /// Heap bytes the publication holds besides its document (for memory accounting).
-    pub fn heap_bytes(&self) -> usize {
-        0
-    }
-}
-
 /// Entity tag number `n` as written in SIP-ETag: the engine seed's low 32 bits, then `n` with
 /// at least six digits, both in lowercase hex.
 pub fn etag_text(seed: u64, n: u64) -> String {
