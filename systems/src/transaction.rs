@@ -194,20 +194,24 @@ impl Kept {
     }
 
     fn split(response: &[u8], req: &Request) -> Option<Kept> {
-        let finder = |needle: &[u8], from: usize| {
-            memchr::memmem::find(&response[from..], needle).map(|i| from + i)
+        // line by line: the status line, the echoed headers with our To, then Server, which
+        // our writer puts first after them (nothing echoed holds a line break)
+        let line_end = |from: usize| memchr::memchr(b'\n', &response[from..]).map(|i| from + i + 1);
+        let status_len = line_end(0)?;
+        let mut at = status_len;
+        let mut sent_to = None;
+        let rest = loop {
+            let line = &response[at..line_end(at)?];
+            if line.starts_with(b"Server: ") {
+                break at;
+            }
+            if let Some(v) = line.strip_prefix(b"To: ") {
+                sent_to = Some(v.strip_suffix(b"\r\n")?);
+            }
+            at += line.len();
         };
-        let status_len = finder(b"\r\n", 0)? + 2;
-        // our writer puts Server first after the echoed headers; nothing echoed holds a CRLF
-        let rest = finder(b"\r\nServer: ", status_len - 2)? + 2;
-        let to_line = finder(b"\r\nTo: ", status_len - 2)? + 6;
-        let to_end = finder(b"\r\n", to_line)?;
-        if to_end >= rest {
-            return None;
-        }
-        let sent_to = &response[to_line..to_end];
         let req_to = req.header(crate::sip::Name::To)?.as_bytes();
-        let tag = match sent_to.strip_prefix(req_to)? {
+        let tag = match sent_to?.strip_prefix(req_to)? {
             b"" => &b""[..],
             t => t.strip_prefix(b";tag=")?,
         };
