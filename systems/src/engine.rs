@@ -118,13 +118,16 @@ impl Engine {
 
     /// When the engine next needs a tick even if nothing arrives.
     pub fn next_deadline(&self) -> Option<Time> {
-        let timers = self.world.resource::<Timers>().next_deadline();
+        let mut timers = self.world.resource::<Timers>().next_deadline();
+        let txs = self.world.get_resource::<ServerTransactions>();
+        // Open transactions age by generation, on ticks: an idle server ticks for that too.
+        let timer_j = self.world.resource::<EngineConfig>().timer_64t1();
+        if let Some(rotation) = txs.and_then(|t| t.next_rotation(timer_j)) {
+            timers = Some(timers.map_or(rotation, |t| t.min(rotation)));
+        }
         // Retired transactions are freed a slice per tick: keep ticking until they are gone,
         // so that an idle server gives their memory back too.
-        let retiring = self
-            .world
-            .get_resource::<ServerTransactions>()
-            .is_some_and(|t| t.retiring() > 0);
+        let retiring = txs.is_some_and(|t| t.retiring() > 0);
         if retiring {
             let soon = self.world.resource::<Clock>().now.plus_ms(1);
             return Some(timers.map_or(soon, |t| t.min(soon)));

@@ -332,6 +332,15 @@ impl ServerTransactions {
         self.len() == 0
     }
 
+    /// When the oldest generation next leaves the ring, while any transaction is open: an
+    /// idle server must still age its transactions out and give their memory back.
+    pub fn next_rotation(&self, timer_j_ms: u64) -> Option<Time> {
+        let quarter = (timer_j_ms / (GENERATIONS as u64 - 1)).max(1);
+        (!self.is_empty())
+            .then_some(self.rotated_at?)
+            .map(|at| at.plus_ms(quarter))
+    }
+
     /// Transactions past Timer J still being freed.
     pub fn retiring(&self) -> usize {
         self.retiring.iter().map(|m| m.len()).sum()

@@ -198,3 +198,26 @@ fn a_busy_generation_past_timer_j_is_freed_over_several_ticks() {
     assert_eq!(statuses(&out), vec![200]);
     assert_eq!(e.stats().retransmissions_absorbed, 0);
 }
+
+#[test]
+fn an_idle_server_ages_its_transactions_out_on_its_own_deadlines() {
+    use presenced_systems::transaction::ServerTransactions;
+    let mut e = engine();
+    let mut out = Vec::new();
+    let j = 64 * 500;
+    e.tick(Time(1), (0..100).map(options), &mut out);
+    // no more traffic: the engine is ticked only when it asks to be
+    let mut ticks = 0;
+    loop {
+        let t = e.world_mut().resource::<ServerTransactions>();
+        if t.is_empty() && t.retiring() == 0 {
+            break;
+        }
+        let due = e.next_deadline().expect("a deadline while transactions are open");
+        assert!(due.0 <= 1 + j * 5 / 4 + 2 * j, "deadline {due:?} within the table's age");
+        e.tick(due, [], &mut out);
+        ticks += 1;
+        assert!(ticks < 20, "aged out within a few rotations");
+    }
+    assert_eq!(out.len(), 100, "nothing sent but the 100 answers");
+}
