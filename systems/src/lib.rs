@@ -5,6 +5,7 @@
 pub mod config;
 pub mod engine;
 pub mod formats;
+pub mod growing_map;
 pub mod ids;
 pub mod io;
 pub mod net;

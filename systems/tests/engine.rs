@@ -213,8 +213,13 @@ fn an_idle_server_ages_its_transactions_out_on_its_own_deadlines() {
         if t.is_empty() && t.retiring() == 0 {
             break;
         }
-        let due = e.next_deadline().expect("a deadline while transactions are open");
-        assert!(due.0 <= 1 + j * 5 / 4 + 2 * j, "deadline {due:?} within the table's age");
+        let due = e
+            .next_deadline()
+            .expect("a deadline while transactions are open");
+        assert!(
+            due.0 <= 1 + j * 5 / 4 + 2 * j,
+            "deadline {due:?} within the table's age"
+        );
         e.tick(due, [], &mut out);
         ticks += 1;
         assert!(ticks < 20, "aged out within a few rotations");

@@ -1,10 +1,11 @@
 //! Presence entities and the indexes that find them in O(1).
 
-use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use bevy_ecs::entity::{Entities, EntityIndex};
 use bevy_ecs::prelude::*;
+
+use crate::growing_map::GrowingMap;
 
 use crate::formats::pidf::PidfDocument;
 pub use crate::subscription::SourceUri;
@@ -213,9 +214,9 @@ pub struct PresenceIndex {
     /// Presentities by [`aor_key`] of their `user@host`: the key text is not stored a second
     /// time beside the presentity's [`SourceUri`], which tells colliding keys apart (see
     /// [`find_presentity`]).
-    pub presentities: HashMap<u64, Entity>,
+    pub presentities: GrowingMap<Entity>,
     /// Entity tag number -> publication.
-    pub etags: HashMap<u64, Entity>,
+    pub etags: GrowingMap<Entity>,
 }
 
 impl PresenceIndex {

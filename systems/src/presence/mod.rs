@@ -54,8 +54,8 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
         let expected = config.expected_presentities;
         world.insert_resource(config);
         world.insert_resource(components::PresenceIndex {
-            presentities: std::collections::HashMap::with_capacity(expected),
-            etags: std::collections::HashMap::with_capacity(expected),
+            presentities: crate::growing_map::GrowingMap::with_capacity(expected),
+            etags: crate::growing_map::GrowingMap::with_capacity(expected),
         });
         world.init_resource::<compose::Compositions>();
         world
