@@ -23,8 +23,7 @@ pub struct PresenceConfig {
     pub max_subscriptions_per_presentity: usize,
     pub max_subscriptions_per_watcher: usize,
     /// Presentities (and publications) the indexes are sized for at start, like Kamailio's
-    /// presence `hash_size`: growing a large hash table past its size rehashes it in one go, a
-    /// pause of tens of milliseconds at a few hundred thousand entries.
+    /// presence `hash_size`. Past it they grow a little at a time ([`crate::growing_map`]).
     pub expected_presentities: usize,
 }
 
