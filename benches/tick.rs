@@ -36,6 +36,22 @@ fn bench(c: &mut Criterion) {
             black_box(&out);
         })
     });
+    // the server's whole schedule (presence, subscriptions, XDM change notification): what a
+    // tick costs before the first message, paid once per wake-up under a moderate load
+    let mut server = Engine::new(EngineConfig::default());
+    server.add_feature(presenced_systems::presence::feature(
+        presenced_systems::presence::PresenceConfig::default(),
+    ));
+    server.add_feature(presenced_systems::xdm::feature(
+        presenced_systems::xdm::XdmConfig::default(),
+    ));
+    g.bench_function("empty_server_schedule", |b| {
+        b.iter(|| {
+            t += 1;
+            server.tick(Time(t), std::iter::empty(), &mut out);
+            black_box(&out);
+        })
+    });
     const BATCH: usize = 256;
     g.throughput(Throughput::Elements(BATCH as u64));
     let mut n = 0usize;
