@@ -68,9 +68,10 @@ impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
         self.cur.remove(key).or_else(|| self.old.remove(key))
     }
 
-    /// True while entries are still moving to the larger table.
+    /// True while entries are still moving to the larger table (every key of `old` is in
+    /// `pending`, so an empty `pending` means an empty `old`).
     pub fn growing(&self) -> bool {
-        !self.old.is_empty()
+        !self.pending.is_empty()
     }
 
     /// Start moving to a table twice the size. Should the previous growth still be under way
@@ -89,7 +90,7 @@ impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
 
     /// Move a few entries of the old table.
     fn step(&mut self) {
-        if self.pending.is_empty() {
+        if !self.growing() {
             return;
         }
         for _ in 0..MOVES_PER_OP {
