@@ -237,7 +237,9 @@ impl SipTransport {
     /// Run until `shutdown` is set (and the waker woken).
     pub fn run(&mut self, shutdown: &AtomicBool) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        let mut coalescer = Coalescer::new(self.config.batch_window, Instant::now());
+        // no window (the default): no rate to keep, no clock to read per wake-up
+        let mut coalescer = (!self.config.batch_window.is_zero())
+            .then(|| Coalescer::new(self.config.batch_window, Instant::now()));
         loop {
             let mut timeout = match &self.link {
                 EngineSide::Inline(ie) => ie.poll_timeout(),
@@ -250,7 +252,10 @@ impl SipTransport {
             // Interrupt coalescing (see coalesce.rs): at a rate where the window gathers
             // several messages, wait it out before reading again. An idle server still blocks
             // in poll.
-            if let Some(wait) = coalescer.wait(Instant::now(), self.read_since_poll) {
+            if let Some(wait) = coalescer
+                .as_ref()
+                .and_then(|c| c.wait(Instant::now(), self.read_since_poll))
+            {
                 std::thread::sleep(wait);
                 timeout = Some(Duration::ZERO);
             }
@@ -281,7 +286,9 @@ impl SipTransport {
                     }
                 }
             }
-            coalescer.woke(Instant::now(), self.read_since_poll);
+            if let Some(c) = coalescer.as_mut() {
+                c.woke(Instant::now(), self.read_since_poll);
+            }
             self.hand_to_engine();
             self.drain_outbox();
             self.expire_connects();
