@@ -610,7 +610,6 @@ pub fn drive_client_transactions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::{Inbound, Source, Transport};
     use crate::sip::message::{Parsed, parse};
 
     fn request(to: &str) -> Request {
@@ -619,15 +618,7 @@ mod tests {
 Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: {to}\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\
 Content-Length: 0\r\n\r\n"
         );
-        let inbound = Inbound {
-            source: Source {
-                transport: Transport::Udp,
-                peer: "127.0.0.1:9000".parse().unwrap(),
-                local: "127.0.0.1:5060".parse().unwrap(),
-                conn: None,
-            },
-            bytes: Bytes::from(text),
-        };
+        let inbound = crate::sip::message::tests::inbound(text.as_bytes());
         match parse(&inbound, "OPTIONS", false) {
             Parsed::Request(r) => *r,
             _ => panic!("parses"),

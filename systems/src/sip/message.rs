@@ -534,11 +534,12 @@ pub fn overload_reply(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::net::Transport;
 
-    fn inbound(text: &[u8]) -> Inbound {
+    /// A UDP datagram from a peer at 192.0.2.10:5060 to our 127.0.0.1:5060.
+    pub(crate) fn inbound(text: &[u8]) -> Inbound {
         Inbound {
             source: Source {
                 transport: Transport::Udp,

@@ -839,6 +839,16 @@ mod tests {
         assert_eq!(d.addr, "10.0.0.9:40000".parse().unwrap());
     }
 
+    /// A watcher's UDP next hop, reached from our usual listener.
+    fn udp_dest() -> Dest {
+        Dest {
+            transport: Transport::Udp,
+            addr: "10.0.0.9:5070".parse().unwrap(),
+            local: "127.0.0.1:5060".parse().unwrap(),
+            conn: None,
+        }
+    }
+
     fn parts<'a>(routes: &'a [&'a str]) -> DialogParts<'a> {
         DialogParts {
             call_id: "c1@x",
@@ -856,12 +866,7 @@ mod tests {
         let routes = ["<sip:192.0.2.1;lr>", "<sip:192.0.2.2;lr>"];
         let v6: SocketAddr = "[fe80::1%3]:5062".parse().unwrap();
         let dests = [
-            Dest {
-                transport: Transport::Udp,
-                addr: "10.0.0.9:5070".parse().unwrap(),
-                local: "127.0.0.1:5060".parse().unwrap(),
-                conn: None,
-            },
+            udp_dest(),
             Dest {
                 transport: Transport::Tcp,
                 addr: SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 5062, 7, 3)),
@@ -928,12 +933,7 @@ mod tests {
     fn a_despawned_subscription_gives_its_text_back() {
         let mut world = bevy_ecs::world::World::new();
         world.init_resource::<DialogStore>();
-        let dest = Dest {
-            transport: Transport::Udp,
-            addr: "10.0.0.9:5070".parse().unwrap(),
-            local: "127.0.0.1:5060".parse().unwrap(),
-            conn: None,
-        };
+        let dest = udp_dest();
         let d = Dialog::new(
             &parts(&[]),
             1,
@@ -965,12 +965,7 @@ mod tests {
     #[test]
     fn a_local_part_naming_the_source_is_derived_not_stored() {
         let mut store = DialogStore::default();
-        let dest = Dest {
-            transport: Transport::Udp,
-            addr: "10.0.0.9:5070".parse().unwrap(),
-            local: "127.0.0.1:5060".parse().unwrap(),
-            conn: None,
-        };
+        let dest = udp_dest();
         let head = |d: &mut Dialog, store: &DialogStore, uri| {
             let state = SubscriptionStateHeader::Active { expires: 60 };
             d.notify_head(
@@ -1001,12 +996,7 @@ mod tests {
     #[test]
     fn a_remote_target_sharing_the_remote_uri_prefix_reads_back_whole() {
         let mut store = DialogStore::default();
-        let dest = Dest {
-            transport: Transport::Udp,
-            addr: "10.0.0.9:5070".parse().unwrap(),
-            local: "127.0.0.1:5060".parse().unwrap(),
-            conn: None,
-        };
+        let dest = udp_dest();
         let long = format!("sip:{}@10.0.0.9", "u".repeat(200));
         let from_long = format!("<sip:{}@example.com>;tag=1", "u".repeat(200));
         for (remote, target) in [
