@@ -262,23 +262,33 @@ fn fanout_against_presenced_over(transport: &str) {
     assert!(u(&r, "/server/rss_kb_max") > 0);
 }
 
-#[test]
-fn retransmits_and_times_out_against_a_silent_target() {
-    // a socket that reads nothing and answers nothing (and keeps ICMP away)
-    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+/// Three initial PUBLISHes at 10/s with a short Timer F (1.2 s), for targets that never answer.
+fn three_publishes_to_a_silent_target() -> loadgen::scenario::Scenario {
     let mut s = loadgen::scenario::Scenario::default();
     s.population.presentities = 3;
     s.publish.rate = 10.0;
     s.run.timer_f_ms = 1200;
     s.run.settle_secs = 0.5;
     s.run.drain_secs = 3.0;
-    let opts = loadgen::run::Options {
-        target: silent.local_addr().unwrap(),
+    s
+}
+
+fn silent_options(target: std::net::SocketAddr, label: &str) -> loadgen::run::Options {
+    loadgen::run::Options {
+        target,
         server_pid: None,
         namespace: String::new(),
         progress: false,
-        label: "silent".into(),
-    };
+        label: label.into(),
+    }
+}
+
+#[test]
+fn retransmits_and_times_out_against_a_silent_target() {
+    // a socket that reads nothing and answers nothing (and keeps ICMP away)
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let s = three_publishes_to_a_silent_target();
+    let opts = silent_options(silent.local_addr().unwrap(), "silent");
     let started = Instant::now();
     let r = loadgen::run::run(&s, &opts).unwrap();
     assert!(started.elapsed() < Duration::from_secs(8));
@@ -322,21 +332,10 @@ fn over_tcp_times_out_without_retransmitting() {
         }
         got
     });
-    let mut s = loadgen::scenario::Scenario::default();
-    s.population.presentities = 3;
-    s.publish.rate = 10.0;
-    s.run.timer_f_ms = 1200;
-    s.run.settle_secs = 0.5;
-    s.run.drain_secs = 3.0;
+    let mut s = three_publishes_to_a_silent_target();
     s.run.sockets = 1;
     s.run.transport = loadgen::scenario::LinkKind::Tcp;
-    let opts = loadgen::run::Options {
-        target,
-        server_pid: None,
-        namespace: String::new(),
-        progress: false,
-        label: "silent-tcp".into(),
-    };
+    let opts = silent_options(target, "silent-tcp");
     let r = loadgen::run::run(&s, &opts).unwrap();
     // RFC 3261 §17.1.2.2: over a reliable transport only Timer F runs
     assert_eq!(r.requests_sent, 3);
