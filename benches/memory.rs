@@ -147,6 +147,14 @@ fn main() {
     breakdown(&mut engine, watchers, per_w);
 }
 
+/// The sum of `bytes` over every entity with a `C`.
+fn total<C: bevy_ecs::component::Component>(
+    world: &mut bevy_ecs::world::World,
+    bytes: impl Fn(&C) -> usize,
+) -> usize {
+    world.query::<&C>().iter(world).map(bytes).sum()
+}
+
 /// Where a published presentity's bytes go (before any subscription): its publication's
 /// document, the composed view, the URI and index entries, the rest (bevy records and tables).
 fn presentity_breakdown(engine: &mut Engine, published: usize, per_p: f64) {
@@ -154,26 +162,10 @@ fn presentity_breakdown(engine: &mut Engine, published: usize, per_p: f64) {
     use presenced_systems::subscription::{Content, SourceUri};
     let world = engine.world_mut();
     let n = published as f64;
-    let docs: usize = world
-        .query::<&Publication>()
-        .iter(world)
-        .map(|p| p.doc.heap_bytes())
-        .sum();
-    let views: usize = world
-        .query::<&Content>()
-        .iter(world)
-        .map(|c| c.body.len())
-        .sum();
-    let uris: usize = world
-        .query::<&SourceUri>()
-        .iter(world)
-        .map(|u| u.0.len())
-        .sum();
-    let lists: usize = world
-        .query::<&Presentity>()
-        .iter(world)
-        .map(|p| p.publications.bytes())
-        .sum();
+    let docs: usize = total::<Publication>(world, |p| p.doc.heap_bytes());
+    let views: usize = total::<Content>(world, |c| c.body.len());
+    let uris: usize = total::<SourceUri>(world, |u| u.0.len());
+    let lists: usize = total::<Presentity>(world, |p| p.publications.bytes());
     let parts = [
         (
             "publication document (body, element and namespace tables)",
@@ -218,16 +210,8 @@ fn breakdown(engine: &mut Engine, watchers: usize, per_w: f64) {
     use presenced_systems::timers::Timers;
     let world = engine.world_mut();
     let n = watchers as f64;
-    let text: usize = world
-        .query::<&Subscription>()
-        .iter(world)
-        .map(|s| s.dialog.text_len())
-        .sum();
-    let watcher_lists: usize = world
-        .query::<&Presentity>()
-        .iter(world)
-        .map(|p| p.watchers.bytes())
-        .sum();
+    let text: usize = total::<Subscription>(world, |s| s.dialog.text_len());
+    let watcher_lists: usize = total::<Presentity>(world, |p| p.watchers.bytes());
     let timers = world.resource::<Timers>().bytes();
     let index_bytes = world.resource::<SubscriptionIndex>().bytes() as f64;
     let components = size_of::<Subscription>() as f64;
