@@ -262,6 +262,9 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
         .iter()
         .position(|c| !matches!(c, b'\r' | b'\n'))
         .ok_or(ScanError::Empty)?;
+    if let Some(fast) = scan_usual(bytes, lead, datagram) {
+        return Ok(fast);
+    }
     let msg = &bytes[lead..];
     // A datagram is the whole message: one that lacks the blank line after its headers is
     // read as headers only (RFC 4475 §3.1.2.15 is such a message).
@@ -386,6 +389,113 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
         headers,
         body,
         body_offset: lead + body_at,
+        content_length,
+        trailing,
+        fault,
+    })
+}
+
+/// The end of the line starting at `from` (its `\n`, one `\r` before it left out) and the start
+/// of the next line; None when no `\n` follows.
+#[inline]
+fn line_at(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
+    let nl = find_nl(bytes, from)?;
+    let end = if nl > from && bytes[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
+    Some((end, nl + 1))
+}
+
+/// A Content-Length made of digits only (at most 18: no overflow); None otherwise.
+#[inline]
+fn plain_number(b: &[u8]) -> Option<usize> {
+    if b.is_empty() || b.len() > 18 {
+        return None;
+    }
+    let mut n = 0usize;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + d as usize;
+    }
+    Some(n)
+}
+
+/// The first pass over the usual message in one walk over its lines: a blank line ends the
+/// head, every header line is `token *(SP / HTAB) ":" value` with no continuation line, every
+/// Content-Length is plain digits, and the head is text. None for anything else, which
+/// [`scan`] then reads the general way; for every message this accepts, the general way gives
+/// the same [`Scan`] (the parse differential tool checks that).
+fn scan_usual(bytes: &[u8], lead: usize, datagram: bool) -> Option<Scan<'_>> {
+    let (first_end, mut pos) = line_at(bytes, lead)?;
+    let mut headers = HeaderIndex::with_capacity(16);
+    let mut content_length = None;
+    let mut length_fault = false;
+    let (blank_at, body_at) = loop {
+        let (end, next) = line_at(bytes, pos)?;
+        let line = &bytes[pos..end];
+        if line.is_empty() {
+            break (pos, next);
+        }
+        let mut k = 0;
+        while k < line.len() && TOKEN[line[k] as usize] {
+            k += 1;
+        }
+        let mut colon = k;
+        while colon < line.len() && matches!(line[colon], b' ' | b'\t') {
+            colon += 1;
+        }
+        // (a line starting with white space continues the one before: the general way)
+        if k == 0 || line.get(colon) != Some(&b':') || matches!(bytes.get(next), Some(b' ' | b'\t'))
+        {
+            return None;
+        }
+        let name = Name::from_wire(&line[..k]);
+        let mut a = colon + 1;
+        let mut e = line.len();
+        while a < e && matches!(line[a], b' ' | b'\t') {
+            a += 1;
+        }
+        while e > a && matches!(line[e - 1], b' ' | b'\t') {
+            e -= 1;
+        }
+        if name == Name::ContentLength {
+            let n = plain_number(&line[a..e])?;
+            match content_length {
+                None => content_length = Some(n),
+                Some(c) if c == n => {}
+                Some(_) => length_fault = true,
+            }
+        }
+        headers.push(name, (pos, k), (pos + a, e - a));
+        pos = next;
+    };
+    let text = std::str::from_utf8(&bytes[..blank_at]).ok()?;
+    let (start, mut fault) = parse_start(text.get(lead..first_end)?).ok()?;
+    if length_fault {
+        fault.get_or_insert(ScanError::ContentLength);
+    }
+    let available = &bytes[body_at..];
+    let (body, trailing) = match content_length {
+        Some(n) if n > available.len() => {
+            fault.get_or_insert(ScanError::ContentLengthTooLarge);
+            (available, 0)
+        }
+        Some(n) => (&available[..n], available.len() - n),
+        None if datagram => (available, 0),
+        None => (&available[..0], available.len()),
+    };
+    Some(Scan {
+        start,
+        input: bytes,
+        text,
+        headers,
+        body,
+        body_offset: body_at,
         content_length,
         trailing,
         fault,
