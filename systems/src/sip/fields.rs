@@ -308,6 +308,56 @@ pub fn top_via(sent: &ViaSent<'_>) -> Option<TopVia> {
     })
 }
 
+/// [`top_via`], and whether the via-parm's parameters pass
+/// [`super::syntax::check_params`], from one walk over them.
+pub fn top_via_checked(sent: &ViaSent<'_>) -> (TopVia, bool) {
+    let mut branch = "";
+    let mut rport = false;
+    let mut received = false;
+    let mut names_ok = true;
+    for seg in split_byte(sent.params, b';') {
+        let eq = find_byte(seg.as_bytes(), b'=');
+        let name = trim(eq.map_or(seg, |i| &seg[..i]));
+        if name.is_empty() {
+            names_ok = false;
+            continue;
+        }
+        if !name.bytes().all(super::scan::is_token_char) {
+            names_ok = false;
+        }
+        let value = eq.map(|i| trim_quotes(trim(&seg[i + 1..])));
+        if name.eq_ignore_ascii_case("branch") {
+            branch = value.unwrap_or("");
+        } else if name.eq_ignore_ascii_case("rport") {
+            rport = value.is_none();
+        } else if name.eq_ignore_ascii_case("received") {
+            received = value.is_some();
+        }
+    }
+    let checked = names_ok || trim(sent.params).is_empty();
+    (via_text(sent, branch, rport, received), checked)
+}
+
+/// A [`TopVia`] of what its via-parm says.
+fn via_text(sent: &ViaSent<'_>, branch: &str, rport: bool, received: bool) -> TopVia {
+    let mut text = String::with_capacity(sent.transport.len() + sent.host.len() + branch.len());
+    text.push_str(sent.transport);
+    // (a token: ASCII)
+    text.make_ascii_uppercase();
+    let host_at = text.len() as u32;
+    text.push_str(sent.host);
+    let branch_at = text.len() as u32;
+    text.push_str(branch);
+    TopVia {
+        text: text.into_boxed_str(),
+        host_at,
+        branch_at,
+        port: sent.port,
+        rport,
+        received,
+    }
+}
+
 fn take_token(s: &str) -> (&str, &str) {
     let end = s
         .bytes()

@@ -308,6 +308,12 @@ impl HeaderIndex {
         }
     }
 
+    /// True when a header line carries the known name `name` (not [`Name::Other`]).
+    #[inline]
+    pub fn has(&self, name: Name) -> bool {
+        name != Name::Other && self.first[name as usize] != NONE
+    }
+
     /// True when more than one header line carries the known name `name`.
     pub fn repeated(&self, name: Name) -> bool {
         name != Name::Other && self.repeated & (1u64 << name as usize) != 0

@@ -19,7 +19,7 @@ use super::fields::{self, TopVia};
 use super::headers::{Head, Key, Name, Span};
 use super::response::{Echo, ResponseWriter, response_dest};
 use super::scan::{Scan, StartLine, scan};
-use super::syntax::{check_name_addr, check_params, check_via, check_via_parm};
+use super::syntax::{MALFORMED_PARAMETER, check_name_addr, check_via, check_via_parm};
 use super::uri::{Uri, UriError};
 use crate::net::{Inbound, Outbound, Source};
 
@@ -153,7 +153,7 @@ fn known_method(m: &str) -> Option<Method> {
 /// The strict header checks (RFC 3261 §25.1, RFC 4475 §3.1.2 and §3.3.8): single-valued
 /// headers once, From/To/Contact name-addr syntax, every Via well-formed (the sent-protocol
 /// and sent-by of the first via-parm were read already, into the top Via).
-fn check_headers(sc: &Scan<'_>, top_params: &str) -> Result<(), String> {
+fn check_headers(sc: &Scan<'_>, top_params_ok: bool) -> Result<(), String> {
     for name in [
         Name::CallId,
         Name::From,
@@ -182,8 +182,8 @@ fn check_headers(sc: &Scan<'_>, top_params: &str) -> Result<(), String> {
     let mut vias = sc.headers_named(Name::Via);
     if let Some(top) = vias.next() {
         let mut parms = fields::split_commas(top);
-        if parms.next().is_some() {
-            check_params(top_params).map_err(malformed_via)?;
+        if parms.next().is_some() && !top_params_ok {
+            return Err(malformed_via(MALFORMED_PARAMETER));
         }
         for parm in parms {
             check_via_parm(parm).map_err(malformed_via)?;
@@ -275,7 +275,7 @@ pub fn stateless_tag(echo: &Echo<'_>) -> HexTag {
 fn missing(sc: &Scan<'_>) -> Option<&'static str> {
     [Name::Via, Name::From, Name::To, Name::CallId, Name::CSeq]
         .into_iter()
-        .find(|&n| sc.headers.span(sc.text, n).is_none())
+        .find(|&n| !sc.headers.has(n))
         .map(Name::as_str)
 }
 
@@ -311,8 +311,7 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
     // the top via-parm is read once: here for the transaction and the response's routing,
     // and its parameters checked with the other Vias by `check_headers`
     let sent = sc.header(Name::Via).and_then(fields::via_sent);
-    let top_params = sent.map_or("", |s| s.params);
-    let Some(mut via) = sent.and_then(|sent| fields::top_via(&sent)) else {
+    let Some((mut via, top_params_ok)) = sent.map(|sent| fields::top_via_checked(&sent)) else {
         return Parsed::Dropped(if is_request {
             DropReason::Unroutable
         } else {
@@ -367,7 +366,7 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                     &[],
                 );
             }
-            if let Err(why) = check_headers(&sc, top_params) {
+            if let Err(why) = check_headers(&sc, top_params_ok) {
                 return reject(&sc, &via, source, 400, &why, &[]);
             }
             let Some(method) = known else {
@@ -381,11 +380,11 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                     &[("Allow", allow)],
                 );
             };
-            if uri.contains(['<', '>']) {
+            if memchr::memchr2(b'<', b'>', uri.as_bytes()).is_some() {
                 return reject(&sc, &via, source, 400, "Malformed Request-URI", &[]);
             }
-            let request_uri = match Uri::parse(uri) {
-                Ok(u) if u.has_headers() => {
+            let request_uri = match Uri::parse_noting_headers(uri) {
+                Ok((_, true)) => {
                     return reject(
                         &sc,
                         &via,
@@ -395,7 +394,7 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                         &[],
                     );
                 }
-                Ok(u) => u,
+                Ok((u, false)) => u,
                 Err(UriError::Scheme) => {
                     return reject(&sc, &via, source, 416, "Unsupported URI Scheme", &[]);
                 }

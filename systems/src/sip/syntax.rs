@@ -74,6 +74,9 @@ fn angle_addr(s: &str) -> Result<&str, &'static str> {
     rest.strip_prefix(';').ok_or("text after '>'")
 }
 
+/// What [`check_params`] says of a bad parameter list.
+pub const MALFORMED_PARAMETER: &str = "empty or malformed parameter";
+
 /// `*( SEMI generic-param )` with the leading semicolon already removed.
 pub fn check_params(params: &str) -> Result<(), &'static str> {
     if trim(params).is_empty() {
@@ -86,7 +89,7 @@ pub fn check_params(params: &str) -> Result<(), &'static str> {
         };
         let name = trim(name);
         if name.is_empty() || !name.bytes().all(is_token_char) {
-            return Err("empty or malformed parameter");
+            return Err(MALFORMED_PARAMETER);
         }
     }
     Ok(())

@@ -65,42 +65,80 @@ fn valid_host(h: &str) -> bool {
 impl Uri {
     /// Parse a URI as it stands in a Request-URI or inside `<>`.
     pub fn parse(raw: &str) -> Result<Uri, UriError> {
-        let (scheme, rest) = raw.split_once(':').ok_or(UriError::Malformed)?;
-        let scheme = [
-            ("sip", Scheme::Sip),
-            ("sips", Scheme::Sips),
-            ("pres", Scheme::Pres),
-            ("im", Scheme::Im),
-            ("tel", Scheme::Tel),
-        ]
-        .into_iter()
-        .find(|(name, _)| scheme.eq_ignore_ascii_case(name))
-        .map(|(_, s)| s)
-        .ok_or(UriError::Scheme)?;
-        if raw
-            .bytes()
-            .any(|c| c <= b' ' || c == b'<' || c == b'>' || c == b'"' || c >= 0x7f)
-        {
+        Uri::parse_noting_headers(raw).map(|(u, _)| u)
+    }
+
+    /// [`Uri::parse`], and whether the URI has a headers component ([`Uri::has_headers`]),
+    /// from one walk over its bytes.
+    pub fn parse_noting_headers(raw: &str) -> Result<(Uri, bool), UriError> {
+        let b = raw.as_bytes();
+        // one walk: the first ':', the last '@', a '?' after the last '@', any '%' or upper-case
+        // letter, any byte a URI may not hold here
+        let mut colon = None;
+        let mut at = None;
+        let mut question_after_at = false;
+        let mut percent = false;
+        let mut upper = false;
+        let mut bad = false;
+        for (i, &c) in b.iter().enumerate() {
+            match c {
+                b':' => {
+                    if colon.is_none() {
+                        colon = Some(i);
+                    }
+                }
+                b'@' => {
+                    at = Some(i);
+                    question_after_at = false;
+                }
+                b'?' => question_after_at = true,
+                b'%' => percent = true,
+                b'A'..=b'Z' => upper = true,
+                c if c <= b' ' || c == b'<' || c == b'>' || c == b'"' || c >= 0x7f => bad = true,
+                _ => {}
+            }
+        }
+        let colon = colon.ok_or(UriError::Malformed)?;
+        let scheme = match &b[..colon] {
+            [s, i, p] if s | 0x20 == b's' && i | 0x20 == b'i' && p | 0x20 == b'p' => Scheme::Sip,
+            [s, i, p, t]
+                if s | 0x20 == b's' && i | 0x20 == b'i' && p | 0x20 == b'p' && t | 0x20 == b's' =>
+            {
+                Scheme::Sips
+            }
+            [p, r, e, s]
+                if p | 0x20 == b'p' && r | 0x20 == b'r' && e | 0x20 == b'e' && s | 0x20 == b's' =>
+            {
+                Scheme::Pres
+            }
+            [i, m] if i | 0x20 == b'i' && m | 0x20 == b'm' => Scheme::Im,
+            [t, e, l] if t | 0x20 == b't' && e | 0x20 == b'e' && l | 0x20 == b'l' => Scheme::Tel,
+            _ => return Err(UriError::Scheme),
+        };
+        if bad {
             return Err(UriError::Malformed);
         }
+        let rest = &raw[colon + 1..];
         if scheme == Scheme::Tel {
-            let number = rest.split(';').next().unwrap_or("");
+            let number = super::fields::split_byte(rest, b';').next().unwrap_or("");
             if number.is_empty() {
                 return Err(UriError::Malformed);
             }
-            return Ok(Uri {
+            let uri = Uri {
                 raw: raw.to_owned(),
                 scheme,
                 user: None,
                 host: number.to_owned(),
                 port: None,
-            });
+            };
+            return Ok((uri, question_after_at));
         }
         // RFC 3261 §25.1: user may contain ';' '?' '/', but params and headers may not contain
-        // '@', so the last '@' ends the userinfo.
-        let (userinfo, hostpart) = match rest.rfind('@') {
-            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
-            None => (None, rest),
+        // '@', so the last '@' ends the userinfo. (Past the scheme's colon: an '@' before it is
+        // not a scheme we know.)
+        let (userinfo, hostpart) = match at {
+            Some(i) if i > colon => (Some(&raw[colon + 1..i]), &raw[i + 1..]),
+            _ => (None, rest),
         };
         let hostport = hostpart
             .bytes()
@@ -112,21 +150,31 @@ impl Uri {
         }
         let user = match userinfo {
             Some(u) => {
-                let user = u.split(':').next().unwrap_or(u); // drop a password
+                // drop a password
+                let user = super::fields::split_byte(u, b':').next().unwrap_or(u);
                 if user.is_empty() {
                     return Err(UriError::Malformed);
                 }
-                Some(percent_decode(user).ok_or(UriError::Malformed)?)
+                Some(if percent {
+                    percent_decode(user).ok_or(UriError::Malformed)?
+                } else {
+                    user.to_owned()
+                })
             }
             None => None,
         };
-        Ok(Uri {
+        let uri = Uri {
             raw: raw.to_owned(),
             scheme,
             user,
-            host: host.to_ascii_lowercase(),
+            host: if upper {
+                host.to_ascii_lowercase()
+            } else {
+                host.to_owned()
+            },
             port,
-        })
+        };
+        Ok((uri, question_after_at))
     }
 
     /// True when the URI has a headers component (`?...`), which a Request-URI may not carry
