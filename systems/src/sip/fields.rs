@@ -212,7 +212,7 @@ pub fn params(list: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
 }
 
 /// `str::trim_matches('"')`.
-fn trim_quotes(s: &str) -> &str {
+pub(crate) fn trim_quotes(s: &str) -> &str {
     let b = s.as_bytes();
     let mut a = 0;
     let mut e = b.len();
@@ -290,22 +290,7 @@ pub fn top_via(sent: &ViaSent<'_>) -> Option<TopVia> {
             received = v.is_some();
         }
     }
-    let mut text = String::with_capacity(sent.transport.len() + sent.host.len() + branch.len());
-    text.push_str(sent.transport);
-    // (a token: ASCII)
-    text.make_ascii_uppercase();
-    let host_at = text.len() as u32;
-    text.push_str(sent.host);
-    let branch_at = text.len() as u32;
-    text.push_str(branch);
-    Some(TopVia {
-        text: text.into_boxed_str(),
-        host_at,
-        branch_at,
-        port: sent.port,
-        rport,
-        received,
-    })
+    Some(via_text(sent, branch, rport, received))
 }
 
 /// [`top_via`], and whether the via-parm's parameters pass

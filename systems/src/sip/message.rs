@@ -19,7 +19,7 @@ use super::fields::{self, TopVia};
 use super::headers::{Head, Key, Name, Span};
 use super::response::{Echo, ResponseWriter, response_dest};
 use super::scan::{Scan, StartLine, scan};
-use super::syntax::{MALFORMED_PARAMETER, check_name_addr, check_via, check_via_parm};
+use super::syntax::{MALFORMED_PARAMETER, check_name_addr, check_name_addr_tag, check_via, check_via_parm};
 use super::uri::{Uri, UriError};
 use crate::net::{Inbound, Outbound, Source};
 
@@ -153,7 +153,10 @@ fn known_method(m: &str) -> Option<Method> {
 /// The strict header checks (RFC 3261 §25.1, RFC 4475 §3.1.2 and §3.3.8): single-valued
 /// headers once, From/To/Contact name-addr syntax, every Via well-formed (the sent-protocol
 /// and sent-by of the first via-parm were read already, into the top Via).
-fn check_headers(sc: &Scan<'_>, top_params_ok: bool) -> Result<(), String> {
+fn check_headers<'s>(
+    sc: &'s Scan<'_>,
+    top_params_ok: bool,
+) -> Result<[Option<&'s str>; 2], String> {
     for name in [
         Name::CallId,
         Name::From,
@@ -165,9 +168,11 @@ fn check_headers(sc: &Scan<'_>, top_params_ok: bool) -> Result<(), String> {
             return Err(format!("Multiple {} headers", name.as_str()));
         }
     }
-    for name in [Name::From, Name::To] {
+    // (the tags of From and To are read on the way)
+    let mut tags = [None, None];
+    for (i, name) in [Name::From, Name::To].into_iter().enumerate() {
         if let Some(v) = sc.header(name) {
-            check_name_addr(v)
+            tags[i] = check_name_addr_tag(v)
                 .map_err(|why| format!("Malformed {} header ({why})", name.as_str()))?;
         }
     }
@@ -192,7 +197,7 @@ fn check_headers(sc: &Scan<'_>, top_params_ok: bool) -> Result<(), String> {
     for v in vias {
         check_via(v).map_err(malformed_via)?;
     }
-    Ok(())
+    Ok(tags)
 }
 
 /// A stateless answer; `tag` is derived from the request so that a retransmission gets the
@@ -286,6 +291,12 @@ fn tag_span(sc: &Scan<'_>, name: Name) -> Option<Span> {
     fields::tag(value).map(|t| whole.sub(value, t))
 }
 
+/// The span of `part`, a piece of the value of the first `name` header.
+fn in_value(sc: &Scan<'_>, name: Name, part: &str) -> Option<Span> {
+    let whole = sc.headers.span(sc.text, name)?;
+    Some(whole.sub(sc.headers.text(sc.text, whole), part))
+}
+
 /// RFC 3261 §25.1 `SIP-Version` as `"SIP/" 1*DIGIT "." 1*DIGIT`, the literal in upper case (the
 /// grammar's literals are case-insensitive, but the strict parser this server used refused
 /// anything else, and so does it now). A request's version is already exactly `SIP/2.0` here.
@@ -366,9 +377,10 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                     &[],
                 );
             }
-            if let Err(why) = check_headers(&sc, top_params_ok) {
-                return reject(&sc, &via, source, 400, &why, &[]);
-            }
+            let tags = match check_headers(&sc, top_params_ok) {
+                Ok(tags) => tags,
+                Err(why) => return reject(&sc, &via, source, 400, &why, &[]),
+            };
             let Some(method) = known else {
                 // RFC 3261 §21.5.2: a method we do not recognise
                 return reject(
@@ -406,8 +418,8 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                 .bytes
                 .slice(sc.body_offset..sc.body_offset + sc.body.len());
             let call_id = sc.headers.span(sc.text, Name::CallId).unwrap_or_default();
-            let from_tag = tag_span(&sc, Name::From);
-            let to_tag = tag_span(&sc, Name::To);
+            let [from_tag, to_tag] = [(Name::From, tags[0]), (Name::To, tags[1])]
+                .map(|(name, tag)| in_value(&sc, name, tag?));
             let head = Head::new(sc.text, std::mem::take(&mut sc.headers));
             Parsed::Request(Box::new(Request {
                 method,

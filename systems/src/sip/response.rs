@@ -14,6 +14,9 @@ use crate::net::{Dest, Source};
 /// The `Server` header value on everything we answer.
 pub const SERVER: &str = concat!("presenced/", env!("CARGO_PKG_VERSION"));
 
+/// The `Server` header line.
+const SERVER_LINE: &str = concat!("Server: presenced/", env!("CARGO_PKG_VERSION"), "\r\n");
+
 /// The header values a response copies from its request, read from the request's header
 /// index (nothing collected: the Vias are walked when the response is written).
 #[derive(Debug, Clone, Copy)]
@@ -94,9 +97,24 @@ pub fn response_dest(via: &TopVia, source: &Source) -> Dest {
     }
 }
 
+/// An IPv4 octet in decimal (no leading zeros), into `out`.
+#[inline]
+fn push_octet(out: &mut [u8; 64], n: &mut usize, octet: u8) {
+    if octet >= 100 {
+        out[*n] = b'0' + octet / 100;
+        *n += 1;
+    }
+    if octet >= 10 {
+        out[*n] = b'0' + octet / 10 % 10;
+        *n += 1;
+    }
+    out[*n] = b'0' + octet % 10;
+    *n += 1;
+}
+
 /// An IP address as text (its `Display` form), written into `buf` (an IPv6 address takes at
-/// most 45 bytes); IPv4, the usual case, without the formatting machinery.
-fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 64]) -> &str {
+/// most 45 bytes); IPv4, the usual case, digit by digit.
+fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 64]) -> &[u8] {
     let len = match ip {
         std::net::IpAddr::V4(v4) => {
             let mut n = 0;
@@ -105,10 +123,7 @@ fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 64]) -> &str {
                     buf[n] = b'.';
                     n += 1;
                 }
-                let mut b = itoa::Buffer::new();
-                let s = b.format(octet).as_bytes();
-                buf[n..n + s.len()].copy_from_slice(s);
-                n += s.len();
+                push_octet(buf, &mut n, octet);
             }
             n
         }
@@ -119,7 +134,7 @@ fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 64]) -> &str {
             64 - w.len()
         }
     };
-    std::str::from_utf8(&buf[..len]).unwrap_or_default()
+    &buf[..len]
 }
 
 /// The top via-parm with `received` (§18.2.1) and a filled `rport` (RFC 3581) added.
@@ -149,9 +164,9 @@ fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
         out.extend_from_slice(b";rport=");
         out.extend_from_slice(itoa::Buffer::new().format(source.peer.port()).as_bytes());
     }
-    if via.rport || via.host() != ip || via.received {
+    if via.rport || via.host().as_bytes() != ip || via.received {
         out.extend_from_slice(b";received=");
-        out.extend_from_slice(ip.as_bytes());
+        out.extend_from_slice(ip);
     }
 }
 
@@ -172,18 +187,30 @@ impl ResponseWriter {
         to_tag: Option<&str>,
     ) -> Self {
         let mut buf = Vec::with_capacity(512);
-        buf.extend_from_slice(b"SIP/2.0 ");
-        buf.extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
-        buf.push(b' ');
+        if (100..1000).contains(&code) {
+            let d = |k: u16| b'0' + (code / k % 10) as u8;
+            buf.extend_from_slice(&[
+                b'S', b'I', b'P', b'/', b'2', b'.', b'0', b' ',
+                d(100), d(10), d(1), b' ',
+            ]);
+        } else {
+            buf.extend_from_slice(b"SIP/2.0 ");
+            buf.extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
+            buf.push(b' ');
+        }
         // a reason phrase must not break the line
-        buf.extend(
-            reason
-                .bytes()
-                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-        );
+        if memchr::memchr2(b'\r', b'\n', reason.as_bytes()).is_none() {
+            buf.extend_from_slice(reason.as_bytes());
+        } else {
+            buf.extend(
+                reason
+                    .bytes()
+                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+            );
+        }
         buf.extend_from_slice(b"\r\n");
         write_echo(&mut buf, echo, via, source, to_tag);
-        push_header(&mut buf, "Server", SERVER);
+        buf.extend_from_slice(SERVER_LINE.as_bytes());
         ResponseWriter { buf }
     }
 
@@ -254,23 +281,34 @@ fn write_echo(
         out.extend_from_slice(b"\r\n");
     }
     if let Some(f) = echo.from {
-        push_header(out, "From", f);
+        out.extend_from_slice(b"From: ");
+        out.extend_from_slice(f.as_bytes());
     }
+    // (each line's CRLF goes out with the next line's name)
+    let mut open = echo.from.is_some();
+    let mut line = |out: &mut Vec<u8>, crlf_name: &[u8]| {
+        out.extend_from_slice(if open { crlf_name } else { &crlf_name[2..] });
+        open = true;
+    };
     if let Some(t) = echo.to {
-        out.extend_from_slice(b"To: ");
+        line(out, b"\r\nTo: ");
         out.extend_from_slice(t.as_bytes());
         let tagged = || echo.to_tagged.unwrap_or_else(|| fields::tag(t).is_some());
         if let Some(tag) = to_tag.filter(|_| !tagged()) {
             out.extend_from_slice(b";tag=");
             out.extend_from_slice(tag.as_bytes());
         }
-        out.extend_from_slice(b"\r\n");
     }
     if let Some(c) = echo.call_id {
-        push_header(out, "Call-ID", c);
+        line(out, b"\r\nCall-ID: ");
+        out.extend_from_slice(c.as_bytes());
     }
     if let Some(c) = echo.cseq {
-        push_header(out, "CSeq", c);
+        line(out, b"\r\nCSeq: ");
+        out.extend_from_slice(c.as_bytes());
+    }
+    if open {
+        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -333,7 +371,7 @@ Call-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"
             "::ffff:1.2.3.4",
         ] {
             let ip: std::net::IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_text(ip, &mut [0; 64]), ip.to_string());
+            assert_eq!(ip_text(ip, &mut [0; 64]), ip.to_string().as_bytes());
         }
     }
 

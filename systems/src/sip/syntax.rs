@@ -7,6 +7,37 @@ use super::scan::is_token_char;
 
 /// Check `( name-addr / addr-spec ) *( SEMI param )` as in From, To and Contact.
 pub fn check_name_addr(value: &str) -> Result<(), &'static str> {
+    check_params(name_addr_params(value)?)
+}
+
+/// [`check_name_addr`], and the `tag` parameter as [`super::fields::tag`] reads it, from one
+/// walk over the parameters where that gives the same tag (no `>` among them).
+pub fn check_name_addr_tag(value: &str) -> Result<Option<&str>, &'static str> {
+    let params = name_addr_params(value)?;
+    if find_byte(params.as_bytes(), b'>').is_some() {
+        check_params(params)?;
+        return Ok(super::fields::tag(value));
+    }
+    if trim(params).is_empty() {
+        return Ok(None);
+    }
+    let mut tag = None;
+    for p in super::fields::split_byte(params, b';') {
+        let eq = find_byte(p.as_bytes(), b'=');
+        let name = trim(eq.map_or(p, |i| &p[..i]));
+        if name.is_empty() || !name.bytes().all(is_token_char) {
+            return Err(MALFORMED_PARAMETER);
+        }
+        if tag.is_none() && name.eq_ignore_ascii_case("tag") {
+            tag = Some(eq.map(|i| super::fields::trim_quotes(trim(&p[i + 1..]))));
+        }
+    }
+    Ok(tag.flatten())
+}
+
+/// The parameters after a name-addr or addr-spec whose syntax is checked here (the text after
+/// the `;` that starts them), not yet checked themselves.
+fn name_addr_params(value: &str) -> Result<&str, &'static str> {
     let v = trim(value);
     let b = v.as_bytes();
     let params = if let Some(rest) = v.strip_prefix('"') {
@@ -54,7 +85,7 @@ pub fn check_name_addr(value: &str) -> Result<(), &'static str> {
         }
         params
     };
-    check_params(params)
+    Ok(params)
 }
 
 fn angle_addr(s: &str) -> Result<&str, &'static str> {
