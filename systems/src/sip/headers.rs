@@ -453,11 +453,11 @@ pub(crate) enum RawName<'a> {
     Text(&'a str),
 }
 
-/// The header section of a parsed message: its text (copied once from the inbound bytes, so
-/// that no value is checked as UTF-8 again) and the index of its fields.
+/// The header section of a parsed message: its text (checked as UTF-8 once by the first pass,
+/// kept as a slice of the inbound bytes) and the index of its fields.
 #[derive(Debug, Clone, Default)]
 pub struct Head {
-    text: Box<str>,
+    text: super::text::Text,
     index: HeaderIndex,
 }
 
@@ -467,6 +467,14 @@ impl Head {
     pub fn new(text: &str, index: HeaderIndex) -> Head {
         Head {
             text: text.into(),
+            index,
+        }
+    }
+
+    /// [`Head::new`] with `text` inside `buf` (the inbound message): kept without a copy.
+    pub fn within(buf: &bytes::Bytes, text: &str, index: HeaderIndex) -> Head {
+        Head {
+            text: super::text::Text::within(buf, text),
             index,
         }
     }

@@ -19,7 +19,9 @@ use super::fields::{self, TopVia};
 use super::headers::{Head, Key, Name, Span};
 use super::response::{Echo, ResponseWriter, response_dest};
 use super::scan::{Scan, StartLine, scan};
-use super::syntax::{MALFORMED_PARAMETER, check_name_addr, check_name_addr_tag, check_via, check_via_parm};
+use super::syntax::{
+    MALFORMED_PARAMETER, check_name_addr, check_name_addr_tag, check_via, check_via_parm,
+};
 use super::uri::{Uri, UriError};
 use crate::net::{Inbound, Outbound, Source};
 
@@ -395,7 +397,7 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
             if memchr::memchr2(b'<', b'>', uri.as_bytes()).is_some() {
                 return reject(&sc, &via, source, 400, "Malformed Request-URI", &[]);
             }
-            let request_uri = match Uri::parse_noting_headers(uri) {
+            let request_uri = match Uri::parse_noting_headers(&inbound.bytes, uri) {
                 Ok((_, true)) => {
                     return reject(
                         &sc,
@@ -420,7 +422,7 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
             let call_id = sc.headers.span(sc.text, Name::CallId).unwrap_or_default();
             let [from_tag, to_tag] = [(Name::From, tags[0]), (Name::To, tags[1])]
                 .map(|(name, tag)| in_value(&sc, name, tag?));
-            let head = Head::new(sc.text, std::mem::take(&mut sc.headers));
+            let head = Head::within(&inbound.bytes, sc.text, std::mem::take(&mut sc.headers));
             Parsed::Request(Box::new(Request {
                 method,
                 uri: request_uri,
@@ -454,7 +456,7 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                 .slice(sc.body_offset..sc.body_offset + sc.body.len());
             let call_id = sc.headers.span(sc.text, Name::CallId).unwrap_or_default();
             let to_tag = tag_span(&sc, Name::To);
-            let head = Head::new(sc.text, std::mem::take(&mut sc.headers));
+            let head = Head::within(&inbound.bytes, sc.text, std::mem::take(&mut sc.headers));
             Parsed::Response(Box::new(Response {
                 code,
                 head,

@@ -8,6 +8,7 @@ pub mod message;
 pub mod response;
 pub mod scan;
 pub mod syntax;
+pub mod text;
 pub mod uri;
 
 pub use headers::{Head, Name};

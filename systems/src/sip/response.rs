@@ -190,8 +190,18 @@ impl ResponseWriter {
         if (100..1000).contains(&code) {
             let d = |k: u16| b'0' + (code / k % 10) as u8;
             buf.extend_from_slice(&[
-                b'S', b'I', b'P', b'/', b'2', b'.', b'0', b' ',
-                d(100), d(10), d(1), b' ',
+                b'S',
+                b'I',
+                b'P',
+                b'/',
+                b'2',
+                b'.',
+                b'0',
+                b' ',
+                d(100),
+                d(10),
+                d(1),
+                b' ',
             ]);
         } else {
             buf.extend_from_slice(b"SIP/2.0 ");

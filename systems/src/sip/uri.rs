@@ -4,6 +4,10 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+
+pub use super::text::Text;
+
 /// URI scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
@@ -17,12 +21,12 @@ pub enum Scheme {
 /// A parsed URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uri {
-    pub raw: String,
+    pub raw: Text,
     pub scheme: Scheme,
     /// The user part, percent-decoded.
-    pub user: Option<String>,
+    pub user: Option<Text>,
     /// The host, lower-cased (IPv6 without brackets); for `tel:` the number.
-    pub host: String,
+    pub host: Text,
     pub port: Option<u16>,
 }
 
@@ -65,12 +69,16 @@ fn valid_host(h: &str) -> bool {
 impl Uri {
     /// Parse a URI as it stands in a Request-URI or inside `<>`.
     pub fn parse(raw: &str) -> Result<Uri, UriError> {
-        Uri::parse_noting_headers(raw).map(|(u, _)| u)
+        let buf = Bytes::copy_from_slice(raw.as_bytes());
+        // (the copy is the same text)
+        let raw = std::str::from_utf8(&buf).map_err(|_| UriError::Malformed)?;
+        Uri::parse_noting_headers(&buf, raw).map(|(u, _)| u)
     }
 
-    /// [`Uri::parse`], and whether the URI has a headers component ([`Uri::has_headers`]),
-    /// from one walk over its bytes.
-    pub fn parse_noting_headers(raw: &str) -> Result<(Uri, bool), UriError> {
+    /// [`Uri::parse`] of `raw`, text inside `buf` (an inbound message: the URI's parts are
+    /// kept as slices of it, without copies), and whether the URI has a headers component
+    /// ([`Uri::has_headers`]), from one walk over its bytes.
+    pub fn parse_noting_headers(buf: &Bytes, raw: &str) -> Result<(Uri, bool), UriError> {
         let b = raw.as_bytes();
         // one walk: the first ':', the last '@', a '?' after the last '@', any '%' or upper-case
         // letter, any byte a URI may not hold here
@@ -125,10 +133,10 @@ impl Uri {
                 return Err(UriError::Malformed);
             }
             let uri = Uri {
-                raw: raw.to_owned(),
+                raw: Text::within(buf, raw),
                 scheme,
                 user: None,
-                host: number.to_owned(),
+                host: Text::within(buf, number),
                 port: None,
             };
             return Ok((uri, question_after_at));
@@ -156,21 +164,21 @@ impl Uri {
                     return Err(UriError::Malformed);
                 }
                 Some(if percent {
-                    percent_decode(user).ok_or(UriError::Malformed)?
+                    Text::from(percent_decode(user).ok_or(UriError::Malformed)?)
                 } else {
-                    user.to_owned()
+                    Text::within(buf, user)
                 })
             }
             None => None,
         };
         let uri = Uri {
-            raw: raw.to_owned(),
+            raw: Text::within(buf, raw),
             scheme,
             user,
             host: if upper {
-                host.to_ascii_lowercase()
+                Text::from(host.to_ascii_lowercase())
             } else {
-                host.to_owned()
+                Text::within(buf, host)
             },
             port,
         };
@@ -180,10 +188,8 @@ impl Uri {
     /// True when the URI has a headers component (`?...`), which a Request-URI may not carry
     /// (RFC 3261 §19.1.1 table).
     pub fn has_headers(&self) -> bool {
-        let after_host = self
-            .raw
-            .rfind('@')
-            .map_or(self.raw.as_str(), |i| &self.raw[i..]);
+        let raw = self.raw.as_str();
+        let after_host = raw.rfind('@').map_or(raw, |i| &raw[i..]);
         after_host.contains('?')
     }
 
@@ -198,7 +204,7 @@ impl Uri {
                 aor.push_str(&self.host);
                 aor
             }
-            None => self.host.clone(),
+            None => self.host.as_str().to_owned(),
         }
     }
 }
