@@ -13,6 +13,14 @@ pub fn check_name_addr(value: &str) -> Result<(), &'static str> {
 /// [`check_name_addr`], and the `tag` parameter as [`super::fields::tag`] reads it, from one
 /// walk over the parameters where that gives the same tag (no `>` among them).
 pub fn check_name_addr_tag(value: &str) -> Result<Option<&str>, &'static str> {
+    match plain_name_addr_tag(value) {
+        Some(tag) => Ok(tag),
+        None => name_addr_tag(value),
+    }
+}
+
+/// [`check_name_addr_tag`] of any value.
+fn name_addr_tag(value: &str) -> Result<Option<&str>, &'static str> {
     let params = name_addr_params(value)?;
     if find_byte(params.as_bytes(), b'>').is_some() {
         check_params(params)?;
@@ -33,6 +41,72 @@ pub fn check_name_addr_tag(value: &str) -> Result<Option<&str>, &'static str> {
         }
     }
     Ok(tag.flatten())
+}
+
+/// [`check_name_addr_tag`] of the usual From or To that passes: `<uri>` with nothing around
+/// it, then `;name[=value]` parameters without white space, quotes or `>`, in one walk. None
+/// for anything else (the general walk then answers, the same for every value this accepts).
+fn plain_name_addr_tag(value: &str) -> Option<Option<&str>> {
+    let b = value.as_bytes();
+    if b.first() != Some(&b'<') || b.last().is_none_or(|&c| c <= b' ' || c >= 0x80) {
+        return None;
+    }
+    // the URI: up to the first '>', with a ':' and no white space or '<'
+    let mut i = 1;
+    let mut colon = false;
+    loop {
+        match *b.get(i)? {
+            b'>' => break,
+            b' ' | b'\t' | b'<' => return None,
+            b':' => colon = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    if i == 1 || !colon {
+        return None;
+    }
+    i += 1;
+    let mut tag = None;
+    if i < b.len() {
+        if b[i] != b';' {
+            return None;
+        }
+        // parameters: a token name, then '=' and a value up to the next ';'
+        loop {
+            i += 1;
+            let name_at = i;
+            while i < b.len() && is_token_char(b[i]) {
+                i += 1;
+            }
+            let name = &value[name_at..i];
+            if name.is_empty() {
+                return None;
+            }
+            let value_at = match b.get(i) {
+                None | Some(b';') => None,
+                Some(b'=') => Some(i + 1),
+                Some(_) => return None,
+            };
+            if let Some(at) = value_at {
+                i = at;
+                while i < b.len() && b[i] != b';' {
+                    // (white space or quotes would be trimmed from a tag's value)
+                    if matches!(b[i], b'>' | b'"') || b[i] <= b' ' || b[i] >= 0x80 {
+                        return None;
+                    }
+                    i += 1;
+                }
+            }
+            if tag.is_none() && name.eq_ignore_ascii_case("tag") {
+                tag = Some(value_at.map(|at| &value[at..i]));
+            }
+            if i >= b.len() {
+                break;
+            }
+        }
+    }
+    Some(tag.flatten())
 }
 
 /// The parameters after a name-addr or addr-spec whose syntax is checked here (the text after
@@ -173,6 +247,37 @@ mod tests {
         ] {
             assert!(check_name_addr(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_plain_walk_agrees_with_the_general_one() {
+        let seeds = [
+            "<sip:a@b>;tag=1",
+            "<sip:alice@example.com>",
+            "<sip:a@b;lr>;tag=x;foo;TAG=y",
+            "<sip:a@b>;x=1;tag",
+            "<tel:+1>;tag=abc;q=0.5",
+        ];
+        let subs = [
+            "", " ", "\t", "\x0b", ";", "=", "<", ">", "\"", ":", "@", "é", ",", "T", "\r",
+        ];
+        for seed in seeds {
+            for i in 0..seed.len() {
+                for sub in subs {
+                    for keep in [false, true] {
+                        let v = format!(
+                            "{}{sub}{}",
+                            &seed[..i],
+                            &seed[if keep { i } else { i + 1 }..]
+                        );
+                        if let Some(fast) = plain_name_addr_tag(&v) {
+                            assert_eq!(Ok(fast), name_addr_tag(&v), "{v:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(plain_name_addr_tag("<sip:a@b>;tag=1"), Some(Some("1")));
     }
 
     #[test]
