@@ -197,6 +197,27 @@ fn parse_start(line: &str) -> Result<(StartLine<'_>, Option<ScanError>), ScanErr
         ));
     }
     // Request-Line = Method SP Request-URI SP SIP-Version (single spaces, §25.1)
+    let b = line.as_bytes();
+    let mut m = 0;
+    while m < b.len() && is_token_char(b[m]) {
+        m += 1;
+    }
+    if m > 0
+        && b.get(m) == Some(&b' ')
+        && let Some(u) = super::fields::find_byte(&b[m + 1..], b' ')
+        && u > 0
+        && super::fields::find_byte(&b[m + 2 + u..], b' ').is_none()
+        && b[m + 2 + u..].starts_with(b"SIP/")
+    {
+        return Ok((
+            StartLine::Request {
+                method: &line[..m],
+                uri: &line[m + 1..m + 1 + u],
+                version: &line[m + 2 + u..],
+            },
+            None,
+        ));
+    }
     let mut parts = line.split(' ');
     if let (Some(method), Some(uri), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

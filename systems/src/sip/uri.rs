@@ -66,6 +66,23 @@ fn valid_host(h: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b':' | b'_'))
 }
 
+/// The bytes [`Uri::parse_noting_headers`] looks at: delimiters, `%`, upper-case letters, and
+/// what a URI may not hold here (controls, space, `<`, `>`, `"`, DEL and above).
+const NOTABLE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = matches!(
+            b,
+            b':' | b'@' | b'?' | b'%' | b'A'..=b'Z' | b'<' | b'>' | b'"'
+        ) || b <= b' '
+            || b >= 0x7f;
+        c += 1;
+    }
+    t
+};
+
 impl Uri {
     /// Parse a URI as it stands in a Request-URI or inside `<>`.
     pub fn parse(raw: &str) -> Result<Uri, UriError> {
@@ -89,6 +106,10 @@ impl Uri {
         let mut upper = false;
         let mut bad = false;
         for (i, &c) in b.iter().enumerate() {
+            // (most bytes are none of these: one table look-up each)
+            if !NOTABLE[c as usize] {
+                continue;
+            }
             match c {
                 b':' => {
                     if colon.is_none() {
@@ -102,8 +123,7 @@ impl Uri {
                 b'?' => question_after_at = true,
                 b'%' => percent = true,
                 b'A'..=b'Z' => upper = true,
-                c if c <= b' ' || c == b'<' || c == b'>' || c == b'"' || c >= 0x7f => bad = true,
-                _ => {}
+                _ => bad = true,
             }
         }
         let colon = colon.ok_or(UriError::Malformed)?;
