@@ -67,6 +67,7 @@ header_names! {
 
 impl Name {
     /// The id of a name as written on the wire (case-insensitive, compact forms expanded).
+    #[inline]
     pub fn from_wire(name: &[u8]) -> Name {
         if let [c] = name {
             return match c.to_ascii_lowercase() {

@@ -462,20 +462,21 @@ fn scan_usual(bytes: &[u8], lead: usize, datagram: bool) -> Option<Scan<'_>> {
         if line.is_empty() {
             break (pos, next);
         }
-        let mut k = 0;
-        while k < line.len() && TOKEN[line[k] as usize] {
-            k += 1;
-        }
-        let mut colon = k;
-        while colon < line.len() && matches!(line[colon], b' ' | b'\t') {
-            colon += 1;
+        // the name: up to the first ':', less the white space before it; a known name is all
+        // token characters by its spelling, any other is checked
+        let colon = super::fields::find_swar(line, 0, b':')?;
+        let mut k = colon;
+        while k > 0 && matches!(line[k - 1], b' ' | b'\t') {
+            k -= 1;
         }
         // (a line starting with white space continues the one before: the general way)
-        if k == 0 || line.get(colon) != Some(&b':') || matches!(bytes.get(next), Some(b' ' | b'\t'))
-        {
+        if k == 0 || matches!(bytes.get(next), Some(b' ' | b'\t')) {
             return None;
         }
         let name = Name::from_wire(&line[..k]);
+        if name == Name::Other && !line[..k].iter().all(|&c| TOKEN[c as usize]) {
+            return None;
+        }
         let mut a = colon + 1;
         let mut e = line.len();
         while a < e && matches!(line[a], b' ' | b'\t') {
