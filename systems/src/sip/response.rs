@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::fields::{self, TopVia, first_comma_part, split_byte, split_commas};
+use super::fields::{self, TopVia, first_comma_part, split_commas};
 use super::headers::{Head, HeaderIndex, Name};
 use super::message::Request;
 use super::scan::Scan;
@@ -62,6 +62,15 @@ impl<'a> Echo<'a> {
     /// The first Via value.
     pub fn top_via(&self) -> Option<&'a str> {
         self.index.get(self.text, Name::Via)
+    }
+
+    /// Where the line of the first `name` header lies in the text (name to end of value), when
+    /// it is written as a response writes it and `value` is its value.
+    fn line(&self, name: Name, value: &str) -> Option<(usize, usize)> {
+        let (start, end) = self.index.canonical_line(self.text, name)?;
+        let at = end.checked_sub(value.len())?;
+        let same = std::ptr::eq(value.as_ptr(), self.text.as_bytes()[at..].as_ptr());
+        (same && at == start + name.as_str().len() + 2).then_some((start, end))
     }
 
     /// The name of the first missing mandatory header, if any (RFC 3261 §8.1.1).
@@ -139,34 +148,57 @@ fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 64]) -> &[u8] {
 
 /// The top via-parm with `received` (§18.2.1) and a filled `rport` (RFC 3581) added.
 fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
+    // ";received=" and the address, and ";rport=" and the port, each written out once
+    const RECEIVED: &[u8] = b";received=";
+    let mut received = [0u8; 80];
+    received[..RECEIVED.len()].copy_from_slice(RECEIVED);
     let mut ip_buf = [0u8; 64];
     let ip = ip_text(source.peer.ip(), &mut ip_buf);
-    let mut segments = split_byte(parm, b';');
-    out.extend_from_slice(fields::trim_end(segments.next().unwrap_or("")).as_bytes());
+    received[RECEIVED.len()..RECEIVED.len() + ip.len()].copy_from_slice(ip);
+    let received = &received[..RECEIVED.len() + ip.len()];
+    let mut rport = [0u8; 16];
+    rport[..7].copy_from_slice(b";rport=");
+    let mut port_buf = itoa::Buffer::new();
+    let port = port_buf.format(source.peer.port()).as_bytes();
+    rport[7..7 + port.len()].copy_from_slice(port);
+    let rport = &rport[..7 + port.len()];
+
+    let b = parm.as_bytes();
+    let first_end = fields::find_byte(b, b';').unwrap_or(b.len());
+    out.extend_from_slice(fields::trim_end(&parm[..first_end]).as_bytes());
     let mut rport_written = false;
-    for seg in segments {
+    let mut at = first_end;
+    while at < b.len() {
+        // a segment after the ';' at `at`
+        let start = at + 1;
+        let end = start + fields::find_byte(&b[start..], b';').unwrap_or(b.len() - start);
+        at = end;
+        let seg = &parm[start..end];
         let eq = fields::find_byte(seg.as_bytes(), b'=');
         let name = fields::trim(eq.map_or(seg, |i| &seg[..i]));
         if name.eq_ignore_ascii_case("received") {
             continue;
         }
-        out.push(b';');
         if eq.is_none() && name.eq_ignore_ascii_case("rport") {
-            out.extend_from_slice(b"rport=");
-            out.extend_from_slice(itoa::Buffer::new().format(source.peer.port()).as_bytes());
+            out.extend_from_slice(rport);
             rport_written = true;
         } else {
-            out.extend_from_slice(fields::trim(seg).as_bytes());
+            let t = fields::trim(seg);
+            if t.len() == seg.len() {
+                // the segment with its ';', as written
+                out.extend_from_slice(&b[start - 1..end]);
+            } else {
+                out.push(b';');
+                out.extend_from_slice(t.as_bytes());
+            }
         }
     }
     if via.rport && !rport_written {
         // forced rport (sip.force_rport): say where we answered
-        out.extend_from_slice(b";rport=");
-        out.extend_from_slice(itoa::Buffer::new().format(source.peer.port()).as_bytes());
+        out.extend_from_slice(rport);
     }
     if via.rport || via.host().as_bytes() != ip || via.received {
-        out.extend_from_slice(b";received=");
-        out.extend_from_slice(ip);
+        out.extend_from_slice(received);
     }
 }
 
@@ -290,35 +322,72 @@ fn write_echo(
         }
         out.extend_from_slice(b"\r\n");
     }
-    if let Some(f) = echo.from {
-        out.extend_from_slice(b"From: ");
-        out.extend_from_slice(f.as_bytes());
-    }
-    // (each line's CRLF goes out with the next line's name)
-    let mut open = echo.from.is_some();
-    let mut line = |out: &mut Vec<u8>, crlf_name: &[u8]| {
-        out.extend_from_slice(if open { crlf_name } else { &crlf_name[2..] });
-        open = true;
+    // From, To, Call-ID and CSeq: a line the request wrote as we would is copied, and lines
+    // that follow each other in the request are copied together
+    let mut run = Run {
+        text: echo.text.as_bytes(),
+        pending: None,
     };
-    if let Some(t) = echo.to {
-        line(out, b"\r\nTo: ");
-        out.extend_from_slice(t.as_bytes());
-        let tagged = || echo.to_tagged.unwrap_or_else(|| fields::tag(t).is_some());
-        if let Some(tag) = to_tag.filter(|_| !tagged()) {
-            out.extend_from_slice(b";tag=");
-            out.extend_from_slice(tag.as_bytes());
+    for (name, value) in [
+        (Name::From, echo.from),
+        (Name::To, echo.to),
+        (Name::CallId, echo.call_id),
+        (Name::CSeq, echo.cseq),
+    ] {
+        let Some(v) = value else { continue };
+        let tag = if name == Name::To {
+            let tagged = || echo.to_tagged.unwrap_or_else(|| fields::tag(v).is_some());
+            to_tag.filter(|_| !tagged())
+        } else {
+            None
+        };
+        match echo.line(name, v) {
+            Some((start, end)) => {
+                run.copy(out, start, end);
+                if let Some(tag) = tag {
+                    run.flush(out);
+                    out.extend_from_slice(b";tag=");
+                    out.extend_from_slice(tag.as_bytes());
+                }
+                run.copy(out, end, end + 2);
+            }
+            None => {
+                run.flush(out);
+                out.extend_from_slice(name.as_str().as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(v.as_bytes());
+                if let Some(tag) = tag {
+                    out.extend_from_slice(b";tag=");
+                    out.extend_from_slice(tag.as_bytes());
+                }
+                out.extend_from_slice(b"\r\n");
+            }
         }
     }
-    if let Some(c) = echo.call_id {
-        line(out, b"\r\nCall-ID: ");
-        out.extend_from_slice(c.as_bytes());
+    run.flush(out);
+}
+
+/// Ranges of a request's header section to copy into a response, adjacent ones joined.
+struct Run<'t> {
+    text: &'t [u8],
+    pending: Option<(usize, usize)>,
+}
+
+impl Run<'_> {
+    fn copy(&mut self, out: &mut Vec<u8>, start: usize, end: usize) {
+        match &mut self.pending {
+            Some((_, e)) if *e == start => *e = end,
+            _ => {
+                self.flush(out);
+                self.pending = Some((start, end));
+            }
+        }
     }
-    if let Some(c) = echo.cseq {
-        line(out, b"\r\nCSeq: ");
-        out.extend_from_slice(c.as_bytes());
-    }
-    if open {
-        out.extend_from_slice(b"\r\n");
+
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        if let Some((s, e)) = self.pending.take() {
+            out.extend_from_slice(&self.text[s..e]);
+        }
     }
 }
 
