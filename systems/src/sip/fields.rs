@@ -244,6 +244,44 @@ pub fn via_sent(value: &str) -> Option<ViaSent<'_>> {
 
 /// [`via_sent`] of one via-parm already cut at its commas (and trimmed).
 pub fn parm_sent(value: &str) -> Option<ViaSent<'_>> {
+    if let Some(sent) = plain_parm_sent(value) {
+        return sent;
+    }
+    general_parm_sent(value)
+}
+
+/// [`parm_sent`] of the usual via-parm, `SIP/2.0/` transport, one space, a sent-by without white
+/// space, in one walk; None for anything else (the general walk then reads it, the same way
+/// for every via-parm this takes).
+fn plain_parm_sent(value: &str) -> Option<Option<ViaSent<'_>>> {
+    let b = value.as_bytes();
+    let rest = b.strip_prefix(b"SIP/2.0/")?;
+    let t = rest.iter().position(|&c| !super::scan::is_token_char(c))?;
+    // (a token, then exactly one space before the sent-by)
+    if t == 0 || rest[t] != b' ' || rest.get(t + 1).is_none_or(|&c| c <= b' ') {
+        return None;
+    }
+    let transport = &value[8..8 + t];
+    let by_at = 8 + t + 1;
+    let end = find_byte(&b[by_at..], b';').map_or(b.len(), |i| by_at + i);
+    if b[by_at..end].iter().any(|&c| c <= b' ' || c >= 0x80)
+        || b.last().is_none_or(|&c| c <= b' ' || c >= 0x80)
+    {
+        return None;
+    }
+    let params = if end < b.len() { &value[end + 1..] } else { "" };
+    Some(
+        split_host_port(&value[by_at..end]).map(|(host, port)| ViaSent {
+            transport,
+            host,
+            port,
+            params,
+        }),
+    )
+}
+
+/// [`parm_sent`] of any via-parm.
+fn general_parm_sent(value: &str) -> Option<ViaSent<'_>> {
     // sent-protocol = protocol-name SLASH protocol-version SLASH transport, with LWS allowed
     // around the slashes (RFC 3261 §25.1; RFC 4475 §3.1.1.1 folds it over three lines)
     let (name, r) = take_token(trim_start(value));
@@ -353,6 +391,31 @@ fn take_token(s: &str) -> (&str, &str) {
 
 /// Split `host[:port]` or `[v6]:port`; None when malformed.
 pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    // the usual `host` or `host:digits`, in one walk
+    let b = s.as_bytes();
+    if let (Some(&first), Some(&last)) = (b.first(), b.last())
+        && first > b' '
+        && first != b'['
+        && first < 0x80
+        && last > b' '
+        && last < 0x80
+    {
+        match find_byte(b, b':') {
+            None => return Some((s, None)),
+            Some(i) => {
+                let digits = &b[i + 1..];
+                if (1..=5).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) {
+                    let port = digits.iter().fold(0u32, |n, &d| n * 10 + (d - b'0') as u32);
+                    return u16::try_from(port).ok().map(|p| (&s[..i], Some(p)));
+                }
+            }
+        }
+    }
+    general_split_host_port(s)
+}
+
+/// [`split_host_port`] of any text.
+fn general_split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     let s = trim(s);
     if s.is_empty() {
         return None;

@@ -416,27 +416,6 @@ impl HeaderIndex {
             .map(|e| e.value)
     }
 
-    /// Where the first `name` header's line lies in `text` (from its name to the end of its
-    /// value) when it is written `Name: value` CRLF with `name`'s canonical spelling, so that
-    /// a response echoing it can copy the line whole.
-    pub fn canonical_line(&self, text: &str, name: Name) -> Option<(usize, usize)> {
-        let e = self.entries.get(*self.first.get(name as usize)? as usize)?;
-        let spelling = name.as_str().as_bytes();
-        if e.name != name || e.value.folded || e.raw_name.folded {
-            return None;
-        }
-        let t = text.as_bytes();
-        let start = e.raw_name.at as usize;
-        let colon = start + spelling.len();
-        let end = e.value.range().end;
-        (e.raw_name.len as usize == spelling.len()
-            && t.get(start..colon) == Some(spelling)
-            && e.value.at as usize == colon + 2
-            && t.get(colon..colon + 2) == Some(b": ")
-            && t.get(end..end + 2) == Some(b"\r\n"))
-        .then_some((start, end))
-    }
-
     /// The first value of `key`.
     pub fn get<'s, 'k>(&'s self, text: &'s str, key: impl Into<Key<'k>>) -> Option<&'s str> {
         self.span(text, key).map(|s| self.text(text, s))

@@ -56,21 +56,19 @@ impl<'a> Echo<'a> {
 
     /// Every Via value, in order.
     pub fn vias(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        self.index.all(self.text, Name::Via)
+        // (one Via, the usual case, without walking the other fields)
+        let one = !self.index.repeated(Name::Via);
+        let (first, rest) = if one {
+            (self.index.get(self.text, Name::Via), None)
+        } else {
+            (None, Some(self.index.all(self.text, Name::Via)))
+        };
+        first.into_iter().chain(rest.into_iter().flatten())
     }
 
     /// The first Via value.
     pub fn top_via(&self) -> Option<&'a str> {
         self.index.get(self.text, Name::Via)
-    }
-
-    /// Where the line of the first `name` header lies in the text (name to end of value), when
-    /// it is written as a response writes it and `value` is its value.
-    fn line(&self, name: Name, value: &str) -> Option<(usize, usize)> {
-        let (start, end) = self.index.canonical_line(self.text, name)?;
-        let at = end.checked_sub(value.len())?;
-        let same = std::ptr::eq(value.as_ptr(), self.text.as_bytes()[at..].as_ptr());
-        (same && at == start + name.as_str().len() + 2).then_some((start, end))
     }
 
     /// The name of the first missing mandatory header, if any (RFC 3261 §8.1.1).
@@ -108,7 +106,7 @@ pub fn response_dest(via: &TopVia, source: &Source) -> Dest {
 
 /// An IPv4 octet in decimal (no leading zeros), into `out`.
 #[inline]
-fn push_octet(out: &mut [u8; 64], n: &mut usize, octet: u8) {
+fn push_octet(out: &mut [u8], n: &mut usize, octet: u8) {
     if octet >= 100 {
         out[*n] = b'0' + octet / 100;
         *n += 1;
@@ -123,7 +121,7 @@ fn push_octet(out: &mut [u8; 64], n: &mut usize, octet: u8) {
 
 /// An IP address as text (its `Display` form), written into `buf` (an IPv6 address takes at
 /// most 45 bytes); IPv4, the usual case, digit by digit.
-fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 64]) -> &[u8] {
+fn ip_text(ip: std::net::IpAddr, buf: &mut [u8]) -> &[u8] {
     let len = match ip {
         std::net::IpAddr::V4(v4) => {
             let mut n = 0;
@@ -138,9 +136,10 @@ fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 64]) -> &[u8] {
         }
         std::net::IpAddr::V6(_) => {
             use std::io::Write;
+            let room = buf.len();
             let mut w = &mut buf[..];
             let _ = write!(w, "{ip}");
-            64 - w.len()
+            room - w.len()
         }
     };
     &buf[..len]
@@ -150,14 +149,12 @@ fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 64]) -> &[u8] {
 fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
     // ";received=" and the address, and ";rport=" and the port, each written out once
     const RECEIVED: &[u8] = b";received=";
-    let mut received = [0u8; 80];
+    let mut received = [0u8; 64];
     received[..RECEIVED.len()].copy_from_slice(RECEIVED);
-    let mut ip_buf = [0u8; 64];
-    let ip = ip_text(source.peer.ip(), &mut ip_buf);
-    received[RECEIVED.len()..RECEIVED.len() + ip.len()].copy_from_slice(ip);
-    let received = &received[..RECEIVED.len() + ip.len()];
-    let mut rport = [0u8; 16];
-    rport[..7].copy_from_slice(b";rport=");
+    let ip_len = ip_text(source.peer.ip(), &mut received[RECEIVED.len()..]).len();
+    let received = &received[..RECEIVED.len() + ip_len];
+    let ip = &received[RECEIVED.len()..];
+    let mut rport = *b";rport=\0\0\0\0\0";
     let mut port_buf = itoa::Buffer::new();
     let port = port_buf.format(source.peer.port()).as_bytes();
     rport[7..7 + port.len()].copy_from_slice(port);
@@ -322,72 +319,35 @@ fn write_echo(
         }
         out.extend_from_slice(b"\r\n");
     }
-    // From, To, Call-ID and CSeq: a line the request wrote as we would is copied, and lines
-    // that follow each other in the request are copied together
-    let mut run = Run {
-        text: echo.text.as_bytes(),
-        pending: None,
+    if let Some(f) = echo.from {
+        out.extend_from_slice(b"From: ");
+        out.extend_from_slice(f.as_bytes());
+    }
+    // (each line's CRLF goes out with the next line's name)
+    let mut open = echo.from.is_some();
+    let mut line = |out: &mut Vec<u8>, crlf_name: &[u8]| {
+        out.extend_from_slice(if open { crlf_name } else { &crlf_name[2..] });
+        open = true;
     };
-    for (name, value) in [
-        (Name::From, echo.from),
-        (Name::To, echo.to),
-        (Name::CallId, echo.call_id),
-        (Name::CSeq, echo.cseq),
-    ] {
-        let Some(v) = value else { continue };
-        let tag = if name == Name::To {
-            let tagged = || echo.to_tagged.unwrap_or_else(|| fields::tag(v).is_some());
-            to_tag.filter(|_| !tagged())
-        } else {
-            None
-        };
-        match echo.line(name, v) {
-            Some((start, end)) => {
-                run.copy(out, start, end);
-                if let Some(tag) = tag {
-                    run.flush(out);
-                    out.extend_from_slice(b";tag=");
-                    out.extend_from_slice(tag.as_bytes());
-                }
-                run.copy(out, end, end + 2);
-            }
-            None => {
-                run.flush(out);
-                out.extend_from_slice(name.as_str().as_bytes());
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(v.as_bytes());
-                if let Some(tag) = tag {
-                    out.extend_from_slice(b";tag=");
-                    out.extend_from_slice(tag.as_bytes());
-                }
-                out.extend_from_slice(b"\r\n");
-            }
+    if let Some(t) = echo.to {
+        line(out, b"\r\nTo: ");
+        out.extend_from_slice(t.as_bytes());
+        let tagged = || echo.to_tagged.unwrap_or_else(|| fields::tag(t).is_some());
+        if let Some(tag) = to_tag.filter(|_| !tagged()) {
+            out.extend_from_slice(b";tag=");
+            out.extend_from_slice(tag.as_bytes());
         }
     }
-    run.flush(out);
-}
-
-/// Ranges of a request's header section to copy into a response, adjacent ones joined.
-struct Run<'t> {
-    text: &'t [u8],
-    pending: Option<(usize, usize)>,
-}
-
-impl Run<'_> {
-    fn copy(&mut self, out: &mut Vec<u8>, start: usize, end: usize) {
-        match &mut self.pending {
-            Some((_, e)) if *e == start => *e = end,
-            _ => {
-                self.flush(out);
-                self.pending = Some((start, end));
-            }
-        }
+    if let Some(c) = echo.call_id {
+        line(out, b"\r\nCall-ID: ");
+        out.extend_from_slice(c.as_bytes());
     }
-
-    fn flush(&mut self, out: &mut Vec<u8>) {
-        if let Some((s, e)) = self.pending.take() {
-            out.extend_from_slice(&self.text[s..e]);
-        }
+    if let Some(c) = echo.cseq {
+        line(out, b"\r\nCSeq: ");
+        out.extend_from_slice(c.as_bytes());
+    }
+    if open {
+        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -450,7 +410,7 @@ Call-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"
             "::ffff:1.2.3.4",
         ] {
             let ip: std::net::IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_text(ip, &mut [0; 64]), ip.to_string().as_bytes());
+            assert_eq!(ip_text(ip, &mut [0; 54]), ip.to_string().as_bytes());
         }
     }
 

@@ -51,22 +51,16 @@ fn plain_name_addr_tag(value: &str) -> Option<Option<&str>> {
     if b.first() != Some(&b'<') || b.last().is_none_or(|&c| c <= b' ' || c >= 0x80) {
         return None;
     }
-    // the URI: up to the first '>', with a ':' and no white space or '<'
-    let mut i = 1;
-    let mut colon = false;
-    loop {
-        match *b.get(i)? {
-            b'>' => break,
-            b' ' | b'\t' | b'<' => return None,
-            b':' => colon = true,
-            _ => {}
-        }
-        i += 1;
-    }
-    if i == 1 || !colon {
+    // the URI: up to the first '>', with a ':' and no white space (nor any control) or '<'
+    let gt = find_byte(b, b'>')?;
+    let uri = &b[1..gt];
+    if uri.is_empty()
+        || find_byte(uri, b':').is_none()
+        || uri.iter().any(|&c| c <= b' ' || c == b'<')
+    {
         return None;
     }
-    i += 1;
+    let mut i = gt + 1;
     let mut tag = None;
     if i < b.len() {
         if b[i] != b';' {
@@ -90,12 +84,11 @@ fn plain_name_addr_tag(value: &str) -> Option<Option<&str>> {
             };
             if let Some(at) = value_at {
                 i = at;
-                while i < b.len() && b[i] != b';' {
-                    // (white space or quotes would be trimmed from a tag's value)
-                    if matches!(b[i], b'>' | b'"') || b[i] <= b' ' || b[i] >= 0x80 {
-                        return None;
-                    }
+                while i < b.len() && PLAIN_VALUE[b[i] as usize] {
                     i += 1;
+                }
+                if i < b.len() && b[i] != b';' {
+                    return None;
                 }
             }
             if tag.is_none() && name.eq_ignore_ascii_case("tag") {
@@ -108,6 +101,19 @@ fn plain_name_addr_tag(value: &str) -> Option<Option<&str>> {
     }
     Some(tag.flatten())
 }
+
+/// Bytes of a parameter value [`plain_name_addr_tag`] takes: not `;`, and nothing a tag's
+/// value would be trimmed of (white space, quotes) or read differently by (`>`).
+const PLAIN_VALUE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b > b' ' && b < 0x80 && !matches!(b, b';' | b'>' | b'"');
+        c += 1;
+    }
+    t
+};
 
 /// The parameters after a name-addr or addr-spec whose syntax is checked here (the text after
 /// the `;` that starts them), not yet checked themselves.
