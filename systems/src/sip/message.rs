@@ -158,6 +158,7 @@ fn known_method(m: &str) -> Option<Method> {
 fn check_headers<'s>(
     sc: &'s Scan<'_>,
     top_params_ok: bool,
+    top_rest: Option<&str>,
 ) -> Result<[Option<&'s str>; 2], String> {
     for name in [
         Name::CallId,
@@ -186,18 +187,17 @@ fn check_headers<'s>(
         }
     }
     let malformed_via = |why| format!("Malformed Via header ({why})");
-    let mut vias = sc.headers_named(Name::Via);
-    if let Some(top) = vias.next() {
-        let mut parms = fields::split_commas(top);
-        if parms.next().is_some() && !top_params_ok {
-            return Err(malformed_via(MALFORMED_PARAMETER));
-        }
-        for parm in parms {
-            check_via_parm(parm).map_err(malformed_via)?;
-        }
+    // the top Via (its first via-parm read already, `top_rest` what follows its first comma)
+    if !top_params_ok {
+        return Err(malformed_via(MALFORMED_PARAMETER));
     }
-    for v in vias {
-        check_via(v).map_err(malformed_via)?;
+    for parm in top_rest.into_iter().flat_map(fields::split_commas) {
+        check_via_parm(parm).map_err(malformed_via)?;
+    }
+    if sc.headers.repeated(Name::Via) {
+        for v in sc.headers_named(Name::Via).skip(1) {
+            check_via(v).map_err(malformed_via)?;
+        }
     }
     Ok(tags)
 }
@@ -323,7 +323,12 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
     let is_request = matches!(sc.start, StartLine::Request { .. });
     // the top via-parm is read once: here for the transaction and the response's routing,
     // and its parameters checked with the other Vias by `check_headers`
-    let sent = sc.header(Name::Via).and_then(fields::via_sent);
+    let (top_first, top_rest) = sc
+        .header(Name::Via)
+        .map_or(("", None), fields::first_comma_part);
+    let sent = sc
+        .header(Name::Via)
+        .and_then(|_| fields::parm_sent(top_first));
     let Some((mut via, top_params_ok)) = sent.map(|sent| fields::top_via_checked(&sent)) else {
         return Parsed::Dropped(if is_request {
             DropReason::Unroutable
@@ -379,7 +384,7 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                     &[],
                 );
             }
-            let tags = match check_headers(&sc, top_params_ok) {
+            let tags = match check_headers(&sc, top_params_ok, top_rest) {
                 Ok(tags) => tags,
                 Err(why) => return reject(&sc, &via, source, 400, &why, &[]),
             };
