@@ -334,6 +334,9 @@ pub fn top_via(sent: &ViaSent<'_>) -> Option<TopVia> {
 /// [`top_via`], and whether the via-parm's parameters pass
 /// [`super::syntax::check_params`], from one walk over them.
 pub fn top_via_checked(sent: &ViaSent<'_>) -> (TopVia, bool) {
+    if let Some((branch, rport, received)) = plain_via_params(sent.params) {
+        return (via_text(sent, branch, rport, received), true);
+    }
     let mut branch = "";
     let mut rport = false;
     let mut received = false;
@@ -359,6 +362,54 @@ pub fn top_via_checked(sent: &ViaSent<'_>) -> (TopVia, bool) {
     }
     let checked = names_ok || trim(sent.params).is_empty();
     (via_text(sent, branch, rport, received), checked)
+}
+
+/// The branch, rport and received of [`top_via_checked`] for parameters written plainly
+/// (`name[=value]` joined by `;`, no white space or quotes: nothing to trim), in one walk; they
+/// then pass the check. None for anything else (the general walk then reads them).
+fn plain_via_params(params: &str) -> Option<(&str, bool, bool)> {
+    let b = params.as_bytes();
+    let (mut branch, mut rport, mut received) = ("", false, false);
+    if b.is_empty() {
+        return Some((branch, rport, received));
+    }
+    let mut i = 0;
+    loop {
+        let start = i;
+        while i < b.len() && super::scan::is_token_char(b[i]) {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        let name = &params[start..i];
+        let value = match b.get(i) {
+            None | Some(b';') => None,
+            Some(b'=') => {
+                let at = i + 1;
+                i = at;
+                while i < b.len() && super::syntax::PLAIN_VALUE[b[i] as usize] {
+                    i += 1;
+                }
+                if i < b.len() && b[i] != b';' {
+                    return None;
+                }
+                Some(&params[at..i])
+            }
+            Some(_) => return None,
+        };
+        if name.eq_ignore_ascii_case("branch") {
+            branch = value.unwrap_or("");
+        } else if name.eq_ignore_ascii_case("rport") {
+            rport = value.is_none();
+        } else if name.eq_ignore_ascii_case("received") {
+            received = value.is_some();
+        }
+        if i >= b.len() {
+            return Some((branch, rport, received));
+        }
+        i += 1;
+    }
 }
 
 /// A [`TopVia`] of what its via-parm says.

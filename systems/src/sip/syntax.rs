@@ -104,7 +104,7 @@ fn plain_name_addr_tag(value: &str) -> Option<Option<&str>> {
 
 /// Bytes of a parameter value [`plain_name_addr_tag`] takes: not `;`, and nothing a tag's
 /// value would be trimmed of (white space, quotes) or read differently by (`>`).
-const PLAIN_VALUE: [bool; 256] = {
+pub(crate) const PLAIN_VALUE: [bool; 256] = {
     let mut t = [false; 256];
     let mut c = 0;
     while c < 256 {
