@@ -78,6 +78,25 @@ pub(crate) fn find_swar(hay: &[u8], from: usize, c: u8) -> Option<usize> {
     hay.get(i..)?.iter().position(|&x| x == c).map(|k| i + k)
 }
 
+/// True when a byte of `b` is below `limit` (at most 128) or equals `c`, eight bytes at a time.
+pub(crate) fn any_below_or(b: &[u8], limit: u8, c: u8) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = ONES * limit as u64;
+    let pattern = ONES * c as u64;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let y = x ^ pattern;
+        // (a byte below `limit` in x, a zero byte in y: exact as a yes/no for the word)
+        if ((x.wrapping_sub(below) & !x) | (y.wrapping_sub(ONES) & !y)) & HIGHS != 0 {
+            return true;
+        }
+        i += 8;
+    }
+    b[i..].iter().any(|&x| x < limit || x == c)
+}
+
 /// The last `c` in `b`.
 #[inline]
 pub fn rfind_byte(b: &[u8], c: u8) -> Option<usize> {
@@ -625,6 +644,25 @@ mod tests {
         assert_eq!(delta_seconds(" 600 "), Some(600));
         assert_eq!(delta_seconds("99999999999"), Some(u32::MAX));
         assert_eq!(delta_seconds("-1"), None);
+    }
+
+    #[test]
+    fn any_below_or_is_exact() {
+        let mut b = [b'a'; 19];
+        assert!(!any_below_or(&b, 0x21, b'<'));
+        for i in 0..b.len() {
+            for (x, hit) in [
+                (b' ', true),
+                (0, true),
+                (b'<', true),
+                (0xff, false),
+                (b'!', false),
+            ] {
+                b[i] = x;
+                assert_eq!(any_below_or(&b, 0x21, b'<'), hit, "{i} {x}");
+                b[i] = b'a';
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! addr-spec and via-parm). The first pass is lenient; these decide between processing a request
 //! and answering it 400 with the fault named.
 
-use super::fields::{find_byte, parm_sent, split_commas, trim, trim_end, trim_start};
+use super::fields::{any_below_or, find_byte, parm_sent, split_commas, trim, trim_end, trim_start};
 use super::scan::is_token_char;
 
 /// Check `( name-addr / addr-spec ) *( SEMI param )` as in From, To and Contact.
@@ -54,10 +54,7 @@ fn plain_name_addr_tag(value: &str) -> Option<Option<&str>> {
     // the URI: up to the first '>', with a ':' and no white space (nor any control) or '<'
     let gt = find_byte(b, b'>')?;
     let uri = &b[1..gt];
-    if uri.is_empty()
-        || find_byte(uri, b':').is_none()
-        || uri.iter().any(|&c| c <= b' ' || c == b'<')
-    {
+    if uri.is_empty() || find_byte(uri, b':').is_none() || any_below_or(uri, b' ' + 1, b'<') {
         return None;
     }
     let mut i = gt + 1;
