@@ -247,9 +247,8 @@ pub fn answer(world: &mut World, inc: &Incoming, answer: Answer, to_tag: Option<
 
 /// Build a final response to `req`.
 pub fn respond(req: &Request, code: u16, reason: &str, to_tag: &str) -> ResponseWriter {
-    let mut echo = Echo::from_head(&req.head);
-    // (the tag of the first To, found at parse time)
-    echo.to_tagged = Some(req.to_tag().is_some());
+    // (the echoed values and the tag of the first To, found at parse time)
+    let echo = Echo::from_request(req);
     ResponseWriter::new(code, reason, &echo, &req.via, &req.source, Some(to_tag))
 }
 

@@ -561,6 +561,19 @@ pub fn delta_seconds(value: &str) -> Option<u32> {
 
 /// Parse a CSeq value: `number METHOD`. The number must be below 2^31 (RFC 3261 §8.1.1.5).
 pub fn parse_cseq(value: &str) -> Option<(u32, &str)> {
+    // the usual `digits SP METHOD`, in one walk
+    let b = value.as_bytes();
+    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if (1..=9).contains(&digits)
+        && b.get(digits) == Some(&b' ')
+        && b.len() > digits + 1
+        && b[digits + 1..].iter().all(|&c| c > b' ' && c < 0x7f)
+    {
+        let n = b[..digits]
+            .iter()
+            .fold(0u32, |n, &d| n * 10 + (d - b'0') as u32);
+        return (n < 1 << 31).then(|| (n, &value[digits + 1..]));
+    }
     if value.is_ascii() {
         // (for ASCII text the same split as `split_whitespace`)
         let b = value.as_bytes();

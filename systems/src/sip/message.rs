@@ -39,9 +39,23 @@ pub struct Request {
     call_id: Span,
     from_tag: Option<Span>,
     to_tag: Option<Span>,
+    /// The values of From, To, Call-ID and CSeq, for the responses.
+    echo: [Span; 4],
+    /// The top Via holds one via-parm.
+    top_via_alone: bool,
 }
 
 impl Request {
+    /// The values a response echoes: From, To, Call-ID and CSeq.
+    pub(crate) fn echoed(&self) -> [&str; 4] {
+        self.echo.map(|s| self.head.text(s))
+    }
+
+    /// True when the top Via holds one via-parm (no comma).
+    pub(crate) fn top_via_alone(&self) -> bool {
+        self.top_via_alone
+    }
+
     /// The Call-ID.
     pub fn call_id(&self) -> &str {
         self.head.text(self.call_id)
@@ -156,7 +170,8 @@ fn known_method(m: &str) -> Option<Method> {
 /// headers once, From/To/Contact name-addr syntax, every Via well-formed (the sent-protocol
 /// and sent-by of the first via-parm were read already, into the top Via).
 fn check_headers<'s>(
-    sc: &'s Scan<'_>,
+    sc: &Scan<'_>,
+    from_to: [&'s str; 2],
     top_params_ok: bool,
     top_rest: Option<&str>,
 ) -> Result<[Option<&'s str>; 2], String> {
@@ -174,10 +189,8 @@ fn check_headers<'s>(
     // (the tags of From and To are read on the way)
     let mut tags = [None, None];
     for (i, name) in [Name::From, Name::To].into_iter().enumerate() {
-        if let Some(v) = sc.header(name) {
-            tags[i] = check_name_addr_tag(v)
-                .map_err(|why| format!("Malformed {} header ({why})", name.as_str()))?;
-        }
+        tags[i] = check_name_addr_tag(from_to[i])
+            .map_err(|why| format!("Malformed {} header ({why})", name.as_str()))?;
     }
     for v in sc.headers_named(Name::Contact) {
         if v.trim() != "*" {
@@ -293,12 +306,6 @@ fn tag_span(sc: &Scan<'_>, name: Name) -> Option<Span> {
     fields::tag(value).map(|t| whole.sub(value, t))
 }
 
-/// The span of `part`, a piece of the value of the first `name` header.
-fn in_value(sc: &Scan<'_>, name: Name, part: &str) -> Option<Span> {
-    let whole = sc.headers.span(sc.text, name)?;
-    Some(whole.sub(sc.headers.text(sc.text, whole), part))
-}
-
 /// RFC 3261 §25.1 `SIP-Version` as `"SIP/" 1*DIGIT "." 1*DIGIT`, the literal in upper case (the
 /// grammar's literals are case-insensitive, but the strict parser this server used refused
 /// anything else, and so does it now). A request's version is already exactly `SIP/2.0` here.
@@ -323,12 +330,9 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
     let is_request = matches!(sc.start, StartLine::Request { .. });
     // the top via-parm is read once: here for the transaction and the response's routing,
     // and its parameters checked with the other Vias by `check_headers`
-    let (top_first, top_rest) = sc
-        .header(Name::Via)
-        .map_or(("", None), fields::first_comma_part);
-    let sent = sc
-        .header(Name::Via)
-        .and_then(|_| fields::parm_sent(top_first));
+    let top = sc.header(Name::Via);
+    let (top_first, top_rest) = top.map_or(("", None), fields::first_comma_part);
+    let sent = top.and_then(|_| fields::parm_sent(top_first));
     let Some((mut via, top_params_ok)) = sent.map(|sent| fields::top_via_checked(&sent)) else {
         return Parsed::Dropped(if is_request {
             DropReason::Unroutable
@@ -370,8 +374,12 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
             if !version.eq_ignore_ascii_case("SIP/2.0") {
                 return reject(&sc, &via, source, 505, "Version Not Supported", &[]);
             }
-            let Some((cseq, cseq_method)) = sc.header(Name::CSeq).and_then(fields::parse_cseq)
-            else {
+            // the echoed headers, looked up once (all there: `missing` said so)
+            let echo = [Name::From, Name::To, Name::CallId, Name::CSeq]
+                .map(|n| sc.headers.span(sc.text, n).unwrap_or_default());
+            let [from, to, call_id, cseq_at] = echo;
+            let value = |span| sc.headers.text(sc.text, span);
+            let Some((cseq, cseq_method)) = fields::parse_cseq(value(cseq_at)) else {
                 return reject(&sc, &via, source, 400, "Malformed CSeq", &[]);
             };
             if cseq_method != method {
@@ -384,7 +392,8 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                     &[],
                 );
             }
-            let tags = match check_headers(&sc, top_params_ok, top_rest) {
+            let from_to = [value(from), value(to)];
+            let tags = match check_headers(&sc, from_to, top_params_ok, top_rest) {
                 Ok(tags) => tags,
                 Err(why) => return reject(&sc, &via, source, 400, &why, &[]),
             };
@@ -424,9 +433,9 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
             let body = inbound
                 .bytes
                 .slice(sc.body_offset..sc.body_offset + sc.body.len());
-            let call_id = sc.headers.span(sc.text, Name::CallId).unwrap_or_default();
-            let [from_tag, to_tag] = [(Name::From, tags[0]), (Name::To, tags[1])]
-                .map(|(name, tag)| in_value(&sc, name, tag?));
+            let [from_tag, to_tag] = [(from, tags[0]), (to, tags[1])]
+                .map(|(whole, tag)| Some(whole.sub(value(whole), tag?)));
+            let top_via_alone = top_rest.is_none();
             let head = Head::within(&inbound.bytes, sc.text, std::mem::take(&mut sc.headers));
             Parsed::Request(Box::new(Request {
                 method,
@@ -439,6 +448,8 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                 call_id,
                 from_tag,
                 to_tag,
+                echo,
+                top_via_alone,
             }))
         }
         StartLine::Response { code, version, .. } => {

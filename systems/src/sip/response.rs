@@ -29,6 +29,8 @@ pub struct Echo<'a> {
     pub cseq: Option<&'a str>,
     /// Whether To carries a tag, when the caller knows already (a parsed request does).
     pub to_tagged: Option<bool>,
+    /// Whether the top Via holds one via-parm, when the caller knows already.
+    top_alone: Option<bool>,
 }
 
 impl<'a> Echo<'a> {
@@ -42,6 +44,21 @@ impl<'a> Echo<'a> {
         Echo::from_index(head.index(), head.section())
     }
 
+    /// From a parsed request, which found its echoed values at parse time.
+    pub fn from_request(req: &'a Request) -> Self {
+        let [from, to, call_id, cseq] = req.echoed();
+        Echo {
+            index: req.head.index(),
+            text: req.head.section(),
+            from: Some(from),
+            to: Some(to),
+            call_id: Some(call_id),
+            cseq: Some(cseq),
+            to_tagged: Some(req.to_tag().is_some()),
+            top_alone: Some(req.top_via_alone()),
+        }
+    }
+
     fn from_index(index: &'a HeaderIndex, text: &'a str) -> Self {
         Echo {
             index,
@@ -51,6 +68,7 @@ impl<'a> Echo<'a> {
             call_id: index.get(text, Name::CallId),
             cseq: index.get(text, Name::CSeq),
             to_tagged: None,
+            top_alone: None,
         }
     }
 
@@ -308,7 +326,10 @@ fn write_echo(
     for (i, v) in echo.vias().enumerate() {
         out.extend_from_slice(b"Via: ");
         if i == 0 {
-            let (first, rest) = first_comma_part(v);
+            let (first, rest) = match echo.top_alone {
+                Some(true) => (fields::trim(v), None),
+                _ => first_comma_part(v),
+            };
             write_top_via(out, first, via, source);
             for part in rest.into_iter().flat_map(split_commas) {
                 out.extend_from_slice(b", ");
@@ -355,8 +376,7 @@ fn write_echo(
 /// status line, the headers echoed from the retransmission (identical to the original's),
 /// the To tag we added, and the kept rest of the response (RFC 3261 §17.2.2).
 pub fn replay(req: &Request, status_line: &[u8], to_tag: Option<&str>, rest: &[u8]) -> Bytes {
-    let mut echo = Echo::from_head(&req.head);
-    echo.to_tagged = Some(req.to_tag().is_some());
+    let echo = Echo::from_request(req);
     let mut buf = Vec::with_capacity(status_line.len() + req.head.section().len() + rest.len());
     buf.extend_from_slice(status_line);
     write_echo(&mut buf, &echo, &req.via, &req.source, to_tag);
