@@ -375,9 +375,14 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                 return reject(&sc, &via, source, 505, "Version Not Supported", &[]);
             }
             // the echoed headers, looked up once (all there: `missing` said so)
-            let echo = [Name::From, Name::To, Name::CallId, Name::CSeq]
-                .map(|n| sc.headers.span(sc.text, n).unwrap_or_default());
-            let [from, to, call_id, cseq_at] = echo;
+            let span = |n| sc.headers.span(sc.text, n).unwrap_or_default();
+            let (from, to, call_id, cseq_at) = (
+                span(Name::From),
+                span(Name::To),
+                span(Name::CallId),
+                span(Name::CSeq),
+            );
+            let echo = [from, to, call_id, cseq_at];
             let value = |span| sc.headers.text(sc.text, span);
             let Some((cseq, cseq_method)) = fields::parse_cseq(value(cseq_at)) else {
                 return reject(&sc, &via, source, 400, "Malformed CSeq", &[]);
@@ -433,8 +438,8 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
             let body = inbound
                 .bytes
                 .slice(sc.body_offset..sc.body_offset + sc.body.len());
-            let [from_tag, to_tag] = [(from, tags[0]), (to, tags[1])]
-                .map(|(whole, tag)| Some(whole.sub(value(whole), tag?)));
+            let from_tag = tags[0].map(|tag| from.sub(value(from), tag));
+            let to_tag = tags[1].map(|tag| to.sub(value(to), tag));
             let top_via_alone = top_rest.is_none();
             let head = Head::within(&inbound.bytes, sc.text, std::mem::take(&mut sc.headers));
             Parsed::Request(Box::new(Request {
