@@ -16,6 +16,7 @@ use bevy_ecs::system::SystemParam;
 use bytes::Bytes;
 
 use crate::config::EngineConfig;
+use crate::growing_map::GrowingMap;
 use crate::io::Outbox;
 use crate::net::Outbound;
 use crate::sip::HeaderLookup;
@@ -142,9 +143,6 @@ impl KeyHashers {
     }
 }
 
-/// A map keyed by an already-random u64: no second hashing.
-type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
-
 /// Passes a u64 key through as its hash.
 #[derive(Default)]
 struct IdHasher(u64);
@@ -242,6 +240,8 @@ struct ServerTx {
     check: u64,
     state: ServerTxState,
     reliable: bool,
+    /// The generation that opened it (see [`ServerTransactions`]).
+    generation: u32,
 }
 
 /// What the transaction layer says about an incoming request.
@@ -258,21 +258,29 @@ pub enum Admission {
 /// Generations of the table: a transaction lives at least Timer J and at most 5/4 of it.
 const GENERATIONS: usize = 5;
 
-/// Open server transactions, in generations. Timer J (§17.2.2) is kept by age, not by a timer
-/// per transaction: the table is a ring of maps, each holding the transactions opened during a
-/// quarter of Timer J; every quarter the oldest map leaves the ring and a new one, sized like the
-/// newest, takes its place. No per-transaction timer, no string per key, and no rehash growth
-/// once the ring is warm (a growing single map stalled the engine for tens of milliseconds at
-/// 15,000 requests/s). A generation that leaves is freed a slice per tick: dropping a busy
-/// generation's responses at once (80,000 of them at 10,000 requests/s) stalled a tick 10 ms.
+/// The ids a generation opened, in order.
+struct Generation {
+    number: u32,
+    ids: Vec<u64>,
+}
+
+/// Open server transactions. Timer J (§17.2.2) is kept by age, not by a timer per transaction:
+/// each transaction is in one map, and the ids opened during each quarter of Timer J are listed
+/// in a ring of generations; every quarter the oldest generation leaves the ring and its
+/// transactions are removed, a slice per tick (dropping a busy generation's responses at once,
+/// 80,000 of them at 10,000 requests/s, stalled a tick 10 ms). One map means one lookup per
+/// request (a map per generation cost a probe of each, a cache miss apiece at a million open
+/// transactions), and the map grows and shrinks a little at a time (a map that rehashed at
+/// once stalled the engine for 10-25 ms at 65,000 requests/s). No string per key.
 #[derive(Resource, Default)]
 pub struct ServerTransactions {
     hashers: KeyHashers,
+    open: GrowingMap<ServerTx, std::hash::BuildHasherDefault<IdHasher>>,
     /// Newest first.
-    ring: std::collections::VecDeque<IdMap<ServerTx>>,
+    ring: std::collections::VecDeque<Generation>,
     rotated_at: Option<Time>,
-    /// Generations older than Timer J, being freed.
-    retiring: Vec<IdMap<ServerTx>>,
+    /// Generations older than Timer J, being removed.
+    retiring: Vec<Generation>,
 }
 
 /// Transactions of retired generations freed per tick.
@@ -285,9 +293,8 @@ impl ServerTransactions {
     }
 
     fn find(&mut self, key: TxKey) -> Option<&mut ServerTx> {
-        self.ring
-            .iter_mut()
-            .find_map(|m| m.get_mut(&key.id))
+        self.open
+            .get_mut(&key.id)
             .filter(|tx| tx.check == key.check)
     }
 
@@ -306,14 +313,22 @@ impl ServerTransactions {
             };
         }
         if self.ring.is_empty() {
-            self.ring.push_front(IdMap::default());
+            self.ring.push_front(Generation {
+                number: 0,
+                ids: Vec::new(),
+            });
         }
+        let generation = &mut self.ring[0];
+        generation.ids.push(key.id);
         let tx = ServerTx {
             check: key.check,
             state: ServerTxState::Trying,
             reliable: req.source.transport.is_reliable(),
+            generation: generation.number,
         };
-        self.ring[0].insert(key.id, tx);
+        // An id that collides with an open transaction's (the check differs) takes its place:
+        // the older one loses its retransmission cover, nothing else.
+        self.open.insert(key.id, tx);
         Admission::New(TxId(key.id))
     }
 
@@ -324,7 +339,7 @@ impl ServerTransactions {
 
     /// Number of open transactions.
     pub fn len(&self) -> usize {
-        self.ring.iter().map(|m| m.len()).sum()
+        self.open.len()
     }
 
     /// True when there are none.
@@ -332,34 +347,33 @@ impl ServerTransactions {
         self.len() == 0
     }
 
-    /// When the oldest generation next leaves the ring, while any transaction is open: an
+    /// When the oldest generation next leaves the ring, while any generation lists an id: an
     /// idle server must still age its transactions out and give their memory back.
     pub fn next_rotation(&self, timer_j_ms: u64) -> Option<Time> {
         let quarter = (timer_j_ms / (GENERATIONS as u64 - 1)).max(1);
-        (!self.is_empty())
+        self.ring
+            .iter()
+            .any(|g| !g.ids.is_empty())
             .then_some(self.rotated_at?)
             .map(|at| at.plus_ms(quarter))
     }
 
-    /// Transactions past Timer J still being freed.
+    /// Transactions past Timer J still being freed (ids of retired generations, some of them
+    /// already gone; the others still count in [`len`](Self::len)).
     pub fn retiring(&self) -> usize {
-        self.retiring.iter().map(|m| m.len()).sum()
+        self.retiring.iter().map(|g| g.ids.len()).sum()
     }
 
     /// Record the final response of `tx` and return the message to send. None when the
     /// transaction already has its final response (one per transaction). On reliable
     /// transports the transaction ends at once (Timer J = 0).
     pub fn finish(&mut self, tx: TxId, req: &Request, bytes: Bytes) -> Option<Outbound> {
-        let (slot, entry) = self
-            .ring
-            .iter_mut()
-            .enumerate()
-            .find_map(|(i, m)| m.get_mut(&tx.0).map(|e| (i, e)))?;
+        let entry = self.open.get_mut(&tx.0)?;
         if matches!(entry.state, ServerTxState::Completed(_)) {
             return None;
         }
         if entry.reliable {
-            self.ring[slot].remove(&tx.0);
+            self.open.remove(&tx.0);
         } else {
             entry.state = ServerTxState::Completed(Kept::of(&bytes, req));
         }
@@ -367,7 +381,7 @@ impl ServerTransactions {
         Some(Outbound::whole(dest, bytes))
     }
 
-    /// Age the table: every quarter of Timer J the oldest generation is dropped (as many
+    /// Age the table: every quarter of Timer J the oldest generation leaves the ring (as many
     /// quarters as have passed since the last tick).
     pub fn rotate(&mut self, now: Time, timer_j_ms: u64) {
         let quarter = (timer_j_ms / (GENERATIONS as u64 - 1)).max(1);
@@ -378,26 +392,44 @@ impl ServerTransactions {
             turns += 1;
             if self.ring.len() >= GENERATIONS
                 && let Some(old) = self.ring.pop_back()
-                && !old.is_empty()
+                && !old.ids.is_empty()
             {
                 self.retiring.push(old);
             }
-            let cap = self.ring.front().map_or(0, |m| m.len());
-            self.ring
-                .push_front(IdMap::with_capacity_and_hasher(cap, Default::default()));
+            let (number, cap) = self
+                .ring
+                .front()
+                .map_or((0, 0), |g| (g.number.wrapping_add(1), g.ids.len()));
+            self.ring.push_front(Generation {
+                number,
+                ids: Vec::with_capacity(cap),
+            });
         }
         self.rotated_at = Some(if turns == GENERATIONS { now } else { since });
         self.retire_some();
     }
 
-    /// Free up to `RETIRE_PER_TICK` transactions of retired generations.
+    /// Remove up to `RETIRE_PER_TICK` transactions of retired generations: those still of
+    /// that generation (an id may have ended early, on a reliable transport, and been opened
+    /// again since).
     fn retire_some(&mut self) {
         let mut budget = RETIRE_PER_TICK;
         while budget > 0
-            && let Some(m) = self.retiring.last_mut()
+            && let Some(g) = self.retiring.last_mut()
         {
-            budget -= m.extract_if(|_, _| true).take(budget).count();
-            if m.is_empty() {
+            let take = g.ids.len().min(budget);
+            let from = g.ids.len() - take;
+            for id in g.ids.drain(from..) {
+                if self
+                    .open
+                    .get(&id)
+                    .is_some_and(|tx| tx.generation == g.number)
+                {
+                    self.open.remove(&id);
+                }
+            }
+            budget -= take;
+            if g.ids.is_empty() {
                 self.retiring.pop();
             }
         }
@@ -645,6 +677,40 @@ Content-Length: 0\r\n\r\n"
             );
             assert_eq!(kept.replay(&req), response, "{to}");
         }
+    }
+
+    #[test]
+    fn a_reopened_transaction_outlives_the_generation_of_its_first_life() {
+        let (mut txs, mut outbox, mut stats) = Default::default();
+        let _: (&ServerTransactions, &Outbox, &Stats) = (&txs, &outbox, &stats);
+        let mut req = request("<sip:p@example.com>");
+        let ok = Bytes::from_static(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let j = 32_000;
+        txs.rotate(Time(0), j);
+        // over TCP a transaction ends with its response (Timer J = 0)
+        req.source.transport = crate::net::Transport::Tcp;
+        let Admission::New(first) = txs.admit(&req, &mut outbox, &mut stats) else {
+            panic!("new")
+        };
+        assert!(txs.finish(first, &req, ok.clone()).is_some());
+        assert!(txs.is_empty());
+        // two quarters later the same key opens again, over UDP this time: it stays open
+        txs.rotate(Time(j / 2), j);
+        req.source.transport = crate::net::Transport::Udp;
+        let Admission::New(second) = txs.admit(&req, &mut outbox, &mut stats) else {
+            panic!("new again")
+        };
+        assert!(txs.finish(second, &req, ok).is_some());
+        // the first life's generation leaves the ring: the second life is not taken with it
+        txs.rotate(Time(j * 5 / 4), j);
+        assert!(txs.retiring() == 0 && txs.len() == 1);
+        assert_eq!(
+            txs.admit(&req, &mut outbox, &mut stats),
+            Admission::Replayed
+        );
+        // and leaves with its own generation
+        txs.rotate(Time(j * 7 / 4), j);
+        assert!(txs.is_empty());
     }
 
     #[test]
