@@ -492,7 +492,6 @@ struct ClientTx {
     reliable: bool,
     interval_ms: u64,
     deadline: Time,
-    seq: u64,
 }
 
 /// Outcomes of client transactions, for their owners to take each tick.
@@ -501,11 +500,11 @@ pub struct ClientOutcomes {
     pub done: Vec<(Owner, Outcome)>,
 }
 
-/// Open client transactions, by branch.
+/// Open client transactions, by the number their branch carries (no string kept: the branch
+/// is `z9hG4bK<seed>.<number>`, both in hex, and a response's branch is read back to its number).
 #[derive(Resource, Default)]
 pub struct ClientTransactions {
-    by_branch: HashMap<Box<str>, ClientTx>,
-    by_seq: HashMap<u64, Box<str>>,
+    open: HashMap<u64, ClientTx>,
     next: u64,
 }
 
@@ -516,14 +515,28 @@ impl ClientTransactions {
         format!("z9hG4bK{:x}.{:x}", seed & 0xffff_ffff, self.next)
     }
 
+    /// The number of a branch [`new_branch`](Self::new_branch) made with `seed`; None for any
+    /// other branch.
+    fn number(branch: &str, seed: u64) -> Option<u64> {
+        let (ours, number) = branch.strip_prefix("z9hG4bK")?.split_once('.')?;
+        let hex = |s: &str| {
+            (!s.is_empty()
+                && s.len() <= 16
+                && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| u64::from_str_radix(s, 16).ok())
+            .flatten()
+        };
+        (hex(ours)? == seed & 0xffff_ffff).then(|| hex(number))?
+    }
+
     /// Number of open client transactions.
     pub fn len(&self) -> usize {
-        self.by_branch.len()
+        self.open.len()
     }
 
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
-        self.by_branch.is_empty()
+        self.open.is_empty()
     }
 }
 
@@ -544,24 +557,23 @@ impl Requester<'_> {
         self.txs.new_branch(seed)
     }
 
-    /// Send `message` (whose top Via carries `branch`) and track it for `owner`.
-    pub fn send(&mut self, owner: Owner, method: Method, branch: String, message: Outbound) {
+    /// Send `message` (whose top Via carries `branch`, from [`new_branch`](Self::new_branch))
+    /// and track it for `owner`.
+    pub fn send(&mut self, owner: Owner, method: Method, branch: &str, message: Outbound) {
         let now = self.clock.now;
         let reliable = message.dest.transport.is_reliable();
         let t1 = self.config.t1_ms;
         let deadline = now.plus_ms(self.config.timer_64t1());
-        let seq = self.txs.next;
-        self.txs.next += 1;
+        let seq =
+            ClientTransactions::number(branch, self.config.seed).expect("a branch of new_branch");
         if !reliable {
             self.timers
                 .arm(TimerKind::ClientTxRetransmit, seq, now.plus_ms(t1));
         }
         self.timers.arm(TimerKind::ClientTxTimeout, seq, deadline);
         self.outbox.push(message.clone());
-        let branch: Box<str> = branch.into();
-        self.txs.by_seq.insert(seq, branch.clone());
-        self.txs.by_branch.insert(
-            branch,
+        self.txs.open.insert(
+            seq,
             ClientTx {
                 owner,
                 method,
@@ -569,7 +581,6 @@ impl Requester<'_> {
                 reliable,
                 interval_ms: t1,
                 deadline,
-                seq,
             },
         );
     }
@@ -578,10 +589,14 @@ impl Requester<'_> {
 /// Match a response to its client transaction (§17.1.3); returns false for strays.
 pub fn match_response(
     resp: Box<Response>,
+    seed: u64,
     txs: &mut ClientTransactions,
     outcomes: &mut ClientOutcomes,
 ) -> bool {
-    let Some(tx) = txs.by_branch.get(resp.via.branch()) else {
+    let Some(seq) = ClientTransactions::number(resp.via.branch(), seed) else {
+        return false;
+    };
+    let Some(tx) = txs.open.get(&seq) else {
         return false;
     };
     if tx.method != resp.cseq_method {
@@ -590,8 +605,7 @@ pub fn match_response(
     if resp.code < 200 {
         return true; // provisional: keep waiting (Timer E continues at T2, §17.1.2.2)
     }
-    let tx = txs.by_branch.remove(resp.via.branch()).expect("present");
-    txs.by_seq.remove(&tx.seq);
+    let tx = txs.open.remove(&seq).expect("present");
     outcomes.done.push((tx.owner, Outcome::Final(resp)));
     true
 }
@@ -610,12 +624,12 @@ pub fn drive_client_transactions(
 ) {
     let txs = &mut *txs;
     for d in due.due.iter() {
-        let Some(branch) = txs.by_seq.get(&d.key) else {
+        if !txs.open.contains_key(&d.key) {
             continue;
-        };
+        }
         match d.kind {
             TimerKind::ClientTxRetransmit => {
-                let tx = txs.by_branch.get_mut(branch).expect("indexed");
+                let tx = txs.open.get_mut(&d.key).expect("open");
                 if tx.reliable || clock.now >= tx.deadline {
                     continue;
                 }
@@ -629,8 +643,7 @@ pub fn drive_client_transactions(
                 );
             }
             TimerKind::ClientTxTimeout => {
-                let branch = txs.by_seq.remove(&d.key).expect("indexed");
-                let tx = txs.by_branch.remove(&branch).expect("indexed");
+                let tx = txs.open.remove(&d.key).expect("open");
                 stats.client_timeouts += 1;
                 outcomes.done.push((tx.owner, Outcome::Timeout));
             }
@@ -711,6 +724,28 @@ Content-Length: 0\r\n\r\n"
         // and leaves with its own generation
         txs.rotate(Time(j * 7 / 4), j);
         assert!(txs.is_empty());
+    }
+
+    #[test]
+    fn a_branch_we_made_reads_back_to_its_number_and_no_other_does() {
+        let mut txs = ClientTransactions::default();
+        let seed = 0x1234_5678_9abc_def0;
+        for _ in 0..300 {
+            let b = txs.new_branch(seed);
+            assert_eq!(ClientTransactions::number(&b, seed), Some(txs.next), "{b}");
+        }
+        for other in [
+            "z9hG4bK9abcdef0.",
+            "z9hG4bK.12c",
+            "z9hG4bK9abcdef1.12c",
+            "z9hG4bK9ABCDEF0.12c",
+            "z9hG4bK9abcdef0.+12c",
+            "z9hG4bK9abcdef0.12c.1",
+            "z9hG4bK9abcdef0.10000000000000000",
+            "9abcdef0.12c",
+        ] {
+            assert_eq!(ClientTransactions::number(other, seed), None, "{other}");
+        }
     }
 
     #[test]
