@@ -512,7 +512,12 @@ impl ClientTransactions {
     /// A fresh RFC 3261 branch (magic cookie, seed, counter).
     pub fn new_branch(&mut self, seed: u64) -> String {
         self.next += 1;
-        format!("z9hG4bK{:x}.{:x}", seed & 0xffff_ffff, self.next)
+        let mut branch = String::with_capacity(32);
+        branch.push_str("z9hG4bK");
+        crate::hex::push(&mut branch, seed & 0xffff_ffff, 1);
+        branch.push('.');
+        crate::hex::push(&mut branch, self.next, 1);
+        branch
     }
 
     /// The number of a branch [`new_branch`](Self::new_branch) made with `seed`; None for any
