@@ -22,12 +22,15 @@ pub struct GrowingMap<V, S = RandomState> {
     old: HashMap<u64, V, S>,
     /// Keys of `old` still to move (some may have been removed meanwhile).
     pending: Vec<u64>,
-    /// The capacity asked for at creation: the table never shrinks below it.
+    /// The capacity of the table made at creation: the table never shrinks below it.
     floor: usize,
 }
 
-/// Tables at most this large are not shrunk (not worth a move).
+/// Tables at most this large are not shrunk (not worth a move)...
 const SHRINK_ABOVE: usize = 4096;
+/// ...unless they are empty and larger than this (a table that empties after every use, such as
+/// the transactions of a TCP-only server, stays allocated).
+const KEEP_WHEN_EMPTY: usize = 64;
 
 impl<V, S: BuildHasher + Default + Clone> Default for GrowingMap<V, S> {
     fn default() -> Self {
@@ -37,11 +40,12 @@ impl<V, S: BuildHasher + Default + Clone> Default for GrowingMap<V, S> {
 
 impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
     pub fn with_capacity(capacity: usize) -> Self {
+        let cur = HashMap::with_capacity_and_hasher(capacity, S::default());
         GrowingMap {
-            cur: HashMap::with_capacity_and_hasher(capacity, S::default()),
+            floor: cur.capacity(),
+            cur,
             old: HashMap::with_hasher(S::default()),
             pending: Vec::new(),
-            floor: capacity,
         }
     }
 
@@ -81,11 +85,13 @@ impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
         self.step();
         let removed = self.cur.remove(key).or_else(|| self.old.remove(key));
         let cap = self.cur.capacity();
-        if removed.is_some()
-            && !self.growing()
-            && cap > SHRINK_ABOVE.max(self.floor)
-            && self.cur.len() * 8 < cap
-        {
+        if removed.is_none() || self.growing() || cap <= self.floor {
+            return removed;
+        }
+        if self.cur.is_empty() && cap > KEEP_WHEN_EMPTY {
+            // nothing to move: give the table back at once
+            self.cur = HashMap::with_capacity_and_hasher(self.floor, self.cur.hasher().clone());
+        } else if cap > SHRINK_ABOVE && self.cur.len() * 8 < cap {
             self.migrate((self.cur.len() * 2).max(self.floor));
         }
         removed
@@ -190,6 +196,7 @@ mod tests {
             *m.get_mut(&k).unwrap() += 1;
             assert_eq!(m.remove(&k), Some(k + 1));
         }
+        assert_eq!(m.cur.capacity(), m.floor, "emptied: given back");
         let mut sized: GrowingMap<u64> = GrowingMap::with_capacity(50_000);
         let cap = sized.cur.capacity();
         sized.insert(1, 1);
