@@ -156,6 +156,10 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
             ..Default::default()
         },
     ));
+    // a presentity and its publication are two entities
+    engine.reserve_entities(
+        u32::try_from(config.presence.expected_presentities.saturating_mul(2)).unwrap_or(u32::MAX),
+    );
     engine.submit_documents(documents);
 
     let tconfig = TransportConfig {
