@@ -259,29 +259,28 @@ pub struct PidfElement {
 /// An element's namespace name: the PIDF and data-model ones are known, others are text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NsRef {
-    Static(&'static str),
+    /// A [`STATIC_NS`] code.
+    Static(u8),
     In(Span),
 }
 
 impl Default for NsRef {
     fn default() -> Self {
-        NsRef::Static("")
+        NsRef::Static(NS_NONE)
     }
 }
 
 /// Static namespace names an element may have, by code (0: text in its slice).
 const STATIC_NS: [&str; 5] = ["", PIDF_NS, DATA_MODEL_NS, XML_NS, ""];
+const NS_PIDF: u8 = 1;
+const NS_DM: u8 = 2;
+const NS_XML: u8 = 3;
+const NS_NONE: u8 = 4;
 
 fn ns_code(ns: NsRef) -> (u8, Span) {
     match ns {
         NsRef::In(span) => (0, span),
-        NsRef::Static(s) => (
-            STATIC_NS[1..]
-                .iter()
-                .position(|&k| k == s)
-                .map_or(4, |i| i as u8 + 1),
-            Span::default(),
-        ),
+        NsRef::Static(code) => (code, Span::default()),
     }
 }
 
@@ -615,7 +614,8 @@ struct Attr {
 /// Where a kept element's namespace name comes from.
 #[derive(Debug, Clone, Copy, Default)]
 enum NsName {
-    Static(&'static str),
+    /// A [`STATIC_NS`] code.
+    Static(u8),
     Body(Span),
     #[default]
     Empty,
@@ -683,8 +683,11 @@ struct Parser<'a> {
     open: Inline<Span, 16>,
     /// Root bindings used so far by the current top-level element.
     uses: u128,
-    /// Raw value of the root's `entity`.
+    /// Value of the root's `entity` without surrounding white space (references unexpanded).
     entity: Span,
+    /// Some attribute value holds a reference (`&`): only then can the entity, an id or a
+    /// namespace name need unescaping.
+    any_amp: bool,
     /// The top-level element being read.
     top: Option<Open>,
     /// Kept top-level elements.
@@ -705,6 +708,7 @@ impl<'a> Parser<'a> {
             open: Inline::new(),
             uses: 0,
             entity: Span::default(),
+            any_amp: false,
             top: None,
             found: Inline::new(),
         }
@@ -723,7 +727,7 @@ impl<'a> Parser<'a> {
     /// The layout of a document that is the body itself (`None` when an unescaped text is
     /// needed that the body does not hold).
     fn in_place(&self) -> Option<Layout> {
-        let escaped = |s: Span| self.b[s.range()].contains(&b'&');
+        let escaped = |s: Span| self.any_amp && self.b[s.range()].contains(&b'&');
         if escaped(self.entity)
             || self
                 .found
@@ -757,7 +761,7 @@ impl<'a> Parser<'a> {
                 ns: match f.ns {
                     NsName::Static(s) => NsRef::Static(s),
                     NsName::Body(s) => NsRef::In(rel(s)),
-                    NsName::Empty => NsRef::Static(""),
+                    NsName::Empty => NsRef::Static(NS_NONE),
                 },
             }
         }));
@@ -775,7 +779,8 @@ impl<'a> Parser<'a> {
     fn compact(&self) -> (Vec<u8>, Layout) {
         let b = self.b;
         let trimmed = self.trimmed_entity();
-        let entity: Cow<'_, [u8]> = if b[trimmed.range()].contains(&b'&') {
+        let escaped = |s: Span| self.any_amp && b[s.range()].contains(&b'&');
+        let entity: Cow<'_, [u8]> = if escaped(trimmed) {
             let v = unescaped(self.str(trimmed));
             Cow::Owned(v.trim().as_bytes().to_vec())
         } else {
@@ -794,7 +799,7 @@ impl<'a> Parser<'a> {
                 len += (s.end - s.start) as usize;
             }
             if let Some(id) = f.id
-                && b[id.range()].contains(&b'&')
+                && escaped(id)
             {
                 len += unescaped(self.str(id)).len();
             }
@@ -823,7 +828,7 @@ impl<'a> Parser<'a> {
             };
             let ns = match f.ns {
                 NsName::Static(s) => NsRef::Static(s),
-                NsName::Empty => NsRef::Static(""),
+                NsName::Empty => NsRef::Static(NS_NONE),
                 NsName::Body(s) if s.start < f.start => {
                     NsRef::In(rel(put(&mut buf, &b[s.range()])))
                 }
@@ -836,9 +841,7 @@ impl<'a> Parser<'a> {
             let raw = rel(put(&mut buf, &b[f.start as usize..f.end as usize]));
             let id = match f.id {
                 None => Span::default(),
-                Some(id) if b[id.range()].contains(&b'&') => {
-                    rel(put(&mut buf, unescaped(self.str(id)).as_bytes()))
-                }
+                Some(id) if escaped(id) => rel(put(&mut buf, unescaped(self.str(id)).as_bytes())),
                 Some(id) => Span {
                     start: id.start - f.start + at,
                     end: id.end - f.start + at,
@@ -886,7 +889,7 @@ impl<'a> Parser<'a> {
                 .enumerate()
                 .filter(|(_, n)| !n.prefix.is_empty())
         };
-        let escaped = |s: Span| b[s.range()].contains(&b'&');
+        let escaped = |s: Span| self.any_amp && b[s.range()].contains(&b'&');
         let trimmed = self.trimmed_entity();
         let entity_text: Cow<'_, [u8]> = if escaped(trimmed) {
             let v = unescaped(self.str(trimmed));
@@ -896,7 +899,8 @@ impl<'a> Parser<'a> {
         };
 
         // exact sizes first: the buffer lives as long as the publication
-        let mut view_len = XML_DECL.len() + ROOT_OPEN.len() + escaped_len(entity);
+        let (entity_len, plain) = escaped_len(entity);
+        let mut view_len = XML_DECL.len() + ROOT_OPEN.len() + entity_len;
         view_len += if contributes { 1 + 13 } else { 3 };
         let mut len = entity_text.len();
         for (_, n) in named() {
@@ -957,7 +961,7 @@ impl<'a> Parser<'a> {
                 };
             }
         }
-        push_entity(&mut buf, entity);
+        push_entity(&mut buf, entity, plain);
         let mut in_view = Inline::<u32, 4>::from_iter(found.iter().map(|_| 0));
         if contributes {
             buf.push(b'>');
@@ -1006,7 +1010,7 @@ impl<'a> Parser<'a> {
             };
             let ns = match f.ns {
                 NsName::Static(s) => NsRef::Static(s),
-                NsName::Empty => NsRef::Static(""),
+                NsName::Empty => NsRef::Static(NS_NONE),
                 NsName::Body(s) if s.start < f.start => NsRef::In(put(&mut buf, &b[s.range()])),
                 NsName::Body(s) => NsRef::In(shift(s)),
             };
@@ -1039,7 +1043,7 @@ impl<'a> Parser<'a> {
 
     /// The raw `entity` value without surrounding white space (as `str::trim` has it).
     fn trimmed_entity(&self) -> Span {
-        self.trim(self.entity)
+        self.entity
     }
 
     /// A span without surrounding white space (Unicode's, as `str::trim` has it).
@@ -1075,27 +1079,29 @@ impl<'a> Parser<'a> {
                     // Nearly always exactly `</name>` of the innermost open element.
                     let expected = self.open.last().unwrap_or_default();
                     let after_name = lt + 2 + (expected.end - expected.start) as usize;
-                    let gt = if b.get(after_name) == Some(&b'>')
-                        && same(&b[lt + 2..after_name], &b[expected.range()])
-                    {
+                    let exact = b.get(after_name) == Some(&b'>')
+                        && same(&b[lt + 2..after_name], &b[expected.range()]);
+                    let gt = if exact {
                         after_name
                     } else {
                         memchr::memchr(b'>', &b[lt + 2..])
                             .map(|k| lt + 2 + k)
                             .ok_or(nwf(lt, "syntax error"))?
                     };
-                    // XML 1.0 §3.1: `</` Name S? `>`, the name of the innermost open element.
-                    let mut name = &b[lt + 2..gt];
-                    while let [rest @ .., last] = name
-                        && is_xml_space(*last)
-                    {
-                        name = rest;
-                    }
                     let Some(open) = self.open.pop() else {
                         return Err(nwf(lt, "unmatched end tag"));
                     };
-                    if !same(name, &b[open.range()]) {
-                        return Err(nwf(lt, "mismatched end tag"));
+                    if !exact {
+                        // XML 1.0 §3.1: `</` Name S? `>`, the name of the innermost open element.
+                        let mut name = &b[lt + 2..gt];
+                        while let [rest @ .., last] = name
+                            && is_xml_space(*last)
+                        {
+                            name = rest;
+                        }
+                        if !same(name, &b[open.range()]) {
+                            return Err(nwf(lt, "mismatched end tag"));
+                        }
                     }
                     self.close(depth, lt, gt + 1)?;
                     depth -= 1;
@@ -1322,15 +1328,26 @@ impl<'a> Parser<'a> {
                 Some(&q @ (b'"' | b'\'')) => q,
                 _ => return Err(nwf(lt, "malformed attribute")),
             };
+            // One pass to the closing quote that also finds `<` and `&` (nearly every value
+            // has neither).
             let vs = j + 1;
-            let ve = memchr::memchr(quote, &b[vs..])
-                .map(|k| vs + k)
-                .ok_or(nwf(lt, "syntax error"))?;
+            let ve = match memchr::memchr3(quote, b'<', b'&', &b[vs..]) {
+                Some(k) if b[vs + k] == quote => vs + k,
+                Some(_) => {
+                    let ve = memchr::memchr(quote, &b[vs..])
+                        .map(|k| vs + k)
+                        .ok_or(nwf(lt, "syntax error"))?;
+                    // XML 1.0 §3.1 WFC: No < in Attribute Values; references must be
+                    // well-formed.
+                    if !is_valid_attr_value(&b[vs..ve]) {
+                        return Err(nwf(lt, "invalid attribute value"));
+                    }
+                    self.any_amp |= b[vs..ve].contains(&b'&');
+                    ve
+                }
+                None => return Err(nwf(lt, "syntax error")),
+            };
             j = ve + 1;
-            // XML 1.0 §3.1 WFC: No < in Attribute Values; references must be well-formed.
-            if !is_valid_attr_value(&b[vs..ve]) {
-                return Err(nwf(lt, "invalid attribute value"));
-            }
             prefixed |= kc.is_some();
             self.attribute(
                 Attr {
@@ -1508,11 +1525,14 @@ impl<'a> Parser<'a> {
             self.dm_ns |= (ns_is(uri, DATA_MODEL_NS) as u128) << i;
         }
         match self.attr(b"entity") {
-            Some(raw) if !self.trim(raw).is_empty() => {
-                self.entity = raw;
-                Ok(())
+            Some(raw) => {
+                self.entity = self.trim(raw);
+                match self.entity.is_empty() {
+                    true => Err(PidfError::MissingEntity),
+                    false => Ok(()),
+                }
             }
-            _ => Err(PidfError::MissingEntity),
+            None => Err(PidfError::MissingEntity),
         }
     }
 
@@ -1554,12 +1574,12 @@ impl<'a> Parser<'a> {
         };
         let ns = match (kind, ns) {
             // Known kinds need no slice of the body (and no reference count).
-            (Some(ElementKind::Tuple | ElementKind::Note), _) => NsName::Static(PIDF_NS),
-            (Some(ElementKind::Person | ElementKind::Device), _) => NsName::Static(DATA_MODEL_NS),
+            (Some(ElementKind::Tuple | ElementKind::Note), _) => NsName::Static(NS_PIDF),
+            (Some(ElementKind::Person | ElementKind::Device), _) => NsName::Static(NS_DM),
             (None, _) => NsName::Empty,
             (_, Resolved::Root(i)) => NsName::Body(self.root_ns.as_slice()[i].uri),
             (_, Resolved::Local(u)) => NsName::Body(u),
-            (_, Resolved::Xml) => NsName::Static(XML_NS),
+            (_, Resolved::Xml) => NsName::Static(NS_XML),
             (_, Resolved::NoNamespace) => NsName::Empty,
         };
         self.top = Some(Open {
@@ -1579,7 +1599,7 @@ impl<'a> Parser<'a> {
     fn declare(&mut self, prefix: Span, uri: Span, at: usize, d: u32) -> Result<(), PidfError> {
         let b = self.b;
         let (p, u) = (&b[prefix.range()], &b[uri.range()]);
-        let value: Cow<'_, [u8]> = if u.contains(&b'&') {
+        let value: Cow<'_, [u8]> = if self.any_amp && u.contains(&b'&') {
             let v = unescape(self.str(uri)).map_err(|_| nwf(at, "invalid reference"))?;
             Cow::Owned(v.into_owned().into_bytes())
         } else {
@@ -2068,7 +2088,8 @@ pub fn compose(entity: &str, sources: &[&PidfDocument]) -> Bytes {
     // The exact length: the view is kept as long as the presentity is published, so its buffer
     // has no slack (and, as a boxed slice, needs no separate reference-count header until shared).
     let entity = [entity];
-    let mut cap = XML_DECL.len() + ROOT_OPEN.len() + escaped_len(&entity);
+    let (entity_len, plain) = escaped_len(&entity);
+    let mut cap = XML_DECL.len() + ROOT_OPEN.len() + entity_len;
     cap += root.iter().map(|(p, u)| decl_len(p, u)).sum::<usize>();
     cap += if chosen.is_empty() { 3 } else { 1 + 13 };
     for &(si, ei) in &chosen {
@@ -2084,7 +2105,7 @@ pub fn compose(entity: &str, sources: &[&PidfDocument]) -> Bytes {
     for (p, u) in &root {
         push_decl(&mut out, p, u);
     }
-    push_entity(&mut out, &entity);
+    push_entity(&mut out, &entity, plain);
     if chosen.is_empty() {
         out.extend_from_slice(b"/>\n");
         debug_assert_eq!(out.len(), cap, "compose pre-sizing");
@@ -2139,7 +2160,7 @@ pub fn empty_view(entity: &str, closed_tuple: bool) -> Bytes {
     let mut out = Vec::with_capacity(XML_DECL.len() + ROOT_OPEN.len() + entity.len() + 120);
     out.extend_from_slice(XML_DECL);
     out.extend_from_slice(ROOT_OPEN);
-    push_entity(&mut out, &[entity]);
+    push_entity(&mut out, &[entity], entity_is_plain(entity));
     if closed_tuple {
         out.extend_from_slice(b">\n<tuple id=\"");
         out.extend_from_slice(CLOSED_TUPLE_ID.as_bytes());
@@ -2195,21 +2216,24 @@ fn entity_is_plain(entity: &str) -> bool {
     entity.bytes().all(|b| PLAIN[b as usize])
 }
 
-/// Length of ` entity="..."` as written by [`push_entity`].
-fn escaped_len(entity: &[&str]) -> usize {
+/// Length of ` entity="..."` as written by [`push_entity`], and whether the value is written
+/// as it is.
+fn escaped_len(entity: &[&str]) -> (usize, bool) {
+    let mut plain = true;
     let written: usize = entity
         .iter()
         .map(|part| {
             if entity_is_plain(part) {
                 part.len()
             } else {
+                plain = false;
                 part.bytes()
                     .map(|b| entity_escape(b).map_or(1, <[u8]>::len))
                     .sum()
             }
         })
         .sum();
-    10 + written
+    (10 + written, plain)
 }
 
 /// Length of ` xmlns[:prefix]="uri"` as written by [`push_decl`].
@@ -2223,11 +2247,11 @@ fn decl_len(prefix: &[u8], uri: &[u8]) -> usize {
 }
 
 /// ` entity="..."` with the value (the pieces of `entity`, one after the other) escaped for a
-/// double-quoted attribute.
-fn push_entity(out: &mut Vec<u8>, entity: &[&str]) {
+/// double-quoted attribute; `plain`: nothing in it needs escaping (see [`escaped_len`]).
+fn push_entity(out: &mut Vec<u8>, entity: &[&str], plain: bool) {
     out.extend_from_slice(b" entity=\"");
     for part in entity {
-        if entity_is_plain(part) {
+        if plain {
             out.extend_from_slice(part.as_bytes());
             continue;
         }
