@@ -685,6 +685,8 @@ struct Parser<'a> {
     uses: u128,
     /// Value of the root's `entity` without surrounding white space (references unexpanded).
     entity: Span,
+    /// Where the root's default namespace entry is in `root_ns`, once the root is read.
+    default_root: Option<usize>,
     /// Some attribute value holds a reference (`&`): only then can the entity, an id or a
     /// namespace name need unescaping.
     any_amp: bool,
@@ -709,6 +711,7 @@ impl<'a> Parser<'a> {
             uses: 0,
             entity: Span::default(),
             any_amp: false,
+            default_root: None,
             top: None,
             found: Inline::new(),
         }
@@ -1519,6 +1522,11 @@ impl<'a> Parser<'a> {
         if self.root_ns.len() > MAX_ROOT_NAMESPACES {
             return Err(PidfError::TooManyNamespaces);
         }
+        self.default_root = self
+            .root_ns
+            .as_slice()
+            .iter()
+            .position(|n| n.prefix.is_empty());
         for (i, n) in self.root_ns.as_slice().iter().enumerate() {
             let uri = &self.b[n.uri.range()];
             self.pidf_ns |= (ns_is(uri, PIDF_NS) as u128) << i;
@@ -1640,6 +1648,14 @@ impl<'a> Parser<'a> {
     /// Resolves a prefix (`""` = default namespace, for element names only) in the current scope.
     fn resolve(&mut self, prefix: &[u8]) -> Option<Resolved> {
         let b = self.b;
+        // most names: unprefixed, no declaration inside the top-level element
+        if prefix.is_empty()
+            && self.local.len() == 0
+            && let Some(i) = self.default_root
+        {
+            self.uses |= 1u128 << i;
+            return Some(Resolved::Root(i));
+        }
         if same(prefix, b"xml") {
             return Some(Resolved::Xml);
         }
@@ -1948,11 +1964,24 @@ pub fn entity_names(entity: &SharedStr, aor: &str) -> bool {
 /// nothing in it needs the general comparison (escapes, parameters, a password, brackets, white
 /// space).
 fn plain_aor(aor: &str) -> bool {
-    aor.bytes()
-        .all(|c| c > b' ' && !matches!(c, b':' | b'%' | b';' | b'?' | b'<' | b'>'))
-        && aor
-            .split_once('@')
-            .map_or(!aor.is_empty(), |(_, host)| !host.is_empty())
+    static PLAIN: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = b' ' as usize + 1;
+        while c < 256 {
+            t[c] = !matches!(c as u8, b':' | b'%' | b';' | b'?' | b'<' | b'>');
+            c += 1;
+        }
+        t
+    };
+    let b = aor.as_bytes();
+    if !b.iter().all(|&c| PLAIN[c as usize]) {
+        return false;
+    }
+    // a host after the first `@`, when there is one
+    match b.iter().position(|&c| c == b'@') {
+        Some(at) => at + 1 < b.len(),
+        None => !b.is_empty(),
+    }
 }
 
 /// (user, host[:port]) of a `sip:`/`sips:`/`pres:` URI or of a bare `user@host`.

@@ -32,6 +32,10 @@ pub struct Publications(Box<[Entity]>);
 impl Publications {
     /// Adds a publication as the newest.
     pub fn push(&mut self, p: Entity) {
+        if self.0.is_empty() {
+            self.0 = Box::new([p]);
+            return;
+        }
         let mut v = std::mem::take(&mut self.0).into_vec();
         v.reserve_exact(1);
         v.push(p);
@@ -115,21 +119,16 @@ pub fn aor_of(uri: &SourceUri) -> &str {
 
 /// The presentity of `aor`, if there is one.
 pub fn find_presentity(world: &World, aor: &str) -> Option<Entity> {
-    find_presentity_by_key(world, world.resource::<PresenceIndex>().key(aor), aor)
+    presentity_or_slot(world, aor).ok()
 }
 
-/// The presentity of `aor`, whose [`PresenceIndex::key`] is `key`, if there is one.
-pub fn find_presentity_by_key(world: &World, key: u64, aor: &str) -> Option<Entity> {
-    presentity_or_slot(world, key, aor).ok()
-}
-
-/// The presentity of `aor` (whose [`PresenceIndex::key`] is `key`), or else the free index key
-/// a new one takes ([`PresenceIndex::add_presentity_at`]).
-pub fn presentity_or_slot(world: &World, key: u64, aor: &str) -> Result<Entity, u64> {
-    let index = &world.resource::<PresenceIndex>().presentities;
-    let mut k = key;
+/// The presentity of `aor`, or else the free index key a new one takes
+/// ([`PresenceIndex::add_presentity_at`]).
+pub fn presentity_or_slot(world: &World, aor: &str) -> Result<Entity, u64> {
+    let index = world.resource::<PresenceIndex>();
+    let mut k = index.key(aor);
     loop {
-        let Some(&e) = index.get(&k) else {
+        let Some(&e) = index.presentities.get(&k) else {
             return Err(k);
         };
         if world.get::<SourceUri>(e).is_some_and(|u| aor_of(u) == aor) {
@@ -161,7 +160,10 @@ pub struct Recompose(pub Vec<Entity>);
 
 /// Queues presentity `e` for recomposition this tick.
 pub fn recompose(world: &mut World, e: Entity) {
-    world.get_resource_or_init::<Recompose>().0.push(e);
+    match world.get_resource_mut::<Recompose>() {
+        Some(mut r) => r.0.push(e),
+        None => world.insert_resource(Recompose(vec![e])),
+    }
 }
 
 /// One publication (RFC 3903 event state), identified by its entity tag. Its place in its

@@ -29,7 +29,6 @@ pub fn compose_views(world: &mut World) {
     }
     let mut todo = std::mem::take(&mut queued.0);
     once_each(&mut todo);
-    let closed = world.resource::<PresenceConfig>().closed_when_unpublished;
     let mut watchers = Vec::new();
     let mut composed = 0;
     for &e in &todo {
@@ -65,18 +64,22 @@ pub fn compose_views(world: &mut World) {
                 (!sources.is_empty()).then(|| pidf::compose(&uri.0, &sources))
             }
         };
-        let empty = || pidf::empty_view(&uri.0, closed);
-        let has_view = world.get::<Content>(e).is_some();
+        let empty = |world: &World| {
+            let closed = world.resource::<PresenceConfig>().closed_when_unpublished;
+            pidf::empty_view(&world.get::<SourceUri>(e).expect("checked").0, closed)
+        };
+        let content = world.get_mut::<Content>(e);
+        let has_view = content.is_some();
         let changed = match (body, has_view) {
             // still nobody publishes: the empty view, unchanged
             (None, false) => false,
             (None, true) => {
-                let empty = empty();
+                let empty = empty(world);
                 let old = world.entity_mut(e).take::<Content>();
                 old.is_some_and(|c| c.body != empty)
             }
             (Some(body), true) => {
-                let mut content = world.get_mut::<Content>(e).expect("checked");
+                let mut content = content.expect("checked");
                 let changed = body != content.body;
                 if changed {
                     content.body = body;
@@ -84,7 +87,7 @@ pub fn compose_views(world: &mut World) {
                 changed
             }
             (Some(body), false) => {
-                let changed = body != empty();
+                let changed = body != empty(world);
                 world.entity_mut(e).insert(Content {
                     content_type: PIDF,
                     body,
@@ -108,7 +111,9 @@ pub fn compose_views(world: &mut World) {
             });
         }
     }
-    world.resource_mut::<Compositions>().0 += composed;
+    if composed > 0 {
+        world.resource_mut::<Compositions>().0 += composed;
+    }
     // keep the list's buffer for the next tick
     todo.clear();
     world.resource_mut::<Recompose>().0 = todo;

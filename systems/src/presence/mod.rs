@@ -55,6 +55,7 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
         world.insert_resource(config);
         world.insert_resource(components::PresenceIndex::with_capacity(expected));
         world.init_resource::<compose::Compositions>();
+        world.init_resource::<components::Recompose>();
         world
             .resource_mut::<MethodQueues>()
             .register(Method::Publish);

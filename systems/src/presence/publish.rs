@@ -23,8 +23,7 @@ use crate::subscription::Content;
 /// The presentity entity for `aor`, spawned when new (with no view: until somebody publishes,
 /// NOTIFYs carry the empty view built from its URI).
 pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
-    let key = world.resource::<PresenceIndex>().key(aor);
-    let slot = match presentity_or_slot(world, key, aor) {
+    let slot = match presentity_or_slot(world, aor) {
         Ok(e) => return e,
         Err(slot) => slot,
     };
@@ -40,8 +39,7 @@ pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
 /// published presentities, not through the one of watched-only presentities (bevy tables keep
 /// their capacity: a growing population would leave a second, empty table behind).
 fn published_presentity(world: &mut World, aor: &str) -> Entity {
-    let key = world.resource::<PresenceIndex>().key(aor);
-    let slot = match presentity_or_slot(world, key, aor) {
+    let slot = match presentity_or_slot(world, aor) {
         Ok(e) => return e,
         Err(slot) => slot,
     };
