@@ -1456,6 +1456,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Handles the end of the element at depth `d` whose end tag starts at `at` and ends at `after`.
+    #[inline(always)]
     fn close(&mut self, d: u32, at: usize, after: usize) -> Result<(), PidfError> {
         while self.local.last().is_some_and(|l| l.depth >= d) {
             self.local.pop();
@@ -1545,6 +1546,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Whether `r` resolves to `ns` (`mask`: the root bindings known to be `ns`).
+    #[inline(always)]
     fn is_ns(&self, r: Resolved, mask: u128, ns: &str) -> bool {
         match r {
             Resolved::Root(i) => mask >> i & 1 != 0,
@@ -1646,6 +1648,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Resolves a prefix (`""` = default namespace, for element names only) in the current scope.
+    #[inline(always)]
     fn resolve(&mut self, prefix: &[u8]) -> Option<Resolved> {
         let b = self.b;
         // most names: unprefixed, no declaration inside the top-level element
@@ -1680,6 +1683,7 @@ impl<'a> Parser<'a> {
         prefix.is_empty().then_some(Resolved::NoNamespace)
     }
 
+    #[inline(always)]
     fn uri(&self, r: Resolved) -> &'a [u8] {
         match r {
             Resolved::Root(i) => &self.b[self.root_ns.as_slice()[i].uri.range()],

@@ -269,12 +269,6 @@ impl PresenceIndex {
         self.keys.hash_one(aor)
     }
 
-    /// Indexes presentity `e` under `key`, [`key`](Self::key) of its `user@host` (which has
-    /// none yet).
-    pub fn add_presentity(&mut self, key: u64, e: Entity) {
-        self.seat(key, e);
-    }
-
     /// Indexes a new presentity `e` at the free key [`presentity_or_slot`] gave.
     pub fn add_presentity_at(&mut self, slot: u64, e: Entity) {
         self.presentities.insert(slot, e);
