@@ -83,15 +83,18 @@ pub fn remove_publication(world: &mut World, publication: Entity) {
 /// Handle this tick's PUBLISH requests, one by one in arrival order.
 pub fn handle_publish(world: &mut World) {
     let batch = world.resource_mut::<MethodQueues>().take(Method::Publish);
+    if batch.is_empty() {
+        return;
+    }
+    let now = world.resource::<Clock>().now;
+    let seed = world.resource::<EngineConfig>().seed;
     for inc in batch {
-        let a = publish(world, &inc.req);
+        let a = publish(world, &inc.req, now, seed);
         answer(world, &inc, a, None);
     }
 }
 
-fn publish(world: &mut World, req: &Request) -> Answer {
-    let now = world.resource::<Clock>().now;
-    let seed = world.resource::<EngineConfig>().seed;
+fn publish(world: &mut World, req: &Request, now: Time, seed: u64) -> Answer {
     let cfg = world.resource::<PresenceConfig>();
     if !cfg.serves(&req.uri.host) {
         return Answer::new(404, "Not Found");
