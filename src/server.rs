@@ -156,6 +156,10 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
             ..Default::default()
         },
     ));
+    // a presentity and its publication are two entities
+    engine.reserve_entities(
+        u32::try_from(config.presence.expected_presentities.saturating_mul(2)).unwrap_or(u32::MAX),
+    );
     engine.submit_documents(documents);
 
     let tconfig = TransportConfig {
@@ -186,7 +190,9 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
             crossbeam_channel::bounded::<Vec<Inbound>>(config.engine.inbox_capacity);
         let (engine_tx, from_engine) = crossbeam_channel::unbounded::<Vec<Outbound>>();
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let polling = Arc::new(AtomicBool::new(false));
         let link = EngineLink {
+            polling: polling.clone(),
             to_engine,
             from_engine,
             in_flight: in_flight.clone(),
@@ -202,7 +208,10 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
                     engine_rx,
                     changes_rx,
                     engine_tx,
-                    engine_waker,
+                    EngineWaker {
+                        waker: engine_waker,
+                        polling,
+                    },
                     in_flight,
                     max_batch,
                 )
@@ -269,6 +278,21 @@ fn install_signals(shutdown: Arc<AtomicBool>, waker: Arc<Waker>) -> anyhow_free:
     Ok(())
 }
 
+/// How the engine thread wakes the I/O loop: only when the loop is blocked in `poll`.
+struct EngineWaker {
+    waker: Arc<Waker>,
+    polling: Arc<AtomicBool>,
+}
+
+impl EngineWaker {
+    /// After output was put in the channel (see `EngineLink::polling`).
+    fn wake_if_polling(&self) {
+        if self.polling.load(Ordering::SeqCst) {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
 /// The engine thread: wait for messages or the next timer, run a tick over a bounded batch,
 /// hand what it produced to the I/O loop and wake it.
 fn engine_loop(
@@ -276,7 +300,7 @@ fn engine_loop(
     rx: Receiver<Vec<Inbound>>,
     documents: Receiver<DocumentChange>,
     tx: Sender<Vec<Outbound>>,
-    waker: Arc<Waker>,
+    waker: EngineWaker,
     in_flight: Arc<AtomicUsize>,
     max_batch: usize,
 ) -> presenced_systems::stats::Stats {
@@ -328,7 +352,7 @@ fn engine_loop(
             if tx.send(std::mem::take(&mut out)).is_err() {
                 break;
             }
-            let _ = waker.wake();
+            waker.wake_if_polling();
             while tx.len() > OUTBOX_HIGH_WATER {
                 thread::sleep(Duration::from_micros(200));
             }

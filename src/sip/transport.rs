@@ -131,6 +131,10 @@ pub struct EngineLink {
     pub from_engine: Receiver<Vec<Outbound>>,
     /// Messages handed to the engine and not yet taken into a tick.
     pub in_flight: Arc<AtomicUsize>,
+    /// Set while this loop is (about to be) blocked in `poll`: only then does the engine need
+    /// to wake it after a tick (a busy loop drains the outbox on its next turn anyway, and a
+    /// wake-up per tick is a system call on each side).
+    pub polling: Arc<AtomicBool>,
 }
 
 struct UdpEndpoint {
@@ -260,7 +264,19 @@ impl SipTransport {
                 timeout = Some(Duration::ZERO);
             }
             self.read_since_poll = 0;
-            match self.poll.poll(&mut events, timeout) {
+            if let EngineSide::Thread(link) = &self.link {
+                // announce the sleep, then look once more: the engine either sees the flag
+                // (and wakes us) or its output is already in the channel (both SeqCst)
+                link.polling.store(true, Ordering::SeqCst);
+                if !link.from_engine.is_empty() {
+                    timeout = Some(Duration::ZERO);
+                }
+            }
+            let polled = self.poll.poll(&mut events, timeout);
+            if let EngineSide::Thread(link) = &self.link {
+                link.polling.store(false, Ordering::SeqCst);
+            }
+            match polled {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -457,7 +473,9 @@ impl SipTransport {
             }
             batch = keep;
         }
-        self.batch = Vec::with_capacity(1024);
+        // the batch leaves with the messages: the next one is sized like it (a fixed 1,024
+        // slots of 120 bytes cost a fresh 120 KB block per request at moderate rates)
+        self.batch = Vec::with_capacity(batch.len().clamp(16, 1024));
         if batch.is_empty() {
             return;
         }

@@ -83,6 +83,25 @@ impl Engine {
         self
     }
 
+    /// Make room for `n` entities now rather than while requests wait. bevy keeps a record per
+    /// entity index in one array that doubles when outgrown and fills its new half at once: past
+    /// a few million entities (presentities and their publications) that was a tick of hundreds
+    /// of milliseconds, long enough to fill the socket buffer and turn requests away with 503.
+    /// The indexes are handed out and given back, so the array is full-sized from the start
+    /// (about 32 bytes per index, record and free-list entry).
+    pub fn reserve_entities(&mut self, n: u32) {
+        let ids: Vec<Entity> = self.world.entity_allocator().alloc_many(n).collect();
+        let Some((&last, rest)) = ids.split_last() else {
+            return;
+        };
+        // spawning the highest index sizes the array; despawning frees that index again
+        match self.world.spawn_empty_at(last) {
+            Ok(e) => e.despawn(),
+            Err(_) => self.world.entity_allocator_mut().free(last),
+        }
+        self.world.entity_allocator_mut().free_many(rest);
+    }
+
     fn refresh_capabilities(&mut self) {
         let queues = self.world.resource::<MethodQueues>().allow();
         self.world.resource_mut::<Capabilities>().allow = queues;

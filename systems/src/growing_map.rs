@@ -5,7 +5,8 @@
 //! overflowing into 503s. This map moves to a table twice the size over the next inserts and
 //! removes instead, a few entries each; lookups try both tables meanwhile. What is left at the
 //! start of a growth is a scan of the full table for its keys (an array read, about 30 times
-//! cheaper than the rehash).
+//! cheaper than the rehash). A table that has emptied to an eighth moves to a smaller one the
+//! same way (never below the capacity it was made with), so that a burst's memory goes back.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -21,7 +22,15 @@ pub struct GrowingMap<V, S = RandomState> {
     old: HashMap<u64, V, S>,
     /// Keys of `old` still to move (some may have been removed meanwhile).
     pending: Vec<u64>,
+    /// The capacity of the table made at creation: the table never shrinks below it.
+    floor: usize,
 }
+
+/// Tables at most this large are not shrunk (not worth a move)...
+const SHRINK_ABOVE: usize = 4096;
+/// ...unless they are empty and larger than this (a table that empties after every use, such as
+/// the transactions of a TCP-only server, stays allocated).
+const KEEP_WHEN_EMPTY: usize = 64;
 
 impl<V, S: BuildHasher + Default + Clone> Default for GrowingMap<V, S> {
     fn default() -> Self {
@@ -31,8 +40,10 @@ impl<V, S: BuildHasher + Default + Clone> Default for GrowingMap<V, S> {
 
 impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
     pub fn with_capacity(capacity: usize) -> Self {
+        let cur = HashMap::with_capacity_and_hasher(capacity, S::default());
         GrowingMap {
-            cur: HashMap::with_capacity_and_hasher(capacity, S::default()),
+            floor: cur.capacity(),
+            cur,
             old: HashMap::with_hasher(S::default()),
             pending: Vec::new(),
         }
@@ -50,6 +61,13 @@ impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
         self.cur.get(key).or_else(|| self.old.get(key))
     }
 
+    pub fn get_mut(&mut self, key: &u64) -> Option<&mut V> {
+        match self.cur.get_mut(key) {
+            Some(v) => Some(v),
+            None => self.old.get_mut(key),
+        }
+    }
+
     pub fn contains_key(&self, key: &u64) -> bool {
         self.get(key).is_some()
     }
@@ -65,7 +83,18 @@ impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
 
     pub fn remove(&mut self, key: &u64) -> Option<V> {
         self.step();
-        self.cur.remove(key).or_else(|| self.old.remove(key))
+        let removed = self.cur.remove(key).or_else(|| self.old.remove(key));
+        let cap = self.cur.capacity();
+        if removed.is_none() || self.growing() || cap <= self.floor {
+            return removed;
+        }
+        if self.cur.is_empty() && cap > KEEP_WHEN_EMPTY {
+            // nothing to move: give the table back at once
+            self.cur = HashMap::with_capacity_and_hasher(self.floor, self.cur.hasher().clone());
+        } else if cap > SHRINK_ABOVE && self.cur.len() * 8 < cap {
+            self.migrate((self.cur.len() * 2).max(self.floor));
+        }
+        removed
     }
 
     /// True while entries are still moving to the larger table (every key of `old` is in
@@ -74,17 +103,19 @@ impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
         !self.pending.is_empty()
     }
 
-    /// Start moving to a table twice the size. Should the previous growth still be under way
-    /// (it cannot be, at [`MOVES_PER_OP`]), it is finished first.
+    /// Start moving to a table twice the size.
     fn grow(&mut self) {
+        self.migrate((self.cur.capacity() * 2).max(16));
+    }
+
+    /// Start moving to a table of `capacity`. Should the previous move still be under way (it
+    /// cannot be for a growth, at [`MOVES_PER_OP`]), it is finished first.
+    fn migrate(&mut self, capacity: usize) {
         while self.growing() {
             self.step();
         }
-        let bigger = HashMap::with_capacity_and_hasher(
-            (self.cur.capacity() * 2).max(16),
-            self.cur.hasher().clone(),
-        );
-        self.old = std::mem::replace(&mut self.cur, bigger);
+        let next = HashMap::with_capacity_and_hasher(capacity, self.cur.hasher().clone());
+        self.old = std::mem::replace(&mut self.cur, next);
         self.pending = self.old.keys().copied().collect();
     }
 
@@ -139,6 +170,42 @@ mod tests {
         }
         assert!(saw_growth, "the test grew the map");
         assert!(!m.contains_key(&5_001));
+    }
+
+    #[test]
+    fn an_emptied_table_shrinks_but_not_below_its_first_capacity() {
+        let mut m: GrowingMap<u64> = GrowingMap::with_capacity(100);
+        for k in 0..100_000u64 {
+            m.insert(k, k);
+        }
+        let big = m.cur.capacity();
+        for k in 0..99_990u64 {
+            assert_eq!(m.remove(&k), Some(k));
+        }
+        while m.growing() {
+            m.remove(&u64::MAX);
+        }
+        assert!(
+            m.cur.capacity() * 32 < big,
+            "shrank: {} of {big}",
+            m.cur.capacity()
+        );
+        assert!(m.cur.capacity() >= 100);
+        for k in 99_990..100_000u64 {
+            assert_eq!(m.get(&k), Some(&k));
+            *m.get_mut(&k).unwrap() += 1;
+            assert_eq!(m.remove(&k), Some(k + 1));
+        }
+        assert_eq!(m.cur.capacity(), m.floor, "emptied: given back");
+        let mut sized: GrowingMap<u64> = GrowingMap::with_capacity(50_000);
+        let cap = sized.cur.capacity();
+        sized.insert(1, 1);
+        sized.remove(&1);
+        assert_eq!(
+            sized.cur.capacity(),
+            cap,
+            "kept the capacity it was made with"
+        );
     }
 
     #[test]

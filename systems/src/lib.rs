@@ -6,6 +6,7 @@ pub mod config;
 pub mod engine;
 pub mod formats;
 pub mod growing_map;
+pub mod hex;
 pub mod ids;
 pub mod io;
 pub mod net;

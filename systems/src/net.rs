@@ -92,3 +92,100 @@ impl Outbound {
         self.len() == 0
     }
 }
+
+/// An address in its `Display` form (`192.0.2.1`, `192.0.2.1:5060`, `[2001:db8::1]:5060`),
+/// written into a stack buffer: IPv4, the usual case, without the formatting machinery, which
+/// cost more than the rest of a NOTIFY's head.
+pub struct AddrText {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl AddrText {
+    /// An IP address.
+    pub fn ip(ip: std::net::IpAddr) -> AddrText {
+        let mut t = AddrText {
+            buf: [0; 64],
+            len: 0,
+        };
+        match ip {
+            std::net::IpAddr::V4(v4) => t.push_v4(v4),
+            std::net::IpAddr::V6(_) => t.push_display(ip),
+        }
+        t
+    }
+
+    /// A socket address.
+    pub fn socket(a: SocketAddr) -> AddrText {
+        match a {
+            SocketAddr::V4(v4) => {
+                let mut t = AddrText::ip(std::net::IpAddr::V4(*v4.ip()));
+                t.push(b":");
+                t.push(itoa::Buffer::new().format(v4.port()).as_bytes());
+                t
+            }
+            SocketAddr::V6(_) => {
+                let mut t = AddrText {
+                    buf: [0; 64],
+                    len: 0,
+                };
+                t.push_display(a);
+                t
+            }
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    pub fn as_str(&self) -> &str {
+        // only ASCII digits, dots, colons, brackets and hex digits were written
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+
+    fn push_v4(&mut self, v4: std::net::Ipv4Addr) {
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.push(b".");
+            }
+            self.push(itoa::Buffer::new().format(octet).as_bytes());
+        }
+    }
+
+    fn push(&mut self, s: &[u8]) {
+        self.buf[self.len..self.len + s.len()].copy_from_slice(s);
+        self.len += s.len();
+    }
+
+    fn push_display(&mut self, d: impl std::fmt::Display) {
+        use std::io::Write;
+        let mut w = &mut self.buf[self.len..];
+        let room = w.len();
+        // an IPv6 socket address with a scope id is at most 58 bytes: it fits
+        let _ = write!(w, "{d}");
+        self.len += room - w.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_read_as_their_display_form() {
+        for a in [
+            "0.0.0.0:0",
+            "127.0.0.1:5060",
+            "255.255.255.255:65535",
+            "10.20.3.4:80",
+            "[::1]:5060",
+            "[2001:db8::1%7]:65535",
+            "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535",
+        ] {
+            let a: SocketAddr = a.parse().unwrap();
+            assert_eq!(AddrText::socket(a).as_str(), a.to_string());
+            assert_eq!(AddrText::ip(a.ip()).as_str(), a.ip().to_string());
+        }
+    }
+}

@@ -318,7 +318,7 @@ pub fn ingest(
             }
             Parsed::Response(resp) => {
                 stats.responses += 1;
-                if !match_response(resp, &mut ctxs, &mut outcomes) {
+                if !match_response(resp, config.seed, &mut ctxs, &mut outcomes) {
                     stats.stray_responses += 1;
                 }
             }

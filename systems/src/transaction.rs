@@ -16,6 +16,7 @@ use bevy_ecs::system::SystemParam;
 use bytes::Bytes;
 
 use crate::config::EngineConfig;
+use crate::growing_map::GrowingMap;
 use crate::io::Outbox;
 use crate::net::Outbound;
 use crate::sip::HeaderLookup;
@@ -142,9 +143,6 @@ impl KeyHashers {
     }
 }
 
-/// A map keyed by an already-random u64: no second hashing.
-type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
-
 /// Passes a u64 key through as its hash.
 #[derive(Default)]
 struct IdHasher(u64);
@@ -242,6 +240,8 @@ struct ServerTx {
     check: u64,
     state: ServerTxState,
     reliable: bool,
+    /// The generation that opened it (see [`ServerTransactions`]).
+    generation: u32,
 }
 
 /// What the transaction layer says about an incoming request.
@@ -258,21 +258,29 @@ pub enum Admission {
 /// Generations of the table: a transaction lives at least Timer J and at most 5/4 of it.
 const GENERATIONS: usize = 5;
 
-/// Open server transactions, in generations. Timer J (§17.2.2) is kept by age, not by a timer
-/// per transaction: the table is a ring of maps, each holding the transactions opened during a
-/// quarter of Timer J; every quarter the oldest map leaves the ring and a new one, sized like the
-/// newest, takes its place. No per-transaction timer, no string per key, and no rehash growth
-/// once the ring is warm (a growing single map stalled the engine for tens of milliseconds at
-/// 15,000 requests/s). A generation that leaves is freed a slice per tick: dropping a busy
-/// generation's responses at once (80,000 of them at 10,000 requests/s) stalled a tick 10 ms.
+/// The ids a generation opened, in order.
+struct Generation {
+    number: u32,
+    ids: Vec<u64>,
+}
+
+/// Open server transactions. Timer J (§17.2.2) is kept by age, not by a timer per transaction:
+/// each transaction is in one map, and the ids opened during each quarter of Timer J are listed
+/// in a ring of generations; every quarter the oldest generation leaves the ring and its
+/// transactions are removed, a slice per tick (dropping a busy generation's responses at once,
+/// 80,000 of them at 10,000 requests/s, stalled a tick 10 ms). One map means one lookup per
+/// request (a map per generation cost a probe of each, a cache miss apiece at a million open
+/// transactions), and the map grows and shrinks a little at a time (a map that rehashed at
+/// once stalled the engine for 10-25 ms at 65,000 requests/s). No string per key.
 #[derive(Resource, Default)]
 pub struct ServerTransactions {
     hashers: KeyHashers,
+    open: GrowingMap<ServerTx, std::hash::BuildHasherDefault<IdHasher>>,
     /// Newest first.
-    ring: std::collections::VecDeque<IdMap<ServerTx>>,
+    ring: std::collections::VecDeque<Generation>,
     rotated_at: Option<Time>,
-    /// Generations older than Timer J, being freed.
-    retiring: Vec<IdMap<ServerTx>>,
+    /// Generations older than Timer J, being removed.
+    retiring: Vec<Generation>,
 }
 
 /// Transactions of retired generations freed per tick.
@@ -285,9 +293,8 @@ impl ServerTransactions {
     }
 
     fn find(&mut self, key: TxKey) -> Option<&mut ServerTx> {
-        self.ring
-            .iter_mut()
-            .find_map(|m| m.get_mut(&key.id))
+        self.open
+            .get_mut(&key.id)
             .filter(|tx| tx.check == key.check)
     }
 
@@ -306,14 +313,22 @@ impl ServerTransactions {
             };
         }
         if self.ring.is_empty() {
-            self.ring.push_front(IdMap::default());
+            self.ring.push_front(Generation {
+                number: 0,
+                ids: Vec::new(),
+            });
         }
+        let generation = &mut self.ring[0];
+        generation.ids.push(key.id);
         let tx = ServerTx {
             check: key.check,
             state: ServerTxState::Trying,
             reliable: req.source.transport.is_reliable(),
+            generation: generation.number,
         };
-        self.ring[0].insert(key.id, tx);
+        // An id that collides with an open transaction's (the check differs) takes its place:
+        // the older one loses its retransmission cover, nothing else.
+        self.open.insert(key.id, tx);
         Admission::New(TxId(key.id))
     }
 
@@ -324,7 +339,7 @@ impl ServerTransactions {
 
     /// Number of open transactions.
     pub fn len(&self) -> usize {
-        self.ring.iter().map(|m| m.len()).sum()
+        self.open.len()
     }
 
     /// True when there are none.
@@ -332,34 +347,33 @@ impl ServerTransactions {
         self.len() == 0
     }
 
-    /// When the oldest generation next leaves the ring, while any transaction is open: an
+    /// When the oldest generation next leaves the ring, while any generation lists an id: an
     /// idle server must still age its transactions out and give their memory back.
     pub fn next_rotation(&self, timer_j_ms: u64) -> Option<Time> {
         let quarter = (timer_j_ms / (GENERATIONS as u64 - 1)).max(1);
-        (!self.is_empty())
+        self.ring
+            .iter()
+            .any(|g| !g.ids.is_empty())
             .then_some(self.rotated_at?)
             .map(|at| at.plus_ms(quarter))
     }
 
-    /// Transactions past Timer J still being freed.
+    /// Transactions past Timer J still being freed (ids of retired generations, some of them
+    /// already gone; the others still count in [`len`](Self::len)).
     pub fn retiring(&self) -> usize {
-        self.retiring.iter().map(|m| m.len()).sum()
+        self.retiring.iter().map(|g| g.ids.len()).sum()
     }
 
     /// Record the final response of `tx` and return the message to send. None when the
     /// transaction already has its final response (one per transaction). On reliable
     /// transports the transaction ends at once (Timer J = 0).
     pub fn finish(&mut self, tx: TxId, req: &Request, bytes: Bytes) -> Option<Outbound> {
-        let (slot, entry) = self
-            .ring
-            .iter_mut()
-            .enumerate()
-            .find_map(|(i, m)| m.get_mut(&tx.0).map(|e| (i, e)))?;
+        let entry = self.open.get_mut(&tx.0)?;
         if matches!(entry.state, ServerTxState::Completed(_)) {
             return None;
         }
         if entry.reliable {
-            self.ring[slot].remove(&tx.0);
+            self.open.remove(&tx.0);
         } else {
             entry.state = ServerTxState::Completed(Kept::of(&bytes, req));
         }
@@ -367,7 +381,7 @@ impl ServerTransactions {
         Some(Outbound::whole(dest, bytes))
     }
 
-    /// Age the table: every quarter of Timer J the oldest generation is dropped (as many
+    /// Age the table: every quarter of Timer J the oldest generation leaves the ring (as many
     /// quarters as have passed since the last tick).
     pub fn rotate(&mut self, now: Time, timer_j_ms: u64) {
         let quarter = (timer_j_ms / (GENERATIONS as u64 - 1)).max(1);
@@ -378,26 +392,44 @@ impl ServerTransactions {
             turns += 1;
             if self.ring.len() >= GENERATIONS
                 && let Some(old) = self.ring.pop_back()
-                && !old.is_empty()
+                && !old.ids.is_empty()
             {
                 self.retiring.push(old);
             }
-            let cap = self.ring.front().map_or(0, |m| m.len());
-            self.ring
-                .push_front(IdMap::with_capacity_and_hasher(cap, Default::default()));
+            let (number, cap) = self
+                .ring
+                .front()
+                .map_or((0, 0), |g| (g.number.wrapping_add(1), g.ids.len()));
+            self.ring.push_front(Generation {
+                number,
+                ids: Vec::with_capacity(cap),
+            });
         }
         self.rotated_at = Some(if turns == GENERATIONS { now } else { since });
         self.retire_some();
     }
 
-    /// Free up to `RETIRE_PER_TICK` transactions of retired generations.
+    /// Remove up to `RETIRE_PER_TICK` transactions of retired generations: those still of
+    /// that generation (an id may have ended early, on a reliable transport, and been opened
+    /// again since).
     fn retire_some(&mut self) {
         let mut budget = RETIRE_PER_TICK;
         while budget > 0
-            && let Some(m) = self.retiring.last_mut()
+            && let Some(g) = self.retiring.last_mut()
         {
-            budget -= m.extract_if(|_, _| true).take(budget).count();
-            if m.is_empty() {
+            let take = g.ids.len().min(budget);
+            let from = g.ids.len() - take;
+            for id in g.ids.drain(from..) {
+                if self
+                    .open
+                    .get(&id)
+                    .is_some_and(|tx| tx.generation == g.number)
+                {
+                    self.open.remove(&id);
+                }
+            }
+            budget -= take;
+            if g.ids.is_empty() {
                 self.retiring.pop();
             }
         }
@@ -460,7 +492,6 @@ struct ClientTx {
     reliable: bool,
     interval_ms: u64,
     deadline: Time,
-    seq: u64,
 }
 
 /// Outcomes of client transactions, for their owners to take each tick.
@@ -469,11 +500,11 @@ pub struct ClientOutcomes {
     pub done: Vec<(Owner, Outcome)>,
 }
 
-/// Open client transactions, by branch.
+/// Open client transactions, by the number their branch carries (no string kept: the branch
+/// is `z9hG4bK<seed>.<number>`, both in hex, and a response's branch is read back to its number).
 #[derive(Resource, Default)]
 pub struct ClientTransactions {
-    by_branch: HashMap<Box<str>, ClientTx>,
-    by_seq: HashMap<u64, Box<str>>,
+    open: HashMap<u64, ClientTx>,
     next: u64,
 }
 
@@ -481,17 +512,36 @@ impl ClientTransactions {
     /// A fresh RFC 3261 branch (magic cookie, seed, counter).
     pub fn new_branch(&mut self, seed: u64) -> String {
         self.next += 1;
-        format!("z9hG4bK{:x}.{:x}", seed & 0xffff_ffff, self.next)
+        let mut branch = String::with_capacity(32);
+        branch.push_str("z9hG4bK");
+        crate::hex::push(&mut branch, seed & 0xffff_ffff, 1);
+        branch.push('.');
+        crate::hex::push(&mut branch, self.next, 1);
+        branch
+    }
+
+    /// The number of a branch [`new_branch`](Self::new_branch) made with `seed`; None for any
+    /// other branch.
+    fn number(branch: &str, seed: u64) -> Option<u64> {
+        let (ours, number) = branch.strip_prefix("z9hG4bK")?.split_once('.')?;
+        let hex = |s: &str| {
+            (!s.is_empty()
+                && s.len() <= 16
+                && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| u64::from_str_radix(s, 16).ok())
+            .flatten()
+        };
+        (hex(ours)? == seed & 0xffff_ffff).then(|| hex(number))?
     }
 
     /// Number of open client transactions.
     pub fn len(&self) -> usize {
-        self.by_branch.len()
+        self.open.len()
     }
 
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
-        self.by_branch.is_empty()
+        self.open.is_empty()
     }
 }
 
@@ -512,24 +562,23 @@ impl Requester<'_> {
         self.txs.new_branch(seed)
     }
 
-    /// Send `message` (whose top Via carries `branch`) and track it for `owner`.
-    pub fn send(&mut self, owner: Owner, method: Method, branch: String, message: Outbound) {
+    /// Send `message` (whose top Via carries `branch`, from [`new_branch`](Self::new_branch))
+    /// and track it for `owner`.
+    pub fn send(&mut self, owner: Owner, method: Method, branch: &str, message: Outbound) {
         let now = self.clock.now;
         let reliable = message.dest.transport.is_reliable();
         let t1 = self.config.t1_ms;
         let deadline = now.plus_ms(self.config.timer_64t1());
-        let seq = self.txs.next;
-        self.txs.next += 1;
+        let seq =
+            ClientTransactions::number(branch, self.config.seed).expect("a branch of new_branch");
         if !reliable {
             self.timers
                 .arm(TimerKind::ClientTxRetransmit, seq, now.plus_ms(t1));
         }
         self.timers.arm(TimerKind::ClientTxTimeout, seq, deadline);
         self.outbox.push(message.clone());
-        let branch: Box<str> = branch.into();
-        self.txs.by_seq.insert(seq, branch.clone());
-        self.txs.by_branch.insert(
-            branch,
+        self.txs.open.insert(
+            seq,
             ClientTx {
                 owner,
                 method,
@@ -537,7 +586,6 @@ impl Requester<'_> {
                 reliable,
                 interval_ms: t1,
                 deadline,
-                seq,
             },
         );
     }
@@ -546,10 +594,14 @@ impl Requester<'_> {
 /// Match a response to its client transaction (§17.1.3); returns false for strays.
 pub fn match_response(
     resp: Box<Response>,
+    seed: u64,
     txs: &mut ClientTransactions,
     outcomes: &mut ClientOutcomes,
 ) -> bool {
-    let Some(tx) = txs.by_branch.get(resp.via.branch()) else {
+    let Some(seq) = ClientTransactions::number(resp.via.branch(), seed) else {
+        return false;
+    };
+    let Some(tx) = txs.open.get(&seq) else {
         return false;
     };
     if tx.method != resp.cseq_method {
@@ -558,8 +610,7 @@ pub fn match_response(
     if resp.code < 200 {
         return true; // provisional: keep waiting (Timer E continues at T2, §17.1.2.2)
     }
-    let tx = txs.by_branch.remove(resp.via.branch()).expect("present");
-    txs.by_seq.remove(&tx.seq);
+    let tx = txs.open.remove(&seq).expect("present");
     outcomes.done.push((tx.owner, Outcome::Final(resp)));
     true
 }
@@ -578,12 +629,12 @@ pub fn drive_client_transactions(
 ) {
     let txs = &mut *txs;
     for d in due.due.iter() {
-        let Some(branch) = txs.by_seq.get(&d.key) else {
+        if !txs.open.contains_key(&d.key) {
             continue;
-        };
+        }
         match d.kind {
             TimerKind::ClientTxRetransmit => {
-                let tx = txs.by_branch.get_mut(branch).expect("indexed");
+                let tx = txs.open.get_mut(&d.key).expect("open");
                 if tx.reliable || clock.now >= tx.deadline {
                     continue;
                 }
@@ -597,8 +648,7 @@ pub fn drive_client_transactions(
                 );
             }
             TimerKind::ClientTxTimeout => {
-                let branch = txs.by_seq.remove(&d.key).expect("indexed");
-                let tx = txs.by_branch.remove(&branch).expect("indexed");
+                let tx = txs.open.remove(&d.key).expect("open");
                 stats.client_timeouts += 1;
                 outcomes.done.push((tx.owner, Outcome::Timeout));
             }
@@ -644,6 +694,62 @@ Content-Length: 0\r\n\r\n"
                 response.len()
             );
             assert_eq!(kept.replay(&req), response, "{to}");
+        }
+    }
+
+    #[test]
+    fn a_reopened_transaction_outlives_the_generation_of_its_first_life() {
+        let (mut txs, mut outbox, mut stats) = Default::default();
+        let _: (&ServerTransactions, &Outbox, &Stats) = (&txs, &outbox, &stats);
+        let mut req = request("<sip:p@example.com>");
+        let ok = Bytes::from_static(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let j = 32_000;
+        txs.rotate(Time(0), j);
+        // over TCP a transaction ends with its response (Timer J = 0)
+        req.source.transport = crate::net::Transport::Tcp;
+        let Admission::New(first) = txs.admit(&req, &mut outbox, &mut stats) else {
+            panic!("new")
+        };
+        assert!(txs.finish(first, &req, ok.clone()).is_some());
+        assert!(txs.is_empty());
+        // two quarters later the same key opens again, over UDP this time: it stays open
+        txs.rotate(Time(j / 2), j);
+        req.source.transport = crate::net::Transport::Udp;
+        let Admission::New(second) = txs.admit(&req, &mut outbox, &mut stats) else {
+            panic!("new again")
+        };
+        assert!(txs.finish(second, &req, ok).is_some());
+        // the first life's generation leaves the ring: the second life is not taken with it
+        txs.rotate(Time(j * 5 / 4), j);
+        assert!(txs.retiring() == 0 && txs.len() == 1);
+        assert_eq!(
+            txs.admit(&req, &mut outbox, &mut stats),
+            Admission::Replayed
+        );
+        // and leaves with its own generation
+        txs.rotate(Time(j * 7 / 4), j);
+        assert!(txs.is_empty());
+    }
+
+    #[test]
+    fn a_branch_we_made_reads_back_to_its_number_and_no_other_does() {
+        let mut txs = ClientTransactions::default();
+        let seed = 0x1234_5678_9abc_def0;
+        for _ in 0..300 {
+            let b = txs.new_branch(seed);
+            assert_eq!(ClientTransactions::number(&b, seed), Some(txs.next), "{b}");
+        }
+        for other in [
+            "z9hG4bK9abcdef0.",
+            "z9hG4bK.12c",
+            "z9hG4bK9abcdef1.12c",
+            "z9hG4bK9ABCDEF0.12c",
+            "z9hG4bK9abcdef0.+12c",
+            "z9hG4bK9abcdef0.12c.1",
+            "z9hG4bK9abcdef0.10000000000000000",
+            "9abcdef0.12c",
+        ] {
+            assert_eq!(ClientTransactions::number(other, seed), None, "{other}");
         }
     }
 

@@ -180,7 +180,7 @@ fn a_busy_generation_past_timer_j_is_freed_over_several_ticks() {
     let mut now = 1 + j * 5 / 4 + 1;
     e.tick(Time(now), [], &mut out);
     let (open, retiring) = txs(&mut e);
-    assert_eq!(open, 0);
+    assert_eq!(open, retiring, "only the retiring ones are left");
     assert!(
         retiring > 0 && retiring < 10_000,
         "{retiring} still to free"
@@ -192,6 +192,7 @@ fn a_busy_generation_past_timer_j_is_freed_over_several_ticks() {
         ticks += 1;
         assert!(ticks < 10, "freed within a few ticks");
     }
+    assert_eq!(txs(&mut e), (0, 0));
     // a retransmission now is a new transaction, answered again
     out.clear();
     e.tick(Time(now + 1), [options(7)], &mut out);
@@ -225,4 +226,35 @@ fn an_idle_server_ages_its_transactions_out_on_its_own_deadlines() {
         assert!(ticks < 20, "aged out within a few rotations");
     }
     assert_eq!(out.len(), 100, "nothing sent but the 100 answers");
+}
+
+#[test]
+fn reserved_entity_records_are_sized_up_front_and_handed_out_once() {
+    let mut e = engine();
+    e.reserve_entities(50_000);
+    let records = e.world().entities().len();
+    assert!(records >= 50_000, "{records} records");
+    // presentities and their publications spawned over the reserved indexes: every entity is
+    // distinct and none needed the record array to grow
+    let mut out = Vec::new();
+    let many = (0..10_000).map(|n| {
+        let mut m = publish(n, "t");
+        m.bytes = Bytes::from(
+            String::from_utf8(m.bytes.to_vec())
+                .unwrap()
+                .replace("alice@", &format!("{n:05}@")),
+        );
+        m
+    });
+    e.tick(Time(1), many, &mut out);
+    assert_eq!(statuses(&out).iter().filter(|&&s| s == 200).count(), 10_000);
+    let world = e.world_mut();
+    let mut all = world.query::<bevy_ecs::entity::Entity>();
+    let ids: std::collections::HashSet<_> = all.iter(world).collect();
+    assert!(ids.len() >= 20_000, "{} entities", ids.len());
+    assert_eq!(
+        world.entities().len(),
+        records,
+        "the record array did not grow"
+    );
 }

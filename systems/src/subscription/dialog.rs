@@ -8,7 +8,7 @@ use bevy_ecs::prelude::{Entity, Resource};
 use bevy_ecs::world::DeferredWorld;
 use bytes::Bytes;
 
-use crate::net::{ConnId, Dest, Source, Transport};
+use crate::net::{AddrText, ConnId, Dest, Source, Transport};
 use crate::sip::fields::{params, uri_of};
 use crate::sip::response::{SERVER, push_header};
 use crate::sip::uri::Uri;
@@ -255,16 +255,11 @@ pub struct LocalTag {
 
 impl LocalTag {
     fn new(bits: u64, mix: u32) -> LocalTag {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut buf = [0u8; 25];
-        let digits = (64 - bits.leading_zeros()).div_ceil(4).max(1) as usize;
-        for i in 0..digits {
-            buf[i] = DIGITS[((bits >> (4 * (digits - 1 - i))) & 0xf) as usize];
-        }
+        let digits = crate::hex::width(bits, 1);
+        crate::hex::write(&mut buf, bits, digits);
         buf[digits] = b'.';
-        for i in 0..8 {
-            buf[digits + 1 + i] = DIGITS[((mix >> (28 - 4 * i)) & 0xf) as usize];
-        }
+        crate::hex::write(&mut buf[digits + 1..], mix.into(), 8);
         LocalTag {
             buf,
             len: (digits + 9) as u8,
@@ -290,7 +285,10 @@ fn push_addr_token(text: &mut String, kind: char, a: SocketAddr) {
     use std::fmt::Write;
     match a {
         SocketAddr::V4(v4) => {
-            let _ = write!(text, "{kind}{}/{}", v4.ip(), v4.port());
+            text.push(kind);
+            text.push_str(AddrText::ip(IpAddr::V4(*v4.ip())).as_str());
+            text.push('/');
+            text.push_str(itoa::Buffer::new().format(v4.port()));
         }
         SocketAddr::V6(v6) => {
             let _ = write!(
@@ -427,7 +425,9 @@ impl Dialog {
                         .count()
                         .min(MAX_SHARED);
                     let rest = &target[shared..];
-                    if hop.is_some_and(|a| rest.len() <= 21 && rest == a.to_string()) {
+                    if hop.is_some_and(|a| {
+                        rest.len() <= 21 && rest == AddrText::socket(SocketAddr::V4(a)).as_str()
+                    }) {
                         text.push(HOP_MARK);
                         text.push(char::from(b' ' + shared as u8));
                     } else if shared >= 4 || target.starts_with([SHARED_MARK, HOP_MARK]) {
@@ -546,10 +546,9 @@ struct Target<'a> {
 
 impl Target<'_> {
     fn write(&self, b: &mut Vec<u8>) {
-        use std::io::Write;
         b.extend_from_slice(self.prefix.as_bytes());
         if let Some(a) = self.addr {
-            let _ = write!(b, "{a}");
+            write_addr(b, SocketAddr::V4(a));
         }
         b.extend_from_slice(self.rest.as_bytes());
     }
@@ -780,8 +779,7 @@ impl Dialog {
 
 /// `ip:port`, with brackets for IPv6 (RFC 3261 §25.1 hostport).
 pub fn write_addr(b: &mut Vec<u8>, a: SocketAddr) {
-    use std::io::Write;
-    let _ = write!(b, "{a}");
+    b.extend_from_slice(AddrText::socket(a).as_bytes());
 }
 
 #[cfg(test)]

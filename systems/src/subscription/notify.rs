@@ -78,7 +78,7 @@ pub fn send_notifies(
             head,
             body: content.body.clone(),
         };
-        requester.send(Owner(e.to_bits()), Method::Notify, branch, message);
+        requester.send(Owner(e.to_bits()), Method::Notify, &branch, message);
         s.flow.in_flight = true;
         s.flow.dirty = false;
         s.flow.final_sent = matches!(s.state, SubState::Terminating(_));

@@ -5,6 +5,7 @@
 use bevy_ecs::prelude::*;
 
 use crate::config::EngineConfig;
+use crate::net::AddrText;
 use crate::router::{Answer, Incoming, MethodQueues, answer};
 use crate::sip::fields::{self, uri_of};
 use crate::sip::{HeaderLookup, Method, Name, Request};
@@ -223,7 +224,12 @@ fn our_contact(req: &Request) -> String {
     } else {
         ""
     };
-    format!("<sip:{}{tcp}>", req.source.local)
+    let mut contact = String::with_capacity(64);
+    contact.push_str("<sip:");
+    contact.push_str(AddrText::socket(req.source.local).as_str());
+    contact.push_str(tcp);
+    contact.push('>');
+    contact
 }
 
 fn refresh(world: &mut World, req: &Request) -> Answer {
