@@ -178,23 +178,15 @@ pub struct Publication {
     pub doc: PidfDocument,
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// The entity tag (RFC 3903 §6) of publication `p` whose secret part is `secret`: `secret` in 16
 /// lowercase hex digits, then the bits of `p` in lowercase hex without leading zeros. The tag
 /// finds its publication without an index of tags (see [`etag_parts`]); the secret, drawn from
 /// [`crate::ids::Ids::random`] at every change and kept in the [`Publication`], makes it unique
 /// and not guessable from other tags.
 pub fn etag_text(secret: u64, p: Entity) -> String {
-    let bits = p.to_bits();
-    let digits = (64 - bits.leading_zeros() as usize).div_ceil(4).max(1);
-    let mut out = String::with_capacity(16 + digits);
-    for i in (0..16).rev() {
-        out.push(HEX[(secret >> (4 * i)) as usize & 0xf] as char);
-    }
-    for i in (0..digits).rev() {
-        out.push(HEX[(bits >> (4 * i)) as usize & 0xf] as char);
-    }
+    let mut out = String::with_capacity(32);
+    crate::hex::push(&mut out, secret, 16);
+    crate::hex::push(&mut out, p.to_bits(), 1);
     out
 }
 
