@@ -440,10 +440,14 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
                 let held = why.is_empty();
                 if !common.json {
                     eprintln!(
-                        "ramp step {k}: {primary:?} {rate:.0}/s -> {} (p99 {:.3} ms, errors {:.3}%, loadgen CPU {:.0}%{})",
+                        "ramp step {k}: {primary:?} {rate:.0}/s -> {} (p99 {:.3} ms, errors {:.3}%,{} loadgen CPU {:.0}%{})",
                         if held { "held" } else { "BROKE" },
                         r.latency_ms.p99,
                         r.error_pct,
+                        r.server.as_ref().map_or(String::new(), |s| format!(
+                            " server CPU {:.0}% ({:.1} ms per 1k ops),",
+                            s.cpu_pct, s.cpu_ms_per_1k_ops
+                        )),
                         r.loadgen.cpu_pct,
                         if held {
                             String::new()

@@ -510,30 +510,27 @@ pub struct ClientTransactions {
 
 impl ClientTransactions {
     /// A fresh RFC 3261 branch (magic cookie, seed, counter).
-    pub fn new_branch(&mut self, seed: u64) -> String {
+    pub fn new_branch(&mut self, seed: u64) -> Branch {
         self.next += 1;
-        let mut branch = String::with_capacity(32);
-        branch.push_str("z9hG4bK");
-        crate::hex::push(&mut branch, seed & 0xffff_ffff, 1);
-        branch.push('.');
-        crate::hex::push(&mut branch, self.next, 1);
-        branch
+        let mut text = String::with_capacity(32);
+        text.push_str("z9hG4bK");
+        crate::hex::push(&mut text, seed & 0xffff_ffff, 1);
+        text.push('.');
+        crate::hex::push(&mut text, self.next, 1);
+        Branch {
+            number: self.next,
+            text,
+        }
     }
 
     /// The number of a branch [`new_branch`](Self::new_branch) made with `seed`; None for any
     /// other branch.
     fn number(branch: &str, seed: u64) -> Option<u64> {
-        let (ours, number) = branch.strip_prefix("z9hG4bK")?.split_once('.')?;
-        let hex = |s: &str| {
-            (!s.is_empty()
-                && s.len() <= 16
-                && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| u64::from_str_radix(s, 16).ok())
-            .flatten()
-        };
-        (hex(ours)? == seed & 0xffff_ffff).then(|| hex(number))?
+        let rest = branch.as_bytes().strip_prefix(b"z9hG4bK")?;
+        let (ours, rest) = hex_prefix(rest)?;
+        let (number, rest) = hex_prefix(rest.strip_prefix(b".")?)?;
+        (rest.is_empty() && ours == seed & 0xffff_ffff).then_some(number)
     }
-
     /// Number of open client transactions.
     pub fn len(&self) -> usize {
         self.open.len()
@@ -543,6 +540,39 @@ impl ClientTransactions {
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }
+}
+
+/// A branch of ours and the number it carries.
+#[derive(Debug)]
+pub struct Branch {
+    number: u64,
+    text: String,
+}
+
+impl std::ops::Deref for Branch {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+/// The lower-case hex number at the front of `b` (1 to 16 digits) and what follows it.
+fn hex_prefix(b: &[u8]) -> Option<(u64, &[u8])> {
+    let mut n = 0u64;
+    let mut digits = 0;
+    for &c in b {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => break,
+        };
+        digits += 1;
+        if digits > 16 {
+            return None;
+        }
+        n = n << 4 | u64::from(d);
+    }
+    (digits > 0).then(|| (n, &b[digits..]))
 }
 
 /// Starting and tracking requests we send.
@@ -557,20 +587,19 @@ pub struct Requester<'w> {
 
 impl Requester<'_> {
     /// A branch for the Via of the next request.
-    pub fn new_branch(&mut self) -> String {
+    pub fn new_branch(&mut self) -> Branch {
         let seed = self.config.seed;
         self.txs.new_branch(seed)
     }
 
     /// Send `message` (whose top Via carries `branch`, from [`new_branch`](Self::new_branch))
     /// and track it for `owner`.
-    pub fn send(&mut self, owner: Owner, method: Method, branch: &str, message: Outbound) {
+    pub fn send(&mut self, owner: Owner, method: Method, branch: &Branch, message: Outbound) {
         let now = self.clock.now;
         let reliable = message.dest.transport.is_reliable();
         let t1 = self.config.t1_ms;
         let deadline = now.plus_ms(self.config.timer_64t1());
-        let seq =
-            ClientTransactions::number(branch, self.config.seed).expect("a branch of new_branch");
+        let seq = branch.number;
         if !reliable {
             self.timers
                 .arm(TimerKind::ClientTxRetransmit, seq, now.plus_ms(t1));
@@ -737,7 +766,12 @@ Content-Length: 0\r\n\r\n"
         let seed = 0x1234_5678_9abc_def0;
         for _ in 0..300 {
             let b = txs.new_branch(seed);
-            assert_eq!(ClientTransactions::number(&b, seed), Some(txs.next), "{b}");
+            assert_eq!(b.number, txs.next);
+            assert_eq!(
+                ClientTransactions::number(&b, seed),
+                Some(b.number),
+                "{b:?}"
+            );
         }
         for other in [
             "z9hG4bK9abcdef0.",

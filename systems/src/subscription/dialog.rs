@@ -712,12 +712,13 @@ impl Dialog {
         let mut next = || parts.next().unwrap_or("");
         let (call_id, local, remote, remote_target, event_id, _extras) =
             (next(), next(), next(), next(), next(), next());
+        let our_addr = AddrText::socket(dest.local);
         b.extend_from_slice(b"NOTIFY ");
         split_target(remote_target, remote, text.hop).write(&mut b);
         b.extend_from_slice(b" SIP/2.0\r\nVia: SIP/2.0/");
         b.extend_from_slice(dest.transport.via_token().as_bytes());
         b.push(b' ');
-        write_addr(&mut b, dest.local);
+        b.extend_from_slice(our_addr.as_bytes());
         b.extend_from_slice(b";branch=");
         b.extend_from_slice(branch.as_bytes());
         b.extend_from_slice(b";rport\r\nMax-Forwards: 70\r\n");
@@ -741,7 +742,7 @@ impl Dialog {
         b.extend_from_slice(b"CSeq: ");
         b.extend_from_slice(itoa::Buffer::new().format(self.local_cseq).as_bytes());
         b.extend_from_slice(b" NOTIFY\r\nContact: <sip:");
-        write_addr(&mut b, dest.local);
+        b.extend_from_slice(our_addr.as_bytes());
         if dest.transport == Transport::Tcp {
             b.extend_from_slice(b";transport=tcp");
         }
