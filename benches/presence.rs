@@ -1,4 +1,4 @@
-//! Presence Server hot paths: PIDF parse, composition of N sources, and the fan-out of one
+//! Presence Server hot paths: PIDF parse (alone and laid out as a one-source view), composition of N sources, and the fan-out of one
 //! change to 1, 100 and 10,000 watchers (reported per NOTIFY, with allocations per NOTIFY from a
 //! counting allocator).
 
@@ -28,6 +28,16 @@ fn bench_pidf(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(doc.len() as u64));
     g.bench_function("parse", |b| {
         b.iter(|| black_box(pidf::parse(black_box(doc.as_bytes())).unwrap()))
+    });
+    // what PUBLISH does: the buffer laid out as the one-source view (composition then only
+    // takes a slice of it)
+    g.bench_function("parse_with_view", |b| {
+        b.iter(|| {
+            black_box(
+                pidf::parse_with_view(black_box(doc.as_bytes()), &["sip:", "alice@example.com"])
+                    .unwrap(),
+            )
+        })
     });
     g.finish();
     let mut g = c.benchmark_group("compose");

@@ -125,6 +125,11 @@ struct NsDecl {
 pub struct SharedStr(Bytes);
 
 impl SharedStr {
+    /// The text's bytes (no UTF-8 check).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         // Built only from validated UTF-8 (slices at ASCII delimiters, or unescaped strings).
@@ -180,6 +185,8 @@ pub struct PidfDocument {
     body: Bytes,
     /// Namespace declarations of the root; always contains exactly one default entry.
     namespaces: Box<[NsDecl]>,
+    /// Length of the view at the start of `body` ([`parse_with_view`]); 0: none.
+    view_len: u32,
 }
 
 impl PidfDocument {
@@ -201,16 +208,28 @@ impl PidfDocument {
             })
     }
 
+    /// The view that composing this document alone gives, when it was parsed with one
+    /// ([`parse_with_view`]): a slice of its buffer, no copy.
+    pub fn view(&self) -> Option<Bytes> {
+        (self.view_len > 0).then(|| self.body.slice(..self.view_len as usize))
+    }
+
     /// Heap bytes this document holds (body, element and namespace tables, unescaped copies),
-    /// for memory accounting; the body counts once however many slices share it.
+    /// for memory accounting; the body counts once however many slices share it, and a
+    /// [`view`](Self::view) it carries is left to whoever holds that view (a presentity's
+    /// composed view, counted there).
     pub fn heap_bytes(&self) -> usize {
-        self.body.len()
+        self.body.len() - self.view_len as usize
             + self.elements.len() * size_of::<PidfElement>()
             + self.namespaces.len() * size_of::<NsDecl>()
     }
 
     fn s(&self, span: Span) -> &str {
-        std::str::from_utf8(&self.body[span.range()]).unwrap_or_default()
+        std::str::from_utf8(self.b(span)).unwrap_or_default()
+    }
+
+    fn b(&self, span: Span) -> &[u8] {
+        &self.body[span.range()]
     }
 }
 
@@ -240,29 +259,28 @@ pub struct PidfElement {
 /// An element's namespace name: the PIDF and data-model ones are known, others are text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NsRef {
-    Static(&'static str),
+    /// A [`STATIC_NS`] code.
+    Static(u8),
     In(Span),
 }
 
 impl Default for NsRef {
     fn default() -> Self {
-        NsRef::Static("")
+        NsRef::Static(NS_NONE)
     }
 }
 
 /// Static namespace names an element may have, by code (0: text in its slice).
 const STATIC_NS: [&str; 5] = ["", PIDF_NS, DATA_MODEL_NS, XML_NS, ""];
+const NS_PIDF: u8 = 1;
+const NS_DM: u8 = 2;
+const NS_XML: u8 = 3;
+const NS_NONE: u8 = 4;
 
 fn ns_code(ns: NsRef) -> (u8, Span) {
     match ns {
         NsRef::In(span) => (0, span),
-        NsRef::Static(s) => (
-            STATIC_NS[1..]
-                .iter()
-                .position(|&k| k == s)
-                .map_or(4, |i| i as u8 + 1),
-            Span::default(),
-        ),
+        NsRef::Static(code) => (code, Span::default()),
     }
 }
 
@@ -327,6 +345,20 @@ pub fn parse(body: &[u8]) -> Result<PidfDocument, PidfError> {
     parser.run_all()?;
     let (buf, layout) = parser.compact();
     parser.finish(&Bytes::from(buf), layout)
+}
+
+/// Parses a PUBLISH body as [`parse`] does, and lays the document's buffer out as the view that
+/// composing it alone gives for `entity` (the presentity's URI, in pieces that are written one
+/// after the other), followed by what that view does not hold verbatim. A presentity with one
+/// source (nearly every one) then shares this view ([`PidfDocument::view`]): no composition and no
+/// second copy of its elements.
+pub fn parse_with_view(body: &[u8], entity: &[&str]) -> Result<PidfDocument, PidfError> {
+    let mut parser = Parser::new(body, check_chars(body)?);
+    parser.run_all()?;
+    let (buf, layout, view_len) = parser.view_layout(entity);
+    let mut doc = parser.finish(&Bytes::from(buf), layout)?;
+    doc.view_len = view_len as u32;
+    Ok(doc)
 }
 
 /// Parses a PUBLISH body already held in a [`Bytes`]: elements are slices of it, no copy (unless
@@ -515,6 +547,14 @@ impl<T: Copy + Default, const N: usize> Inline<T, N> {
         self.as_slice().last().copied()
     }
 
+    fn set(&mut self, i: usize, item: T) {
+        if self.len <= N {
+            self.items[i] = item;
+        } else {
+            self.spill[i] = item;
+        }
+    }
+
     fn len(&self) -> usize {
         self.len
     }
@@ -574,7 +614,8 @@ struct Attr {
 /// Where a kept element's namespace name comes from.
 #[derive(Debug, Clone, Copy, Default)]
 enum NsName {
-    Static(&'static str),
+    /// A [`STATIC_NS`] code.
+    Static(u8),
     Body(Span),
     #[default]
     Empty,
@@ -642,8 +683,13 @@ struct Parser<'a> {
     open: Inline<Span, 16>,
     /// Root bindings used so far by the current top-level element.
     uses: u128,
-    /// Raw value of the root's `entity`.
+    /// Value of the root's `entity` without surrounding white space (references unexpanded).
     entity: Span,
+    /// Where the root's default namespace entry is in `root_ns`, once the root is read.
+    default_root: Option<usize>,
+    /// Some attribute value holds a reference (`&`): only then can the entity, an id or a
+    /// namespace name need unescaping.
+    any_amp: bool,
     /// The top-level element being read.
     top: Option<Open>,
     /// Kept top-level elements.
@@ -664,6 +710,8 @@ impl<'a> Parser<'a> {
             open: Inline::new(),
             uses: 0,
             entity: Span::default(),
+            any_amp: false,
+            default_root: None,
             top: None,
             found: Inline::new(),
         }
@@ -682,7 +730,7 @@ impl<'a> Parser<'a> {
     /// The layout of a document that is the body itself (`None` when an unescaped text is
     /// needed that the body does not hold).
     fn in_place(&self) -> Option<Layout> {
-        let escaped = |s: Span| self.b[s.range()].contains(&b'&');
+        let escaped = |s: Span| self.any_amp && self.b[s.range()].contains(&b'&');
         if escaped(self.entity)
             || self
                 .found
@@ -716,7 +764,7 @@ impl<'a> Parser<'a> {
                 ns: match f.ns {
                     NsName::Static(s) => NsRef::Static(s),
                     NsName::Body(s) => NsRef::In(rel(s)),
-                    NsName::Empty => NsRef::Static(""),
+                    NsName::Empty => NsRef::Static(NS_NONE),
                 },
             }
         }));
@@ -734,7 +782,8 @@ impl<'a> Parser<'a> {
     fn compact(&self) -> (Vec<u8>, Layout) {
         let b = self.b;
         let trimmed = self.trimmed_entity();
-        let entity: Cow<'_, [u8]> = if b[trimmed.range()].contains(&b'&') {
+        let escaped = |s: Span| self.any_amp && b[s.range()].contains(&b'&');
+        let entity: Cow<'_, [u8]> = if escaped(trimmed) {
             let v = unescaped(self.str(trimmed));
             Cow::Owned(v.trim().as_bytes().to_vec())
         } else {
@@ -753,7 +802,7 @@ impl<'a> Parser<'a> {
                 len += (s.end - s.start) as usize;
             }
             if let Some(id) = f.id
-                && b[id.range()].contains(&b'&')
+                && escaped(id)
             {
                 len += unescaped(self.str(id)).len();
             }
@@ -782,7 +831,7 @@ impl<'a> Parser<'a> {
             };
             let ns = match f.ns {
                 NsName::Static(s) => NsRef::Static(s),
-                NsName::Empty => NsRef::Static(""),
+                NsName::Empty => NsRef::Static(NS_NONE),
                 NsName::Body(s) if s.start < f.start => {
                     NsRef::In(rel(put(&mut buf, &b[s.range()])))
                 }
@@ -795,9 +844,7 @@ impl<'a> Parser<'a> {
             let raw = rel(put(&mut buf, &b[f.start as usize..f.end as usize]));
             let id = match f.id {
                 None => Span::default(),
-                Some(id) if b[id.range()].contains(&b'&') => {
-                    rel(put(&mut buf, unescaped(self.str(id)).as_bytes()))
-                }
+                Some(id) if escaped(id) => rel(put(&mut buf, unescaped(self.str(id)).as_bytes())),
                 Some(id) => Span {
                     start: id.start - f.start + at,
                     end: id.end - f.start + at,
@@ -821,9 +868,185 @@ impl<'a> Parser<'a> {
         )
     }
 
+    /// The buffer of [`parse_with_view`]: first the view [`compose`] gives for this document
+    /// alone and `entity` (byte for byte), then the entity (trimmed, unescaped), the namespace
+    /// declarations the view does not show, root-declared namespace names of kept `Other`
+    /// elements, unescaped ids, and the elements that gain a declaration in the view (as
+    /// published). Element and namespace spans point into the view wherever it holds their
+    /// bytes unchanged. Returns the buffer, its layout and the view's length.
+    fn view_layout(&self, entity: &[&str]) -> (Vec<u8>, Layout, usize) {
+        let b = self.b;
+        let found = self.found.as_slice();
+        let root_ns = self.root_ns.as_slice();
+        let contributes = !found.is_empty();
+        // With one source the composed root binds all its named prefixes the same way: only
+        // its default namespace (when not PIDF's, the composed root's) goes on the elements
+        // that use it (see `missing_decls`).
+        let restated = root_ns
+            .iter()
+            .position(|n| n.prefix.is_empty() && b[n.uri.range()] != *PIDF_NS.as_bytes());
+        let missing = |f: &Found| restated.filter(|&i| f.uses >> i & 1 != 0);
+        let named = || {
+            root_ns
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| !n.prefix.is_empty())
+        };
+        let escaped = |s: Span| self.any_amp && b[s.range()].contains(&b'&');
+        let trimmed = self.trimmed_entity();
+        let entity_text: Cow<'_, [u8]> = if escaped(trimmed) {
+            let v = unescaped(self.str(trimmed));
+            Cow::Owned(v.trim().as_bytes().to_vec())
+        } else {
+            Cow::Borrowed(&b[trimmed.range()])
+        };
+
+        // exact sizes first: the buffer lives as long as the publication
+        let (entity_len, plain) = escaped_len(entity);
+        let mut view_len = XML_DECL.len() + ROOT_OPEN.len() + entity_len;
+        view_len += if contributes { 1 + 13 } else { 3 };
+        let mut len = entity_text.len();
+        for (_, n) in named() {
+            let (p, u) = (&b[n.prefix.range()], &b[n.uri.range()]);
+            if contributes {
+                view_len += decl_len(p, u);
+            } else {
+                len += p.len() + u.len();
+            }
+        }
+        if let Some(i) = restated {
+            len += root_ns[i].uri.range().len();
+        }
+        for f in found {
+            let raw = (f.end - f.start) as usize;
+            view_len += 1 + raw;
+            if let Some(i) = missing(f) {
+                view_len += decl_len(b"", &b[root_ns[i].uri.range()]);
+                len += raw;
+            }
+            if let NsName::Body(s) = f.ns
+                && s.start < f.start
+            {
+                len += s.range().len();
+            }
+            if let Some(id) = f.id
+                && escaped(id)
+            {
+                len += unescaped(self.str(id)).len();
+            }
+        }
+        len += view_len;
+
+        let mut buf = Vec::with_capacity(len);
+        let put = |buf: &mut Vec<u8>, bytes: &[u8]| {
+            let start = buf.len();
+            buf.extend_from_slice(bytes);
+            Span::new(start, buf.len())
+        };
+        let mut namespaces: Box<[NsDecl]> = vec![NsDecl::default(); root_ns.len()].into();
+        buf.extend_from_slice(XML_DECL);
+        buf.extend_from_slice(ROOT_OPEN);
+        if let Some(i) = root_ns.iter().position(|n| n.prefix.is_empty())
+            && restated.is_none()
+        {
+            // PIDF's, as the view's root declares it
+            let end = buf.len() - 1;
+            namespaces[i].uri = Span::new(end - PIDF_NS.len(), end);
+        }
+        if contributes {
+            for (i, n) in named() {
+                let at = buf.len() + " xmlns:".len();
+                push_decl(&mut buf, &b[n.prefix.range()], &b[n.uri.range()]);
+                let (pl, ul) = (n.prefix.range().len(), n.uri.range().len());
+                namespaces[i] = NsDecl {
+                    prefix: Span::new(at, at + pl),
+                    uri: Span::new(at + pl + 2, at + pl + 2 + ul),
+                };
+            }
+        }
+        push_entity(&mut buf, entity, plain);
+        let mut in_view = Inline::<u32, 4>::from_iter(found.iter().map(|_| 0));
+        if contributes {
+            buf.push(b'>');
+            for g in 0..3 {
+                for (k, f) in found.iter().enumerate() {
+                    if group(f.kind) != g {
+                        continue;
+                    }
+                    buf.push(b'\n');
+                    let (start, name_end) = (f.start as usize, (f.start + f.name_end) as usize);
+                    let at = buf.len();
+                    buf.extend_from_slice(&b[start..name_end]);
+                    match missing(f) {
+                        Some(i) => push_decl(&mut buf, b"", &b[root_ns[i].uri.range()]),
+                        None => in_view.set(k, at as u32),
+                    }
+                    buf.extend_from_slice(&b[name_end..f.end as usize]);
+                }
+            }
+            buf.extend_from_slice(b"\n</presence>\n");
+        } else {
+            buf.extend_from_slice(b"/>\n");
+        }
+        debug_assert_eq!(buf.len(), view_len, "view pre-sizing");
+
+        let entity = put(&mut buf, &entity_text);
+        if let Some(i) = restated {
+            namespaces[i].uri = put(&mut buf, &b[root_ns[i].uri.range()]);
+        }
+        if !contributes {
+            for (i, n) in named() {
+                namespaces[i] = NsDecl {
+                    prefix: put(&mut buf, &b[n.prefix.range()]),
+                    uri: put(&mut buf, &b[n.uri.range()]),
+                };
+            }
+        }
+        let elements = Inline::from_iter(found.iter().enumerate().map(|(k, f)| {
+            let start = match missing(f) {
+                Some(_) => put(&mut buf, &b[f.start as usize..f.end as usize]).start,
+                None => in_view.as_slice()[k],
+            };
+            let shift = |s: Span| Span {
+                start: s.start - f.start + start,
+                end: s.end - f.start + start,
+            };
+            let ns = match f.ns {
+                NsName::Static(s) => NsRef::Static(s),
+                NsName::Empty => NsRef::Static(NS_NONE),
+                NsName::Body(s) if s.start < f.start => NsRef::In(put(&mut buf, &b[s.range()])),
+                NsName::Body(s) => NsRef::In(shift(s)),
+            };
+            let id = match f.id {
+                None => Span::default(),
+                Some(id) if escaped(id) => put(&mut buf, unescaped(self.str(id)).as_bytes()),
+                Some(id) => shift(id),
+            };
+            Placed {
+                slice: Span::new(0, len),
+                raw: Span {
+                    start,
+                    end: start + f.end - f.start,
+                },
+                id,
+                ns,
+            }
+        }));
+        debug_assert_eq!(buf.len(), len, "view layout pre-sizing");
+        (
+            buf,
+            Layout {
+                entity,
+                namespaces,
+                elements,
+            },
+            view_len,
+        )
+    }
+
     /// The raw `entity` value without surrounding white space (as `str::trim` has it).
     fn trimmed_entity(&self) -> Span {
-        self.trim(self.entity)
+        self.entity
     }
 
     /// A span without surrounding white space (Unicode's, as `str::trim` has it).
@@ -859,27 +1082,29 @@ impl<'a> Parser<'a> {
                     // Nearly always exactly `</name>` of the innermost open element.
                     let expected = self.open.last().unwrap_or_default();
                     let after_name = lt + 2 + (expected.end - expected.start) as usize;
-                    let gt = if b.get(after_name) == Some(&b'>')
-                        && same(&b[lt + 2..after_name], &b[expected.range()])
-                    {
+                    let exact = b.get(after_name) == Some(&b'>')
+                        && same(&b[lt + 2..after_name], &b[expected.range()]);
+                    let gt = if exact {
                         after_name
                     } else {
                         memchr::memchr(b'>', &b[lt + 2..])
                             .map(|k| lt + 2 + k)
                             .ok_or(nwf(lt, "syntax error"))?
                     };
-                    // XML 1.0 §3.1: `</` Name S? `>`, the name of the innermost open element.
-                    let mut name = &b[lt + 2..gt];
-                    while let [rest @ .., last] = name
-                        && is_xml_space(*last)
-                    {
-                        name = rest;
-                    }
                     let Some(open) = self.open.pop() else {
                         return Err(nwf(lt, "unmatched end tag"));
                     };
-                    if !same(name, &b[open.range()]) {
-                        return Err(nwf(lt, "mismatched end tag"));
+                    if !exact {
+                        // XML 1.0 §3.1: `</` Name S? `>`, the name of the innermost open element.
+                        let mut name = &b[lt + 2..gt];
+                        while let [rest @ .., last] = name
+                            && is_xml_space(*last)
+                        {
+                            name = rest;
+                        }
+                        if !same(name, &b[open.range()]) {
+                            return Err(nwf(lt, "mismatched end tag"));
+                        }
                     }
                     self.close(depth, lt, gt + 1)?;
                     depth -= 1;
@@ -1106,15 +1331,26 @@ impl<'a> Parser<'a> {
                 Some(&q @ (b'"' | b'\'')) => q,
                 _ => return Err(nwf(lt, "malformed attribute")),
             };
+            // One pass to the closing quote that also finds `<` and `&` (nearly every value
+            // has neither).
             let vs = j + 1;
-            let ve = memchr::memchr(quote, &b[vs..])
-                .map(|k| vs + k)
-                .ok_or(nwf(lt, "syntax error"))?;
+            let ve = match memchr::memchr3(quote, b'<', b'&', &b[vs..]) {
+                Some(k) if b[vs + k] == quote => vs + k,
+                Some(_) => {
+                    let ve = memchr::memchr(quote, &b[vs..])
+                        .map(|k| vs + k)
+                        .ok_or(nwf(lt, "syntax error"))?;
+                    // XML 1.0 §3.1 WFC: No < in Attribute Values; references must be
+                    // well-formed.
+                    if !is_valid_attr_value(&b[vs..ve]) {
+                        return Err(nwf(lt, "invalid attribute value"));
+                    }
+                    self.any_amp |= b[vs..ve].contains(&b'&');
+                    ve
+                }
+                None => return Err(nwf(lt, "syntax error")),
+            };
             j = ve + 1;
-            // XML 1.0 §3.1 WFC: No < in Attribute Values; references must be well-formed.
-            if !is_valid_attr_value(&b[vs..ve]) {
-                return Err(nwf(lt, "invalid attribute value"));
-            }
             prefixed |= kc.is_some();
             self.attribute(
                 Attr {
@@ -1220,6 +1456,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Handles the end of the element at depth `d` whose end tag starts at `at` and ends at `after`.
+    #[inline(always)]
     fn close(&mut self, d: u32, at: usize, after: usize) -> Result<(), PidfError> {
         while self.local.last().is_some_and(|l| l.depth >= d) {
             self.local.pop();
@@ -1286,21 +1523,30 @@ impl<'a> Parser<'a> {
         if self.root_ns.len() > MAX_ROOT_NAMESPACES {
             return Err(PidfError::TooManyNamespaces);
         }
+        self.default_root = self
+            .root_ns
+            .as_slice()
+            .iter()
+            .position(|n| n.prefix.is_empty());
         for (i, n) in self.root_ns.as_slice().iter().enumerate() {
             let uri = &self.b[n.uri.range()];
             self.pidf_ns |= (ns_is(uri, PIDF_NS) as u128) << i;
             self.dm_ns |= (ns_is(uri, DATA_MODEL_NS) as u128) << i;
         }
         match self.attr(b"entity") {
-            Some(raw) if !self.trim(raw).is_empty() => {
-                self.entity = raw;
-                Ok(())
+            Some(raw) => {
+                self.entity = self.trim(raw);
+                match self.entity.is_empty() {
+                    true => Err(PidfError::MissingEntity),
+                    false => Ok(()),
+                }
             }
-            _ => Err(PidfError::MissingEntity),
+            None => Err(PidfError::MissingEntity),
         }
     }
 
     /// Whether `r` resolves to `ns` (`mask`: the root bindings known to be `ns`).
+    #[inline(always)]
     fn is_ns(&self, r: Resolved, mask: u128, ns: &str) -> bool {
         match r {
             Resolved::Root(i) => mask >> i & 1 != 0,
@@ -1338,12 +1584,12 @@ impl<'a> Parser<'a> {
         };
         let ns = match (kind, ns) {
             // Known kinds need no slice of the body (and no reference count).
-            (Some(ElementKind::Tuple | ElementKind::Note), _) => NsName::Static(PIDF_NS),
-            (Some(ElementKind::Person | ElementKind::Device), _) => NsName::Static(DATA_MODEL_NS),
+            (Some(ElementKind::Tuple | ElementKind::Note), _) => NsName::Static(NS_PIDF),
+            (Some(ElementKind::Person | ElementKind::Device), _) => NsName::Static(NS_DM),
             (None, _) => NsName::Empty,
             (_, Resolved::Root(i)) => NsName::Body(self.root_ns.as_slice()[i].uri),
             (_, Resolved::Local(u)) => NsName::Body(u),
-            (_, Resolved::Xml) => NsName::Static(XML_NS),
+            (_, Resolved::Xml) => NsName::Static(NS_XML),
             (_, Resolved::NoNamespace) => NsName::Empty,
         };
         self.top = Some(Open {
@@ -1363,7 +1609,7 @@ impl<'a> Parser<'a> {
     fn declare(&mut self, prefix: Span, uri: Span, at: usize, d: u32) -> Result<(), PidfError> {
         let b = self.b;
         let (p, u) = (&b[prefix.range()], &b[uri.range()]);
-        let value: Cow<'_, [u8]> = if u.contains(&b'&') {
+        let value: Cow<'_, [u8]> = if self.any_amp && u.contains(&b'&') {
             let v = unescape(self.str(uri)).map_err(|_| nwf(at, "invalid reference"))?;
             Cow::Owned(v.into_owned().into_bytes())
         } else {
@@ -1402,8 +1648,17 @@ impl<'a> Parser<'a> {
     }
 
     /// Resolves a prefix (`""` = default namespace, for element names only) in the current scope.
+    #[inline(always)]
     fn resolve(&mut self, prefix: &[u8]) -> Option<Resolved> {
         let b = self.b;
+        // most names: unprefixed, no declaration inside the top-level element
+        if prefix.is_empty()
+            && self.local.len() == 0
+            && let Some(i) = self.default_root
+        {
+            self.uses |= 1u128 << i;
+            return Some(Resolved::Root(i));
+        }
         if same(prefix, b"xml") {
             return Some(Resolved::Xml);
         }
@@ -1428,6 +1683,7 @@ impl<'a> Parser<'a> {
         prefix.is_empty().then_some(Resolved::NoNamespace)
     }
 
+    #[inline(always)]
     fn uri(&self, r: Resolved) -> &'a [u8] {
         match r {
             Resolved::Root(i) => &self.b[self.root_ns.as_slice()[i].uri.range()],
@@ -1470,6 +1726,7 @@ impl<'a> Parser<'a> {
             elements: elements.into_boxed_slice(),
             body: owner.clone(),
             namespaces: layout.namespaces,
+            view_len: 0,
         })
     }
 }
@@ -1687,16 +1944,7 @@ fn check_unique_ids(elements: &[PidfElement]) -> Result<(), PidfError> {
 /// (or no scheme) are equivalent; user part case-sensitive after %-decoding, host (and port)
 /// case-insensitive, URI parameters and headers ignored (RFC 3261 §19.1.4; `pres:` is RFC 3859).
 pub fn entity_matches(entity: &str, aor: &str) -> bool {
-    // The common case, `sip:` + exactly the address of record, when nothing in it needs the
-    // general comparison (escapes, parameters, a password, brackets, white space).
-    if entity.strip_prefix("sip:") == Some(aor)
-        && aor
-            .bytes()
-            .all(|c| c > b' ' && !matches!(c, b':' | b'%' | b';' | b'?' | b'<' | b'>'))
-        && aor
-            .split_once('@')
-            .map_or(!aor.is_empty(), |(_, host)| !host.is_empty())
-    {
+    if entity.strip_prefix("sip:") == Some(aor) && plain_aor(aor) {
         return true;
     }
     match (uri_identity(entity), uri_identity(aor)) {
@@ -1704,6 +1952,39 @@ pub fn entity_matches(entity: &str, aor: &str) -> bool {
             !h1.is_empty() && h1.eq_ignore_ascii_case(h2) && pct_decoded(u1).eq(pct_decoded(u2))
         }
         _ => false,
+    }
+}
+
+/// [`entity_matches`] for the entity of a parsed document, compared as bytes in the common case.
+pub fn entity_names(entity: &SharedStr, aor: &str) -> bool {
+    let e = entity.as_bytes();
+    if e.len() == 4 + aor.len() && e.starts_with(b"sip:") && e[4..] == *aor.as_bytes() {
+        return plain_aor(aor) || entity_matches(entity.as_str(), aor);
+    }
+    entity_matches(entity.as_str(), aor)
+}
+
+/// The common case of [`entity_matches`], `sip:` + exactly the address of record, holds when
+/// nothing in it needs the general comparison (escapes, parameters, a password, brackets, white
+/// space).
+fn plain_aor(aor: &str) -> bool {
+    static PLAIN: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = b' ' as usize + 1;
+        while c < 256 {
+            t[c] = !matches!(c as u8, b':' | b'%' | b';' | b'?' | b'<' | b'>');
+            c += 1;
+        }
+        t
+    };
+    let b = aor.as_bytes();
+    if !b.iter().all(|&c| PLAIN[c as usize]) {
+        return false;
+    }
+    // a host after the first `@`, when there is one
+    match b.iter().position(|&c| c == b'@') {
+        Some(at) => at + 1 < b.len(),
+        None => !b.is_empty(),
     }
 }
 
@@ -1783,10 +2064,10 @@ fn same_content(da: &PidfDocument, a: &PidfElement, db: &PidfDocument, b: &PidfE
         && a.as_bytes() == b.as_bytes()
         && bits(a.uses(), da.namespaces.len()).all(|i| {
             let na = da.namespaces[i];
-            let prefix = da.s(na.prefix);
+            let prefix = da.b(na.prefix);
             bits(b.uses(), db.namespaces.len()).any(|j| {
                 let nb = db.namespaces[j];
-                db.s(nb.prefix) == prefix && db.s(nb.uri) == da.s(na.uri)
+                db.b(nb.prefix) == prefix && db.b(nb.uri) == da.b(na.uri)
             })
         })
 }
@@ -1824,23 +2105,24 @@ pub fn compose(entity: &str, sources: &[&PidfDocument]) -> Bytes {
     }
 
     // Root bindings: the union of the contributing sources' root prefixes, first binding wins.
-    let mut root: Vec<(&str, &str)> = Vec::new();
+    let mut root: Vec<(&[u8], &[u8])> = Vec::new();
     for (si, doc) in sources.iter().enumerate() {
         if !chosen.iter().any(|c| c.0 == si) {
             continue;
         }
-        for (prefix, uri) in doc.namespaces() {
-            if let Some(p) = prefix
-                && !root.iter().any(|(rp, _)| *rp == p)
-            {
-                root.push((p, uri));
+        for n in doc.namespaces.iter().filter(|n| !n.prefix.is_empty()) {
+            let p = doc.b(n.prefix);
+            if !root.iter().any(|(rp, _)| *rp == p) {
+                root.push((p, doc.b(n.uri)));
             }
         }
     }
 
     // The exact length: the view is kept as long as the presentity is published, so its buffer
     // has no slack (and, as a boxed slice, needs no separate reference-count header until shared).
-    let mut cap = XML_DECL.len() + ROOT_OPEN.len() + escaped_len(entity);
+    let entity = [entity];
+    let (entity_len, plain) = escaped_len(&entity);
+    let mut cap = XML_DECL.len() + ROOT_OPEN.len() + entity_len;
     cap += root.iter().map(|(p, u)| decl_len(p, u)).sum::<usize>();
     cap += if chosen.is_empty() { 3 } else { 1 + 13 };
     for &(si, ei) in &chosen {
@@ -1856,7 +2138,7 @@ pub fn compose(entity: &str, sources: &[&PidfDocument]) -> Bytes {
     for (p, u) in &root {
         push_decl(&mut out, p, u);
     }
-    push_entity(&mut out, entity);
+    push_entity(&mut out, &entity, plain);
     if chosen.is_empty() {
         out.extend_from_slice(b"/>\n");
         debug_assert_eq!(out.len(), cap, "compose pre-sizing");
@@ -1887,18 +2169,18 @@ pub fn compose(entity: &str, sources: &[&PidfDocument]) -> Bytes {
 fn missing_decls<'d>(
     doc: &'d PidfDocument,
     el: &PidfElement,
-    root: &[(&str, &str)],
-) -> impl Iterator<Item = (&'d str, &'d str)> {
+    root: &[(&[u8], &[u8])],
+) -> impl Iterator<Item = (&'d [u8], &'d [u8])> {
     bits(el.uses(), doc.namespaces.len())
         .map(|i| {
             (
-                doc.s(doc.namespaces[i].prefix),
-                doc.s(doc.namespaces[i].uri),
+                doc.b(doc.namespaces[i].prefix),
+                doc.b(doc.namespaces[i].uri),
             )
         })
         .filter(|&(p, u)| {
             if p.is_empty() {
-                u != PIDF_NS
+                u != PIDF_NS.as_bytes()
             } else {
                 !root.iter().any(|&(rp, ru)| rp == p && ru == u)
             }
@@ -1911,7 +2193,7 @@ pub fn empty_view(entity: &str, closed_tuple: bool) -> Bytes {
     let mut out = Vec::with_capacity(XML_DECL.len() + ROOT_OPEN.len() + entity.len() + 120);
     out.extend_from_slice(XML_DECL);
     out.extend_from_slice(ROOT_OPEN);
-    push_entity(&mut out, entity);
+    push_entity(&mut out, &[entity], entity_is_plain(entity));
     if closed_tuple {
         out.extend_from_slice(b">\n<tuple id=\"");
         out.extend_from_slice(CLOSED_TUPLE_ID.as_bytes());
@@ -1924,37 +2206,71 @@ pub fn empty_view(entity: &str, closed_tuple: bool) -> Bytes {
 
 /// ` xmlns[:prefix]="uri"` with `uri` as written in the source (already attribute-escaped; a value
 /// that came from single quotes may hold `"`, so it keeps single quotes).
-fn push_decl(out: &mut Vec<u8>, prefix: &str, uri: &str) {
+fn push_decl(out: &mut Vec<u8>, prefix: &[u8], uri: &[u8]) {
     out.extend_from_slice(b" xmlns");
     if !prefix.is_empty() {
         out.push(b':');
-        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(prefix);
     }
-    let q = if uri.contains('"') { b'\'' } else { b'"' };
+    let q = if uri.contains(&b'"') { b'\'' } else { b'"' };
     out.push(b'=');
     out.push(q);
-    out.extend_from_slice(uri.as_bytes());
+    out.extend_from_slice(uri);
     out.push(q);
 }
 
-/// Length of ` entity="..."` as written by [`push_entity`].
-fn escaped_len(entity: &str) -> usize {
+/// What a byte of an entity is written as in a double-quoted attribute: `None` as itself.
+fn entity_escape(b: u8) -> Option<&'static [u8]> {
+    match b {
+        b'&' => Some(b"&amp;"),
+        b'<' => Some(b"&lt;"),
+        b'>' => Some(b"&gt;"),
+        b'"' => Some(b"&quot;"),
+        b'\t' => Some(b"&#9;"),
+        b'\n' => Some(b"&#10;"),
+        b'\r' => Some(b"&#13;"),
+        // Other C0 controls cannot appear in XML 1.0 at all, not even as references.
+        0..0x20 => Some(b""),
+        _ => None,
+    }
+}
+
+/// Whether an entity is written as it is (the common case: a plain SIP URI).
+fn entity_is_plain(entity: &str) -> bool {
+    static PLAIN: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0x20;
+        while c < 256 {
+            t[c] = !matches!(c as u8, b'&' | b'<' | b'>' | b'"');
+            c += 1;
+        }
+        t
+    };
+    entity.bytes().all(|b| PLAIN[b as usize])
+}
+
+/// Length of ` entity="..."` as written by [`push_entity`], and whether the value is written
+/// as it is.
+fn escaped_len(entity: &[&str]) -> (usize, bool) {
+    let mut plain = true;
     let written: usize = entity
-        .bytes()
-        .map(|b| match b {
-            b'&' => 5,
-            b'<' | b'>' | b'\t' => 4,
-            b'\n' | b'\r' => 5,
-            b'"' => 6,
-            0..0x20 => 0,
-            _ => 1,
+        .iter()
+        .map(|part| {
+            if entity_is_plain(part) {
+                part.len()
+            } else {
+                plain = false;
+                part.bytes()
+                    .map(|b| entity_escape(b).map_or(1, <[u8]>::len))
+                    .sum()
+            }
         })
         .sum();
-    10 + written
+    (10 + written, plain)
 }
 
 /// Length of ` xmlns[:prefix]="uri"` as written by [`push_decl`].
-fn decl_len(prefix: &str, uri: &str) -> usize {
+fn decl_len(prefix: &[u8], uri: &[u8]) -> usize {
     6 + if prefix.is_empty() {
         0
     } else {
@@ -1963,21 +2279,20 @@ fn decl_len(prefix: &str, uri: &str) -> usize {
         + uri.len()
 }
 
-/// ` entity="..."` with the value escaped for a double-quoted attribute.
-fn push_entity(out: &mut Vec<u8>, entity: &str) {
+/// ` entity="..."` with the value (the pieces of `entity`, one after the other) escaped for a
+/// double-quoted attribute; `plain`: nothing in it needs escaping (see [`escaped_len`]).
+fn push_entity(out: &mut Vec<u8>, entity: &[&str], plain: bool) {
     out.extend_from_slice(b" entity=\"");
-    for &b in entity.as_bytes() {
-        match b {
-            b'&' => out.extend_from_slice(b"&amp;"),
-            b'<' => out.extend_from_slice(b"&lt;"),
-            b'>' => out.extend_from_slice(b"&gt;"),
-            b'"' => out.extend_from_slice(b"&quot;"),
-            b'\t' => out.extend_from_slice(b"&#9;"),
-            b'\n' => out.extend_from_slice(b"&#10;"),
-            b'\r' => out.extend_from_slice(b"&#13;"),
-            // Other C0 controls cannot appear in XML 1.0 at all, not even as references.
-            0..0x20 => {}
-            _ => out.push(b),
+    for part in entity {
+        if plain {
+            out.extend_from_slice(part.as_bytes());
+            continue;
+        }
+        for b in part.bytes() {
+            match entity_escape(b) {
+                Some(e) => out.extend_from_slice(e),
+                None => out.push(b),
+            }
         }
     }
     out.push(b'"');
@@ -2205,6 +2520,60 @@ mod tests {
             ("dm:person", "person", DATA_MODEL_NS)
         );
         assert_eq!(t.namespace(), PIDF_NS);
+    }
+
+    /// A document parsed with its view holds what `parse` gives (entity, namespaces, elements
+    /// with their ids and namespaces, byte for byte) and a view equal to composing it alone.
+    #[test]
+    fn view_layout_is_compose_of_one_source() {
+        let bodies = [
+            PJSIP,
+            LINPHONE,
+            GATEWAY,
+            // a default namespace other than PIDF's: elements restate it in the view
+            r#"<p:presence xmlns:p="urn:ietf:params:xml:ns:pidf" xmlns="urn:example:ext" xmlns:rpid="urn:example:not-rpid" entity="sip:alice@example.com">
+  <p:tuple id="t9"><p:status><p:basic>open</p:basic></p:status><flag on="yes"/></p:tuple>
+  <gadget kind="x"><part/><rpid:thing/></gadget>
+  <rpid:own/>
+</p:presence>"#,
+            // no default namespace at all
+            r#"<p:presence xmlns:p="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.com"><p:tuple id="t"><p:status><p:basic>open</p:basic></p:status><flag/></p:tuple></p:presence>"#,
+            // nothing kept, references in the entity and an id, a namespace declared in place
+            r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:x="urn:x" entity=" sip:alice@example.com&#32;"/>"#,
+            r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:x="urn:x" entity="sip:alice@example.com"><x:y id="a&amp;b"/><z:w xmlns:z="urn:z" id="q"/><tuple id="t&#49;"><status/></tuple><note>n</note></presence>"#,
+            r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:x='urn:x"q' entity="sip:a@b"><x:y/></presence>"#,
+        ];
+        for body in bodies {
+            for entity in [&["sip:", "alice@example.com"][..], &["sip:\"a&b\"<c>@x\t"]] {
+                let plain = doc(body);
+                let d = parse_with_view(body.as_bytes(), entity).unwrap();
+                let view = d.view().expect("a view");
+                assert_eq!(view, compose(&entity.concat(), &[&plain]), "{body}");
+                assert_eq!(view, compose(&entity.concat(), &[&d]), "{body}");
+                assert!(plain.view().is_none());
+                assert_eq!(d.entity, plain.entity);
+                assert_eq!(
+                    d.namespaces().collect::<Vec<_>>(),
+                    plain.namespaces().collect::<Vec<_>>()
+                );
+                assert_eq!(d.elements.len(), plain.elements.len());
+                for (a, b) in d.elements.iter().zip(&plain.elements) {
+                    assert_eq!(a.as_bytes(), b.as_bytes());
+                    assert_eq!(
+                        (a.kind, a.id(), a.namespace(), a.qname(), a.uses()),
+                        (b.kind, b.id(), b.namespace(), b.qname(), b.uses())
+                    );
+                }
+                assert_eq!(
+                    d.heap_bytes() + view.len(),
+                    d.body().len()
+                        + d.elements.len() * size_of::<PidfElement>()
+                        + d.namespaces.len() * size_of::<NsDecl>()
+                );
+            }
+        }
+        let d = parse_with_view(PJSIP.as_bytes(), &["sip:", "alice@example.com"]).unwrap();
+        validate(&d.view().unwrap());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Presence entities and the indexes that find them in O(1).
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
 use bevy_ecs::entity::{Entities, EntityIndex};
 use bevy_ecs::prelude::*;
@@ -32,6 +32,10 @@ pub struct Publications(Box<[Entity]>);
 impl Publications {
     /// Adds a publication as the newest.
     pub fn push(&mut self, p: Entity) {
+        if self.0.is_empty() {
+            self.0 = Box::new([p]);
+            return;
+        }
         let mut v = std::mem::take(&mut self.0).into_vec();
         v.reserve_exact(1);
         v.push(p);
@@ -113,31 +117,39 @@ pub fn aor_of(uri: &SourceUri) -> &str {
     uri.0.strip_prefix("sip:").unwrap_or(&uri.0)
 }
 
-/// The 64-bit key a presentity `user@host` is indexed under (SipHash with fixed keys: the same
-/// in every run). Keys that collide take the next free keys (linear probing over the key space;
-/// the presentities' [`SourceUri`]s tell them apart).
-pub fn aor_key(aor: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    aor.hash(&mut h);
-    h.finish()
-}
-
 /// The presentity of `aor`, if there is one.
 pub fn find_presentity(world: &World, aor: &str) -> Option<Entity> {
-    find_presentity_by_key(world, aor_key(aor), aor)
+    presentity_or_slot(world, aor).ok()
 }
 
-/// The presentity of `aor`, whose [`aor_key`] is `key`, if there is one.
-pub fn find_presentity_by_key(world: &World, key: u64, aor: &str) -> Option<Entity> {
-    let index = &world.resource::<PresenceIndex>().presentities;
-    let mut k = key;
+/// The presentity of `aor`, or else the free index key a new one takes
+/// ([`PresenceIndex::add_presentity_at`]).
+pub fn presentity_or_slot(world: &World, aor: &str) -> Result<Entity, u64> {
+    let index = world.resource::<PresenceIndex>();
+    let mut k = index.key(aor);
     loop {
-        let &e = index.get(&k)?;
+        let Some(&e) = index.presentities.get(&k) else {
+            return Err(k);
+        };
         if world.get::<SourceUri>(e).is_some_and(|u| aor_of(u) == aor) {
-            return Some(e);
+            return Ok(e);
         }
         k = k.wrapping_add(1);
     }
+}
+
+/// Drops presentity `e` from the index (the caller despawns it).
+pub fn forget_presentity(world: &mut World, e: Entity) {
+    let Some(uri) = world.get::<SourceUri>(e) else {
+        return;
+    };
+    let keys = world.resource::<PresenceIndex>().keys.clone();
+    let key = keys.hash_one(aor_of(uri));
+    world.resource_scope(|world, mut index: Mut<PresenceIndex>| {
+        index.remove_presentity(key, e, |x| {
+            world.get::<SourceUri>(x).map(|u| keys.hash_one(aor_of(u)))
+        })
+    });
 }
 
 /// Presentities whose sources changed this tick, in the order they changed: composition gives
@@ -148,7 +160,10 @@ pub struct Recompose(pub Vec<Entity>);
 
 /// Queues presentity `e` for recomposition this tick.
 pub fn recompose(world: &mut World, e: Entity) {
-    world.get_resource_or_init::<Recompose>().0.push(e);
+    match world.get_resource_mut::<Recompose>() {
+        Some(mut r) => r.0.push(e),
+        None => world.insert_resource(Recompose(vec![e])),
+    }
 }
 
 /// One publication (RFC 3903 event state), identified by its entity tag. Its place in its
@@ -156,73 +171,99 @@ pub fn recompose(world: &mut World, e: Entity) {
 #[derive(Component, Debug)]
 pub struct Publication {
     pub presentity: Entity,
-    /// Number of its entity tag, which is written [`etag_text`] (so the tag is not stored).
+    /// The secret part of its entity tag, new at every refresh, modify or remove; the tag is
+    /// written [`etag_text`] (so it is not stored).
     pub etag: u64,
     pub expires_at: Time,
     pub doc: PidfDocument,
 }
 
-/// Entity tag number `n` as written in SIP-ETag: the engine seed's low 32 bits, then `n` with
-/// at least six digits, both in lowercase hex.
-pub fn etag_text(seed: u64, n: u64) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = |v: u64, min: usize| min.max((64 - v.leading_zeros() as usize).div_ceil(4));
-    let (s, ds, dn) = (
-        seed & 0xffff_ffff,
-        digits(seed & 0xffff_ffff, 1),
-        digits(n, 6),
-    );
-    let mut out = String::with_capacity(ds + dn);
-    for (v, d) in [(s, ds), (n, dn)] {
-        for i in (0..d).rev() {
-            out.push(HEX[(v >> (4 * i)) as usize & 0xf] as char);
-        }
-    }
+/// The entity tag (RFC 3903 §6) of publication `p` whose secret part is `secret`: `secret` in 16
+/// lowercase hex digits, then the bits of `p` in lowercase hex without leading zeros. The tag
+/// finds its publication without an index of tags (see [`etag_parts`]); the secret, drawn from
+/// [`crate::ids::Ids::random`] at every change and kept in the [`Publication`], makes it unique
+/// and not guessable from other tags.
+pub fn etag_text(secret: u64, p: Entity) -> String {
+    let mut out = String::with_capacity(32);
+    crate::hex::push(&mut out, secret, 16);
+    crate::hex::push(&mut out, p.to_bits(), 1);
     out
 }
 
-/// The number of an entity tag [`etag_text`] wrote with this seed; `None` for any other text.
-pub fn etag_number(seed: u64, tag: &str) -> Option<u64> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let s = seed & 0xffff_ffff;
-    let digits = if s == 0 {
-        1
-    } else {
-        (64 - s.leading_zeros() as usize).div_ceil(4)
-    };
-    let mut prefix = [0u8; 8];
-    for (i, p) in prefix[..digits].iter_mut().enumerate() {
-        *p = HEX[(s >> (4 * (digits - 1 - i))) as usize & 0xf];
-    }
-    let rest = tag.as_bytes().strip_prefix(&prefix[..digits])?;
-    if rest.len() < 6 || rest.len() > 16 || (rest.len() > 6 && rest[0] == b'0') {
+/// The secret and the publication of an entity tag written by [`etag_text`]; `None` for any
+/// other text. The caller compares the secret with the one its publication keeps.
+pub fn etag_parts(tag: &str) -> Option<(u64, Entity)> {
+    let t = tag.as_bytes();
+    if !(17..=32).contains(&t.len()) || (t.len() > 17 && t[16] == b'0') {
         return None;
     }
-    rest.iter().try_fold(0u64, |n, &c| {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        Some(n << 4 | d as u64)
-    })
+    let hex = |s: &[u8]| {
+        s.iter().try_fold(0u64, |n, &c| {
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => return None,
+            };
+            Some(n << 4 | d as u64)
+        })
+    };
+    let secret = hex(&t[..16])?;
+    let p = Entity::try_from_bits(hex(&t[16..])?)?;
+    Some((secret, p))
 }
 
-/// Index resources kept in step by the systems that spawn and despawn.
+/// Index resources kept in step by the systems that spawn and despawn. (A publication needs
+/// none: its entity tag names it, see [`etag_parts`].)
 #[derive(Resource, Default)]
 pub struct PresenceIndex {
-    /// Presentities by [`aor_key`] of their `user@host`: the key text is not stored a second
-    /// time beside the presentity's [`SourceUri`], which tells colliding keys apart (see
-    /// [`find_presentity`]).
-    pub presentities: GrowingMap<Entity>,
-    /// Entity tag number -> publication.
-    pub etags: GrowingMap<Entity>,
+    /// Presentities by [`key`](Self::key) of their `user@host`: the key text is not stored a
+    /// second time beside the presentity's [`SourceUri`], which tells colliding keys apart (see
+    /// [`find_presentity`]). The keys are keyed hashes already: the table uses them as they are.
+    pub presentities: GrowingMap<Entity, BuildHasherDefault<KeyAsHash>>,
+    /// The SipHash keys of [`key`](Self::key), random per run: nobody outside can choose URIs
+    /// whose index keys collide.
+    keys: RandomState,
+}
+
+/// The hasher of [`PresenceIndex::presentities`]: its `u64` keys are keyed SipHash values,
+/// uniform and unpredictable, and serve as their own hash.
+#[derive(Default)]
+pub struct KeyAsHash(u64);
+
+impl Hasher for KeyAsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl PresenceIndex {
-    /// Indexes presentity `e` under `key`, [`aor_key`] of its `user@host` (which has none yet).
-    pub fn add_presentity(&mut self, key: u64, e: Entity) {
-        self.seat(key, e);
+    /// An empty index sized for `capacity` presentities.
+    pub fn with_capacity(capacity: usize) -> Self {
+        PresenceIndex {
+            presentities: GrowingMap::with_capacity(capacity),
+            keys: RandomState::new(),
+        }
+    }
+
+    /// The 64-bit key a presentity `user@host` is indexed under. Keys that collide take the
+    /// next free keys (linear probing over the key space).
+    pub fn key(&self, aor: &str) -> u64 {
+        self.keys.hash_one(aor)
+    }
+
+    /// Indexes a new presentity `e` at the free key [`presentity_or_slot`] gave.
+    pub fn add_presentity_at(&mut self, slot: u64, e: Entity) {
+        self.presentities.insert(slot, e);
     }
 
     fn seat(&mut self, key: u64, e: Entity) {
@@ -233,7 +274,7 @@ impl PresenceIndex {
         self.presentities.insert(k, e);
     }
 
-    /// Forgets presentity `e`, indexed under `key` ([`aor_key`] of its `user@host`). Entries
+    /// Forgets presentity `e`, indexed under `key` ([`key`](Self::key) of its `user@host`). Entries
     /// that probed past it are seated again (`key_of` gives their keys); there are none unless
     /// keys collided.
     pub fn remove_presentity(
@@ -295,32 +336,32 @@ mod tests {
     }
 
     #[test]
-    fn etag_numbers_round_trip() {
-        for seed in [0u64, 1, 0xabc, 0xffff_ffff, 0x1234_5678_9abc_def0] {
-            for n in [0u64, 1, 0xfffff, 0x1000000, 0x1234_5678_9abc, u64::MAX] {
-                assert_eq!(
-                    etag_number(seed, &etag_text(seed, n)),
-                    Some(n),
-                    "{seed} {n}"
-                );
+    fn etags_round_trip() {
+        let mut world = World::new();
+        let entities: Vec<Entity> = (0..3).map(|_| world.spawn_empty().id()).collect();
+        for &p in &entities {
+            for secret in [0u64, 1, 0xfffff, 0x1234_5678_9abc, u64::MAX] {
+                let tag = etag_text(secret, p);
+                assert_eq!(etag_parts(&tag), Some((secret, p)), "{tag}");
             }
         }
-        assert_eq!(etag_text(1, 5), "1000005");
-        for (seed, n) in [
-            (0u64, 0u64),
-            (0xabc, 0x1234567),
-            (u64::MAX, u64::MAX),
-            (7, 0xfffff),
-        ] {
-            assert_eq!(
-                etag_text(seed, n),
-                format!("{:x}{:06x}", seed & 0xffff_ffff, n)
-            );
-        }
+        let p = entities[1];
+        assert_eq!(
+            etag_text(0xabc, p),
+            format!("{:016x}{:x}", 0xabc, p.to_bits())
+        );
+        let good = etag_text(0xab_cdef, p);
         for bad in [
-            "", "1", "100005", "10000005", "1000x05", "1ABCDEF", "2000005", "1-00005",
+            String::new(),
+            "1".into(),
+            good[..16].into(),
+            good.to_uppercase(),
+            format!("{}0{}", &good[..16], &good[16..]),
+            format!("{good}x"),
+            format!("{}-{}", &good[..16], &good[16..]),
+            "nosuchetag".into(),
         ] {
-            assert_eq!(etag_number(1, bad), None, "{bad}");
+            assert_eq!(etag_parts(&bad), None, "{bad}");
         }
     }
 }

@@ -8,9 +8,7 @@ use crate::formats::pidf;
 use crate::subscription::{Content, NotifyQueue, Subscription};
 
 use super::PIDF;
-use super::components::{
-    PresenceIndex, Presentity, Publication, Recompose, SourceUri, aor_key, aor_of,
-};
+use super::components::{Presentity, Publication, Recompose, SourceUri, forget_presentity};
 use super::config::PresenceConfig;
 
 /// Views composed so far (a presentity's sources composed into one document), for tests and
@@ -31,43 +29,57 @@ pub fn compose_views(world: &mut World) {
     }
     let mut todo = std::mem::take(&mut queued.0);
     once_each(&mut todo);
-    let closed = world.resource::<PresenceConfig>().closed_when_unpublished;
     let mut watchers = Vec::new();
+    let mut composed = 0;
     for &e in &todo {
         let (Some(presentity), Some(uri)) = (world.get::<Presentity>(e), world.get::<SourceUri>(e))
         else {
             continue;
         };
         if presentity.publications.is_empty() && presentity.watchers.is_empty() {
-            let key = aor_key(aor_of(uri));
-            world.resource_scope(|world, mut index: Mut<PresenceIndex>| {
-                index.remove_presentity(key, e, |x| {
-                    world.get::<SourceUri>(x).map(|u| aor_key(aor_of(u)))
-                })
-            });
+            forget_presentity(world, e);
             world.despawn(e);
             continue;
         }
         // `publications` is in order of last modification, oldest first: newer sources win.
-        let sources: Vec<&pidf::PidfDocument> = presentity
-            .publications
-            .iter()
-            .filter_map(|p| world.get::<Publication>(p))
-            .map(|p| &p.doc)
-            .collect();
-        let body = (!sources.is_empty()).then(|| pidf::compose(&uri.0, &sources));
-        let empty = || pidf::empty_view(&uri.0, closed);
-        let has_view = world.get::<Content>(e).is_some();
+        let body = match presentity.publications.len() {
+            0 => None,
+            // one source (nearly always): its document holds the view, laid out when parsed
+            1 => presentity
+                .publications
+                .iter()
+                .find_map(|p| world.get::<Publication>(p))
+                .map(|p| {
+                    p.doc
+                        .view()
+                        .unwrap_or_else(|| pidf::compose(&uri.0, &[&p.doc]))
+                }),
+            _ => {
+                let sources: Vec<&pidf::PidfDocument> = presentity
+                    .publications
+                    .iter()
+                    .filter_map(|p| world.get::<Publication>(p))
+                    .map(|p| &p.doc)
+                    .collect();
+                (!sources.is_empty()).then(|| pidf::compose(&uri.0, &sources))
+            }
+        };
+        let empty = |world: &World| {
+            let closed = world.resource::<PresenceConfig>().closed_when_unpublished;
+            pidf::empty_view(&world.get::<SourceUri>(e).expect("checked").0, closed)
+        };
+        let content = world.get_mut::<Content>(e);
+        let has_view = content.is_some();
         let changed = match (body, has_view) {
             // still nobody publishes: the empty view, unchanged
             (None, false) => false,
             (None, true) => {
-                let empty = empty();
+                let empty = empty(world);
                 let old = world.entity_mut(e).take::<Content>();
                 old.is_some_and(|c| c.body != empty)
             }
             (Some(body), true) => {
-                let mut content = world.get_mut::<Content>(e).expect("checked");
+                let mut content = content.expect("checked");
                 let changed = body != content.body;
                 if changed {
                     content.body = body;
@@ -75,7 +87,7 @@ pub fn compose_views(world: &mut World) {
                 changed
             }
             (Some(body), false) => {
-                let changed = body != empty();
+                let changed = body != empty(world);
                 world.entity_mut(e).insert(Content {
                     content_type: PIDF,
                     body,
@@ -83,8 +95,11 @@ pub fn compose_views(world: &mut World) {
                 changed
             }
         };
-        world.resource_mut::<Compositions>().0 += 1;
-        if changed && let Some(p) = world.get::<Presentity>(e) {
+        composed += 1;
+        if changed
+            && let Some(p) = world.get::<Presentity>(e)
+            && !p.watchers.is_empty()
+        {
             watchers.clear();
             watchers.extend(p.watchers.iter(world.entities()));
             world.resource_scope(|world, mut queue: Mut<NotifyQueue>| {
@@ -95,6 +110,9 @@ pub fn compose_views(world: &mut World) {
                 }
             });
         }
+    }
+    if composed > 0 {
+        world.resource_mut::<Compositions>().0 += composed;
     }
     // keep the list's buffer for the next tick
     todo.clear();

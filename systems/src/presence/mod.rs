@@ -53,11 +53,9 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
         );
         let expected = config.expected_presentities;
         world.insert_resource(config);
-        world.insert_resource(components::PresenceIndex {
-            presentities: crate::growing_map::GrowingMap::with_capacity(expected),
-            etags: crate::growing_map::GrowingMap::with_capacity(expected),
-        });
+        world.insert_resource(components::PresenceIndex::with_capacity(expected));
         world.init_resource::<compose::Compositions>();
+        world.init_resource::<components::Recompose>();
         world
             .resource_mut::<MethodQueues>()
             .register(Method::Publish);

@@ -13,8 +13,8 @@ use crate::time::{Clock, Time};
 use crate::timers::{TimerKind, Timers};
 
 use super::components::{
-    PresenceIndex, Presentity, Publication, SourceUri, aor_key, aor_of, etag_number, etag_text,
-    find_presentity_by_key, recompose,
+    PresenceIndex, Presentity, Publication, SourceUri, aor_of, etag_parts, etag_text,
+    presentity_or_slot, recompose,
 };
 use super::config::PresenceConfig;
 use super::{EVENT, PIDF};
@@ -23,12 +23,14 @@ use crate::subscription::Content;
 /// The presentity entity for `aor`, spawned when new (with no view: until somebody publishes,
 /// NOTIFYs carry the empty view built from its URI).
 pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
-    let key = aor_key(aor);
-    if let Some(e) = find_presentity_by_key(world, key, aor) {
-        return e;
-    }
+    let slot = match presentity_or_slot(world, aor) {
+        Ok(e) => return e,
+        Err(slot) => slot,
+    };
     let e = world.spawn(new_presentity(aor)).id();
-    world.resource_mut::<PresenceIndex>().add_presentity(key, e);
+    world
+        .resource_mut::<PresenceIndex>()
+        .add_presentity_at(slot, e);
     e
 }
 
@@ -37,16 +39,18 @@ pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
 /// published presentities, not through the one of watched-only presentities (bevy tables keep
 /// their capacity: a growing population would leave a second, empty table behind).
 fn published_presentity(world: &mut World, aor: &str) -> Entity {
-    let key = aor_key(aor);
-    if let Some(e) = find_presentity_by_key(world, key, aor) {
-        return e;
-    }
+    let slot = match presentity_or_slot(world, aor) {
+        Ok(e) => return e,
+        Err(slot) => slot,
+    };
     let view = Content {
         content_type: PIDF,
         body: Default::default(),
     };
     let e = world.spawn((new_presentity(aor), view)).id();
-    world.resource_mut::<PresenceIndex>().add_presentity(key, e);
+    world
+        .resource_mut::<PresenceIndex>()
+        .add_presentity_at(slot, e);
     e
 }
 
@@ -68,8 +72,7 @@ pub fn remove_publication(world: &mut World, publication: Entity) {
     let Some(p) = world.get::<Publication>(publication) else {
         return;
     };
-    let (presentity, etag) = (p.presentity, p.etag);
-    world.resource_mut::<PresenceIndex>().etags.remove(&etag);
+    let presentity = p.presentity;
     world.despawn(publication);
     if let Some(mut pr) = world.get_mut::<Presentity>(presentity) {
         pr.publications.remove(publication);
@@ -80,16 +83,20 @@ pub fn remove_publication(world: &mut World, publication: Entity) {
 /// Handle this tick's PUBLISH requests, one by one in arrival order.
 pub fn handle_publish(world: &mut World) {
     let batch = world.resource_mut::<MethodQueues>().take(Method::Publish);
+    if batch.is_empty() {
+        return;
+    }
+    let now = world.resource::<Clock>().now;
+    let seed = world.resource::<EngineConfig>().seed;
     for inc in batch {
-        let a = publish(world, &inc.req);
+        let a = publish(world, &inc.req, now, seed);
         answer(world, &inc, a, None);
     }
 }
 
-fn publish(world: &mut World, req: &Request) -> Answer {
-    let now = world.resource::<Clock>().now;
-    let seed = world.resource::<EngineConfig>().seed;
-    if !world.resource::<PresenceConfig>().serves(&req.uri.host) {
+fn publish(world: &mut World, req: &Request, now: Time, seed: u64) -> Answer {
+    let cfg = world.resource::<PresenceConfig>();
+    if !cfg.serves(&req.uri.host) {
         return Answer::new(404, "Not Found");
     }
     // RFC 3903 §6 step 2: the event package must be one we serve.
@@ -106,14 +113,13 @@ fn publish(world: &mut World, req: &Request) -> Answer {
             let (Some(tag), None) = (tags.next(), tags.next()) else {
                 return Answer::new(400, "SIP-If-Match must carry exactly one entity-tag");
             };
-            match live_publication(world, tag, &aor, now, seed) {
+            match live_publication(world, tag, &aor, now) {
                 Some(p) => Some(p),
                 None => return Answer::new(412, "Conditional Request Failed"),
             }
         }
     };
     // Step 4: the interval.
-    let cfg = world.resource::<PresenceConfig>();
     let granted = match granted_expires(
         req,
         cfg.publish_min_expires,
@@ -136,22 +142,22 @@ fn publish(world: &mut World, req: &Request) -> Answer {
         if req.body.len() > cfg.max_body_bytes {
             return Answer::new(413, "Request Entity Too Large");
         }
-        let doc = match pidf::parse(&req.body) {
+        // laid out as the view of a presentity with this one source (see `compose_views`)
+        let doc = match pidf::parse_with_view(&req.body, &["sip:", &aor]) {
             Ok(d) => d,
             Err(e) => return Answer::new(400, format!("Bad Request ({e})")),
         };
-        if !pidf::entity_matches(&doc.entity, &aor) {
+        if !pidf::entity_names(&doc.entity, &aor) {
             return Answer::new(400, "PIDF entity does not name the presentity");
         }
         Some(doc)
     };
     let at = now.plus_secs(granted as u64);
-    let n = world.resource_mut::<Ids>().seq();
-    let etag = etag_text(seed, n);
+    let secret = world.resource_mut::<Ids>().random(seed);
     // Steps 6-8: create, refresh, modify or remove; every 2xx carries SIP-ETag and Expires.
-    let ok = |etag: String, secs: u32| {
+    let ok = |p: Entity, secs: u32| {
         Answer::new(200, "OK")
-            .with("SIP-ETag", etag)
+            .with("SIP-ETag", etag_text(secret, p))
             .with("Expires", secs)
     };
     let Some(p) = target else {
@@ -165,12 +171,11 @@ fn publish(world: &mut World, req: &Request) -> Answer {
         let p = world
             .spawn(Publication {
                 presentity,
-                etag: n,
+                etag: secret,
                 expires_at: at,
                 doc,
             })
             .id();
-        world.resource_mut::<PresenceIndex>().etags.insert(n, p);
         world
             .get_mut::<Presentity>(presentity)
             .expect("live")
@@ -178,24 +183,22 @@ fn publish(world: &mut World, req: &Request) -> Answer {
             .push(p);
         recompose(world, presentity);
         arm(world, p, at);
-        return ok(etag, granted);
+        return ok(p, granted);
     };
     if granted == 0 {
         remove_publication(world, p);
         // this tag names state that is gone: it is only there because every 2xx has one
-        return ok(etag, 0);
+        return ok(p, 0);
     }
     let mut pb = world.get_mut::<Publication>(p).expect("live");
-    let old = std::mem::replace(&mut pb.etag, n);
+    // the previous tag no longer names this publication
+    pb.etag = secret;
     pb.expires_at = at;
     let presentity = pb.presentity;
     let modified = doc.is_some();
     if let Some(doc) = doc {
         pb.doc = doc;
     }
-    let mut idx = world.resource_mut::<PresenceIndex>();
-    idx.etags.remove(&old);
-    idx.etags.insert(n, p);
     if modified {
         // a modified source is now the newest: it wins on shared ids
         let mut pr = world.get_mut::<Presentity>(presentity).expect("live");
@@ -203,16 +206,19 @@ fn publish(world: &mut World, req: &Request) -> Answer {
         recompose(world, presentity);
     }
     arm(world, p, at);
-    ok(etag, granted)
+    ok(p, granted)
 }
 
-/// The publication `etag` names, if it is live state of `aor`.
-fn live_publication(world: &World, etag: &str, aor: &str, now: Time, seed: u64) -> Option<Entity> {
-    let n = etag_number(seed, etag)?;
-    let p = *world.resource::<PresenceIndex>().etags.get(&n)?;
+/// The publication `etag` names, if it is live state of `aor`: the tag names its publication
+/// entity, and only the publication's current tag carries its secret.
+fn live_publication(world: &World, etag: &str, aor: &str, now: Time) -> Option<Entity> {
+    let (secret, p) = etag_parts(etag)?;
     let pb = world.get::<Publication>(p)?;
+    if pb.etag != secret || pb.expires_at <= now {
+        return None;
+    }
     let uri = world.get::<SourceUri>(pb.presentity)?;
-    (aor_of(uri) == aor && pb.expires_at > now).then_some(p)
+    (aor_of(uri) == aor).then_some(p)
 }
 
 fn arm(world: &mut World, publication: Entity, at: Time) {

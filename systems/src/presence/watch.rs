@@ -7,7 +7,7 @@ use crate::router::Answer;
 use crate::sip::Request;
 use crate::subscription::Subscription;
 
-use super::components::{PresenceIndex, Presentity, SourceUri, aor_key, aor_of, find_presentity};
+use super::components::{Presentity, find_presentity, forget_presentity};
 use super::config::PresenceConfig;
 use super::publish::presentity_for;
 
@@ -56,14 +56,7 @@ pub fn on_end(world: &mut World, sub: Entity) {
     };
     p.watchers.remove(sub);
     if p.watchers.is_empty() && p.publications.is_empty() {
-        if let Some(uri) = world.get::<SourceUri>(presentity) {
-            let key = aor_key(aor_of(uri));
-            world.resource_scope(|world, mut index: Mut<PresenceIndex>| {
-                index.remove_presentity(key, presentity, |x| {
-                    world.get::<SourceUri>(x).map(|u| aor_key(aor_of(u)))
-                })
-            });
-        }
+        forget_presentity(world, presentity);
         world.despawn(presentity);
     }
 }
