@@ -15,6 +15,27 @@ use std::hash::{BuildHasher, RandomState};
 /// before the new table (twice the old capacity) fills with the inserts made meanwhile.
 const MOVES_PER_OP: usize = 8;
 
+/// A hasher for maps whose `u64` keys are already keyed hashes (uniform and unpredictable to a
+/// peer): the key serves as its own hash.
+#[derive(Default)]
+pub struct KeyAsHash(u64);
+
+impl std::hash::Hasher for KeyAsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 #[derive(Debug)]
 pub struct GrowingMap<V, S = RandomState> {
     cur: HashMap<u64, V, S>,

@@ -16,7 +16,7 @@ use bevy_ecs::system::SystemParam;
 use bytes::Bytes;
 
 use crate::config::EngineConfig;
-use crate::growing_map::GrowingMap;
+use crate::growing_map::{GrowingMap, KeyAsHash};
 use crate::io::Outbox;
 use crate::net::Outbound;
 use crate::sip::HeaderLookup;
@@ -143,24 +143,6 @@ impl KeyHashers {
     }
 }
 
-/// Passes a u64 key through as its hash.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ b as u64;
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 enum ServerTxState {
     /// The request is being processed; retransmissions are absorbed silently.
     Trying,
@@ -275,7 +257,7 @@ struct Generation {
 #[derive(Resource, Default)]
 pub struct ServerTransactions {
     hashers: KeyHashers,
-    open: GrowingMap<ServerTx, std::hash::BuildHasherDefault<IdHasher>>,
+    open: GrowingMap<ServerTx, std::hash::BuildHasherDefault<KeyAsHash>>,
     /// Newest first.
     ring: std::collections::VecDeque<Generation>,
     rotated_at: Option<Time>,

@@ -1,11 +1,11 @@
 //! Presence entities and the indexes that find them in O(1).
 
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, RandomState};
 
 use bevy_ecs::entity::{Entities, EntityIndex};
 use bevy_ecs::prelude::*;
 
-use crate::growing_map::GrowingMap;
+use crate::growing_map::{GrowingMap, KeyAsHash};
 
 use crate::formats::pidf::PidfDocument;
 pub use crate::subscription::SourceUri;
@@ -223,27 +223,6 @@ pub struct PresenceIndex {
     /// The SipHash keys of [`key`](Self::key), random per run: nobody outside can choose URIs
     /// whose index keys collide.
     keys: RandomState,
-}
-
-/// The hasher of [`PresenceIndex::presentities`]: its `u64` keys are keyed SipHash values,
-/// uniform and unpredictable, and serve as their own hash.
-#[derive(Default)]
-pub struct KeyAsHash(u64);
-
-impl Hasher for KeyAsHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ b as u64;
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 impl PresenceIndex {

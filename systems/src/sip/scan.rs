@@ -394,15 +394,7 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
         }
     }
     let available = &msg[body_at..];
-    let (body, trailing) = match content_length {
-        Some(n) if n > available.len() => {
-            fault.get_or_insert(ScanError::ContentLengthTooLarge);
-            (available, 0)
-        }
-        Some(n) => (&available[..n], available.len() - n),
-        None if datagram => (available, 0),
-        None => (&available[..0], available.len()),
-    };
+    let (body, trailing) = split_body(available, content_length, datagram, &mut fault);
     Ok(Scan {
         start,
         input: bytes,
@@ -419,6 +411,26 @@ pub fn scan(bytes: &[u8], datagram: bool) -> Result<Scan<'_>, ScanError> {
 /// The end of the line starting at `from` (its `\n`, one `\r` before it left out) and the start
 /// of the next line; None when no `\n` follows.
 #[inline]
+/// The body after the header section and the length of what trails it: `Content-Length` bytes
+/// (all there is, and a fault, when fewer arrived); without the header, the rest of a datagram
+/// or nothing on a stream (§18.3).
+fn split_body<'a>(
+    available: &'a [u8],
+    content_length: Option<usize>,
+    datagram: bool,
+    fault: &mut Option<ScanError>,
+) -> (&'a [u8], usize) {
+    match content_length {
+        Some(n) if n > available.len() => {
+            fault.get_or_insert(ScanError::ContentLengthTooLarge);
+            (available, 0)
+        }
+        Some(n) => (&available[..n], available.len() - n),
+        None if datagram => (available, 0),
+        None => (&available[..0], available.len()),
+    }
+}
+
 fn line_at(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
     let nl = find_nl(bytes, from)?;
     let end = if nl > from && bytes[nl - 1] == b'\r' {
@@ -502,15 +514,7 @@ fn scan_usual(bytes: &[u8], lead: usize, datagram: bool) -> Option<Scan<'_>> {
         fault.get_or_insert(ScanError::ContentLength);
     }
     let available = &bytes[body_at..];
-    let (body, trailing) = match content_length {
-        Some(n) if n > available.len() => {
-            fault.get_or_insert(ScanError::ContentLengthTooLarge);
-            (available, 0)
-        }
-        Some(n) => (&available[..n], available.len() - n),
-        None if datagram => (available, 0),
-        None => (&available[..0], available.len()),
-    };
+    let (body, trailing) = split_body(available, content_length, datagram, &mut fault);
     Some(Scan {
         start,
         input: bytes,
