@@ -335,30 +335,20 @@ pub fn parse_via(value: &str) -> Option<TopVia> {
 
 /// The [`TopVia`] of a via-parm read by [`via_sent`].
 pub fn top_via(sent: &ViaSent<'_>) -> Option<TopVia> {
-    let mut branch = "";
-    let mut rport = false;
-    let mut received = false;
+    let mut noted = ViaParams::default();
     for (n, v) in params(sent.params) {
-        if n.eq_ignore_ascii_case("branch") {
-            branch = v.unwrap_or("");
-        } else if n.eq_ignore_ascii_case("rport") {
-            rport = v.is_none();
-        } else if n.eq_ignore_ascii_case("received") {
-            received = v.is_some();
-        }
+        noted.note(n, v);
     }
-    Some(via_text(sent, branch, rport, received))
+    Some(via_text(sent, noted))
 }
 
 /// [`top_via`], and whether the via-parm's parameters pass
 /// [`super::syntax::check_params`], from one walk over them.
 pub fn top_via_checked(sent: &ViaSent<'_>) -> (TopVia, bool) {
-    if let Some((branch, rport, received)) = plain_via_params(sent.params) {
-        return (via_text(sent, branch, rport, received), true);
+    if let Some(noted) = plain_via_params(sent.params) {
+        return (via_text(sent, noted), true);
     }
-    let mut branch = "";
-    let mut rport = false;
-    let mut received = false;
+    let mut noted = ViaParams::default();
     let mut names_ok = true;
     for seg in split_byte(sent.params, b';') {
         let eq = find_byte(seg.as_bytes(), b'=');
@@ -370,27 +360,20 @@ pub fn top_via_checked(sent: &ViaSent<'_>) -> (TopVia, bool) {
         if !name.bytes().all(super::scan::is_token_char) {
             names_ok = false;
         }
-        let value = eq.map(|i| trim_quotes(trim(&seg[i + 1..])));
-        if name.eq_ignore_ascii_case("branch") {
-            branch = value.unwrap_or("");
-        } else if name.eq_ignore_ascii_case("rport") {
-            rport = value.is_none();
-        } else if name.eq_ignore_ascii_case("received") {
-            received = value.is_some();
-        }
+        noted.note(name, eq.map(|i| trim_quotes(trim(&seg[i + 1..]))));
     }
     let checked = names_ok || trim(sent.params).is_empty();
-    (via_text(sent, branch, rport, received), checked)
+    (via_text(sent, noted), checked)
 }
 
 /// The branch, rport and received of [`top_via_checked`] for parameters written plainly
 /// (`name[=value]` joined by `;`, no white space or quotes: nothing to trim), in one walk; they
 /// then pass the check. None for anything else (the general walk then reads them).
-fn plain_via_params(params: &str) -> Option<(&str, bool, bool)> {
+fn plain_via_params(params: &str) -> Option<ViaParams<'_>> {
     let b = params.as_bytes();
-    let (mut branch, mut rport, mut received) = ("", false, false);
+    let mut noted = ViaParams::default();
     if b.is_empty() {
-        return Some((branch, rport, received));
+        return Some(noted);
     }
     let mut i = 0;
     loop {
@@ -417,22 +400,42 @@ fn plain_via_params(params: &str) -> Option<(&str, bool, bool)> {
             }
             Some(_) => return None,
         };
-        if name.eq_ignore_ascii_case("branch") {
-            branch = value.unwrap_or("");
-        } else if name.eq_ignore_ascii_case("rport") {
-            rport = value.is_none();
-        } else if name.eq_ignore_ascii_case("received") {
-            received = value.is_some();
-        }
+        noted.note(name, value);
         if i >= b.len() {
-            return Some((branch, rport, received));
+            return Some(noted);
         }
         i += 1;
     }
 }
 
+/// The via-params a server acts on (§18.2.1, RFC 3581): the branch, an empty `rport`, a
+/// `received`.
+#[derive(Default)]
+struct ViaParams<'a> {
+    branch: &'a str,
+    rport: bool,
+    received: bool,
+}
+
+impl<'a> ViaParams<'a> {
+    fn note(&mut self, name: &str, value: Option<&'a str>) {
+        if name.eq_ignore_ascii_case("branch") {
+            self.branch = value.unwrap_or("");
+        } else if name.eq_ignore_ascii_case("rport") {
+            self.rport = value.is_none();
+        } else if name.eq_ignore_ascii_case("received") {
+            self.received = value.is_some();
+        }
+    }
+}
+
 /// A [`TopVia`] of what its via-parm says.
-fn via_text(sent: &ViaSent<'_>, branch: &str, rport: bool, received: bool) -> TopVia {
+fn via_text(sent: &ViaSent<'_>, noted: ViaParams<'_>) -> TopVia {
+    let ViaParams {
+        branch,
+        rport,
+        received,
+    } = noted;
     let mut text = String::with_capacity(sent.transport.len() + sent.host.len() + branch.len());
     text.push_str(sent.transport);
     // (a token: ASCII)
