@@ -5,8 +5,12 @@
 //! overflowing into 503s. This map moves to a table twice the size over the next inserts and
 //! removes instead, a few entries each; lookups try both tables meanwhile. What is left at the
 //! start of a growth is a scan of the full table for its keys (an array read, about 30 times
-//! cheaper than the rehash). A table that has emptied to an eighth moves to a smaller one the
-//! same way (never below the capacity it was made with), so that a burst's memory goes back.
+//! cheaper than the rehash, but at a few million entries still a 10-25 ms tick). So the map is
+//! also split in [`SHARDS`] tables by a mix of the key, each moving on its own, and each starts
+//! its move at its own fill level (between half full and full): a growing population moves one
+//! shard at a time, a sixty-fourth of the scan each. A table that has emptied to an eighth
+//! moves to a smaller one the same way (never below the capacity it was made with), so that a
+//! burst's memory goes back.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -36,22 +40,15 @@ impl std::hash::Hasher for KeyAsHash {
     }
 }
 
+/// Tables a map is split in.
+pub const SHARDS: usize = 64;
+
+/// A map of `u64` keys that grows and shrinks without a pause (see the module documentation).
 #[derive(Debug)]
 pub struct GrowingMap<V, S = RandomState> {
-    cur: HashMap<u64, V, S>,
-    /// The previous table, being emptied into `cur`.
-    old: HashMap<u64, V, S>,
-    /// Keys of `old` still to move (some may have been removed meanwhile).
-    pending: Vec<u64>,
-    /// The capacity of the table made at creation: the table never shrinks below it.
-    floor: usize,
+    shards: Box<[Shard<V, S>]>,
+    len: usize,
 }
-
-/// Tables at most this large are not shrunk (not worth a move)...
-const SHRINK_ABOVE: usize = 4096;
-/// ...unless they are empty and larger than this (a table that empties after every use, such as
-/// the transactions of a TCP-only server, stays allocated).
-const KEEP_WHEN_EMPTY: usize = 64;
 
 impl<V, S: BuildHasher + Default + Clone> Default for GrowingMap<V, S> {
     fn default() -> Self {
@@ -60,33 +57,36 @@ impl<V, S: BuildHasher + Default + Clone> Default for GrowingMap<V, S> {
 }
 
 impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
+    /// A map with room for `capacity` entries from the start.
     pub fn with_capacity(capacity: usize) -> Self {
-        let cur = HashMap::with_capacity_and_hasher(capacity, S::default());
-        GrowingMap {
-            floor: cur.capacity(),
-            cur,
-            old: HashMap::with_hasher(S::default()),
-            pending: Vec::new(),
-        }
+        let per_shard = capacity.div_ceil(SHARDS);
+        let shards = (0..SHARDS)
+            // shard i starts to move at (32 + i/2)/64 of its capacity: spread over a doubling
+            .map(|i| Shard::with_capacity(per_shard, 32 + i / 2))
+            .collect();
+        GrowingMap { shards, len: 0 }
+    }
+
+    fn shard(key: u64) -> usize {
+        // the top bits of a multiplicative mix: independent of the bits a shard's table uses
+        // (the low bits for the bucket, the top seven for the tag) when keys are their own hash
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize
     }
 
     pub fn len(&self) -> usize {
-        self.cur.len() + self.old.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     pub fn get(&self, key: &u64) -> Option<&V> {
-        self.cur.get(key).or_else(|| self.old.get(key))
+        self.shards[Self::shard(*key)].get(key)
     }
 
     pub fn get_mut(&mut self, key: &u64) -> Option<&mut V> {
-        match self.cur.get_mut(key) {
-            Some(v) => Some(v),
-            None => self.old.get_mut(key),
-        }
+        self.shards[Self::shard(*key)].get_mut(key)
     }
 
     pub fn contains_key(&self, key: &u64) -> bool {
@@ -94,15 +94,82 @@ impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
     }
 
     pub fn insert(&mut self, key: u64, value: V) -> Option<V> {
+        let before = self.shards[Self::shard(key)].insert(key, value);
+        self.len += usize::from(before.is_none());
+        before
+    }
+
+    pub fn remove(&mut self, key: &u64) -> Option<V> {
+        let removed = self.shards[Self::shard(*key)].remove(key);
+        self.len -= usize::from(removed.is_some());
+        removed
+    }
+
+    /// True while some shard is moving to another table.
+    pub fn growing(&self) -> bool {
+        self.shards.iter().any(Shard::growing)
+    }
+}
+
+/// One table of a [`GrowingMap`], moving a few entries per operation while it grows or shrinks.
+#[derive(Debug)]
+struct Shard<V, S> {
+    cur: HashMap<u64, V, S>,
+    /// The previous table, being emptied into `cur`.
+    old: HashMap<u64, V, S>,
+    /// Keys of `old` still to move (some may have been removed meanwhile).
+    pending: Vec<u64>,
+    /// The capacity of the table made at creation: the table never shrinks below it.
+    floor: usize,
+    /// The fill, in 64ths of the capacity, at which the table starts to move to a bigger one.
+    grow_at: usize,
+}
+
+/// Tables at most this large are not shrunk (not worth a move)...
+const SHRINK_ABOVE: usize = 4096;
+/// ...unless they are empty and larger than this (a table that empties after every use, such as
+/// the transactions of a TCP-only server, stays allocated).
+const KEEP_WHEN_EMPTY: usize = 64;
+
+impl<V, S: BuildHasher + Default + Clone> Shard<V, S> {
+    fn with_capacity(capacity: usize, grow_at: usize) -> Self {
+        let cur = HashMap::with_capacity_and_hasher(capacity, S::default());
+        Shard {
+            floor: cur.capacity(),
+            cur,
+            old: HashMap::with_hasher(S::default()),
+            pending: Vec::new(),
+            grow_at,
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.cur.len() + self.old.len()
+    }
+
+    fn get(&self, key: &u64) -> Option<&V> {
+        self.cur.get(key).or_else(|| self.old.get(key))
+    }
+
+    fn get_mut(&mut self, key: &u64) -> Option<&mut V> {
+        match self.cur.get_mut(key) {
+            Some(v) => Some(v),
+            None => self.old.get_mut(key),
+        }
+    }
+
+    fn insert(&mut self, key: u64, value: V) -> Option<V> {
         self.step();
-        if self.cur.len() >= self.cur.capacity() && self.cur.capacity() > 0 {
+        let cap = self.cur.capacity();
+        if cap > 0 && self.cur.len() * 64 >= cap * self.grow_at {
             self.grow();
         }
         let before = self.old.remove(&key);
         self.cur.insert(key, value).or(before)
     }
 
-    pub fn remove(&mut self, key: &u64) -> Option<V> {
+    fn remove(&mut self, key: &u64) -> Option<V> {
         self.step();
         let removed = self.cur.remove(key).or_else(|| self.old.remove(key));
         let cap = self.cur.capacity();
@@ -120,7 +187,7 @@ impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
 
     /// True while entries are still moving to the larger table (every key of `old` is in
     /// `pending`, so an empty `pending` means an empty `old`).
-    pub fn growing(&self) -> bool {
+    fn growing(&self) -> bool {
         !self.pending.is_empty()
     }
 
@@ -195,7 +262,7 @@ mod tests {
 
     #[test]
     fn an_emptied_table_shrinks_but_not_below_its_first_capacity() {
-        let mut m: GrowingMap<u64> = GrowingMap::with_capacity(100);
+        let mut m: Shard<u64, RandomState> = Shard::with_capacity(100, 64);
         for k in 0..100_000u64 {
             m.insert(k, k);
         }
@@ -218,7 +285,7 @@ mod tests {
             assert_eq!(m.remove(&k), Some(k + 1));
         }
         assert_eq!(m.cur.capacity(), m.floor, "emptied: given back");
-        let mut sized: GrowingMap<u64> = GrowingMap::with_capacity(50_000);
+        let mut sized: Shard<u64, RandomState> = Shard::with_capacity(50_000, 64);
         let cap = sized.cur.capacity();
         sized.insert(1, 1);
         sized.remove(&1);
@@ -231,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_growth_ends_before_the_new_table_fills() {
-        let mut m: GrowingMap<u32> = GrowingMap::with_capacity(1000);
+        let mut m: Shard<u32, RandomState> = Shard::with_capacity(1000, 64);
         let cap = m.cur.capacity();
         for k in 0..cap as u64 {
             m.insert(k, 0);
@@ -252,5 +319,29 @@ mod tests {
         );
         assert_eq!(m.len(), cap + 1 + n as usize);
         assert!(m.old.capacity() == 0, "old table freed");
+    }
+
+    #[test]
+    fn shards_start_their_moves_one_at_a_time() {
+        let mut m: GrowingMap<u32> = GrowingMap::with_capacity(64 * 2_000);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut starts = Vec::new();
+        let mut moving = 0;
+        for i in 0..400_000usize {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            m.insert(x, 0);
+            let now = m.shards.iter().filter(|s| s.growing()).count();
+            if now > moving {
+                starts.extend(std::iter::repeat_n(i, now - moving));
+            }
+            moving = now;
+        }
+        assert_eq!(m.len(), 400_000);
+        assert!(starts.len() >= 64, "{} moves", starts.len());
+        // no more than a few shards start within any stretch of 1,000 inserts
+        let crowded = starts.windows(5).filter(|w| w[4] - w[0] < 1_000).count();
+        assert_eq!(crowded, 0, "moves started together: {starts:?}");
     }
 }
