@@ -25,6 +25,30 @@ pub fn push(out: &mut String, v: u64, min: usize) {
     out.push_str(std::str::from_utf8(&buf[..w]).unwrap_or_default());
 }
 
+/// The lower-case hex number at the front of `b` (1 to 16 digits) and what follows it.
+pub fn read_prefix(b: &[u8]) -> Option<(u64, &[u8])> {
+    let mut n = 0u64;
+    let mut digits = 0;
+    for &c in b {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => break,
+        };
+        digits += 1;
+        if digits > 16 {
+            return None;
+        }
+        n = n << 4 | u64::from(d);
+    }
+    (digits > 0).then(|| (n, &b[digits..]))
+}
+
+/// `b` read whole as a lower-case hex number of 1 to 16 digits.
+pub fn read(b: &[u8]) -> Option<u64> {
+    read_prefix(b).and_then(|(n, rest)| rest.is_empty().then_some(n))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -34,7 +58,12 @@ mod tests {
                 let mut s = String::new();
                 super::push(&mut s, v, min);
                 assert_eq!(s, format!("{v:0min$x}"));
+                assert_eq!(super::read(s.as_bytes()), Some(v));
             }
         }
+        for other in ["", "A", "+1", "12g", "12.", "10000000000000000"] {
+            assert_eq!(super::read(other.as_bytes()), None, "{other}");
+        }
+        assert_eq!(super::read_prefix(b"1f.x"), Some((0x1f, &b".x"[..])));
     }
 }

@@ -509,8 +509,8 @@ impl ClientTransactions {
     /// other branch.
     fn number(branch: &str, seed: u64) -> Option<u64> {
         let rest = branch.as_bytes().strip_prefix(b"z9hG4bK")?;
-        let (ours, rest) = hex_prefix(rest)?;
-        let (number, rest) = hex_prefix(rest.strip_prefix(b".")?)?;
+        let (ours, rest) = crate::hex::read_prefix(rest)?;
+        let (number, rest) = crate::hex::read_prefix(rest.strip_prefix(b".")?)?;
         (rest.is_empty() && ours == seed & 0xffff_ffff).then_some(number)
     }
     /// Number of open client transactions.
@@ -536,25 +536,6 @@ impl std::ops::Deref for Branch {
     fn deref(&self) -> &str {
         &self.text
     }
-}
-
-/// The lower-case hex number at the front of `b` (1 to 16 digits) and what follows it.
-fn hex_prefix(b: &[u8]) -> Option<(u64, &[u8])> {
-    let mut n = 0u64;
-    let mut digits = 0;
-    for &c in b {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => break,
-        };
-        digits += 1;
-        if digits > 16 {
-            return None;
-        }
-        n = n << 4 | u64::from(d);
-    }
-    (digits > 0).then(|| (n, &b[digits..]))
 }
 
 /// Starting and tracking requests we send.

@@ -197,18 +197,8 @@ pub fn etag_parts(tag: &str) -> Option<(u64, Entity)> {
     if !(17..=32).contains(&t.len()) || (t.len() > 17 && t[16] == b'0') {
         return None;
     }
-    let hex = |s: &[u8]| {
-        s.iter().try_fold(0u64, |n, &c| {
-            let d = match c {
-                b'0'..=b'9' => c - b'0',
-                b'a'..=b'f' => c - b'a' + 10,
-                _ => return None,
-            };
-            Some(n << 4 | d as u64)
-        })
-    };
-    let secret = hex(&t[..16])?;
-    let p = Entity::try_from_bits(hex(&t[16..])?)?;
+    let secret = crate::hex::read(&t[..16])?;
+    let p = Entity::try_from_bits(crate::hex::read(&t[16..])?)?;
     Some((secret, p))
 }
 

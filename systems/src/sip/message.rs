@@ -256,11 +256,8 @@ pub struct HexTag([u8; 16]);
 
 impl HexTag {
     fn new(h: u64) -> HexTag {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 16];
-        for (i, d) in out.iter_mut().enumerate() {
-            *d = DIGITS[((h >> (60 - 4 * i)) & 0xf) as usize];
-        }
+        crate::hex::write(&mut out, h, 16);
         HexTag(out)
     }
 

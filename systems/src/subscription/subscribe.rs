@@ -209,7 +209,7 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, LocalTag), Answ
 /// holds that dialog (same tag and Call-ID).
 pub fn dialog_of(world: &World, req: &Request) -> Option<Entity> {
     let tag = req.to_tag()?;
-    let bits = u64::from_str_radix(tag.split_once('.')?.0, 16).ok()?;
+    let bits = crate::hex::read(tag.split_once('.')?.0.as_bytes())?;
     let e = Entity::try_from_bits(bits)?;
     let d = &world.get_entity(e).ok()?.get::<Subscription>()?.dialog;
     let seed = world.resource::<EngineConfig>().seed;
