@@ -149,7 +149,14 @@ impl AddrText {
             if i > 0 {
                 self.push(b".");
             }
-            self.push(itoa::Buffer::new().format(octet).as_bytes());
+            // decimal, no leading zeros
+            if octet >= 100 {
+                self.push(&[b'0' + octet / 100]);
+            }
+            if octet >= 10 {
+                self.push(&[b'0' + octet / 10 % 10]);
+            }
+            self.push(&[b'0' + octet % 10]);
         }
     }
 
@@ -179,6 +186,8 @@ mod tests {
             "127.0.0.1:5060",
             "255.255.255.255:65535",
             "10.20.3.4:80",
+            "192.0.2.7:5060",
+            "[::ffff:1.2.3.4]:5060",
             "[::1]:5060",
             "[2001:db8::1%7]:65535",
             "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535",

@@ -9,7 +9,7 @@ use super::fields::{self, TopVia, first_comma_part, split_commas};
 use super::headers::{Head, HeaderIndex, Name};
 use super::message::Request;
 use super::scan::Scan;
-use crate::net::{Dest, Source};
+use crate::net::{AddrText, Dest, Source};
 
 /// The `Server` header value on everything we answer.
 pub const SERVER: &str = concat!("presenced/", env!("CARGO_PKG_VERSION"));
@@ -122,55 +122,15 @@ pub fn response_dest(via: &TopVia, source: &Source) -> Dest {
     }
 }
 
-/// An IPv4 octet in decimal (no leading zeros), into `out`.
-#[inline]
-fn push_octet(out: &mut [u8], n: &mut usize, octet: u8) {
-    if octet >= 100 {
-        out[*n] = b'0' + octet / 100;
-        *n += 1;
-    }
-    if octet >= 10 {
-        out[*n] = b'0' + octet / 10 % 10;
-        *n += 1;
-    }
-    out[*n] = b'0' + octet % 10;
-    *n += 1;
-}
-
-/// An IP address as text (its `Display` form), written into `buf` (an IPv6 address takes at
-/// most 45 bytes); IPv4, the usual case, digit by digit.
-fn ip_text(ip: std::net::IpAddr, buf: &mut [u8]) -> &[u8] {
-    let len = match ip {
-        std::net::IpAddr::V4(v4) => {
-            let mut n = 0;
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    buf[n] = b'.';
-                    n += 1;
-                }
-                push_octet(buf, &mut n, octet);
-            }
-            n
-        }
-        std::net::IpAddr::V6(_) => {
-            use std::io::Write;
-            let room = buf.len();
-            let mut w = &mut buf[..];
-            let _ = write!(w, "{ip}");
-            room - w.len()
-        }
-    };
-    &buf[..len]
-}
-
 /// The top via-parm with `received` (§18.2.1) and a filled `rport` (RFC 3581) added.
 fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
     // ";received=" and the address, and ";rport=" and the port, each written out once
     const RECEIVED: &[u8] = b";received=";
-    let mut received = [0u8; 64];
+    let ip_text = AddrText::ip(source.peer.ip());
+    let mut received = [0u8; RECEIVED.len() + 64];
     received[..RECEIVED.len()].copy_from_slice(RECEIVED);
-    let ip_len = ip_text(source.peer.ip(), &mut received[RECEIVED.len()..]).len();
-    let received = &received[..RECEIVED.len() + ip_len];
+    received[RECEIVED.len()..][..ip_text.as_bytes().len()].copy_from_slice(ip_text.as_bytes());
+    let received = &received[..RECEIVED.len() + ip_text.as_bytes().len()];
     let ip = &received[RECEIVED.len()..];
     let mut rport = *b";rport=\0\0\0\0\0";
     let mut port_buf = itoa::Buffer::new();
@@ -418,20 +378,6 @@ Call-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"
             response_dest(&via, &s).addr,
             "192.0.2.7:40000".parse().unwrap()
         );
-    }
-
-    #[test]
-    fn ip_text_is_display() {
-        for ip in [
-            "192.0.2.7",
-            "0.0.0.0",
-            "255.255.255.255",
-            "2001:db8::1",
-            "::ffff:1.2.3.4",
-        ] {
-            let ip: std::net::IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_text(ip, &mut [0; 54]), ip.to_string().as_bytes());
-        }
     }
 
     #[test]
