@@ -4,12 +4,15 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
+
 use bevy_ecs::prelude::*;
 
 use crate::config::EngineConfig;
 use crate::io::{Inbox, Outbox};
+use crate::net::Outbound;
 use crate::sip::message::{HexTag, Parsed, parse};
-use crate::sip::response::{Echo, ResponseWriter, response_dest};
+use crate::sip::response::{Echo, ResponseWriter, Shape, response_dest};
 use crate::sip::{HeaderLookup, Method, Name, Request};
 use crate::stats::Stats;
 use crate::transaction::{
@@ -227,6 +230,22 @@ impl Answer {
 /// To tag is `to_tag` when a dialog was created, else one derived from the request.
 pub fn answer(world: &mut World, inc: &Incoming, answer: Answer, to_tag: Option<&str>) {
     let seed = world.resource::<EngineConfig>().seed;
+    let response = answer_response(inc, answer, to_tag, seed);
+    if let Some(out) = world
+        .resource_mut::<ServerTransactions>()
+        .finish_shaped(inc.tx, &inc.req, response)
+    {
+        world.resource_mut::<Outbox>().push(out);
+    }
+}
+
+/// The final response `answer` makes for `inc` (see [`answer`]; `seed` is the engine's).
+pub fn answer_response(
+    inc: &Incoming,
+    answer: Answer,
+    to_tag: Option<&str>,
+    seed: u64,
+) -> (Bytes, Shape) {
     let derived;
     let tag = match to_tag {
         Some(t) => t,
@@ -242,7 +261,37 @@ pub fn answer(world: &mut World, inc: &Incoming, answer: Answer, to_tag: Option<
             Value::Num(x) => w.header_num(n, *x),
         };
     }
-    crate::transaction::reply_in_world(world, inc.tx, &inc.req, w.finish());
+    w.finish_shaped()
+}
+
+/// Final responses of a batch, sent together at its end ([`answer_response`] for each): the
+/// transaction table and the outbox are looked up once per batch, not once per request.
+#[derive(Default)]
+pub struct Replies {
+    answered: Vec<(Incoming, (Bytes, Shape))>,
+    out: Vec<Outbound>,
+}
+
+impl Replies {
+    pub fn push(&mut self, inc: Incoming, response: (Bytes, Shape)) {
+        self.answered.push((inc, response));
+    }
+
+    /// Complete each transaction and queue its response, in order.
+    pub fn send(&mut self, world: &mut World) {
+        if self.answered.is_empty() {
+            return;
+        }
+        let mut txs = world.resource_mut::<ServerTransactions>();
+        for (inc, response) in self.answered.drain(..) {
+            self.out
+                .extend(txs.finish_shaped(inc.tx, &inc.req, response));
+        }
+        world
+            .resource_mut::<Outbox>()
+            .messages
+            .append(&mut self.out);
+    }
 }
 
 /// Build a final response to `req`.
@@ -303,10 +352,7 @@ pub fn ingest(
                         };
                         let tag = local_tag(&req, config.seed);
                         let bytes = respond(&req, code, reason, &tag).finish();
-                        outbox.push(crate::net::Outbound::whole(
-                            response_dest(&req.via, &req.source),
-                            bytes,
-                        ));
+                        outbox.push(Outbound::whole(response_dest(&req.via, &req.source), bytes));
                     }
                     _ => {
                         if let Admission::New(tx) = stxs.admit(&req, &mut outbox, stats) {

@@ -20,6 +20,7 @@ use crate::growing_map::{GrowingMap, KeyAsHash};
 use crate::io::Outbox;
 use crate::net::Outbound;
 use crate::sip::HeaderLookup;
+use crate::sip::response::Shape;
 use crate::sip::{Method, Request, Response};
 use crate::stats::Stats;
 use crate::time::{Clock, Time};
@@ -166,11 +167,7 @@ impl Kept {
     /// Split `response` to `req` into what a retransmission cannot give back. A response that
     /// does not have the shape our writer gives it is kept whole.
     fn of(response: &[u8], req: &Request) -> Kept {
-        Kept::split(response, req).unwrap_or_else(|| Kept {
-            bytes: response.into(),
-            status_len: 0,
-            tag_len: 0,
-        })
+        Kept::split(response, req).unwrap_or_else(|| Kept::whole(response))
     }
 
     fn split(response: &[u8], req: &Request) -> Option<Kept> {
@@ -204,6 +201,35 @@ impl Kept {
             status_len: u16::try_from(status_len).ok()?,
             tag_len: u8::try_from(tag.len()).ok()?,
         })
+    }
+
+    /// Keep the parts of a response whose [`Shape`] its writer gave (no second read of it).
+    fn shaped(response: &[u8], shape: Shape) -> Kept {
+        let (tag_at, tag_len) = shape.tag;
+        let (Ok(status_len), Ok(tag_len)) =
+            (u16::try_from(shape.status_len), u8::try_from(tag_len))
+        else {
+            return Kept::whole(response);
+        };
+        let tag = &response[tag_at..tag_at + tag_len as usize];
+        let rest = &response[shape.rest_at..];
+        let mut bytes = Vec::with_capacity(shape.status_len + tag.len() + rest.len());
+        bytes.extend_from_slice(&response[..shape.status_len]);
+        bytes.extend_from_slice(tag);
+        bytes.extend_from_slice(rest);
+        Kept {
+            bytes: bytes.into_boxed_slice(),
+            status_len,
+            tag_len,
+        }
+    }
+
+    fn whole(response: &[u8]) -> Kept {
+        Kept {
+            bytes: response.into(),
+            status_len: 0,
+            tag_len: 0,
+        }
     }
 
     /// The response again, for a retransmission `req` of the request it answered.
@@ -350,6 +376,26 @@ impl ServerTransactions {
     /// transaction already has its final response (one per transaction). On reliable
     /// transports the transaction ends at once (Timer J = 0).
     pub fn finish(&mut self, tx: TxId, req: &Request, bytes: Bytes) -> Option<Outbound> {
+        self.complete(tx, req, bytes, None)
+    }
+
+    /// [`finish`](Self::finish) with a response whose [`Shape`] its writer gave.
+    pub fn finish_shaped(
+        &mut self,
+        tx: TxId,
+        req: &Request,
+        (bytes, shape): (Bytes, Shape),
+    ) -> Option<Outbound> {
+        self.complete(tx, req, bytes, Some(shape))
+    }
+
+    fn complete(
+        &mut self,
+        tx: TxId,
+        req: &Request,
+        bytes: Bytes,
+        shape: Option<Shape>,
+    ) -> Option<Outbound> {
         let entry = self.open.get_mut(&tx.0)?;
         if matches!(entry.state, ServerTxState::Completed(_)) {
             return None;
@@ -357,7 +403,10 @@ impl ServerTransactions {
         if entry.reliable {
             self.open.remove(&tx.0);
         } else {
-            entry.state = ServerTxState::Completed(Kept::of(&bytes, req));
+            entry.state = ServerTxState::Completed(match shape {
+                Some(shape) => Kept::shaped(&bytes, shape),
+                None => Kept::of(&bytes, req),
+            });
         }
         let dest = crate::sip::response::response_dest(&req.via, &req.source);
         Some(Outbound::whole(dest, bytes))
@@ -676,7 +725,7 @@ Content-Length: 0\r\n\r\n"
             let req = request(to);
             let mut w = crate::router::respond(&req, 200, "OK", tag.unwrap_or("unused"));
             w.header("Allow", "OPTIONS");
-            let response = w.finish();
+            let (response, shape) = w.finish_shaped();
             let kept = Kept::of(&response, &req);
             assert_ne!(kept.status_len, 0, "split, not kept whole: {to}");
             assert!(
@@ -686,6 +735,13 @@ Content-Length: 0\r\n\r\n"
                 response.len()
             );
             assert_eq!(kept.replay(&req), response, "{to}");
+            // the writer's shape gives the same parts as reading the response
+            let shaped = Kept::shaped(&response, shape);
+            assert_eq!(
+                (&shaped.bytes, shaped.status_len, shaped.tag_len),
+                (&kept.bytes, kept.status_len, kept.tag_len),
+                "{to}"
+            );
         }
     }
 

@@ -6,7 +6,7 @@ use bevy_ecs::prelude::*;
 use crate::config::EngineConfig;
 use crate::formats::pidf;
 use crate::ids::Ids;
-use crate::router::{Answer, MethodQueues, answer};
+use crate::router::{Answer, MethodQueues, Replies, answer_response};
 use crate::sip::{HeaderLookup, Method, Name, Request};
 use crate::subscription::subscribe::{event_package, granted_expires};
 use crate::time::{Clock, Time};
@@ -81,21 +81,24 @@ pub fn remove_publication(world: &mut World, publication: Entity) {
 }
 
 /// Handle this tick's PUBLISH requests, one by one in arrival order.
-pub fn handle_publish(world: &mut World) {
+pub fn handle_publish(world: &mut World, mut replies: Local<Replies>) {
     let batch = world.resource_mut::<MethodQueues>().take(Method::Publish);
     if batch.is_empty() {
         return;
     }
     let now = world.resource::<Clock>().now;
     let seed = world.resource::<EngineConfig>().seed;
+    // (read once per batch: nothing below changes it)
+    let cfg = world.resource::<PresenceConfig>().clone();
     for inc in batch {
-        let a = publish(world, &inc.req, now, seed);
-        answer(world, &inc, a, None);
+        let a = publish(world, &cfg, &inc.req, now, seed);
+        let response = answer_response(&inc, a, None, seed);
+        replies.push(inc, response);
     }
+    replies.send(world);
 }
 
-fn publish(world: &mut World, req: &Request, now: Time, seed: u64) -> Answer {
-    let cfg = world.resource::<PresenceConfig>();
+fn publish(world: &mut World, cfg: &PresenceConfig, req: &Request, now: Time, seed: u64) -> Answer {
     if !cfg.serves(&req.uri.host) {
         return Answer::new(404, "Not Found");
     }

@@ -180,6 +180,20 @@ fn write_top_via(out: &mut Vec<u8>, parm: &str, via: &TopVia, source: &Source) {
 /// Builds one response into a buffer.
 pub struct ResponseWriter {
     buf: Vec<u8>,
+    shape: Shape,
+}
+
+/// Where a response built by [`ResponseWriter`] puts what a retransmission of its request cannot
+/// give back: its status line, the To tag it added, and the rest after the echoed headers. A
+/// completed transaction keeps these parts (`transaction::Kept`) without reading the response
+/// again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub status_len: usize,
+    /// Start and length of the To tag we added (length 0: none added).
+    pub tag: (usize, usize),
+    /// Start of the rest (the `Server` line and what follows).
+    pub rest_at: usize,
 }
 
 impl ResponseWriter {
@@ -226,9 +240,18 @@ impl ResponseWriter {
             );
         }
         buf.extend_from_slice(b"\r\n");
-        write_echo(&mut buf, echo, via, source, to_tag);
+        let status_len = buf.len();
+        let tag = write_echo(&mut buf, echo, via, source, to_tag);
+        let rest_at = buf.len();
         buf.extend_from_slice(SERVER_LINE.as_bytes());
-        ResponseWriter { buf }
+        ResponseWriter {
+            buf,
+            shape: Shape {
+                status_len,
+                tag,
+                rest_at,
+            },
+        }
     }
 
     /// Add one header line.
@@ -246,6 +269,12 @@ impl ResponseWriter {
     /// Finish with no body.
     pub fn finish(self) -> Bytes {
         self.finish_with(None)
+    }
+
+    /// Finish with no body, with the response's [`Shape`].
+    pub fn finish_shaped(self) -> (Bytes, Shape) {
+        let shape = self.shape;
+        (self.finish_with(None), shape)
     }
 
     /// Finish with an optional `(content type, body)`.
@@ -275,14 +304,16 @@ pub fn push_header(buf: &mut Vec<u8>, name: &str, value: &str) {
 }
 
 /// The echoed headers of a response (RFC 3261 §8.2.6.2): the Vias (the top one with received and
-/// rport), From, To with `to_tag` added when it has none, Call-ID and CSeq.
+/// rport), From, To with `to_tag` added when it has none, Call-ID and CSeq. Returns where the
+/// added tag is in `out` (start, length; length 0 when none was added).
 fn write_echo(
     out: &mut Vec<u8>,
     echo: &Echo<'_>,
     via: &TopVia,
     source: &Source,
     to_tag: Option<&str>,
-) {
+) -> (usize, usize) {
+    let mut added = (0, 0);
     for (i, v) in echo.vias().enumerate() {
         out.extend_from_slice(b"Via: ");
         if i == 0 {
@@ -316,6 +347,7 @@ fn write_echo(
         let tagged = || echo.to_tagged.unwrap_or_else(|| fields::tag(t).is_some());
         if let Some(tag) = to_tag.filter(|_| !tagged()) {
             out.extend_from_slice(b";tag=");
+            added = (out.len(), tag.len());
             out.extend_from_slice(tag.as_bytes());
         }
     }
@@ -330,6 +362,7 @@ fn write_echo(
     if open {
         out.extend_from_slice(b"\r\n");
     }
+    added
 }
 
 /// The response a completed server transaction resends to a retransmission of `req`: the kept
