@@ -99,7 +99,12 @@ impl Engine {
             Ok(e) => e.despawn(),
             Err(_) => self.world.entity_allocator_mut().free(last),
         }
-        self.world.entity_allocator_mut().free_many(rest);
+        // lowest index last, so that it is handed out first: entities keep the order of a
+        // fresh world. (Handed out from the top, the first resource made after this — bevy
+        // keeps resources on entities, in sparse sets indexed by entity — sized its sparse
+        // array to the whole reservation: a 25 ms first tick and 48 MB at 6 million.)
+        let descending: Vec<Entity> = rest.iter().rev().copied().collect();
+        self.world.entity_allocator_mut().free_many(&descending);
     }
 
     fn refresh_capabilities(&mut self) {
