@@ -67,7 +67,9 @@ optional, unknown keys are an error; the main ones are also flags of `run`):
                timer_f_ms       RFC 3261 Timer F timeout (32000)
                transport        udp or tcp (udp); over tcp Timer E does not retransmit
                sockets          local UDP sockets or TCP connections (4); socket_buffer_bytes (8 MiB)
-               tick_us          send batching quantum (200)";
+               tick_us          send batching quantum (200)
+               wake_on_receive  over UDP, wake for each arriving datagram instead of reading every
+                                tick (false; latencies use kernel receive times either way)";
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
@@ -237,6 +239,9 @@ struct Overrides {
     /// run.tick_us (send batching quantum)
     #[arg(long)]
     tick_us: Option<u64>,
+    /// run.wake_on_receive (over UDP, wake for each arriving datagram)
+    #[arg(long)]
+    wake_on_receive: Option<bool>,
 }
 
 impl Overrides {
@@ -269,6 +274,7 @@ impl Overrides {
         set!(transport => run.transport);
         set!(sockets => run.sockets);
         set!(tick_us => run.tick_us);
+        set!(wake_on_receive => run.wake_on_receive);
     }
 }
 

@@ -258,6 +258,13 @@ fn elapsed_ns(epoch: Instant) -> u64 {
     epoch.elapsed().as_nanos() as u64
 }
 
+/// Wall-clock time in ns (the clock of the kernel's receive timestamps).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 impl<'a> Runner<'a> {
     fn now(&self) -> u64 {
         elapsed_ns(self.epoch)
@@ -572,7 +579,7 @@ impl<'a> Runner<'a> {
 
     fn on_datagram(&mut self, sock: usize, bytes: &[u8], from: SocketAddr, now: u64) {
         self.stats.msgs_received += 1;
-        self.last_rx = now;
+        self.last_rx = self.last_rx.max(now);
         let m = match sipmsg::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
@@ -1043,6 +1050,8 @@ impl<'a> Runner<'a> {
             };
             let n = rb.recv(udp::fd(sock))?;
             let now = self.now();
+            // the kernel stamps in wall-clock time; our clock counts from the epoch
+            let wall_minus_ours = wall_ns() as i128 - now as i128;
             for k in 0..n {
                 let d = rb.get(k);
                 let (bytes, from) = (d.bytes, d.peer);
@@ -1050,8 +1059,11 @@ impl<'a> Runner<'a> {
                     self.stats.parse_errors += 1;
                     continue;
                 }
+                let arrived = d.received_ns.map_or(now, |t| {
+                    (t as i128 - wall_minus_ours).clamp(0, now as i128) as u64
+                });
                 if let Some(from) = from {
-                    self.on_datagram(i, bytes, from, now);
+                    self.on_datagram(i, bytes, from, arrived);
                 }
             }
             if self.socks[i].out.pending() >= 256 {
@@ -1206,8 +1218,17 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
                     udp::bind(SocketAddr::new(bind_ip, 0), scn.run.socket_buffer_bytes)
                         .map_err(|e| format!("bind {bind_ip}: {e}"))?;
                 (rcv, snd) = (r, sn);
+                // latencies from the kernel's receive time, whenever the socket is read
+                presenced::sip::datagrams::enable_timestamps(udp::fd(&s))
+                    .map_err(|e| format!("SO_TIMESTAMPNS: {e}"))?;
+                // read every tick unless asked to wake per datagram (see RunLimits)
+                let interest = if scn.run.wake_on_receive {
+                    Interest::READABLE
+                } else {
+                    Interest::WRITABLE
+                };
                 poll.registry()
-                    .register(&mut s, token, Interest::READABLE)
+                    .register(&mut s, token, interest)
                     .map_err(|e| format!("register: {e}"))?;
                 locals.push(s.local_addr().map_err(|e| e.to_string())?);
                 Link::Udp(s)
@@ -1359,8 +1380,9 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
     };
 
     let mut events = Events::with_capacity(256);
-    let mut rb = udp::recv_batch();
+    let mut rb = udp::recv_batch().with_timestamps();
     let tick = scn.run.tick_us * 1000;
+    let read_every_tick = !scn.run.wake_on_receive && scn.run.transport == LinkKind::Udp;
     let mut next_ui = 0u64;
     let mut next_sample = 0u64;
     let mut armed_at = NONE;
@@ -1401,7 +1423,12 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
             Some(Duration::ZERO)
         } else {
             let now2 = r.now();
-            let next = next_stream.min(next_timer).min(next_ui).min(now2 + 50 * MS);
+            // reading on ticks, a NOTIFY waits for the next one to be answered: keep them close
+            let idle_cap = if read_every_tick { 5 * MS } else { 50 * MS };
+            let next = next_stream
+                .min(next_timer)
+                .min(next_ui)
+                .min(now2 + idle_cap);
             let wake = next.max(now2 + tick);
             // re-arm only when the armed wake-up is gone or too late (saves a syscall per
             // response-driven wake-up)
@@ -1433,6 +1460,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
         for i in 0..r.socks.len() {
             // edge-triggered: drain every socket that may hold data
             if r.socks[i].more
+                || read_every_tick
                 || events.iter().any(|e| {
                     e.token() == Token(i) && (e.is_readable() || e.is_read_closed() || e.is_error())
                 })

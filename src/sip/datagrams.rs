@@ -20,6 +20,8 @@ pub struct RecvBatch {
     slots: usize,
     slot_len: usize,
     bufs: Vec<u8>,
+    /// Control-message space per slot for the kernel's receive time (empty: not asked for).
+    controls: Vec<u64>,
     addrs: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
@@ -32,7 +34,14 @@ pub struct Datagram<'a> {
     pub peer: Option<SocketAddr>,
     /// The datagram was longer than the slot and was cut (`MSG_TRUNC`).
     pub truncated: bool,
+    /// When the kernel received it (`CLOCK_REALTIME`, ns), on a batch made
+    /// [`with_timestamps`](RecvBatch::with_timestamps) and a socket with `SO_TIMESTAMPNS`.
+    pub received_ns: Option<u64>,
 }
+
+/// Words of control space per slot: one `SCM_TIMESTAMPNS` message (a cmsghdr and a timespec,
+/// 32 bytes on 64-bit Linux) with room to spare.
+const CONTROL_WORDS: usize = 8;
 
 impl RecvBatch {
     /// Buffers for `slots` datagrams of up to `slot_len` bytes; longer ones come back truncated.
@@ -44,6 +53,7 @@ impl RecvBatch {
             slots,
             slot_len,
             bufs: vec![0u8; slot_len * slots],
+            controls: Vec::new(),
             addrs: vec![zero_addr; slots],
             iovs: vec![
                 libc::iovec {
@@ -55,6 +65,14 @@ impl RecvBatch {
             hdrs: vec![zero_hdr; slots],
             got: 0,
         }
+    }
+
+    /// Also read each datagram's kernel receive time (the socket needs `SO_TIMESTAMPNS`, see
+    /// [`enable_timestamps`]): a reader that does not wake up per datagram still knows when
+    /// each arrived.
+    pub fn with_timestamps(mut self) -> RecvBatch {
+        self.controls = vec![0u64; CONTROL_WORDS * self.slots];
+        self
     }
 
     /// How many datagrams one call takes at most.
@@ -80,8 +98,13 @@ impl RecvBatch {
             h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
             h.msg_hdr.msg_iov = &mut self.iovs[i];
             h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = std::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
+            if self.controls.is_empty() {
+                h.msg_hdr.msg_control = std::ptr::null_mut();
+                h.msg_hdr.msg_controllen = 0;
+            } else {
+                h.msg_hdr.msg_control = self.controls[i * CONTROL_WORDS..].as_mut_ptr().cast();
+                h.msg_hdr.msg_controllen = CONTROL_WORDS * 8;
+            }
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
         }
@@ -128,7 +151,49 @@ impl RecvBatch {
             bytes: &self.bufs[start..start + len],
             peer,
             truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+            received_ns: self.timestamp(i),
         }
+    }
+
+    /// The `SCM_TIMESTAMPNS` the kernel put in slot `i`'s control space, if any.
+    fn timestamp(&self, i: usize) -> Option<u64> {
+        if self.controls.is_empty() {
+            return None;
+        }
+        let msg = &self.hdrs[i].msg_hdr;
+        // SAFETY: the kernel wrote msg_controllen bytes of control messages into this slot's
+        // control space (the header points there, see `recv`); the CMSG_* walk stays within it.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+                }
+                c = libc::CMSG_NXTHDR(msg, c);
+            }
+        }
+        None
+    }
+}
+
+/// Ask the kernel to stamp each datagram `fd` receives with its receive time (`SO_TIMESTAMPNS`).
+pub fn enable_timestamps(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt with a pointer to a live c_int and its size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -287,5 +352,42 @@ mod tests {
         let d = rb.get(0);
         assert!(d.truncated);
         assert_eq!(d.bytes.len(), 64);
+    }
+
+    /// A datagram read well after it arrived still says when it arrived (the reader's clock
+    /// at read time would be late by the wait); without the option there is no time.
+    #[test]
+    fn timestamps_say_when_the_kernel_received_a_datagram() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.set_nonblocking(true).unwrap();
+        enable_timestamps(b.as_raw_fd()).unwrap();
+        let now_ns = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        };
+        let before = now_ns();
+        a.send_to(b"one", b.local_addr().unwrap()).unwrap();
+        a.send_to(b"two", b.local_addr().unwrap()).unwrap();
+        let sent = now_ns();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut rb = RecvBatch::new(4, 64).with_timestamps();
+        assert_eq!(rb.recv(b.as_raw_fd()).unwrap(), 2);
+        for i in 0..2 {
+            let t = rb.get(i).received_ns.expect("stamped");
+            assert!(
+                t >= before && t <= sent + 5_000_000,
+                "{t} not in {before}..{sent}"
+            );
+        }
+        // a batch without control space reads no time
+        a.send_to(b"three", b.local_addr().unwrap()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let mut plain = RecvBatch::new(4, 64);
+        assert_eq!(plain.recv(b.as_raw_fd()).unwrap(), 1);
+        assert_eq!(plain.get(0).received_ns, None);
+        assert_eq!(plain.get(0).bytes, b"three");
     }
 }

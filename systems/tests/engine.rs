@@ -255,7 +255,10 @@ fn reserved_entity_records_are_sized_up_front_and_handed_out_once() {
     // handed out from the bottom of the reservation, as a fresh world would: an entity made
     // now (a resource is one) does not land at its top
     let highest = ids.iter().map(|e| e.index().index()).max().unwrap();
-    assert!(highest < 25_000, "highest index in use {highest} of {records}");
+    assert!(
+        highest < 25_000,
+        "highest index in use {highest} of {records}"
+    );
     assert_eq!(
         world.entities().len(),
         records,
