@@ -281,6 +281,10 @@ impl SipTransport {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+            // a turn of the loop (reads, ticks, sends) that holds the socket up as long as a
+            // slow tick is logged with its CPU time too: time off the CPU shows as the difference
+            let turn = tracing::enabled!(tracing::Level::DEBUG)
+                .then(|| (Instant::now(), thread_cpu(), self.read_since_poll));
             for ev in events.iter() {
                 let t = ev.token().0;
                 if t == WAKER.0 {
@@ -309,6 +313,17 @@ impl SipTransport {
             self.drain_outbox();
             self.expire_connects();
             self.flush_all_udp();
+            if let Some((wall0, cpu0, read0)) = turn {
+                let took = wall0.elapsed();
+                if took >= SLOW_TICK {
+                    debug!(
+                        ms = took.as_millis() as u64,
+                        cpu_ms = thread_cpu().saturating_sub(cpu0).as_millis() as u64,
+                        messages = self.read_since_poll.saturating_sub(read0),
+                        "slow turn"
+                    );
+                }
+            }
             if shutdown.load(Ordering::Relaxed) {
                 self.drain_outbox();
                 self.flush_all_udp();
