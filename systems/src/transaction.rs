@@ -26,9 +26,13 @@ use crate::stats::Stats;
 use crate::time::{Clock, Time};
 use crate::timers::{DueTimers, TimerKind, Timers};
 
-/// Identifies a server transaction while it lives: the first hash of its §17.2.3 key.
+/// Identifies a server transaction while it lives: the first hash of its §17.2.3 key, and
+/// where its state is (so that its final response finds it without a lookup).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TxId(pub u64);
+pub struct TxId {
+    id: u64,
+    place: u64,
+}
 
 /// §17.2.3 matching key, hashed twice with independent random keys (no string is kept): with a
 /// magic-cookie branch, branch + sent-by + method; otherwise the RFC 2543 fields. The first
@@ -144,112 +148,142 @@ impl KeyHashers {
     }
 }
 
-enum ServerTxState {
-    /// The request is being processed; retransmissions are absorbed silently.
-    Trying,
-    /// The final response, resent on every retransmission until Timer J.
-    Completed(Kept),
-}
-
 /// A final response as a completed transaction keeps it until Timer J: without the headers it
 /// echoed from the request, which a retransmission of the request carries again. What is kept
 /// is its status line, the To tag we added and the rest after the echoed headers (about 120
-/// bytes for a 200 to PUBLISH instead of the whole 330-byte response in a 512-byte buffer:
-/// at 10,000 requests/s a server holds 320,000-400,000 of them).
+/// bytes for a 200 to PUBLISH instead of the whole 330-byte response), written into its
+/// generation's arena (one block per generation, freed with it: no allocation per response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Kept {
-    /// Status line, To tag, rest; or the whole response when `status_len` is 0.
-    bytes: Box<[u8]>,
+    /// Where the parts are in the arena: status line, To tag, rest; or the whole response when
+    /// `status_len` is 0.
+    at: u32,
+    len: u32,
     status_len: u16,
     tag_len: u8,
 }
 
 impl Kept {
-    /// Split `response` to `req` into what a retransmission cannot give back. A response that
+    /// Keep what a retransmission of `req` cannot give back of `response`. A response that
     /// does not have the shape our writer gives it is kept whole.
-    fn of(response: &[u8], req: &Request) -> Kept {
-        Kept::split(response, req).unwrap_or_else(|| Kept::whole(response))
+    fn of(arena: &mut Vec<u8>, response: &[u8], req: &Request) -> Option<Kept> {
+        match Kept::shape_of(response, req) {
+            Some(shape) => Kept::shaped(arena, response, shape),
+            None => Kept::whole(arena, response),
+        }
     }
 
-    fn split(response: &[u8], req: &Request) -> Option<Kept> {
-        // line by line: the status line, the echoed headers with our To, then Server, which
-        // our writer puts first after them (nothing echoed holds a line break)
+    /// The [`Shape`] of a response read back from its bytes: line by line, the status line,
+    /// the echoed headers with our To, then Server, which our writer puts first after them
+    /// (nothing echoed holds a line break).
+    fn shape_of(response: &[u8], req: &Request) -> Option<Shape> {
         let line_end = |from: usize| memchr::memchr(b'\n', &response[from..]).map(|i| from + i + 1);
         let status_len = line_end(0)?;
         let mut at = status_len;
         let mut sent_to = None;
-        let rest = loop {
+        let rest_at = loop {
             let line = &response[at..line_end(at)?];
             if line.starts_with(b"Server: ") {
                 break at;
             }
             if let Some(v) = line.strip_prefix(b"To: ") {
-                sent_to = Some(v.strip_suffix(b"\r\n")?);
+                sent_to = Some((at + 4, v.strip_suffix(b"\r\n")?));
             }
             at += line.len();
         };
+        let (to_at, sent_to) = sent_to?;
         let req_to = req.header(crate::sip::Name::To)?.as_bytes();
-        let tag = match sent_to?.strip_prefix(req_to)? {
-            b"" => &b""[..],
-            t => t.strip_prefix(b";tag=")?,
+        let tag = match sent_to.strip_prefix(req_to)? {
+            b"" => (0, 0),
+            t => (to_at + req_to.len() + 5, t.strip_prefix(b";tag=")?.len()),
         };
-        let mut bytes = Vec::with_capacity(status_len + tag.len() + response.len() - rest);
-        bytes.extend_from_slice(&response[..status_len]);
-        bytes.extend_from_slice(tag);
-        bytes.extend_from_slice(&response[rest..]);
-        Some(Kept {
-            bytes: bytes.into_boxed_slice(),
-            status_len: u16::try_from(status_len).ok()?,
-            tag_len: u8::try_from(tag.len()).ok()?,
+        Some(Shape {
+            status_len,
+            tag,
+            rest_at,
         })
     }
 
     /// Keep the parts of a response whose [`Shape`] its writer gave (no second read of it).
-    fn shaped(response: &[u8], shape: Shape) -> Kept {
+    fn shaped(arena: &mut Vec<u8>, response: &[u8], shape: Shape) -> Option<Kept> {
         let (tag_at, tag_len) = shape.tag;
         let (Ok(status_len), Ok(tag_len)) =
             (u16::try_from(shape.status_len), u8::try_from(tag_len))
         else {
-            return Kept::whole(response);
+            return Kept::whole(arena, response);
         };
         let tag = &response[tag_at..tag_at + tag_len as usize];
         let rest = &response[shape.rest_at..];
-        let mut bytes = Vec::with_capacity(shape.status_len + tag.len() + rest.len());
-        bytes.extend_from_slice(&response[..shape.status_len]);
-        bytes.extend_from_slice(tag);
-        bytes.extend_from_slice(rest);
-        Kept {
-            bytes: bytes.into_boxed_slice(),
+        let at = u32::try_from(arena.len()).ok()?;
+        arena.extend_from_slice(&response[..shape.status_len]);
+        arena.extend_from_slice(tag);
+        arena.extend_from_slice(rest);
+        Some(Kept {
+            at,
+            len: (arena.len() - at as usize) as u32,
             status_len,
             tag_len,
-        }
+        })
     }
 
-    fn whole(response: &[u8]) -> Kept {
-        Kept {
-            bytes: response.into(),
+    fn whole(arena: &mut Vec<u8>, response: &[u8]) -> Option<Kept> {
+        let at = u32::try_from(arena.len()).ok()?;
+        arena.extend_from_slice(response);
+        Some(Kept {
+            at,
+            len: u32::try_from(response.len()).ok()?,
             status_len: 0,
             tag_len: 0,
-        }
+        })
+    }
+
+    /// The parts in `arena`.
+    fn bytes<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
+        &arena[self.at as usize..][..self.len as usize]
     }
 
     /// The response again, for a retransmission `req` of the request it answered.
-    fn replay(&self, req: &Request) -> Bytes {
+    fn replay(&self, arena: &[u8], req: &Request) -> Bytes {
+        let bytes = self.bytes(arena);
         if self.status_len == 0 {
-            return Bytes::copy_from_slice(&self.bytes);
+            return Bytes::copy_from_slice(bytes);
         }
-        let (status, more) = self.bytes.split_at(self.status_len as usize);
+        let (status, more) = bytes.split_at(self.status_len as usize);
         let (tag, rest) = more.split_at(self.tag_len as usize);
         let tag = std::str::from_utf8(tag).ok().filter(|t| !t.is_empty());
         crate::sip::response::replay(req, status, tag, rest)
     }
 }
 
-struct ServerTx {
+/// One server transaction, in the slots of the generation that opened it.
+struct Slot {
+    id: u64,
     check: u64,
-    state: ServerTxState,
     reliable: bool,
-    /// The generation that opened it (see [`ServerTransactions`]).
-    generation: u32,
+    /// Its final response once it has one (Completed); None while Trying (retransmissions
+    /// absorbed silently), or for a response too large to keep (retransmissions then get
+    /// nothing until Timer J).
+    kept: Option<Kept>,
+    completed: bool,
+}
+
+/// Where a transaction is: its generation's number and its index there, in one `u64` (the
+/// value of the id map, and part of the [`TxId`] its request carries through the tick).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Place(u64);
+
+impl Place {
+    fn new(generation: u32, index: usize) -> Place {
+        Place((generation as u64) << 32 | index as u64)
+    }
+
+    fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    fn index(self) -> usize {
+        self.0 as u32 as usize
+    }
 }
 
 /// What the transaction layer says about an incoming request.
@@ -266,24 +300,40 @@ pub enum Admission {
 /// Generations of the table: a transaction lives at least Timer J and at most 5/4 of it.
 const GENERATIONS: usize = 5;
 
-/// The ids a generation opened, in order.
+/// The transactions a generation opened, in order, and the responses they keep.
 struct Generation {
     number: u32,
-    ids: Vec<u64>,
+    slots: Vec<Slot>,
+    arena: Vec<u8>,
+}
+
+impl Generation {
+    fn new(number: u32, like: Option<&Generation>) -> Generation {
+        // sized like the last one: a steady load does not grow them again every quarter
+        let (slots, arena) = like.map_or((0, 0), |g| (g.slots.len(), g.arena.len()));
+        Generation {
+            number,
+            slots: Vec::with_capacity(slots),
+            arena: Vec::with_capacity(arena),
+        }
+    }
 }
 
 /// Open server transactions. Timer J (§17.2.2) is kept by age, not by a timer per transaction:
-/// each transaction is in one map, and the ids opened during each quarter of Timer J are listed
-/// in a ring of generations; every quarter the oldest generation leaves the ring and its
-/// transactions are removed, a slice per tick (dropping a busy generation's responses at once,
-/// 80,000 of them at 10,000 requests/s, stalled a tick 10 ms). One map means one lookup per
-/// request (a map per generation cost a probe of each, a cache miss apiece at a million open
-/// transactions), and the map grows and shrinks a little at a time (a map that rehashed at
-/// once stalled the engine for 10-25 ms at 65,000 requests/s). No string per key.
+/// the transactions opened during each quarter of Timer J are appended to a generation (their
+/// state in its slots, their kept responses in its arena), and every quarter the oldest
+/// generation leaves the ring and its transactions are removed, a slice per tick (dropping a
+/// busy generation at once, 80,000 transactions at 10,000 requests/s, stalled a tick 10 ms).
+/// One map from a transaction's id to its place finds it: one lookup per request (a map per
+/// generation cost a probe of each, a cache miss apiece at a million open transactions), and
+/// the map grows and shrinks a little at a time (a map that rehashed at once stalled the engine
+/// for 10-25 ms at 65,000 requests/s). Its final response finds the transaction through the
+/// place its [`TxId`] carries, without the map. No string per key, no allocation per
+/// transaction.
 #[derive(Resource, Default)]
 pub struct ServerTransactions {
     hashers: KeyHashers,
-    open: GrowingMap<ServerTx, std::hash::BuildHasherDefault<KeyAsHash>>,
+    open: GrowingMap<Place, std::hash::BuildHasherDefault<KeyAsHash>>,
     /// Newest first.
     ring: std::collections::VecDeque<Generation>,
     rotated_at: Option<Time>,
@@ -300,44 +350,57 @@ impl ServerTransactions {
         self.hashers.key(req, method)
     }
 
-    fn find(&mut self, key: TxKey) -> Option<&mut ServerTx> {
-        self.open
-            .get_mut(&key.id)
-            .filter(|tx| tx.check == key.check)
+    /// The generation numbered `n`, live or retiring.
+    fn generation_mut(&mut self, n: u32) -> Option<&mut Generation> {
+        // the newest is the usual one: a request is answered in the tick that admitted it
+        let offset = self.ring.front()?.number.wrapping_sub(n) as usize;
+        if offset < self.ring.len() {
+            return self.ring.get_mut(offset).filter(|g| g.number == n);
+        }
+        self.retiring.iter_mut().find(|g| g.number == n)
+    }
+
+    fn find(&mut self, key: TxKey) -> Option<(Place, &mut Generation)> {
+        let place = *self.open.get(&key.id)?;
+        let g = self.generation_mut(place.generation())?;
+        let slot = g.slots.get(place.index())?;
+        (slot.id == key.id && slot.check == key.check).then_some((place, g))
     }
 
     /// Match a request against open transactions (§17.2.3) or open a new one.
     pub fn admit(&mut self, req: &Request, outbox: &mut Outbox, stats: &mut Stats) -> Admission {
         let key = self.key(req, req.method);
-        if let Some(tx) = self.find(key) {
+        if let Some((place, g)) = self.find(key) {
             stats.retransmissions_absorbed += 1;
-            return match &tx.state {
-                ServerTxState::Trying => Admission::Absorbed,
-                ServerTxState::Completed(kept) => {
+            let slot = &g.slots[place.index()];
+            return match (slot.completed, slot.kept) {
+                (false, _) | (true, None) => Admission::Absorbed,
+                (true, Some(kept)) => {
                     let dest = crate::sip::response::response_dest(&req.via, &req.source);
-                    outbox.push(Outbound::whole(dest, kept.replay(req)));
+                    outbox.push(Outbound::whole(dest, kept.replay(&g.arena, req)));
                     Admission::Replayed
                 }
             };
         }
         if self.ring.is_empty() {
-            self.ring.push_front(Generation {
-                number: 0,
-                ids: Vec::new(),
-            });
+            self.ring.push_front(Generation::new(0, None));
         }
-        let generation = &mut self.ring[0];
-        generation.ids.push(key.id);
-        let tx = ServerTx {
+        let g = &mut self.ring[0];
+        let place = Place::new(g.number, g.slots.len());
+        g.slots.push(Slot {
+            id: key.id,
             check: key.check,
-            state: ServerTxState::Trying,
             reliable: req.source.transport.is_reliable(),
-            generation: generation.number,
-        };
+            kept: None,
+            completed: false,
+        });
         // An id that collides with an open transaction's (the check differs) takes its place:
         // the older one loses its retransmission cover, nothing else.
-        self.open.insert(key.id, tx);
-        Admission::New(TxId(key.id))
+        self.open.insert(key.id, place);
+        Admission::New(TxId {
+            id: key.id,
+            place: place.0,
+        })
     }
 
     /// True when a transaction with this key exists (CANCEL matching, §9.2).
@@ -361,15 +424,15 @@ impl ServerTransactions {
         let quarter = (timer_j_ms / (GENERATIONS as u64 - 1)).max(1);
         self.ring
             .iter()
-            .any(|g| !g.ids.is_empty())
+            .any(|g| !g.slots.is_empty())
             .then_some(self.rotated_at?)
             .map(|at| at.plus_ms(quarter))
     }
 
-    /// Transactions past Timer J still being freed (ids of retired generations, some of them
+    /// Transactions past Timer J still being freed (of retired generations, some of them
     /// already gone; the others still count in [`len`](Self::len)).
     pub fn retiring(&self) -> usize {
-        self.retiring.iter().map(|g| g.ids.len()).sum()
+        self.retiring.iter().map(|g| g.slots.len()).sum()
     }
 
     /// Record the final response of `tx` and return the message to send. None when the
@@ -396,17 +459,23 @@ impl ServerTransactions {
         bytes: Bytes,
         shape: Option<Shape>,
     ) -> Option<Outbound> {
-        let entry = self.open.get_mut(&tx.0)?;
-        if matches!(entry.state, ServerTxState::Completed(_)) {
+        let place = Place(tx.place);
+        let g = self.generation_mut(place.generation())?;
+        let slot = g.slots.get_mut(place.index())?;
+        if slot.id != tx.id || slot.completed {
             return None;
         }
-        if entry.reliable {
-            self.open.remove(&tx.0);
+        slot.completed = true;
+        if slot.reliable {
+            // ends here: the slot stays behind, unlisted, until its generation goes
+            if self.open.get(&tx.id) == Some(&place) {
+                self.open.remove(&tx.id);
+            }
         } else {
-            entry.state = ServerTxState::Completed(match shape {
-                Some(shape) => Kept::shaped(&bytes, shape),
-                None => Kept::of(&bytes, req),
-            });
+            slot.kept = match shape {
+                Some(shape) => Kept::shaped(&mut g.arena, &bytes, shape),
+                None => Kept::of(&mut g.arena, &bytes, req),
+            };
         }
         let dest = crate::sip::response::response_dest(&req.via, &req.source);
         Some(Outbound::whole(dest, bytes))
@@ -423,44 +492,36 @@ impl ServerTransactions {
             turns += 1;
             if self.ring.len() >= GENERATIONS
                 && let Some(old) = self.ring.pop_back()
-                && !old.ids.is_empty()
+                && !old.slots.is_empty()
             {
                 self.retiring.push(old);
             }
-            let (number, cap) = self
-                .ring
-                .front()
-                .map_or((0, 0), |g| (g.number.wrapping_add(1), g.ids.len()));
-            self.ring.push_front(Generation {
-                number,
-                ids: Vec::with_capacity(cap),
-            });
+            let number = self.ring.front().map_or(0, |g| g.number.wrapping_add(1));
+            let next = Generation::new(number, self.ring.front());
+            self.ring.push_front(next);
         }
         self.rotated_at = Some(if turns == GENERATIONS { now } else { since });
         self.retire_some();
     }
 
-    /// Remove up to `RETIRE_PER_TICK` transactions of retired generations: those still of
-    /// that generation (an id may have ended early, on a reliable transport, and been opened
-    /// again since).
+    /// Remove up to `RETIRE_PER_TICK` transactions of retired generations: those the map still
+    /// places there (an id may have ended early, on a reliable transport, and been opened
+    /// again since). A generation's arena goes with its last transaction.
     fn retire_some(&mut self) {
         let mut budget = RETIRE_PER_TICK;
         while budget > 0
             && let Some(g) = self.retiring.last_mut()
         {
-            let take = g.ids.len().min(budget);
-            let from = g.ids.len() - take;
-            for id in g.ids.drain(from..) {
-                if self
-                    .open
-                    .get(&id)
-                    .is_some_and(|tx| tx.generation == g.number)
-                {
-                    self.open.remove(&id);
+            let take = g.slots.len().min(budget);
+            let from = g.slots.len() - take;
+            for (i, slot) in g.slots.drain(from..).enumerate() {
+                let place = Place::new(g.number, from + i);
+                if self.open.get(&slot.id) == Some(&place) {
+                    self.open.remove(&slot.id);
                 }
             }
             budget -= take;
-            if g.ids.is_empty() {
+            if g.slots.is_empty() {
                 self.retiring.pop();
             }
         }
@@ -726,22 +787,27 @@ Content-Length: 0\r\n\r\n"
             let mut w = crate::router::respond(&req, 200, "OK", tag.unwrap_or("unused"));
             w.header("Allow", "OPTIONS");
             let (response, shape) = w.finish_shaped();
-            let kept = Kept::of(&response, &req);
+            let mut arena = Vec::new();
+            let kept = Kept::of(&mut arena, &response, &req).expect("kept");
             assert_ne!(kept.status_len, 0, "split, not kept whole: {to}");
             assert!(
-                kept.bytes.len() < response.len() / 2,
+                kept.bytes(&arena).len() < response.len() / 2,
                 "{} of {}",
-                kept.bytes.len(),
+                kept.bytes(&arena).len(),
                 response.len()
             );
-            assert_eq!(kept.replay(&req), response, "{to}");
-            // the writer's shape gives the same parts as reading the response
-            let shaped = Kept::shaped(&response, shape);
+            assert_eq!(kept.replay(&arena, &req), response, "{to}");
+            // the writer's shape gives the same parts as reading the response, and the shape
+            // read back is the writer's
+            assert_eq!(Kept::shape_of(&response, &req), Some(shape), "{to}");
+            let mut other = vec![0; 7];
+            let shaped = Kept::shaped(&mut other, &response, shape).expect("kept");
+            assert_eq!(shaped.bytes(&other), kept.bytes(&arena), "{to}");
             assert_eq!(
-                (&shaped.bytes, shaped.status_len, shaped.tag_len),
-                (&kept.bytes, kept.status_len, kept.tag_len),
-                "{to}"
+                (shaped.at, shaped.status_len, shaped.tag_len),
+                (7, kept.status_len, kept.tag_len)
             );
+            assert_eq!(shaped.replay(&other, &req), response, "{to}");
         }
     }
 
@@ -811,8 +877,9 @@ Content-Length: 0\r\n\r\n"
         let req = request("<sip:p@example.com>");
         let odd =
             Bytes::from_static(b"SIP/2.0 200 OK\r\nTo: <sip:q@example.com>\r\nServer: x\r\n\r\n");
-        let kept = Kept::of(&odd, &req);
+        let mut arena = Vec::new();
+        let kept = Kept::of(&mut arena, &odd, &req).expect("kept");
         assert_eq!(kept.status_len, 0);
-        assert_eq!(kept.replay(&req), odd);
+        assert_eq!(kept.replay(&arena, &req), odd);
     }
 }
