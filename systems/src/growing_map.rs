@@ -11,32 +11,48 @@
 //! shard at a time, a sixty-fourth of the scan each. A table that has emptied to an eighth
 //! moves to a smaller one the same way (never below the capacity it was made with), so that a
 //! burst's memory goes back.
-
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+//!
+//! The keys are keyed hashes already (uniform, and unpredictable to a peer), and the values fit
+//! in 64 bits ([`Packed`]): each table keeps key and value side by side and probes linearly
+//! ([`Table`]), so that finding a key, or the free slot for a new one, reads one cache line in
+//! the usual case. (With `std`'s map a new key cost two: its control bytes, then its entry, far
+//! apart; at a few million entries both are misses, and the entry's was the hottest store of
+//! an initial PUBLISH.)
 
 /// Entries moved to the new table per insert or remove while the map grows: enough to finish
 /// before the new table (twice the old capacity) fills with the inserts made meanwhile.
 const MOVES_PER_OP: usize = 8;
 
-/// A hasher for maps whose `u64` keys are already keyed hashes (uniform and unpredictable to a
-/// peer): the key serves as its own hash.
-#[derive(Default)]
-pub struct KeyAsHash(u64);
+/// A value a [`GrowingMap`] holds, kept as 64 bits beside its key.
+pub trait Packed: Copy {
+    fn pack(self) -> u64;
+    fn unpack(bits: u64) -> Self;
+}
 
-impl std::hash::Hasher for KeyAsHash {
-    fn finish(&self) -> u64 {
-        self.0
+impl Packed for u64 {
+    fn pack(self) -> u64 {
+        self
     }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ b as u64;
-        }
+    fn unpack(bits: u64) -> u64 {
+        bits
     }
+}
 
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+impl Packed for u32 {
+    fn pack(self) -> u64 {
+        self as u64
+    }
+    fn unpack(bits: u64) -> u32 {
+        bits as u32
+    }
+}
+
+impl Packed for bevy_ecs::entity::Entity {
+    fn pack(self) -> u64 {
+        self.to_bits()
+    }
+    fn unpack(bits: u64) -> Self {
+        bevy_ecs::entity::Entity::from_bits(bits)
     }
 }
 
@@ -45,18 +61,19 @@ pub const SHARDS: usize = 64;
 
 /// A map of `u64` keys that grows and shrinks without a pause (see the module documentation).
 #[derive(Debug)]
-pub struct GrowingMap<V, S = RandomState> {
-    shards: Box<[Shard<V, S>]>,
+pub struct GrowingMap<V> {
+    shards: Box<[Shard]>,
     len: usize,
+    values: std::marker::PhantomData<V>,
 }
 
-impl<V, S: BuildHasher + Default + Clone> Default for GrowingMap<V, S> {
+impl<V: Packed> Default for GrowingMap<V> {
     fn default() -> Self {
         Self::with_capacity(0)
     }
 }
 
-impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
+impl<V: Packed> GrowingMap<V> {
     /// A map with room for `capacity` entries from the start.
     pub fn with_capacity(capacity: usize) -> Self {
         let per_shard = capacity.div_ceil(SHARDS);
@@ -64,12 +81,16 @@ impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
             // shard i starts to move at (32 + i/2)/64 of its capacity: spread over a doubling
             .map(|i| Shard::with_capacity(per_shard, 32 + i / 2))
             .collect();
-        GrowingMap { shards, len: 0 }
+        GrowingMap {
+            shards,
+            len: 0,
+            values: std::marker::PhantomData,
+        }
     }
 
     fn shard(key: u64) -> usize {
         // the top bits of a multiplicative mix: independent of the bits a shard's table uses
-        // (the low bits for the bucket, the top seven for the tag) when keys are their own hash
+        // (see `Table::home`)
         (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize
     }
 
@@ -81,12 +102,8 @@ impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
         self.len == 0
     }
 
-    pub fn get(&self, key: &u64) -> Option<&V> {
-        self.shards[Self::shard(*key)].get(key)
-    }
-
-    pub fn get_mut(&mut self, key: &u64) -> Option<&mut V> {
-        self.shards[Self::shard(*key)].get_mut(key)
+    pub fn get(&self, key: &u64) -> Option<V> {
+        self.shards[Self::shard(*key)].get(*key).map(V::unpack)
     }
 
     pub fn contains_key(&self, key: &u64) -> bool {
@@ -94,15 +111,15 @@ impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
     }
 
     pub fn insert(&mut self, key: u64, value: V) -> Option<V> {
-        let before = self.shards[Self::shard(key)].insert(key, value);
+        let before = self.shards[Self::shard(key)].insert(key, value.pack());
         self.len += usize::from(before.is_none());
-        before
+        before.map(V::unpack)
     }
 
     pub fn remove(&mut self, key: &u64) -> Option<V> {
-        let removed = self.shards[Self::shard(*key)].remove(key);
+        let removed = self.shards[Self::shard(*key)].remove(*key);
         self.len -= usize::from(removed.is_some());
-        removed
+        removed.map(V::unpack)
     }
 
     /// True while some shard is moving to another table.
@@ -111,12 +128,167 @@ impl<V, S: BuildHasher + Default + Clone> GrowingMap<V, S> {
     }
 }
 
+/// An open-addressing table of `u64` keys and packed values, side by side, probed linearly;
+/// removal shifts the entries behind back (no tombstones). Key 0 marks a free slot, so the
+/// entry of key 0 is kept aside.
+#[derive(Debug, Default)]
+struct Table {
+    /// `[key, value]`; a power of two of them, or none.
+    slots: Vec<[u64; 2]>,
+    /// log2 of the slot count, as the shift that takes a mixed key to its home slot.
+    shift: u32,
+    zero: Option<u64>,
+    len: usize,
+}
+
+impl Table {
+    /// A table that holds `capacity` entries before it is full.
+    fn with_capacity(capacity: usize) -> Table {
+        if capacity == 0 {
+            return Table::default();
+        }
+        // full at 3/4 of the slots: a free slot is then at most a couple of cache lines away
+        let n = (capacity * 4).div_ceil(3).next_power_of_two().max(8);
+        Table {
+            slots: vec![[0; 2]; n],
+            shift: 64 - n.trailing_zeros(),
+            zero: None,
+            len: 0,
+        }
+    }
+
+    /// Entries it holds before it is full.
+    fn capacity(&self) -> usize {
+        self.slots.len() / 4 * 3
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// Where `key` would be without collisions: a mix of all its bits (the shard of a key is
+    /// taken from the top of another mix, see `GrowingMap::shard`).
+    fn home(&self, key: u64) -> usize {
+        ((key ^ (key >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) >> self.shift) as usize
+    }
+
+    /// The slot of `key`, or the free slot where it would go.
+    fn probe(&self, key: u64) -> (usize, bool) {
+        let mask = self.mask();
+        let mut i = self.home(key);
+        loop {
+            let k = self.slots[i][0];
+            if k == key {
+                return (i, true);
+            }
+            if k == 0 {
+                return (i, false);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn get(&self, key: u64) -> Option<u64> {
+        if key == 0 {
+            return self.zero;
+        }
+        if self.len == 0 {
+            return None;
+        }
+        match self.probe(key) {
+            (i, true) => Some(self.slots[i][1]),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, key: u64, value: u64) -> Option<u64> {
+        if key == 0 {
+            let before = self.zero.replace(value);
+            self.len += usize::from(before.is_none());
+            return before;
+        }
+        if self.len + 1 > self.capacity() {
+            // the map moves tables before this happens; a table used on its own rehashes
+            self.rehash((self.capacity() * 2).max(8));
+        }
+        let (i, found) = self.probe(key);
+        if found {
+            return Some(std::mem::replace(&mut self.slots[i][1], value));
+        }
+        self.slots[i] = [key, value];
+        self.len += 1;
+        None
+    }
+
+    fn remove(&mut self, key: u64) -> Option<u64> {
+        if key == 0 {
+            let before = self.zero.take();
+            self.len -= usize::from(before.is_some());
+            return before;
+        }
+        if self.len == 0 {
+            return None;
+        }
+        let (mut hole, true) = self.probe(key) else {
+            return None;
+        };
+        let value = self.slots[hole][1];
+        self.len -= 1;
+        // shift back the entries of the run that may no longer be found past the hole: an
+        // entry moves into it unless its home lies cyclically after the hole
+        let mask = self.mask();
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let k = self.slots[j][0];
+            if k == 0 {
+                break;
+            }
+            let home = self.home(k);
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.slots[hole] = self.slots[j];
+                hole = j;
+            }
+        }
+        self.slots[hole] = [0; 2];
+        Some(value)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.zero
+            .map(|_| 0)
+            .into_iter()
+            .chain(self.slots.iter().map(|s| s[0]).filter(|&k| k != 0))
+    }
+
+    /// Move every entry to a table for `capacity` (at once: only for a table on its own).
+    fn rehash(&mut self, capacity: usize) {
+        let mut next = Table::with_capacity(capacity);
+        next.zero = self.zero;
+        next.len = usize::from(self.zero.is_some());
+        for s in &self.slots {
+            if s[0] != 0 {
+                next.insert(s[0], s[1]);
+            }
+        }
+        *self = next;
+    }
+}
+
 /// One table of a [`GrowingMap`], moving a few entries per operation while it grows or shrinks.
 #[derive(Debug)]
-struct Shard<V, S> {
-    cur: HashMap<u64, V, S>,
+struct Shard {
+    cur: Table,
     /// The previous table, being emptied into `cur`.
-    old: HashMap<u64, V, S>,
+    old: Table,
     /// Keys of `old` still to move (some may have been removed meanwhile).
     pending: Vec<u64>,
     /// The capacity of the table made at creation: the table never shrinks below it.
@@ -131,13 +303,13 @@ const SHRINK_ABOVE: usize = 4096;
 /// the transactions of a TCP-only server, stays allocated).
 const KEEP_WHEN_EMPTY: usize = 64;
 
-impl<V, S: BuildHasher + Default + Clone> Shard<V, S> {
+impl Shard {
     fn with_capacity(capacity: usize, grow_at: usize) -> Self {
-        let cur = HashMap::with_capacity_and_hasher(capacity, S::default());
+        let cur = Table::with_capacity(capacity);
         Shard {
             floor: cur.capacity(),
             cur,
-            old: HashMap::with_hasher(S::default()),
+            old: Table::default(),
             pending: Vec::new(),
             grow_at,
         }
@@ -148,28 +320,21 @@ impl<V, S: BuildHasher + Default + Clone> Shard<V, S> {
         self.cur.len() + self.old.len()
     }
 
-    fn get(&self, key: &u64) -> Option<&V> {
+    fn get(&self, key: u64) -> Option<u64> {
         self.cur.get(key).or_else(|| self.old.get(key))
     }
 
-    fn get_mut(&mut self, key: &u64) -> Option<&mut V> {
-        match self.cur.get_mut(key) {
-            Some(v) => Some(v),
-            None => self.old.get_mut(key),
-        }
-    }
-
-    fn insert(&mut self, key: u64, value: V) -> Option<V> {
+    fn insert(&mut self, key: u64, value: u64) -> Option<u64> {
         self.step();
         let cap = self.cur.capacity();
-        if cap > 0 && self.cur.len() * 64 >= cap * self.grow_at {
+        if self.cur.len() * 64 >= cap * self.grow_at {
             self.grow();
         }
-        let before = self.old.remove(&key);
+        let before = self.old.remove(key);
         self.cur.insert(key, value).or(before)
     }
 
-    fn remove(&mut self, key: &u64) -> Option<V> {
+    fn remove(&mut self, key: u64) -> Option<u64> {
         self.step();
         let removed = self.cur.remove(key).or_else(|| self.old.remove(key));
         let cap = self.cur.capacity();
@@ -178,7 +343,7 @@ impl<V, S: BuildHasher + Default + Clone> Shard<V, S> {
         }
         if self.cur.is_empty() && cap > KEEP_WHEN_EMPTY {
             // nothing to move: give the table back at once
-            self.cur = HashMap::with_capacity_and_hasher(self.floor, self.cur.hasher().clone());
+            self.cur = Table::with_capacity(self.floor);
         } else if cap > SHRINK_ABOVE && self.cur.len() * 8 < cap {
             self.migrate((self.cur.len() * 2).max(self.floor));
         }
@@ -202,9 +367,9 @@ impl<V, S: BuildHasher + Default + Clone> Shard<V, S> {
         while self.growing() {
             self.step();
         }
-        let next = HashMap::with_capacity_and_hasher(capacity, self.cur.hasher().clone());
+        let next = Table::with_capacity(capacity);
         self.old = std::mem::replace(&mut self.cur, next);
-        self.pending = self.old.keys().copied().collect();
+        self.pending = self.old.keys().collect();
     }
 
     /// Move a few entries of the old table.
@@ -216,13 +381,13 @@ impl<V, S: BuildHasher + Default + Clone> Shard<V, S> {
             let Some(k) = self.pending.pop() else {
                 break;
             };
-            if let Some(v) = self.old.remove(&k) {
+            if let Some(v) = self.old.remove(k) {
                 self.cur.insert(k, v);
             }
         }
         if self.pending.is_empty() {
             // every key moved or was removed: give the old table's memory back
-            self.old = HashMap::with_hasher(self.cur.hasher().clone());
+            self.old = Table::default();
             self.pending = Vec::new();
         }
     }
@@ -231,6 +396,7 @@ impl<V, S: BuildHasher + Default + Clone> Shard<V, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn behaves_like_a_map_through_growths() {
@@ -252,7 +418,7 @@ mod tests {
             assert_eq!(m.len(), model.len());
             if i % 97 == 0 {
                 for (k, v) in &model {
-                    assert_eq!(m.get(k), Some(v));
+                    assert_eq!(m.get(k), Some(*v));
                 }
             }
         }
@@ -262,16 +428,16 @@ mod tests {
 
     #[test]
     fn an_emptied_table_shrinks_but_not_below_its_first_capacity() {
-        let mut m: Shard<u64, RandomState> = Shard::with_capacity(100, 64);
+        let mut m = Shard::with_capacity(100, 64);
         for k in 0..100_000u64 {
             m.insert(k, k);
         }
         let big = m.cur.capacity();
         for k in 0..99_990u64 {
-            assert_eq!(m.remove(&k), Some(k));
+            assert_eq!(m.remove(k), Some(k));
         }
         while m.growing() {
-            m.remove(&u64::MAX);
+            m.remove(u64::MAX);
         }
         assert!(
             m.cur.capacity() * 32 < big,
@@ -280,15 +446,15 @@ mod tests {
         );
         assert!(m.cur.capacity() >= 100);
         for k in 99_990..100_000u64 {
-            assert_eq!(m.get(&k), Some(&k));
-            *m.get_mut(&k).unwrap() += 1;
-            assert_eq!(m.remove(&k), Some(k + 1));
+            assert_eq!(m.get(k), Some(k));
+            assert_eq!(m.insert(k, k + 1), Some(k));
+            assert_eq!(m.remove(k), Some(k + 1));
         }
         assert_eq!(m.cur.capacity(), m.floor, "emptied: given back");
-        let mut sized: Shard<u64, RandomState> = Shard::with_capacity(50_000, 64);
+        let mut sized = Shard::with_capacity(50_000, 64);
         let cap = sized.cur.capacity();
         sized.insert(1, 1);
-        sized.remove(&1);
+        sized.remove(1);
         assert_eq!(
             sized.cur.capacity(),
             cap,
@@ -298,7 +464,7 @@ mod tests {
 
     #[test]
     fn a_growth_ends_before_the_new_table_fills() {
-        let mut m: Shard<u32, RandomState> = Shard::with_capacity(1000, 64);
+        let mut m = Shard::with_capacity(1000, 64);
         let cap = m.cur.capacity();
         for k in 0..cap as u64 {
             m.insert(k, 0);
@@ -318,7 +484,7 @@ mod tests {
             "no rehash of the new table meanwhile"
         );
         assert_eq!(m.len(), cap + 1 + n as usize);
-        assert!(m.old.capacity() == 0, "old table freed");
+        assert!(m.old.slots.is_empty(), "old table freed");
     }
 
     #[test]
@@ -343,5 +509,38 @@ mod tests {
         // no more than a few shards start within any stretch of 1,000 inserts
         let crowded = starts.windows(5).filter(|w| w[4] - w[0] < 1_000).count();
         assert_eq!(crowded, 0, "moves started together: {starts:?}");
+    }
+
+    /// Runs that wrap around the end of the slots, keys sharing a home slot, key 0 and
+    /// removals in the middle of runs: every key stays findable, as in a model map.
+    #[test]
+    fn a_table_keeps_every_key_findable_through_removals() {
+        let mut t = Table::with_capacity(12);
+        assert_eq!(t.slots.len(), 16);
+        let mut model = HashMap::new();
+        let mut x = 0x853c_49e6_748f_ea9bu64;
+        for i in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // few distinct keys, so that runs are long and most operations hit a present key
+            let k = x % 24;
+            if x >> 60 < 7 {
+                assert_eq!(t.remove(k), model.remove(&k), "remove {k} at {i}");
+            } else if model.len() < 12 || model.contains_key(&k) {
+                assert_eq!(t.insert(k, i), model.insert(k, i), "insert {k} at {i}");
+            }
+            assert_eq!(t.len(), model.len());
+            for k in 0..24 {
+                assert_eq!(t.get(k), model.get(&k).copied(), "get {k} at {i}");
+            }
+        }
+        // on its own, a full table rehashes into a bigger one
+        let mut own = Table::default();
+        for k in 0..1000u64 {
+            own.insert(k * 7919, k);
+        }
+        assert!((0..1000u64).all(|k| own.get(k * 7919) == Some(k)));
+        assert_eq!(own.keys().count(), 1000);
     }
 }

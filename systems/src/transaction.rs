@@ -16,7 +16,7 @@ use bevy_ecs::system::SystemParam;
 use bytes::Bytes;
 
 use crate::config::EngineConfig;
-use crate::growing_map::{GrowingMap, KeyAsHash};
+use crate::growing_map::{GrowingMap, Packed};
 use crate::io::Outbox;
 use crate::net::Outbound;
 use crate::sip::HeaderLookup;
@@ -272,6 +272,15 @@ struct Slot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Place(u64);
 
+impl Packed for Place {
+    fn pack(self) -> u64 {
+        self.0
+    }
+    fn unpack(bits: u64) -> Place {
+        Place(bits)
+    }
+}
+
 impl Place {
     fn new(generation: u32, index: usize) -> Place {
         Place((generation as u64) << 32 | index as u64)
@@ -333,7 +342,7 @@ impl Generation {
 #[derive(Resource, Default)]
 pub struct ServerTransactions {
     hashers: KeyHashers,
-    open: GrowingMap<Place, std::hash::BuildHasherDefault<KeyAsHash>>,
+    open: GrowingMap<Place>,
     /// Newest first.
     ring: std::collections::VecDeque<Generation>,
     rotated_at: Option<Time>,
@@ -361,7 +370,7 @@ impl ServerTransactions {
     }
 
     fn find(&mut self, key: TxKey) -> Option<(Place, &mut Generation)> {
-        let place = *self.open.get(&key.id)?;
+        let place = self.open.get(&key.id)?;
         let g = self.generation_mut(place.generation())?;
         let slot = g.slots.get(place.index())?;
         (slot.id == key.id && slot.check == key.check).then_some((place, g))
@@ -468,7 +477,7 @@ impl ServerTransactions {
         slot.completed = true;
         if slot.reliable {
             // ends here: the slot stays behind, unlisted, until its generation goes
-            if self.open.get(&tx.id) == Some(&place) {
+            if self.open.get(&tx.id) == Some(place) {
                 self.open.remove(&tx.id);
             }
         } else {
@@ -516,7 +525,7 @@ impl ServerTransactions {
             let from = g.slots.len() - take;
             for (i, slot) in g.slots.drain(from..).enumerate() {
                 let place = Place::new(g.number, from + i);
-                if self.open.get(&slot.id) == Some(&place) {
+                if self.open.get(&slot.id) == Some(place) {
                     self.open.remove(&slot.id);
                 }
             }

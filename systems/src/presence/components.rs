@@ -1,11 +1,11 @@
 //! Presence entities and the indexes that find them in O(1).
 
-use std::hash::{BuildHasher, BuildHasherDefault, RandomState};
+use std::hash::{BuildHasher, RandomState};
 
 use bevy_ecs::entity::{Entities, EntityIndex};
 use bevy_ecs::prelude::*;
 
-use crate::growing_map::{GrowingMap, KeyAsHash};
+use crate::growing_map::GrowingMap;
 
 use crate::formats::pidf::PidfDocument;
 pub use crate::subscription::SourceUri;
@@ -128,7 +128,7 @@ pub fn presentity_or_slot(world: &World, aor: &str) -> Result<Entity, u64> {
     let index = world.resource::<PresenceIndex>();
     let mut k = index.key(aor);
     loop {
-        let Some(&e) = index.presentities.get(&k) else {
+        let Some(e) = index.presentities.get(&k) else {
             return Err(k);
         };
         if world.get::<SourceUri>(e).is_some_and(|u| aor_of(u) == aor) {
@@ -209,7 +209,7 @@ pub struct PresenceIndex {
     /// Presentities by [`key`](Self::key) of their `user@host`: the key text is not stored a
     /// second time beside the presentity's [`SourceUri`], which tells colliding keys apart (see
     /// [`find_presentity`]). The keys are keyed hashes already: the table uses them as they are.
-    pub presentities: GrowingMap<Entity, BuildHasherDefault<KeyAsHash>>,
+    pub presentities: GrowingMap<Entity>,
     /// The SipHash keys of [`key`](Self::key), random per run: nobody outside can choose URIs
     /// whose index keys collide.
     keys: RandomState,
@@ -256,7 +256,7 @@ impl PresenceIndex {
         loop {
             match self.presentities.get(&k) {
                 None => return,
-                Some(&x) if x == e => break,
+                Some(x) if x == e => break,
                 Some(_) => k = k.wrapping_add(1),
             }
         }
@@ -289,10 +289,10 @@ mod tests {
         index.seat(5, b); // collides: 6
         index.seat(6, c); // 7
         index.seat(9, d);
-        assert_eq!(index.presentities.get(&6), Some(&b));
-        assert_eq!(index.presentities.get(&7), Some(&c));
+        assert_eq!(index.presentities.get(&6), Some(b));
+        assert_eq!(index.presentities.get(&7), Some(c));
         index.remove_presentity(5, a, home);
-        let at = |k: u64| index.presentities.get(&k).copied();
+        let at = |k: u64| index.presentities.get(&k);
         assert_eq!(
             (at(5), at(6), at(7), at(9)),
             (Some(b), Some(c), None, Some(d))
