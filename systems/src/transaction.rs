@@ -855,6 +855,46 @@ Content-Length: 0\r\n\r\n"
     }
 
     #[test]
+    fn a_final_response_finds_its_transaction_in_an_older_generation() {
+        let (mut txs, mut outbox, mut stats) = Default::default();
+        let _: (&ServerTransactions, &Outbox, &Stats) = (&txs, &outbox, &stats);
+        let j = 32_000;
+        txs.rotate(Time(0), j);
+        let mut answered = Vec::new();
+        // one transaction per quarter: the first ones end up in older generations
+        for (n, tag) in ["a", "b", "c"].into_iter().enumerate() {
+            let mut req = request(&format!("<sip:p@example.com>;tag={tag}"));
+            req.via = crate::sip::fields::parse_via(&format!(
+                "SIP/2.0/UDP 127.0.0.1:9000;branch=z9hG4bK{tag};rport"
+            ))
+            .unwrap();
+            let Admission::New(tx) = txs.admit(&req, &mut outbox, &mut stats) else {
+                panic!("new {tag}")
+            };
+            answered.push((tx, req));
+            txs.rotate(Time(j / 4 * (n as u64 + 1)), j);
+        }
+        let ok = || Bytes::from_static(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+        for (tx, req) in &answered {
+            assert!(
+                txs.finish(*tx, req, ok()).is_some(),
+                "{:?}",
+                req.via.branch()
+            );
+            assert!(txs.finish(*tx, req, ok()).is_none(), "one final response");
+            assert_eq!(txs.admit(req, &mut outbox, &mut stats), Admission::Replayed);
+        }
+        // once its generation has left the table, a late answer finds nothing
+        txs.rotate(Time(j * 3), j);
+        while txs.retiring() > 0 {
+            txs.rotate(Time(j * 3), j);
+        }
+        assert!(txs.is_empty());
+        let (tx, req) = &answered[0];
+        assert!(txs.finish(*tx, req, ok()).is_none());
+    }
+
+    #[test]
     fn a_branch_we_made_reads_back_to_its_number_and_no_other_does() {
         let mut txs = ClientTransactions::default();
         let seed = 0x1234_5678_9abc_def0;
