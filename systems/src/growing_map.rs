@@ -398,6 +398,13 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// The next number of a xorshift sequence (keys for the tests).
+    fn next(x: &mut u64) {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+    }
+
     #[test]
     fn behaves_like_a_map_through_growths() {
         let mut m: GrowingMap<u64> = GrowingMap::with_capacity(4);
@@ -405,9 +412,7 @@ mod tests {
         let mut saw_growth = false;
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for i in 0..20_000u64 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            next(&mut x);
             let k = x % 5_000;
             if i % 3 == 2 {
                 assert_eq!(m.remove(&k), model.remove(&k), "remove {k}");
@@ -494,9 +499,7 @@ mod tests {
         let mut starts = Vec::new();
         let mut moving = 0;
         for i in 0..400_000usize {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            next(&mut x);
             m.insert(x, 0);
             let now = m.shards.iter().filter(|s| s.growing()).count();
             if now > moving {
@@ -520,9 +523,7 @@ mod tests {
         let mut model = HashMap::new();
         let mut x = 0x853c_49e6_748f_ea9bu64;
         for i in 0..200_000u64 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            next(&mut x);
             // few distinct keys, so that runs are long and most operations hit a present key
             let k = x % 24;
             if x >> 60 < 7 {
