@@ -31,7 +31,7 @@ use presenced_systems::{ConnId, Engine, Inbound, Outbound, Source, Time, Transpo
 use socket2::SockRef;
 use tracing::{debug, info, warn};
 
-use super::datagrams::{RecvBatch, SendBatch, Sent};
+use super::datagrams::{InboundSlab, RecvBatch, SendBatch, Sent};
 
 const WAKER: Token = Token(0);
 const UDP_BASE: usize = 1;
@@ -176,6 +176,8 @@ pub struct SipTransport {
     config: TransportConfig,
     pub stats: Arc<TransportStats>,
     recv: RecvBatch,
+    /// Where received datagrams are kept (see [`InboundSlab`]).
+    slab: InboundSlab,
     send_scratch: SendBatch,
     /// Messages read since the last poll (decides whether the next poll waits the window).
     read_since_poll: usize,
@@ -230,6 +232,7 @@ impl SipTransport {
                 config,
                 stats: Arc::new(TransportStats::default()),
                 recv,
+                slab: InboundSlab::default(),
                 send_scratch: SendBatch::default(),
                 read_since_poll: 0,
                 connecting: Vec::new(),
@@ -369,7 +372,7 @@ impl SipTransport {
                         local: self.udp[i].local,
                         conn: None,
                     },
-                    bytes: Bytes::copy_from_slice(d.bytes),
+                    bytes: self.slab.keep(d.bytes),
                 };
                 read += 1;
                 if inline && read.is_multiple_of(256) {
