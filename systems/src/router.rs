@@ -273,6 +273,7 @@ pub struct Replies {
 }
 
 impl Replies {
+    /// Queue the final response of `inc` (from [`answer_response`]) for the end of the batch.
     pub fn push(&mut self, inc: Incoming, response: (Bytes, Shape)) {
         self.answered.push((inc, response));
     }

@@ -554,16 +554,6 @@ impl Responder<'_> {
     }
 }
 
-/// [`Responder::reply_to`] for exclusive systems that hold the whole `World`.
-pub fn reply_in_world(world: &mut World, tx: TxId, req: &Request, bytes: Bytes) {
-    if let Some(out) = world
-        .resource_mut::<ServerTransactions>()
-        .finish(tx, req, bytes)
-    {
-        world.resource_mut::<Outbox>().push(out);
-    }
-}
-
 /// Forget completed server transactions older than Timer J (by generation).
 pub fn expire_server_transactions(
     clock: Res<Clock>,
