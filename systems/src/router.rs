@@ -233,7 +233,7 @@ pub fn answer(world: &mut World, inc: &Incoming, answer: Answer, to_tag: Option<
     let response = answer_response(inc, answer, to_tag, seed);
     if let Some(out) = world
         .resource_mut::<ServerTransactions>()
-        .finish_shaped(inc.tx, &inc.req, response)
+        .finish(inc.tx, &inc.req, response)
     {
         world.resource_mut::<Outbox>().push(out);
     }
@@ -285,8 +285,7 @@ impl Replies {
         }
         let mut txs = world.resource_mut::<ServerTransactions>();
         for (inc, response) in self.answered.drain(..) {
-            self.out
-                .extend(txs.finish_shaped(inc.tx, &inc.req, response));
+            self.out.extend(txs.finish(inc.tx, &inc.req, response));
         }
         world
             .resource_mut::<Outbox>()
@@ -396,13 +395,15 @@ pub fn dispatch(
             .map(|v| v.trim().parse::<u32>())
         {
             Some(Err(_)) => {
-                let bytes = respond(req, 400, "Malformed Max-Forwards", &tag()).finish();
-                responder.reply_to(inc.tx, req, bytes);
+                responder.reply_to(
+                    inc.tx,
+                    req,
+                    respond(req, 400, "Malformed Max-Forwards", &tag()),
+                );
                 continue;
             }
             Some(Ok(0)) if req.method != Method::Options => {
-                let bytes = respond(req, 483, "Too Many Hops", &tag()).finish();
-                responder.reply_to(inc.tx, req, bytes);
+                responder.reply_to(inc.tx, req, respond(req, 483, "Too Many Hops", &tag()));
                 continue;
             }
             _ => {}
@@ -411,7 +412,7 @@ pub fn dispatch(
         if req.method != Method::Options && !queues.handles(req.method) {
             let mut w = respond(req, 405, "Method Not Allowed", &tag());
             w.header("Allow", &caps.allow);
-            responder.reply_to(inc.tx, req, w.finish());
+            responder.reply_to(inc.tx, req, w);
             continue;
         }
         // §8.2.2.3: option tags in Require we do not support.
@@ -428,7 +429,7 @@ pub fn dispatch(
         if !unsupported.is_empty() {
             let mut w = respond(req, 420, "Bad Extension", &tag());
             w.header("Unsupported", &unsupported.join(", "));
-            responder.reply_to(inc.tx, req, w.finish());
+            responder.reply_to(inc.tx, req, w);
             continue;
         }
         if req.method == Method::Options {
@@ -446,14 +447,14 @@ pub fn dispatch(
             if !caps.allow_events.is_empty() {
                 w.header("Allow-Events", &caps.allow_events);
             }
-            responder.reply_to(inc.tx, req, w.finish());
+            responder.reply_to(inc.tx, req, w);
             continue;
         }
         if let Err(inc) = queues.push(inc) {
             // registered above; unreachable in practice, but never lose a transaction
             let tag = local_tag(&inc.req, seed);
-            let bytes = respond(&inc.req, 500, "Server Internal Error", &tag).finish();
-            responder.reply_to(inc.tx, &inc.req, bytes);
+            let w = respond(&inc.req, 500, "Server Internal Error", &tag);
+            responder.reply_to(inc.tx, &inc.req, w);
         }
     }
 }

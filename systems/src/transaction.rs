@@ -19,8 +19,7 @@ use crate::config::EngineConfig;
 use crate::growing_map::{GrowingMap, Packed};
 use crate::io::Outbox;
 use crate::net::Outbound;
-use crate::sip::HeaderLookup;
-use crate::sip::response::Shape;
+use crate::sip::response::{ResponseWriter, Shape};
 use crate::sip::{Method, Request, Response};
 use crate::stats::Stats;
 use crate::time::{Clock, Time};
@@ -31,7 +30,7 @@ use crate::timers::{DueTimers, TimerKind, Timers};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TxId {
     id: u64,
-    place: u64,
+    place: Place,
 }
 
 /// §17.2.3 matching key, hashed twice with independent random keys (no string is kept): with a
@@ -164,47 +163,8 @@ struct Kept {
 }
 
 impl Kept {
-    /// Keep what a retransmission of `req` cannot give back of `response`. A response that
-    /// does not have the shape our writer gives it is kept whole.
-    fn of(arena: &mut Vec<u8>, response: &[u8], req: &Request) -> Option<Kept> {
-        match Kept::shape_of(response, req) {
-            Some(shape) => Kept::shaped(arena, response, shape),
-            None => Kept::whole(arena, response),
-        }
-    }
-
-    /// The [`Shape`] of a response read back from its bytes: line by line, the status line,
-    /// the echoed headers with our To, then Server, which our writer puts first after them
-    /// (nothing echoed holds a line break).
-    fn shape_of(response: &[u8], req: &Request) -> Option<Shape> {
-        let line_end = |from: usize| memchr::memchr(b'\n', &response[from..]).map(|i| from + i + 1);
-        let status_len = line_end(0)?;
-        let mut at = status_len;
-        let mut sent_to = None;
-        let rest_at = loop {
-            let line = &response[at..line_end(at)?];
-            if line.starts_with(b"Server: ") {
-                break at;
-            }
-            if let Some(v) = line.strip_prefix(b"To: ") {
-                sent_to = Some((at + 4, v.strip_suffix(b"\r\n")?));
-            }
-            at += line.len();
-        };
-        let (to_at, sent_to) = sent_to?;
-        let req_to = req.header(crate::sip::Name::To)?.as_bytes();
-        let tag = match sent_to.strip_prefix(req_to)? {
-            b"" => (0, 0),
-            t => (to_at + req_to.len() + 5, t.strip_prefix(b";tag=")?.len()),
-        };
-        Some(Shape {
-            status_len,
-            tag,
-            rest_at,
-        })
-    }
-
-    /// Keep the parts of a response whose [`Shape`] its writer gave (no second read of it).
+    /// Keep the parts of a response whose [`Shape`] its writer gave; one with parts too long
+    /// for the lengths kept is kept whole.
     fn shaped(arena: &mut Vec<u8>, response: &[u8], shape: Shape) -> Option<Kept> {
         let (tag_at, tag_len) = shape.tag;
         let (Ok(status_len), Ok(tag_len)) =
@@ -406,10 +366,7 @@ impl ServerTransactions {
         // An id that collides with an open transaction's (the check differs) takes its place:
         // the older one loses its retransmission cover, nothing else.
         self.open.insert(key.id, place);
-        Admission::New(TxId {
-            id: key.id,
-            place: place.0,
-        })
+        Admission::New(TxId { id: key.id, place })
     }
 
     /// True when a transaction with this key exists (CANCEL matching, §9.2).
@@ -444,31 +401,18 @@ impl ServerTransactions {
         self.retiring.iter().map(|g| g.slots.len()).sum()
     }
 
-    /// Record the final response of `tx` and return the message to send. None when the
-    /// transaction already has its final response (one per transaction). On reliable
-    /// transports the transaction ends at once (Timer J = 0).
-    pub fn finish(&mut self, tx: TxId, req: &Request, bytes: Bytes) -> Option<Outbound> {
-        self.complete(tx, req, bytes, None)
-    }
-
-    /// [`finish`](Self::finish) with a response whose [`Shape`] its writer gave.
-    pub fn finish_shaped(
+    /// Record the final response of `tx` (bytes and [`Shape`], from
+    /// [`ResponseWriter::finish_shaped`](crate::sip::response::ResponseWriter::finish_shaped))
+    /// and return the message to send. None when the transaction already has its final
+    /// response (one per transaction). On reliable transports the transaction ends at once
+    /// (Timer J = 0).
+    pub fn finish(
         &mut self,
         tx: TxId,
         req: &Request,
         (bytes, shape): (Bytes, Shape),
     ) -> Option<Outbound> {
-        self.complete(tx, req, bytes, Some(shape))
-    }
-
-    fn complete(
-        &mut self,
-        tx: TxId,
-        req: &Request,
-        bytes: Bytes,
-        shape: Option<Shape>,
-    ) -> Option<Outbound> {
-        let place = Place(tx.place);
+        let place = tx.place;
         let g = self.generation_mut(place.generation())?;
         let slot = g.slots.get_mut(place.index())?;
         if slot.id != tx.id || slot.completed {
@@ -481,10 +425,7 @@ impl ServerTransactions {
                 self.open.remove(&tx.id);
             }
         } else {
-            slot.kept = match shape {
-                Some(shape) => Kept::shaped(&mut g.arena, &bytes, shape),
-                None => Kept::of(&mut g.arena, &bytes, req),
-            };
+            slot.kept = Kept::shaped(&mut g.arena, &bytes, shape);
         }
         let dest = crate::sip::response::response_dest(&req.via, &req.source);
         Some(Outbound::whole(dest, bytes))
@@ -547,8 +488,8 @@ pub struct Responder<'w> {
 
 impl Responder<'_> {
     /// Send the final response of transaction `tx` to `req`, routed by its Via (§18.2.2).
-    pub fn reply_to(&mut self, tx: TxId, req: &Request, bytes: Bytes) {
-        if let Some(out) = self.txs.finish(tx, req, bytes) {
+    pub fn reply_to(&mut self, tx: TxId, req: &Request, response: ResponseWriter) {
+        if let Some(out) = self.txs.finish(tx, req, response.finish_shaped()) {
             self.outbox.push(out);
         }
     }
@@ -786,9 +727,10 @@ Content-Length: 0\r\n\r\n"
             let mut w = crate::router::respond(&req, 200, "OK", tag.unwrap_or("unused"));
             w.header("Allow", "OPTIONS");
             let (response, shape) = w.finish_shaped();
-            let mut arena = Vec::new();
-            let kept = Kept::of(&mut arena, &response, &req).expect("kept");
+            let mut arena = vec![0; 7];
+            let kept = Kept::shaped(&mut arena, &response, shape).expect("kept");
             assert_ne!(kept.status_len, 0, "split, not kept whole: {to}");
+            assert_eq!(kept.at, 7, "appended to the arena");
             assert!(
                 kept.bytes(&arena).len() < response.len() / 2,
                 "{} of {}",
@@ -796,17 +738,6 @@ Content-Length: 0\r\n\r\n"
                 response.len()
             );
             assert_eq!(kept.replay(&arena, &req), response, "{to}");
-            // the writer's shape gives the same parts as reading the response, and the shape
-            // read back is the writer's
-            assert_eq!(Kept::shape_of(&response, &req), Some(shape), "{to}");
-            let mut other = vec![0; 7];
-            let shaped = Kept::shaped(&mut other, &response, shape).expect("kept");
-            assert_eq!(shaped.bytes(&other), kept.bytes(&arena), "{to}");
-            assert_eq!(
-                (shaped.at, shaped.status_len, shaped.tag_len),
-                (7, kept.status_len, kept.tag_len)
-            );
-            assert_eq!(shaped.replay(&other, &req), response, "{to}");
         }
     }
 
@@ -815,7 +746,7 @@ Content-Length: 0\r\n\r\n"
         let (mut txs, mut outbox, mut stats) = Default::default();
         let _: (&ServerTransactions, &Outbox, &Stats) = (&txs, &outbox, &stats);
         let mut req = request("<sip:p@example.com>");
-        let ok = Bytes::from_static(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let ok = |req: &Request| crate::router::respond(req, 200, "OK", "t").finish_shaped();
         let j = 32_000;
         txs.rotate(Time(0), j);
         // over TCP a transaction ends with its response (Timer J = 0)
@@ -823,7 +754,7 @@ Content-Length: 0\r\n\r\n"
         let Admission::New(first) = txs.admit(&req, &mut outbox, &mut stats) else {
             panic!("new")
         };
-        assert!(txs.finish(first, &req, ok.clone()).is_some());
+        assert!(txs.finish(first, &req, ok(&req)).is_some());
         assert!(txs.is_empty());
         // two quarters later the same key opens again, over UDP this time: it stays open
         txs.rotate(Time(j / 2), j);
@@ -831,7 +762,7 @@ Content-Length: 0\r\n\r\n"
         let Admission::New(second) = txs.admit(&req, &mut outbox, &mut stats) else {
             panic!("new again")
         };
-        assert!(txs.finish(second, &req, ok).is_some());
+        assert!(txs.finish(second, &req, ok(&req)).is_some());
         // the first life's generation leaves the ring: the second life is not taken with it
         txs.rotate(Time(j * 5 / 4), j);
         assert!(txs.retiring() == 0 && txs.len() == 1);
@@ -864,14 +795,17 @@ Content-Length: 0\r\n\r\n"
             answered.push((tx, req));
             txs.rotate(Time(j / 4 * (n as u64 + 1)), j);
         }
-        let ok = || Bytes::from_static(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let ok = |req: &Request| crate::router::respond(req, 200, "OK", "t").finish_shaped();
         for (tx, req) in &answered {
             assert!(
-                txs.finish(*tx, req, ok()).is_some(),
+                txs.finish(*tx, req, ok(req)).is_some(),
                 "{:?}",
                 req.via.branch()
             );
-            assert!(txs.finish(*tx, req, ok()).is_none(), "one final response");
+            assert!(
+                txs.finish(*tx, req, ok(req)).is_none(),
+                "one final response"
+            );
             assert_eq!(txs.admit(req, &mut outbox, &mut stats), Admission::Replayed);
         }
         // once its generation has left the table, a late answer finds nothing
@@ -881,7 +815,7 @@ Content-Length: 0\r\n\r\n"
         }
         assert!(txs.is_empty());
         let (tx, req) = &answered[0];
-        assert!(txs.finish(*tx, req, ok()).is_none());
+        assert!(txs.finish(*tx, req, ok(req)).is_none());
     }
 
     #[test]
@@ -912,13 +846,14 @@ Content-Length: 0\r\n\r\n"
     }
 
     #[test]
-    fn a_response_of_another_shape_is_kept_whole() {
+    fn a_response_with_a_tag_too_long_to_split_is_kept_whole() {
         let req = request("<sip:p@example.com>");
-        let odd =
-            Bytes::from_static(b"SIP/2.0 200 OK\r\nTo: <sip:q@example.com>\r\nServer: x\r\n\r\n");
+        let long_tag = "t".repeat(300);
+        let (response, shape) = crate::router::respond(&req, 200, "OK", &long_tag).finish_shaped();
         let mut arena = Vec::new();
-        let kept = Kept::of(&mut arena, &odd, &req).expect("kept");
+        let kept = Kept::shaped(&mut arena, &response, shape).expect("kept");
         assert_eq!(kept.status_len, 0);
-        assert_eq!(kept.replay(&arena, &req), odd);
+        assert_eq!(kept.bytes(&arena), &response[..]);
+        assert_eq!(kept.replay(&arena, &req), response);
     }
 }
