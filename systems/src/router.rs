@@ -226,20 +226,9 @@ impl Answer {
     }
 }
 
-/// Send `answer` as the final response of `inc`'s transaction (from an exclusive system); the
-/// To tag is `to_tag` when a dialog was created, else one derived from the request.
-pub fn answer(world: &mut World, inc: &Incoming, answer: Answer, to_tag: Option<&str>) {
-    let seed = world.resource::<EngineConfig>().seed;
-    let response = answer_response(inc, answer, to_tag, seed);
-    if let Some(out) = world
-        .resource_mut::<ServerTransactions>()
-        .finish(inc.tx, &inc.req, response)
-    {
-        world.resource_mut::<Outbox>().push(out);
-    }
-}
-
-/// The final response `answer` makes for `inc` (see [`answer`]; `seed` is the engine's).
+/// The final response of `inc`'s transaction that `answer` makes (for [`Replies`]): the To tag
+/// is `to_tag` when a dialog was created, else one derived from the request; `seed` is the
+/// engine's.
 pub fn answer_response(
     inc: &Incoming,
     answer: Answer,

@@ -6,7 +6,7 @@ use bevy_ecs::prelude::*;
 
 use crate::config::EngineConfig;
 use crate::net::AddrText;
-use crate::router::{Answer, Incoming, MethodQueues, answer};
+use crate::router::{Answer, Incoming, MethodQueues, Replies, answer_response};
 use crate::sip::fields::{self, uri_of};
 use crate::sip::{HeaderLookup, Method, Name, Request};
 use crate::time::Clock;
@@ -71,9 +71,14 @@ pub fn granted_expires(req: &Request, min: u32, max: u32, default: u32) -> Resul
     }
 }
 
-/// Handle this tick's SUBSCRIBE requests in arrival order.
-pub fn handle_subscribe(world: &mut World) {
+/// Handle this tick's SUBSCRIBE requests in arrival order (their first NOTIFYs are encoded
+/// later in the tick, after the answers).
+pub fn handle_subscribe(world: &mut World, mut replies: Local<Replies>) {
     let batch = world.resource_mut::<MethodQueues>().take(Method::Subscribe);
+    if batch.is_empty() {
+        return;
+    }
+    let seed = world.resource::<EngineConfig>().seed;
     for inc in batch {
         let (a, tag) = if inc.req.to_tag().is_some() {
             (refresh(world, &inc.req), None)
@@ -83,8 +88,10 @@ pub fn handle_subscribe(world: &mut World) {
                 Err(a) => (a, None),
             }
         };
-        answer(world, &inc, a, tag.as_deref());
+        let response = answer_response(&inc, a, tag.as_deref(), seed);
+        replies.push(inc, response);
     }
+    replies.send(world);
 }
 
 /// RFC 6665 §4.2.1 / RFC 3261 §8.2.3: does the subscriber accept one of the package's types?
