@@ -23,15 +23,7 @@ use crate::subscription::Content;
 /// The presentity entity for `aor`, spawned when new (with no view: until somebody publishes,
 /// NOTIFYs carry the empty view built from its URI).
 pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
-    let slot = match presentity_or_slot(world, aor) {
-        Ok(e) => return e,
-        Err(slot) => slot,
-    };
-    let e = world.spawn(new_presentity(aor)).id();
-    world
-        .resource_mut::<PresenceIndex>()
-        .add_presentity_at(slot, e);
-    e
+    indexed_presentity(world, aor, |world, presentity| world.spawn(presentity).id())
 }
 
 /// The presentity entity for `aor` about to get a publication. When new it is spawned with the
@@ -39,15 +31,26 @@ pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
 /// published presentities, not through the one of watched-only presentities (bevy tables keep
 /// their capacity: a growing population would leave a second, empty table behind).
 fn published_presentity(world: &mut World, aor: &str) -> Entity {
+    indexed_presentity(world, aor, |world, presentity| {
+        let view = Content {
+            content_type: PIDF,
+            body: Default::default(),
+        };
+        world.spawn((presentity, view)).id()
+    })
+}
+
+/// The presentity of `aor`, or a new one made by `spawn` from its components and indexed.
+fn indexed_presentity(
+    world: &mut World,
+    aor: &str,
+    spawn: impl FnOnce(&mut World, (Presentity, SourceUri)) -> Entity,
+) -> Entity {
     let slot = match presentity_or_slot(world, aor) {
         Ok(e) => return e,
         Err(slot) => slot,
     };
-    let view = Content {
-        content_type: PIDF,
-        body: Default::default(),
-    };
-    let e = world.spawn((new_presentity(aor), view)).id();
+    let e = spawn(world, new_presentity(aor));
     world
         .resource_mut::<PresenceIndex>()
         .add_presentity_at(slot, e);
