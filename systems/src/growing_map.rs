@@ -38,15 +38,6 @@ impl Packed for u64 {
     }
 }
 
-impl Packed for u32 {
-    fn pack(self) -> u64 {
-        self as u64
-    }
-    fn unpack(bits: u64) -> u32 {
-        bits as u32
-    }
-}
-
 impl Packed for bevy_ecs::entity::Entity {
     fn pack(self) -> u64 {
         self.to_bits()
@@ -494,7 +485,7 @@ mod tests {
 
     #[test]
     fn shards_start_their_moves_one_at_a_time() {
-        let mut m: GrowingMap<u32> = GrowingMap::with_capacity(64 * 2_000);
+        let mut m: GrowingMap<u64> = GrowingMap::with_capacity(64 * 2_000);
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut starts = Vec::new();
         let mut moving = 0;

@@ -671,12 +671,11 @@ pub fn drive_client_transactions(
 ) {
     let txs = &mut *txs;
     for d in due.due.iter() {
-        if !txs.open.contains_key(&d.key) {
-            continue;
-        }
         match d.kind {
             TimerKind::ClientTxRetransmit => {
-                let tx = txs.open.get_mut(&d.key).expect("open");
+                let Some(tx) = txs.open.get_mut(&d.key) else {
+                    continue;
+                };
                 if tx.reliable || clock.now >= tx.deadline {
                     continue;
                 }
@@ -690,7 +689,9 @@ pub fn drive_client_transactions(
                 );
             }
             TimerKind::ClientTxTimeout => {
-                let tx = txs.open.remove(&d.key).expect("open");
+                let Some(tx) = txs.open.remove(&d.key) else {
+                    continue;
+                };
                 stats.client_timeouts += 1;
                 outcomes.done.push((tx.owner, Outcome::Timeout));
             }
