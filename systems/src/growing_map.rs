@@ -113,6 +113,19 @@ impl<V: Packed> GrowingMap<V> {
         removed.map(V::unpack)
     }
 
+    /// Remove `key` when its value is `value` (an entry another owner has taken over since
+    /// stays).
+    pub fn remove_if_eq(&mut self, key: &u64, value: V) -> Option<V>
+    where
+        V: PartialEq,
+    {
+        if self.get(key) == Some(value) {
+            self.remove(key)
+        } else {
+            None
+        }
+    }
+
     /// True while some shard is moving to another table.
     pub fn growing(&self) -> bool {
         self.shards.iter().any(Shard::growing)

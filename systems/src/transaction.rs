@@ -421,9 +421,7 @@ impl ServerTransactions {
         slot.completed = true;
         if slot.reliable {
             // ends here: the slot stays behind, unlisted, until its generation goes
-            if self.open.get(&tx.id) == Some(place) {
-                self.open.remove(&tx.id);
-            }
+            self.open.remove_if_eq(&tx.id, place);
         } else {
             slot.kept = Kept::shaped(&mut g.arena, &bytes, shape);
         }
@@ -465,10 +463,8 @@ impl ServerTransactions {
             let take = g.slots.len().min(budget);
             let from = g.slots.len() - take;
             for (i, slot) in g.slots.drain(from..).enumerate() {
-                let place = Place::new(g.number, from + i);
-                if self.open.get(&slot.id) == Some(place) {
-                    self.open.remove(&slot.id);
-                }
+                self.open
+                    .remove_if_eq(&slot.id, Place::new(g.number, from + i));
             }
             budget -= take;
             if g.slots.is_empty() {
