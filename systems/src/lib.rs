@@ -10,6 +10,7 @@ pub mod hex;
 pub mod ids;
 pub mod io;
 pub mod net;
+pub mod percent;
 pub mod pipeline;
 pub mod presence;
 pub mod router;

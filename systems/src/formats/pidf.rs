@@ -1949,7 +1949,9 @@ pub fn entity_matches(entity: &str, aor: &str) -> bool {
     }
     match (uri_identity(entity), uri_identity(aor)) {
         (Some((u1, h1)), Some((u2, h2))) => {
-            !h1.is_empty() && h1.eq_ignore_ascii_case(h2) && pct_decoded(u1).eq(pct_decoded(u2))
+            !h1.is_empty()
+                && h1.eq_ignore_ascii_case(h2)
+                && crate::percent::decoded_bytes(u1).eq(crate::percent::decoded_bytes(u2))
         }
         _ => false,
     }
@@ -2017,27 +2019,6 @@ fn uri_identity(uri: &str) -> Option<(&str, &str)> {
     };
     let host = hostport.split(';').next().unwrap_or_default();
     Some((user, host))
-}
-
-/// Bytes of a URI component with `%XX` escapes decoded (RFC 3261 §19.1.4: escaped and unescaped
-/// characters compare equal).
-fn pct_decoded(s: &str) -> impl Iterator<Item = u8> + '_ {
-    let b = s.as_bytes();
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        let c = *b.get(i)?;
-        if c == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).and_then(|&x| (x as char).to_digit(16)),
-                b.get(i + 2).and_then(|&x| (x as char).to_digit(16)),
-            )
-        {
-            i += 3;
-            return Some((h * 16 + l) as u8);
-        }
-        i += 1;
-        Some(c)
-    })
 }
 
 /// Position group in the composed document: pidf.xsd orders `tuple*, note*, ##other*`.

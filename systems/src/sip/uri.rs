@@ -39,27 +39,6 @@ pub enum UriError {
     Malformed,
 }
 
-/// Percent-decode (RFC 3986 §2.1); None for an invalid escape or a result that is not UTF-8.
-pub fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    if !b.contains(&b'%') {
-        return Some(s.to_owned());
-    }
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(h, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 fn valid_host(h: &str) -> bool {
     !h.is_empty()
         && h.bytes()
@@ -184,7 +163,11 @@ impl Uri {
                     return Err(UriError::Malformed);
                 }
                 Some(if percent {
-                    Text::from(percent_decode(user).ok_or(UriError::Malformed)?)
+                    Text::from(
+                        crate::percent::decode(user)
+                            .map_err(|_| UriError::Malformed)?
+                            .into_owned(),
+                    )
                 } else {
                     Text::within(buf, user)
                 })

@@ -2,6 +2,7 @@
 //! followed by `/~~/<node selector>`, with namespace bindings in the query (§6.4).
 
 use super::error::XcapError;
+use crate::percent;
 use std::fmt::Write as _;
 
 /// The tree a document lives in (RFC 4825 §6.2).
@@ -44,7 +45,7 @@ impl XcapUri {
         for seg in raw_segments.by_ref() {
             // RFC 4825 §6: the "~~" segment separates the document selector from the node
             // selector ("~" is unreserved, so "%7E%7E" means the same).
-            if seg == "~~" || (seg.len() > 2 && percent_decode(seg).is_ok_and(|s| s == "~~")) {
+            if seg == "~~" || (seg.len() > 2 && percent::decode(seg).is_ok_and(|s| s == "~~")) {
                 node_raw = Some(raw_segments.by_ref().collect());
                 break;
             }
@@ -85,8 +86,9 @@ impl XcapUri {
             None => None,
             Some(parts) => {
                 let joined = parts.join("/");
-                let text = percent_decode(&joined)
-                    .map_err(|_| XcapError::bad_request("bad percent-encoding in node selector"))?;
+                let text = percent::decode(&joined)
+                    .map_err(|_| XcapError::bad_request("bad percent-encoding in node selector"))?
+                    .into_owned();
                 if text.is_empty() {
                     return Err(XcapError::not_found("empty node selector"));
                 }
@@ -152,40 +154,9 @@ impl XcapUri {
 
 /// Decodes one path segment; 400 on bad escapes or non-UTF-8 results.
 fn decode_segment(seg: &str) -> Result<String, XcapError> {
-    percent_decode(seg).map_err(|_| XcapError::bad_request("bad percent-encoding in URI"))
-}
-
-/// A `%` escape that is truncated, not hex, or decodes to bytes that are not UTF-8.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("bad percent-encoding")]
-pub struct BadPercentEncoding;
-
-/// Percent-decodes `s` (RFC 3986 §2.1); fails on a truncated escape or non-UTF-8 bytes.
-pub fn percent_decode(s: &str) -> Result<String, BadPercentEncoding> {
-    if !s.contains('%') {
-        return Ok(s.to_string());
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hi = b
-                .get(i + 1)
-                .and_then(|c| (*c as char).to_digit(16))
-                .ok_or(BadPercentEncoding)?;
-            let lo = b
-                .get(i + 2)
-                .and_then(|c| (*c as char).to_digit(16))
-                .ok_or(BadPercentEncoding)?;
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| BadPercentEncoding)
+    percent::decode(seg)
+        .map(|d| d.into_owned())
+        .map_err(|_| XcapError::bad_request("bad percent-encoding in URI"))
 }
 
 /// RFC 3986 pchar minus '%' (unreserved, sub-delims, ':' and '@').
@@ -239,7 +210,9 @@ pub fn encode_node_selector_into(out: &mut String, s: &str) {
 /// parts (XPointer xmlns() scheme, with `^` escaping `(`, `)` and `^`).
 fn parse_xmlns_query(raw: &str) -> Result<Vec<(String, String)>, XcapError> {
     let bad = || XcapError::bad_request("malformed xmlns() query");
-    let q = percent_decode(&raw.replace('+', "%2B")).map_err(|_| bad())?;
+    let q = percent::decode(&raw.replace('+', "%2B"))
+        .map_err(|_| bad())?
+        .into_owned();
     let mut out = Vec::new();
     let mut rest = q.trim();
     while !rest.is_empty() {

@@ -83,7 +83,7 @@ impl Default for XdmConfig {
 
 /// Percent-decode a selector for comparison (one with an invalid escape is kept as written).
 pub fn decode_selector(s: &str) -> String {
-    crate::sip::uri::percent_decode(s).unwrap_or_else(|| s.to_owned())
+    crate::percent::decode(s).map_or_else(|_| s.to_owned(), |d| d.into_owned())
 }
 
 /// Apply the changes handed in since the last tick, in order.
