@@ -14,6 +14,8 @@ pub mod percent;
 pub mod pipeline;
 pub mod presence;
 pub mod router;
+#[cfg(any(test, feature = "test-support"))]
+pub mod schema_check;
 pub mod sip;
 pub mod stats;
 pub mod subscription;

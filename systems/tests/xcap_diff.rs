@@ -78,26 +78,7 @@ fn ok_to(notify: &Outbound) -> Inbound {
 }
 
 fn validate(doc: &str) {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/schemas/validate.sh"
-    );
-    // One file per call: the tests of this binary run on parallel threads.
-    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let f = std::env::temp_dir().join(format!("xcap-diff-{}-{n}.xml", std::process::id()));
-    std::fs::write(&f, doc).unwrap();
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg(&f)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&f);
-    assert!(
-        out.status.success(),
-        "{doc}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    presenced_systems::schema_check::assert_valid(doc.as_bytes());
 }
 
 #[test]

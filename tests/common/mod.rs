@@ -517,27 +517,10 @@ impl TcpPeer {
     }
 }
 
-/// Validate an XML document with the project's schemas (`../shared/schemas/validate.sh`).
-/// Panics with xmllint's complaint when invalid.
+/// Validate an XML document with the repository's schemas (`tests/schemas`); panics with
+/// xmllint's complaint when invalid.
 pub fn assert_valid_xml(doc: &[u8]) {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/validate.sh");
-    assert!(script.exists(), "schemas not found at {}", script.display());
-    let f = temp_dir("xml").join("doc.xml");
-    std::fs::write(&f, doc).unwrap();
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(&f)
-        .output()
-        .expect("run validate.sh");
-    assert!(
-        out.status.success(),
-        "document does not validate ({}):\n{}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(doc),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    presenced_systems::schema_check::assert_valid(doc);
 }
 
 /// The response a client sends to a request it received (e.g. our 200 to a NOTIFY).
@@ -763,12 +746,9 @@ pub fn add_user(data: &std::path::Path, uri: &str, password: &str) {
     assert_eq!(code, 0, "user add failed: {out}{err}");
 }
 
-/// A test document of an application usage, from `../shared/schemas/examples`.
+/// A test document of an application usage, from `tests/schemas/examples`.
 pub fn example(name: &str) -> Vec<u8> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/schemas/examples")
-        .join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    presenced_systems::schema_check::example(name)
 }
 
 /// RFC 3261 §8.2.6.2: a response copies Call-ID, CSeq, From and the Via headers (the top one

@@ -1,5 +1,5 @@
 //! Wire formats the engine reads and writes (PIDF, and later watcherinfo, RLMI, XCAP documents).
-//! Parse liberally, emit strictly: everything emitted validates against `../shared/schemas/`.
+//! Parse liberally, emit strictly: everything emitted validates against `tests/schemas/`.
 
 pub mod pidf;
 pub mod xcap_diff;

@@ -2285,9 +2285,6 @@ mod tests {
     use quick_xml::events::Event;
     use quick_xml::name::ResolveResult;
     use quick_xml::reader::NsReader;
-    use std::path::PathBuf;
-    use std::process::Command;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     const AOR: &str = "sip:alice@example.com";
 
@@ -2428,50 +2425,11 @@ mod tests {
     }
 
     fn validate(xml: &[u8]) {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/schemas/validate.sh");
-        if !script.exists() {
-            eprintln!("skipping schema validation: {} not found", script.display());
-            return;
-        }
-        if Command::new("xmllint").arg("--version").output().is_err() {
-            eprintln!(
-                "skipping schema validation: xmllint missing (apt-get install -y libxml2-utils)"
-            );
-            return;
-        }
-        let path = std::env::temp_dir().join(format!(
-            "presenced-pidf-{}-{}.xml",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, xml).unwrap();
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg(&path)
-            .output()
-            .unwrap();
-        let _ = std::fs::remove_file(&path);
-        assert!(
-            out.status.success(),
-            "validate.sh failed ({:?}): {}{}\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(xml)
-        );
+        crate::schema_check::assert_valid(xml);
     }
 
-    fn example(name: &str) -> Option<Vec<u8>> {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/schemas/examples")
-            .join(name);
-        let data = std::fs::read(&path).ok();
-        if data.is_none() {
-            eprintln!("skipping: {} not found", path.display());
-        }
-        data
+    fn example(name: &str) -> Vec<u8> {
+        crate::schema_check::example(name)
     }
 
     #[test]
@@ -2559,7 +2517,8 @@ mod tests {
 
     #[test]
     fn parses_shared_examples() {
-        if let Some(good) = example("pidf-rpid.xml") {
+        {
+            let good = example("pidf-rpid.xml");
             let d = parse(&good).unwrap();
             let kinds: Vec<_> = d.elements.iter().map(|e| e.kind).collect();
             assert_eq!(
@@ -2570,7 +2529,8 @@ mod tests {
             validate(&out);
             assert_eq!(resolved_groups(&out), resolved_groups(&good));
         }
-        if let Some(bad) = example("pidf-bad.xml") {
+        {
+            let bad = example("pidf-bad.xml");
             assert_eq!(parse(&bad).unwrap_err(), PidfError::MissingId("tuple"));
         }
     }

@@ -1,51 +1,14 @@
 //! End-to-end tests of the XCAP core through [`apply`](super::apply), and the schema
 //! validation helper shared by the module's tests.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Writes `xml` to a temporary file, runs `/work/shared/schemas/validate.sh` on it and
-/// asserts it validates, and that the text contains `must_contain`.
+/// Asserts that `xml` validates against the schemas and contains `must_contain`.
 pub(crate) fn assert_valid(xml: &[u8], must_contain: &str) {
     let text = String::from_utf8_lossy(xml);
     assert!(
         text.contains(must_contain),
         "missing {must_contain:?} in:\n{text}"
     );
-    if let Err(why) = xmllint(xml) {
-        panic!("validate.sh failed: {why}\n--- document ---\n{text}");
-    }
-}
-
-/// Runs `../shared/schemas/validate.sh` (beside the repository) on `xml`; Err carries its
-/// complaint.
-pub(crate) fn xmllint(xml: &[u8]) -> Result<(), String> {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "presenced-xcap-{}-{}.xml",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::write(&path, xml).expect("write temp file");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/schemas/validate.sh"
-    );
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg(&path)
-        .output()
-        .expect("run validate.sh");
-    let _ = std::fs::remove_file(&path);
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "exit {:?}: {}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    crate::schema_check::assert_valid(xml);
 }
 
 use super::*;
@@ -1601,7 +1564,7 @@ fn schema_checks_agree_with_xmllint() {
     for (auid, doc) in &cases {
         let parsed = dom::parse_document(doc.as_bytes()).expect("well-formed case");
         let ours = usages.get(auid).unwrap().validate_schema(&parsed);
-        let theirs = xmllint(doc.as_bytes());
+        let theirs = crate::schema_check::validate(doc.as_bytes());
         assert_eq!(
             ours.is_ok(),
             theirs.is_ok(),
