@@ -1,10 +1,10 @@
-//! XCAP node-selector GET and PUT on a 1,000-entry resource list (RFC 4825 §8): the work the
-//! XDMS does per request besides HTTP and storage.
+//! XCAP on a 1,000-entry resource list (RFC 4825 §8): parsing the document, node-selector GET
+//! and PUT: the work the XDMS does per request besides HTTP and storage.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use presenced_systems::xcap::{Method, NoDirectory, Outcome, Request, Usages, XcapUri, apply};
+use presenced_systems::xcap::{Method, NoDirectory, Outcome, Request, Usages, XcapUri, apply, dom};
 
 fn list(n: usize) -> Vec<u8> {
     let mut d = String::from(
@@ -26,6 +26,9 @@ fn bench(c: &mut Criterion) {
     let doc = list(1000);
     let mut g = c.benchmark_group("xcap_1000_entries");
     g.throughput(Throughput::Elements(1));
+    g.bench_function("parse_document", |b| {
+        b.iter(|| black_box(dom::parse_document(black_box(&doc)).unwrap()))
+    });
     let get_uri = XcapUri::parse(
         &format!("{DOC}/~~/resource-lists/list%5b@name=%22friends%22%5d/entry%5b@uri=%22sip:user500@example.com%22%5d"),
         None,

@@ -116,3 +116,53 @@ fn torture_messages_get_what_rfc4475_says() {
         failures.join("\n")
     );
 }
+
+/// A response is never answered, so over the wire a parsed one and a dropped one look alike:
+/// the parser itself must take each valid response (with its status code, CSeq method and
+/// Call-ID) and drop each invalid one (RFC 3261 §18.1.2).
+#[test]
+fn torture_responses_parse_as_rfc4475_says() {
+    use presenced_systems::sip::message::{DropReason, Parsed, parse};
+    let responses: Vec<Vector> = vectors()
+        .into_iter()
+        .filter(|v| v.kind == "response")
+        .collect();
+    assert!(
+        responses.len() >= 5,
+        "§3.1.1.12-13, §3.1.2.5, §3.1.2.19, §3.3.10"
+    );
+    for v in &responses {
+        let inbound = presenced_systems::Inbound {
+            source: presenced_systems::Source {
+                transport: presenced_systems::Transport::Udp,
+                peer: "192.0.2.10:5060".parse().unwrap(),
+                local: "127.0.0.1:5060".parse().unwrap(),
+                conn: None,
+            },
+            bytes: bytes::Bytes::from(v.bytes.clone()),
+        };
+        let parsed = parse(&inbound, "OPTIONS", false);
+        match (v.expect.as_str(), parsed) {
+            ("parse", Parsed::Response(r)) => {
+                let status_line = String::from_utf8_lossy(&v.bytes);
+                let code: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+                assert_eq!(r.code, code, "{}", v.name);
+                assert_eq!(
+                    presenced_systems::sip::message::method_str(r.cseq_method),
+                    v.method,
+                    "{}",
+                    v.name
+                );
+                let call_id = status_line
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Call-ID:"))
+                    .map(str::trim)
+                    .unwrap();
+                assert_eq!(r.call_id(), call_id, "{}", v.name);
+            }
+            // A status code past 999 does not even make a status line.
+            ("drop", Parsed::Dropped(DropReason::BadResponse | DropReason::Garbage)) => {}
+            (want, got) => panic!("{}: wanted {want}, got {got:?}", v.name),
+        }
+    }
+}

@@ -323,8 +323,11 @@ fn invalid_config_names_the_key_and_exits_nonzero() {
 
 #[test]
 fn ipv6_udp_and_tcp() {
-    if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("skipping: no IPv6 loopback on this machine");
+    if let Err(e) = std::net::UdpSocket::bind("[::1]:0") {
+        common::skip_unless_ci(
+            "ipv6_udp_and_tcp",
+            &format!("no IPv6 loopback ([::1]: {e})"),
+        );
         return;
     }
     // one IPv4 and one IPv6 listener side by side

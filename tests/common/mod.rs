@@ -517,6 +517,16 @@ impl TcpPeer {
     }
 }
 
+/// For a test whose tool or platform feature is missing: under CI (`CI` set, as `.ci/run`
+/// does) the test fails with `why`; elsewhere it says loudly that it is skipped and the caller
+/// returns.
+pub fn skip_unless_ci(test: &str, why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {why}; CI must provide it");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+}
+
 /// Validate an XML document with the repository's schemas (`tests/schemas`); panics with
 /// xmllint's complaint when invalid.
 pub fn assert_valid_xml(doc: &[u8]) {

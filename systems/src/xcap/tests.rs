@@ -1283,7 +1283,6 @@ pub(crate) fn big_list(n: usize) -> String {
 #[test]
 fn thousand_entry_list() {
     let doc = big_list(1000);
-    let t = std::time::Instant::now();
     for i in (0..1000).step_by(50) {
         let sel = format!("resource-lists/list/entry[@uri=\"sip:user{i}@example.com\"]");
         let (el, _) = get(ALICE, Some(&sel), &doc).unwrap();
@@ -1315,12 +1314,6 @@ fn thousand_entry_list() {
             Some(&doc),
         ),
         "uniqueness-failure",
-    );
-    // Generous even for an unoptimized build on a shared machine; catches quadratic work.
-    assert!(
-        t.elapsed() < std::time::Duration::from_secs(5),
-        "{:?}",
-        t.elapsed()
     );
     assert_valid(d.as_bytes(), "sip:new@example.com");
 }
@@ -1571,68 +1564,6 @@ fn schema_checks_agree_with_xmllint() {
             "{doc}\nours: {ours:?}\nxmllint: {theirs:?}"
         );
     }
-}
-
-/// Minimum time per call of `f` over 30 batches of 10 (robust to a busy machine).
-fn min_time(mut f: impl FnMut()) -> std::time::Duration {
-    (0..30)
-        .map(|_| {
-            let t = std::time::Instant::now();
-            for _ in 0..10 {
-                f();
-            }
-            t.elapsed() / 10
-        })
-        .min()
-        .unwrap()
-}
-
-/// Parse / GET / PUT on a 1,000-entry list, minimum times (`--release --ignored --nocapture`).
-#[test]
-#[ignore]
-fn perf_min() {
-    let doc = big_list(1000);
-    let usages = Usages::standard();
-    let get_uri = uri(
-        &node(
-            ALICE,
-            "resource-lists/list/entry[@uri=\"sip:user500@example.com\"]",
-        ),
-        None,
-    );
-    let put_uri = uri(
-        &node(
-            ALICE,
-            "resource-lists/list/entry[@uri=\"sip:new@example.com\"]",
-        ),
-        None,
-    );
-    let raw = min_time(|| {
-        let mut r = quick_xml::reader::Reader::from_str(&doc);
-        while !matches!(r.read_event().unwrap(), quick_xml::events::Event::Eof) {}
-    });
-    let parse = min_time(|| {
-        std::hint::black_box(dom::parse_document(doc.as_bytes()).unwrap());
-    });
-    let get = min_time(|| {
-        let req = Request {
-            method: Method::Get,
-            uri: &get_uri,
-            body: b"",
-            content_type: None,
-        };
-        std::hint::black_box(apply(&usages, &req, Some(doc.as_bytes()), &NoDirectory).unwrap());
-    });
-    let put = min_time(|| {
-        let req = Request {
-            method: Method::Put,
-            uri: &put_uri,
-            body: b"<entry uri=\"sip:new@example.com\"/>",
-            content_type: Some(EL),
-        };
-        std::hint::black_box(apply(&usages, &req, Some(doc.as_bytes()), &NoDirectory).unwrap());
-    });
-    println!("min: raw quick-xml {raw:?}, parse {parse:?}, GET {get:?}, PUT {put:?}");
 }
 
 /// The insertion examples of RFC 4825 §8.2.3, on a list: every successful PUT is undone by
