@@ -1,23 +1,17 @@
 //! A hash map of `u64` keys that grows a little at a time.
 //!
-//! A hash table that outgrows its capacity rehashes every entry at once: at 3.7 million
-//! presentities that was one 250-360 ms tick, every request of it waiting and the socket buffer
-//! overflowing into 503s. This map moves to a table twice the size over the next inserts and
-//! removes instead, a few entries each; lookups try both tables meanwhile. What is left at the
-//! start of a growth is a scan of the full table for its keys (an array read, about 30 times
-//! cheaper than the rehash, but at a few million entries still a 10-25 ms tick). So the map is
-//! also split in [`SHARDS`] tables by a mix of the key, each moving on its own, and each starts
-//! its move at its own fill level (between half full and full): a growing population moves one
-//! shard at a time, a sixty-fourth of the scan each. A table that has emptied to an eighth
-//! moves to a smaller one the same way (never below the capacity it was made with), so that a
-//! burst's memory goes back.
+//! A table that rehashes every entry at once stalls every request behind it (hundreds of ms at
+//! a few million entries), so this map moves to a table twice the size over the next inserts
+//! and removes, a few entries each, with lookups trying both tables meanwhile. The scan for the
+//! keys to move is still whole-table, so the map is split in [`SHARDS`] tables by a mix of the
+//! key, each starting its move at its own fill level: one shard, a sixty-fourth of the scan, at
+//! a time. A table emptied to an eighth shrinks the same way (never below the capacity it was
+//! made with), so a burst's memory goes back.
 //!
-//! The keys are keyed hashes already (uniform, and unpredictable to a peer), and the values fit
-//! in 64 bits ([`Packed`]): each table keeps key and value side by side and probes linearly
-//! ([`Table`]), so that finding a key, or the free slot for a new one, reads one cache line in
-//! the usual case. (With `std`'s map a new key cost two: its control bytes, then its entry, far
-//! apart; at a few million entries both are misses, and the entry's was the hottest store of
-//! an initial PUBLISH.)
+//! Keys are keyed hashes already (uniform, unpredictable to a peer) and values fit in 64 bits
+//! ([`Packed`]): each table keeps key and value side by side and probes linearly ([`Table`]),
+//! so finding a key, or the free slot for a new one, reads one cache line. The measurements
+//! behind this are in docs/performance.md.
 
 /// Entries moved to the new table per insert or remove while the map grows: enough to finish
 /// before the new table (twice the old capacity) fills with the inserts made meanwhile.
