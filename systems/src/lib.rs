@@ -13,6 +13,7 @@ pub mod net;
 pub mod percent;
 pub mod pipeline;
 pub mod presence;
+pub mod privacy;
 pub mod router;
 #[cfg(any(test, feature = "test-support"))]
 pub mod schema_check;
