@@ -134,7 +134,7 @@ enum Cmd {
     },
     /// A trivial stateless SIP responder: every request gets 200 at once (Via/From/To/Call-ID/
     /// CSeq echoed, SIP-ETag on PUBLISH, no dialogs so no NOTIFYs). The harness limit to divide
-    /// a server's rate by.
+    /// a server's rate by; with --status, a server that fails every request.
     Responder {
         /// Address to answer on (loopback only).
         #[arg(long, default_value = "127.0.0.1:5099")]
@@ -145,6 +145,10 @@ enum Cmd {
         /// Stop after answering this many requests.
         #[arg(long, default_value_t = u64::MAX)]
         max_requests: u64,
+        /// Final status of every answer (200 to 699): e.g. 500 plays a server that fails
+        /// every request, with no SIP-ETag or Expires.
+        #[arg(long, default_value_t = 200)]
+        status: u16,
     },
 }
 
@@ -550,8 +554,9 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
             listen,
             max_secs,
             max_requests,
+            status,
         } => {
-            let r = Responder::bind(listen)?;
+            let r = Responder::bind(listen)?.answering(status)?;
             println!("loadgen responder listening sip/udp {}", r.local);
             let stop = AtomicBool::new(false);
             let stats = r

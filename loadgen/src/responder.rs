@@ -3,6 +3,9 @@
 //! without a To tag and no NOTIFY follows; a PUBLISH gets a `SIP-ETag` so that modifies take
 //! the same path as against a real server. It is the harness limit: a server's rate divided by
 //! the responder's on the same load shows how much of the box the server leaves unused.
+//! With another final status ([`Responder::answering`]) it answers every request with that
+//! status and no SIP-ETag or Expires: a server that fails everything, for testing the checks
+//! that read loadgen's report.
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,6 +29,8 @@ pub struct ResponderStats {
 /// A bound responder socket, ready to [`Responder::serve`].
 pub struct Responder {
     sock: mio::net::UdpSocket,
+    /// Status line of every answer, e.g. `200 OK`.
+    status: Vec<u8>,
     pub local: SocketAddr,
     pub stats: Arc<ResponderStats>,
 }
@@ -38,9 +43,21 @@ impl Responder {
         let local = sock.local_addr().map_err(|e| e.to_string())?;
         Ok(Responder {
             sock,
+            status: b"200 OK".to_vec(),
             local,
             stats: Arc::new(ResponderStats::default()),
         })
+    }
+
+    /// Answer every request with final status `code` (200 to 699) instead of 200.
+    pub fn answering(mut self, code: u16) -> Result<Responder, String> {
+        if !(200..700).contains(&code) {
+            return Err(format!(
+                "status {code}: not a final SIP status (200 to 699)"
+            ));
+        }
+        self.status = format!("{code} {}", reason(code)).into_bytes();
+        Ok(self)
     }
 
     /// Answer requests until `stop` is set, `max` has passed, or `max_requests` were answered.
@@ -60,6 +77,7 @@ impl Responder {
         let started = Instant::now();
         let mut etag: u64 = 0;
         let mut answered: u64 = 0;
+        let ok = self.status.starts_with(b"2");
         while !stop.load(Ordering::Relaxed) && started.elapsed() < max && answered < max_requests {
             match poll.poll(&mut events, Some(Duration::from_millis(100))) {
                 Ok(()) => {}
@@ -82,7 +100,7 @@ impl Responder {
                                 out.push_with(from, |o| {
                                     let mut extra = [0u8; 48];
                                     let mut len = 0;
-                                    if method == b"PUBLISH" {
+                                    if ok && method == b"PUBLISH" {
                                         let mut b = itoa::Buffer::new();
                                         let e = b.format(etag).as_bytes();
                                         let parts: [&[u8]; 3] = [b"SIP-ETag: r", e, b"\r\n"];
@@ -91,7 +109,7 @@ impl Responder {
                                             len += p.len();
                                         }
                                     }
-                                    if let Some(x) = m.expires {
+                                    if let Some(x) = m.expires.filter(|_| ok) {
                                         let mut b = itoa::Buffer::new();
                                         let e = b.format(x).as_bytes();
                                         let parts: [&[u8]; 3] = [b"Expires: ", e, b"\r\n"];
@@ -100,7 +118,7 @@ impl Responder {
                                             len += p.len();
                                         }
                                     }
-                                    sipmsg::write_response(o, &m, b"200 OK", None, &extra[..len])
+                                    sipmsg::write_response(o, &m, &self.status, None, &extra[..len])
                                 });
                             }
                             Start::Request(_) => {}
@@ -137,5 +155,20 @@ impl Responder {
         let s2 = stop.clone();
         let h = std::thread::spawn(move || self.serve(&s2, max, u64::MAX));
         (stop, h)
+    }
+}
+
+/// The reason phrase of a final status (RFC 3261 §21; free text for the others).
+fn reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        202 => "Accepted",
+        403 => "Forbidden",
+        404 => "Not Found",
+        412 => "Conditional Request Failed",
+        480 => "Temporarily Unavailable",
+        500 => "Server Internal Error",
+        503 => "Service Unavailable",
+        _ => "Error",
     }
 }

@@ -262,18 +262,21 @@ fn fanout_against_presenced_over(transport: &str) {
     assert!(u(&r, "/server/rss_kb_max") > 0);
 }
 
-/// Three initial PUBLISHes at 10/s with a short Timer F (1.2 s), for targets that never answer.
-fn three_publishes_to_a_silent_target() -> loadgen::scenario::Scenario {
+/// Three initial PUBLISHes at 10/s with a short Timer F (1.2 s), for targets that never answer
+/// or fail every request.
+fn three_publishes() -> loadgen::scenario::Scenario {
     let mut s = loadgen::scenario::Scenario::default();
     s.population.presentities = 3;
     s.publish.rate = 10.0;
     s.run.timer_f_ms = 1200;
     s.run.settle_secs = 0.5;
     s.run.drain_secs = 3.0;
+    // far past the ~3 s the run needs: a guard against a run that never ends, not a timing
+    s.run.max_secs = 60.0;
     s
 }
 
-fn silent_options(target: std::net::SocketAddr, label: &str) -> loadgen::run::Options {
+fn options_for(target: std::net::SocketAddr, label: &str) -> loadgen::run::Options {
     loadgen::run::Options {
         target,
         server_pid: None,
@@ -287,11 +290,11 @@ fn silent_options(target: std::net::SocketAddr, label: &str) -> loadgen::run::Op
 fn retransmits_and_times_out_against_a_silent_target() {
     // a socket that reads nothing and answers nothing (and keeps ICMP away)
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let s = three_publishes_to_a_silent_target();
-    let opts = silent_options(silent.local_addr().unwrap(), "silent");
-    let started = Instant::now();
+    let s = three_publishes();
+    let opts = options_for(silent.local_addr().unwrap(), "silent");
     let r = loadgen::run::run(&s, &opts).unwrap();
-    assert!(started.elapsed() < Duration::from_secs(8));
+    // the run ends by itself once Timer F has closed every transaction, not at run.max_secs
+    assert!(r.cut_short.is_none(), "{r:?}");
     // RFC 3261 §17.1.2.2: Timer E at T1 = 500 ms, then 1 s later (past Timer F at 1.2 s)
     assert_eq!(r.requests_sent, 3);
     assert_eq!(r.retransmissions, 3);
@@ -332,10 +335,10 @@ fn over_tcp_times_out_without_retransmitting() {
         }
         got
     });
-    let mut s = three_publishes_to_a_silent_target();
+    let mut s = three_publishes();
     s.run.sockets = 1;
     s.run.transport = loadgen::scenario::LinkKind::Tcp;
-    let opts = silent_options(target, "silent-tcp");
+    let opts = options_for(target, "silent-tcp");
     let r = loadgen::run::run(&s, &opts).unwrap();
     // RFC 3261 §17.1.2.2: over a reliable transport only Timer F runs
     assert_eq!(r.requests_sent, 3);
@@ -344,4 +347,26 @@ fn over_tcp_times_out_without_retransmitting() {
     let wire = String::from_utf8(sink.join().unwrap()).unwrap();
     assert_eq!(wire.matches("PUBLISH sip:").count(), 3, "{wire}");
     assert_eq!(wire.matches("Via: SIP/2.0/TCP ").count(), 3, "{wire}");
+}
+
+#[test]
+fn counts_every_answer_of_a_failing_responder_as_an_error() {
+    let resp = Responder::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    assert!(
+        resp.answering(180).is_err(),
+        "a provisional status never ends a request"
+    );
+    let resp = Responder::bind("127.0.0.1:0".parse().unwrap())
+        .unwrap()
+        .answering(500)
+        .unwrap();
+    let opts = options_for(resp.local, "failing");
+    let (stop, handle) = resp.spawn(Duration::from_secs(30));
+    let r = loadgen::run::run(&three_publishes(), &opts).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap().unwrap();
+    assert_eq!((r.requests_sent, r.final_ok, r.final_failed), (3, 0, 3));
+    assert_eq!(r.timeouts, 0);
+    assert_eq!(r.errors_by_status.get("500"), Some(&3));
+    assert!((r.error_pct - 100.0).abs() < 1e-9);
 }

@@ -3,4 +3,5 @@
 pub mod coalesce;
 pub mod datagrams;
 pub mod sockets;
+#[cfg(feature = "server")]
 pub mod transport;
