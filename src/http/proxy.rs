@@ -88,7 +88,8 @@ fn plain(status: StatusCode, text: &str) -> Response {
 
 fn unauthorized(state: &AppState, stale: bool) -> Response {
     let mut r = plain(StatusCode::UNAUTHORIZED, "authentication required");
-    for c in digest::challenges(&state.settings.realm, &state.nonces, stale) {
+    let s = &state.settings;
+    for c in digest::challenges(&s.digest_algorithms, &s.realm, &state.nonces, stale) {
         if let Ok(v) = HeaderValue::from_str(&c) {
             r.headers_mut().append(header::WWW_AUTHENTICATE, v);
         }
@@ -122,7 +123,7 @@ async fn authenticate(
     let creds = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(digest::parse_authorization);
+        .and_then(|v| digest::credentials(v, target));
     let realm = state.settings.realm.clone();
     let s = state.clone();
     let lookup_name = creds.as_ref().map(|c| c.username.clone());
@@ -146,7 +147,10 @@ async fn authenticate(
     let (Some(c), Some(u)) = (creds, user) else {
         return Err(unauthorized(state, false));
     };
-    if c.realm != state.settings.realm {
+    // An algorithm the operator does not offer is refused even with a right answer.
+    let offered = digest::Algorithm::parse(c.algorithm.as_deref())
+        .is_some_and(|a| state.settings.digest_algorithms.contains(&a));
+    if c.realm != state.settings.realm || !offered {
         return Err(unauthorized(state, false));
     }
     match digest::verify(
