@@ -102,6 +102,25 @@ fn internal(e: impl std::fmt::Display) -> Response {
     plain(StatusCode::INTERNAL_SERVER_ERROR, "storage failure")
 }
 
+/// The XCAP root itself (with or without a trailing slash) holds no document: 404 to a read,
+/// 405 to anything else, as OpenXCAP answers (RFC 9110 §15.5.6: the method is known, the
+/// resource does not support it).
+fn root_reply(method: &Method) -> Response {
+    if matches!(*method, Method::GET | Method::HEAD) {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "the XCAP root holds no document: name an application usage below it",
+        );
+    }
+    let mut r = plain(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "the XCAP root takes GET only",
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET"));
+    r
+}
+
 /// Authenticate the request: Ok(identity) or the 401/500 to send.
 async fn authenticate(
     state: &Arc<AppState>,
@@ -178,7 +197,10 @@ pub(crate) async fn aggregate(
     next: Next,
 ) -> Response {
     let path = req.uri().path().to_owned();
-    let Some(below) = path.strip_prefix(XCAP_ROOT).filter(|p| p.starts_with('/')) else {
+    let Some(below) = path
+        .strip_prefix(XCAP_ROOT)
+        .filter(|p| p.is_empty() || p.starts_with('/'))
+    else {
         return plain(
             StatusCode::NOT_FOUND,
             "not found (the XCAP root is /xcap-root)",
@@ -193,6 +215,9 @@ pub(crate) async fn aggregate(
         Ok(i) => i,
         Err(r) => return r,
     };
+    if below.bytes().all(|b| b == b'/') {
+        return root_reply(req.method());
+    }
     let uri = match XcapUri::parse(below, req.uri().query()) {
         Ok(u) => u,
         Err(e) => return super::xdms::error_reply(&e, None, "").into_response(),
