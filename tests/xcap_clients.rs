@@ -185,6 +185,22 @@ fn xcaplib_style_client_with_digest() {
     const BOB: &str = r#"/resource-lists/list[@name="friends"]/entry[@uri="sip:bob@example.com"]"#;
     const ANCHOR: &str = r#"/resource-lists/list[@name="friends"]/external/@anchor"#;
 
+    // A document PUT without a Content-Type of its own goes out with urllib's default,
+    // application/x-www-form-urlencoded: refused as RFC 4825 §8.2.1 requires.
+    let r = c.call(
+        "PUT",
+        Call {
+            app: "resource-lists",
+            body: Some(DOC.as_bytes()),
+            ..Call::default()
+        },
+    );
+    assert_seen(
+        &r,
+        415,
+        Some("text/plain; charset=utf-8"),
+        "urllib's default type",
+    );
     // Document: PUT with the usage's type, GET it back byte for byte.
     let doc = |c: &mut Urllib, if_match: Option<&str>| {
         c.call(
@@ -221,6 +237,13 @@ fn xcaplib_style_client_with_digest() {
         (r.text().as_str(), r.etag.as_deref()),
         ("friends", Some(&*e1))
     );
+
+    // A prefixed selector with its xmlns() binding in the query, as SIP SIMPLE SDK sends it.
+    let r = c.get(Some(
+        r#"/rl:resource-lists/rl:list[@name="friends"]/@name?xmlns(rl=urn:ietf:params:xml:ns:resource-lists)"#,
+    ));
+    assert_seen(&r, 200, Some("application/xcap-att+xml"), "xmlns() query");
+    assert_eq!(r.text(), "friends");
 
     // Elements: GET; PUT a new one under If-Match (xcaplib's insert); a stale tag is refused.
     let r = c.get(Some(&format!(
@@ -362,22 +385,16 @@ fn the_root_with_and_without_slash() {
 }
 
 #[test]
-fn doubled_slash_after_the_root_names_the_same_document() {
+fn one_resource_however_the_uri_is_spelled() {
     let srv = Server::start();
     let c = Xcap::new(srv.http);
     let p = format!("/xcap-root/resource-lists/users/{ALICE}/index");
     assert_status(&c.put(&p, RL_MIME, DOC.as_bytes()), 201, "PUT");
+    // '//' after the root (a root configured with a trailing '/').
     let r = c.get(&p.replacen("/resource-lists", "//resource-lists", 1));
     assert_status(&r, 200, "GET //");
     assert_eq!(r.text(), DOC);
-}
-
-#[test]
-fn raw_and_percent_encoded_selectors_are_one_resource() {
-    let srv = Server::start();
-    let c = Xcap::new(srv.http);
-    let p = format!("/xcap-root/resource-lists/users/{ALICE}/index");
-    assert_status(&c.put(&p, RL_MIME, DOC.as_bytes()), 201, "PUT");
+    // Node selectors raw (as xcaplib sends them), percent-encoded, single-quoted.
     for sel in [
         r#"/~~/resource-lists/list[@name="friends"]/@name"#,
         "/~~/resource-lists/list%5B@name=%22friends%22%5D/@name",
