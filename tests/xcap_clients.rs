@@ -389,7 +389,9 @@ fn one_resource_however_the_uri_is_spelled() {
     let srv = Server::start();
     let c = Xcap::new(srv.http);
     let p = format!("/xcap-root/resource-lists/users/{ALICE}/index");
-    assert_status(&c.put(&p, RL_MIME, DOC.as_bytes()), 201, "PUT");
+    // The type compares without case and with its parameters ignored (RFC 9110 §8.3.1).
+    let ct = "Application/Resource-Lists+XML; charset=\"UTF-8\"";
+    assert_status(&c.put(&p, ct, DOC.as_bytes()), 201, "PUT");
     // '//' after the root (a root configured with a trailing '/').
     let r = c.get(&p.replacen("/resource-lists", "//resource-lists", 1));
     assert_status(&r, 200, "GET //");
