@@ -372,15 +372,19 @@ fn xcaplib_style_client_with_digest() {
 }
 
 #[test]
-fn the_root_with_and_without_slash() {
+fn methods_xcap_does_not_define_get_405_with_allow() {
     let srv = Server::start();
     let c = Xcap::new(srv.http);
-    for root in ["/xcap-root", "/xcap-root/"] {
-        assert_status(&c.get(root), 404, root);
+    // The root, with or without its slash; the read-only composed xcap-directory.
+    let dir =
+        format!("/xcap-root/org.openmobilealliance.xcap-directory/users/{ALICE}/directory.xml");
+    for root in ["/xcap-root", "/xcap-root/", &dir] {
         let r = c.req("POST", root, &[], None);
         assert_status(&r, 405, root);
         assert_eq!(r.header("Allow"), Some("GET"), "{root}");
     }
+    assert_status(&c.get("/xcap-root"), 404, "GET on the root");
+    assert_status(&c.get("/xcap-root/"), 404, "GET on the root");
     assert_status(&c.get("/xcap-rootx/resource-lists"), 404, "not the root");
 }
 
