@@ -109,6 +109,8 @@ impl PresenceSection {
 pub struct XcapSection {
     pub realm: String,
     pub trusted_peers: Vec<std::net::IpAddr>,
+    /// Digest algorithm names (`MD5`, `SHA-256`) in the order of the challenges.
+    pub digest_algorithms: Vec<String>,
     pub nonce_lifetime_secs: u64,
     pub max_document_bytes: usize,
     pub forward_timeout_secs: u64,
@@ -126,6 +128,11 @@ impl XcapSection {
                 .forward
                 .iter()
                 .filter_map(|(a, u)| Some((a.clone(), u.parse().ok()?)))
+                .collect(),
+            digest_algorithms: self
+                .digest_algorithms
+                .iter()
+                .filter_map(|a| crate::http::digest::Algorithm::parse(Some(a)))
                 .collect(),
             nonce_lifetime: std::time::Duration::from_secs(self.nonce_lifetime_secs),
             max_body_bytes: self.max_document_bytes,
@@ -270,6 +277,20 @@ impl Config {
                 "must be non-empty, without quotes or backslashes",
             );
         }
+        let algs: Vec<_> = x
+            .digest_algorithms
+            .iter()
+            .map(|a| crate::http::digest::Algorithm::parse(Some(a)))
+            .collect();
+        if algs.is_empty() || algs.iter().any(Option::is_none) {
+            return bad(
+                "xcap.digest_algorithms",
+                "must list one or both of \"MD5\" and \"SHA-256\"",
+            );
+        }
+        if (1..algs.len()).any(|i| algs[..i].contains(&algs[i])) {
+            return bad("xcap.digest_algorithms", "names an algorithm twice");
+        }
         if x.nonce_lifetime_secs == 0 {
             return bad("xcap.nonce_lifetime_secs", "must be at least 1");
         }
@@ -301,13 +322,13 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::digest::Algorithm;
 
     fn load_str(text: &str) -> Result<Config, ConfigError> {
-        let dir = std::env::temp_dir().join(format!(
-            "presenced-cfg-{}-{}",
-            std::process::id(),
-            text.len()
-        ));
+        // A file per call: tests run in parallel, and texts of one length used to share one.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("presenced-cfg-{}-{n}", std::process::id()));
         std::fs::write(&dir, text).unwrap();
         let r = Config::load(Some(&dir));
         std::fs::remove_file(&dir).ok();
@@ -322,6 +343,26 @@ mod tests {
         assert_eq!(c.xcap.realm, "presenced");
         assert!(c.xcap.trusted_peers.is_empty());
         assert!(c.xcap.forward.is_empty());
+        assert_eq!(
+            c.xcap.http_settings().digest_algorithms,
+            [Algorithm::Md5, Algorithm::Sha256],
+            "MD5 first, for clients that read only the first challenge"
+        );
+    }
+
+    #[test]
+    fn digest_algorithms_in_the_order_given() {
+        let c = load_str("[xcap]\ndigest_algorithms = [\"sha-256\"]\n").unwrap();
+        assert_eq!(
+            c.xcap.http_settings().digest_algorithms,
+            [Algorithm::Sha256]
+        );
+        for bad in ["[]", "[\"SHA-1\"]", "[\"MD5\", \"md5\"]", "[\"MD5-sess\"]"] {
+            let e = load_str(&format!("[xcap]\ndigest_algorithms = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("xcap.digest_algorithms"), "{bad}: {e}");
+        }
     }
 
     #[test]

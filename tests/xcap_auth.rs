@@ -123,7 +123,10 @@ fn open_without_users_then_closed_once_one_exists() {
 #[test]
 fn digest_challenges_and_answers() {
     let d = users_dir();
-    let srv = Server::start_on("", &[], Some(&d));
+    // SHA-256 preferred here; the default order is checked in
+    // digest_algorithms_follow_the_configuration.
+    let sha_first = "[xcap]\ndigest_algorithms = [\"SHA-256\", \"MD5\"]\n";
+    let srv = Server::start_on(sha_first, &[], Some(&d));
     let anon = Xcap::new(srv.http);
     let r = anon.get(&rl_path(ALICE));
     assert_eq!(r.status, 401);
@@ -215,6 +218,49 @@ fn digest_challenges_and_answers() {
     assert_eq!(r.status, 401);
     let ch = r.all("WWW-Authenticate");
     assert!(ch.iter().all(|c| c.contains("stale=true")), "{ch:?}");
+}
+
+#[test]
+fn digest_algorithms_follow_the_configuration() {
+    let d = users_dir();
+    // By default MD5 comes first, for clients that read only the first challenge (Python's
+    // urllib); SHA-256 is still offered and answered.
+    let srv = Server::start_on("", &[], Some(&d));
+    let r = Xcap::new(srv.http).get(&rl_path(ALICE));
+    let ch = r.all("WWW-Authenticate");
+    assert_eq!(ch.len(), 2, "{ch:?}");
+    assert!(ch[0].contains("algorithm=MD5"), "{ch:?}");
+    assert!(ch[1].contains("algorithm=SHA-256"), "{ch:?}");
+    for alg in ["MD5", "SHA-256"] {
+        let c = Xcap::new(srv.http).with_auth("alice@example.com", "wonderland", alg);
+        assert_eq!(
+            c.put(&rl_path(ALICE), RL_MIME, &rl_doc()).status / 100,
+            2,
+            "{alg}"
+        );
+    }
+    drop(srv);
+    // SHA-256 alone: one challenge, and a right MD5 answer (to a nonce of ours) is refused.
+    let srv = Server::start_on("[xcap]\ndigest_algorithms = [\"SHA-256\"]\n", &[], Some(&d));
+    let anon = Xcap::new(srv.http);
+    let r = anon.get(&rl_path(ALICE));
+    let ch = r.all("WWW-Authenticate");
+    assert_eq!(ch.len(), 1, "{ch:?}");
+    assert!(ch[0].contains("algorithm=SHA-256"), "{ch:?}");
+    let md5 = ch[0].replace("algorithm=SHA-256", "algorithm=MD5");
+    let path = rl_path(ALICE);
+    let auth = Xcap::authorization(
+        &[&md5],
+        "MD5",
+        "alice@example.com",
+        "wonderland",
+        "GET",
+        &path,
+    );
+    let r = anon.raw("GET", &path, &[("Authorization", &auth)], None);
+    assert_eq!(r.status, 401, "MD5 is not offered");
+    let sha = Xcap::new(srv.http).with_auth("alice@example.com", "wonderland", "SHA-256");
+    assert_eq!(sha.get(&path).status, 200);
 }
 
 #[test]

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-/// The digest algorithms we offer, strongest first (RFC 7616 §3.7: in order of preference).
+/// The digest algorithms we can offer; which ones and in what order is configured
+/// (`xcap.digest_algorithms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
     Sha256,
@@ -27,7 +28,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl Algorithm {
-    /// Every algorithm we offer, in the order of the challenges.
+    /// Every algorithm we can offer, strongest first.
     pub const ALL: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
 
     /// The token of the `algorithm` parameter.
@@ -198,10 +199,16 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// The WWW-Authenticate values of a 401, one per algorithm, SHA-256 first (RFC 7616 §3.7).
-pub fn challenges(realm: &str, nonces: &Nonces, stale: bool) -> Vec<String> {
+/// The WWW-Authenticate values of a 401, one per offered algorithm in the order given, which
+/// is the order of preference the client sees (RFC 7616 §3.7).
+pub fn challenges(
+    algorithms: &[Algorithm],
+    realm: &str,
+    nonces: &Nonces,
+    stale: bool,
+) -> Vec<String> {
     let nonce = nonces.issue();
-    Algorithm::ALL
+    algorithms
         .iter()
         .map(|a| {
             let mut v = format!(
@@ -330,6 +337,43 @@ pub fn parse_authorization(value: &str) -> Option<Credentials> {
     (have_user && have_realm && have_nonce && have_uri && have_resp).then_some(c)
 }
 
+/// Parse the Authorization header of a request for `request_target`. Python's urllib (and so
+/// xcaplib) writes the request target unescaped into `uri="..."`, so a node selector's `"`
+/// ends the quoted string early and the header no longer parses or names a truncated URI.
+/// When the text holds `uri="<request target>"` followed by `,` or the end, that is taken as
+/// the digest-uri; safe, as the response must still verify over exactly that target.
+pub fn credentials(value: &str, request_target: &str) -> Option<Credentials> {
+    let parsed = parse_authorization(value);
+    if parsed.as_ref().is_some_and(|c| c.uri == request_target) {
+        return parsed;
+    }
+    raw_uri_respliced(value, request_target)
+        .and_then(|v| parse_authorization(&v))
+        .or(parsed)
+}
+
+/// `value` with an unescaped `uri="<target>"` parameter rewritten as a proper quoted string.
+fn raw_uri_respliced(value: &str, target: &str) -> Option<String> {
+    let needle = format!("\"{target}\"");
+    // ASCII lower-casing keeps byte offsets, so positions in `lower` are positions in `value`.
+    let lower = value.to_ascii_lowercase();
+    value.match_indices(&needle).find_map(|(at, _)| {
+        let end = at + needle.len();
+        let after = value[end..].trim_start();
+        let name = lower[..at].trim_end().strip_suffix('=')?.trim_end();
+        let before = name.strip_suffix("uri")?;
+        let bounded = before.is_empty() || before.ends_with([',', ' ', '\t']);
+        (bounded && (after.is_empty() || after.starts_with(','))).then(|| {
+            format!(
+                "{}uri={}{}",
+                &value[..before.len()],
+                quote(target),
+                &value[end..]
+            )
+        })
+    })
+}
+
 /// The result of checking credentials against a user's stored HA1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -430,6 +474,49 @@ mod tests {
     }
 
     #[test]
+    fn unescaped_uri_as_python_urllib_sends_it() {
+        // The exact layout of urllib.request.AbstractDigestAuthHandler.get_authorization.
+        let target = "/xcap-root/resource-lists/users/sip:alice@example.com/index/~~/\
+                      resource-lists/list[@name=\"other\"]/@some-attribute";
+        let header = |uri: &str, tail: &str| {
+            format!(
+                "Digest username=\"alice@example.com\", realm=\"presenced\", nonce=\"n1\", \
+                 uri=\"{uri}\", response=\"0a1B\"{tail}"
+            )
+        };
+        let python = header(
+            target,
+            ", algorithm=\"MD5\", qop=auth, nc=00000001, cnonce=\"c1\"",
+        );
+        assert!(parse_authorization(&python).is_none_or(|c| c.uri != target));
+        let c = credentials(&python, target).expect("taken with the request target");
+        assert_eq!(c.uri, target);
+        assert_eq!(
+            (c.username.as_str(), c.response.as_str()),
+            ("alice@example.com", "0a1b")
+        );
+        assert_eq!(c.algorithm.as_deref(), Some("MD5"));
+        assert_eq!(c.cnonce.as_deref(), Some("c1"));
+        // As the last parameter, too.
+        assert_eq!(
+            credentials(&header(target, ""), target).unwrap().uri,
+            target
+        );
+        // Only the request target itself, and only as a whole `uri` parameter.
+        assert!(credentials(&python, "/xcap-root/other").is_none());
+        let glued = python.replace(", uri=", ", xuri=");
+        assert!(credentials(&glued, target).is_none());
+        let cut = header(target, "x, qop=auth");
+        assert!(credentials(&cut, target).is_none_or(|c| c.uri != target));
+        // Well-formed headers parse as before.
+        let fine = header("/xcap-root/a", ", qop=auth");
+        assert_eq!(
+            credentials(&fine, "/xcap-root/a"),
+            parse_authorization(&fine)
+        );
+    }
+
+    #[test]
     fn nonces_expire_and_foreign_ones_are_stale() {
         let n = Nonces::new(Duration::from_secs(300));
         let fresh = n.issue_at(1000);
@@ -487,7 +574,7 @@ mod tests {
             c.qop = None;
             assert_eq!(verify(&c, &h_md5, &h_sha, "PUT", "/x", &n), Verdict::Wrong);
         }
-        let ch = challenges("presenced", &n, true);
+        let ch = challenges(&Algorithm::ALL, "presenced", &n, true);
         assert_eq!(ch.len(), 2);
         assert!(ch[0].contains("algorithm=SHA-256") && ch[0].contains("stale=true"));
         assert!(ch[1].contains("algorithm=MD5"));

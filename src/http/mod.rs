@@ -37,6 +37,8 @@ pub struct HttpSettings {
     pub trusted_peers: Vec<IpAddr>,
     /// AUID -> base URL of the XDMS serving it (`xcap.forward`); others are served here.
     pub forward: BTreeMap<String, hyper::Uri>,
+    /// The digest algorithms offered, in the order of the challenges (`xcap.digest_algorithms`).
+    pub digest_algorithms: Vec<digest::Algorithm>,
     /// How long a digest nonce is good for (`xcap.nonce_lifetime_secs`).
     pub nonce_lifetime: Duration,
     /// Largest request body accepted (`xcap.max_document_bytes`).
@@ -233,6 +235,7 @@ mod tests {
             realm: "presenced".into(),
             trusted_peers: vec!["127.0.0.1".parse().unwrap()],
             forward: BTreeMap::new(),
+            digest_algorithms: digest::Algorithm::ALL.to_vec(),
             nonce_lifetime: Duration::from_secs(300),
             max_body_bytes: 1 << 20,
             forward_timeout: Duration::from_secs(5),

@@ -88,7 +88,8 @@ fn plain(status: StatusCode, text: &str) -> Response {
 
 fn unauthorized(state: &AppState, stale: bool) -> Response {
     let mut r = plain(StatusCode::UNAUTHORIZED, "authentication required");
-    for c in digest::challenges(&state.settings.realm, &state.nonces, stale) {
+    let s = &state.settings;
+    for c in digest::challenges(&s.digest_algorithms, &s.realm, &state.nonces, stale) {
         if let Ok(v) = HeaderValue::from_str(&c) {
             r.headers_mut().append(header::WWW_AUTHENTICATE, v);
         }
@@ -99,6 +100,25 @@ fn unauthorized(state: &AppState, stale: bool) -> Response {
 fn internal(e: impl std::fmt::Display) -> Response {
     warn!("xcap: store: {e}");
     plain(StatusCode::INTERNAL_SERVER_ERROR, "storage failure")
+}
+
+/// The XCAP root itself (with or without a trailing slash) holds no document: 404 to a read,
+/// 405 to anything else, as OpenXCAP answers (RFC 9110 §15.5.6: the method is known, the
+/// resource does not support it).
+fn root_reply(method: &Method) -> Response {
+    if matches!(*method, Method::GET | Method::HEAD) {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "the XCAP root holds no document: name an application usage below it",
+        );
+    }
+    let mut r = plain(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "the XCAP root takes GET only",
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET"));
+    r
 }
 
 /// Authenticate the request: Ok(identity) or the 401/500 to send.
@@ -122,7 +142,7 @@ async fn authenticate(
     let creds = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(digest::parse_authorization);
+        .and_then(|v| digest::credentials(v, target));
     let realm = state.settings.realm.clone();
     let s = state.clone();
     let lookup_name = creds.as_ref().map(|c| c.username.clone());
@@ -146,7 +166,10 @@ async fn authenticate(
     let (Some(c), Some(u)) = (creds, user) else {
         return Err(unauthorized(state, false));
     };
-    if c.realm != state.settings.realm {
+    // An algorithm the operator does not offer is refused even with a right answer.
+    let offered = digest::Algorithm::parse(c.algorithm.as_deref())
+        .is_some_and(|a| state.settings.digest_algorithms.contains(&a));
+    if c.realm != state.settings.realm || !offered {
         return Err(unauthorized(state, false));
     }
     match digest::verify(
@@ -174,7 +197,10 @@ pub(crate) async fn aggregate(
     next: Next,
 ) -> Response {
     let path = req.uri().path().to_owned();
-    let Some(below) = path.strip_prefix(XCAP_ROOT).filter(|p| p.starts_with('/')) else {
+    let Some(below) = path
+        .strip_prefix(XCAP_ROOT)
+        .filter(|p| p.is_empty() || p.starts_with('/'))
+    else {
         return plain(
             StatusCode::NOT_FOUND,
             "not found (the XCAP root is /xcap-root)",
@@ -189,6 +215,9 @@ pub(crate) async fn aggregate(
         Ok(i) => i,
         Err(r) => return r,
     };
+    if below.bytes().all(|b| b == b'/') {
+        return root_reply(req.method());
+    }
     let uri = match XcapUri::parse(below, req.uri().query()) {
         Ok(u) => u,
         Err(e) => return super::xdms::error_reply(&e, None, "").into_response(),

@@ -449,11 +449,9 @@ pub(crate) async fn handle(State(state): State<Arc<AppState>>, req: Request) -> 
         HttpMethod::PUT => Method::Put,
         HttpMethod::DELETE => Method::Delete,
         _ => {
-            return not_allowed(match routed.uri.scope {
-                Scope::Global => "GET",
-                Scope::User(_) => "GET, PUT, DELETE",
-            })
-            .into_response();
+            // The composed documents are read-only, like the global tree.
+            let read_only = routed.uri.scope == Scope::Global || routed.uri.auid == DIRECTORY_AUID;
+            return not_allowed(if read_only { "GET" } else { "GET, PUT, DELETE" }).into_response();
         }
     };
     tracing::debug!(

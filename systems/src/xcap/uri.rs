@@ -38,7 +38,10 @@ impl XcapUri {
     /// XUI, no document name, empty segments); 400 for bad percent-encoding or a malformed
     /// `xmlns()` query.
     pub fn parse(path: &str, query: Option<&str>) -> Result<XcapUri, XcapError> {
-        let path = path.strip_prefix('/').unwrap_or(path);
+        // Leading empty segments are dropped: a client joining a root configured with a
+        // trailing '/' to a path starting with '/' sends "//"; no AUID is empty, so that can
+        // name nothing else.
+        let path = path.trim_start_matches('/');
         let mut raw_segments = path.split('/');
         let mut doc_raw: Vec<&str> = Vec::with_capacity(4);
         let mut node_raw: Option<Vec<&str>> = None;
@@ -327,6 +330,13 @@ mod tests {
             u.node.as_deref(),
             Some("resource-lists/list/entry[@uri=\"http://a/b\"]")
         );
+    }
+
+    #[test]
+    fn doubled_slash_after_the_root() {
+        let u = XcapUri::parse("//resource-lists/users/sip:a@x/index", None).unwrap();
+        assert_eq!(u.document_selector(), "resource-lists/users/sip:a@x/index");
+        assert_eq!(XcapUri::parse("//", None).unwrap_err().status, 404);
     }
 
     #[test]
