@@ -108,6 +108,8 @@ impl PresenceSection {
 #[serde(deny_unknown_fields)]
 pub struct XcapSection {
     pub realm: String,
+    /// Challenge with the user's SIP domain as the realm for a user's tree.
+    pub domain_realm: bool,
     pub trusted_peers: Vec<std::net::IpAddr>,
     /// Digest algorithm names (`MD5`, `SHA-256`) in the order of the challenges.
     pub digest_algorithms: Vec<String>,
@@ -123,6 +125,7 @@ impl XcapSection {
     pub fn http_settings(&self) -> crate::http::HttpSettings {
         crate::http::HttpSettings {
             realm: self.realm.clone(),
+            domain_realm: self.domain_realm,
             trusted_peers: self.trusted_peers.clone(),
             forward: self
                 .forward

@@ -141,8 +141,9 @@ fn digest_challenges_and_answers() {
         "{ch:?}"
     );
     for c in &ch {
+        // a user's tree is challenged in that user's domain (xcap.domain_realm)
         assert!(
-            c.contains("realm=\"presenced\"") && c.contains("qop=\"auth\""),
+            c.contains("realm=\"example.com\"") && c.contains("qop=\"auth\""),
             "{c}"
         );
         assert!(c.contains("nonce=\"") && !c.contains("stale=true"), "{c}");
@@ -325,4 +326,43 @@ fn asserted_identity_only_from_trusted_peers() {
     assert_eq!(bob.get(&rl_path(ALICE)).status, 403);
     // Without the header a trusted peer still authenticates with digest.
     assert_eq!(Xcap::new(srv.http).get(&rl_path(ALICE)).status, 401);
+}
+
+#[test]
+fn realms_per_domain_or_one_for_all() {
+    let d = users_dir();
+    let realm_of = |srv: &Server, path: &str| {
+        let r = Xcap::new(srv.http).get(path);
+        assert_eq!(r.status, 401, "{path}");
+        let ch = r.all("WWW-Authenticate");
+        let at = ch[0].find("realm=\"").unwrap() + 7;
+        ch[0][at..].split('"').next().unwrap().to_owned()
+    };
+    let global = "/xcap-root/xcap-caps/global/index";
+    // By default a user's tree is challenged in the user's domain, where both the bare user
+    // part (xcaplib, OpenXCAP) and the whole address log in; the rest in xcap.realm.
+    let srv = Server::start_on("", &[], Some(&d));
+    assert_eq!(realm_of(&srv, &rl_path(ALICE)), "example.com");
+    assert_eq!(realm_of(&srv, global), "presenced");
+    for user in ["alice", "alice@example.com"] {
+        let c = Xcap::new(srv.http).with_auth(user, "wonderland", "MD5");
+        assert_eq!(
+            c.get(&rl_path(ALICE)).status,
+            404,
+            "{user}: in, no document yet"
+        );
+        let wrong = Xcap::new(srv.http).with_auth(user, "looking-glass", "MD5");
+        assert_eq!(wrong.get(&rl_path(ALICE)).status, 401, "{user}");
+    }
+    // the whole address in xcap.realm still works for the global tree
+    let c = Xcap::new(srv.http).with_auth("alice@example.com", "wonderland", "MD5");
+    assert_eq!(c.get(global).status, 200);
+    drop(srv);
+    // One realm for all: the bare user part is no login there.
+    let srv = Server::start_on("[xcap]\ndomain_realm = false\n", &[], Some(&d));
+    assert_eq!(realm_of(&srv, &rl_path(ALICE)), "presenced");
+    let bare = Xcap::new(srv.http).with_auth("alice", "wonderland", "MD5");
+    assert_eq!(bare.get(&rl_path(ALICE)).status, 401);
+    let full = Xcap::new(srv.http).with_auth("alice@example.com", "wonderland", "MD5");
+    assert_eq!(full.get(&rl_path(ALICE)).status, 404);
 }

@@ -31,7 +31,7 @@ fn alice_dir() -> PathBuf {
     d
 }
 
-/// True when python3 runs. Otherwise: panic under CI, else say why the test is skipped.
+/// True when python3 runs; otherwise the test fails under CI, or is skipped with a message.
 fn python_available(test: &str) -> bool {
     let why = match Command::new("python3")
         .arg("--version")
@@ -42,10 +42,7 @@ fn python_available(test: &str) -> bool {
         Ok(o) => format!("python3 --version failed: {}", o.status),
         Err(e) => format!("cannot run python3: {e}"),
     };
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: {why}; CI must have python3");
-    }
-    eprintln!("SKIPPED {test}: {why}");
+    common::skip_unless_ci(test, &why);
     false
 }
 
@@ -84,12 +81,14 @@ struct Urllib {
 }
 
 impl Urllib {
-    fn start(srv: &Server, username: &str, password: &str) -> Urllib {
+    /// xcaplib's way: the SIP address names the user's tree, and its user part and domain are
+    /// the digest username and the realm the password is filed under.
+    fn start(srv: &Server, password: &str) -> Urllib {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/xcap_urllib.py");
         let mut child = Command::new("python3")
             .arg(&script)
             .arg(format!("http://{}/xcap-root", srv.http))
-            .args([ALICE, username, "presenced", password])
+            .args([ALICE, password])
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -180,7 +179,7 @@ fn xcaplib_style_client_with_digest() {
     }
     // The default configuration: MD5 must come first for urllib to answer at all.
     let srv = Server::start_on("", &[], Some(&alice_dir()));
-    let mut c = Urllib::start(&srv, "alice@example.com", "wonderland");
+    let mut c = Urllib::start(&srv, "wonderland");
     const FRIENDS: &str = r#"/resource-lists/list[@name="friends"]"#;
     const BOB: &str = r#"/resource-lists/list[@name="friends"]/entry[@uri="sip:bob@example.com"]"#;
     const ANCHOR: &str = r#"/resource-lists/list[@name="friends"]/external/@anchor"#;
@@ -324,7 +323,7 @@ fn xcaplib_style_client_with_digest() {
     assert_valid_xml(&r.body);
     assert!(!r.text().contains("sip:bob@") && !r.text().contains("friends"));
 
-    // Methods XCAP does not define: 405 with Allow, on a document and on the root.
+    // Methods XCAP does not define: 405 with Allow, on a document.
     let r = c.call(
         "POST",
         Call {
@@ -338,20 +337,8 @@ fn xcaplib_style_client_with_digest() {
         (r.status, r.allow.as_deref()),
         (405, Some("GET, PUT, DELETE"))
     );
-    for method in ["POST", "XXX"] {
-        let r = c.call(
-            method,
-            Call {
-                app: "/",
-                ..Call::default()
-            },
-        );
-        assert_eq!(
-            (r.status, r.allow.as_deref()),
-            (405, Some("GET")),
-            "{method}"
-        );
-    }
+    // (The root itself is outside any user's tree, so it is challenged in xcap.realm, where
+    // an xcaplib client files no password: its 405 is checked with the Rust client.)
 
     // The whole document away.
     let r = c.call(
@@ -366,7 +353,7 @@ fn xcaplib_style_client_with_digest() {
     drop(c);
 
     // A wrong password stays out.
-    let mut wrong = Urllib::start(&srv, "alice@example.com", "looking-glass");
+    let mut wrong = Urllib::start(&srv, "looking-glass");
     assert_eq!(wrong.get(None).status, 401);
     assert_eq!(doc(&mut wrong, None).status, 401);
 }

@@ -33,6 +33,8 @@ pub const XCAP_ROOT: &str = "/xcap-root";
 pub struct HttpSettings {
     /// Digest realm (`xcap.realm`).
     pub realm: String,
+    /// Challenge requests for a user's tree with the user's domain as realm (`xcap.domain_realm`).
+    pub domain_realm: bool,
     /// Peers whose asserted-identity headers are believed (`xcap.trusted_peers`).
     pub trusted_peers: Vec<IpAddr>,
     /// AUID -> base URL of the XDMS serving it (`xcap.forward`); others are served here.
@@ -186,7 +188,9 @@ pub(crate) async fn read_body(body: axum::body::Body, limit: usize) -> Option<by
 }
 
 /// The stored credentials of an XCAP user: the digest username is the URI without its scheme
-/// (`sip:alice@example.com` -> `alice@example.com`), and only the HA1 values are kept.
+/// (`sip:alice@example.com` -> `alice@example.com`) in `realm`, with aliases for the user's SIP
+/// domain as realm (`alice` and `alice@example.com` in `example.com`, see `xcap.domain_realm`);
+/// only the HA1 values are kept.
 pub fn user_record(
     uri: &str,
     realm: &str,
@@ -210,12 +214,28 @@ pub fn user_record(
     if password.is_empty() {
         return Err("the password must not be empty".into());
     }
+    let login = |username: &str, realm: &str| crate::store::Login {
+        username: username.to_owned(),
+        realm: realm.to_owned(),
+        ha1_md5: digest::ha1(digest::Algorithm::Md5, username, realm, password),
+        ha1_sha256: digest::ha1(digest::Algorithm::Sha256, username, realm, password),
+    };
+    let main = login(rest, realm);
+    // challenges name the domain in lower case (host names are case-insensitive)
+    let (user, domain) = rest.split_once('@').unwrap_or_default();
+    let domain = domain.to_ascii_lowercase();
+    let aliases = [user, rest]
+        .into_iter()
+        .filter(|_| domain != realm)
+        .map(|name| login(name, &domain))
+        .collect();
     Ok(crate::store::UserRecord {
         uri: uri.to_owned(),
-        username: rest.to_owned(),
-        realm: realm.to_owned(),
-        ha1_md5: digest::ha1(digest::Algorithm::Md5, rest, realm, password),
-        ha1_sha256: digest::ha1(digest::Algorithm::Sha256, rest, realm, password),
+        username: main.username,
+        realm: main.realm,
+        ha1_md5: main.ha1_md5,
+        ha1_sha256: main.ha1_sha256,
+        aliases,
     })
 }
 
@@ -233,6 +253,7 @@ mod tests {
     fn settings() -> HttpSettings {
         HttpSettings {
             realm: "presenced".into(),
+            domain_realm: true,
             trusted_peers: vec!["127.0.0.1".parse().unwrap()],
             forward: BTreeMap::new(),
             digest_algorithms: digest::Algorithm::ALL.to_vec(),

@@ -86,10 +86,36 @@ fn plain(status: StatusCode, text: &str) -> Response {
         .into_response()
 }
 
-fn unauthorized(state: &AppState, stale: bool) -> Response {
+/// The realm to challenge a request for `target` with: the SIP domain of the user whose tree it
+/// names when `xcap.domain_realm` is on (what xcaplib looks its password up by), else
+/// `xcap.realm`.
+fn challenge_realm<'a>(s: &'a super::HttpSettings, target: &str) -> std::borrow::Cow<'a, str> {
+    let domain = || {
+        // /xcap-root/<auid>/users/<xui>/...
+        let mut segs = target
+            .strip_prefix(XCAP_ROOT)?
+            .split('/')
+            .filter(|s| !s.is_empty());
+        let (_auid, users, xui) = (segs.next()?, segs.next()?, segs.next()?);
+        if users != "users" {
+            return None;
+        }
+        let xui = presenced_systems::percent::decode(xui).ok()?;
+        let host = xui.rsplit_once('@')?.1;
+        let host = host.split([';', '?']).next().unwrap_or_default();
+        (!host.is_empty() && !host.contains(['"', '\\'])).then(|| host.to_ascii_lowercase())
+    };
+    match s.domain_realm.then(domain).flatten() {
+        Some(d) => d.into(),
+        None => s.realm.as_str().into(),
+    }
+}
+
+fn unauthorized(state: &AppState, target: &str, stale: bool) -> Response {
     let mut r = plain(StatusCode::UNAUTHORIZED, "authentication required");
     let s = &state.settings;
-    for c in digest::challenges(&s.digest_algorithms, &s.realm, &state.nonces, stale) {
+    let realm = challenge_realm(s, target);
+    for c in digest::challenges(&s.digest_algorithms, &realm, &state.nonces, stale) {
         if let Ok(v) = HeaderValue::from_str(&c) {
             r.headers_mut().append(header::WWW_AUTHENTICATE, v);
         }
@@ -143,13 +169,16 @@ async fn authenticate(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| digest::credentials(v, target));
-    let realm = state.settings.realm.clone();
     let s = state.clone();
-    let lookup_name = creds.as_ref().map(|c| c.username.clone());
+    // A login is looked up in the realm the client answered in: its aliases exist only in
+    // the user's own domain, so with domain realms off only xcap.realm is accepted (below).
+    let lookup_name = creds
+        .as_ref()
+        .map(|c| (c.username.clone(), c.realm.clone()));
     let (has_users, user) = tokio::task::spawn_blocking(move || {
         let has = s.store.has_users()?;
         let user = match lookup_name {
-            Some(n) if has => s.store.user_by_username(&n, &realm)?,
+            Some((n, realm)) if has => s.store.user_by_username(&n, &realm)?,
             _ => None,
         };
         Ok::<_, crate::store::StoreError>((has, user))
@@ -164,13 +193,14 @@ async fn authenticate(
         return Ok(Identity::Open);
     }
     let (Some(c), Some(u)) = (creds, user) else {
-        return Err(unauthorized(state, false));
+        return Err(unauthorized(state, target, false));
     };
     // An algorithm the operator does not offer is refused even with a right answer.
     let offered = digest::Algorithm::parse(c.algorithm.as_deref())
         .is_some_and(|a| state.settings.digest_algorithms.contains(&a));
-    if c.realm != state.settings.realm || !offered {
-        return Err(unauthorized(state, false));
+    let realm_ok = c.realm == state.settings.realm || state.settings.domain_realm;
+    if !realm_ok || !offered {
+        return Err(unauthorized(state, target, false));
     }
     match digest::verify(
         &c,
@@ -181,10 +211,10 @@ async fn authenticate(
         &state.nonces,
     ) {
         Verdict::Ok => Ok(Identity::User(u.uri)),
-        Verdict::Stale => Err(unauthorized(state, true)),
+        Verdict::Stale => Err(unauthorized(state, target, true)),
         Verdict::Wrong => {
             debug!("xcap: wrong digest for {}", c.username);
-            Err(unauthorized(state, false))
+            Err(unauthorized(state, target, false))
         }
     }
 }

@@ -50,6 +50,18 @@ pub struct UserRecord {
     pub ha1_md5: String,
     /// Lower-case hex of SHA-256(username:realm:password).
     pub ha1_sha256: String,
+    /// Other names the same user logs in with, each in its realm: the user part in the
+    /// user's SIP domain (`alice` in `example.com`), as xcaplib-based clients and OpenXCAP do.
+    pub aliases: Vec<Login>,
+}
+
+/// One digest login of a user: a username in a realm, and its HA1 values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub username: String,
+    pub realm: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
 }
 
 /// What a read-check-write closure decides.
@@ -125,7 +137,8 @@ pub trait Store: Send + Sync {
     fn delete_user(&self, uri: &str) -> Result<bool, StoreError>;
     /// Every user, sorted by URI.
     fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
-    /// The user with this digest username in this realm.
+    /// The user with this digest username in this realm, its main login or an alias; the
+    /// record's username, realm and HA1 values are those of the login that matched.
     fn user_by_username(
         &self,
         username: &str,

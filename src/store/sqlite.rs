@@ -45,6 +45,15 @@ CREATE TABLE IF NOT EXISTS users (
     ha1_sha256 TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS users_by_name ON users (username, realm);
+CREATE TABLE IF NOT EXISTS user_logins (
+    username TEXT NOT NULL,
+    realm TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    ha1_md5 TEXT NOT NULL,
+    ha1_sha256 TEXT NOT NULL,
+    PRIMARY KEY (username, realm)
+);
+CREATE INDEX IF NOT EXISTS user_logins_by_uri ON user_logins (uri);
 ";
 
 /// SQLite implementation of [`Store`].
@@ -158,6 +167,7 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
         realm: r.get(2)?,
         ha1_md5: r.get(3)?,
         ha1_sha256: r.get(4)?,
+        aliases: Vec::new(),
     })
 }
 
@@ -307,15 +317,27 @@ impl Store for SqliteStore {
                 user.ha1_sha256
             ],
         )?;
+        tx.execute("DELETE FROM user_logins WHERE uri = ?1", params![user.uri])?;
+        for a in &user.aliases {
+            tx.execute(
+                "INSERT INTO user_logins (username, realm, uri, ha1_md5, ha1_sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (username, realm) DO UPDATE SET uri = excluded.uri,
+                     ha1_md5 = excluded.ha1_md5, ha1_sha256 = excluded.ha1_sha256",
+                params![a.username, a.realm, user.uri, a.ha1_md5, a.ha1_sha256],
+            )?;
+        }
         tx.commit()?;
         Ok(!existed)
     }
 
     fn delete_user(&self, uri: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .lock()
-            .execute("DELETE FROM users WHERE uri = ?1", params![uri])?
-            > 0)
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM user_logins WHERE uri = ?1", params![uri])?;
+        let gone = tx.execute("DELETE FROM users WHERE uri = ?1", params![uri])? > 0;
+        tx.commit()?;
+        Ok(gone)
     }
 
     fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
@@ -335,7 +357,11 @@ impl Store for SqliteStore {
         let conn = self.lock();
         let mut st = conn.prepare_cached(
             "SELECT uri, username, realm, ha1_md5, ha1_sha256 FROM users
-             WHERE username = ?1 AND realm = ?2",
+             WHERE username = ?1 AND realm = ?2
+             UNION ALL
+             SELECT uri, username, realm, ha1_md5, ha1_sha256 FROM user_logins
+             WHERE username = ?1 AND realm = ?2
+             LIMIT 1",
         )?;
         Ok(st
             .query_row(params![username, realm], user_row)
@@ -445,6 +471,7 @@ mod tests {
 
     #[test]
     fn users_round_trip() {
+        use crate::store::Login;
         let d = dir("users");
         let s = SqliteStore::open(&d, None).unwrap();
         assert!(!s.has_users().unwrap());
@@ -454,24 +481,45 @@ mod tests {
             realm: "presenced".into(),
             ha1_md5: "00".into(),
             ha1_sha256: "11".into(),
+            aliases: vec![Login {
+                username: "alice".into(),
+                realm: "example.com".into(),
+                ha1_md5: "33".into(),
+                ha1_sha256: "44".into(),
+            }],
         };
         assert!(s.put_user(&u).unwrap());
         u.ha1_md5 = "22".into();
         assert!(!s.put_user(&u).unwrap(), "second add replaces");
         assert!(s.has_users().unwrap());
+        let main = UserRecord {
+            aliases: Vec::new(),
+            ..u.clone()
+        };
         assert_eq!(
             s.user_by_username("alice@example.com", "presenced")
                 .unwrap(),
-            Some(u.clone())
+            Some(main.clone())
+        );
+        // the alias finds the same user with the alias's own HA1 values
+        let alias = s.user_by_username("alice", "example.com").unwrap().unwrap();
+        assert_eq!(
+            (
+                alias.uri.as_str(),
+                alias.ha1_md5.as_str(),
+                alias.ha1_sha256.as_str()
+            ),
+            ("sip:alice@example.com", "33", "44")
         );
         assert_eq!(
             s.user_by_username("alice@example.com", "other").unwrap(),
             None
         );
-        assert_eq!(s.users().unwrap(), vec![u]);
+        assert_eq!(s.users().unwrap(), vec![main]);
         assert!(s.delete_user("sip:alice@example.com").unwrap());
         assert!(!s.delete_user("sip:alice@example.com").unwrap());
         assert!(!s.has_users().unwrap());
+        assert_eq!(s.user_by_username("alice", "example.com").unwrap(), None);
         std::fs::remove_dir_all(&d).ok();
     }
 }

@@ -47,10 +47,13 @@ def content_type_for_node(node):
 
 
 class Client:
-    """xcaplib.httpclient.HTTPClient: one opener, digest credentials for the root's realm."""
+    """xcaplib.client.XCAPClient with its httpclient.HTTPClient: one opener, digest
+    credentials for the user part as username in the SIP domain as realm."""
 
-    def __init__(self, root, xui, username, realm, password):
-        self.xui = xui
+    def __init__(self, root, sip_address, password):
+        self.xui = sip_address
+        address = sip_address[4:] if sip_address.startswith("sip:") else sip_address
+        username, realm = address.split("@", 1)
         self.base_url = root.rstrip("/") + "/"
         passwords = urllib.request.HTTPPasswordMgr()
         passwords.add_password(realm, self.base_url, username, password)
@@ -84,8 +87,8 @@ def field(v):
 
 
 def main():
-    root, xui, username, realm, password = sys.argv[1:6]
-    client = Client(root, xui, username, realm, password)
+    root, xui, password = sys.argv[1:4]
+    client = Client(root, xui, password)
     for line in sys.stdin:
         line = line.rstrip("\n")
         if not line:

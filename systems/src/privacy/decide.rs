@@ -152,8 +152,6 @@ fn domain_of(uri: &str) -> Option<&str> {
     if rest.starts_with('[') {
         return rest.find(']').map(|e| &rest[..=e]);
     }
-    let end = rest
-        .find([':', ';', '?', '>'])
-        .unwrap_or(rest.len());
+    let end = rest.find([':', ';', '?', '>']).unwrap_or(rest.len());
     Some(&rest[..end]).filter(|d| !d.is_empty())
 }
