@@ -2,5 +2,10 @@
 
 pub mod coalesce;
 pub mod datagrams;
+pub mod engine_link;
+mod overload;
 pub mod sockets;
+mod stopwatch;
+mod tcp;
 pub mod transport;
+mod udp;
