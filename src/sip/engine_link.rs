@@ -20,7 +20,7 @@ use presenced_systems::xdm::DocumentChange;
 use presenced_systems::{Engine, Inbound, Outbound, Time};
 use tracing::debug;
 
-use super::stopwatch::Stopwatch;
+use super::stopwatch::{LOG_TARGET, Stopwatch};
 
 /// Messages the loop gathers before it hands them in without waiting for the end of its turn.
 pub const BATCH: usize = 1024;
@@ -121,10 +121,11 @@ impl EngineLink for InlineEngine {
         self.engine.submit_documents(docs);
         loop {
             let take = batch.len().min(self.max_batch);
-            let timed = tracing::enabled!(tracing::Level::DEBUG).then(Stopwatch::start);
+            let timed =
+                tracing::enabled!(target: LOG_TARGET, tracing::Level::DEBUG).then(Stopwatch::start);
             self.engine.tick(now, batch.drain(..take), &mut self.out);
             if let Some((ms, cpu_ms)) = timed.and_then(|t| t.slow()) {
-                debug!(ms, cpu_ms, messages = take, "slow tick");
+                debug!(target: LOG_TARGET, ms, cpu_ms, messages = take, "slow tick");
             }
             if batch.is_empty() {
                 break;

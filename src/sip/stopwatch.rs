@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 /// A turn of the loop or a tick this long is logged (at debug level): requests waited behind it.
 pub const SLOW: Duration = Duration::from_millis(10);
 
+/// The log target of the slow-turn and slow-tick lines, one for both wherever they are timed
+/// (the README names it: `--log warn,presenced::sip::transport=debug`).
+pub const LOG_TARGET: &str = "presenced::sip::transport";
+
 /// Wall and CPU time at a start.
 pub struct Stopwatch {
     wall: Instant,

@@ -16,7 +16,7 @@ use tracing::debug;
 use super::coalesce::Coalescer;
 use super::engine_link::{BATCH, EngineLink};
 use super::overload::{self, Shedding};
-use super::stopwatch::Stopwatch;
+use super::stopwatch::{LOG_TARGET, Stopwatch};
 use super::tcp::{self, Tcp};
 use super::udp::{self, Udp};
 
@@ -220,7 +220,7 @@ impl SipTransport {
             }
             // a turn of the loop (reads, ticks, sends) that holds the socket up as long as a
             // slow tick is logged with its CPU time too: time off the CPU shows as the difference
-            let turn = tracing::enabled!(tracing::Level::DEBUG)
+            let turn = tracing::enabled!(target: LOG_TARGET, tracing::Level::DEBUG)
                 .then(|| (Stopwatch::start(), self.read_since_poll));
             for ev in events.iter() {
                 let t = ev.token().0;
@@ -245,7 +245,7 @@ impl SipTransport {
                 && let Some((ms, cpu_ms)) = watch.slow()
             {
                 let messages = self.read_since_poll.saturating_sub(read0);
-                debug!(ms, cpu_ms, messages, "slow turn");
+                debug!(target: LOG_TARGET, ms, cpu_ms, messages, "slow turn");
             }
             if shutdown.load(Ordering::Relaxed) {
                 self.take_output(engine);
