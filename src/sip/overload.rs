@@ -81,3 +81,54 @@ impl Shedding {
         reply
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use presenced_systems::{Source, Transport};
+
+    fn msg(text: &'static str) -> Inbound {
+        let addr = "127.0.0.1:5060".parse().unwrap();
+        Inbound {
+            source: Source {
+                transport: Transport::Udp,
+                peer: addr,
+                local: addr,
+                conn: None,
+            },
+            bytes: bytes::Bytes::from_static(text.as_bytes()),
+        }
+    }
+
+    fn texts(ms: &[Inbound]) -> Vec<&[u8]> {
+        ms.iter().map(|m| &m.bytes[..]).collect()
+    }
+
+    #[test]
+    fn past_the_room_requests_are_shed_in_order_and_responses_pass() {
+        let mut batch = vec![
+            msg("PUBLISH 1"),
+            msg("SIP/2.0 200 a"),
+            msg("PUBLISH 2"),
+            msg("PUBLISH 3"),
+            msg("SIP/2.0 200 b"),
+        ];
+        let mut shed = Vec::new();
+        admit(&mut batch, 1, |m| shed.push(m.bytes.clone()));
+        assert_eq!(
+            texts(&batch),
+            [&b"PUBLISH 1"[..], b"SIP/2.0 200 a", b"SIP/2.0 200 b"]
+        );
+        assert_eq!(shed, [&b"PUBLISH 2"[..], b"PUBLISH 3"]);
+    }
+
+    #[test]
+    fn a_batch_within_the_room_is_left_alone() {
+        let mut batch = vec![msg("PUBLISH 1"), msg("PUBLISH 2")];
+        admit(&mut batch, 2, |_| panic!("nothing to shed"));
+        assert_eq!(texts(&batch), [&b"PUBLISH 1"[..], b"PUBLISH 2"]);
+        let mut none = vec![msg("SIP/2.0 200 a")];
+        admit(&mut none, 0, |_| panic!("responses always pass"));
+        assert_eq!(none.len(), 1);
+    }
+}

@@ -425,3 +425,19 @@ fn via_over(head: &[u8], transport: &[u8; 3]) -> Option<Bytes> {
     out.get_mut(at..at + 3)?.copy_from_slice(transport);
     Some(Bytes::from(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::via_over;
+
+    #[test]
+    fn a_moved_request_names_tcp_in_its_top_via_and_nothing_else_changes() {
+        let head = b"NOTIFY sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP ps;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP x\r\n\r\n";
+        let moved = via_over(head, b"TCP").unwrap();
+        assert_eq!(
+            &moved[..],
+            b"NOTIFY sip:b@h SIP/2.0\r\nVia: SIP/2.0/TCP ps;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP x\r\n\r\n"
+        );
+        assert!(via_over(b"NOTIFY sip:b@h SIP/2.0\r\n\r\n", b"TCP").is_none());
+    }
+}
