@@ -1,4 +1,5 @@
-//! Wiring: bind the sockets, start the engine thread and the SIP I/O loop, stop on a signal.
+//! Wiring: bind the sockets, start the engine (inline or on its thread) and the SIP I/O loop,
+//! stop on a signal.
 
 use std::io::Write;
 use std::net::SocketAddr;

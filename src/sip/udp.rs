@@ -42,7 +42,7 @@ pub struct Read {
     /// Datagrams received (the dropped ones too).
     pub datagrams: usize,
     /// False when the socket was drained: a datagram that arrives later raises a new
-    /// readiness edge. True when the read stopped at a full batch.
+    /// readiness edge. True when the read stopped at a full batch with more perhaps waiting.
     pub more: bool,
 }
 
