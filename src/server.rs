@@ -1,25 +1,21 @@
-//! Wiring: bind the sockets, start the engine thread and the SIP I/O loop, stop on a signal.
+//! Wiring: bind the sockets, start the engine (inline or on its thread) and the SIP I/O loop,
+//! stop on a signal.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
-use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Time};
+use presenced_systems::{Engine, EngineConfig};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::sip::engine_link::{EngineLink, EngineThread, InlineEngine};
 use crate::sip::sockets;
-use crate::sip::transport::{EngineLink, EngineSide, InlineEngine, SipTransport, TransportConfig};
+use crate::sip::transport::{SipTransport, TransportConfig};
 use crate::store::{DocumentChange, SqliteStore, Store};
-
-/// Outbox batches waiting for the I/O thread before the engine pauses (backpressure: the
-/// inbox then fills and new requests get 503).
-const OUTBOX_HIGH_WATER: usize = 256;
 
 /// Bind every listener named in the config. UDP and TCP of one address share its port, so
 /// `--sip 127.0.0.1:0` gets one free port for both.
@@ -165,64 +161,74 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     let tconfig = TransportConfig {
         max_message_bytes: config.sip.max_message_bytes,
         max_tcp_connections: config.sip.max_tcp_connections,
-        inbox_capacity: config.engine.inbox_capacity,
         retry_after_secs: config.engine.retry_after_secs,
         force_rport: config.sip.force_rport,
         batch_window: std::time::Duration::from_micros(config.engine.batch_window_us),
         udp_mtu: config.sip.udp_mtu,
         tcp_connect_fallback: std::time::Duration::from_millis(config.sip.tcp_connect_fallback_ms),
     };
+    let (transport, waker) =
+        SipTransport::new(udp, tcp, tconfig).map_err(|e| format!("sip transport: {e}"))?;
     let max_batch = config.engine.max_batch;
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let (mut transport, waker, engine_thread) = if config.engine.inline {
+    let started = Started {
+        transport,
+        waker: waker.clone(),
+        http_listener,
+        http_settings: config.xcap.http_settings(),
+        lines,
+    };
+    if config.engine.inline {
         // The engine on the I/O thread: it reads committed document changes itself, and the
         // store wakes the loop after each one.
-        let side = EngineSide::Inline(Box::new(InlineEngine::new(engine, max_batch, changes_rx)));
-        let (transport, waker) = SipTransport::new(udp, tcp, side, tconfig)
-            .map_err(|e| format!("sip transport: {e}"))?;
-        let store_waker = waker.clone();
         store.on_change(move || {
-            let _ = store_waker.wake();
+            let _ = waker.wake();
         });
-        (transport, waker, None)
+        serve(
+            started,
+            InlineEngine::new(engine, max_batch, changes_rx),
+            store,
+        )
     } else {
-        let (to_engine, engine_rx) =
-            crossbeam_channel::bounded::<Vec<Inbound>>(config.engine.inbox_capacity);
-        let (engine_tx, from_engine) = crossbeam_channel::unbounded::<Vec<Outbound>>();
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let polling = Arc::new(AtomicBool::new(false));
-        let link = EngineLink {
-            polling: polling.clone(),
-            to_engine,
-            from_engine,
-            in_flight: in_flight.clone(),
-        };
-        let (transport, waker) = SipTransport::new(udp, tcp, EngineSide::Thread(link), tconfig)
-            .map_err(|e| format!("sip transport: {e}"))?;
-        let engine_waker = waker.clone();
-        let engine_thread = thread::Builder::new()
-            .name("engine".into())
-            .spawn(move || {
-                engine_loop(
-                    engine,
-                    engine_rx,
-                    changes_rx,
-                    engine_tx,
-                    EngineWaker {
-                        waker: engine_waker,
-                        polling,
-                    },
-                    in_flight,
-                    max_batch,
-                )
-            })
-            .map_err(|e| e.to_string())?;
-        (transport, waker, Some(engine_thread))
-    };
+        let link = EngineThread::spawn(
+            engine,
+            changes_rx,
+            max_batch,
+            config.engine.inbox_capacity,
+            waker,
+        )
+        .map_err(|e| e.to_string())?;
+        serve(started, link, store)
+    }
+}
+
+/// What start-up has made before the engine link is chosen.
+struct Started {
+    transport: SipTransport,
+    waker: Arc<Waker>,
+    http_listener: std::net::TcpListener,
+    http_settings: crate::http::HttpSettings,
+    lines: Vec<String>,
+}
+
+/// Start XCAP, say ready, and run the I/O loop with `engine` until a signal; the same for
+/// either engine link.
+fn serve<E: EngineLink>(
+    started: Started,
+    mut engine: E,
+    store: SqliteStore,
+) -> anyhow_free::Result<()> {
+    let Started {
+        mut transport,
+        waker,
+        http_listener,
+        http_settings,
+        lines,
+    } = started;
+    let shutdown = Arc::new(AtomicBool::new(false));
     // XCAP starts once the engine can follow its writes.
-    let http = crate::http::start(http_listener, config.xcap.http_settings(), Arc::new(store))
+    let http = crate::http::start(http_listener, http_settings, Arc::new(store))
         .map_err(|e| format!("http: {e}"))?;
-    install_signals(shutdown.clone(), waker.clone())?;
+    install_signals(shutdown.clone(), waker)?;
 
     // Machine-readable readiness lines (tests and scripts wait for them).
     let mut out = std::io::stdout().lock();
@@ -234,18 +240,12 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     drop(out);
     info!("presenced ready");
 
-    let result = transport.run(&shutdown);
+    let result = transport.run(&mut engine, &shutdown);
     info!("shutting down");
     if let Err(e) = http.stop() {
         warn!("{e}");
     }
-    let stats = match engine_thread {
-        Some(t) => {
-            drop(transport); // closes the inbox: the engine thread ends
-            t.join().map_err(|_| "engine thread panicked".to_owned())?
-        }
-        None => transport.engine_stats().unwrap_or_default(),
-    };
+    let stats = engine.finish()?;
     info!(
         "engine: {} ticks, {} messages in ({} requests, {} responses, {} rejected, {} dropped), {} out",
         stats.ticks,
@@ -276,87 +276,4 @@ fn install_signals(shutdown: Arc<AtomicBool>, waker: Arc<Waker>) -> anyhow_free:
         })
         .map_err(|e| e.to_string())?;
     Ok(())
-}
-
-/// How the engine thread wakes the I/O loop: only when the loop is blocked in `poll`.
-struct EngineWaker {
-    waker: Arc<Waker>,
-    polling: Arc<AtomicBool>,
-}
-
-impl EngineWaker {
-    /// After output was put in the channel (see `EngineLink::polling`).
-    fn wake_if_polling(&self) {
-        if self.polling.load(Ordering::SeqCst) {
-            let _ = self.waker.wake();
-        }
-    }
-}
-
-/// The engine thread: wait for messages or the next timer, run a tick over a bounded batch,
-/// hand what it produced to the I/O loop and wake it.
-fn engine_loop(
-    mut engine: Engine,
-    rx: Receiver<Vec<Inbound>>,
-    documents: Receiver<DocumentChange>,
-    tx: Sender<Vec<Outbound>>,
-    waker: EngineWaker,
-    in_flight: Arc<AtomicUsize>,
-    max_batch: usize,
-) -> presenced_systems::stats::Stats {
-    let start = Instant::now();
-    let mut batch: Vec<Inbound> = Vec::with_capacity(max_batch);
-    let mut out: Vec<Outbound> = Vec::new();
-    let mut changed_documents = true; // the start-up snapshot
-    loop {
-        let now = start.elapsed().as_millis() as u64;
-        let wait = engine
-            .next_deadline()
-            .map_or(1000, |d| d.0.saturating_sub(now))
-            .min(1000);
-        if !changed_documents {
-            crossbeam_channel::select! {
-                recv(rx) -> m => match m {
-                    Ok(v) => batch.extend(v),
-                    Err(_) => break,
-                },
-                recv(documents) -> d => {
-                    if let Ok(d) = d {
-                        engine.submit_documents([d]);
-                        changed_documents = true;
-                    }
-                },
-                default(Duration::from_millis(wait)) => {}
-            }
-        }
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(v) => batch.extend(v),
-                Err(_) => break,
-            }
-        }
-        // document changes are never dropped: they are committed (the store waits on a full
-        // channel)
-        let more: Vec<DocumentChange> = documents.try_iter().collect();
-        changed_documents |= !more.is_empty();
-        engine.submit_documents(more);
-        in_flight.fetch_sub(batch.len(), Ordering::AcqRel);
-        let now = Time(start.elapsed().as_millis() as u64);
-        if batch.is_empty() && !changed_documents && engine.next_deadline().is_none_or(|d| d > now)
-        {
-            continue;
-        }
-        changed_documents = false;
-        engine.tick(now, batch.drain(..), &mut out);
-        if !out.is_empty() {
-            if tx.send(std::mem::take(&mut out)).is_err() {
-                break;
-            }
-            waker.wake_if_polling();
-            while tx.len() > OUTBOX_HIGH_WATER {
-                thread::sleep(Duration::from_micros(200));
-            }
-        }
-    }
-    engine.stats().clone()
 }
