@@ -10,7 +10,7 @@ use presenced::store::{SqliteStore, Store};
 #[global_allocator]
 static GLOBAL: presenced::memory::Allocator = presenced::memory::Allocator;
 
-/// presenced: an OMA Presence SIMPLE server (Presence Server, RLS, XDMS, Content Server).
+/// presenced: an OMA Presence SIMPLE server (Presence Server, XDMS over XCAP).
 ///
 /// With no options it runs on the built-in defaults (those of config/presenced.toml): SIP on
 /// 127.0.0.1:5060 over UDP and TCP, HTTP on 127.0.0.1:8080, data in ./data.
@@ -24,7 +24,7 @@ struct Cli {
     /// sip.listen. Port 0 picks a free port.
     #[arg(long = "sip", value_name = "ADDR:PORT")]
     sip: Vec<std::net::SocketAddr>,
-    /// HTTP listen address (XCAP, Content Server). Replaces http.listen.
+    /// HTTP listen address (XCAP). Replaces http.listen.
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<std::net::SocketAddr>,
     /// Data directory. Replaces storage.data_dir.
