@@ -1021,4 +1021,176 @@ mod tests {
             assert!(head.starts_with(format!("NOTIFY {target} SIP/2.0\r\n").as_bytes()));
         }
     }
+
+    /// A dialog made from `parts` to `dest`, and the head of its first NOTIFY.
+    fn first_head(
+        parts: &DialogParts<'_>,
+        dest: Dest,
+        source_uri: Option<&str>,
+        state: SubscriptionStateHeader,
+        content_type: &str,
+        body_len: usize,
+    ) -> String {
+        let mut store = DialogStore::default();
+        let mut d = Dialog::new(parts, 3, dest, source_uri, &mut store);
+        let dest = d.dest(&store);
+        let head = d.notify_head(
+            &store,
+            source_uri,
+            &dest,
+            "5.0badcafe",
+            "z9hG4bK1",
+            "presence",
+            state,
+            content_type,
+            body_len,
+        );
+        String::from_utf8(head.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn notify_head_to_a_plain_ipv4_udp_peer() {
+        let head = first_head(
+            &parts(&[]),
+            udp_dest(),
+            None,
+            SubscriptionStateHeader::Active { expires: 3600 },
+            "application/pidf+xml",
+            321,
+        );
+        let expected = "\
+            NOTIFY sip:w@10.0.0.9:5070 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1;rport\r\n\
+            Max-Forwards: 70\r\n\
+            From: <sip:p@example.com>;tag=5.0badcafe\r\n\
+            To: \"W\" <sip:w@example.com>;tag=9\r\n\
+            Call-ID: c1@x\r\n\
+            CSeq: 1 NOTIFY\r\n\
+            Contact: <sip:127.0.0.1:5060>\r\n\
+            Event: presence\r\n\
+            Subscription-State: active;expires=3600\r\n\
+            User-Agent: presenced/0.1.0\r\n\
+            Content-Type: application/pidf+xml\r\n\
+            Content-Length: 321\r\n\
+            \r\n";
+        assert_eq!(head, expected);
+    }
+
+    #[test]
+    fn notify_head_through_a_route_set() {
+        let routes = [
+            "<sip:192.0.2.1;lr>",
+            "<sip:192.0.2.2:5080;lr;transport=udp>",
+        ];
+        let p = DialogParts {
+            event_id: "7",
+            ..parts(&routes)
+        };
+        let dest = Dest {
+            addr: "192.0.2.1:5060".parse().unwrap(),
+            ..udp_dest()
+        };
+        let head = first_head(
+            &p,
+            dest,
+            Some("sip:p@example.com"),
+            SubscriptionStateHeader::Terminated {
+                reason: Some("timeout"),
+            },
+            "application/pidf+xml",
+            0,
+        );
+        let expected = "\
+            NOTIFY sip:w@10.0.0.9:5070 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1;rport\r\n\
+            Max-Forwards: 70\r\n\
+            Route: <sip:192.0.2.1;lr>\r\n\
+            Route: <sip:192.0.2.2:5080;lr;transport=udp>\r\n\
+            From: <sip:p@example.com>;tag=5.0badcafe\r\n\
+            To: \"W\" <sip:w@example.com>;tag=9\r\n\
+            Call-ID: c1@x\r\n\
+            CSeq: 1 NOTIFY\r\n\
+            Contact: <sip:127.0.0.1:5060>\r\n\
+            Event: presence;id=7\r\n\
+            Subscription-State: terminated;reason=timeout\r\n\
+            User-Agent: presenced/0.1.0\r\n\
+            Content-Length: 0\r\n\
+            \r\n";
+        assert_eq!(head, expected);
+    }
+
+    #[test]
+    fn notify_head_to_an_ipv6_peer() {
+        let p = DialogParts {
+            remote_target: "sip:w@[2001:db8::5]:5062",
+            ..parts(&[])
+        };
+        let dest = Dest {
+            transport: Transport::Udp,
+            addr: "[2001:db8::5]:5062".parse().unwrap(),
+            local: "[2001:db8::1]:5060".parse().unwrap(),
+            conn: None,
+        };
+        let head = first_head(
+            &p,
+            dest,
+            None,
+            SubscriptionStateHeader::Terminated { reason: None },
+            "application/pidf+xml",
+            12,
+        );
+        let expected = "\
+            NOTIFY sip:w@[2001:db8::5]:5062 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1;rport\r\n\
+            Max-Forwards: 70\r\n\
+            From: <sip:p@example.com>;tag=5.0badcafe\r\n\
+            To: \"W\" <sip:w@example.com>;tag=9\r\n\
+            Call-ID: c1@x\r\n\
+            CSeq: 1 NOTIFY\r\n\
+            Contact: <sip:[2001:db8::1]:5060>\r\n\
+            Event: presence\r\n\
+            Subscription-State: terminated\r\n\
+            User-Agent: presenced/0.1.0\r\n\
+            Content-Type: application/pidf+xml\r\n\
+            Content-Length: 12\r\n\
+            \r\n";
+        assert_eq!(head, expected);
+    }
+
+    #[test]
+    fn notify_head_over_a_tcp_connection() {
+        let p = DialogParts {
+            remote_target: "sip:w@10.0.0.9:5070;transport=tcp",
+            ..parts(&[])
+        };
+        let dest = Dest {
+            transport: Transport::Tcp,
+            conn: Some(ConnId(42)),
+            ..udp_dest()
+        };
+        let head = first_head(
+            &p,
+            dest,
+            Some("sip:p@example.com"),
+            SubscriptionStateHeader::Active { expires: 60 },
+            "application/pidf+xml",
+            400,
+        );
+        let expected = "\
+            NOTIFY sip:w@10.0.0.9:5070;transport=tcp SIP/2.0\r\n\
+            Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK1;rport\r\n\
+            Max-Forwards: 70\r\n\
+            From: <sip:p@example.com>;tag=5.0badcafe\r\n\
+            To: \"W\" <sip:w@example.com>;tag=9\r\n\
+            Call-ID: c1@x\r\n\
+            CSeq: 1 NOTIFY\r\n\
+            Contact: <sip:127.0.0.1:5060;transport=tcp>\r\n\
+            Event: presence\r\n\
+            Subscription-State: active;expires=60\r\n\
+            User-Agent: presenced/0.1.0\r\n\
+            Content-Type: application/pidf+xml\r\n\
+            Content-Length: 400\r\n\
+            \r\n";
+        assert_eq!(head, expected);
+    }
 }
