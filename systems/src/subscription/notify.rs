@@ -26,7 +26,7 @@ pub fn send_notifies(
     config: Res<crate::config::EngineConfig>,
     mut requester: Requester,
     clock: Res<Clock>,
-    mut empties: Local<std::collections::HashMap<Entity, Content>>,
+    mut empties: Local<bevy_ecs::entity::EntityHashMap<Content>>,
 ) {
     let now = clock.now;
     let empty = Content::default();
