@@ -111,7 +111,7 @@ pub struct PackageId(pub u8);
 /// (memory per subscription is a budget of a few hundred bytes, see `benches/memory.rs`: each
 /// component of an entity also costs 8 bytes of change ticks).
 #[derive(Component, Debug)]
-#[component(on_discard = dialog::free_text)]
+#[component(on_discard = dialog::free_record)]
 pub struct Subscription {
     pub expires_at: Time,
     /// The entity whose [`Content`] the next NOTIFY carries: shared (a presentity's view) or the
