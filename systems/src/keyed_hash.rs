@@ -44,7 +44,7 @@ impl BuildHasher for HashKeys {
     }
 }
 
-/// SipHash-1-3 (one compression round per 8 bytes, three to finish) with 128-bit keys.
+/// SipHash-1-3 (one mixing step per 8 bytes, three to finish) with 128-bit keys.
 #[derive(Debug, Clone)]
 pub struct SipHasher13 {
     v0: u64,
@@ -72,8 +72,9 @@ impl SipHasher13 {
         }
     }
 
+    /// SipHash's mixing step.
     #[inline]
-    fn round(&mut self) {
+    fn sip(&mut self) {
         self.v0 = self.v0.wrapping_add(self.v1);
         self.v1 = self.v1.rotate_left(13) ^ self.v0;
         self.v0 = self.v0.rotate_left(32);
@@ -89,7 +90,7 @@ impl SipHasher13 {
     #[inline]
     fn compress(&mut self, m: u64) {
         self.v3 ^= m;
-        self.round();
+        self.sip();
         self.v0 ^= m;
     }
 }
@@ -133,9 +134,9 @@ impl Hasher for SipHasher13 {
         let b = ((self.length as u64 & 0xff) << 56) | self.tail;
         s.compress(b);
         s.v2 ^= 0xff;
-        s.round();
-        s.round();
-        s.round();
+        s.sip();
+        s.sip();
+        s.sip();
         s.v0 ^ s.v1 ^ s.v2 ^ s.v3
     }
 }

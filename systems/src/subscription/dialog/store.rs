@@ -35,8 +35,8 @@ const MAX_LOCALS: usize = u8::MAX as usize;
 
 /// The records of every dialog and our local addresses, shared by all dialogs.
 ///
-/// Records sit in 64 KB chunks, in slots rounded up to 4 bytes, with a free list per slot size:
-/// no allocation per dialog, no allocator header or size-class rounding, and long-lived dialog
+/// Records sit in 64 KB chunks, in slots of a multiple of 4 bytes, with a free list per slot
+/// size: no allocation per dialog, no allocator header or size classes, and long-lived dialog
 /// records never share pages with the short-lived buffers of transactions (whose holes would
 /// otherwise keep those pages resident after a burst). Local addresses are interned so that a
 /// dialog names its own with a byte; bounded by the shell's sockets (past 255 the address goes
