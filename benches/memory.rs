@@ -210,14 +210,17 @@ fn breakdown(engine: &mut Engine, watchers: usize, per_w: f64) {
     use presenced_systems::timers::Timers;
     let world = engine.world_mut();
     let n = watchers as f64;
-    let text: usize = total::<Subscription>(world, |s| s.dialog.text_len());
+    let records: usize = total::<Subscription>(world, |s| s.dialog.record_len());
     let watcher_lists: usize = total::<Presentity>(world, |p| p.watchers.bytes());
     let timers = world.resource::<Timers>().bytes();
     let index_bytes = world.resource::<SubscriptionIndex>().bytes() as f64;
     let components = size_of::<Subscription>() as f64;
     let ticks = 8.0; // added + changed tick of the component
     let parts = [
-        ("dialog text", text as f64 / n),
+        (
+            "dialog record (strings and their lengths)",
+            records as f64 / n,
+        ),
         ("Subscription component (with its Dialog)", components),
         ("its change ticks", ticks),
         ("presentity watcher lists", watcher_lists as f64 / n),

@@ -100,12 +100,17 @@ pub mod anyhow_free {
     pub type Result<T> = std::result::Result<T, String>;
 }
 
-/// The engine's secret seed for tags, branches and entity tags (RFC 3261 §19.3: tags must be
-/// unique and unguessable), from the operating system's random source.
-fn seed() -> u64 {
-    let mut b = [0u8; 8];
+/// The engine's secrets, from the operating system's random source: the seed for tags,
+/// branches and entity tags (RFC 3261 §19.3: tags must be unique and unguessable), and the one
+/// its hash tables' keys are derived from (hash flooding).
+fn seeds() -> (u64, u128) {
+    let mut b = [0u8; 24];
     getrandom::fill(&mut b).expect("operating system random source");
-    u64::from_le_bytes(b)
+    let (seed, hash_seed) = b.split_at(8);
+    (
+        u64::from_le_bytes(seed.try_into().unwrap_or_default()),
+        u128::from_le_bytes(hash_seed.try_into().unwrap_or_default()),
+    )
 }
 
 /// Run the server until SIGINT or SIGTERM.
@@ -133,10 +138,12 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     // What is stored now, before the HTTP side can write: later writes arrive on the channel.
     let documents = store.snapshot().map_err(|e| format!("storage: {e}"))?;
 
+    let (seed, hash_seed) = seeds();
     let engine_config = EngineConfig {
         t1_ms: config.engine.t1_ms,
         t2_ms: config.engine.t2_ms,
-        seed: seed(),
+        seed,
+        hash_seed,
         retry_after_secs: config.engine.retry_after_secs,
         force_rport: config.sip.force_rport,
         ..EngineConfig::default()

@@ -11,6 +11,10 @@ pub struct EngineConfig {
     pub t2_ms: u64,
     /// Seed mixed into tags and branches so that two runs never reuse them.
     pub seed: u64,
+    /// Secret the keys of the engine's hash tables are derived from ([`crate::keyed_hash`]);
+    /// the shell draws it from the operating system. Apart from `seed`, whose low half every
+    /// branch and token carries in plain text: a peer must not learn the keys.
+    pub hash_seed: u128,
     /// Option tags we support (RFC 3261 §8.2.2.3); a Require naming any other gets 420.
     pub supported: Vec<String>,
     /// Seconds a client is asked to wait in a 503 (overload).
@@ -25,6 +29,7 @@ impl Default for EngineConfig {
             t1_ms: 500,
             t2_ms: 4000,
             seed: 0,
+            hash_seed: 0,
             supported: Vec::new(),
             retry_after_secs: 5,
             force_rport: false,

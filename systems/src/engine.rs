@@ -24,6 +24,7 @@ impl Engine {
     /// An engine with the foundation systems (parsing, transactions, OPTIONS, dispatch).
     pub fn new(config: EngineConfig) -> Self {
         let mut world = World::new();
+        world.insert_resource(ServerTransactions::new(config.hash_seed));
         world.insert_resource(config);
         world.init_resource::<Clock>();
         world.init_resource::<Timers>();
@@ -31,7 +32,6 @@ impl Engine {
         world.init_resource::<Inbox>();
         world.init_resource::<Outbox>();
         world.init_resource::<Stats>();
-        world.init_resource::<ServerTransactions>();
         world.init_resource::<ClientTransactions>();
         world.init_resource::<ClientOutcomes>();
         world.init_resource::<Admitted>();

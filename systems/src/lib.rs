@@ -9,6 +9,7 @@ pub mod growing_map;
 pub mod hex;
 pub mod ids;
 pub mod io;
+pub mod keyed_hash;
 pub mod net;
 pub mod percent;
 pub mod pipeline;

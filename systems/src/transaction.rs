@@ -18,6 +18,7 @@ use bytes::Bytes;
 use crate::config::EngineConfig;
 use crate::growing_map::{GrowingMap, Packed};
 use crate::io::Outbox;
+use crate::keyed_hash::HashKeys;
 use crate::net::Outbound;
 use crate::sip::response::{ResponseWriter, Shape};
 use crate::sip::{Method, Request, Response};
@@ -42,18 +43,22 @@ pub struct TxKey {
     check: u64,
 }
 
-/// The two keyed hashers of the transaction keys (fixed per process, random across runs): a
+/// The two keyed hashers of the transaction keys (derived from the engine's hash seed): a
 /// SipHash for the id (the table's hash, which a peer must not be able to steer) and a cheap
 /// seeded mix for the check (a guard against a collision of ids, which a peer cannot aim at
 /// without knowing the SipHash key).
 #[derive(Clone)]
-struct KeyHashers(std::hash::RandomState, u64);
+struct KeyHashers(HashKeys, u64);
 
-impl Default for KeyHashers {
-    fn default() -> Self {
+impl KeyHashers {
+    /// Names of the two hashes, for [`HashKeys::derive`].
+    const IDS: u64 = u64::from_be_bytes(*b"tx-ids\0\0");
+    const CHECKS: u64 = u64::from_be_bytes(*b"tx-check");
+
+    fn new(hash_seed: u128) -> Self {
         use std::hash::BuildHasher;
-        let seed = std::hash::RandomState::new().hash_one(0x5eed_u64);
-        KeyHashers(std::hash::RandomState::new(), seed)
+        let check = HashKeys::derive(hash_seed, Self::CHECKS).hash_one(0x5eed_u64);
+        KeyHashers(HashKeys::derive(hash_seed, Self::IDS), check)
     }
 }
 
@@ -105,6 +110,7 @@ impl std::hash::Hasher for Mix {
 }
 
 impl KeyHashers {
+    /// The [`TxKey`] of `req`'s transaction with `method`.
     fn key(&self, req: &Request, method: Method) -> TxKey {
         use std::hash::{BuildHasher, Hasher};
         let fill = |h: &mut dyn Hasher| {
@@ -299,7 +305,7 @@ impl Generation {
 /// for 10-25 ms at 65,000 requests/s). Its final response finds the transaction through the
 /// place its [`TxId`] carries, without the map. No string per key, no allocation per
 /// transaction.
-#[derive(Resource, Default)]
+#[derive(Resource)]
 pub struct ServerTransactions {
     hashers: KeyHashers,
     open: GrowingMap<Place>,
@@ -314,6 +320,17 @@ pub struct ServerTransactions {
 const RETIRE_PER_TICK: usize = 4096;
 
 impl ServerTransactions {
+    /// No transactions yet; the keys' hashes derived from the engine's `hash_seed`.
+    pub fn new(hash_seed: u128) -> Self {
+        ServerTransactions {
+            hashers: KeyHashers::new(hash_seed),
+            open: GrowingMap::default(),
+            ring: Default::default(),
+            rotated_at: None,
+            retiring: Vec::new(),
+        }
+    }
+
     /// The key of a request's transaction with `method` (CANCEL matches the cancelled method).
     pub fn key(&self, req: &Request, method: Method) -> TxKey {
         self.hashers.key(req, method)
@@ -740,8 +757,8 @@ Content-Length: 0\r\n\r\n"
 
     #[test]
     fn a_reopened_transaction_outlives_the_generation_of_its_first_life() {
-        let (mut txs, mut outbox, mut stats) = Default::default();
-        let _: (&ServerTransactions, &Outbox, &Stats) = (&txs, &outbox, &stats);
+        let mut txs = ServerTransactions::new(0);
+        let (mut outbox, mut stats) = (Outbox::default(), Stats::default());
         let mut req = request("<sip:p@example.com>");
         let ok = |req: &Request| crate::router::respond(req, 200, "OK", "t").finish_shaped();
         let j = 32_000;
@@ -774,8 +791,8 @@ Content-Length: 0\r\n\r\n"
 
     #[test]
     fn a_final_response_finds_its_transaction_in_an_older_generation() {
-        let (mut txs, mut outbox, mut stats) = Default::default();
-        let _: (&ServerTransactions, &Outbox, &Stats) = (&txs, &outbox, &stats);
+        let mut txs = ServerTransactions::new(0);
+        let (mut outbox, mut stats) = (Outbox::default(), Stats::default());
         let j = 32_000;
         txs.rotate(Time(0), j);
         let mut answered = Vec::new();

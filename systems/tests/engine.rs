@@ -265,3 +265,54 @@ fn reserved_entity_records_are_sized_up_front_and_handed_out_once() {
         "the record array did not grow"
     );
 }
+
+/// What an engine with `config` sends for a PUBLISH, a SUBSCRIBE and an OPTIONS: every
+/// message's destination, head and body.
+fn outputs_of(config: EngineConfig) -> Vec<String> {
+    let mut e = Engine::new(config);
+    e.add_feature(presence::feature(PresenceConfig::default()));
+    let mut out = Vec::new();
+    e.tick(Time(1), [publish(1, "a")], &mut out);
+    e.tick(Time(2), [subscribe(""), options(1)], &mut out);
+    out.iter()
+        .map(|m| {
+            let head = String::from_utf8_lossy(&m.head);
+            format!("{:?}\n{head}{}", m.dest, String::from_utf8_lossy(&m.body))
+        })
+        .collect()
+}
+
+/// The value of header `name` in the message `m` begins with.
+fn header<'a>(m: &'a str, name: &str) -> &'a str {
+    m.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+        .unwrap_or_else(|| panic!("no {name} in {m}"))
+}
+
+#[test]
+fn the_same_seeds_give_the_same_bytes_and_another_seed_other_tags() {
+    let config = |seed, hash_seed| EngineConfig {
+        seed,
+        hash_seed,
+        ..EngineConfig::default()
+    };
+    let a = outputs_of(config(0x5eed, 0xfeed));
+    // PUBLISH 200, SUBSCRIBE 200, its NOTIFY, OPTIONS 200
+    assert_eq!(a.len(), 4, "{a:#?}");
+    assert_eq!(a, outputs_of(config(0x5eed, 0xfeed)));
+    // the hash keys never show on the wire
+    assert_eq!(a, outputs_of(config(0x5eed, 0xbeef)));
+    let b = outputs_of(config(0x5eee, 0xfeed));
+    let response_to = |out: &[String], method: &str| {
+        out.iter()
+            .find(|m| m.contains("\nSIP/2.0 200") && header(m, "CSeq").ends_with(method))
+            .cloned()
+            .unwrap_or_else(|| panic!("no 200 to {method} in {out:#?}"))
+    };
+    for method in ["PUBLISH", "SUBSCRIBE", "OPTIONS"] {
+        let (x, y) = (response_to(&a, method), response_to(&b, method));
+        assert_ne!(header(&x, "To"), header(&y, "To"), "{method}");
+    }
+    let (x, y) = (response_to(&a, "PUBLISH"), response_to(&b, "PUBLISH"));
+    assert_ne!(header(&x, "SIP-ETag"), header(&y, "SIP-ETag"));
+}

@@ -1,11 +1,12 @@
 //! Presence entities and the indexes that find them in O(1).
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 
 use bevy_ecs::entity::{Entities, EntityIndex};
 use bevy_ecs::prelude::*;
 
 use crate::growing_map::GrowingMap;
+use crate::keyed_hash::HashKeys;
 
 use crate::formats::pidf::PidfDocument;
 pub use crate::subscription::SourceUri;
@@ -143,7 +144,7 @@ pub fn forget_presentity(world: &mut World, e: Entity) {
     let Some(uri) = world.get::<SourceUri>(e) else {
         return;
     };
-    let keys = world.resource::<PresenceIndex>().keys.clone();
+    let keys = world.resource::<PresenceIndex>().keys;
     let key = keys.hash_one(aor_of(uri));
     world.resource_scope(|world, mut index: Mut<PresenceIndex>| {
         index.remove_presentity(key, e, |x| {
@@ -204,23 +205,27 @@ pub fn etag_parts(tag: &str) -> Option<(u64, Entity)> {
 
 /// Index resources kept in step by the systems that spawn and despawn. (A publication needs
 /// none: its entity tag names it, see [`etag_parts`].)
-#[derive(Resource, Default)]
+#[derive(Resource)]
 pub struct PresenceIndex {
     /// Presentities by [`key`](Self::key) of their `user@host`: the key text is not stored a
     /// second time beside the presentity's [`SourceUri`], which tells colliding keys apart (see
     /// [`find_presentity`]). The keys are keyed hashes already: the table uses them as they are.
     pub presentities: GrowingMap<Entity>,
-    /// The SipHash keys of [`key`](Self::key), random per run: nobody outside can choose URIs
-    /// whose index keys collide.
-    keys: RandomState,
+    /// The SipHash keys of [`key`](Self::key), derived from the engine's secret hash seed:
+    /// nobody outside can choose URIs whose index keys collide.
+    keys: HashKeys,
 }
 
 impl PresenceIndex {
-    /// An empty index sized for `capacity` presentities.
-    pub fn with_capacity(capacity: usize) -> Self {
+    /// Name of the index's keys, for [`HashKeys::derive`].
+    const KEYS: u64 = u64::from_be_bytes(*b"presence");
+
+    /// An empty index sized for `capacity` presentities, its keys derived from the engine's
+    /// `hash_seed`.
+    pub fn with_capacity(capacity: usize, hash_seed: u128) -> Self {
         PresenceIndex {
             presentities: GrowingMap::with_capacity(capacity),
-            keys: RandomState::new(),
+            keys: HashKeys::derive(hash_seed, Self::KEYS),
         }
     }
 
@@ -283,7 +288,7 @@ mod tests {
     fn colliding_keys_probe_and_reseat() {
         let mut world = World::new();
         let [a, b, c, d] = [(); 4].map(|_| world.spawn_empty().id());
-        let mut index = PresenceIndex::default();
+        let mut index = PresenceIndex::with_capacity(0, 0);
         let home = |x: Entity| Some(if x == a || x == b { 5 } else { 6 });
         index.seat(5, a);
         index.seat(5, b); // collides: 6

@@ -53,7 +53,10 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
         );
         let expected = config.expected_presentities;
         world.insert_resource(config);
-        world.insert_resource(components::PresenceIndex::with_capacity(expected));
+        let hash_seed = world.resource::<crate::EngineConfig>().hash_seed;
+        world.insert_resource(components::PresenceIndex::with_capacity(
+            expected, hash_seed,
+        ));
         world.init_resource::<compose::Compositions>();
         world.init_resource::<components::Recompose>();
         world

@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use bevy_ecs::prelude::*;
 use bytes::Bytes;
 
+use crate::keyed_hash::HashKeys;
 use crate::time::Time;
 
 pub use dialog::{Dialog, DialogStore};
@@ -110,7 +111,7 @@ pub struct PackageId(pub u8);
 /// (memory per subscription is a budget of a few hundred bytes, see `benches/memory.rs`: each
 /// component of an entity also costs 8 bytes of change ticks).
 #[derive(Component, Debug)]
-#[component(on_discard = dialog::free_text)]
+#[component(on_discard = dialog::free_record)]
 pub struct Subscription {
     pub expires_at: Time,
     /// The entity whose [`Content`] the next NOTIFY carries: shared (a presentity's view) or the
@@ -137,18 +138,36 @@ impl NotifyQueue {
 
 /// Subscriptions per watcher, for the limit. (Dialogs need no index: our To tag names the
 /// subscription entity, see `subscribe::dialog_of`.)
-#[derive(Resource, Default)]
+#[derive(Resource)]
 pub struct SubscriptionIndex {
     /// Hashed watcher AoRs with one subscription (most watchers: 4 bytes an entry, where a
     /// count beside each key would take 8; at a million watchers this is a tenth of the memory
     /// of all subscriptions).
-    single: HashSet<u32>,
+    single: HashSet<u32, HashKeys>,
     /// Hashed watcher AoRs with more than one subscription, and how many.
-    several: HashMap<u32, u32>,
-    hasher: std::hash::RandomState,
+    several: HashMap<u32, u32, HashKeys>,
+    /// The keys of [`watcher_key`](Self::watcher_key).
+    hasher: HashKeys,
 }
 
 impl SubscriptionIndex {
+    /// Names of the index's keys and of its tables', for [`HashKeys::derive`].
+    const KEYS: [u64; 3] = [
+        u64::from_be_bytes(*b"watchers"),
+        u64::from_be_bytes(*b"watcher1"),
+        u64::from_be_bytes(*b"watcherN"),
+    ];
+
+    /// An empty index, its keys derived from the engine's `hash_seed`.
+    pub fn new(hash_seed: u128) -> Self {
+        let [keys, single, several] = Self::KEYS.map(|k| HashKeys::derive(hash_seed, k));
+        SubscriptionIndex {
+            single: HashSet::with_hasher(single),
+            several: HashMap::with_hasher(several),
+            hasher: keys,
+        }
+    }
+
     /// Subscriptions counted under `key`.
     pub fn count(&self, key: u32) -> u32 {
         match self.several.get(&key) {
@@ -273,7 +292,8 @@ pub fn install(world: &mut World, schedule: &mut Schedule) {
         return;
     }
     world.init_resource::<Packages>();
-    world.init_resource::<SubscriptionIndex>();
+    let hash_seed = world.resource::<crate::EngineConfig>().hash_seed;
+    world.insert_resource(SubscriptionIndex::new(hash_seed));
     world.init_resource::<NotifyQueue>();
     world.init_resource::<crate::ids::Ids>();
     world.init_resource::<dialog::DialogStore>();
@@ -308,7 +328,7 @@ mod tests {
 
     #[test]
     fn per_watcher_counts_move_between_the_single_and_several_tables() {
-        let mut idx = SubscriptionIndex::default();
+        let mut idx = SubscriptionIndex::new(0);
         assert_eq!(idx.count(7), 0);
         for n in 1..=3 {
             idx.add(7);

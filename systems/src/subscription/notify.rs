@@ -9,7 +9,7 @@ use crate::time::Clock;
 use crate::timers::{DueTimers, TimerKind};
 use crate::transaction::{ClientOutcomes, Outcome, Owner, Requester};
 
-use super::dialog::{DialogStore, SubscriptionStateHeader, local_tag};
+use super::dialog::{DialogStore, NotifyParts, SubscriptionStateHeader, local_tag};
 use super::{
     Content, NotifyQueue, Packages, Reason, SourceUri, SubState, Subscription, SubscriptionIndex,
 };
@@ -26,7 +26,7 @@ pub fn send_notifies(
     config: Res<crate::config::EngineConfig>,
     mut requester: Requester,
     clock: Res<Clock>,
-    mut empties: Local<std::collections::HashMap<Entity, Content>>,
+    mut empties: Local<bevy_ecs::entity::EntityHashMap<Content>>,
 ) {
     let now = clock.now;
     let empty = Content::default();
@@ -64,14 +64,16 @@ pub fn send_notifies(
         let tag = local_tag(e, s.dialog.strings(&store).call_id(), config.seed);
         let head = s.dialog.notify_head(
             &store,
-            source_uri,
-            &dest,
-            &tag,
-            &branch,
-            spec.event,
-            state,
-            content.content_type,
-            content.body.len(),
+            &NotifyParts {
+                source_uri,
+                dest: &dest,
+                local_tag: &tag,
+                branch: &branch,
+                event: spec.event,
+                state,
+                content_type: content.content_type,
+                body_len: content.body.len(),
+            },
         );
         let message = Outbound {
             dest,
