@@ -25,6 +25,7 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Self {
         let mut world = World::new();
         world.insert_resource(ServerTransactions::new(config.hash_seed));
+        world.insert_resource(ClientTransactions::new(config.hash_seed));
         world.insert_resource(config);
         world.init_resource::<Clock>();
         world.init_resource::<Timers>();
@@ -32,7 +33,6 @@ impl Engine {
         world.init_resource::<Inbox>();
         world.init_resource::<Outbox>();
         world.init_resource::<Stats>();
-        world.init_resource::<ClientTransactions>();
         world.init_resource::<ClientOutcomes>();
         world.init_resource::<Admitted>();
         world.init_resource::<MethodQueues>();
@@ -83,12 +83,10 @@ impl Engine {
         self
     }
 
-    /// Make room for `n` entities now rather than while requests wait. bevy keeps a record per
-    /// entity index in one array that doubles when outgrown and fills its new half at once: past
-    /// a few million entities (presentities and their publications) that was a tick of hundreds
-    /// of milliseconds, long enough to fill the socket buffer and turn requests away with 503.
-    /// The indexes are handed out and given back, so the array is full-sized from the start
-    /// (about 32 bytes per index, record and free-list entry).
+    /// Make room for `n` entities now rather than while requests wait: bevy's entity-record
+    /// array doubles in one go when outgrown, a long tick at millions of entities. The indexes
+    /// are handed out and given back, so the array is full-sized from the start (about 32
+    /// bytes per index; docs/performance.md has the measurements).
     pub fn reserve_entities(&mut self, n: u32) {
         let ids: Vec<Entity> = self.world.entity_allocator().alloc_many(n).collect();
         let Some((&last, rest)) = ids.split_last() else {
@@ -99,10 +97,8 @@ impl Engine {
             Ok(e) => e.despawn(),
             Err(_) => self.world.entity_allocator_mut().free(last),
         }
-        // lowest index last, so that it is handed out first: entities keep the order of a
-        // fresh world. (Handed out from the top, the first resource made after this — bevy
-        // keeps resources on entities, in sparse sets indexed by entity — sized its sparse
-        // array to the whole reservation: a 25 ms first tick and 48 MB at 6 million.)
+        // lowest index last, so that it is handed out first: resources made later (bevy keeps
+        // them on entities, in sparse sets indexed by entity) stay small
         let descending: Vec<Entity> = rest.iter().rev().copied().collect();
         self.world.entity_allocator_mut().free_many(&descending);
     }

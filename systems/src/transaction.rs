@@ -297,14 +297,10 @@ impl Generation {
 /// Open server transactions. Timer J (§17.2.2) is kept by age, not by a timer per transaction:
 /// the transactions opened during each quarter of Timer J are appended to a generation (their
 /// state in its slots, their kept responses in its arena), and every quarter the oldest
-/// generation leaves the ring and its transactions are removed, a slice per tick (dropping a
-/// busy generation at once, 80,000 transactions at 10,000 requests/s, stalled a tick 10 ms).
-/// One map from a transaction's id to its place finds it: one lookup per request (a map per
-/// generation cost a probe of each, a cache miss apiece at a million open transactions), and
-/// the map grows and shrinks a little at a time (a map that rehashed at once stalled the engine
-/// for 10-25 ms at 65,000 requests/s). Its final response finds the transaction through the
-/// place its [`TxId`] carries, without the map. No string per key, no allocation per
-/// transaction.
+/// generation leaves the ring, a slice per tick so that no tick drops a busy generation whole.
+/// One map from a transaction's id to its place finds it in one lookup, and it grows and
+/// shrinks a little at a time; the final response finds its transaction through the place its
+/// [`TxId`] carries. No string per key, no allocation per transaction.
 #[derive(Resource)]
 pub struct ServerTransactions {
     hashers: KeyHashers,
@@ -547,13 +543,24 @@ pub struct ClientOutcomes {
 
 /// Open client transactions, by the number their branch carries (no string kept: the branch
 /// is `z9hG4bK<seed>.<number>`, both in hex, and a response's branch is read back to its number).
-#[derive(Resource, Default)]
+#[derive(Resource)]
 pub struct ClientTransactions {
-    open: HashMap<u64, ClientTx>,
+    open: HashMap<u64, ClientTx, HashKeys>,
     next: u64,
 }
 
 impl ClientTransactions {
+    /// Name of the table's keys, for [`HashKeys::derive`].
+    const KEYS: u64 = u64::from_be_bytes(*b"tx-clnt\0");
+
+    /// No open transaction; the table's hash keys derived from the engine's `hash_seed`.
+    pub fn new(hash_seed: u128) -> ClientTransactions {
+        ClientTransactions {
+            open: HashMap::with_hasher(HashKeys::derive(hash_seed, Self::KEYS)),
+            next: 0,
+        }
+    }
+
     /// A fresh RFC 3261 branch (magic cookie, seed, counter).
     pub fn new_branch(&mut self, seed: u64) -> Branch {
         self.next += 1;
@@ -834,7 +841,7 @@ Content-Length: 0\r\n\r\n"
 
     #[test]
     fn a_branch_we_made_reads_back_to_its_number_and_no_other_does() {
-        let mut txs = ClientTransactions::default();
+        let mut txs = ClientTransactions::new(0);
         let seed = 0x1234_5678_9abc_def0;
         for _ in 0..300 {
             let b = txs.new_branch(seed);

@@ -569,6 +569,18 @@ pub(crate) mod tests {
     use super::*;
     use crate::net::Transport;
 
+    /// The two name tables follow rsip's method list (as the router's queue table does): a
+    /// method rsip adds, or a name mistyped, fails here.
+    #[test]
+    fn method_names_cover_every_method() {
+        let all = Method::all();
+        assert_eq!(all.len(), 14);
+        for m in all {
+            assert_eq!(known_method(method_str(m)), Some(m), "{m:?}");
+            assert_eq!(method_str(m), m.to_string(), "{m:?}");
+        }
+    }
+
     /// A UDP datagram from a peer at 192.0.2.10:5060 to our 127.0.0.1:5060.
     pub(crate) fn inbound(text: &[u8]) -> Inbound {
         Inbound {

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use bevy_ecs::prelude::*;
 use bytes::Bytes;
 
+use crate::keyed_hash::HashKeys;
 use crate::pipeline::Pipeline;
 use crate::subscription::{self, PackageSpec};
 
@@ -43,12 +44,29 @@ pub struct Document {
     pub content: Bytes,
 }
 
-/// Documents by decoded selector, and by owner.
-#[derive(Resource, Default)]
+/// Documents by decoded selector, and by owner. The keys are clients' names, so the tables
+/// hash them with keys derived from the engine's `hash_seed`.
+#[derive(Resource)]
 pub struct DocumentIndex {
-    pub by_key: HashMap<Box<str>, Entity>,
+    pub by_key: HashMap<Box<str>, Entity, HashKeys>,
     /// Owner XUI (None: global) -> documents.
-    pub by_owner: HashMap<Option<Box<str>>, Vec<Entity>>,
+    pub by_owner: HashMap<Option<Box<str>>, Vec<Entity>, HashKeys>,
+}
+
+impl DocumentIndex {
+    /// Empty, with the tables' keys derived from `hash_seed`.
+    pub fn new(hash_seed: u128) -> DocumentIndex {
+        DocumentIndex {
+            by_key: HashMap::with_hasher(HashKeys::derive(
+                hash_seed,
+                u64::from_be_bytes(*b"xdm-keys"),
+            )),
+            by_owner: HashMap::with_hasher(HashKeys::derive(
+                hash_seed,
+                u64::from_be_bytes(*b"xdm-ownr"),
+            )),
+        }
+    }
 }
 
 /// Changes handed in, and those applied this tick (for the packages).
@@ -156,7 +174,8 @@ pub fn feature(config: XdmConfig) -> impl FnOnce(&mut World, &mut Schedule) {
         world
             .resource_mut::<crate::router::Capabilities>()
             .add_accept("application/resource-lists+xml");
-        world.init_resource::<DocumentIndex>();
+        let hash_seed = world.resource::<crate::EngineConfig>().hash_seed;
+        world.insert_resource(DocumentIndex::new(hash_seed));
         world.init_resource::<DocumentChanges>();
         schedule.add_systems(
             apply_document_changes

@@ -7,7 +7,7 @@
 //! (the cheap patch: the new content, no tree diff); otherwise (`no-patching`, absent, or
 //! `aggregate`) only the tags.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use bevy_ecs::prelude::*;
 
@@ -32,7 +32,7 @@ pub struct XcapDiffWatch {
     pub owners: Vec<Option<Box<str>>>,
     pub patching: bool,
     /// Decoded selector -> (selector as stored, entity tag) last reported.
-    pub known: HashMap<Box<str>, (Box<str>, Box<str>)>,
+    pub known: BTreeMap<Box<str>, (Box<str>, Box<str>)>,
 }
 
 impl XcapDiffWatch {
@@ -121,7 +121,7 @@ pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(),
         selection,
         owners,
         patching,
-        known: HashMap::new(),
+        known: BTreeMap::new(),
     });
     // the body is built for this subscriber before each NOTIFY: its own content
     world.entity_mut(sub).insert(Content {
@@ -169,7 +169,7 @@ pub fn build_content(
     config: Res<XdmConfig>,
     mut subs: Query<(&mut XcapDiffWatch, &Subscription, &mut Content)>,
 ) {
-    let mut built = std::collections::HashSet::new();
+    let mut built = bevy_ecs::entity::EntityHashSet::default();
     for &e in &queue.0 {
         let Ok((mut w, s, mut content)) = subs.get_mut(e) else {
             continue;
@@ -178,7 +178,7 @@ pub fn build_content(
         if !s.flow.ready() || !built.insert(e) {
             continue;
         }
-        let mut now: HashMap<Box<str>, &Document> = HashMap::new();
+        let mut now: BTreeMap<Box<str>, &Document> = BTreeMap::new();
         for owner in &w.owners {
             for d in index
                 .by_owner

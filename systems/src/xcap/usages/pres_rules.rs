@@ -12,7 +12,7 @@ use crate::xcap::schema::{
     is_boolean, is_datetime, simple,
 };
 use crate::xcap::usage::{ApplicationUsage, WriteContext, positional_selector};
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 /// `urn:ietf:params:xml:ns:common-policy` (RFC 4745).
 pub const CP_NS: &str = "urn:ietf:params:xml:ns:common-policy";
@@ -82,12 +82,12 @@ impl ApplicationUsage for PresRules {
         Ok(())
     }
     fn check_uniqueness(&self, doc: &Document, _ctx: &WriteContext<'_>) -> Result<(), XcapError> {
-        let mut seen: HashSet<&str> = HashSet::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
         let mut failures: Vec<Failure> = Vec::new();
         for (i, rule) in doc.root.child_elements() {
             let Some(id) = rule.attr("id") else { continue };
             if !seen.insert(id) {
-                let ids: HashSet<&str> = doc
+                let ids: BTreeSet<&str> = doc
                     .root
                     .child_elements()
                     .filter_map(|(_, r)| r.attr("id"))

@@ -12,7 +12,7 @@ use crate::xcap::schema::{
 use crate::xcap::selector::{NameTest, NodeSelector};
 use crate::xcap::uri::XcapUri;
 use crate::xcap::usage::{ApplicationUsage, WriteContext, positional_selector};
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 /// `urn:ietf:params:xml:ns:resource-lists`.
 pub const RL_NS: &str = "urn:ietf:params:xml:ns:resource-lists";
@@ -209,7 +209,7 @@ pub fn sibling_uniqueness(
         ("entry-ref", "ref"),
         ("external", "anchor"),
     ];
-    let mut seen: [HashSet<&str>; 4] = Default::default();
+    let mut seen: [BTreeSet<&str>; 4] = Default::default();
     for (i, child) in parent.child_elements() {
         if child.ns.as_deref() != Some(RL_NS) {
             continue;
@@ -228,7 +228,7 @@ pub fn sibling_uniqueness(
             );
             path.pop();
             let alts = if k == 0 {
-                let names: HashSet<&str> = parent
+                let names: BTreeSet<&str> = parent
                     .child_elements()
                     .filter(|(_, c)| c.is(RL_NS, "list"))
                     .filter_map(|(_, c)| c.attr("name"))

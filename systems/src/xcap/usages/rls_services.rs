@@ -15,7 +15,7 @@ use crate::xcap::schema::{
 };
 use crate::xcap::uri::Scope;
 use crate::xcap::usage::{ApplicationUsage, WriteContext, positional_selector};
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 /// `urn:ietf:params:xml:ns:rls-services`.
 pub const RLS_NS: &str = "urn:ietf:params:xml:ns:rls-services";
@@ -68,10 +68,10 @@ impl ApplicationUsage for RlsServices {
     }
     fn check_uniqueness(&self, doc: &Document, ctx: &WriteContext<'_>) -> Result<(), XcapError> {
         let mut failures: Vec<Failure> = Vec::new();
-        let uris: HashSet<&str> = services(&doc.root)
+        let uris: BTreeSet<&str> = services(&doc.root)
             .filter_map(|(_, s)| s.attr("uri"))
             .collect();
-        let mut seen: HashSet<&str> = HashSet::with_capacity(uris.len());
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
         let xui = ctx.uri.xui();
         let doc_path = ctx.uri.doc_path.as_str();
         let free =
