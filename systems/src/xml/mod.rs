@@ -3,6 +3,8 @@
 //!
 //! - [`scan`]: the byte-level pieces (character classes, names, references, attribute values,
 //!   comments, processing instructions, the XML declaration);
+//! - [`walk`]: the one pass over a document, handing what it finds to a [`walk::Handler`] as
+//!   byte offsets, allocating nothing per element;
 //! - [`namespace`]: the rules of declaring and resolving prefixes;
 //! - [`encoding`]: which encodings a document may be in (one decision for all formats).
 //!
@@ -12,6 +14,7 @@
 pub mod encoding;
 pub mod namespace;
 pub mod scan;
+pub mod walk;
 
 /// A document that is not well-formed XML (or not in an encoding this layer reads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

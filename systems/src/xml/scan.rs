@@ -158,13 +158,43 @@ pub fn is_xml_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-/// XML 1.0 §2.3 Name; non-ASCII characters are accepted without checking their Unicode class.
-pub fn is_name(b: &[u8]) -> bool {
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || matches!(b[0], b'_' | b':') || b[0] >= 0x80)
-        && b.iter().all(|&c| {
-            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b':') || c >= 0x80
-        })
+fn is_name_start(c: char) -> bool {
+    c.is_ascii_alphabetic()
+        || c == '_'
+        || matches!(c as u32,
+            0xC0..=0xD6 | 0xD8..=0xF6 | 0xF8..=0x2FF | 0x370..=0x37D | 0x37F..=0x1FFF
+            | 0x200C..=0x200D | 0x2070..=0x218F | 0x2C00..=0x2FEF | 0x3001..=0xD7FF
+            | 0xF900..=0xFDCF | 0xFDF0..=0xFFFD | 0x10000..=0xEFFFF)
+}
+
+fn is_name_char(c: char) -> bool {
+    is_name_start(c)
+        || c.is_ascii_digit()
+        || c == '-'
+        || c == '.'
+        || matches!(c as u32, 0xB7 | 0x300..=0x36F | 0x203F..=0x2040)
+}
+
+/// Whether `s` is an NCName (Namespaces in XML §3: an XML 1.0 §2.3 Name without a colon).
+pub fn is_ncname(s: &str) -> bool {
+    if s.is_ascii() {
+        let b = s.as_bytes();
+        return matches!(b.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_')
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+    }
+    let mut it = s.chars();
+    matches!(it.next(), Some(c) if is_name_start(c)) && it.all(is_name_char)
+}
+
+/// Splits a QName into (prefix, local), or None when it is not a valid QName.
+pub fn split_qname(s: &str) -> Option<(Option<&str>, &str)> {
+    match s.split_once(':') {
+        Some((p, l)) if is_ncname(p) && is_ncname(l) => Some((Some(p), l)),
+        Some(_) => None,
+        None if is_ncname(s) => Some((None, s)),
+        None => None,
+    }
 }
 
 /// Name of a general reference without `&` and `;`: predefined entity or character reference to
@@ -253,8 +283,8 @@ pub fn check_decl(decl: &str, ascii: bool, at: usize) -> Result<(), Error> {
     }
 }
 
-/// XML 1.0 §2.6: `<?target ...?>` where the target is a Name other than `xml` (any case),
-/// followed by white space or the end.
+/// XML 1.0 §2.6: `<?target ...?>` where the target is a name other than `xml` (any case),
+/// followed by white space or the end; a colon-free one (Namespaces in XML §7).
 pub fn is_valid_pi(raw: &str) -> bool {
     let Some(inner) = raw.strip_prefix("<?").and_then(|s| s.strip_suffix("?>")) else {
         return false;
@@ -263,7 +293,7 @@ pub fn is_valid_pi(raw: &str) -> bool {
         .split([' ', '\t', '\n', '\r'])
         .next()
         .unwrap_or_default();
-    is_name(target.as_bytes()) && !target.eq_ignore_ascii_case("xml")
+    is_ncname(target) && !target.eq_ignore_ascii_case("xml")
 }
 
 /// Reads ` name="value"` (or single quotes, XML 1.0 §2.8 `S name Eq value`) from the front of

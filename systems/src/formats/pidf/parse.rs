@@ -9,6 +9,7 @@ use super::model::*;
 use crate::inline::Inline;
 use crate::xml::namespace::{Declaration, XML_NS, check_declaration, ns_is};
 use crate::xml::scan::*;
+use crate::xml::walk::{Handler, RawAttr, TagName, walk};
 use crate::xml::{Error as XmlError, Fault, encoding};
 
 const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
@@ -205,8 +206,8 @@ pub(super) struct Parser<'a> {
     pub(super) local: Inline<LocalNs, 4>,
     /// Scratch: attributes of the start tag being read.
     pub(super) attrs: Inline<Attr, 8>,
-    /// Names of the open elements, innermost last (end tags must match them).
-    pub(super) open: Inline<Span, 16>,
+    /// Some attribute of the start tag being read is prefixed.
+    pub(super) prefixed: bool,
     /// Root bindings used so far by the current top-level element.
     pub(super) uses: u128,
     /// Value of the root's `entity` without surrounding white space (references unexpanded).
@@ -233,7 +234,7 @@ impl<'a> Parser<'a> {
             dm_ns: 0,
             local: Inline::new(),
             attrs: Inline::new(),
-            open: Inline::new(),
+            prefixed: false,
             uses: 0,
             entity: Span::default(),
             any_amp: false,
@@ -245,7 +246,8 @@ impl<'a> Parser<'a> {
 
     /// Reads the whole body (after a UTF-8 byte order mark, if any).
     pub(super) fn run_all(&mut self) -> Result<(), PidfError> {
-        self.run(encoding::bom_len(self.b))
+        let (b, ascii) = (self.b, self.ascii);
+        walk(b, encoding::bom_len(b), ascii, self)
     }
 
     /// The raw `entity` value without surrounding white space (as `str::trim` has it).
@@ -270,306 +272,29 @@ impl<'a> Parser<'a> {
         std::str::from_utf8(&self.b[span.range()]).unwrap_or_default()
     }
 
-    /// Reads the whole body: character data up to the next `<`, then one piece of markup.
-    fn run(&mut self, bom: usize) -> Result<(), PidfError> {
+    /// The start tag at `lt` of an element at depth `d` (root = 1) is read (its declarations are
+    /// recorded on the root or the local stack): resolves its prefixes (recording in `uses` those
+    /// that resolve to the root), then does what its depth asks (root, top-level child, tuple
+    /// status).
+    #[inline(always)]
+    fn start_element(
+        &mut self,
+        name: TagName,
+        lt: usize,
+        after: usize,
+        empty: bool,
+        d: u32,
+    ) -> Result<(), PidfError> {
         let b = self.b;
-        let mut i = bom;
-        let mut depth: u32 = 0;
-        let mut root_seen = false;
-        while i < b.len() {
-            let lt = self.char_data(i, depth)?;
-            if lt == b.len() {
-                break;
-            }
-            i = match b.get(lt + 1) {
-                Some(b'/') => {
-                    // Nearly always exactly `</name>` of the innermost open element.
-                    let expected = self.open.last().unwrap_or_default();
-                    let after_name = lt + 2 + (expected.end - expected.start) as usize;
-                    let exact = b.get(after_name) == Some(&b'>')
-                        && same(&b[lt + 2..after_name], &b[expected.range()]);
-                    let gt = if exact {
-                        after_name
-                    } else {
-                        memchr::memchr(b'>', &b[lt + 2..])
-                            .map(|k| lt + 2 + k)
-                            .ok_or(nwf(lt, "syntax error"))?
-                    };
-                    let Some(open) = self.open.pop() else {
-                        return Err(nwf(lt, "unmatched end tag"));
-                    };
-                    if !exact {
-                        // XML 1.0 §3.1: `</` Name S? `>`, the name of the innermost open element.
-                        let mut name = &b[lt + 2..gt];
-                        while let [rest @ .., last] = name
-                            && is_xml_space(*last)
-                        {
-                            name = rest;
-                        }
-                        if !same(name, &b[open.range()]) {
-                            return Err(nwf(lt, "mismatched end tag"));
-                        }
-                    }
-                    self.close(depth, lt, gt + 1)?;
-                    depth -= 1;
-                    gt + 1
-                }
-                Some(b'?') => self.pi(lt, bom)?,
-                Some(b'!') => self.bang(lt, depth)?,
-                _ => {
-                    if depth == 0 && root_seen {
-                        return Err(nwf(lt, "content after root element"));
-                    }
-                    root_seen = true;
-                    let d = depth + 1;
-                    let (name, after, empty) = self.element(lt, d)?;
-                    if empty {
-                        self.close(d, lt, after)?;
-                    } else {
-                        self.open.push(name);
-                        depth = d;
-                    }
-                    after
-                }
-            };
-        }
-        if !root_seen {
-            return Err(nwf(b.len(), "no root element"));
-        }
-        if depth != 0 {
-            return Err(nwf(b.len(), "unexpected end of document"));
-        }
-        Ok(())
-    }
-
-    /// Character data from `i` to the next `<` (returned; the body's length if none): only white
-    /// space outside the root; inside, every `&` starts a well-formed reference and `]]>` does
-    /// not occur (XML 1.0 §2.4).
-    fn char_data(&self, i: usize, depth: u32) -> Result<usize, PidfError> {
-        let b = self.b;
-        let mut lt = i;
-        let mut seen = 0u8;
-        // Short runs (most of a PIDF body) byte by byte; long ones with memchr.
-        let short = b.len().min(i + 64);
-        while lt < short {
-            let c = b[lt];
-            if c == b'<' {
-                break;
-            }
-            seen |= CLASS[c as usize];
-            lt += 1;
-        }
-        if lt == short && lt < b.len() {
-            lt = memchr::memchr(b'<', &b[lt..]).map_or(b.len(), |k| lt + k);
-            seen = 0xff;
-        }
-        if lt == i {
-            return Ok(lt);
-        }
-        if depth == 0 {
-            if seen & C_NOT_SPACE != 0 && !b[i..lt].iter().all(|&c| is_xml_space(c)) {
-                return Err(nwf(i, "text outside root element"));
-            }
-            return Ok(lt);
-        }
-        if seen & C_TEXT != 0 {
-            self.text(i, lt)?;
-        }
-        Ok(lt)
-    }
-
-    /// References and `]]>` in the character data `[i, lt)`.
-    fn text(&self, i: usize, lt: usize) -> Result<(), PidfError> {
-        let s = &self.b[i..lt];
-        let mut k = 0;
-        while let Some(off) = memchr::memchr2(b'&', b']', &s[k..]) {
-            let j = k + off;
-            if s[j] == b']' {
-                if s[j..].starts_with(b"]]>") {
-                    return Err(nwf(i + j, "']]>' in text"));
-                }
-                k = j + 1;
-                continue;
-            }
-            let rest = &s[j + 1..];
-            match memchr::memchr2(b';', b'&', rest) {
-                Some(e) if rest[e] == b';' => {
-                    if !is_valid_reference(&rest[..e]) {
-                        return Err(nwf(i + j, "invalid reference"));
-                    }
-                    k = j + 1 + e + 1;
-                }
-                _ => return Err(nwf(i + j, "unclosed reference")),
-            }
-        }
-        Ok(())
-    }
-
-    /// `<?...?>` at `lt`: the XML declaration (only at the very start) or a processing
-    /// instruction. Returns the offset after it.
-    fn pi(&self, lt: usize, bom: usize) -> Result<usize, PidfError> {
-        let b = self.b;
-        let mut k = lt + 2;
-        let end = loop {
-            match memchr::memchr(b'?', &b[k..]) {
-                Some(q) if b.get(k + q + 1) == Some(&b'>') => break k + q,
-                Some(q) => k += q + 1,
-                None => return Err(nwf(lt, "syntax error")),
-            }
+        let (prefix, local) = match name.colon {
+            Some(c) => (&b[name.start..c], &b[c + 1..name.end]),
+            None => (&b[..0], &b[name.start..name.end]),
         };
-        let after = end + 2;
-        let content = &b[lt + 2..end];
-        if content.starts_with(b"xml") && (content.len() == 3 || is_xml_space(content[3])) {
-            if lt != bom {
-                return Err(nwf(lt, "XML declaration not at start"));
-            }
-            let raw = &b[lt..after];
-            if !COMMON_DECLS.iter().any(|d| same(d, raw)) {
-                check_decl(self.str(Span::new(lt, after)), self.ascii, lt)?;
-            }
-        } else if !is_valid_pi(self.str(Span::new(lt, after))) {
-            return Err(nwf(lt, "invalid processing instruction"));
-        }
-        Ok(after)
-    }
-
-    /// `<!` at `lt`: a comment, a CDATA section (only inside the root) or a refused DOCTYPE.
-    fn bang(&self, lt: usize, depth: u32) -> Result<usize, PidfError> {
-        let b = self.b;
-        let rest = &b[lt..];
-        if rest.starts_with(b"<!--") {
-            let end = memchr::memmem::find(&b[lt + 4..], b"-->")
-                .map(|k| lt + 4 + k)
-                .ok_or(nwf(lt, "syntax error"))?;
-            // XML 1.0 §2.5: no `--` inside, and no `-` just before the closing `-->`.
-            let content = &b[lt + 4..end];
-            if let Some(k) = memchr::memmem::find(content, b"--") {
-                return Err(nwf(lt + 4 + k, "'--' in comment"));
-            }
-            if content.ends_with(b"-") {
-                return Err(nwf(end - 1, "'--' in comment"));
-            }
-            Ok(end + 3)
-        } else if rest.starts_with(b"<![CDATA[") {
-            let end = memchr::memmem::find(&b[lt + 9..], b"]]>")
-                .map(|k| lt + 9 + k)
-                .ok_or(nwf(lt, "syntax error"))?;
-            if depth == 0 {
-                return Err(nwf(lt, "text outside root element"));
-            }
-            Ok(end + 3)
-        } else if rest.len() >= 9 && rest[2..9].eq_ignore_ascii_case(b"DOCTYPE") {
-            Err(PidfError::Doctype)
-        } else {
-            Err(nwf(lt, "syntax error"))
-        }
-    }
-
-    /// A start tag at `lt` for an element at depth `d` (root = 1): its name, attributes and
-    /// their values, namespace declarations (recorded on the root or the local stack) and the
-    /// prefixes it uses (recorded in `uses` when they resolve to the root); then what its depth
-    /// asks (root, top-level child, tuple status). Returns its name, the offset after the tag
-    /// and whether it was empty (`/>`).
-    fn element(&mut self, lt: usize, d: u32) -> Result<(Span, usize, bool), PidfError> {
-        let b = self.b;
-        let (mut j, colon, ok) = scan_qname(b, lt + 1);
-        if !ok
-            || !matches!(
-                b.get(j),
-                None | Some(b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'>')
-            )
-        {
-            return Err(nwf(lt, "invalid element name"));
-        }
-        let name = Span::new(lt + 1, j);
-        let (prefix, local) = match colon {
-            Some(c) => (&b[lt + 1..c], &b[c + 1..j]),
-            None => (&b[..0], &b[lt + 1..j]),
-        };
-        if same(prefix, b"xmlns") {
-            return Err(nwf(lt, "invalid element name"));
-        }
-        if d == 2 {
-            self.uses = 0;
-            self.local.clear();
-        }
-        self.attrs.clear();
-        let mut prefixed = false;
-        let (after, empty) = loop {
-            let ws = j;
-            while j < b.len() && CLASS[b[j] as usize] & C_SPACE != 0 {
-                j += 1;
-            }
-            match b.get(j) {
-                None => return Err(nwf(lt, "syntax error")),
-                Some(b'>') => break (j + 1, false),
-                Some(b'/') if b.get(j + 1) == Some(&b'>') => break (j + 2, true),
-                Some(b'/') => return Err(nwf(lt, "syntax error")),
-                // XML 1.0 §3.1: attributes are separated by white space.
-                _ if j == ws => return Err(nwf(lt, "malformed attribute")),
-                _ => {}
-            }
-            let ks = j;
-            let (ke, kc, ok) = scan_qname(b, ks);
-            if !ok {
-                return Err(nwf(lt, "invalid attribute name"));
-            }
-            if !matches!(
-                b.get(ke),
-                None | Some(b'=' | b' ' | b'\t' | b'\n' | b'\r' | b'>' | b'/')
-            ) {
-                return Err(nwf(lt, "malformed attribute"));
-            }
-            j = ke;
-            while j < b.len() && CLASS[b[j] as usize] & C_SPACE != 0 {
-                j += 1;
-            }
-            if b.get(j) != Some(&b'=') {
-                return Err(nwf(lt, "malformed attribute"));
-            }
-            j += 1;
-            while j < b.len() && CLASS[b[j] as usize] & C_SPACE != 0 {
-                j += 1;
-            }
-            let quote = match b.get(j) {
-                Some(&q @ (b'"' | b'\'')) => q,
-                _ => return Err(nwf(lt, "malformed attribute")),
-            };
-            // One pass to the closing quote that also finds `<` and `&` (nearly every value
-            // has neither).
-            let vs = j + 1;
-            let ve = match memchr::memchr3(quote, b'<', b'&', &b[vs..]) {
-                Some(k) if b[vs + k] == quote => vs + k,
-                Some(_) => {
-                    let ve = memchr::memchr(quote, &b[vs..])
-                        .map(|k| vs + k)
-                        .ok_or(nwf(lt, "syntax error"))?;
-                    // XML 1.0 §3.1 WFC: No < in Attribute Values; references must be
-                    // well-formed.
-                    if !is_valid_attr_value(&b[vs..ve]) {
-                        return Err(nwf(lt, "invalid attribute value"));
-                    }
-                    self.any_amp |= b[vs..ve].contains(&b'&');
-                    ve
-                }
-                None => return Err(nwf(lt, "syntax error")),
-            };
-            j = ve + 1;
-            prefixed |= kc.is_some();
-            self.attribute(
-                Attr {
-                    key: Span::new(ks, ke),
-                    value: Span::new(vs, ve),
-                    colon: kc.unwrap_or(0) as u32,
-                },
-                lt,
-                d,
-            )?;
-        };
+        let name = Span::new(name.start, name.end);
         let ns = self
             .resolve(prefix)
             .ok_or(nwf(lt, "undeclared namespace prefix"))?;
-        if prefixed {
+        if self.prefixed {
             self.prefixed_attributes(lt)?;
         }
         match d {
@@ -592,7 +317,7 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        Ok((name, after, empty))
+        Ok(())
     }
 
     /// Prefixes of the attributes just read (other than `xmlns:`) must be bound.
@@ -626,7 +351,7 @@ impl<'a> Parser<'a> {
     }
 
     /// One attribute of the start tag at `at` (element depth `d`).
-    fn attribute(&mut self, a: Attr, at: usize, d: u32) -> Result<(), PidfError> {
+    fn add_attribute(&mut self, a: Attr, at: usize, d: u32) -> Result<(), PidfError> {
         let b = self.b;
         let k = &b[a.key.range()];
         // XML 1.0 §3.1 WFC: Unique Att Spec.
@@ -661,7 +386,7 @@ impl<'a> Parser<'a> {
 
     /// Handles the end of the element at depth `d` whose end tag starts at `at` and ends at `after`.
     #[inline(always)]
-    fn close(&mut self, d: u32, at: usize, after: usize) -> Result<(), PidfError> {
+    fn close_element(&mut self, d: u32, at: usize, after: usize) -> Result<(), PidfError> {
         while self.local.last().is_some_and(|l| l.depth >= d) {
             self.local.pop();
         }
@@ -893,6 +618,53 @@ impl<'a> Parser<'a> {
             .iter()
             .find(|a| same(&self.b[a.key.range()], name))
             .map(|a| a.value)
+    }
+}
+
+impl Handler for Parser<'_> {
+    type Error = PidfError;
+
+    #[inline(always)]
+    fn open(&mut self, _name: TagName, _lt: usize, d: u32) -> Result<(), PidfError> {
+        if d == 2 {
+            self.uses = 0;
+            self.local.clear();
+        }
+        self.attrs.clear();
+        self.prefixed = false;
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn attribute(&mut self, a: RawAttr, lt: usize, d: u32) -> Result<(), PidfError> {
+        self.any_amp |= a.amp;
+        self.prefixed |= a.colon.is_some();
+        self.add_attribute(
+            Attr {
+                key: Span::new(a.key_start, a.key_end),
+                value: Span::new(a.value_start, a.value_end),
+                colon: a.colon.unwrap_or(0) as u32,
+            },
+            lt,
+            d,
+        )
+    }
+
+    #[inline(always)]
+    fn start(
+        &mut self,
+        name: TagName,
+        lt: usize,
+        after: usize,
+        empty: bool,
+        d: u32,
+    ) -> Result<(), PidfError> {
+        self.start_element(name, lt, after, empty, d)
+    }
+
+    #[inline(always)]
+    fn close(&mut self, d: u32, at: usize, after: usize) -> Result<(), PidfError> {
+        self.close_element(d, at, after)
     }
 }
 
