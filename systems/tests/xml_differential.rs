@@ -80,12 +80,17 @@ fn dom_outcome(bytes: &[u8]) -> String {
 }
 
 fn outcome(bytes: &[u8]) -> String {
-    format!(
+    let mut line = format!(
         "{:016x} pidf {} | dom {}",
         fnv(bytes),
         pidf_outcome(bytes),
         dom_outcome(bytes)
-    )
+    );
+    // XML_DUMP_INPUTS=1: each input too, to look at the cases that differ
+    if std::env::var_os("XML_DUMP_INPUTS").is_some() {
+        line += &format!(" | input {:?}", String::from_utf8_lossy(bytes));
+    }
+    line
 }
 
 /// Reads the Rust string literal starting at `s[0] == '"'`; returns its value and length.

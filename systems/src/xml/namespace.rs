@@ -49,7 +49,7 @@ pub fn ns_is(raw: &[u8], expected: &str) -> bool {
             && raw.contains(&b'&')
             && std::str::from_utf8(raw)
                 .ok()
-                .and_then(|r| super::scan::unescape(r).ok())
+                .and_then(super::scan::unescape)
                 .is_some_and(|v| v == expected))
 }
 

@@ -139,18 +139,74 @@ pub const COMMON_DECLS: [&[u8]; 4] = [
     b"<?xml version=\"1.0\"?>",
 ];
 
-/// Text with its references expanded (the parser has checked them all).
+/// Text with its references expanded, or the text itself when one is bad.
 pub fn unescaped(raw: &str) -> Cow<'_, str> {
     unescape(raw).unwrap_or(Cow::Borrowed(raw))
 }
 
-/// Text with its references expanded, or why a reference is bad.
-pub fn unescape(raw: &str) -> Result<Cow<'_, str>, quick_xml::escape::EscapeError> {
-    if raw.contains('&') {
-        quick_xml::escape::unescape(raw)
-    } else {
-        Ok(Cow::Borrowed(raw))
+/// Text with its references expanded (`None` when one is not well-formed).
+pub fn unescape(raw: &str) -> Option<Cow<'_, str>> {
+    expand(raw, Expand::References)
+}
+
+/// Character data as an application sees it: references expanded and line ends (CR LF, lone
+/// CR) read as LF (XML 1.0 §2.11). References are assumed checked (the walker does).
+pub fn text_value(raw: &str) -> Cow<'_, str> {
+    expand(raw, Expand::Text).unwrap_or(Cow::Borrowed(raw))
+}
+
+/// An attribute value as an application sees it (XML 1.0 §3.3.3, CDATA): line ends and each
+/// white space character read as a space, then references expanded (a character reference to
+/// white space stays what it is).
+pub fn attr_value(raw: &str) -> Cow<'_, str> {
+    expand(raw, Expand::Attribute).unwrap_or(Cow::Borrowed(raw))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expand {
+    References,
+    Text,
+    Attribute,
+}
+
+fn expand(raw: &str, how: Expand) -> Option<Cow<'_, str>> {
+    let special = |c: u8| match how {
+        Expand::References => c == b'&',
+        Expand::Text => c == b'&' || c == b'\r',
+        Expand::Attribute => matches!(c, b'&' | b'\r' | b'\n' | b'\t'),
+    };
+    let b = raw.as_bytes();
+    let Some(first) = b.iter().position(|&c| special(c)) else {
+        return Some(Cow::Borrowed(raw));
+    };
+    let mut out = String::with_capacity(raw.len());
+    let (mut i, mut last) = (first, 0);
+    while i < b.len() {
+        let c = b[i];
+        if !special(c) {
+            i += 1;
+            continue;
+        }
+        out.push_str(&raw[last..i]);
+        match c {
+            b'&' => {
+                let semi = i + 1 + memchr::memchr(b';', &b[i + 1..])?;
+                out.push(reference_char(&b[i + 1..semi])?);
+                i = semi + 1;
+            }
+            b'\r' => {
+                out.push(if how == Expand::Attribute { ' ' } else { '\n' });
+                i += 1 + (b.get(i + 1) == Some(&b'\n')) as usize;
+            }
+            _ => {
+                out.push(' ');
+                i += 1;
+            }
+        }
+        last = i;
     }
+    out.push_str(&raw[last..]);
+    Some(Cow::Owned(out))
 }
 
 /// XML white space (S production).
@@ -200,6 +256,12 @@ pub fn split_qname(s: &str) -> Option<(Option<&str>, &str)> {
 /// Name of a general reference without `&` and `;`: predefined entity or character reference to
 /// a legal character (XML 1.0 §4.1, §2.2). No DTD, so no other entity is declared.
 pub fn is_valid_reference(name: &[u8]) -> bool {
+    reference_char(name).is_some()
+}
+
+/// The character a reference stands for, from its name without `&` and `;` (`None` when it is
+/// not one of those [`is_valid_reference`] allows).
+pub fn reference_char(name: &[u8]) -> Option<char> {
     if let Some(num) = name.strip_prefix(b"#") {
         let code = match num.strip_prefix(b"x") {
             Some(hex) if !hex.is_empty() && hex.iter().all(u8::is_ascii_hexdigit) => {
@@ -215,11 +277,20 @@ pub fn is_valid_reference(name: &[u8]) -> bool {
             }
             _ => None,
         };
-        return code.is_some_and(
-            |c| matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF),
-        );
+        return code
+            .filter(|c| {
+                matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
+            })
+            .and_then(char::from_u32);
     }
-    matches!(name, b"lt" | b"gt" | b"amp" | b"apos" | b"quot")
+    match name {
+        b"lt" => Some('<'),
+        b"gt" => Some('>'),
+        b"amp" => Some('&'),
+        b"apos" => Some('\''),
+        b"quot" => Some('"'),
+        _ => None,
+    }
 }
 
 /// XML 1.0 §3.1 WFC: No < in Attribute Values, and every `&` starts a valid reference.

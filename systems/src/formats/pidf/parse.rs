@@ -397,8 +397,7 @@ impl<'a> Parser<'a> {
             let ok = match raw {
                 b"open" | b"closed" => true,
                 _ if raw.contains(&b'&') => {
-                    let value = quick_xml::escape::unescape(self.str(Span::new(start, at)))
-                        .unwrap_or(Cow::Borrowed(""));
+                    let value = unescape(self.str(Span::new(start, at))).unwrap_or_default();
                     value == "open" || value == "closed"
                 }
                 _ => false,
@@ -539,7 +538,7 @@ impl<'a> Parser<'a> {
         let b = self.b;
         let (p, u) = (&b[prefix.range()], &b[uri.range()]);
         let value: Cow<'_, [u8]> = if self.any_amp && u.contains(&b'&') {
-            let v = unescape(self.str(uri)).map_err(|_| nwf(at, "invalid reference"))?;
+            let v = unescape(self.str(uri)).ok_or(nwf(at, "invalid reference"))?;
             Cow::Owned(v.into_owned().into_bytes())
         } else {
             Cow::Borrowed(u)
