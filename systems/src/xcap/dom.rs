@@ -8,7 +8,7 @@
 
 use super::error::{ErrorCondition, XcapError, escape_attr_into, escape_text_into};
 use crate::xml::namespace::{self, Declaration};
-use crate::xml::walk::{Handler, Markup, RawAttr, TagName, walk};
+use crate::xml::walk::{Handler, Markup, RawAttr, StartTag, TagName, walk};
 use crate::xml::{self, Fault, encoding, scan};
 
 pub use crate::xml::namespace::{XML_NS, XMLNS_NS};
@@ -398,14 +398,8 @@ impl Handler for Builder<'_> {
         Ok(())
     }
 
-    fn start(
-        &mut self,
-        name: TagName,
-        _lt: usize,
-        _after: usize,
-        empty: bool,
-        depth: u32,
-    ) -> Result<(), Fail> {
+    fn start(&mut self, tag: StartTag, depth: u32) -> Result<(), Fail> {
+        let (name, empty) = (tag.name, tag.empty);
         if !empty && depth as usize > MAX_DEPTH {
             return Err(nwf(self.mode, "elements nested too deeply").into());
         }

@@ -36,6 +36,20 @@ pub struct TagName {
     pub colon: Option<usize>,
 }
 
+/// A start tag whose attributes are read: its name, where it starts (`<`), where its content
+/// starts, and whether it was empty (`/>`).
+#[derive(Debug, Clone, Copy)]
+pub struct StartTag {
+    /// Its name.
+    pub name: TagName,
+    /// Offset of its `<`.
+    pub lt: usize,
+    /// Offset after its `>`.
+    pub after: usize,
+    /// It ends with `/>` (and [`Handler::close`] follows at once).
+    pub empty: bool,
+}
+
 /// Markup other than elements and character data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Markup {
@@ -63,16 +77,8 @@ pub trait Handler {
     /// One attribute of the start tag at `lt`, in document order.
     fn attribute(&mut self, a: RawAttr, lt: usize, depth: u32) -> Result<(), Self::Error>;
 
-    /// The start tag at `lt` is complete; its content starts at `after` (`empty`: `/>`, and
-    /// [`close`](Self::close) follows at once).
-    fn start(
-        &mut self,
-        name: TagName,
-        lt: usize,
-        after: usize,
-        empty: bool,
-        depth: u32,
-    ) -> Result<(), Self::Error>;
+    /// A start tag is complete (every attribute handed over).
+    fn start(&mut self, tag: StartTag, depth: u32) -> Result<(), Self::Error>;
 
     /// The element at `depth` ends: its end tag is `[at, after)` (for an empty element, `at` is
     /// its start tag's `<`).
@@ -263,7 +269,15 @@ fn start_tag<H: Handler>(
         j = a.value_end + 1;
         h.attribute(a, lt, d)?;
     };
-    h.start(name, lt, after, empty, d)?;
+    h.start(
+        StartTag {
+            name,
+            lt,
+            after,
+            empty,
+        },
+        d,
+    )?;
     Ok((name, after, empty))
 }
 

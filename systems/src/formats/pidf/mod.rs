@@ -9,8 +9,10 @@
 //! The parser ([`parse`]) is a single pass over the bytes on the scanner of [`crate::xml`] (no
 //! per-tag copies): it checks XML 1.0 and Namespaces in XML well-formedness as it goes and only
 //! records byte ranges; the document's strings (entity, ids, elements) are slices of the body.
-//! [`model`] holds the parsed document, [`compose`] writes views.
+//! [`model`] holds the parsed document, [`compose`] writes views; [`PidfElement::children`] and
+//! [`PidfElement::without`] let a filter work below the top-level elements.
 
+mod children;
 mod compose;
 mod layout;
 pub mod model;
@@ -18,6 +20,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use children::Child;
 pub use compose::{compose, empty_view};
 pub use model::{
     CLOSED_TUPLE_ID, DATA_MODEL_NS, ElementKind, PIDF_NS, PidfDocument, PidfElement, SharedStr,

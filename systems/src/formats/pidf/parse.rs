@@ -9,7 +9,7 @@ use super::model::*;
 use crate::inline::Inline;
 use crate::xml::namespace::{Declaration, XML_NS, check_declaration, ns_is};
 use crate::xml::scan::*;
-use crate::xml::walk::{Handler, RawAttr, TagName, walk};
+use crate::xml::walk::{Handler, RawAttr, StartTag, TagName, walk};
 use crate::xml::{Error as XmlError, Fault, encoding};
 
 const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
@@ -270,54 +270,6 @@ impl<'a> Parser<'a> {
     /// The text of a span (the body is valid UTF-8 and spans end at ASCII delimiters).
     pub(super) fn str(&self, span: Span) -> &'a str {
         std::str::from_utf8(&self.b[span.range()]).unwrap_or_default()
-    }
-
-    /// The start tag at `lt` of an element at depth `d` (root = 1) is read (its declarations are
-    /// recorded on the root or the local stack): resolves its prefixes (recording in `uses` those
-    /// that resolve to the root), then does what its depth asks (root, top-level child, tuple
-    /// status).
-    #[inline(always)]
-    fn start_element(
-        &mut self,
-        name: TagName,
-        lt: usize,
-        after: usize,
-        empty: bool,
-        d: u32,
-    ) -> Result<(), PidfError> {
-        let b = self.b;
-        let (prefix, local) = match name.colon {
-            Some(c) => (&b[name.start..c], &b[c + 1..name.end]),
-            None => (&b[..0], &b[name.start..name.end]),
-        };
-        let name = Span::new(name.start, name.end);
-        let ns = self
-            .resolve(prefix)
-            .ok_or(nwf(lt, "undeclared namespace prefix"))?;
-        if self.prefixed {
-            self.prefixed_attributes(lt)?;
-        }
-        match d {
-            1 => self.root(ns, local)?,
-            2 => self.top(ns, local, name)?,
-            _ => {
-                if self.top.is_some_and(|o| o.kind == Some(ElementKind::Tuple)) {
-                    // RFC 3863 §4.1.2-§4.1.4: tuple > status > basic, basic is open or closed.
-                    let pidf = self.is_ns(ns, self.pidf_ns, PIDF_NS);
-                    let o = self.top.as_mut().expect("checked");
-                    if d == 3 && pidf && same(local, b"status") {
-                        o.saw_status = true;
-                        o.in_status = !empty;
-                    } else if d == 4 && o.in_status && pidf && same(local, b"basic") {
-                        if empty {
-                            return Err(PidfError::InvalidBasic);
-                        }
-                        o.basic_start = Some(after);
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Prefixes of the attributes just read (other than `xmlns:`) must be bound.
@@ -649,16 +601,51 @@ impl Handler for Parser<'_> {
         )
     }
 
+    /// The start tag of an element at depth `d` (root = 1) is read (its declarations are
+    /// recorded on the root or the local stack): resolves its prefixes (recording in `uses` those
+    /// that resolve to the root), then does what its depth asks (root, top-level child, tuple
+    /// status).
     #[inline(always)]
-    fn start(
-        &mut self,
-        name: TagName,
-        lt: usize,
-        after: usize,
-        empty: bool,
-        d: u32,
-    ) -> Result<(), PidfError> {
-        self.start_element(name, lt, after, empty, d)
+    fn start(&mut self, tag: StartTag, d: u32) -> Result<(), PidfError> {
+        let StartTag {
+            name,
+            lt,
+            after,
+            empty,
+        } = tag;
+        let b = self.b;
+        let (prefix, local) = match name.colon {
+            Some(c) => (&b[name.start..c], &b[c + 1..name.end]),
+            None => (&b[..0], &b[name.start..name.end]),
+        };
+        let name = Span::new(name.start, name.end);
+        let ns = self
+            .resolve(prefix)
+            .ok_or(nwf(lt, "undeclared namespace prefix"))?;
+        if self.prefixed {
+            self.prefixed_attributes(lt)?;
+        }
+        match d {
+            1 => self.root(ns, local)?,
+            2 => self.top(ns, local, name)?,
+            _ => {
+                if self.top.is_some_and(|o| o.kind == Some(ElementKind::Tuple)) {
+                    // RFC 3863 §4.1.2-§4.1.4: tuple > status > basic, basic is open or closed.
+                    let pidf = self.is_ns(ns, self.pidf_ns, PIDF_NS);
+                    let o = self.top.as_mut().expect("checked");
+                    if d == 3 && pidf && same(local, b"status") {
+                        o.saw_status = true;
+                        o.in_status = !empty;
+                    } else if d == 4 && o.in_status && pidf && same(local, b"basic") {
+                        if empty {
+                            return Err(PidfError::InvalidBasic);
+                        }
+                        o.basic_start = Some(after);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     #[inline(always)]
