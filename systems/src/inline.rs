@@ -10,6 +10,7 @@ pub(crate) struct Inline<T: Copy + Default, const N: usize> {
 }
 
 impl<T: Copy + Default, const N: usize> Inline<T, N> {
+    #[inline]
     pub(crate) fn new() -> Self {
         Inline {
             len: 0,
@@ -18,6 +19,7 @@ impl<T: Copy + Default, const N: usize> Inline<T, N> {
         }
     }
 
+    #[inline]
     pub(crate) fn as_slice(&self) -> &[T] {
         if self.len <= N {
             &self.items[..self.len]
@@ -26,6 +28,7 @@ impl<T: Copy + Default, const N: usize> Inline<T, N> {
         }
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, item: T) {
         if self.len < N {
             self.items[self.len] = item;
@@ -39,6 +42,7 @@ impl<T: Copy + Default, const N: usize> Inline<T, N> {
         self.len += 1;
     }
 
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<T> {
         let last = self.last()?;
         if self.len > N {
@@ -48,10 +52,12 @@ impl<T: Copy + Default, const N: usize> Inline<T, N> {
         Some(last)
     }
 
+    #[inline]
     pub(crate) fn last(&self) -> Option<T> {
         self.as_slice().last().copied()
     }
 
+    #[inline]
     pub(crate) fn set(&mut self, i: usize, item: T) {
         if self.len <= N {
             self.items[i] = item;
@@ -60,15 +66,18 @@ impl<T: Copy + Default, const N: usize> Inline<T, N> {
         }
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
     pub(crate) fn clear(&mut self) {
         self.len = 0;
         self.spill.clear();
     }
 
+    #[inline]
     pub(crate) fn from_iter(items: impl Iterator<Item = T>) -> Self {
         let mut list = Self::new();
         for item in items {
@@ -77,6 +86,7 @@ impl<T: Copy + Default, const N: usize> Inline<T, N> {
         list
     }
 
+    #[inline]
     pub(crate) fn retain(&mut self, keep: impl Fn(&T) -> bool) {
         let kept: Vec<T> = self.as_slice().iter().copied().filter(keep).collect();
         self.clear();

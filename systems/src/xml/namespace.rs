@@ -2,6 +2,8 @@
 //! declarations are allowed; each user keeps its own scope (a bit set per root binding in PIDF,
 //! a binding stack in the XCAP DOM) and asks these rules.
 
+use super::scan::same;
+
 /// The namespace the `xml` prefix is bound to (Namespaces in XML §3).
 pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 /// The namespace of `xmlns` declarations (never declared, never used for content).
@@ -23,10 +25,10 @@ pub enum Declaration {
 /// may be undeclared (NSC: No Prefix Undeclaring). Returns the fault's reason when it is not
 /// allowed.
 pub fn check_declaration(prefix: &[u8], name: &[u8]) -> Result<Declaration, &'static str> {
-    if prefix == b"xmlns" {
+    if same(prefix, b"xmlns") {
         return Err("reserved prefix xmlns declared");
     }
-    if prefix == b"xml" {
+    if same(prefix, b"xml") {
         return match name == XML_NS.as_bytes() {
             true => Ok(Declaration::Redundant),
             false => Err("reserved prefix xml rebound"),

@@ -411,16 +411,16 @@ fn pi(b: &[u8], lt: usize, start: usize, ascii: bool) -> Result<(usize, Markup),
     let content = &b[lt + 2..end];
     let raw = &b[lt..after];
     // the walked bytes are UTF-8 (checked) and `lt`, `after` are at ASCII delimiters
-    let text = std::str::from_utf8(raw).unwrap_or_default();
+    let text = || std::str::from_utf8(raw).unwrap_or_default();
     if content.starts_with(b"xml") && (content.len() == 3 || is_xml_space(content[3])) {
         if lt != start {
             return Err(nwf(lt, "XML declaration not at start"));
         }
         if !COMMON_DECLS.iter().any(|d| same(d, raw)) {
-            check_decl(text, ascii, lt)?;
+            check_decl(text(), ascii, lt)?;
         }
         Ok((after, Markup::Decl))
-    } else if !is_valid_pi(text) {
+    } else if !is_valid_pi(text()) {
         Err(nwf(lt, "invalid processing instruction"))
     } else {
         Ok((after, Markup::Pi))

@@ -303,6 +303,7 @@ impl<'a> Parser<'a> {
     }
 
     /// One attribute of the start tag at `at` (element depth `d`).
+    #[inline(always)]
     fn add_attribute(&mut self, a: Attr, at: usize, d: u32) -> Result<(), PidfError> {
         let b = self.b;
         let k = &b[a.key.range()];
