@@ -7,6 +7,7 @@
 //! `not-xml-frag`.
 
 use super::error::{ErrorCondition, XcapError, escape_attr_into, escape_text_into};
+use crate::xml::encoding::DeclarationUse;
 use crate::xml::namespace::{self, Declaration};
 use crate::xml::walk::{Handler, Markup, RawAttr, StartTag, TagName, walk};
 use crate::xml::{self, Fault, encoding, scan};
@@ -387,6 +388,8 @@ impl Builder<'_> {
 
 impl Handler for Builder<'_> {
     type Error = Fail;
+    // XCAP keeps the document as sent, declaration included
+    const DECLARATION: DeclarationUse = DeclarationUse::Stored;
 
     fn open(&mut self, _name: TagName, _lt: usize, _depth: u32) -> Result<(), Fail> {
         self.attrs.clear();
@@ -783,14 +786,18 @@ mod tests {
     fn not_utf8() {
         let e = parse_document(b"<a>\xff</a>").unwrap_err();
         assert_eq!(cond(e), ErrorCondition::NotUtf8);
-        // xml::encoding: another declared encoding only for pure ASCII, which reads the same
+        let e = parse_document(b"<?xml version='1.0' encoding='ISO-8859-1'?><a/>").unwrap_err();
+        assert_eq!(cond(e), ErrorCondition::NotUtf8);
+        // xml::encoding: a stored document declares UTF-8, whatever its bytes
+        for label in ["US-ASCII", "UTF-16", "windows-1252"] {
+            let body = format!("<?xml version='1.0' encoding='{label}'?><a/>");
+            let e = parse_document(body.as_bytes()).unwrap_err();
+            assert_eq!(cond(e), ErrorCondition::NotUtf8, "{label}");
+        }
         let latin1 = "<?xml version='1.0' encoding='ISO-8859-1'?><a>\u{e9}</a>";
         let e = parse_document(latin1.as_bytes()).unwrap_err();
         assert_eq!(cond(e), ErrorCondition::NotUtf8);
-        let e = parse_document(b"<?xml version='1.0' encoding='UTF-16'?><a/>").unwrap_err();
-        assert_eq!(cond(e), ErrorCondition::NotUtf8);
-        assert!(parse_document(b"<?xml version='1.0' encoding='ISO-8859-1'?><a/>").is_ok());
-        assert!(parse_document(b"<?xml version='1.0' encoding='us-ascii'?><a/>").is_ok());
+        assert!(parse_document(b"<?xml version='1.0' encoding='utf8'?><a/>").is_ok());
         let e = parse_document(b"\xff\xfe<\x00a\x00/\x00>\x00").unwrap_err();
         assert_eq!(cond(e), ErrorCondition::NotUtf8);
         assert!(parse_document(b"\xef\xbb\xbf<a/>").is_ok());

@@ -8,7 +8,12 @@
 //!
 //! - no declaration, or one naming UTF-8 (`UTF-8`, `utf8`, any case): read as UTF-8;
 //! - a declaration naming an ASCII superset (US-ASCII, ISO-8859-*, windows-125*, latin1) on a
-//!   document that is pure 7-bit ASCII: accepted, since its bytes read the same in UTF-8;
+//!   document that is pure 7-bit ASCII: its bytes read the same in UTF-8, so it is accepted
+//!   where the declaration is dropped ([`DeclarationUse::Replaced`]: PIDF, whose elements go
+//!   into views under a UTF-8 declaration of their own), and refused where the document is kept
+//!   as sent ([`DeclarationUse::Stored`]: XCAP, where RFC 4825 §11 `not-utf-8` refuses a
+//!   request that would produce a document not encoded in UTF-8, and a stored document that
+//!   declares ISO-8859-1 is one);
 //! - anything else (UTF-16 and other encodings, non-ASCII bytes under a non-UTF-8 label, byte
 //!   order marks of UTF-16 or UTF-32, bytes that are not UTF-8): refused.
 
@@ -22,15 +27,24 @@ pub fn bom_len(b: &[u8]) -> usize {
     if b.starts_with(UTF8_BOM) { 3 } else { 0 }
 }
 
+/// What becomes of a document's XML declaration, which decides the labels it may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeclarationUse {
+    /// Dropped: what is written from the document gets a UTF-8 declaration of its own.
+    Replaced,
+    /// Kept with the document, which is served again as sent.
+    Stored,
+}
+
 /// Checks the encoding named by an XML declaration (`label`, already known to match XML 1.0
-/// §4.3.3 EncName) for a document whose bytes are pure ASCII (`ascii`) or not; `at` is where
-/// the declaration starts.
-pub fn check_label(label: &str, ascii: bool, at: usize) -> Result<(), Error> {
+/// §4.3.3 EncName) for a document whose bytes are pure ASCII (`ascii`) or not, and whose
+/// declaration is used as `used` says; `at` is where the declaration starts.
+pub fn check_label(label: &str, ascii: bool, used: DeclarationUse, at: usize) -> Result<(), Error> {
     if label.eq_ignore_ascii_case("utf-8") || label.eq_ignore_ascii_case("utf8") {
         return Ok(());
     }
     // Same bytes as UTF-8 when the body is plain ASCII.
-    if ascii && is_ascii_superset(label) {
+    if ascii && used == DeclarationUse::Replaced && is_ascii_superset(label) {
         return Ok(());
     }
     Err(Error {
@@ -72,7 +86,16 @@ mod tests {
             ("Shift_JIS", true, false),
             ("iso-8859-", true, false),
         ] {
-            assert_eq!(check_label(label, ascii, 0).is_ok(), ok, "{label} {ascii}");
+            let replaced = check_label(label, ascii, DeclarationUse::Replaced, 0);
+            assert_eq!(replaced.is_ok(), ok, "{label} {ascii}");
+            // a stored document says what it is: UTF-8
+            let stored = check_label(label, ascii, DeclarationUse::Stored, 0);
+            assert_eq!(
+                stored.is_ok(),
+                label.to_ascii_lowercase().starts_with("utf-8")
+                    || label.eq_ignore_ascii_case("utf8"),
+                "{label}"
+            );
         }
         assert_eq!(bom_len(b"\xef\xbb\xbf<a/>"), 3);
         assert_eq!(bom_len(b"<a/>"), 0);

@@ -317,7 +317,12 @@ pub fn is_valid_attr_value(raw: &[u8]) -> bool {
 
 /// The XML declaration `<?xml ...?>` follows XML 1.0 §2.8 (quick-xml is lenient there) and, for
 /// a non-ASCII body, names UTF-8: elements are copied byte for byte into UTF-8 documents.
-pub fn check_decl(decl: &str, ascii: bool, at: usize) -> Result<(), Error> {
+pub fn check_decl(
+    decl: &str,
+    ascii: bool,
+    used: encoding::DeclarationUse,
+    at: usize,
+) -> Result<(), Error> {
     let bad = || nwf(at, "bad XML declaration");
     let mut rest = decl
         .strip_prefix("<?xml")
@@ -350,7 +355,7 @@ pub fn check_decl(decl: &str, ascii: bool, at: usize) -> Result<(), Error> {
         {
             Err(bad())
         }
-        Some(enc) => encoding::check_label(enc, ascii, at),
+        Some(enc) => encoding::check_label(enc, ascii, used, at),
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`Handler`] as byte offsets. Nothing is allocated per element; the handler decides what to
 //! keep (PIDF: a few ranges; the XCAP DOM: a tree).
 
+use super::encoding::DeclarationUse;
 use super::scan::*;
 use super::{Error, Fault};
 use crate::inline::Inline;
@@ -70,6 +71,10 @@ pub enum Markup {
 pub trait Handler {
     /// The reader's error; the walker's own faults convert into it.
     type Error: From<Error>;
+
+    /// What the reader does with the XML declaration ([`encoding`](super::encoding) decides
+    /// the labels it may carry from this).
+    const DECLARATION: DeclarationUse = DeclarationUse::Replaced;
 
     /// A start tag begins at `lt` (element at `depth`), before its attributes.
     fn open(&mut self, name: TagName, lt: usize, depth: u32) -> Result<(), Self::Error>;
@@ -170,7 +175,7 @@ pub fn walk<H: Handler>(b: &[u8], start: usize, ascii: bool, h: &mut H) -> Resul
                 gt + 1
             }
             Some(b'?') => {
-                let (after, kind) = pi(b, lt, start, ascii)?;
+                let (after, kind) = pi(b, lt, start, ascii, H::DECLARATION)?;
                 h.markup(kind, lt, after, depth)?;
                 after
             }
@@ -398,7 +403,13 @@ fn text_references(b: &[u8], i: usize, lt: usize) -> Result<(), Error> {
 
 /// `<?...?>` at `lt`: the XML declaration (only at `start`, the very beginning) or a
 /// processing instruction. Returns the offset after it and which it was.
-fn pi(b: &[u8], lt: usize, start: usize, ascii: bool) -> Result<(usize, Markup), Error> {
+fn pi(
+    b: &[u8],
+    lt: usize,
+    start: usize,
+    ascii: bool,
+    used: DeclarationUse,
+) -> Result<(usize, Markup), Error> {
     let mut k = lt + 2;
     let end = loop {
         match memchr::memchr(b'?', &b[k..]) {
@@ -417,7 +428,7 @@ fn pi(b: &[u8], lt: usize, start: usize, ascii: bool) -> Result<(usize, Markup),
             return Err(nwf(lt, "XML declaration not at start"));
         }
         if !COMMON_DECLS.iter().any(|d| same(d, raw)) {
-            check_decl(text(), ascii, lt)?;
+            check_decl(text(), ascii, used, lt)?;
         }
         Ok((after, Markup::Decl))
     } else if !is_valid_pi(text()) {

@@ -873,3 +873,34 @@ fn mutated_bodies_keep_namespaces() {
     }
     assert!(accepted > 300, "{accepted}");
 }
+
+/// xml::encoding for PIDF: its declaration is dropped (views get their own), so an ASCII
+/// superset label on a pure-ASCII body is read as UTF-8; nothing else but UTF-8 is.
+#[test]
+fn encodings() {
+    let with = |label: &str, note: &str| {
+        format!(
+            "<?xml version='1.0' encoding='{label}'?><presence xmlns='urn:ietf:params:xml:ns:pidf' entity='a'><note>{note}</note></presence>"
+        )
+    };
+    for label in ["UTF-8", "utf8", "US-ASCII", "ISO-8859-1", "windows-1252"] {
+        doc(&with(label, "plain"));
+    }
+    doc(&with("UTF-8", "caf\u{e9}"));
+    for label in ["ISO-8859-1", "US-ASCII"] {
+        assert_eq!(
+            err(&with(label, "caf\u{e9}")),
+            PidfError::UnsupportedEncoding
+        );
+    }
+    for label in ["UTF-16", "Shift_JIS"] {
+        assert_eq!(err(&with(label, "plain")), PidfError::UnsupportedEncoding);
+    }
+    let bom = format!("\u{feff}{}", with("UTF-8", "x"));
+    doc(&bom);
+    let utf16 = b"\xff\xfe<\x00p\x00/\x00>\x00";
+    assert!(matches!(
+        parse(utf16),
+        Err(PidfError::NotWellFormed { at: 0, .. })
+    ));
+}
