@@ -8,6 +8,7 @@ pub mod formats;
 pub mod growing_map;
 pub mod hex;
 pub mod ids;
+pub(crate) mod inline;
 pub mod io;
 pub mod keyed_hash;
 pub mod net;
@@ -26,6 +27,7 @@ pub mod timers;
 pub mod transaction;
 pub mod xcap;
 pub mod xdm;
+pub mod xml;
 
 pub use config::EngineConfig;
 pub use engine::Engine;

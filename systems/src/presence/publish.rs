@@ -153,7 +153,7 @@ fn publish(world: &mut World, cfg: &PresenceConfig, req: &Request, now: Time, se
             Ok(d) => d,
             Err(e) => return Answer::new(400, format!("Bad Request ({e})")),
         };
-        if !pidf::entity_names(&doc.entity, &aor) {
+        if !crate::sip::identity::entity_names(&doc.entity, &aor) {
             return Answer::new(400, "PIDF entity does not name the presentity");
         }
         Some(doc)

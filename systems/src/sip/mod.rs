@@ -4,6 +4,7 @@
 pub mod fields;
 pub mod framing;
 pub mod headers;
+pub mod identity;
 pub mod message;
 pub mod response;
 pub mod scan;

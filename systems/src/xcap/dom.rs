@@ -1,21 +1,22 @@
 //! A small owned XML tree for XCAP documents: elements keep their prefix, local name and
 //! resolved namespace, their namespace declarations and attributes in the order written;
 //! text, CDATA, comments and processing instructions are kept, so a document that is parsed
-//! and written again keeps its shape. Parsing checks namespace well-formedness (RFC 4825
-//! §11: `not-well-formed`, `not-utf-8`, `not-xml-frag`).
+//! and written again keeps its shape. The tree is built by a handler of [`crate::xml::walk`],
+//! which checks namespace well-formedness; faults map to RFC 4825
+//! §11 `not-well-formed`, `not-utf-8` (the encoding rule of [`crate::xml::encoding`]) and
+//! `not-xml-frag`.
 
 use super::error::{ErrorCondition, XcapError, escape_attr_into, escape_text_into};
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::reader::Reader;
+use crate::xml::encoding::DeclarationUse;
+use crate::xml::namespace::{self, Declaration};
+use crate::xml::walk::{Handler, Markup, RawAttr, StartTag, TagName, walk};
+use crate::xml::{self, Fault, encoding, scan};
 
-/// The namespace the `xml` prefix is bound to (Namespaces in XML §3).
-pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+pub use crate::xml::namespace::{XML_NS, XMLNS_NS};
+
 /// Deepest element nesting accepted: keeps the recursive walks (validation, serialization,
 /// drop) far from the stack limit whatever a client sends.
 pub const MAX_DEPTH: usize = 256;
-
-/// The namespace of `xmlns` declarations (never declared, never used for content).
-pub const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 
 /// A shared name: namespace names and prefixes are shared by every element that uses them.
 pub type Name = std::sync::Arc<str>;
@@ -233,44 +234,7 @@ pub fn is_xml_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
-fn is_name_start(c: char) -> bool {
-    c.is_ascii_alphabetic()
-        || c == '_'
-        || matches!(c as u32,
-            0xC0..=0xD6 | 0xD8..=0xF6 | 0xF8..=0x2FF | 0x370..=0x37D | 0x37F..=0x1FFF
-            | 0x200C..=0x200D | 0x2070..=0x218F | 0x2C00..=0x2FEF | 0x3001..=0xD7FF
-            | 0xF900..=0xFDCF | 0xFDF0..=0xFFFD | 0x10000..=0xEFFFF)
-}
-
-fn is_name_char(c: char) -> bool {
-    is_name_start(c)
-        || c.is_ascii_digit()
-        || c == '-'
-        || c == '.'
-        || matches!(c as u32, 0xB7 | 0x300..=0x36F | 0x203F..=0x2040)
-}
-
-/// Whether `s` is an NCName (a name without a colon).
-pub fn is_ncname(s: &str) -> bool {
-    if s.is_ascii() {
-        let b = s.as_bytes();
-        return matches!(b.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_')
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
-    }
-    let mut it = s.chars();
-    matches!(it.next(), Some(c) if is_name_start(c)) && it.all(is_name_char)
-}
-
-/// Splits a QName into (prefix, local), or None when it is not a valid QName.
-pub fn split_qname(s: &str) -> Option<(Option<&str>, &str)> {
-    match s.split_once(':') {
-        Some((p, l)) if is_ncname(p) && is_ncname(l) => Some((Some(p), l)),
-        Some(_) => None,
-        None if is_ncname(s) => Some((None, s)),
-        None => None,
-    }
-}
+pub use crate::xml::scan::{is_ncname, split_qname};
 
 /// What a parse is for: the condition reported when the input is not well-formed.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -291,37 +255,25 @@ fn not_utf8() -> XcapError {
     XcapError::conflict(ErrorCondition::NotUtf8, "body is not UTF-8")
 }
 
-/// Checks the encoding of a body: UTF-8 (optionally with a BOM), and returns the text
-/// after the BOM. UTF-16/32 BOMs and invalid UTF-8 give `not-utf-8`.
-pub fn utf8_body(bytes: &[u8]) -> Result<&str, XcapError> {
-    if bytes.starts_with(&[0xFE, 0xFF]) || bytes.starts_with(&[0xFF, 0xFE]) {
-        return Err(not_utf8());
+/// The XCAP condition of an XML fault (RFC 4825 §11): encodings give `not-utf-8`, the rest
+/// `not-well-formed` (`not-xml-frag` for an element PUT).
+fn xml_fault(e: xml::Error, mode: Mode) -> XcapError {
+    match e.fault {
+        Fault::NotUtf8 | Fault::Encoding => not_utf8(),
+        Fault::Syntax | Fault::Doctype => nwf(mode, e.to_string()),
     }
-    let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
-    std::str::from_utf8(bytes).map_err(|_| not_utf8())
 }
 
-/// XML 1.0 §2.2 Char, applied to the whole input once (on bytes: in UTF-8 the C0 controls
-/// are single bytes and U+FFFE/U+FFFF are EF BF BE/BF).
-fn check_chars(text: &str, mode: Mode) -> Result<(), XcapError> {
-    let b = text.as_bytes();
-    let bad = b.iter().enumerate().any(|(i, &c)| {
-        (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
-            || (c == 0xEF
-                && b.get(i + 1) == Some(&0xBF)
-                && matches!(b.get(i + 2), Some(0xBE | 0xBF)))
-    });
-    if bad {
-        return Err(nwf(mode, "character not allowed in XML"));
-    }
-    Ok(())
+/// Checks the encoding of a body ([`crate::xml::encoding`]: UTF-8, optionally with a BOM) and
+/// returns the text after the BOM. UTF-16/32 BOMs and invalid UTF-8 give `not-utf-8`.
+pub fn utf8_body(bytes: &[u8]) -> Result<&str, XcapError> {
+    let bytes = &bytes[encoding::bom_len(bytes)..];
+    std::str::from_utf8(bytes).map_err(|_| not_utf8())
 }
 
 /// Parses a whole document (PUT of a document, or a stored one).
 pub fn parse_document(bytes: &[u8]) -> Result<Document, XcapError> {
-    let text = utf8_body(bytes)?;
-    check_chars(text, Mode::Document)?;
-    let nodes = parse_nodes(text, &[], Mode::Document)?;
+    let nodes = parse_nodes(bytes, &[], Mode::Document)?;
     let mut prolog = Vec::new();
     let mut epilog = Vec::new();
     let mut root = None;
@@ -341,218 +293,180 @@ pub fn parse_document(bytes: &[u8]) -> Result<Document, XcapError> {
 }
 
 /// Parses the body of an element PUT (RFC 4825 §7.4): exactly one element, optionally
-/// surrounded by whitespace, comments and PIs (dropped) and preceded by an XML declaration. Prefixes not declared in the body
-/// are resolved in `context` (the bindings in scope at the insertion point); the result
-/// keeps only its own declarations.
+/// surrounded by whitespace, comments and PIs (dropped) and preceded by an XML declaration
+/// (checked like a document's); a DOCTYPE is refused. Prefixes not declared in the body are
+/// resolved in `context` (the bindings in scope at the insertion point); the result keeps only
+/// its own declarations.
 pub fn parse_fragment(bytes: &[u8], context: &[Binding]) -> Result<Element, XcapError> {
-    let text = utf8_body(bytes)?;
-    check_chars(text, Mode::Fragment)?;
-    let nodes = parse_nodes(text, context, Mode::Fragment)?;
-    let mut el = None;
-    for n in nodes {
-        match n {
-            Node::Element(e) => el = Some(e),
-            // An XML declaration is tolerated (and checked for UTF-8); a DTD is not.
-            Node::Markup(m) if m.starts_with("<!DOCTYPE") => {
-                return Err(nwf(Mode::Fragment, "DOCTYPE in a fragment"));
-            }
-            _ => {}
-        }
-    }
-    el.ok_or_else(|| nwf(Mode::Fragment, "body is not an element"))
+    let nodes = parse_nodes(bytes, context, Mode::Fragment)?;
+    nodes
+        .into_iter()
+        .find_map(|n| match n {
+            Node::Element(e) => Some(e),
+            _ => None,
+        })
+        .ok_or_else(|| nwf(Mode::Fragment, "body is not an element"))
 }
 
-/// Checks an XML declaration (raw `<?xml ...?>`): version 1.x, encoding UTF-8 if given.
-fn check_decl(raw: &str, mode: Mode) -> Result<(), XcapError> {
-    let inner = raw
-        .strip_prefix("<?xml")
-        .and_then(|s| s.strip_suffix("?>"))
-        .ok_or_else(|| nwf(mode, "bad XML declaration"))?;
-    let mut version = None;
-    let mut rest = inner.trim();
-    while !rest.is_empty() {
-        let (name, after) = rest
-            .split_once('=')
-            .ok_or_else(|| nwf(mode, "bad XML declaration"))?;
-        let after = after.trim_start();
-        let q = after
-            .chars()
-            .next()
-            .filter(|c| *c == '"' || *c == '\'')
-            .ok_or_else(|| nwf(mode, "bad XML declaration"))?;
-        let end = after[1..]
-            .find(q)
-            .ok_or_else(|| nwf(mode, "bad XML declaration"))?;
-        let value = &after[1..1 + end];
-        match name.trim() {
-            "version" => version = Some(value.to_string()),
-            "encoding" => {
-                if !value.eq_ignore_ascii_case("utf-8") && !value.eq_ignore_ascii_case("utf8") {
-                    return Err(not_utf8());
-                }
-            }
-            "standalone" => {}
-            _ => return Err(nwf(mode, "bad XML declaration")),
-        }
-        rest = after[end + 2..].trim_start();
-    }
-    match version {
-        Some(v) if v.starts_with("1.") => Ok(()),
-        _ => Err(nwf(mode, "bad XML version")),
+/// Reads `bytes` into top-level nodes, building elements with resolved namespaces.
+fn parse_nodes(bytes: &[u8], context: &[Binding], mode: Mode) -> Result<Vec<Node>, XcapError> {
+    let ascii = scan::check_chars(bytes).map_err(|e| xml_fault(e, mode))?;
+    let mut builder = Builder {
+        text: std::str::from_utf8(bytes).map_err(|_| not_utf8())?,
+        mode,
+        top: Vec::new(),
+        stack: Vec::new(),
+        scope: context.to_vec(),
+        added: Vec::new(),
+        names: Vec::new(),
+        attrs: Vec::new(),
+        was_empty: false,
+    };
+    match walk(bytes, encoding::bom_len(bytes), ascii, &mut builder) {
+        Ok(()) => Ok(builder.top),
+        Err(Fail::Xml(e)) => Err(xml_fault(e, mode)),
+        Err(Fail::Xcap(e)) => Err(e),
     }
 }
 
-/// Reads `text` into top-level nodes, building elements with resolved namespaces.
-fn parse_nodes(text: &str, context: &[Binding], mode: Mode) -> Result<Vec<Node>, XcapError> {
-    let mut reader = Reader::from_str(text);
-    reader.config_mut().check_comments = true;
-    reader.config_mut().check_end_names = true;
-    let mut top: Vec<Node> = Vec::new();
-    let mut stack: Vec<Element> = Vec::new();
-    // Bindings in scope, and for each open element how many of them it added.
-    let mut scope: Vec<Binding> = context.to_vec();
-    let mut added: Vec<usize> = Vec::new();
-    let mut names: Vec<Name> = Vec::new();
-    let mut roots = 0usize;
-    let mut first = true;
-    loop {
-        let start = reader.buffer_position() as usize;
-        let ev = reader
-            .read_event()
-            .map_err(|e| nwf(mode, format!("not well-formed XML: {e}")))?;
-        let end = reader.buffer_position() as usize;
-        let is_first = std::mem::replace(&mut first, false);
-        let raw = text.get(start..end).unwrap_or("");
-        match ev {
-            Event::Eof => break,
-            Event::Start(s) => {
-                if stack.is_empty() {
-                    roots += 1;
-                    if roots > 1 {
-                        return Err(nwf(mode, "more than one root element"));
-                    }
-                }
-                if stack.len() >= MAX_DEPTH {
-                    return Err(nwf(mode, "elements nested too deeply"));
-                }
-                let (el, n) = start_element(&s, &mut scope, &mut names, mode)?;
-                added.push(n);
-                stack.push(el);
-            }
-            Event::Empty(s) => {
-                if stack.is_empty() {
-                    roots += 1;
-                    if roots > 1 {
-                        return Err(nwf(mode, "more than one root element"));
-                    }
-                }
-                let (el, n) = start_element(&s, &mut scope, &mut names, mode)?;
-                scope.truncate(scope.len() - n);
-                push_node(&mut stack, &mut top, Node::Element(el));
-            }
-            Event::End(_) => {
-                let el = stack.pop().ok_or_else(|| nwf(mode, "unmatched end tag"))?;
-                let n = added.pop().unwrap_or(0);
-                scope.truncate(scope.len() - n);
-                push_node(&mut stack, &mut top, Node::Element(el));
-            }
-            Event::Text(t) => {
-                if t.contains("]]>") {
-                    return Err(nwf(mode, "']]>' in text"));
-                }
-                if stack.is_empty() {
-                    if !t.chars().all(is_xml_space) {
-                        return Err(nwf(mode, "text outside the root element"));
-                    }
-                    push_node(&mut stack, &mut top, Node::Text(t.to_string()));
-                } else {
-                    let s = t.xml10_content();
-                    append_text(&mut stack, &s);
-                }
-            }
-            Event::GeneralRef(r) => {
-                if stack.is_empty() {
-                    return Err(nwf(mode, "reference outside the root element"));
-                }
-                let c = match r.resolve_char_ref() {
-                    Ok(Some(c)) => {
-                        let u = c as u32;
-                        if (u < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
-                            || u == 0xFFFE
-                            || u == 0xFFFF
-                        {
-                            return Err(nwf(mode, "character reference to a non-character"));
-                        }
-                        c
-                    }
-                    Ok(None) => match &*r {
-                        "lt" => '<',
-                        "gt" => '>',
-                        "amp" => '&',
-                        "apos" => '\'',
-                        "quot" => '"',
-                        _ => return Err(nwf(mode, format!("undefined entity &{};", &*r))),
-                    },
-                    Err(_) => return Err(nwf(mode, "bad character reference")),
-                };
-                let mut buf = [0u8; 4];
-                append_text(&mut stack, c.encode_utf8(&mut buf));
-            }
-            Event::CData(c) => {
-                if stack.is_empty() {
-                    return Err(nwf(mode, "CDATA outside the root element"));
-                }
-                push_node(&mut stack, &mut top, Node::CData(c.to_string()));
-            }
-            Event::Comment(_) => push_node(&mut stack, &mut top, Node::Markup(raw.to_string())),
-            Event::PI(_) => {
-                let target: String = raw[2..]
-                    .chars()
-                    .take_while(|c| !is_xml_space(*c) && *c != '?')
-                    .collect();
-                if !is_ncname(&target) || target.eq_ignore_ascii_case("xml") {
-                    return Err(nwf(mode, "bad processing instruction"));
-                }
-                push_node(&mut stack, &mut top, Node::Markup(raw.to_string()));
-            }
-            Event::Decl(_) => {
-                if !is_first || start != 0 {
-                    return Err(nwf(mode, "XML declaration not at the start"));
-                }
-                check_decl(raw, mode)?;
-                top.push(Node::Markup(raw.to_string()));
-            }
-            Event::DocType(_) => {
-                if roots > 0 || !stack.is_empty() {
-                    return Err(nwf(mode, "DOCTYPE after the root element"));
-                }
-                top.push(Node::Markup(raw.to_string()));
+/// Why building the tree stopped: the walker's XML fault, or an XCAP error of the tree.
+enum Fail {
+    Xml(xml::Error),
+    Xcap(XcapError),
+}
+
+impl From<xml::Error> for Fail {
+    fn from(e: xml::Error) -> Fail {
+        Fail::Xml(e)
+    }
+}
+
+impl From<XcapError> for Fail {
+    fn from(e: XcapError) -> Fail {
+        Fail::Xcap(e)
+    }
+}
+
+/// Builds the tree from what the walker finds.
+struct Builder<'a> {
+    /// The input (checked UTF-8); walker offsets index it.
+    text: &'a str,
+    mode: Mode,
+    /// Top-level nodes.
+    top: Vec<Node>,
+    /// Open elements, innermost last.
+    stack: Vec<Element>,
+    /// Bindings in scope, and for each open element how many of them it added.
+    scope: Vec<Binding>,
+    added: Vec<usize>,
+    names: Vec<Name>,
+    /// Attributes of the start tag being read.
+    attrs: Vec<RawAttr>,
+    /// The last start tag was empty (`/>`): its close has nothing to pop.
+    was_empty: bool,
+}
+
+impl Builder<'_> {
+    fn push_node(&mut self, node: Node) {
+        match self.stack.last_mut() {
+            Some(parent) => parent.children.push(node),
+            None => self.top.push(node),
+        }
+    }
+
+    /// Appends text to the open element, merging with a preceding text node.
+    fn append_text(&mut self, s: &str) {
+        if let Some(parent) = self.stack.last_mut() {
+            if let Some(Node::Text(t)) = parent.children.last_mut() {
+                t.push_str(s);
+            } else {
+                parent.children.push(Node::Text(s.to_string()));
             }
         }
     }
-    if !stack.is_empty() {
-        return Err(nwf(mode, "unexpected end of input"));
-    }
-    if roots == 0 {
-        return Err(nwf(mode, "no element"));
-    }
-    Ok(top)
 }
 
-fn push_node(stack: &mut [Element], top: &mut Vec<Node>, node: Node) {
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(node),
-        None => top.push(node),
-    }
-}
+impl Handler for Builder<'_> {
+    type Error = Fail;
+    // XCAP keeps the document as sent, declaration included
+    const DECLARATION: DeclarationUse = DeclarationUse::Stored;
 
-/// Appends text to the open element, merging with a preceding text node.
-fn append_text(stack: &mut [Element], s: &str) {
-    if let Some(parent) = stack.last_mut() {
-        if let Some(Node::Text(t)) = parent.children.last_mut() {
-            t.push_str(s);
+    fn open(&mut self, _name: TagName, _lt: usize, _depth: u32) -> Result<(), Fail> {
+        self.attrs.clear();
+        Ok(())
+    }
+
+    fn attribute(&mut self, a: RawAttr, _lt: usize, _depth: u32) -> Result<(), Fail> {
+        self.attrs.push(a);
+        Ok(())
+    }
+
+    fn start(&mut self, tag: StartTag, depth: u32) -> Result<(), Fail> {
+        let (name, empty) = (tag.name, tag.empty);
+        if !empty && depth as usize > MAX_DEPTH {
+            return Err(nwf(self.mode, "elements nested too deeply").into());
+        }
+        let qname = &self.text[name.start..name.end];
+        let (el, n) = start_element(
+            self.text,
+            qname,
+            &self.attrs,
+            &mut self.scope,
+            &mut self.names,
+            self.mode,
+        )?;
+        self.was_empty = empty;
+        if empty {
+            self.scope.truncate(self.scope.len() - n);
+            self.push_node(Node::Element(el));
         } else {
-            parent.children.push(Node::Text(s.to_string()));
+            self.added.push(n);
+            self.stack.push(el);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, _depth: u32, _at: usize, _after: usize) -> Result<(), Fail> {
+        if std::mem::take(&mut self.was_empty) {
+            return Ok(());
+        }
+        let el = self
+            .stack
+            .pop()
+            .ok_or_else(|| nwf(self.mode, "unmatched end tag"))?;
+        let n = self.added.pop().unwrap_or(0);
+        self.scope.truncate(self.scope.len() - n);
+        self.push_node(Node::Element(el));
+        Ok(())
+    }
+
+    fn text(&mut self, start: usize, end: usize, depth: u32) -> Result<(), Fail> {
+        let raw = &self.text[start..end];
+        if depth == 0 {
+            // white space around the root, as written
+            self.top.push(Node::Text(raw.to_string()));
+        } else {
+            let value = scan::text_value(raw);
+            self.append_text(&value);
+        }
+        Ok(())
+    }
+
+    fn markup(&mut self, kind: Markup, start: usize, end: usize, _depth: u32) -> Result<(), Fail> {
+        let raw = &self.text[start..end];
+        let node = match kind {
+            Markup::CData => Node::CData(raw[9..raw.len() - 3].to_string()),
+            _ => Node::Markup(raw.to_string()),
+        };
+        self.push_node(node);
+        Ok(())
+    }
+
+    fn doctype(&mut self, _at: usize) -> Result<(), Fail> {
+        match self.mode {
+            // kept as written; no entity it declares is expanded
+            Mode::Document => Ok(()),
+            Mode::Fragment => Err(nwf(Mode::Fragment, "DOCTYPE in a fragment").into()),
         }
     }
 }
@@ -562,65 +476,52 @@ fn append_text(stack: &mut [Element], s: &str) {
 /// it pushed on `scope`. Namespace names and prefixes are shared with the declarations
 /// (`Arc<str>` clones), so most elements cost only their local name and child list.
 fn start_element(
-    s: &BytesStart<'_>,
+    text: &str,
+    qname: &str,
+    raw_attrs: &[RawAttr],
     scope: &mut Vec<Binding>,
     names: &mut Vec<Name>,
     mode: Mode,
 ) -> Result<(Element, usize), XcapError> {
-    let qname = s.name();
-    let (prefix, local) =
-        split_qname(qname.as_ref()).ok_or_else(|| nwf(mode, "invalid element name"))?;
+    // the walker has checked the names
+    let (prefix, local) = split_qname(qname).ok_or_else(|| nwf(mode, "invalid element name"))?;
     let before = scope.len();
     let mut decls: Vec<Binding> = Vec::new();
     // Ordinary attributes are built as read; prefixed ones are resolved once every
     // declaration of the tag is known (`pending`: index, prefix).
     let mut attrs: Vec<Attribute> = Vec::new();
     let mut pending: Vec<(usize, &str)> = Vec::new();
-    for a in s.attributes() {
-        let a = a.map_err(|e| nwf(mode, format!("bad attribute: {e}")))?;
-        let key: &str = a.key.0;
-        if a.value.contains('<') {
-            return Err(nwf(mode, "'<' in attribute value"));
-        }
-        let value = a
-            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|e| nwf(mode, format!("bad attribute value: {e}")))?
-            .into_owned();
+    for a in raw_attrs {
+        let key = &text[a.key_start..a.key_end];
+        let value = scan::attr_value(&text[a.value_start..a.value_end]).into_owned();
         let (ap, al) = split_qname(key).ok_or_else(|| nwf(mode, "invalid attribute name"))?;
-        match (ap, al) {
-            (None, "xmlns") => {
-                if value == XML_NS || value == XMLNS_NS {
-                    return Err(nwf(mode, "reserved namespace as default"));
+        let declared = match (ap, al) {
+            (None, "xmlns") => Some(""),
+            (Some("xmlns"), p) => Some(p),
+            _ => None,
+        };
+        if let Some(p) = declared {
+            match namespace::check_declaration(p.as_bytes(), value.as_bytes()) {
+                Ok(Declaration::Bind) => {
+                    let p = (!p.is_empty()).then(|| Name::from(p));
+                    decls.push((p, Name::from(value)));
                 }
-                decls.push((None, Name::from(value)));
+                Ok(Declaration::Redundant) => {}
+                Err(reason) => return Err(nwf(mode, reason)),
             }
-            (Some("xmlns"), p) => {
-                // Namespaces in XML 1.0 §3: no empty bindings, xml/xmlns are reserved.
-                if value.is_empty() {
-                    return Err(nwf(mode, "empty namespace for a prefix"));
-                }
-                if p == "xmlns" || (p == "xml") != (value == XML_NS) || value == XMLNS_NS {
-                    return Err(nwf(mode, "reserved prefix or namespace"));
-                }
-                if p == "xml" {
-                    continue;
-                }
-                decls.push((Some(Name::from(p)), Name::from(value)));
-            }
-            (p, l) => {
-                if let Some(p) = p {
-                    pending.push((attrs.len(), p));
-                } else if attrs.iter().any(|x| x.ns.is_none() && &*x.local == l) {
-                    return Err(nwf(mode, "duplicate attribute"));
-                }
-                attrs.push(Attribute {
-                    prefix: None,
-                    local: intern(names, l),
-                    ns: None,
-                    value,
-                });
-            }
+            continue;
         }
+        if let Some(p) = ap {
+            pending.push((attrs.len(), p));
+        } else if attrs.iter().any(|x| x.ns.is_none() && &*x.local == al) {
+            return Err(nwf(mode, "duplicate attribute"));
+        }
+        attrs.push(Attribute {
+            prefix: None,
+            local: intern(names, al),
+            ns: None,
+            value,
+        });
     }
     let n = decls.len();
     scope.extend(decls.iter().cloned());
@@ -887,6 +788,16 @@ mod tests {
         assert_eq!(cond(e), ErrorCondition::NotUtf8);
         let e = parse_document(b"<?xml version='1.0' encoding='ISO-8859-1'?><a/>").unwrap_err();
         assert_eq!(cond(e), ErrorCondition::NotUtf8);
+        // xml::encoding: a stored document declares UTF-8, whatever its bytes
+        for label in ["US-ASCII", "UTF-16", "windows-1252"] {
+            let body = format!("<?xml version='1.0' encoding='{label}'?><a/>");
+            let e = parse_document(body.as_bytes()).unwrap_err();
+            assert_eq!(cond(e), ErrorCondition::NotUtf8, "{label}");
+        }
+        let latin1 = "<?xml version='1.0' encoding='ISO-8859-1'?><a>\u{e9}</a>";
+        let e = parse_document(latin1.as_bytes()).unwrap_err();
+        assert_eq!(cond(e), ErrorCondition::NotUtf8);
+        assert!(parse_document(b"<?xml version='1.0' encoding='utf8'?><a/>").is_ok());
         let e = parse_document(b"\xff\xfe<\x00a\x00/\x00>\x00").unwrap_err();
         assert_eq!(cond(e), ErrorCondition::NotUtf8);
         assert!(parse_document(b"\xef\xbb\xbf<a/>").is_ok());

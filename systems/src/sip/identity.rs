@@ -1,0 +1,127 @@
+//! Whether two SIP or pres URIs name the same resource (RFC 3261 §19.1.4, `pres:` RFC 3859): the
+//! comparison of a PIDF `entity` with the address of record it is published for.
+
+/// Whether the presence `entity` names the address of record `aor`: `pres:`, `sip:` and `sips:`
+/// (or no scheme) are equivalent; user part case-sensitive after %-decoding, host (and port)
+/// case-insensitive, URI parameters and headers ignored (RFC 3261 §19.1.4; `pres:` is RFC 3859).
+pub fn entity_matches(entity: &str, aor: &str) -> bool {
+    if entity.strip_prefix("sip:") == Some(aor) && plain_aor(aor) {
+        return true;
+    }
+    match (uri_identity(entity), uri_identity(aor)) {
+        (Some((u1, h1)), Some((u2, h2))) => {
+            !h1.is_empty()
+                && h1.eq_ignore_ascii_case(h2)
+                && crate::percent::decoded_bytes(u1).eq(crate::percent::decoded_bytes(u2))
+        }
+        _ => false,
+    }
+}
+
+/// [`entity_matches`], compared as bytes in the common case (`sip:` + exactly the address).
+pub fn entity_names(entity: &str, aor: &str) -> bool {
+    let e = entity.as_bytes();
+    if e.len() == 4 + aor.len() && e.starts_with(b"sip:") && e[4..] == *aor.as_bytes() {
+        return plain_aor(aor) || entity_matches(entity, aor);
+    }
+    entity_matches(entity, aor)
+}
+
+/// The common case of [`entity_matches`], `sip:` + exactly the address of record, holds when
+/// nothing in it needs the general comparison (escapes, parameters, a password, brackets, white
+/// space).
+fn plain_aor(aor: &str) -> bool {
+    static PLAIN: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = b' ' as usize + 1;
+        while c < 256 {
+            t[c] = !matches!(c as u8, b':' | b'%' | b';' | b'?' | b'<' | b'>');
+            c += 1;
+        }
+        t
+    };
+    let b = aor.as_bytes();
+    if !b.iter().all(|&c| PLAIN[c as usize]) {
+        return false;
+    }
+    // a host after the first `@`, when there is one
+    match b.iter().position(|&c| c == b'@') {
+        Some(at) => at + 1 < b.len(),
+        None => !b.is_empty(),
+    }
+}
+
+/// (user, host[:port]) of a `sip:`/`sips:`/`pres:` URI or of a bare `user@host`.
+fn uri_identity(uri: &str) -> Option<(&str, &str)> {
+    let mut s = uri.trim();
+    if let Some(inner) = s.strip_prefix('<').and_then(|s| s.strip_suffix('>')) {
+        s = inner.trim();
+    }
+    if let Some(colon) = s.find(':') {
+        let scheme = &s[..colon];
+        if !scheme.contains('@') {
+            if ["sip", "sips", "pres"]
+                .iter()
+                .any(|k| scheme.eq_ignore_ascii_case(k))
+            {
+                s = &s[colon + 1..];
+            } else if scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            {
+                return None;
+            }
+        }
+    }
+    let s = s.split('?').next().unwrap_or_default();
+    let (user, hostport) = match s.split_once('@') {
+        Some((userinfo, rest)) => (userinfo.split(':').next().unwrap_or_default(), rest),
+        None => ("", s),
+    };
+    let host = hostport.split(';').next().unwrap_or_default();
+    Some((user, host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_matching() {
+        for (entity, aor) in [
+            ("pres:alice@example.com", "sip:alice@example.com"),
+            ("sip:alice@example.com", "sip:alice@example.com"),
+            ("sips:alice@EXAMPLE.com", "sip:alice@example.COM"),
+            ("PRES:alice@example.com", "alice@example.com"),
+            ("<sip:alice@example.com>", "sip:alice@example.com"),
+            (
+                "sip:alice@example.com;transport=tcp",
+                "sip:alice@example.com",
+            ),
+            (
+                "sip:alice@example.com?subject=x",
+                "pres:alice@example.com;x=y",
+            ),
+            ("sip:alice:secret@example.com", "sip:alice@example.com"),
+            ("sip:%61lice@example.com", "sip:alice@example.com"),
+            (
+                "sip:+1555;phone-context=x@example.com",
+                "sip:+1555;phone-context=x@example.com",
+            ),
+            ("sip:example.com", "sip:example.com"),
+        ] {
+            assert!(entity_matches(entity, aor), "{entity} vs {aor}");
+        }
+        for (entity, aor) in [
+            ("sip:Alice@example.com", "sip:alice@example.com"),
+            ("sip:alice@example.com", "sip:alice@example.org"),
+            ("sip:alice@example.com:5061", "sip:alice@example.com"),
+            ("sip:bob@example.com", "sip:alice@example.com"),
+            ("tel:+15551234", "sip:+15551234@example.com"),
+            ("", "sip:alice@example.com"),
+            ("sip:alice@", "sip:alice@"),
+        ] {
+            assert!(!entity_matches(entity, aor), "{entity} vs {aor}");
+        }
+    }
+}
