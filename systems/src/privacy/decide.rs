@@ -3,7 +3,7 @@
 
 use super::permissions::Permissions;
 use super::rules::{Condition, IdentityCondition, RuleSet, SubHandling};
-use crate::formats::pidf::entity_matches;
+use crate::sip::identity::{host_of, identity_key};
 
 /// Who is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,14 @@ pub fn decide(
     lists: &dyn ListMembership,
     default: SubHandling,
 ) -> Decision {
+    let watcher = match cx.requester {
+        Requester::Identity(uri) => Some(Watcher {
+            uri,
+            key: identity_key(uri),
+            domain: host_of(uri),
+        }),
+        Requester::Anonymous => None,
+    };
     let mut handling: Option<SubHandling> = None;
     let mut permissions = Permissions::default();
     let mut matched = 0;
@@ -71,7 +79,7 @@ pub fn decide(
         let holds = rule
             .conditions
             .iter()
-            .all(|c| condition_holds(c, i, rules, cx, lists));
+            .all(|c| condition_holds(c, i, rules, cx, watcher.as_ref(), lists));
         if holds {
             matched += 1;
             handling = handling.max(rule.sub_handling);
@@ -90,30 +98,27 @@ fn condition_holds(
     rule: usize,
     rules: &RuleSet,
     cx: &Context,
+    who: Option<&Watcher>,
     lists: &dyn ListMembership,
 ) -> bool {
     match c {
-        Condition::Identity(id) => match cx.requester {
-            Requester::Identity(who) => identity_holds(id, who),
-            Requester::Anonymous => false,
-        },
-        Condition::ExternalList(ancs) => match cx.requester {
-            Requester::Identity(who) => ancs.iter().any(|anc| lists.contains(anc, who)),
-            Requester::Anonymous => false,
-        },
-        Condition::AnonymousRequest => cx.requester == Requester::Anonymous,
-        Condition::OtherIdentity => match cx.requester {
-            // OMA: no identity or external-list condition of any other rule names the watcher
-            Requester::Identity(_) => !rules.rules.iter().enumerate().any(|(j, other)| {
-                j != rule
-                    && other.names_identities()
-                    && other.conditions.iter().any(|oc| {
-                        matches!(oc, Condition::Identity(_) | Condition::ExternalList(_))
-                            && condition_holds(oc, j, rules, cx, lists)
-                    })
-            }),
-            Requester::Anonymous => false,
-        },
+        Condition::Identity(id) => who.is_some_and(|w| identity_holds(id, w)),
+        Condition::ExternalList(ancs) => {
+            who.is_some_and(|w| ancs.iter().any(|anc| lists.contains(anc, w.uri)))
+        }
+        Condition::AnonymousRequest => who.is_none(),
+        // OMA: no identity or external-list condition of any other rule names the watcher
+        Condition::OtherIdentity => {
+            who.is_some()
+                && !rules.rules.iter().enumerate().any(|(j, other)| {
+                    j != rule
+                        && other.names_identities()
+                        && other.conditions.iter().any(|oc| {
+                            matches!(oc, Condition::Identity(_) | Condition::ExternalList(_))
+                                && condition_holds(oc, j, rules, cx, who, lists)
+                        })
+                })
+        }
         Condition::Sphere(values) => cx
             .sphere
             .is_some_and(|s| values.iter().any(|v| v.eq_ignore_ascii_case(s.trim()))),
@@ -124,34 +129,30 @@ fn condition_holds(
     }
 }
 
-/// RFC 4745 §7.1: `one` compares URIs (RFC 3261 §19.1.4 for SIP); `many` compares the domain,
-/// case-insensitively, minus its exceptions.
-fn identity_holds(id: &IdentityCondition, who: &str) -> bool {
-    if id.one.iter().any(|one| entity_matches(one, who)) {
+/// RFC 4745 §7.1: `one` compares URIs (RFC 3261 §19.1.4 for SIP: by identity key); `many`
+/// compares the domain, case-insensitively, minus its exceptions.
+fn identity_holds(id: &IdentityCondition, who: &Watcher) -> bool {
+    if who.key.as_ref().is_some_and(|k| id.one.contains(k)) {
         return true;
     }
-    let domain = domain_of(who);
     id.many.iter().any(|m| {
-        let in_domain = match (&m.domain, domain) {
+        let in_domain = match (&m.domain, who.domain) {
             (None, _) => true,
             (Some(d), Some(w)) => d.eq_ignore_ascii_case(w),
             (Some(_), None) => false,
         };
         in_domain
-            && !m.except_ids.iter().any(|x| entity_matches(x, who))
+            && !who.key.as_ref().is_some_and(|k| m.except_ids.contains(k))
             && !m
                 .except_domains
                 .iter()
-                .any(|x| domain.is_some_and(|w| x.eq_ignore_ascii_case(w)))
+                .any(|x| who.domain.is_some_and(|w| x.eq_ignore_ascii_case(w)))
     })
 }
 
-/// The host of a URI's `user@host[:port][;params]`.
-fn domain_of(uri: &str) -> Option<&str> {
-    let rest = &uri[uri.find('@')? + 1..];
-    if rest.starts_with('[') {
-        return rest.find(']').map(|e| &rest[..=e]);
-    }
-    let end = rest.find([':', ';', '?', '>']).unwrap_or(rest.len());
-    Some(&rest[..end]).filter(|d| !d.is_empty())
+/// An identified watcher, read once per decision.
+struct Watcher<'a> {
+    uri: &'a str,
+    key: Option<Vec<u8>>,
+    domain: Option<&'a str>,
 }

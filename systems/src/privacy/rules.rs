@@ -3,6 +3,7 @@
 
 use super::permissions::{Attribute, Permissions, Selection, ServiceSelector, UserInput};
 use super::{CP_NS, OCP_NS, OMA_PR_NS, PR_NS};
+use crate::sip::identity::identity_key;
 use crate::xcap::dom::{Document, Element};
 
 /// `sub-handling` (RFC 5025 §3.2.1), ordered from least to most permissive: combining takes
@@ -43,10 +44,11 @@ impl SubHandling {
 }
 
 /// `<identity>` (RFC 4745 §7.1): matches when any of its `one` or `many` children does.
+/// Identities are kept as [`identity_key`]s, so that a watcher is compared by equality.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IdentityCondition {
     /// `<one id="…">`: these identities.
-    pub one: Vec<String>,
+    pub one: Vec<Vec<u8>>,
     /// `<many domain="…">` (None: any domain), with the identities and domains it excepts.
     pub many: Vec<Many>,
 }
@@ -56,8 +58,8 @@ pub struct IdentityCondition {
 pub struct Many {
     /// `domain`; None matches every authenticated identity.
     pub domain: Option<String>,
-    /// `<except id="…">`.
-    pub except_ids: Vec<String>,
+    /// `<except id="…">`, as identity keys.
+    pub except_ids: Vec<Vec<u8>>,
     /// `<except domain="…">`.
     pub except_domains: Vec<String>,
 }
@@ -203,14 +205,14 @@ fn identity(el: &Element) -> IdentityCondition {
     let mut id = IdentityCondition::default();
     for (_, c) in el.child_elements() {
         if c.is(CP_NS, "one") {
-            id.one.extend(c.attr("id").map(str::to_owned));
+            id.one.extend(c.attr("id").and_then(identity_key));
         } else if c.is(CP_NS, "many") {
             let mut m = Many {
                 domain: c.attr("domain").map(str::to_owned),
                 ..Many::default()
             };
             for x in children(c, CP_NS, "except") {
-                m.except_ids.extend(x.attr("id").map(str::to_owned));
+                m.except_ids.extend(x.attr("id").and_then(identity_key));
                 m.except_domains.extend(x.attr("domain").map(str::to_owned));
             }
             id.many.push(m);

@@ -264,13 +264,12 @@ struct Lists(HashMap<&'static str, Vec<&'static str>>);
 
 impl ListMembership for Lists {
     fn contains(&self, anc: &str, identity: &str) -> bool {
-        self.0
-            .get(anc)
-            .is_some_and(|l| l.iter().any(|e| formats::pidf::entity_matches(e, identity)))
+        self.0.get(anc).is_some_and(|l| {
+            l.iter()
+                .any(|e| crate::sip::identity::entity_matches(e, identity))
+        })
     }
 }
-
-use crate::formats;
 
 #[test]
 fn oma_external_list_anonymous_and_other_identity() {

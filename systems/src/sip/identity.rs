@@ -27,6 +27,30 @@ pub fn entity_names(entity: &str, aor: &str) -> bool {
     entity_matches(entity, aor)
 }
 
+/// What two URIs that [`entity_matches`] share, computed once for comparing one URI with many
+/// (the identities of a rule set): the user part %-decoded, `@`, the host lower-cased. None for
+/// a URI with no host or of another scheme.
+pub fn identity_key(uri: &str) -> Option<Vec<u8>> {
+    let (user, host) = uri_identity(uri)?;
+    if host.is_empty() {
+        return None;
+    }
+    let mut key: Vec<u8> = crate::percent::decoded_bytes(user).collect();
+    key.push(b'@');
+    key.extend(host.bytes().map(|b| b.to_ascii_lowercase()));
+    Some(key)
+}
+
+/// The host of a SIP or pres URI, without its port (`[…]` kept for IPv6).
+pub fn host_of(uri: &str) -> Option<&str> {
+    let (_, hostport) = uri_identity(uri)?;
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => &hostport[..v6.find(']')? + 2],
+        None => hostport.split(':').next().unwrap_or_default(),
+    };
+    Some(host).filter(|h| !h.is_empty())
+}
+
 /// The common case of [`entity_matches`], `sip:` + exactly the address of record, holds when
 /// nothing in it needs the general comparison (escapes, parameters, a password, brackets, white
 /// space).
@@ -122,6 +146,38 @@ mod tests {
             ("sip:alice@", "sip:alice@"),
         ] {
             assert!(!entity_matches(entity, aor), "{entity} vs {aor}");
+            assert!(
+                identity_key(entity).is_none() || identity_key(entity) != identity_key(aor),
+                "{entity} vs {aor}"
+            );
         }
+    }
+
+    #[test]
+    fn keys_agree_with_matching() {
+        let uris = [
+            "sip:alice@example.com",
+            "pres:alice@EXAMPLE.com",
+            "<sips:%61lice@example.com;transport=tcp>",
+            "sip:Alice@example.com",
+            "sip:alice@example.com:5061",
+            "sip:bob@example.org",
+            "sip:example.com",
+        ];
+        for a in uris {
+            for b in uris {
+                let keyed = identity_key(a).is_some() && identity_key(a) == identity_key(b);
+                assert_eq!(keyed, entity_matches(a, b), "{a} vs {b}");
+            }
+        }
+        assert_eq!(
+            host_of("sip:alice@Example.com:5060;x=y"),
+            Some("Example.com")
+        );
+        assert_eq!(
+            host_of("sip:alice@[2001:db8::1]:5060"),
+            Some("[2001:db8::1]")
+        );
+        assert_eq!(host_of("tel:+1555"), None);
     }
 }
