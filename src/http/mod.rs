@@ -10,6 +10,7 @@
 pub(crate) mod core;
 pub mod digest;
 mod forward;
+mod probes;
 mod proxy;
 mod xdms;
 
@@ -60,6 +61,8 @@ pub(crate) struct AppState {
     pub caps: Vec<u8>,
     /// Set once the "no users: authentication off" warning has been logged for a request.
     pub warned_open: AtomicBool,
+    /// What `/metrics` and `/readyz` read.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The running HTTP thread.
@@ -92,22 +95,36 @@ impl Drop for HttpServer {
     }
 }
 
-/// The router: everything goes through the Aggregation Proxy; XCAP lives below [`XCAP_ROOT`].
+/// The router: the probes (`/metrics`, `/healthz`, `/readyz`) unauthenticated, everything
+/// else through the Aggregation Proxy; XCAP lives below [`XCAP_ROOT`].
 pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    use axum::routing::get;
+    let xcap = Router::new()
         .fallback(xdms::handle)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             proxy::aggregate,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            probes::count_xcap,
+        ))
+        .with_state(state.clone());
+    Router::new()
+        .route("/metrics", get(probes::metrics))
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
         .with_state(state)
+        .merge(xcap)
 }
 
-/// Start serving on `listener` (already bound, so the caller knows and prints its address).
+/// Start serving on `listener` (already bound, so the caller knows and prints its address),
+/// with `/metrics` and `/readyz` reading `metrics`.
 pub fn start(
     listener: std::net::TcpListener,
     settings: HttpSettings,
     store: Arc<dyn Store>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> std::io::Result<HttpServer> {
     listener.set_nonblocking(true)?;
     match store.has_users() {
@@ -133,6 +150,7 @@ pub fn start(
         settings,
         store,
         warned_open: AtomicBool::new(false),
+        metrics,
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread =
@@ -273,6 +291,7 @@ mod tests {
             settings: settings(),
             store,
             warned_open: AtomicBool::new(false),
+            metrics: Default::default(),
         }))
     }
 
