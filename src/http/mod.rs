@@ -387,6 +387,25 @@ mod tests {
     }
 
     #[test]
+    fn not_ready_before_the_engine_has_published() {
+        let dir = std::env::temp_dir().join(format!("presenced-probes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir, None).unwrap());
+        let app = app(store);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert_eq!(call(&app, "GET", "/healthz", &[], b"").await.0, 200);
+            // no listeners bound and no snapshot yet: not ready, though the store is open
+            assert_eq!(call(&app, "GET", "/readyz", &[], b"").await.0, 503);
+            assert_eq!(call(&app, "GET", "/metrics", &[], b"").await.0, 200);
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn user_records_hold_only_ha1() {
         let u = user_record("sip:alice@example.com", "presenced", "pw").unwrap();
         assert_eq!(u.username, "alice@example.com");
