@@ -57,6 +57,8 @@ pub struct Metrics {
 pub struct Publisher {
     metrics: Arc<Metrics>,
     last: Option<Instant>,
+    /// Requests shed for overload up to the last snapshot.
+    shed: u64,
 }
 
 impl Publisher {
@@ -65,10 +67,13 @@ impl Publisher {
         Publisher {
             metrics,
             last: None,
+            shed: 0,
         }
     }
 
-    /// Publish a snapshot of `engine` if the last one is older than [`PUBLISH_EVERY`].
+    /// Publish a snapshot of `engine` if the last one is older than [`PUBLISH_EVERY`]; it is
+    /// backlogged when `backlogged` says so or the transport shed requests since the last one
+    /// (how an inline engine's overload shows: its inbox is the kernel's receive buffer).
     pub fn maybe_publish(&mut self, engine: &Engine, backlogged: bool) {
         let now = Instant::now();
         if self
@@ -78,6 +83,18 @@ impl Publisher {
             return;
         }
         self.last = Some(now);
+        let shed = self
+            .metrics
+            .transport
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map_or(0, |t| {
+                t.overload_replies.load(Ordering::Relaxed)
+                    + t.overload_dropped.load(Ordering::Relaxed)
+            });
+        let backlogged = backlogged || shed > self.shed;
+        self.shed = shed;
         use presenced_systems::presence::components::{Presentity, Publication};
         use presenced_systems::subscription::Packages;
         use presenced_systems::subscription::gauges::SubscriptionGauges;

@@ -125,7 +125,7 @@ impl EngineLink for InlineEngine {
         let docs: Vec<DocumentChange> = self.documents.try_iter().collect();
         let now = self.now();
         let due = self.engine.next_deadline().is_some_and(|d| d <= now);
-        // overload is judged on the receive buffer, which the transport answers 503 from
+        // its inbox is the receive buffer: the publisher sees overload in the transport's 503s
         self.metrics.maybe_publish(&self.engine, false);
         if batch.is_empty() && docs.is_empty() && !due {
             return;
