@@ -317,6 +317,14 @@ mod tests {
         (r.status(), etag)
     }
 
+    /// The HTTP thread's kind of runtime.
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn every_committed_write_is_announced_in_order_and_nothing_else() {
         let dir = std::env::temp_dir().join(format!("presenced-http-{}", std::process::id()));
@@ -324,11 +332,7 @@ mod tests {
         let (tx, rx) = crossbeam_channel::unbounded::<DocumentChange>();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir, Some(tx)).unwrap());
         let app = app(store);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let p = "/xcap-root/resource-lists/users/sip:alice@example.com/index";
             let ct = [("content-type", "application/resource-lists+xml")];
             let doc = b"<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"/>";
@@ -392,11 +396,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir, None).unwrap());
         let app = app(store);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             assert_eq!(call(&app, "GET", "/healthz", &[], b"").await.0, 200);
             // no listeners bound and no snapshot yet: not ready, though the store is open
             assert_eq!(call(&app, "GET", "/readyz", &[], b"").await.0, 503);
