@@ -10,6 +10,8 @@ pub mod http;
 #[cfg(feature = "server")]
 pub mod memory;
 #[cfg(feature = "server")]
+pub mod metrics;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod sip;
 #[cfg(feature = "server")]

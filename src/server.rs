@@ -177,7 +177,9 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     let (transport, waker) =
         SipTransport::new(udp, tcp, tconfig).map_err(|e| format!("sip transport: {e}"))?;
     let max_batch = config.engine.max_batch;
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let started = Started {
+        metrics: metrics.clone(),
         transport,
         waker: waker.clone(),
         http_listener,
@@ -192,7 +194,7 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         });
         serve(
             started,
-            InlineEngine::new(engine, max_batch, changes_rx),
+            InlineEngine::new(engine, max_batch, changes_rx, metrics),
             store,
         )
     } else {
@@ -202,6 +204,7 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
             max_batch,
             config.engine.inbox_capacity,
             waker,
+            metrics,
         )
         .map_err(|e| e.to_string())?;
         serve(started, link, store)
@@ -215,6 +218,7 @@ struct Started {
     http_listener: std::net::TcpListener,
     http_settings: crate::http::HttpSettings,
     lines: Vec<String>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Start XCAP, say ready, and run the I/O loop with `engine` until a signal; the same for
@@ -230,10 +234,13 @@ fn serve<E: EngineLink>(
         http_listener,
         http_settings,
         lines,
+        metrics,
     } = started;
     let shutdown = Arc::new(AtomicBool::new(false));
     // XCAP starts once the engine can follow its writes.
-    let http = crate::http::start(http_listener, http_settings, Arc::new(store))
+    // the listeners are bound: readiness now waits for the engine's first snapshot
+    metrics.set_transport(transport.stats.clone());
+    let http = crate::http::start(http_listener, http_settings, Arc::new(store), metrics)
         .map_err(|e| format!("http: {e}"))?;
     install_signals(shutdown.clone(), waker)?;
 

@@ -40,17 +40,7 @@ impl Watcher {
 
     fn subscribe_with(server: &Server, expires: u32, f: impl FnOnce(Req) -> Req) -> (Watcher, Msg) {
         let peer = UdpPeer::new(server.udp);
-        let contact = format!("<sip:bob@{}>", peer.addr());
-        let sub = f(peer
-            .req("SUBSCRIBE", ALICE)
-            .set(
-                "From",
-                &format!("<sip:bob@example.com>;tag={}", common::unique("w")),
-            )
-            .set("Event", "presence")
-            .set("Accept", "application/pidf+xml")
-            .set("Contact", &contact)
-            .set("Expires", &expires.to_string()));
+        let sub = f(common::presence_subscribe(&peer, ALICE, expires));
         let resp = peer.call(&sub);
         let to_tag = resp.header("To").and_then(tag_of).unwrap_or_default();
         (

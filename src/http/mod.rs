@@ -10,6 +10,7 @@
 pub(crate) mod core;
 pub mod digest;
 mod forward;
+mod probes;
 mod proxy;
 mod xdms;
 
@@ -60,6 +61,8 @@ pub(crate) struct AppState {
     pub caps: Vec<u8>,
     /// Set once the "no users: authentication off" warning has been logged for a request.
     pub warned_open: AtomicBool,
+    /// What `/metrics` and `/readyz` read.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The running HTTP thread.
@@ -92,22 +95,36 @@ impl Drop for HttpServer {
     }
 }
 
-/// The router: everything goes through the Aggregation Proxy; XCAP lives below [`XCAP_ROOT`].
+/// The router: the probes (`/metrics`, `/healthz`, `/readyz`) unauthenticated, everything
+/// else through the Aggregation Proxy; XCAP lives below [`XCAP_ROOT`].
 pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    use axum::routing::get;
+    let xcap = Router::new()
         .fallback(xdms::handle)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             proxy::aggregate,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            probes::count_xcap,
+        ))
+        .with_state(state.clone());
+    Router::new()
+        .route("/metrics", get(probes::metrics))
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
         .with_state(state)
+        .merge(xcap)
 }
 
-/// Start serving on `listener` (already bound, so the caller knows and prints its address).
+/// Start serving on `listener` (already bound, so the caller knows and prints its address),
+/// with `/metrics` and `/readyz` reading `metrics`.
 pub fn start(
     listener: std::net::TcpListener,
     settings: HttpSettings,
     store: Arc<dyn Store>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> std::io::Result<HttpServer> {
     listener.set_nonblocking(true)?;
     match store.has_users() {
@@ -133,6 +150,7 @@ pub fn start(
         settings,
         store,
         warned_open: AtomicBool::new(false),
+        metrics,
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread =
@@ -273,6 +291,7 @@ mod tests {
             settings: settings(),
             store,
             warned_open: AtomicBool::new(false),
+            metrics: Default::default(),
         }))
     }
 
@@ -298,6 +317,14 @@ mod tests {
         (r.status(), etag)
     }
 
+    /// The HTTP thread's kind of runtime.
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn every_committed_write_is_announced_in_order_and_nothing_else() {
         let dir = std::env::temp_dir().join(format!("presenced-http-{}", std::process::id()));
@@ -305,11 +332,7 @@ mod tests {
         let (tx, rx) = crossbeam_channel::unbounded::<DocumentChange>();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir, Some(tx)).unwrap());
         let app = app(store);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let p = "/xcap-root/resource-lists/users/sip:alice@example.com/index";
             let ct = [("content-type", "application/resource-lists+xml")];
             let doc = b"<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"/>";
@@ -365,6 +388,21 @@ mod tests {
             assert_eq!(ev[2].content, None);
         });
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn not_ready_before_the_engine_has_published() {
+        let dir = std::env::temp_dir().join(format!("presenced-probes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir, None).unwrap());
+        let app = app(store);
+        runtime().block_on(async {
+            assert_eq!(call(&app, "GET", "/healthz", &[], b"").await.0, 200);
+            // no listeners bound and no snapshot yet: not ready, though the store is open
+            assert_eq!(call(&app, "GET", "/readyz", &[], b"").await.0, 503);
+            assert_eq!(call(&app, "GET", "/metrics", &[], b"").await.0, 200);
+        });
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use presenced_systems::{Engine, Inbound, Outbound, Time};
 use tracing::debug;
 
 use super::stopwatch::{LOG_TARGET, Stopwatch};
+use crate::metrics::{Metrics, Publisher};
 
 /// Messages the loop gathers before it hands them in without waiting for the end of its turn.
 pub const BATCH: usize = 1024;
@@ -28,6 +29,9 @@ pub const BATCH: usize = 1024;
 /// Outbox batches waiting for the I/O thread before the engine thread pauses (backpressure:
 /// the inbox then fills and new requests get 503).
 const OUTBOX_HIGH_WATER: usize = 256;
+
+/// Longest the loop sleeps with nothing to do (the metrics snapshot is taken on its turns).
+const IDLE_TURN: Duration = Duration::from_secs(1);
 
 /// The I/O loop's side of the engine.
 pub trait EngineLink {
@@ -68,15 +72,17 @@ pub struct InlineEngine {
     /// Committed document changes from the store; the store wakes the loop after each.
     documents: Receiver<DocumentChange>,
     out: Vec<Outbound>,
+    metrics: Publisher,
 }
 
 impl InlineEngine {
     /// An inline engine reading committed document changes from `documents`, at most
-    /// `max_batch` messages a tick.
+    /// `max_batch` messages a tick, publishing snapshots into `metrics`.
     pub fn new(
         engine: Engine,
         max_batch: usize,
         documents: Receiver<DocumentChange>,
+        metrics: Arc<Metrics>,
     ) -> InlineEngine {
         InlineEngine {
             engine,
@@ -84,6 +90,7 @@ impl InlineEngine {
             max_batch,
             documents,
             out: Vec::new(),
+            metrics: Publisher::new(metrics),
         }
     }
 
@@ -95,12 +102,15 @@ impl InlineEngine {
 impl EngineLink for InlineEngine {
     const INLINE: bool = true;
 
-    /// Until the engine's next timer.
+    /// Until the engine's next timer, and at least once a second so that an idle server's
+    /// metrics snapshot stays fresh (`/readyz`).
     fn timeout(&self) -> Option<Duration> {
         let now = self.now();
-        self.engine
+        let timer = self
+            .engine
             .next_deadline()
-            .map(|d| Duration::from_millis(now.until(d)))
+            .map_or(IDLE_TURN, |d| Duration::from_millis(now.until(d)));
+        Some(timer.min(IDLE_TURN))
     }
 
     fn room(&self) -> usize {
@@ -115,6 +125,8 @@ impl EngineLink for InlineEngine {
         let docs: Vec<DocumentChange> = self.documents.try_iter().collect();
         let now = self.now();
         let due = self.engine.next_deadline().is_some_and(|d| d <= now);
+        // its inbox is the receive buffer: the publisher sees overload in the transport's 503s
+        self.metrics.maybe_publish(&self.engine, false);
         if batch.is_empty() && docs.is_empty() && !due {
             return;
         }
@@ -168,13 +180,15 @@ pub struct EngineThread {
 
 impl EngineThread {
     /// Start `engine` on its own thread, reading committed document changes from `documents`,
-    /// at most `max_batch` messages a tick; it wakes the loop with `waker`.
+    /// at most `max_batch` messages a tick; it wakes the loop with `waker` and publishes
+    /// snapshots into `metrics`.
     pub fn spawn(
         engine: Engine,
         documents: Receiver<DocumentChange>,
         max_batch: usize,
         inbox_capacity: usize,
         waker: Arc<Waker>,
+        metrics: Arc<Metrics>,
     ) -> io::Result<EngineThread> {
         let (to_engine, inbox) = crossbeam_channel::bounded::<Vec<Inbound>>(inbox_capacity);
         let (outbox, from_engine) = crossbeam_channel::unbounded::<Vec<Outbound>>();
@@ -188,6 +202,8 @@ impl EngineThread {
             polling: polling.clone(),
             in_flight: in_flight.clone(),
             max_batch,
+            inbox_capacity,
+            metrics: Publisher::new(metrics),
         };
         let thread = thread::Builder::new()
             .name("engine".into())
@@ -269,12 +285,14 @@ struct ThreadSide {
     polling: Arc<AtomicBool>,
     in_flight: Arc<AtomicUsize>,
     max_batch: usize,
+    inbox_capacity: usize,
+    metrics: Publisher,
 }
 
 impl ThreadSide {
     /// Wait for messages or the next timer, run a tick over a bounded batch, hand what it
     /// produced to the I/O loop and wake it.
-    fn run(self, mut engine: Engine) -> Stats {
+    fn run(mut self, mut engine: Engine) -> Stats {
         let start = Instant::now();
         let mut batch: Vec<Inbound> = Vec::with_capacity(self.max_batch);
         let mut out: Vec<Outbound> = Vec::new();
@@ -311,7 +329,9 @@ impl ThreadSide {
             let more: Vec<DocumentChange> = self.documents.try_iter().collect();
             changed_documents |= !more.is_empty();
             engine.submit_documents(more);
-            self.in_flight.fetch_sub(batch.len(), Ordering::AcqRel);
+            let left = self.in_flight.fetch_sub(batch.len(), Ordering::AcqRel) - batch.len();
+            self.metrics
+                .maybe_publish(&engine, left >= self.inbox_capacity);
             let now = Time(start.elapsed().as_millis() as u64);
             if batch.is_empty()
                 && !changed_documents

@@ -160,6 +160,30 @@ impl Engine {
         self.world.resource::<Stats>()
     }
 
+    /// A copy of the counters with the responses sent filled in (for metrics: a copy of a few
+    /// hundred bytes, taken at most every ~100 ms by the shell).
+    pub fn stats_snapshot(&self) -> Stats {
+        let mut s = self.stats().clone();
+        if let Some(txs) = self.world.get_resource::<ServerTransactions>() {
+            s.responses_sent = txs.sent.clone();
+        }
+        s
+    }
+
+    /// How many entities have component `T`: a sum over archetypes, not a scan of entities
+    /// (a gauge the shell can read at every snapshot).
+    pub fn count<T: bevy_ecs::component::Component>(&self) -> u64 {
+        let Some(id) = self.world.component_id::<T>() else {
+            return 0;
+        };
+        self.world
+            .archetypes()
+            .iter()
+            .filter(|a| a.contains(id))
+            .map(|a| a.len() as u64)
+            .sum()
+    }
+
     /// The world, for features and tests.
     pub fn world(&self) -> &World {
         &self.world

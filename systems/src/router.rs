@@ -68,7 +68,7 @@ use crate::sip::message::method_str as method_name;
 
 /// Every method rsip models, in its declaration order: the position of a method here is its
 /// discriminant, and so its queue ([`slot`]); a test checks the list against `Method::all()`.
-const ALL: [Method; 14] = [
+pub const ALL: [Method; 14] = [
     Method::Ack,
     Method::Bye,
     Method::Cancel,
@@ -89,7 +89,7 @@ const ALL: [Method; 14] = [
 const METHODS: usize = ALL.len();
 
 /// The queue of a method: its place in [`ALL`].
-fn slot(m: Method) -> usize {
+pub fn slot(m: Method) -> usize {
     // a fieldless `Copy` enum: its discriminant is its place in the declaration
     m as usize
 }
@@ -306,6 +306,7 @@ pub fn ingest(
         match parse(&inbound, &caps.allow, force_rport) {
             Parsed::Request(req) => {
                 stats.requests += 1;
+                stats.requests_by_method[crate::stats::method_index(req.method)] += 1;
                 match req.method {
                     // ACK only exists for INVITE, which we never accept: nothing to do (§17.2.1).
                     Method::Ack => {}

@@ -310,6 +310,8 @@ pub struct ServerTransactions {
     rotated_at: Option<Time>,
     /// Generations older than Timer J, being removed.
     retiring: Vec<Generation>,
+    /// Final responses sent, counted here because every one passes through [`Self::finish`].
+    pub sent: crate::stats::ResponsesSent,
 }
 
 /// Transactions of retired generations freed per tick.
@@ -324,6 +326,7 @@ impl ServerTransactions {
             ring: Default::default(),
             rotated_at: None,
             retiring: Vec::new(),
+            sent: Default::default(),
         }
     }
 
@@ -437,6 +440,12 @@ impl ServerTransactions {
             self.open.remove_if_eq(&tx.id, place);
         } else {
             slot.kept = Kept::shaped(&mut g.arena, &bytes, shape);
+        }
+        // the status line starts "SIP/2.0 NNN" (ResponseWriter writes it)
+        if let Some(&[a, b, c]) = bytes.get(8..11) {
+            let digit = |d: u8| u16::from(d.wrapping_sub(b'0'));
+            self.sent
+                .count(req.method, digit(a) * 100 + digit(b) * 10 + digit(c));
         }
         let dest = crate::sip::response::response_dest(&req.via, &req.source);
         Some(Outbound::whole(dest, bytes))

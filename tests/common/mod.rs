@@ -433,6 +433,19 @@ fn final_response(req: &Req, mut recv: impl FnMut(Duration) -> Option<Msg>) -> M
     panic!("no final response to {} {}", req.method, call_id)
 }
 
+/// A SUBSCRIBE to `uri`'s presence from bob at `peer` (a fresh From tag, PIDF accepted).
+pub fn presence_subscribe(peer: &UdpPeer, uri: &str, expires: u32) -> Req {
+    peer.req("SUBSCRIBE", uri)
+        .set(
+            "From",
+            &format!("<sip:bob@example.com>;tag={}", unique("w")),
+        )
+        .set("Event", "presence")
+        .set("Accept", "application/pidf+xml")
+        .set("Contact", &format!("<sip:bob@{}>", peer.addr()))
+        .set("Expires", &expires.to_string())
+}
+
 /// A TCP SIP peer.
 pub struct TcpPeer {
     pub stream: TcpStream,

@@ -9,6 +9,7 @@
 //! all of them: per watcher only the dialog's head is written.
 
 pub mod dialog;
+pub mod gauges;
 pub mod notify;
 pub mod subscribe;
 
@@ -111,7 +112,7 @@ pub struct PackageId(pub u8);
 /// (memory per subscription is a budget of a few hundred bytes, see `benches/memory.rs`: each
 /// component of an entity also costs 8 bytes of change ticks).
 #[derive(Component, Debug)]
-#[component(on_discard = dialog::free_record)]
+#[component(on_insert = gauges::counted, on_discard = gauges::uncounted)]
 pub struct Subscription {
     pub expires_at: Time,
     /// The entity whose [`Content`] the next NOTIFY carries: shared (a presentity's view) or the
@@ -297,6 +298,7 @@ pub fn install(world: &mut World, schedule: &mut Schedule) {
     world.init_resource::<NotifyQueue>();
     world.init_resource::<crate::ids::Ids>();
     world.init_resource::<dialog::DialogStore>();
+    world.init_resource::<gauges::SubscriptionGauges>();
     world
         .resource_mut::<crate::router::MethodQueues>()
         .register(crate::sip::Method::Subscribe);

@@ -27,6 +27,7 @@ pub fn send_notifies(
     mut requester: Requester,
     clock: Res<Clock>,
     mut empties: Local<bevy_ecs::entity::EntityHashMap<Content>>,
+    mut stats: ResMut<crate::stats::Stats>,
 ) {
     let now = clock.now;
     let empty = Content::default();
@@ -81,6 +82,7 @@ pub fn send_notifies(
             body: content.body.clone(),
         };
         requester.send(Owner(e.to_bits()), Method::Notify, &branch, message);
+        stats.notifies_sent += 1;
         s.flow.in_flight = true;
         s.flow.dirty = false;
         s.flow.final_sent = matches!(s.state, SubState::Terminating(_));
@@ -92,6 +94,14 @@ pub fn send_notifies(
 pub fn notify_outcomes(world: &mut World) {
     let done = std::mem::take(&mut world.resource_mut::<ClientOutcomes>().done);
     let mut ended = Vec::new();
+    let mut stats = world.resource_mut::<crate::stats::Stats>();
+    for (_, outcome) in &done {
+        match outcome {
+            Outcome::Final(r) if (200..300).contains(&r.code) => stats.notifies_answered += 1,
+            Outcome::Final(_) => stats.notifies_failed += 1,
+            Outcome::Timeout => stats.notifies_timed_out += 1,
+        }
+    }
     for (owner, outcome) in done {
         let e = Entity::from_bits(owner.0);
         let Some(mut s) = world.get_mut::<Subscription>(e) else {
