@@ -149,6 +149,8 @@ impl XcapSection {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub level: String,
+    /// `text` (human-readable lines) or `json` (one object per line, for log collectors).
+    pub format: String,
 }
 
 /// A configuration problem, worded for the operator.
@@ -318,6 +320,9 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad("log.level", "is not a level or tracing filter");
         }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return bad("log.format", "must be \"text\" or \"json\"");
+        }
         Ok(())
     }
 }
@@ -351,6 +356,19 @@ mod tests {
             [Algorithm::Md5, Algorithm::Sha256],
             "MD5 first, for clients that read only the first challenge"
         );
+    }
+
+    #[test]
+    fn log_format_is_text_or_json() {
+        assert_eq!(load_str("").unwrap().log.format, "text");
+        assert_eq!(
+            load_str("[log]\nformat = \"json\"\n").unwrap().log.format,
+            "json"
+        );
+        let e = load_str("[log]\nformat = \"xml\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log.format"), "{e}");
     }
 
     #[test]

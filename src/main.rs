@@ -30,9 +30,13 @@ struct Cli {
     /// Data directory. Replaces storage.data_dir.
     #[arg(long, value_name = "DIR", global = true)]
     data: Option<PathBuf>,
-    /// Log level or tracing filter (error, warn, info, debug, trace). Replaces log.level.
-    #[arg(long, value_name = "LEVEL")]
+    /// Log level or tracing filter (error, warn, info, debug, trace). Replaces log.level; the
+    /// last one given wins.
+    #[arg(long, value_name = "LEVEL", overrides_with = "log")]
     log: Option<String>,
+    /// Log format: text or json. Replaces log.format.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
     /// What to do; without one, run the server.
     #[command(subcommand)]
     command: Option<Command>,
@@ -118,6 +122,9 @@ fn main() -> ExitCode {
     if let Some(l) = cli.log {
         config.log.level = l;
     }
+    if let Some(f) = cli.log_format {
+        config.log.format = f;
+    }
     if let Err(e) = config.validate("command line") {
         eprintln!("presenced: {e}");
         return ExitCode::from(2);
@@ -131,12 +138,16 @@ fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log.level))
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        logs.json().init();
+    } else {
         // colours only on a terminal: log files and journald get plain text
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     presenced::memory::spawn_collector();
     match presenced::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,

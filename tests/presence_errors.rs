@@ -572,3 +572,58 @@ fn subscriptions_per_presentity_are_limited_with_503() {
     // another presentity is not affected
     subscribe_ok(&w2, &from_watcher(subscribe(&w2, BOB), "carol"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the operator sees of refused requests
+
+#[test]
+fn refused_requests_are_logged_as_json_lines_with_status_and_peer() {
+    let s = Server::start_with(
+        "",
+        &[
+            "--log",
+            "warn,presenced::rejected=debug",
+            "--log-format",
+            "json",
+        ],
+    );
+    let peer = UdpPeer::new(s.udp);
+    expect_error(&peer, &publish(&peer, ALICE).without("Event"), 489);
+    // a parse-time refusal: an unknown SIP version (505)
+    let bad = String::from_utf8(publish(&peer, ALICE).bytes())
+        .unwrap()
+        .replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
+    peer.send(bad.as_bytes());
+    let got = peer.recv(Duration::from_secs(5)).expect("505");
+    assert_eq!(got.status(), 505);
+    let logs = std::iter::repeat_with(|| {
+        std::thread::sleep(Duration::from_millis(50));
+        s.stderr()
+    })
+    .take(100)
+    .find(|l| l.matches("presenced::rejected").count() >= 2)
+    .unwrap_or_else(|| s.stderr());
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| l.contains("presenced::rejected"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let peer_addr = peer.addr().to_string();
+    let find = |status: u64| {
+        lines
+            .iter()
+            .find(|v| v["fields"]["status"] == status)
+            .unwrap_or_else(|| panic!("no {status} line in {logs}"))
+    };
+    let refused = find(489);
+    assert_eq!(refused["level"], "DEBUG");
+    assert_eq!(refused["fields"]["method"], "PUBLISH");
+    assert_eq!(refused["fields"]["peer"], peer_addr.as_str());
+    assert!(
+        refused["fields"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("Bad Event")),
+        "{refused}"
+    );
+    assert_eq!(find(505)["fields"]["peer"], peer_addr.as_str());
+}

@@ -347,11 +347,25 @@ pub fn ingest(
                     stats.stray_responses += 1;
                 }
             }
-            Parsed::Rejected { reply, .. } => {
+            Parsed::Rejected { code, reply } => {
                 stats.rejected += 1;
+                tracing::debug!(
+                    target: "presenced::rejected",
+                    status = code,
+                    peer = %inbound.source.peer,
+                    "request refused at parse time"
+                );
                 outbox.push(reply);
             }
-            Parsed::Dropped(_) => stats.dropped += 1,
+            Parsed::Dropped(why) => {
+                stats.dropped += 1;
+                tracing::debug!(
+                    target: "presenced::rejected",
+                    reason = ?why,
+                    peer = %inbound.source.peer,
+                    "message dropped unanswered"
+                );
+            }
         }
     }
 }

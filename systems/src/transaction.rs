@@ -444,8 +444,20 @@ impl ServerTransactions {
         // the status line starts "SIP/2.0 NNN" (ResponseWriter writes it)
         if let Some(&[a, b, c]) = bytes.get(8..11) {
             let digit = |d: u8| u16::from(d.wrapping_sub(b'0'));
-            self.sent
-                .count(req.method, digit(a) * 100 + digit(b) * 10 + digit(c));
+            let status = digit(a) * 100 + digit(b) * 10 + digit(c);
+            self.sent.count(req.method, status);
+            if status >= 300 {
+                // why a request was refused, for the operator (debug: off on the hot path)
+                let line = &bytes[..memchr::memchr(b'\r', &bytes).unwrap_or(bytes.len())];
+                tracing::debug!(
+                    target: "presenced::rejected",
+                    status,
+                    method = crate::sip::message::method_str(req.method),
+                    peer = %req.source.peer,
+                    reason = %String::from_utf8_lossy(line.get(12..).unwrap_or_default()),
+                    "request refused"
+                );
+            }
         }
         let dest = crate::sip::response::response_dest(&req.via, &req.source);
         Some(Outbound::whole(dest, bytes))
