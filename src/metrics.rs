@@ -12,16 +12,69 @@ use presenced_systems::Engine;
 use presenced_systems::sip::message::method_str;
 use presenced_systems::stats::{METHODS, Stats};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::sip::transport::TransportStats;
 
 /// Least time between two snapshots.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// Upper bounds (seconds) of the tick-duration buckets: a tick answering one request takes tens
+/// of microseconds, a loaded one milliseconds; past 10 ms requests wait visibly.
+const TICK_BOUNDS: [f64; 12] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+];
+
+/// How long the engine's ticks took, bucketed as they happen (an add per tick), exported as
+/// the histogram `presenced_tick_duration_seconds`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TickTimes {
+    /// Ticks per bucket of [`TICK_BOUNDS`], and past the last bound.
+    buckets: [u64; TICK_BOUNDS.len() + 1],
+    sum_ns: u64,
+    count: u64,
+}
+
+impl TickTimes {
+    /// Counts one tick.
+    pub fn record(&mut self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let i = TICK_BOUNDS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(TICK_BOUNDS.len());
+        self.buckets[i] += 1;
+        self.sum_ns += took.as_nanos() as u64;
+        self.count += 1;
+    }
+}
+
+impl TypedMetric for TickTimes {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for TickTimes {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        // per-bucket counts; the encoder accumulates them and writes f64::MAX as +Inf
+        let buckets: Vec<(f64, u64)> = TICK_BOUNDS
+            .iter()
+            .copied()
+            .chain([f64::MAX])
+            .zip(self.buckets)
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(self.sum_ns as f64 / 1e9, self.count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
 
 /// A snapshot older than this means the engine is not turning (`/readyz` answers 503).
 pub const STALE_AFTER: Duration = Duration::from_secs(5);
@@ -42,6 +95,8 @@ pub struct Snapshot {
     pub at: Instant,
     /// The engine's inbox was over its high-water mark.
     pub backlogged: bool,
+    /// Tick durations up to this snapshot.
+    pub ticks: TickTimes,
 }
 
 /// Shared between the engine's thread, the transport and the HTTP thread.
@@ -59,6 +114,8 @@ pub struct Publisher {
     last: Option<Instant>,
     /// Requests shed for overload up to the last snapshot.
     shed: u64,
+    /// Tick durations so far.
+    ticks: TickTimes,
 }
 
 impl Publisher {
@@ -68,7 +125,13 @@ impl Publisher {
             metrics,
             last: None,
             shed: 0,
+            ticks: TickTimes::default(),
         }
+    }
+
+    /// Counts one tick of the engine and how long it took.
+    pub fn record_tick(&mut self, took: Duration) {
+        self.ticks.record(took);
     }
 
     /// Publish a snapshot of `engine` if the last one is older than [`PUBLISH_EVERY`]; it is
@@ -117,6 +180,7 @@ impl Publisher {
             subscriptions,
             at: now,
             backlogged,
+            ticks: self.ticks,
         };
         *self.metrics.snapshot.lock().unwrap() = Some(snap);
     }
@@ -153,7 +217,7 @@ impl Metrics {
     }
 
     /// The exposition (OpenMetrics text, which Prometheus reads) of everything counted.
-    /// Latency histograms are not here yet.
+    /// Request latency histograms are not here yet; tick durations are.
     pub fn render(&self) -> String {
         let snap = self.snapshot.lock().unwrap().clone();
         let transport = self.transport.lock().unwrap().clone();
@@ -204,6 +268,11 @@ impl Metrics {
             "ticks",
             "Engine ticks run",
             ConstCounter::new(stat(|s| s.stats.ticks)),
+        );
+        reg.register(
+            "tick_duration_seconds",
+            "How long engine ticks took (a tick processes one batch of messages and timers)",
+            s.map_or(TickTimes::default(), |s| s.ticks),
         );
         let notifies = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
         for (outcome, n) in [

@@ -213,7 +213,20 @@ fn counts_what_was_sent(config: &str) {
     assert_eq!(notifies("answered"), SUBSCRIBES as f64);
     assert_eq!(notifies("failed"), 0.0);
     assert_eq!(notifies("timeout"), 0.0);
-    assert!(sample(&samples, "presenced_ticks_total", "") >= 1.0);
+    let ticks = sample(&samples, "presenced_ticks_total", "");
+    assert!(ticks >= 1.0);
+    // every tick is in the duration histogram, taken in the same snapshot
+    let tick_hist = |suffix: &str, labels: &str| {
+        sample(
+            &samples,
+            &format!("presenced_tick_duration_seconds_{suffix}"),
+            labels,
+        )
+    };
+    assert_eq!(tick_hist("count", ""), ticks);
+    assert_eq!(tick_hist("bucket", "le=+Inf"), ticks);
+    assert!(tick_hist("bucket", "le=0.25") <= ticks);
+    assert!(tick_hist("sum", "") > 0.0);
     assert_eq!(
         sample(&samples, "presenced_overload_rejections_total", ""),
         0.0

@@ -135,7 +135,9 @@ impl EngineLink for InlineEngine {
             let take = batch.len().min(self.max_batch);
             let timed =
                 tracing::enabled!(target: LOG_TARGET, tracing::Level::DEBUG).then(Stopwatch::start);
+            let started = Instant::now();
             self.engine.tick(now, batch.drain(..take), &mut self.out);
+            self.metrics.record_tick(started.elapsed());
             if let Some((ms, cpu_ms)) = timed.and_then(|t| t.slow()) {
                 debug!(target: LOG_TARGET, ms, cpu_ms, messages = take, "slow tick");
             }
@@ -340,7 +342,9 @@ impl ThreadSide {
                 continue;
             }
             changed_documents = false;
+            let started = Instant::now();
             engine.tick(now, batch.drain(..), &mut out);
+            self.metrics.record_tick(started.elapsed());
             if !out.is_empty() {
                 if self.outbox.send(std::mem::take(&mut out)).is_err() {
                     break;
