@@ -242,9 +242,10 @@ pub fn user_record(
     // challenges name the domain in lower case (host names are case-insensitive)
     let (user, domain) = rest.split_once('@').unwrap_or_default();
     let domain = domain.to_ascii_lowercase();
+    // the bare user part always; the whole address only where it is not the main login already
     let aliases = [user, rest]
         .into_iter()
-        .filter(|_| domain != realm)
+        .filter(|&name| name == user || domain != realm)
         .map(|name| login(name, &domain))
         .collect();
     Ok(crate::store::UserRecord {
@@ -419,6 +420,24 @@ mod tests {
             )
         );
         assert_eq!(u.ha1_sha256.len(), 64);
+        let logins = |u: &crate::store::UserRecord| -> Vec<(String, String)> {
+            u.aliases
+                .iter()
+                .map(|l| (l.username.clone(), l.realm.clone()))
+                .collect()
+        };
+        let both = [
+            ("alice".to_owned(), "example.com".to_owned()),
+            ("alice@example.com".to_owned(), "example.com".to_owned()),
+        ];
+        assert_eq!(logins(&u), both);
+        // the domain as the configured realm: the bare user part is still a login there
+        let same = user_record("sip:alice@Example.com", "example.com", "pw").unwrap();
+        assert_eq!(logins(&same), both[..1]);
+        assert_eq!(
+            same.aliases[0].ha1_md5,
+            digest::ha1(digest::Algorithm::Md5, "alice", "example.com", "pw")
+        );
         assert!(user_record("sip:alice", "presenced", "pw").is_err());
         assert!(user_record("sip:alice@example.com", "presenced", "").is_err());
     }
