@@ -112,7 +112,6 @@ fn condition_holds(
             who.is_some()
                 && !rules.rules.iter().enumerate().any(|(j, other)| {
                     j != rule
-                        && other.names_identities()
                         && other.conditions.iter().any(|oc| {
                             matches!(oc, Condition::Identity(_) | Condition::ExternalList(_))
                                 && condition_holds(oc, j, rules, cx, who, lists)

@@ -99,16 +99,6 @@ pub struct Rule {
     pub permissions: Permissions,
 }
 
-impl Rule {
-    /// Whether some identity or external-list condition of this rule could name a watcher:
-    /// what OMA's `other-identity` of another rule looks at.
-    pub(super) fn names_identities(&self) -> bool {
-        self.conditions
-            .iter()
-            .any(|c| matches!(c, Condition::Identity(_) | Condition::ExternalList(_)))
-    }
-}
-
 /// A presentity's rules, in document order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RuleSet {
