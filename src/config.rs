@@ -18,6 +18,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub engine: EngineSection,
     pub presence: PresenceSection,
+    pub privacy: PrivacySection,
     pub xcap: XcapSection,
     pub log: LogConfig,
 }
@@ -36,6 +37,8 @@ pub struct SipConfig {
     pub max_tcp_connections: usize,
     pub udp_mtu: usize,
     pub tcp_connect_fallback_ms: u64,
+    /// Peers whose `P-Asserted-Identity` names the requester (RFC 3325).
+    pub trusted_peers: Vec<std::net::IpAddr>,
 }
 
 /// `[http]`
@@ -99,6 +102,24 @@ impl PresenceSection {
             max_subscriptions_per_presentity: self.max_subscriptions_per_presentity,
             max_subscriptions_per_watcher: self.max_subscriptions_per_watcher,
             expected_presentities: self.expected_presentities,
+        }
+    }
+}
+
+/// `[privacy]`: subscription authorization.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySection {
+    /// `sub-handling` when no rule gives one: `confirm`, `allow`, `polite-block` or `block`.
+    pub default: String,
+}
+
+impl PrivacySection {
+    /// The engine's view of these settings (call after [`Config::validate`]).
+    pub fn engine_config(&self) -> presenced_systems::privacy::PrivacyConfig {
+        presenced_systems::privacy::PrivacyConfig {
+            default_handling: presenced_systems::privacy::SubHandling::parse(&self.default)
+                .unwrap_or(presenced_systems::privacy::SubHandling::Confirm),
         }
     }
 }
@@ -232,6 +253,12 @@ impl Config {
         }
         if self.sip.max_message_bytes < 1024 || self.sip.max_message_bytes > 16 << 20 {
             return bad("sip.max_message_bytes", "must be between 1024 and 16777216");
+        }
+        if presenced_systems::privacy::SubHandling::parse(&self.privacy.default).is_none() {
+            return bad(
+                "privacy.default",
+                "must be one of confirm, allow, polite-block, block",
+            );
         }
         if self.engine.inbox_capacity == 0 {
             return bad("engine.inbox_capacity", "must be at least 1");

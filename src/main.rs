@@ -37,6 +37,10 @@ struct Cli {
     /// Log format: text or json. Replaces log.format.
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
+    /// The sub-handling of watchers no pres-rule decides: confirm, allow, polite-block or
+    /// block. Replaces privacy.default.
+    #[arg(long, value_name = "HANDLING")]
+    privacy_default: Option<String>,
     /// What to do; without one, run the server.
     #[command(subcommand)]
     command: Option<Command>,
@@ -124,6 +128,9 @@ fn main() -> ExitCode {
     }
     if let Some(f) = cli.log_format {
         config.log.format = f;
+    }
+    if let Some(p) = cli.privacy_default {
+        config.privacy.default = p;
     }
     if let Err(e) = config.validate("command line") {
         eprintln!("presenced: {e}");

@@ -146,6 +146,7 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         hash_seed,
         retry_after_secs: config.engine.retry_after_secs,
         force_rport: config.sip.force_rport,
+        trusted_peers: config.sip.trusted_peers.clone(),
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(engine_config);
@@ -159,11 +160,28 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
             ..Default::default()
         },
     ));
+    engine.add_feature(presenced_systems::privacy::feature(
+        config.privacy.engine_config(),
+    ));
+    let p = &config.presence;
+    engine.add_feature(presenced_systems::winfo::feature(
+        presenced_systems::winfo::WinfoConfig {
+            min_expires: p.subscribe_min_expires,
+            max_expires: p.subscribe_max_expires,
+            default_expires: p.subscribe_default_expires,
+            max_per_watcher: p.max_subscriptions_per_watcher,
+        },
+    ));
     // a presentity and its publication are two entities
     engine.reserve_entities(
         u32::try_from(config.presence.expected_presentities.saturating_mul(2)).unwrap_or(u32::MAX),
     );
     engine.submit_documents(documents);
+    // engine time starts at about now (each engine link counts from its own start)
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    engine.set_wall_clock(presenced_systems::Time(0), unix_ms);
 
     let tconfig = TransportConfig {
         max_message_bytes: config.sip.max_message_bytes,

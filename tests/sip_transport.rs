@@ -33,7 +33,10 @@ fn options_over_udp() {
         resp.header("Accept"),
         Some("application/pidf+xml, application/resource-lists+xml"),
     );
-    assert_eq!(resp.header("Allow-Events"), Some("presence, xcap-diff"));
+    assert_eq!(
+        resp.header("Allow-Events"),
+        Some("presence, xcap-diff, presence.winfo")
+    );
 }
 
 #[test]

@@ -156,6 +156,9 @@ fn start_presenced(bin: &PathBuf) -> (Server, SocketAddr) {
             "127.0.0.1:0",
             "--log",
             "warn",
+            // the watchers have no pres-rules: let everyone watch, as a server without privacy
+            "--privacy-default",
+            "allow",
             "--data",
         ])
         .arg(dir.join("data"))

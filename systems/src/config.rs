@@ -21,6 +21,8 @@ pub struct EngineConfig {
     pub retry_after_secs: u32,
     /// Answer at the packet source as if every request carried `rport` (RFC 3581).
     pub force_rport: bool,
+    /// Peers whose `P-Asserted-Identity` is believed (RFC 3325's Trust Domain: an IMS core).
+    pub trusted_peers: Vec<std::net::IpAddr>,
 }
 
 impl Default for EngineConfig {
@@ -33,6 +35,7 @@ impl Default for EngineConfig {
             supported: Vec::new(),
             retry_after_secs: 5,
             force_rport: false,
+            trusted_peers: Vec::new(),
         }
     }
 }

@@ -126,6 +126,12 @@ impl Engine {
         stats.messages_out += (out.len() - before) as u64;
     }
 
+    /// Tell the engine the wall-clock time of its time `now`, as Unix milliseconds (the
+    /// engine never reads a clock; dates in rules are compared with this).
+    pub fn set_wall_clock(&mut self, now: Time, unix_ms: i64) {
+        self.world.resource_mut::<Clock>().unix_at_zero_ms = unix_ms - now.0 as i64;
+    }
+
     /// Hand in committed XDM document changes (in commit order); the next tick applies them.
     pub fn submit_documents(
         &mut self,

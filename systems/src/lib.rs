@@ -25,6 +25,7 @@ pub mod subscription;
 pub mod time;
 pub mod timers;
 pub mod transaction;
+pub mod winfo;
 pub mod xcap;
 pub mod xdm;
 pub mod xml;

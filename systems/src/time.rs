@@ -28,4 +28,14 @@ impl Time {
 #[derive(Resource, Debug, Default, Clone, Copy)]
 pub struct Clock {
     pub now: Time,
+    /// Unix time in milliseconds at engine time 0, set by the caller
+    /// ([`crate::Engine::set_wall_clock`]): rules that name dates (`<validity>`) compare with it.
+    pub unix_at_zero_ms: i64,
+}
+
+impl Clock {
+    /// The wall-clock time of `now`, Unix seconds.
+    pub fn unix_secs(&self) -> i64 {
+        (self.unix_at_zero_ms + self.now.0 as i64).div_euclid(1000)
+    }
 }

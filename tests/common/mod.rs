@@ -52,6 +52,14 @@ impl Server {
         let dir = temp_dir("srv");
         let data = data.map_or_else(|| dir.join("data"), |d| d.to_owned());
         let cfg = dir.join("presenced.toml");
+        // Tests of the other entities watch presentities that have no rules: everyone may
+        // watch them, as on a server run with privacy.default = "allow". Privacy tests say
+        // what they want in their own [privacy] table.
+        let config = if config.contains("[privacy]") {
+            config.to_owned()
+        } else {
+            format!("{config}\n[privacy]\ndefault = \"allow\"\n")
+        };
         std::fs::write(&cfg, config).unwrap();
         let stderr_log = dir.join("stderr.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_presenced"))

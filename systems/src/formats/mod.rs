@@ -2,4 +2,5 @@
 //! Parse liberally, emit strictly: everything emitted validates against `tests/schemas/`.
 
 pub mod pidf;
+pub mod watcherinfo;
 pub mod xcap_diff;

@@ -167,6 +167,11 @@ pub fn recompose(world: &mut World, e: Entity) {
     }
 }
 
+/// Presentities whose composed document changed this tick, for whoever shows it differently
+/// (privacy views): refilled by every composition, so it never outgrows one tick.
+#[derive(Resource, Debug, Default)]
+pub struct ViewChanges(pub Vec<Entity>);
+
 /// One publication (RFC 3903 event state), identified by its entity tag. Its place in its
 /// presentity's [`Presentity::publications`] is its order of last modification.
 #[derive(Component, Debug)]

@@ -8,7 +8,9 @@ use crate::formats::pidf;
 use crate::subscription::{Content, NotifyQueue, Subscription};
 
 use super::PIDF;
-use super::components::{Presentity, Publication, Recompose, SourceUri, forget_presentity};
+use super::components::{
+    Presentity, Publication, Recompose, SourceUri, ViewChanges, forget_presentity,
+};
 use super::config::PresenceConfig;
 
 /// Views composed so far (a presentity's sources composed into one document), for tests and
@@ -21,6 +23,9 @@ pub struct Compositions(pub u64);
 /// or watches. A presentity left with no publication drops its [`Content`]: NOTIFYs then build
 /// the empty view from its URI (see [`crate::subscription::EmptyBody`]).
 pub fn compose_views(world: &mut World) {
+    if let Some(mut changes) = world.get_resource_mut::<ViewChanges>() {
+        changes.0.clear();
+    }
     let Some(mut queued) = world.get_resource_mut::<Recompose>() else {
         return;
     };
@@ -96,6 +101,9 @@ pub fn compose_views(world: &mut World) {
             }
         };
         composed += 1;
+        if changed && let Some(mut changes) = world.get_resource_mut::<ViewChanges>() {
+            changes.0.push(e);
+        }
         if changed
             && let Some(p) = world.get::<Presentity>(e)
             && !p.watchers.is_empty()
@@ -104,7 +112,10 @@ pub fn compose_views(world: &mut World) {
             watchers.extend(p.watchers.iter(world.entities()));
             world.resource_scope(|world, mut queue: Mut<NotifyQueue>| {
                 for &w in &watchers {
-                    if let Some(mut s) = world.get_mut::<Subscription>(w) {
+                    // watchers shown another view hear of it when that view changes
+                    if let Some(mut s) = world.get_mut::<Subscription>(w)
+                        && s.source == e
+                    {
                         queue.touch(w, &mut s);
                     }
                 }

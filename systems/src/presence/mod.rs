@@ -59,6 +59,7 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
         ));
         world.init_resource::<compose::Compositions>();
         world.init_resource::<components::Recompose>();
+        world.init_resource::<components::ViewChanges>();
         world
             .resource_mut::<MethodQueues>()
             .register(Method::Publish);

@@ -15,7 +15,15 @@ use super::publish::presentity_for;
 /// the view every watcher's NOTIFY carries).
 pub fn watched(world: &World, sub: Entity) -> Option<Entity> {
     let s = world.get::<Subscription>(sub)?;
-    (s.source != sub).then_some(s.source)
+    if s.source == sub {
+        return None;
+    }
+    // a watcher shown a privacy view watches that view's presentity
+    Some(
+        world
+            .get::<crate::privacy::View>(s.source)
+            .map_or(s.source, |v| v.presentity),
+    )
 }
 
 /// Accept a presence subscription: domain and per-presentity limits, then attach it to its
@@ -37,13 +45,33 @@ pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(),
         );
     }
     let presentity = presentity_for(world, &aor);
+    let privacy = world.contains_resource::<crate::privacy::RuleBook>();
+    if privacy {
+        // the Authorize step: who may watch, and which view they get
+        if let Err(refused) = crate::privacy::admit(world, req, sub, presentity) {
+            forget_if_unused(world, presentity);
+            return Err(refused);
+        }
+    } else {
+        world.get_mut::<Subscription>(sub).expect("spawned").source = presentity;
+    }
     world
         .get_mut::<Presentity>(presentity)
         .expect("live")
         .watchers
         .push(sub);
-    world.get_mut::<Subscription>(sub).expect("spawned").source = presentity;
     Ok(())
+}
+
+/// Forget a presentity nobody publishes or watches.
+fn forget_if_unused(world: &mut World, presentity: Entity) {
+    if world
+        .get::<Presentity>(presentity)
+        .is_some_and(|p| p.watchers.is_empty() && p.publications.is_empty())
+    {
+        forget_presentity(world, presentity);
+        world.despawn(presentity);
+    }
 }
 
 /// Detach an ended subscription; forget a presentity nobody publishes or watches any more.
@@ -51,12 +79,12 @@ pub fn on_end(world: &mut World, sub: Entity) {
     let Some(presentity) = watched(world, sub) else {
         return;
     };
+    if world.contains_resource::<crate::privacy::RuleBook>() {
+        crate::privacy::release(world, sub, presentity);
+    }
     let Some(mut p) = world.get_mut::<Presentity>(presentity) else {
         return;
     };
     p.watchers.remove(sub);
-    if p.watchers.is_empty() && p.publications.is_empty() {
-        forget_presentity(world, presentity);
-        world.despawn(presentity);
-    }
+    forget_if_unused(world, presentity);
 }

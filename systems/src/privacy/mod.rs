@@ -7,14 +7,53 @@
 //! `sub-handling`, the union of permissions), not the first match. Equal [`Permissions`] are one
 //! view: watchers holding the same permissions share one filtered, encoded document.
 
+pub mod authorize;
+pub mod book;
+mod config;
 mod decide;
+pub mod filter;
 mod permissions;
 mod rules;
 #[cfg(test)]
 mod tests;
+pub mod views;
 
+pub use authorize::{AssertedIdentity, Placement, admit, place, release};
+pub use book::{RuleBook, Rules};
+pub use config::PrivacyConfig;
 pub use decide::{Context, Decision, ListMembership, NoLists, Requester, decide};
 pub use permissions::{Attribute, Permissions, Selection, ServiceSelector, UserInput};
 pub use rules::{Condition, IdentityCondition, Rule, RuleSet, SubHandling};
 
 pub use crate::xcap::usages::pres_rules::{CP_NS, OCP_NS, OMA_PR_NS, PR_NS};
+pub use views::{Filterings, Shown, View, Views};
+
+use bevy_ecs::prelude::*;
+
+use crate::pipeline::Pipeline;
+
+/// Add presence authorization to an engine that serves presence and XDM documents (after
+/// [`crate::presence::feature`] and [`crate::xdm::feature`]).
+pub fn feature(config: PrivacyConfig) -> impl FnOnce(&mut World, &mut Schedule) {
+    move |world, schedule| {
+        assert!(
+            world.contains_resource::<crate::xdm::DocumentIndex>(),
+            "privacy follows XDM documents: add the xdm feature first"
+        );
+        world.insert_resource(config);
+        let hash_seed = world.resource::<crate::EngineConfig>().hash_seed;
+        world.insert_resource(RuleBook::new(hash_seed));
+        world.init_resource::<Filterings>();
+        // rules are current before this tick's SUBSCRIBEs are decided
+        schedule.add_systems(
+            book::follow_rules
+                .in_set(Pipeline::Ingest)
+                .after(crate::xdm::apply_document_changes),
+        );
+        schedule.add_systems(
+            (authorize::reauthorize, views::refresh_views)
+                .chain()
+                .in_set(Pipeline::Authorize),
+        );
+    }
+}

@@ -51,6 +51,31 @@ pub fn host_of(uri: &str) -> Option<&str> {
     Some(host).filter(|h| !h.is_empty())
 }
 
+/// RFC 3323 §4.1.1.3: the URI an anonymous request carries in From.
+pub const ANONYMOUS: &str = "sip:anonymous@anonymous.invalid";
+
+/// Who sent `req`: the first `P-Asserted-Identity` (RFC 3325 §9.1) when the request comes from
+/// one of `trusted` (an IMS core or an authenticating proxy, the spec's Trust Domain), otherwise
+/// the `From` URI. From anyone else the header proves nothing and is ignored.
+pub fn requester<'a>(req: &'a crate::sip::Request, trusted: &[std::net::IpAddr]) -> &'a str {
+    use crate::sip::{HeaderLookup, Name};
+    if trusted.contains(&req.source.peer.ip())
+        && let Some(pai) = req.header_values("P-Asserted-Identity").next()
+    {
+        let uri = crate::sip::fields::uri_of(pai);
+        // a tel: identity can stand beside a sip: one (RFC 3325 §9.1); presence names sip: ones
+        if !uri.is_empty() {
+            return uri;
+        }
+    }
+    crate::sip::fields::uri_of(req.header(Name::From).unwrap_or(""))
+}
+
+/// Whether `uri` is the anonymous identity of RFC 3323 (any display name or parameters).
+pub fn is_anonymous(uri: &str) -> bool {
+    identity_key(uri).is_some_and(|k| k.eq_ignore_ascii_case(b"anonymous@anonymous.invalid"))
+}
+
 /// The common case of [`entity_matches`], `sip:` + exactly the address of record, holds when
 /// nothing in it needs the general comparison (escapes, parameters, a password, brackets, white
 /// space).

@@ -10,6 +10,7 @@
 
 pub mod dialog;
 pub mod gauges;
+pub mod lifecycle;
 pub mod notify;
 pub mod subscribe;
 
@@ -37,7 +38,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// The token on the wire.
+    /// The token on the wire (also RFC 3858's `event` of a watcher).
     pub const fn as_str(self) -> &'static str {
         match self {
             Reason::Deactivated => "deactivated",
@@ -55,6 +56,9 @@ impl Reason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubState {
     Active,
+    /// Accepted but not yet authorized (RFC 6665 §4.1.3, RFC 5025 `confirm`): NOTIFYs say
+    /// `pending` and carry no state.
+    Pending,
     /// Ending: the final NOTIFY carries `terminated` with this reason (None: no reason).
     Terminating(Option<Reason>),
 }
@@ -299,6 +303,12 @@ pub fn install(world: &mut World, schedule: &mut Schedule) {
     world.init_resource::<crate::ids::Ids>();
     world.init_resource::<dialog::DialogStore>();
     world.init_resource::<gauges::SubscriptionGauges>();
+    world.init_resource::<lifecycle::Lifecycle>();
+    schedule.add_systems(
+        lifecycle::clear_lifecycle
+            .in_set(Pipeline::Ingest)
+            .before(crate::router::ingest),
+    );
     world
         .resource_mut::<crate::router::MethodQueues>()
         .register(crate::sip::Method::Subscribe);

@@ -46,6 +46,9 @@ pub fn send_notifies(
             SubState::Active => SubscriptionStateHeader::Active {
                 expires: now.until(s.expires_at).div_ceil(1000),
             },
+            SubState::Pending => SubscriptionStateHeader::Pending {
+                expires: now.until(s.expires_at).div_ceil(1000),
+            },
             SubState::Terminating(reason) => SubscriptionStateHeader::Terminated {
                 reason: reason.map(Reason::as_str),
             },
@@ -151,7 +154,7 @@ pub fn expire_subscriptions(
         };
         let e = entities.resolve_from_index(index);
         let Ok(mut s) = subs.get_mut(e) else { continue };
-        if s.state == SubState::Active && s.expires_at <= clock.now {
+        if matches!(s.state, SubState::Active | SubState::Pending) && s.expires_at <= clock.now {
             s.state = SubState::Terminating(Some(Reason::Timeout));
             queue.touch(e, &mut s);
         }

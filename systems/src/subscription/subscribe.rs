@@ -193,8 +193,21 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, LocalTag), Answ
             &mut store,
         )
     });
-    world.get_mut::<Subscription>(sub).expect("spawned").dialog = dialog;
+    let mut s = world.get_mut::<Subscription>(sub).expect("spawned");
+    s.dialog = dialog;
+    let state = s.state;
     world.resource_mut::<SubscriptionIndex>().add(watcher);
+    // for packages that report on subscriptions (watcher information)
+    let trusted = &world.resource::<EngineConfig>().trusted_peers;
+    let who = crate::sip::identity::requester(req, trusted).to_owned();
+    super::lifecycle::record(
+        world,
+        sub,
+        source,
+        &who,
+        super::lifecycle::status_of(state),
+        super::lifecycle::Event::Subscribe,
+    );
     if granted > 0 {
         world.resource_mut::<Timers>().arm(
             TimerKind::SubscriptionExpiry,
@@ -248,7 +261,7 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
     let Some(s) = world.get::<Subscription>(sub) else {
         return gone();
     };
-    if !matches!(s.state, SubState::Active) {
+    if !matches!(s.state, SubState::Active | SubState::Pending) {
         return gone();
     }
     let spec = world.resource::<Packages>().spec(s.package).clone();

@@ -13,7 +13,6 @@ use bevy_ecs::prelude::*;
 
 use crate::formats::xcap_diff::{self, CONTENT_TYPE, DocumentDiff};
 use crate::router::Answer;
-use crate::sip::fields::uri_of;
 use crate::sip::uri::Uri;
 use crate::sip::{HeaderLookup, Name, Request};
 use crate::subscription::{Content, NotifyQueue, Subscription};
@@ -61,7 +60,7 @@ fn scope_of(sel: &str) -> Option<(&str, Option<&str>)> {
 
 /// A selection entry relative to the XCAP root: absolute URIs under our root are cut to the
 /// part after it; leading slashes dropped.
-fn relative(entry: &str, root: &str) -> Option<String> {
+pub(crate) fn relative(entry: &str, root: &str) -> Option<String> {
     let e = entry.trim();
     let rel = if let Some(r) = e.strip_prefix(root) {
         r
@@ -87,7 +86,9 @@ pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(),
     let entries = xcap_diff::selectors(&req.body)
         .map_err(|e| Answer::new(400, format!("Bad Request ({e})")))?;
     let root = world.resource::<XdmConfig>().xcap_root.clone();
-    let watcher = Uri::parse(uri_of(req.header(Name::From).unwrap_or(""))).ok();
+    // the requester: a trusted peer's asserted identity, else From
+    let trusted = &world.resource::<crate::EngineConfig>().trusted_peers;
+    let watcher = Uri::parse(crate::sip::identity::requester(req, trusted)).ok();
     let mut selection = Vec::new();
     let mut owners: Vec<Option<Box<str>>> = Vec::new();
     for e in &entries {

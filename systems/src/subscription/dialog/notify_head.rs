@@ -13,6 +13,7 @@ use super::route::Target;
 #[derive(Debug, Clone, Copy)]
 pub enum SubscriptionStateHeader {
     Active { expires: u64 },
+    Pending { expires: u64 },
     Terminated { reason: Option<&'static str> },
 }
 
@@ -123,6 +124,10 @@ pub fn write(d: &DialogFields<'_>, n: &NotifyParts<'_>) -> Bytes {
     match n.state {
         SubscriptionStateHeader::Active { expires } => {
             b.extend_from_slice(b"active;expires=");
+            b.extend_from_slice(itoa::Buffer::new().format(expires).as_bytes());
+        }
+        SubscriptionStateHeader::Pending { expires } => {
+            b.extend_from_slice(b"pending;expires=");
             b.extend_from_slice(itoa::Buffer::new().format(expires).as_bytes());
         }
         SubscriptionStateHeader::Terminated { reason } => {

@@ -1,0 +1,266 @@
+//! The Authorize step: who may watch a presentity, and which view they get. A new presence
+//! subscription is placed when its SUBSCRIBE is answered (block is a 403); the Authorize set
+//! of the tick places again every watcher of a presentity whose rules, or a list they name,
+//! changed: pending → active with the view, active → terminated (`rejected`), a view narrowed
+//! or widened.
+
+use std::sync::Arc;
+
+use bevy_ecs::prelude::*;
+
+use super::book::RuleBook;
+use super::config::PrivacyConfig;
+use super::decide::{Context, Requester, decide};
+use super::permissions::Permissions;
+use super::rules::{RuleSet, SubHandling};
+use super::views::{Shown, View, attach, detach};
+use crate::presence::components::{Presentity, SourceUri, find_presentity};
+use crate::router::Answer;
+use crate::sip::fields::uri_of;
+use crate::sip::identity::{identity_key, is_anonymous, requester};
+use crate::subscription::lifecycle::{self, Event, Since, Status};
+use crate::subscription::{Content, DialogStore, NotifyQueue, Reason, SubState, Subscription};
+use crate::time::Clock;
+
+/// The identity a subscription was made with, when it is not its From (a `P-Asserted-Identity`
+/// from a trusted peer). Most subscriptions have none: their From says who they are.
+#[derive(Component, Debug, Clone)]
+pub struct AssertedIdentity(pub Box<str>);
+
+/// Where a watcher goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// The presentity's whole document (the presentity itself, or rules that grant everything).
+    Full,
+    /// A view.
+    View(Shown),
+    /// Refused.
+    Block,
+}
+
+/// Where the watcher `identity` goes among the watchers of `presentity_uri`.
+pub fn place(world: &World, presentity_uri: &str, identity: &str) -> Placement {
+    let Some(book) = world.get_resource::<RuleBook>() else {
+        return Placement::Full;
+    };
+    let owner = identity_key(presentity_uri);
+    // a presentity always sees itself
+    if owner.is_some() && owner == identity_key(identity) {
+        return Placement::Full;
+    }
+    let empty = RuleSet::default();
+    let rules = owner
+        .as_deref()
+        .and_then(|k| book.rules_of(k))
+        .unwrap_or(&empty);
+    let cx = Context {
+        requester: if is_anonymous(identity) {
+            Requester::Anonymous
+        } else {
+            Requester::Identity(identity)
+        },
+        now_unix: world.resource::<Clock>().unix_secs(),
+        sphere: None,
+    };
+    let default = world.resource::<PrivacyConfig>().default_handling;
+    let d = decide(rules, &cx, book, default);
+    match d.handling {
+        SubHandling::Block => Placement::Block,
+        SubHandling::Confirm => Placement::View(Shown::Pending),
+        SubHandling::PoliteBlock => Placement::View(Shown::PoliteBlock),
+        SubHandling::Allow if d.permissions == Permissions::everything() => Placement::Full,
+        SubHandling::Allow => Placement::View(Shown::Filtered(Arc::new(d.permissions))),
+    }
+}
+
+/// The identity of subscription `sub`: the one it was made with.
+pub fn identity_of(world: &World, sub: Entity) -> Option<String> {
+    if let Some(a) = world.get::<AssertedIdentity>(sub) {
+        return Some(a.0.to_string());
+    }
+    let s = world.get::<Subscription>(sub)?;
+    let remote = s.dialog.strings(world.resource::<DialogStore>()).remote();
+    Some(uri_of(remote).to_owned())
+}
+
+/// A new presence subscription to `presentity`: placed, or refused with 403 (RFC 5025 §3.2.1:
+/// block). Called before the subscription is attached to the presentity.
+pub fn admit(
+    world: &mut World,
+    req: &crate::sip::Request,
+    sub: Entity,
+    presentity: Entity,
+) -> Result<(), Answer> {
+    let trusted = world
+        .resource::<crate::EngineConfig>()
+        .trusted_peers
+        .clone();
+    let identity = requester(req, &trusted).to_owned();
+    let uri = world
+        .get::<SourceUri>(presentity)
+        .map(|u| u.0.to_string())
+        .unwrap_or_default();
+    let placement = place(world, &uri, &identity);
+    if placement == Placement::Block {
+        return Err(Answer::new(403, "Forbidden"));
+    }
+    use crate::sip::HeaderLookup;
+    let from = uri_of(req.header(crate::sip::Name::From).unwrap_or(""));
+    if identity != from {
+        world
+            .entity_mut(sub)
+            .insert(AssertedIdentity(identity.as_str().into()));
+    }
+    if world
+        .get_resource::<lifecycle::Lifecycle>()
+        .is_some_and(|l| l.listening)
+    {
+        let now = world.resource::<Clock>().now;
+        world.entity_mut(sub).insert(Since(now));
+    }
+    let (source, state) = match placement {
+        Placement::View(Shown::Pending) => {
+            (attach(world, presentity, Shown::Pending), SubState::Pending)
+        }
+        Placement::View(shown) => (attach(world, presentity, shown), SubState::Active),
+        _ => (presentity, SubState::Active),
+    };
+    let mut s = world.get_mut::<Subscription>(sub).expect("spawned");
+    s.source = source;
+    // an unsubscribing fetch (Expires: 0) stays terminating
+    if s.state == SubState::Active {
+        s.state = state;
+    }
+    Ok(())
+}
+
+/// A presence subscription ends: leave its view and announce it (a pending one that timed
+/// out is `waiting`, RFC 3857 §3.2.2).
+pub fn release(world: &mut World, sub: Entity, presentity: Entity) {
+    let Some(s) = world.get::<Subscription>(sub) else {
+        return;
+    };
+    let (source, state) = (s.source, s.state);
+    let pending = world
+        .get::<View>(source)
+        .is_some_and(|v| v.shown == Shown::Pending);
+    let (status, event) = match state {
+        SubState::Terminating(Some(Reason::Timeout)) if pending => {
+            (Status::Waiting, Event::Timeout)
+        }
+        SubState::Terminating(reason) => (Status::Terminated, Event::of_reason(reason)),
+        // ended without a final NOTIFY: its NOTIFYs failed
+        SubState::Active | SubState::Pending => (Status::Terminated, Event::Giveup),
+    };
+    if let Some(identity) = identity_of(world, sub) {
+        lifecycle::record(world, sub, presentity, &identity, status, event);
+    }
+    if world.get::<View>(source).is_some() {
+        detach(world, source);
+    }
+}
+
+/// The Authorize set: place again every watcher of each presentity whose rules or lists
+/// changed.
+pub fn reauthorize(world: &mut World) {
+    let changed = std::mem::take(&mut world.resource_mut::<RuleBook>().changed);
+    if changed.is_empty() {
+        return;
+    }
+    let mut owners = changed;
+    owners.sort();
+    owners.dedup();
+    for key in owners {
+        let Ok(aor) = std::str::from_utf8(&key) else {
+            continue;
+        };
+        let Some(p) = find_presentity(world, aor) else {
+            continue;
+        };
+        let subs: Vec<Entity> = match world.get::<Presentity>(p) {
+            Some(pr) => pr.watchers.iter(world.entities()).collect(),
+            None => continue,
+        };
+        let uri = world
+            .get::<SourceUri>(p)
+            .map(|u| u.0.to_string())
+            .unwrap_or_default();
+        for sub in subs {
+            replace(world, sub, p, &uri);
+        }
+    }
+}
+
+/// Move one live subscription to where its rules now put it.
+fn replace(world: &mut World, sub: Entity, presentity: Entity, uri: &str) {
+    let Some(s) = world.get::<Subscription>(sub) else {
+        return;
+    };
+    let (old_source, state) = (s.source, s.state);
+    if matches!(state, SubState::Terminating(_)) {
+        return;
+    }
+    let Some(identity) = identity_of(world, sub) else {
+        return;
+    };
+    let placement = place(world, uri, &identity);
+    let current = match world.get::<View>(old_source) {
+        Some(v) => Placement::View(v.shown.clone()),
+        None => Placement::Full,
+    };
+    if placement == current {
+        return;
+    }
+    let (status, event, next_state, new_source) = match (&placement, state) {
+        // the final NOTIFY of a refused watcher shows nothing any more
+        (Placement::Block, _) => (
+            Status::Terminated,
+            Event::Rejected,
+            SubState::Terminating(Some(Reason::Rejected)),
+            attach(world, presentity, Shown::Pending),
+        ),
+        // RFC 6665 allows no way back from active to pending: the watcher is asked to
+        // subscribe again, and its new subscription waits for the decision
+        (Placement::View(Shown::Pending), SubState::Active) => (
+            Status::Terminated,
+            Event::Deactivated,
+            SubState::Terminating(Some(Reason::Deactivated)),
+            attach(world, presentity, Shown::Pending),
+        ),
+        (Placement::View(Shown::Pending), _) => return,
+        (Placement::Full, _) | (Placement::View(_), _) => {
+            let source = match &placement {
+                Placement::View(shown) => attach(world, presentity, shown.clone()),
+                _ => presentity,
+            };
+            let event = if state == SubState::Pending {
+                Event::Approved
+            } else {
+                Event::Subscribe
+            };
+            (Status::Active, event, SubState::Active, source)
+        }
+    };
+    let body_changed = {
+        let body = |e: Entity| world.get::<Content>(e).map(|c| c.body.clone());
+        new_source != old_source && body(new_source) != body(old_source)
+    };
+    let was_pending = state == SubState::Pending;
+    let mut s = world.get_mut::<Subscription>(sub).expect("live");
+    s.state = next_state;
+    s.source = new_source;
+    let notify = next_state != state || body_changed || was_pending;
+    if new_source != old_source && world.get::<View>(old_source).is_some() {
+        detach(world, old_source);
+    }
+    if notify {
+        world.resource_scope(|world, mut q: Mut<NotifyQueue>| {
+            if let Some(mut s) = world.get_mut::<Subscription>(sub) {
+                q.touch(sub, &mut s);
+            }
+        });
+    }
+    if next_state != state {
+        lifecycle::record(world, sub, presentity, &identity, status, event);
+    }
+}
