@@ -8,6 +8,7 @@ pub mod msgs;
 pub mod popularity;
 pub mod procstat;
 pub mod responder;
+pub mod rules;
 pub mod run;
 pub mod scenario;
 pub mod sipmsg;

@@ -29,7 +29,7 @@ use serde::Serialize;
     version,
     about,
     long_about,
-    after_help = "Scenario files: config/loadgen-publish.toml, config/loadgen-subscribe.toml, config/loadgen-fanout.toml (the three workloads of the Kamailio anchors). `loadgen --help` lists every scenario key; the main ones are also flags of `run`.",
+    after_help = "Scenario files: config/loadgen-publish.toml, config/loadgen-subscribe.toml, config/loadgen-fanout.toml (the three workloads of the Kamailio anchors), config/loadgen-fanout-rules.toml (fan-out through privacy rules, with --xcap). `loadgen --help` lists every scenario key; the main ones are also flags of `run`.",
     after_long_help = SCENARIO_KEYS
 )]
 struct Cli {
@@ -40,7 +40,8 @@ struct Cli {
 /// Every scenario key, for `--help`.
 const SCENARIO_KEYS: &str = "\
 Scenario files: config/loadgen-publish.toml, config/loadgen-subscribe.toml,
-config/loadgen-fanout.toml (the three workloads of the Kamailio anchors). Keys (TOML; every key
+config/loadgen-fanout.toml (the three workloads of the Kamailio anchors) and
+config/loadgen-fanout-rules.toml (the fan-out through privacy rules). Keys (TOML; every key
 optional, unknown keys are an error; the main ones are also flags of `run`):
   name                          label in the report
   [population] presentities     P presentities sip:p<i>@domain (default 1000)
@@ -59,6 +60,14 @@ optional, unknown keys are an error; the main ones are also flags of `run`):
                churn_rate       unsubscribe + new subscription per second in the steady phase (0)
                unsubscribe_at_end  (false)
   [lists]      count, members   resource-list subscriptions (RFC 4662): not implemented, count = 0
+  [rules]      enabled          before the load, PUT per presentity over XCAP a resource-lists
+                                document (list `allowed`: its watchers but the last) and a
+                                pres-rules document (list members: allow with a filtering view;
+                                sip:blocked-<i>@domain: block; OMA other-identity: confirm), then
+                                expect each presentity's last watcher pending (false)
+               xcap             the target's XCAP root, http://IP:PORT[/path] (/xcap-root when no
+                                path), loopback only; usually given with --xcap
+               concurrency      PUTs in flight (4)
   [run]        duration_secs    steady phase length (0)
                settle_secs      most wait between phases for stragglers (2)
                drain_secs       most wait at the end; still open then = timed out (5)
@@ -131,6 +140,9 @@ enum Cmd {
         /// Pause between the two runs (s).
         #[arg(long, default_value_t = 2.0)]
         pause_secs: f64,
+        /// The second target's XCAP root, for scenarios with `[rules]`.
+        #[arg(long)]
+        xcap_b: Option<String>,
     },
     /// A trivial stateless SIP responder: every request gets 200 at once (Via/From/To/Call-ID/
     /// CSeq echoed, SIP-ETag on PUBLISH, no dialogs so no NOTIFYs). The harness limit to divide
@@ -173,6 +185,10 @@ struct Common {
     /// Prefix of the user parts of every URI (sip:<ns>p1@domain), for fresh state on a server.
     #[arg(long, default_value = "")]
     namespace: String,
+    /// The target's XCAP root (http://IP:PORT, loopback only) where a scenario with
+    /// `[rules] enabled = true` writes its rules documents; overrides rules.xcap.
+    #[arg(long)]
+    xcap: Option<String>,
     #[command(flatten)]
     over: Overrides,
 }
@@ -246,6 +262,9 @@ struct Overrides {
     /// run.wake_on_receive (over UDP, wake for each arriving datagram)
     #[arg(long)]
     wake_on_receive: Option<bool>,
+    /// rules.enabled (write privacy rules over XCAP first; needs --xcap)
+    #[arg(long)]
+    rules: Option<bool>,
 }
 
 impl Overrides {
@@ -279,6 +298,7 @@ impl Overrides {
         set!(sockets => run.sockets);
         set!(tick_us => run.tick_us);
         set!(wake_on_receive => run.wake_on_receive);
+        set!(rules => rules.enabled);
     }
 }
 
@@ -290,6 +310,15 @@ fn scenario(c: &Common) -> Result<Scenario, String> {
     c.over.apply(&mut s);
     s.validate().map_err(|e| format!("scenario: {e}"))?;
     check_loopback(&c.target)?;
+    if let Some(x) = &c.xcap {
+        if !s.rules.enabled {
+            // a comparison run must not believe it went through rules it never wrote
+            return Err(format!(
+                "--xcap {x}: the scenario has no rules (set [rules] enabled = true or --rules true)"
+            ));
+        }
+        loadgen::rules::XcapRoot::parse(x).map_err(|e| format!("--xcap: {e}"))?;
+    }
     Ok(s)
 }
 
@@ -300,6 +329,7 @@ fn options(c: &Common, target: SocketAddr, pid: Option<u32>, ns: &str, label: &s
         namespace: ns.to_string(),
         progress: !c.no_progress && !c.json,
         label: label.to_string(),
+        xcap: c.xcap.clone(),
     }
 }
 
@@ -348,12 +378,23 @@ fn slo_breaks(
             r.notify.publish_to_notify_ms.p99
         ));
     }
-    let bad = r.final_failed + r.timeouts + r.notify.stale_watchers + r.notify.missing_first_notify;
+    let u = &r.subscriptions;
+    let bad = r.final_failed
+        + r.timeouts
+        + r.notify.stale_watchers
+        + r.notify.missing_first_notify
+        + u.unexpected_state
+        + u.pending_with_body;
     let pct = bad as f64 * 100.0 / r.requests_sent.max(1) as f64;
     if pct >= err_pct {
         why.push(format!(
-            "errors {pct:.3}% >= {err_pct}% (failed {}, timeouts {}, stale {}, missing NOTIFY {})",
-            r.final_failed, r.timeouts, r.notify.stale_watchers, r.notify.missing_first_notify
+            "errors {pct:.3}% >= {err_pct}% (failed {}, timeouts {}, stale {}, missing NOTIFY {}, unexpected subscription state {}, pending NOTIFY with a body {})",
+            r.final_failed,
+            r.timeouts,
+            r.notify.stale_watchers,
+            r.notify.missing_first_notify,
+            u.unexpected_state,
+            u.pending_with_body
         ));
     }
     let key = match primary {
@@ -506,9 +547,16 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
             name_a,
             name_b,
             pause_secs,
+            xcap_b,
         } => {
             check_loopback(&target_b)?;
             let s = scenario(&common)?;
+            if s.rules.enabled && xcap_b.is_none() {
+                return Err(
+                    "the scenario has [rules]: give the second target's XCAP root with --xcap-b"
+                        .into(),
+                );
+            }
             let same = target_b == common.target;
             let ns_a = format!("{}{}", common.namespace, if same { "a" } else { "" });
             let ns_b = format!("{}{}", common.namespace, if same { "b" } else { "" });
@@ -517,10 +565,11 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
                 &options(&common, common.target, common.server_pid, &ns_a, &name_a),
             )?;
             std::thread::sleep(Duration::from_secs_f64(pause_secs.max(0.0)));
-            let b = run(
-                &s,
-                &options(&common, target_b, server_pid_b, &ns_b, &name_b),
-            )?;
+            let mut ob = options(&common, target_b, server_pid_b, &ns_b, &name_b);
+            if xcap_b.is_some() {
+                ob.xcap = xcap_b;
+            }
+            let b = run(&s, &ob)?;
             let ratios = compare_ratios(&a, &b);
             if common.json {
                 #[derive(Serialize)]

@@ -13,12 +13,14 @@
 //!
 //! The modules: `schedule` plays the phases and their streams, `requests` writes what each
 //! operation sends and `inbound` handles what comes back, over `transactions` (Timers E/F,
-//! refreshes) and the `population`'s state; `links` and `wakeup` do the socket I/O and
+//! refreshes) and the `population`'s state; `privacy` writes the rules of a `[rules]` run and
+//! follows each subscription's authorization state; `links` and `wakeup` do the socket I/O and
 //! the timerfd; `report` shows progress and makes the report.
 
 mod inbound;
 mod links;
 mod population;
+mod privacy;
 mod report;
 mod requests;
 mod schedule;
@@ -35,7 +37,7 @@ use mio::{Events, Poll};
 
 use crate::msgs::Templates;
 use crate::scenario::{LinkKind, Scenario};
-use crate::stats::{Report, Stats};
+use crate::stats::{Report, RulesReport, Stats};
 use crate::udp;
 use links::Sock;
 use population::{Pres, Watcher};
@@ -60,6 +62,8 @@ pub struct Options {
     pub progress: bool,
     /// Label of the progress bar.
     pub label: String,
+    /// The target's XCAP root for `[rules]` (overrides `rules.xcap`).
+    pub xcap: Option<String>,
 }
 
 /// Refuse any target that is not loopback.
@@ -115,6 +119,8 @@ struct Runner<'a> {
     timer_f: u64,
     /// Over TCP: no retransmissions.
     reliable: bool,
+    /// The rules written before the run, when the scenario has them.
+    rules: Option<RulesReport>,
 }
 
 fn elapsed_ns(epoch: Instant) -> u64 {
@@ -167,8 +173,10 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
     }
     let mut rng = crate::popularity::Rng::new(pop.seed);
     let zipf = crate::popularity::Zipf::new(pop.presentities, pop.zipf_exponent);
-    let watchers = population::watchers(pop, &zipf, &mut rng);
+    let mut watchers = population::watchers(pop, &zipf, &mut rng);
     let pres = population::presentities(pop);
+    // before the clock starts: the upload is not part of the measured run
+    let rules = privacy::install(scn, opts, &mut watchers)?;
     let mut mon = Monitor::start(scn, opts)?;
     let mut r = Runner {
         scn,
@@ -202,6 +210,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
         t2: scn.run.t2_ms * MS,
         timer_f: scn.run.timer_f_ms * MS,
         reliable,
+        rules,
     };
     play(&mut r, &mut poll, &mut wakeup, &mut mon)?;
     let end = r.now();

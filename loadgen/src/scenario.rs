@@ -13,6 +13,7 @@ pub struct Scenario {
     pub publish: Publish,
     pub subscribe: Subscribe,
     pub lists: Lists,
+    pub rules: Rules,
     pub run: RunLimits,
 }
 
@@ -78,6 +79,36 @@ pub struct Lists {
     pub members: u32,
 }
 
+/// Privacy rules (RFC 5025 pres-rules with OMA's extensions), written over XCAP before the load
+/// starts so that the run measures a server that filters and authorizes every watcher. For
+/// every presentity loadgen PUTs a resource-lists document (list `allowed`: its watchers except
+/// the last one) and a pres-rules document: r1 allows the members of that list (OMA
+/// `external-list`) with a filtering view, r2 blocks an identity that never subscribes, r3
+/// (OMA `other-identity`) answers everyone else `confirm`, so each presentity's last watcher
+/// stays `pending`. See `crate::rules`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rules {
+    /// Write the documents and expect the outcomes they decide.
+    pub enabled: bool,
+    /// The target's XCAP root, e.g. `http://127.0.0.1:8080` (`/xcap-root` is added when the
+    /// URI has no path); loopback only. Usually given with `--xcap`, since the port is chosen
+    /// when the server starts.
+    pub xcap: String,
+    /// PUTs in flight at once (one keep-alive connection each).
+    pub concurrency: u32,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            enabled: false,
+            xcap: String::new(),
+            concurrency: 4,
+        }
+    }
+}
+
 /// Durations and limits: every run ends by itself.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -125,6 +156,7 @@ impl Default for Scenario {
             publish: Publish::default(),
             subscribe: Subscribe::default(),
             lists: Lists::default(),
+            rules: Rules::default(),
             run: RunLimits::default(),
         }
     }
@@ -273,6 +305,13 @@ impl Scenario {
                 "lists.count > 0: resource-list subscriptions (RFC 4662) are not implemented yet",
             );
         }
+        if self.rules.concurrency == 0 || self.rules.concurrency > 64 {
+            return err("rules.concurrency must be in 1..=64");
+        }
+        if !self.rules.xcap.is_empty() {
+            crate::rules::XcapRoot::parse(&self.rules.xcap)
+                .map_err(|e| ScenarioError(format!("rules.xcap: {e}")))?;
+        }
         let r = &self.run;
         for (name, v) in [
             ("run.duration_secs", r.duration_secs),
@@ -374,6 +413,11 @@ mod tests {
         let s = Scenario::parse("[population]\npresentities = 5\nwatchers = 10\n").unwrap();
         assert_eq!(s.population.presentities, 5);
         assert_eq!(s.primary(), Primary::Subscribe);
+        let s =
+            Scenario::parse("[rules]\nenabled = true\nxcap = \"http://127.0.0.1:1\"\n").unwrap();
+        assert!(s.rules.enabled);
+        assert!(Scenario::parse("[rules]\nxcap = \"http://192.0.2.1:80\"\n").is_err());
+        assert!(Scenario::parse("[rules]\nconcurrency = 0\n").is_err());
     }
 
     #[test]
@@ -383,6 +427,7 @@ mod tests {
             "loadgen-publish.toml",
             "loadgen-subscribe.toml",
             "loadgen-fanout.toml",
+            "loadgen-fanout-rules.toml",
         ] {
             let s = Scenario::load(&dir.join(f)).unwrap();
             assert!(s.estimated_secs() > 0.0, "{f}");

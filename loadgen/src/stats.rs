@@ -130,6 +130,26 @@ impl Default for NotifyStats {
     }
 }
 
+/// Subscription states (RFC 6665 §4.1.3 `Subscription-State`), for runs with privacy rules.
+#[derive(Default)]
+pub struct SubscriptionStats {
+    /// NOTIFYs (retransmissions not counted) by the state they say.
+    pub notify_active: u64,
+    pub notify_pending: u64,
+    pub notify_terminated: u64,
+    /// Pending NOTIFYs that carried a body: state shown to a watcher not yet allowed.
+    pub pending_with_body: u64,
+    /// At the end of the steady phase, established subscriptions by their last stated state,
+    /// and those with no NOTIFY yet.
+    pub active: u64,
+    pub pending: u64,
+    pub no_state: u64,
+    /// Of those, the ones the rules leave pending, and the ones whose state is not the one the
+    /// rules decide (without rules: every pending one).
+    pub expected_pending: u64,
+    pub unexpected_state: u64,
+}
+
 /// Everything counted in one run.
 #[derive(Default)]
 pub struct Stats {
@@ -137,6 +157,7 @@ pub struct Stats {
     /// Final responses by status code (index = code).
     pub status: BTreeMap<u16, u64>,
     pub notify: NotifyStats,
+    pub subscriptions: SubscriptionStats,
     /// Modifies merged into one already waiting for the presentity's previous PUBLISH.
     pub publish_coalesced: u64,
     /// Responses matching no open transaction (late, duplicated, other runs).
@@ -245,6 +266,38 @@ pub struct NotifyReport {
     pub subscribe_to_first_notify_ms: Latency,
 }
 
+/// Subscription part of the report: how the subscriptions ended up (at the end of the steady
+/// phase, before any unsubscribe) and the NOTIFYs by `Subscription-State`.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct SubscriptionsReport {
+    pub active: u64,
+    pub pending: u64,
+    /// Established but never told a state (their first NOTIFY is missing).
+    pub no_state: u64,
+    /// Pending by the rules (0 without rules).
+    pub expected_pending: u64,
+    /// Active where the rules say pending or pending where they say active: a wrong decision.
+    pub unexpected_state: u64,
+    pub notify_active: u64,
+    pub notify_pending: u64,
+    pub notify_terminated: u64,
+    /// Pending NOTIFYs with a body (must be 0: a pending watcher sees nothing).
+    pub pending_with_body: u64,
+}
+
+/// The privacy rules written before the run (`[rules]`).
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct RulesReport {
+    pub xcap_root: String,
+    /// Documents PUT (a resource-lists and a pres-rules document per presentity).
+    pub documents: u64,
+    pub upload_secs: f64,
+    /// Watchers on their first presentity's list `allowed` (expected active), and the others
+    /// (each presentity's last watcher, expected pending).
+    pub listed_watchers: u64,
+    pub unlisted_watchers: u64,
+}
+
 /// loadgen's own cost.
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct SelfReport {
@@ -302,6 +355,9 @@ pub struct Report {
     pub ops: BTreeMap<String, OpReport>,
     pub errors_by_status: BTreeMap<String, u64>,
     pub notify: NotifyReport,
+    pub subscriptions: SubscriptionsReport,
+    /// Set when the run wrote privacy rules first.
+    pub rules: Option<RulesReport>,
     pub loadgen: SelfReport,
     pub server: Option<ServerReport>,
 }
@@ -364,6 +420,18 @@ impl Report {
             },
             publish_to_notify_ms: Latency::of(&n.pub_to_notify),
             subscribe_to_first_notify_ms: Latency::of(&n.sub_to_first),
+        };
+        let u = &s.subscriptions;
+        self.subscriptions = SubscriptionsReport {
+            active: u.active,
+            pending: u.pending,
+            no_state: u.no_state,
+            expected_pending: u.expected_pending,
+            unexpected_state: u.unexpected_state,
+            notify_active: u.notify_active,
+            notify_pending: u.notify_pending,
+            notify_terminated: u.notify_terminated,
+            pending_with_body: u.pending_with_body,
         };
     }
 
@@ -451,6 +519,29 @@ impl Report {
                 o,
                 "  SUBSCRIBE->1st NOTIFY  {}",
                 l(&n.subscribe_to_first_notify_ms)
+            );
+        }
+        let u = &self.subscriptions;
+        if u.active + u.pending + u.no_state > 0 || self.rules.is_some() {
+            let _ = writeln!(
+                o,
+                "subscriptions: active {}, pending {} (expected {}), no state yet {}, unexpected state {}; NOTIFYs active {}, pending {} (with a body {}), terminated {}",
+                u.active,
+                u.pending,
+                u.expected_pending,
+                u.no_state,
+                u.unexpected_state,
+                u.notify_active,
+                u.notify_pending,
+                u.pending_with_body,
+                u.notify_terminated
+            );
+        }
+        if let Some(r) = &self.rules {
+            let _ = writeln!(
+                o,
+                "rules: {} documents PUT to {} in {:.2}s; {} watchers listed (allow), {} not (confirm)",
+                r.documents, r.xcap_root, r.upload_secs, r.listed_watchers, r.unlisted_watchers
             );
         }
         let _ = writeln!(

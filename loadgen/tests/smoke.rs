@@ -142,7 +142,8 @@ impl Drop for Server {
     }
 }
 
-fn start_presenced(bin: &PathBuf) -> (Server, SocketAddr) {
+/// A fresh presenced: the server, its SIP (UDP and TCP) address and its HTTP address.
+fn start_presenced(bin: &PathBuf) -> (Server, SocketAddr, SocketAddr) {
     static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("loadgen-smoke-{}-{n}", std::process::id()));
@@ -177,17 +178,23 @@ fn start_presenced(bin: &PathBuf) -> (Server, SocketAddr) {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut udp = None;
+    let (mut udp, mut http) = (None, None);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx.recv_timeout(left).expect("presenced ready within 30 s");
         if let Some(a) = line.strip_prefix("presenced listening sip/udp ") {
             udp = Some(a.parse().unwrap());
+        } else if let Some(a) = line.strip_prefix("presenced listening http ") {
+            http = Some(a.parse().unwrap());
         } else if line == "presenced ready" {
             break;
         }
     }
-    (server, udp.expect("presenced printed its UDP address"))
+    (
+        server,
+        udp.expect("presenced printed its UDP address"),
+        http.expect("presenced printed its HTTP address"),
+    )
 }
 
 #[test]
@@ -213,7 +220,7 @@ fn fanout_against_presenced_over(transport: &str) {
         eprintln!("SKIP: presenced not built (cargo build -p presenced)");
         return;
     };
-    let (server, addr) = start_presenced(&bin);
+    let (server, addr, _) = start_presenced(&bin);
     let pid = server.0.id().to_string();
     let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/loadgen-fanout.toml");
     // 50 presentities, 200 watchers (4 each), 2 s of modifies at 100/s, then unsubscribe
@@ -265,6 +272,64 @@ fn fanout_against_presenced_over(transport: &str) {
     assert!(u(&r, "/server/rss_kb_max") > 0);
 }
 
+#[test]
+fn fanout_with_rules_against_presenced() {
+    let Some(bin) = presenced_binary() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "presenced not built (cargo build -p presenced)"
+        );
+        eprintln!("SKIP: presenced not built (cargo build -p presenced)");
+        return;
+    };
+    let (server, addr, http) = start_presenced(&bin);
+    let scenario =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/loadgen-fanout-rules.toml");
+    // 50 presentities with 4 watchers each: 3 on the list `allowed`, the last one not
+    let r = loadgen(&[
+        "run",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--target",
+        &addr.to_string(),
+        "--xcap",
+        &format!("http://{http}"),
+        "--presentities",
+        "50",
+        "--publish-rate",
+        "500",
+        "--watchers",
+        "200",
+        "--subscribe-rate",
+        "1000",
+        "--modify-rate",
+        "100",
+        "--duration",
+        "2",
+    ]);
+    drop(server);
+    // the server took every document (it checks them against the schemas)
+    assert_eq!(u(&r, "/rules/documents"), 100, "{r:#}");
+    assert_eq!(u(&r, "/rules/unlisted_watchers"), 50, "{r:#}");
+    assert_clean(&r);
+    assert_eq!(u(&r, "/ops/subscribe_initial/ok"), 200);
+    assert_eq!(u(&r, "/notify/missing_first_notify"), 0, "{r:#}");
+    assert_eq!(u(&r, "/notify/stale_watchers"), 0, "{r:#}");
+    assert_eq!(u(&r, "/subscriptions/pending_with_body"), 0, "{r:#}");
+    let (active, pending) = (
+        u(&r, "/subscriptions/active"),
+        u(&r, "/subscriptions/pending"),
+    );
+    assert_eq!(active + pending, 200, "{r:#}");
+    // a server that does not apply pres-rules yet leaves everyone active (and the report
+    // says 50 unexpected states); once it does, exactly each presentity's last watcher waits
+    if pending > 0 {
+        assert_eq!(pending, 50, "{r:#}");
+        assert_eq!(u(&r, "/subscriptions/unexpected_state"), 0, "{r:#}");
+        assert!(u(&r, "/notify/publish_to_notify_ms/count") > 0, "{r:#}");
+    }
+}
+
 /// Three initial PUBLISHes at 10/s with a short Timer F (1.2 s), for targets that never answer
 /// or fail every request.
 fn three_publishes() -> loadgen::scenario::Scenario {
@@ -286,6 +351,7 @@ fn options_for(target: std::net::SocketAddr, label: &str) -> loadgen::run::Optio
         namespace: String::new(),
         progress: false,
         label: label.into(),
+        xcap: None,
     }
 }
 

@@ -169,11 +169,9 @@ impl Runner<'_> {
                 wa.sub_sched = NONE;
                 self.awaiting_first -= 1;
             }
-            if wa.to_tag.len > 0 && !wa.counted && wa.state == WState::Active {
-                wa.counted = true;
-                self.pres[wa.target as usize].watchers += 1;
-            }
+            self.recount(entity);
         }
+        let wa = &mut self.watchers[entity as usize];
         if wa.state == WState::Active && granted > 0 {
             wa.timer_gen = wa.timer_gen.wrapping_add(1);
             let at = now + (granted as f64 * frac * 1e9) as u64;
@@ -277,6 +275,7 @@ impl Runner<'_> {
         }
         let first = wa.sub_sched != NONE;
         if first {
+            // pending subscriptions too: their first NOTIFY is as due (RFC 6665 §4.2.1.2)
             let _ = self
                 .stats
                 .notify
@@ -285,7 +284,11 @@ impl Runner<'_> {
             wa.sub_sched = NONE;
             self.awaiting_first -= 1;
         }
-        if let Some((seq, t)) = read_token(m.body)
+        // a pending NOTIFY's body, if any, is not state this watcher may have
+        let shows_state = self.on_sub_state(w, m.sub_state, !m.body.is_empty());
+        let wa = &mut self.watchers[w as usize];
+        if shows_state
+            && let Some((seq, t)) = read_token(m.body)
             && seq > wa.last_seq
         {
             wa.last_seq = seq;

@@ -5,6 +5,9 @@ use super::NONE;
 use crate::popularity::{Rng, Zipf};
 use crate::scenario::Population;
 
+/// No presentity (in `Watcher::list_of`).
+pub(super) const NONE32: u32 = u32::MAX;
+
 /// An entity tag kept inline (no allocation per presentity).
 #[derive(Clone, Copy)]
 pub(super) struct Inline {
@@ -57,6 +60,16 @@ pub(super) enum WState {
     Ended,
 }
 
+/// What the server's NOTIFYs say of a subscription (`Subscription-State`, RFC 6665 §4.1.3):
+/// nothing yet, `active`, or `pending` (authorization awaited, RFC 5025 `confirm`: no state is
+/// sent, so a pending watcher expects no NOTIFY and holds no state to be stale).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Auth {
+    Unknown,
+    Active,
+    Pending,
+}
+
 /// One watcher: its subscription dialog (RFC 6665) and the NOTIFYs it has seen.
 pub(super) struct Watcher {
     pub target: u32,
@@ -74,6 +87,11 @@ pub(super) struct Watcher {
     pub timer_gen: u32,
     /// Churn: subscribe again once the unsubscribe is answered.
     pub resubscribe: bool,
+    /// The subscription's state as the last NOTIFY said it.
+    pub auth: Auth,
+    /// With `[rules]`: the presentity whose list `allowed` holds this watcher (NONE for
+    /// none); a subscription to any other presentity is expected to stay pending.
+    pub list_of: u32,
 }
 
 /// The presentities of `pop`, none published yet.
@@ -113,6 +131,8 @@ pub(super) fn watchers(pop: &Population, zipf: &Zipf, rng: &mut Rng) -> Vec<Watc
             last_seq: 0,
             timer_gen: 0,
             resubscribe: false,
+            auth: Auth::Unknown,
+            list_of: NONE32,
         })
         .collect()
 }

@@ -98,6 +98,7 @@ impl Monitor {
             ..Report::default()
         };
         rep.fill(&r.stats, r.steady_span);
+        rep.rules = r.rules.clone();
         rep.loadgen = self_report(&r.stats, cpu, wall, r.scn.run.sockets, bufs);
         if let Some(e) = &r.stats.first_parse_error {
             eprintln!("loadgen: first unreadable datagram: {e}");

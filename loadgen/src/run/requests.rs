@@ -2,7 +2,7 @@
 //! or a SUBSCRIBE (initial, refresh, unsubscribe) for a watcher, written from the templates
 //! into a new transaction. A presentity has one PUBLISH open at a time (RFC 3903 §4.4).
 
-use super::population::WState;
+use super::population::{Auth, WState};
 use super::{NONE, Runner};
 use crate::stats::OpKind;
 
@@ -79,6 +79,7 @@ impl Runner<'_> {
             wa.sub_sched = sched;
             wa.last_notify_cseq = 0;
             wa.last_seq = 0;
+            wa.auth = Auth::Unknown;
             self.awaiting_first += 1;
         } else if op == OpKind::Unsubscribe {
             wa.state = WState::Unsubscribing;

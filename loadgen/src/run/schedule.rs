@@ -2,7 +2,7 @@
 //! the open-loop streams of operations, the k-th sent at `start + k / rate` whatever the
 //! responses; a phase ends once its streams are sent and the answers are in, or at its limit.
 
-use super::population::WState;
+use super::population::{Auth, WState};
 use super::{MS, NONE, Runner};
 use crate::stats::OpKind;
 
@@ -256,7 +256,8 @@ impl Runner<'_> {
         self.phase_empty = self.streams.is_empty() && !(phase == Phase::Steady && secs > 0.0);
     }
 
-    /// Watchers whose last NOTIFY does not carry the last acknowledged state.
+    /// Watchers whose last NOTIFY does not carry the last acknowledged state (pending ones
+    /// are sent none), and how the subscriptions stand.
     pub(super) fn count_stale(&mut self) {
         let mut stale = 0;
         let mut missing = 0;
@@ -264,13 +265,16 @@ impl Runner<'_> {
             if wa.state == WState::Active && wa.to_tag.len > 0 {
                 if wa.sub_sched != NONE {
                     missing += 1;
-                } else if wa.last_seq < self.pres[wa.target as usize].acked_seq {
+                } else if wa.auth != Auth::Pending
+                    && wa.last_seq < self.pres[wa.target as usize].acked_seq
+                {
                     stale += 1;
                 }
             }
         }
         self.stats.stale_watchers = stale;
         self.stats.missing_first_notify = missing;
+        self.count_subscriptions();
     }
 
     /// At the end of the run: count stale watchers unless the teardown already did.
