@@ -321,13 +321,11 @@ fn fanout_with_rules_against_presenced() {
         u(&r, "/subscriptions/pending"),
     );
     assert_eq!(active + pending, 200, "{r:#}");
-    // a server that does not apply pres-rules yet leaves everyone active (and the report
-    // says 50 unexpected states); once it does, exactly each presentity's last watcher waits
-    if pending > 0 {
-        assert_eq!(pending, 50, "{r:#}");
-        assert_eq!(u(&r, "/subscriptions/unexpected_state"), 0, "{r:#}");
-        assert!(u(&r, "/notify/publish_to_notify_ms/count") > 0, "{r:#}");
-    }
+    // exactly each presentity's last watcher (not in its allowed list) waits
+    assert_eq!(pending, 50, "{r:#}");
+    assert_eq!(u(&r, "/subscriptions/unexpected_state"), 0, "{r:#}");
+    assert_eq!(u(&r, "/subscriptions/pending_with_body"), 0, "{r:#}");
+    assert!(u(&r, "/notify/publish_to_notify_ms/count") > 0, "{r:#}");
 }
 
 /// Three initial PUBLISHes at 10/s with a short Timer F (1.2 s), for targets that never answer
