@@ -40,6 +40,19 @@ pub enum Placement {
 
 /// Where the watcher `identity` goes among the watchers of `presentity_uri`.
 pub fn place(world: &World, presentity_uri: &str, identity: &str) -> Placement {
+    let presentity = presentity_uri
+        .strip_prefix("sip:")
+        .and_then(|aor| find_presentity(world, aor));
+    place_at(world, presentity, presentity_uri, identity)
+}
+
+/// [`place`] for the presentity entity `presentity` (None: none exists yet).
+fn place_at(
+    world: &World,
+    presentity: Option<Entity>,
+    presentity_uri: &str,
+    identity: &str,
+) -> Placement {
     let Some(book) = world.get_resource::<RuleBook>() else {
         return Placement::Full;
     };
@@ -53,6 +66,13 @@ pub fn place(world: &World, presentity_uri: &str, identity: &str) -> Placement {
         .as_deref()
         .and_then(|k| book.rules_of(k))
         .unwrap_or(&empty);
+    let sphere = if super::sphere::needs_sphere(rules) {
+        presentity
+            .and_then(|p| world.get::<Content>(p))
+            .and_then(|c| super::sphere::sphere_of(&c.body))
+    } else {
+        None
+    };
     let cx = Context {
         requester: if is_anonymous(identity) {
             Requester::Anonymous
@@ -60,7 +80,7 @@ pub fn place(world: &World, presentity_uri: &str, identity: &str) -> Placement {
             Requester::Identity(identity)
         },
         now_unix: world.resource::<Clock>().unix_secs(),
-        sphere: None,
+        sphere: sphere.as_deref(),
     };
     let default = world.resource::<PrivacyConfig>().default_handling;
     let d = decide(rules, &cx, book, default);
@@ -100,7 +120,7 @@ pub fn admit(
         .get::<SourceUri>(presentity)
         .map(|u| u.0.to_string())
         .unwrap_or_default();
-    let placement = place(world, &uri, &identity);
+    let placement = place_at(world, Some(presentity), &uri, &identity);
     if placement == Placement::Block {
         return Err(Answer::new(403, "Forbidden"));
     }
@@ -163,11 +183,27 @@ pub fn release(world: &mut World, sub: Entity, presentity: Entity) {
 /// The Authorize set: place again every watcher of each presentity whose rules or lists
 /// changed.
 pub fn reauthorize(world: &mut World) {
-    let changed = std::mem::take(&mut world.resource_mut::<RuleBook>().changed);
-    if changed.is_empty() {
+    let mut owners = std::mem::take(&mut world.resource_mut::<RuleBook>().changed);
+    // a new document may change the sphere that rules compare with
+    let published = &world
+        .resource::<crate::presence::components::ViewChanges>()
+        .0;
+    let spheres = world.resource::<RuleBook>().sphere_owners > 0;
+    for &p in published.iter().filter(|_| spheres) {
+        let Some(uri) = world.get::<SourceUri>(p) else {
+            continue;
+        };
+        let Some(key) = identity_key(&uri.0) else {
+            continue;
+        };
+        let book = world.resource::<RuleBook>();
+        if book.rules_of(&key).is_some_and(super::sphere::needs_sphere) {
+            owners.push(key.into_boxed_slice());
+        }
+    }
+    if owners.is_empty() {
         return;
     }
-    let mut owners = changed;
     owners.sort();
     owners.dedup();
     for key in owners {
@@ -203,7 +239,7 @@ fn replace(world: &mut World, sub: Entity, presentity: Entity, uri: &str) {
     let Some(identity) = identity_of(world, sub) else {
         return;
     };
-    let placement = place(world, uri, &identity);
+    let placement = place_at(world, Some(presentity), uri, &identity);
     let current = match world.get::<View>(old_source) {
         Some(v) => Placement::View(v.shown.clone()),
         None => Placement::Full,

@@ -50,6 +50,8 @@ pub struct RuleBook {
     by_doc: HashMap<Box<str>, Vec<Box<str>>, HashKeys>,
     /// Owners (identity keys) whose watchers must be decided again this tick.
     pub changed: Vec<Box<[u8]>>,
+    /// Owners with a `<sphere>` condition: while none has one, publications need no look.
+    pub sphere_owners: usize,
 }
 
 impl RuleBook {
@@ -61,6 +63,7 @@ impl RuleBook {
             lists: HashMap::with_hasher(k(b"rulelist")),
             by_doc: HashMap::with_hasher(k(b"rulesdoc")),
             changed: Vec::new(),
+            sphere_owners: 0,
         }
     }
 
@@ -104,11 +107,11 @@ pub fn follow_rules(world: &mut World) {
             let members = read_list(world, &anc).map(|(_, m)| m).unwrap_or_default();
             let mut book = world.resource_mut::<RuleBook>();
             let book = &mut *book;
-            if let Some(l) = book.lists.get_mut(&anc) {
-                if l.members != members {
-                    l.members = members;
-                    book.changed.extend(l.owners.iter().cloned());
-                }
+            if let Some(l) = book.lists.get_mut(&anc)
+                && l.members != members
+            {
+                l.members = members;
+                book.changed.extend(l.owners.iter().cloned());
             }
         }
     }
@@ -146,6 +149,14 @@ fn rebuild_owner(world: &mut World, owner: &str) {
         l
     };
     let old = world.resource_mut::<RuleBook>().owners.remove(&key);
+    let had_sphere = old
+        .as_ref()
+        .is_some_and(|o| super::sphere::needs_sphere(&o.rules));
+    let has_sphere = !docs.is_empty() && super::sphere::needs_sphere(&merged);
+    {
+        let mut book = world.resource_mut::<RuleBook>();
+        book.sphere_owners = book.sphere_owners + has_sphere as usize - had_sphere as usize;
+    }
     let old_lists = old.map(|o| o.lists).unwrap_or_default();
     // lists no longer named by this owner
     for anc in old_lists.iter().filter(|a| !lists.contains(a)) {
@@ -154,12 +165,13 @@ fn rebuild_owner(world: &mut World, owner: &str) {
             l.owners.retain(|o| *o != key);
             l.owners.is_empty()
         });
-        if drop && let Some(l) = book.lists.remove(anc) {
-            if let Some(v) = book.by_doc.get_mut(&l.doc) {
-                v.retain(|a| a != anc);
-                if v.is_empty() {
-                    book.by_doc.remove(&l.doc);
-                }
+        if drop
+            && let Some(l) = book.lists.remove(anc)
+            && let Some(v) = book.by_doc.get_mut(&l.doc)
+        {
+            v.retain(|a| a != anc);
+            if v.is_empty() {
+                book.by_doc.remove(&l.doc);
             }
         }
     }

@@ -14,6 +14,7 @@ mod decide;
 pub mod filter;
 mod permissions;
 mod rules;
+mod sphere;
 #[cfg(test)]
 mod tests;
 pub mod views;
