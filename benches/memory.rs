@@ -86,6 +86,22 @@ fn main() {
         ..EngineConfig::default()
     });
     engine.add_feature(presence::feature(PresenceConfig::default()));
+    // the features the server runs: privacy (here letting everyone watch, the no-rules case)
+    // places every subscription, and watcher information follows their life cycles
+    engine.add_feature(presenced_systems::xdm::feature(Default::default()));
+    engine.add_feature(presenced_systems::privacy::feature(
+        presenced_systems::privacy::PrivacyConfig {
+            default_handling: presenced_systems::privacy::SubHandling::Allow,
+        },
+    ));
+    engine.add_feature(presenced_systems::winfo::feature(
+        presenced_systems::winfo::WinfoConfig {
+            min_expires: 60,
+            max_expires: 7200,
+            default_expires: 3600,
+            max_per_watcher: 1000,
+        },
+    ));
     let mut out = Vec::new();
     let mut now = 1u64;
     // settle: warm everything once, age the transactions out

@@ -827,3 +827,354 @@ pub fn rls_services_doc(service: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Privacy and watcher information (tests/privacy.rs, tests/winfo.rs)
+
+/// The content type of pres-rules documents (RFC 5025 §9.3).
+pub const AUTH_POLICY: &str = "application/auth-policy+xml";
+
+/// The XCAP path of `owner`'s pres-rules document (`users/<owner>/index`).
+pub fn pres_rules_path(owner: &str) -> String {
+    format!("/xcap-root/pres-rules/users/{owner}/index")
+}
+
+/// A pres-rules document holding `rules` (the text of `<cr:rule>` elements). The prefixes `cr`
+/// (common-policy), `pr` (pres-rules) and `ocp` (OMA common-policy) are declared.
+pub fn pres_rules_doc(rules: &str) -> Vec<u8> {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<cr:ruleset xmlns:cr=\"urn:ietf:params:xml:ns:common-policy\" \
+xmlns:pr=\"urn:ietf:params:xml:ns:pres-rules\" xmlns:ocp=\"urn:oma:xml:xdm:common-policy\">{rules}</cr:ruleset>"
+    )
+    .into_bytes()
+}
+
+/// One `<cr:rule>`: its conditions (inner XML of `<cr:conditions>`, omitted when empty), its
+/// `sub-handling` (omitted when None) and its transformations (inner XML, omitted when empty).
+pub fn pres_rule(id: &str, conditions: &str, handling: Option<&str>, transformations: &str) -> String {
+    let mut r = format!("<cr:rule id=\"{id}\">");
+    if !conditions.is_empty() {
+        r += &format!("<cr:conditions>{conditions}</cr:conditions>");
+    }
+    if let Some(h) = handling {
+        r += &format!("<cr:actions><pr:sub-handling>{h}</pr:sub-handling></cr:actions>");
+    }
+    if !transformations.is_empty() {
+        r += &format!("<cr:transformations>{transformations}</cr:transformations>");
+    }
+    r + "</cr:rule>"
+}
+
+/// An identity condition naming exactly `uri`.
+pub fn identity_one(uri: &str) -> String {
+    format!("<cr:identity><cr:one id=\"{uri}\"/></cr:identity>")
+}
+
+/// Transformations that grant everything (RFC 5025: all services, persons and devices, all
+/// attributes).
+pub const PROVIDE_EVERYTHING: &str = "<pr:provide-services><pr:all-services/></pr:provide-services>\
+<pr:provide-persons><pr:all-persons/></pr:provide-persons>\
+<pr:provide-devices><pr:all-devices/></pr:provide-devices>\
+<pr:provide-all-attributes/>";
+
+/// PUT `owner`'s pres-rules document holding `rules`; panics unless the server stored it.
+pub fn put_pres_rules(xcap: &Xcap, owner: &str, rules: &str) {
+    let r = xcap.put(&pres_rules_path(owner), AUTH_POLICY, &pres_rules_doc(rules));
+    assert!(
+        r.status == 200 || r.status == 201,
+        "PUT pres-rules: {} {}",
+        r.status,
+        r.text()
+    );
+}
+
+/// A subscriber in one dialog over UDP, of any event package.
+pub struct Subscriber {
+    pub peer: UdpPeer,
+    pub sub: Req,
+    pub to_tag: String,
+    pub cseq: u32,
+}
+
+impl Subscriber {
+    /// SUBSCRIBE from `from` (a URI, or a name-addr without tag) to `uri` for `event`, accepting
+    /// `accept`; `f` may change the request (extra headers). Returns the subscriber and the
+    /// final response.
+    pub fn subscribe(
+        server: &Server,
+        uri: &str,
+        from: &str,
+        event: &str,
+        accept: &str,
+        expires: u32,
+        f: impl FnOnce(Req) -> Req,
+    ) -> (Subscriber, Msg) {
+        let peer = UdpPeer::new(server.udp);
+        let from = if from.contains('<') {
+            from.to_owned()
+        } else {
+            format!("<{from}>")
+        };
+        let user = unique("c");
+        let sub = peer
+            .req("SUBSCRIBE", uri)
+            .set("From", &format!("{from};tag={}", unique("w")))
+            .set("Event", event)
+            .set("Accept", accept)
+            .set("Contact", &format!("<sip:{user}@{}>", peer.addr()))
+            .set("Expires", &expires.to_string());
+        let sub = f(sub);
+        let resp = peer.call(&sub);
+        let to_tag = resp.header("To").and_then(tag_of).unwrap_or_default();
+        (
+            Subscriber {
+                peer,
+                sub,
+                to_tag,
+                cseq: 1,
+            },
+            resp,
+        )
+    }
+
+    /// The next NOTIFY of this dialog, without answering it; its body (PIDF or watcherinfo)
+    /// validated against the schemas.
+    pub fn next_notify(&self, within: Duration) -> Option<Msg> {
+        let deadline = Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let m = self.peer.recv(left)?;
+            if !m.start.starts_with("NOTIFY ") {
+                continue;
+            }
+            assert_eq!(
+                m.header("Call-ID"),
+                self.sub.get("Call-ID"),
+                "NOTIFY in our dialog:\n{}",
+                m.text()
+            );
+            let event = self.sub.get("Event").unwrap();
+            assert_eq!(
+                m.header("Event").map(|e| e.split(';').next().unwrap().trim()),
+                Some(event),
+                "{}",
+                m.text()
+            );
+            assert!(m.header("Subscription-State").is_some(), "{}", m.text());
+            if !m.body.is_empty() {
+                let ct = m.header("Content-Type").expect("Content-Type with a body");
+                assert!(
+                    ct.eq_ignore_ascii_case(self.sub.get("Accept").unwrap()),
+                    "Content-Type {ct} is what we accept:\n{}",
+                    m.text()
+                );
+                assert_valid_xml(&m.body);
+            }
+            return Some(m);
+        }
+        None
+    }
+
+    /// The next NOTIFY (within 5 s), answered 200.
+    pub fn notify(&self) -> Msg {
+        let n = self
+            .next_notify(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("a NOTIFY for {}", self.sub.get("From").unwrap()));
+        self.peer.send(&response_to(&n, 200, "OK"));
+        n
+    }
+
+    /// Fails if a NOTIFY arrives within `within`.
+    pub fn assert_no_notify(&self, within: Duration) {
+        if let Some(n) = self.next_notify(within) {
+            panic!("unexpected NOTIFY:\n{}", n.text());
+        }
+    }
+
+    /// A SUBSCRIBE in the dialog (refresh, or unsubscribe with 0).
+    pub fn resubscribe(&mut self, expires: u32) -> Msg {
+        self.cseq += 1;
+        let to = format!("{};tag={}", self.sub.get("To").unwrap(), self.to_tag);
+        let r = self
+            .sub
+            .clone()
+            .set("To", &to)
+            .set("CSeq", &format!("{} SUBSCRIBE", self.cseq))
+            .set(
+                "Via",
+                &format!(
+                    "SIP/2.0/UDP {};branch=z9hG4bK{};rport",
+                    self.peer.addr(),
+                    unique("r")
+                ),
+            )
+            .set("Expires", &expires.to_string());
+        self.peer.call(&r)
+    }
+}
+
+/// The `Subscription-State` of a NOTIFY, split into its value and parameters.
+pub fn subscription_state(n: &Msg) -> (String, Vec<(String, String)>) {
+    let v = n.header("Subscription-State").expect("Subscription-State");
+    let mut parts = v.split(';').map(str::trim);
+    let state = parts.next().unwrap().to_ascii_lowercase();
+    let params = parts
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), v.trim().to_owned()),
+            None => (p.to_ascii_lowercase(), String::new()),
+        })
+        .collect();
+    (state, params)
+}
+
+/// A PUBLISH of `body` (PIDF) for `aor`'s presence from `peer`; returns the response.
+pub fn publish_pidf(peer: &UdpPeer, aor: &str, body: &[u8]) -> Msg {
+    let r = peer
+        .req("PUBLISH", aor)
+        .set("From", &format!("<{aor}>;tag={}", unique("p")))
+        .set("Event", "presence")
+        .set("Expires", "3600")
+        .body("application/pidf+xml", body);
+    let resp = peer.call(&r);
+    assert_eq!(resp.status(), 200, "PUBLISH: {}", resp.text());
+    resp
+}
+
+/// An element of a parsed XML document (namespace-resolved), for assertions on bodies that do
+/// not depend on the prefixes a server chose.
+#[derive(Debug, Clone, Default)]
+pub struct XmlEl {
+    pub ns: String,
+    pub local: String,
+    /// Attributes without a prefix (and not `xmlns`), by local name.
+    pub attrs: Vec<(String, String)>,
+    pub children: Vec<XmlEl>,
+    /// The element's own text (not its children's), trimmed.
+    pub text: String,
+}
+
+impl XmlEl {
+    /// An unprefixed attribute.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The children `{ns}local`.
+    pub fn kids<'a>(&'a self, ns: &'a str, local: &'a str) -> impl Iterator<Item = &'a XmlEl> {
+        self.children
+            .iter()
+            .filter(move |c| c.ns == ns && c.local == local)
+    }
+
+    /// Every element `{ns}local` at or below this one.
+    pub fn all<'a>(&'a self, ns: &str, local: &str) -> Vec<&'a XmlEl> {
+        let mut out = Vec::new();
+        fn walk<'a>(e: &'a XmlEl, ns: &str, local: &str, out: &mut Vec<&'a XmlEl>) {
+            if e.ns == ns && e.local == local {
+                out.push(e);
+            }
+            for c in &e.children {
+                walk(c, ns, local, out);
+            }
+        }
+        walk(self, ns, local, &mut out);
+        out
+    }
+
+    /// Whether an element `{ns}local` is at or below this one.
+    pub fn has(&self, ns: &str, local: &str) -> bool {
+        !self.all(ns, local).is_empty()
+    }
+}
+
+/// Parse `doc` into its root [`XmlEl`] (panics when not namespace-well-formed).
+pub fn parse_xml(doc: &[u8]) -> XmlEl {
+    use quick_xml::events::Event;
+    use quick_xml::name::ResolveResult;
+    fn ns_of(r: &ResolveResult<'_>) -> String {
+        match r {
+            ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
+            ResolveResult::Unbound => String::new(),
+            ResolveResult::Unknown(p) => panic!("unknown prefix {p:?}"),
+        }
+    }
+    let text = std::str::from_utf8(doc).expect("UTF-8 document");
+    let mut reader = quick_xml::reader::NsReader::from_str(text);
+    let mut stack: Vec<XmlEl> = Vec::new();
+    let mut root = None;
+    loop {
+        let (res, event) = reader
+            .read_resolved_event()
+            .unwrap_or_else(|e| panic!("not well-formed ({e}):\n{text}"));
+        let ns = ns_of(&res);
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let mut el = XmlEl {
+                    ns,
+                    local: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+                    ..XmlEl::default()
+                };
+                for a in e.attributes() {
+                    let a = a.expect("attribute");
+                    let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+                    if key == "xmlns" || key.contains(':') {
+                        continue;
+                    }
+                    let v = a
+                        .unescape_value()
+                        .map(|v| v.into_owned())
+                        .unwrap_or_else(|_| String::from_utf8_lossy(&a.value).into_owned());
+                    el.attrs.push((key, v));
+                }
+                if matches!(event, Event::Empty(_)) {
+                    match stack.last_mut() {
+                        Some(p) => p.children.push(el),
+                        None => root = Some(el),
+                    }
+                } else {
+                    stack.push(el);
+                }
+            }
+            Event::End(_) => {
+                let mut el = stack.pop().expect("balanced");
+                el.text = el.text.trim().to_owned();
+                match stack.last_mut() {
+                    Some(p) => p.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(top) = stack.last_mut() {
+                    let s = t
+                        .decode()
+                        .map(|s| s.into_owned())
+                        .unwrap_or_else(|_| String::from_utf8_lossy(&t).into_owned());
+                    top.text.push_str(&s);
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some(top) = stack.last_mut() {
+                    let name = String::from_utf8_lossy(&r).into_owned();
+                    top.text.push_str(match name.as_str() {
+                        "amp" => "&",
+                        "lt" => "<",
+                        "gt" => ">",
+                        "quot" => "\"",
+                        "apos" => "'",
+                        _ => "?",
+                    });
+                }
+            }
+            Event::CData(c) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&String::from_utf8_lossy(&c));
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    root.expect("a root element")
+}
