@@ -88,9 +88,8 @@ pub struct Snapshot {
     pub presentities: u64,
     /// Live publications.
     pub publications: u64,
-    /// Live subscriptions by event package (every one is active: pending and terminated do
-    /// not exist yet).
-    pub subscriptions: Vec<(&'static str, u64)>,
+    /// Live subscriptions by event package, and how many of them are pending.
+    pub subscriptions: Vec<(&'static str, u64, u64)>,
     /// When it was taken.
     pub at: Instant,
     /// The engine's inbox was over its high-water mark.
@@ -169,7 +168,17 @@ impl Publisher {
                 let n = |i: usize| live.and_then(|g| g.live.get(i).copied()).unwrap_or(0);
                 p.0.iter()
                     .enumerate()
-                    .map(|(i, p)| (p.event, n(i)))
+                    .map(|(i, p)| {
+                        // presence subscriptions waiting for their presentity's decision
+                        let pending = if p.event == presenced_systems::presence::EVENT {
+                            world
+                                .get_resource::<presenced_systems::privacy::PendingWatchers>()
+                                .map_or(0, |w| w.0)
+                        } else {
+                            0
+                        };
+                        (p.event, n(i), pending)
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -301,14 +310,15 @@ impl Metrics {
             ConstGauge::new(stat(|s| s.publications) as i64),
         );
         let subs = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
-        for &(package, live) in s.map_or(&[][..], |s| &s.subscriptions) {
+        for &(package, live, pending) in s.map_or(&[][..], |s| &s.subscriptions) {
+            let pending = pending.min(live);
             subs.get_or_create(&vec![("package", package), ("state", "active")])
-                .set(live as i64);
-            // the engine has no pending or terminated state yet
-            for state in ["pending", "terminated"] {
-                subs.get_or_create(&vec![("package", package), ("state", state)])
-                    .set(0);
-            }
+                .set((live - pending) as i64);
+            subs.get_or_create(&vec![("package", package), ("state", "pending")])
+                .set(pending as i64);
+            // a terminated subscription is gone once its final NOTIFY is answered
+            subs.get_or_create(&vec![("package", package), ("state", "terminated")])
+                .set(0);
         }
         reg.register(
             "subscriptions",

@@ -27,7 +27,7 @@ pub use permissions::{Attribute, Permissions, Selection, ServiceSelector, UserIn
 pub use rules::{Condition, IdentityCondition, Rule, RuleSet, SubHandling};
 
 pub use crate::xcap::usages::pres_rules::{CP_NS, OCP_NS, OMA_PR_NS, PR_NS};
-pub use views::{Filterings, Shown, View, Views};
+pub use views::{Filterings, PendingWatchers, Shown, View, Views};
 
 use bevy_ecs::prelude::*;
 
@@ -45,6 +45,7 @@ pub fn feature(config: PrivacyConfig) -> impl FnOnce(&mut World, &mut Schedule) 
         let hash_seed = world.resource::<crate::EngineConfig>().hash_seed;
         world.insert_resource(RuleBook::new(hash_seed));
         world.init_resource::<Filterings>();
+        world.init_resource::<PendingWatchers>();
         // rules are current before this tick's SUBSCRIBEs are decided
         schedule.add_systems(
             book::follow_rules

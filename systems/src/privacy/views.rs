@@ -43,8 +43,16 @@ pub struct Views(pub Vec<Entity>);
 #[derive(Resource, Debug, Default)]
 pub struct Filterings(pub u64);
 
+/// Presence subscriptions shown the pending view (waiting for a decision, or ending with
+/// nothing shown), for metrics.
+#[derive(Resource, Debug, Default)]
+pub struct PendingWatchers(pub u64);
+
 /// The view of `presentity` showing `shown`, made when none exists yet, with one more watcher.
 pub fn attach(world: &mut World, presentity: Entity, shown: Shown) -> Entity {
+    if shown == Shown::Pending {
+        world.resource_mut::<PendingWatchers>().0 += 1;
+    }
     let existing = world.get::<Views>(presentity).and_then(|vs| {
         vs.0.iter()
             .copied()
@@ -86,9 +94,15 @@ pub fn detach(world: &mut World, view: Entity) {
         return;
     };
     v.watchers = v.watchers.saturating_sub(1);
-    if v.watchers > 0 {
+    let (pending, left) = (v.shown == Shown::Pending, v.watchers);
+    if pending {
+        let mut n = world.resource_mut::<PendingWatchers>();
+        n.0 = n.0.saturating_sub(1);
+    }
+    if left > 0 {
         return;
     }
+    let v = world.get::<View>(view).expect("checked");
     let presentity = v.presentity;
     world.despawn(view);
     if let Some(mut vs) = world.get_mut::<Views>(presentity) {
