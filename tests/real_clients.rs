@@ -41,7 +41,12 @@ fn pjsua2_available(test: &str) -> bool {
 
 /// Run a client script against `proxy` over `transport`, killing it after `CLIENT_TIMEOUT`.
 /// Returns (exit code, or None when killed/signalled; stdout; stderr).
-fn run_client(script: &str, proxy: SocketAddr, transport: &str) -> (Option<i32>, String, String) {
+fn run_client(
+    script: &str,
+    proxy: SocketAddr,
+    transport: &str,
+    extra: &[String],
+) -> (Option<i32>, String, String) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients")
         .join(script);
@@ -51,6 +56,7 @@ fn run_client(script: &str, proxy: SocketAddr, transport: &str) -> (Option<i32>,
         .arg(proxy.to_string())
         .arg("--transport")
         .arg(transport)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -82,17 +88,32 @@ fn run_client(script: &str, proxy: SocketAddr, transport: &str) -> (Option<i32>,
 }
 
 fn pjsua_presence(transport: &str) {
-    let test = format!("pjsua_presence_{transport}");
+    pjsua_run(transport, false);
+}
+
+/// With `privacy`, the server decides by pres-rules (default confirm) and the client writes
+/// the rule that lets bob see alice while bob's subscription is pending.
+fn pjsua_run(transport: &str, privacy: bool) {
+    let test = format!("pjsua_presence_{transport}{}", if privacy { "_privacy" } else { "" });
     if !pjsua2_available(&test) {
         return;
     }
-    let mut server = Server::start();
+    let mut server = if privacy {
+        Server::start_with("[privacy]\ndefault = \"confirm\"\n", &[])
+    } else {
+        Server::start()
+    };
     let addr = if transport == "udp" {
         server.udp
     } else {
         server.tcp
     };
-    let (code, out, err) = run_client("pjsua_presence.py", addr, transport);
+    let extra = if privacy {
+        vec!["--xcap".to_owned(), format!("http://{}/xcap-root", server.http)]
+    } else {
+        Vec::new()
+    };
+    let (code, out, err) = run_client("pjsua_presence.py", addr, transport, &extra);
     let alive = server.alive();
     assert!(
         code == Some(0) && out.contains("PASS"),
@@ -116,4 +137,11 @@ fn pjsua_presence_udp() {
 #[test]
 fn pjsua_presence_tcp() {
     pjsua_presence("tcp");
+}
+
+/// Privacy with a real client: bob's buddy subscription waits (pending) until alice's rules,
+/// written over XCAP, allow him; then he sees each of her changes.
+#[test]
+fn pjsua_pending_until_rules_allow_udp() {
+    pjsua_run("udp", true);
 }

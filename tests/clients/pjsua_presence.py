@@ -9,6 +9,11 @@ to alice as a buddy, and bob must see every change alice makes:
   2. online, activity away, note "out for lunch"
   3. offline (basic closed), note "gone home", subscription still active
 
+With `--xcap ROOT` the server is expected to decide by pres-rules (privacy.default = confirm):
+bob's subscription must first be pending and show nothing of alice; then alice's rules, written
+over XCAP to ROOT/pres-rules/users/sip:alice@example.com/index, allow bob, and the steps above
+follow.
+
 Prints `PASS ...` and exits 0 when all three were seen in time; otherwise prints what bob saw
 and the SIP trace (PJSIP log level 5, kept in memory) and exits 1.
 
@@ -24,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+import urllib.request
 
 try:
     import pjsua2 as pj
@@ -99,6 +105,34 @@ def header(msg, name):
     return ""
 
 
+ALLOW_BOB = """<?xml version="1.0" encoding="UTF-8"?>
+<cr:ruleset xmlns:cr="urn:ietf:params:xml:ns:common-policy" xmlns:pr="urn:ietf:params:xml:ns:pres-rules">
+  <cr:rule id="bob">
+    <cr:conditions><cr:identity><cr:one id="sip:bob@example.com"/></cr:identity></cr:conditions>
+    <cr:actions><pr:sub-handling>allow</pr:sub-handling></cr:actions>
+    <cr:transformations>
+      <pr:provide-services><pr:all-services/></pr:provide-services>
+      <pr:provide-persons><pr:all-persons/></pr:provide-persons>
+      <pr:provide-devices><pr:all-devices/></pr:provide-devices>
+      <pr:provide-all-attributes/>
+    </cr:transformations>
+  </cr:rule>
+</cr:ruleset>
+"""
+
+
+def put_rules(root):
+    """alice's client allows bob: her pres-rules document, over XCAP."""
+    req = urllib.request.Request(
+        f"{root}/pres-rules/users/sip:alice@example.com/index",
+        data=ALLOW_BOB.encode(),
+        method="PUT",
+        headers={"Content-Type": "application/auth-policy+xml"},
+    )
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return r.status
+
+
 def presence(status, activity, note):
     ps = pj.PresenceStatus()
     ps.status = status
@@ -113,6 +147,7 @@ def main():
     ap.add_argument("--transport", choices=["udp", "tcp"], default="udp")
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds for the whole check")
     ap.add_argument("--verbose", action="store_true", help="echo the PJSIP log (level 5) live")
+    ap.add_argument("--xcap", help="XCAP root: expect pending until rules written there allow bob")
     args = ap.parse_args()
 
     ep = pj.Endpoint()
@@ -216,7 +251,32 @@ def main():
     deadline = time.monotonic() + args.timeout
     seen = []
     failed = None
+    if args.xcap:
+        # confirm: bob waits, and sees nothing of what alice publishes meanwhile
+        alice.setOnlineStatus(steps[0][1])
+        pending = False
+        while time.monotonic() < deadline and not pending:
+            ep.libHandleEvents(20)
+            pending = buddy.getInfo().subState == pj.PJSIP_EVSUB_STATE_PENDING
+        # give a leaked NOTIFY of alice's publication time to arrive
+        settle = time.monotonic() + 0.5
+        while time.monotonic() < settle:
+            ep.libHandleEvents(20)
+        info = buddy.getInfo()
+        if not pending:
+            failed = "bob's subscription pending"
+        elif info.presStatus.note or info.presStatus.status == pj.PJSUA_BUDDY_STATUS_ONLINE:
+            failed = "nothing shown while pending"
+        else:
+            seen.append("pending")
+            status = put_rules(args.xcap)
+            if status not in (200, 201):
+                failed = f"rules written (HTTP {status})"
+            else:
+                seen.append(f"rules allow bob (HTTP {status})")
     for name, status, check in steps:
+        if failed is not None:
+            break
         alice.setOnlineStatus(status)
         ok = False
         while time.monotonic() < deadline:
