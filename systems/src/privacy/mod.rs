@@ -8,12 +8,14 @@
 //! view: watchers holding the same permissions share one filtered, encoded document.
 
 mod decide;
+mod filter;
 mod permissions;
 mod rules;
 #[cfg(test)]
 mod tests;
 
 pub use decide::{Context, Decision, ListMembership, NoLists, Requester, decide};
+pub use filter::{GEOPRIV_NS, OMA_PIDF_NS, RPID_NS, filter};
 pub use permissions::{Attribute, Permissions, Selection, ServiceSelector, UserInput};
 pub use rules::{Condition, IdentityCondition, Rule, RuleSet, SubHandling};
 
