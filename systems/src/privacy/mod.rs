@@ -23,6 +23,7 @@ pub use authorize::{AssertedIdentity, Placement, admit, place, release};
 pub use book::{RuleBook, Rules};
 pub use config::PrivacyConfig;
 pub use decide::{Context, Decision, ListMembership, NoLists, Requester, decide};
+pub use filter::{GEOPRIV_NS, OMA_PIDF_NS, RPID_NS, filter};
 pub use permissions::{Attribute, Permissions, Selection, ServiceSelector, UserInput};
 pub use rules::{Condition, IdentityCondition, Rule, RuleSet, SubHandling};
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::rules::{Condition, RuleSet};
 use crate::formats::pidf::{self, ElementKind};
 
-const RPID_NS: &str = "urn:ietf:params:xml:ns:pidf:rpid";
+use super::filter::RPID_NS;
 
 /// Whether any rule has a `<sphere>` condition (only then is the sphere read).
 pub fn needs_sphere(rules: &RuleSet) -> bool {
@@ -26,22 +26,17 @@ pub fn sphere_of(body: &Bytes) -> Option<String> {
         .iter()
         .filter(|e| e.kind == ElementKind::Person)
     {
-        let bytes = el.as_bytes();
         for c in el.children(&doc) {
             if c.namespace != RPID_NS || c.local != "sphere" {
                 continue;
             }
-            let text = std::str::from_utf8(&bytes[c.range.clone()]).ok()?;
-            // the content between the start tag and the end tag
-            let inner = &text[text.find('>')? + 1..text.rfind("</").unwrap_or(text.len())];
-            let inner = inner.trim();
-            if let Some(tag) = inner.strip_prefix('<') {
-                let name: &str = tag
-                    .split(|ch: char| ch == '/' || ch == '>' || ch.is_ascii_whitespace())
-                    .next()?;
-                return Some(name.rsplit(':').next()?.to_owned());
+            // a token element (`<rpid:work/>`) names the sphere, else its text does
+            if let Some(token) = el.children_of(&doc, &c).first() {
+                return Some(token.local.to_owned());
             }
-            return (!inner.is_empty()).then(|| inner.to_owned());
+            let text = el.child_text(&c);
+            let text = text.trim();
+            return (!text.is_empty()).then(|| text.to_owned());
         }
     }
     None

@@ -1,16 +1,17 @@
 //! What is inside a top-level element, for filters that work below it (pres-rules content rules
-//! drop `<rpid:activities>` from a person, `<note>` from a tuple, ...): its child elements as
-//! (namespace, local name, byte range), found on demand by walking the element's bytes again,
-//! and the element written with some of them left out. The parse records nothing for this, so
-//! documents that are never filtered cost nothing more.
+//! drop `<rpid:activities>` from a person, `<note>` from a tuple, ...): its child elements (and
+//! a child's own children) as (namespace, local name, byte range), a child's text and
+//! attributes, found on demand by walking the element's bytes again, and the element written
+//! with some of them left out. The parse records nothing for this, so documents that are never
+//! filtered cost nothing more.
 
 use std::borrow::Cow;
 use std::ops::Range;
 
 use super::model::*;
 use crate::xml::namespace::XML_NS;
-use crate::xml::scan::{unescape, unescaped};
-use crate::xml::walk::{Handler, RawAttr, StartTag, TagName, walk};
+use crate::xml::scan::{attr_value, is_xml_space, text_value, unescape, unescaped};
+use crate::xml::walk::{Handler, Markup, RawAttr, StartTag, TagName, walk};
 
 /// A child element of a top-level element.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,19 +23,52 @@ pub struct Child<'a> {
     /// Where it is in the element's bytes ([`PidfElement::as_bytes`]), from `<` to the end of
     /// its end tag.
     pub range: Range<usize>,
+    /// Its content in the element's bytes, between its start and end tags (empty, at the end of
+    /// the tag, for an empty element).
+    pub content: Range<usize>,
+}
+
+/// An attribute of a child element ([`PidfElement::child_attributes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildAttribute<'a> {
+    /// Its qualified name as written.
+    pub name: &'a str,
+    /// Its value as an application sees it (references expanded, white space normalized).
+    pub value: Cow<'a, str>,
+    /// Where it is in the element's bytes, with the white space before it: leaving this range
+    /// out ([`PidfElement::without`]) leaves a well-formed start tag.
+    pub range: Range<usize>,
 }
 
 impl PidfElement {
     /// The child elements of this element, in document order; `doc` is the document it was
     /// parsed from (its root declarations resolve the children's prefixes).
     pub fn children<'a>(&'a self, doc: &'a PidfDocument) -> Vec<Child<'a>> {
+        self.collect(doc, 2, None)
+    }
+
+    /// The child elements of `parent` (a child from [`children`](Self::children)), in document
+    /// order, with ranges in this element's bytes (so [`without`](Self::without) can leave
+    /// them out too): a tuple's `<status>` holds extensions besides `<basic>`.
+    pub fn children_of<'a>(&'a self, doc: &'a PidfDocument, parent: &Child<'_>) -> Vec<Child<'a>> {
+        self.collect(doc, 3, Some(parent.range.clone()))
+    }
+
+    fn collect<'a>(
+        &'a self,
+        doc: &'a PidfDocument,
+        target: u32,
+        parent: Option<Range<usize>>,
+    ) -> Vec<Child<'a>> {
         let b = self.as_bytes();
         let text = std::str::from_utf8(b).unwrap_or_default();
         let mut found = Children {
             text,
             doc,
             scope: Vec::new(),
-            depth_decls: [0; 3],
+            depth_decls: [0; 4],
+            target,
+            parent,
             open: None,
             out: Vec::new(),
         };
@@ -43,8 +77,45 @@ impl PidfElement {
         found.out
     }
 
-    /// This element with the children at `drop` (ranges from [`children`](Self::children))
-    /// left out: the rest stays byte for byte, its start tag (and so every declaration on it)
+    /// The text of `child` (from [`children`](Self::children) or
+    /// [`children_of`](Self::children_of)) as an application sees it: its character data and
+    /// CDATA sections, references expanded, the text of elements inside it left out. Not trimmed.
+    pub fn child_text<'s>(&'s self, child: &Child<'_>) -> Cow<'s, str> {
+        let b = self.as_bytes();
+        let Some(content) = b.get(child.content.clone()) else {
+            return Cow::Borrowed("");
+        };
+        let content = std::str::from_utf8(content).unwrap_or_default();
+        if !content.contains('<') {
+            // nearly always: plain character data
+            return text_value(content);
+        }
+        let whole = &b[child.range.clone()];
+        let mut t = TextOf {
+            text: std::str::from_utf8(whole).unwrap_or_default(),
+            out: String::new(),
+        };
+        let _ = walk(whole, 0, whole.is_ascii(), &mut t);
+        Cow::Owned(t.out)
+    }
+
+    /// The attributes on the start tag of `child`, in document order; namespace declarations
+    /// are not attributes and are left out.
+    pub fn child_attributes<'s>(&'s self, child: &Child<'_>) -> Vec<ChildAttribute<'s>> {
+        let whole = &self.as_bytes()[child.range.clone()];
+        let mut a = AttributesOf {
+            text: std::str::from_utf8(whole).unwrap_or_default(),
+            base: child.range.start,
+            out: Vec::new(),
+        };
+        let _ = walk(whole, 0, whole.is_ascii(), &mut a);
+        a.out
+    }
+
+    /// This element with the ranges `drop` left out: children (from
+    /// [`children`](Self::children)), children of a child ([`children_of`](Self::children_of))
+    /// or attributes of a child ([`child_attributes`](Self::child_attributes)), none inside
+    /// another. The rest stays byte for byte, its start tag (and so every declaration on it)
     /// included. A child's own declarations only ever served that child.
     pub fn without(&self, drop: &[Range<usize>]) -> PidfElement {
         let mut drop: Vec<Range<usize>> = drop.to_vec();
@@ -96,16 +167,22 @@ impl PidfDocument {
     }
 }
 
-/// Collects the children (depth 2 of the element walked as a document).
+/// Collects the children (depth 2 of the element walked as a document), or the children of
+/// one child (depth 3 inside `parent`).
 struct Children<'a> {
     text: &'a str,
     doc: &'a PidfDocument,
-    /// Declarations of the element and of the open child: (prefix, raw namespace name).
+    /// Declarations of the element and of the open elements down to `target`: (prefix, raw
+    /// namespace name).
     scope: Vec<(&'a str, &'a str)>,
-    /// How many of `scope` each depth (1: the element, 2: the child) declared.
-    depth_decls: [usize; 3],
-    /// The child being read: its start and name.
-    open: Option<(usize, TagName)>,
+    /// How many of `scope` each depth (1: the element, 2: a child, 3: its child) declared.
+    depth_decls: [usize; 4],
+    /// Depth of the elements collected (2 or 3).
+    target: u32,
+    /// For depth 3, the range of the child whose children are collected.
+    parent: Option<Range<usize>>,
+    /// The element being read: its start, name and where its content starts.
+    open: Option<(usize, TagName, usize)>,
     out: Vec<Child<'a>>,
 }
 
@@ -136,8 +213,8 @@ impl<'a> Handler for Children<'a> {
     type Error = crate::xml::Error;
 
     fn open(&mut self, name: TagName, lt: usize, depth: u32) -> Result<(), Self::Error> {
-        if depth == 2 {
-            self.open = Some((lt, name));
+        if depth == self.target && self.parent.as_ref().is_none_or(|p| p.contains(&lt)) {
+            self.open = Some((lt, name, lt));
         }
         Ok(())
     }
@@ -149,7 +226,7 @@ impl<'a> Handler for Children<'a> {
             Some(p) if p.starts_with(':') => &p[1..],
             _ => return Ok(()),
         };
-        if depth <= 2 {
+        if depth <= self.target {
             self.scope
                 .push((prefix, &self.text[a.value_start..a.value_end]));
             self.depth_decls[depth as usize] += 1;
@@ -157,15 +234,22 @@ impl<'a> Handler for Children<'a> {
         Ok(())
     }
 
-    fn start(&mut self, _tag: StartTag, _depth: u32) -> Result<(), Self::Error> {
+    fn start(&mut self, tag: StartTag, depth: u32) -> Result<(), Self::Error> {
+        if depth == self.target
+            && let Some(open) = self.open.as_mut()
+        {
+            open.2 = tag.after;
+        }
         Ok(())
     }
 
-    fn close(&mut self, depth: u32, _at: usize, after: usize) -> Result<(), Self::Error> {
-        if depth != 2 {
+    fn close(&mut self, depth: u32, at: usize, after: usize) -> Result<(), Self::Error> {
+        if depth < 2 || depth > self.target {
             return Ok(());
         }
-        if let Some((lt, name)) = self.open.take() {
+        if depth == self.target
+            && let Some((lt, name, content)) = self.open.take()
+        {
             let (prefix, local) = match name.colon {
                 Some(c) => (&self.text[name.start..c], &self.text[c + 1..name.end]),
                 None => ("", &self.text[name.start..name.end]),
@@ -175,10 +259,102 @@ impl<'a> Handler for Children<'a> {
                 namespace,
                 local,
                 range: lt..after,
+                // an empty element closes at its own `<`, before its content would start
+                content: content..at.max(content),
             });
         }
-        let n = std::mem::take(&mut self.depth_decls[2]);
+        let n = std::mem::take(&mut self.depth_decls[depth as usize]);
         self.scope.truncate(self.scope.len() - n);
+        Ok(())
+    }
+}
+
+/// The text of one element walked as a document: character data and CDATA at depth 1.
+struct TextOf<'a> {
+    text: &'a str,
+    out: String,
+}
+
+impl Handler for TextOf<'_> {
+    type Error = crate::xml::Error;
+
+    fn open(&mut self, _: TagName, _: usize, _: u32) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn attribute(&mut self, _: RawAttr, _: usize, _: u32) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn start(&mut self, _: StartTag, _: u32) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn close(&mut self, _: u32, _: usize, _: usize) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn text(&mut self, start: usize, end: usize, depth: u32) -> Result<(), Self::Error> {
+        if depth == 1 {
+            self.out.push_str(&text_value(&self.text[start..end]));
+        }
+        Ok(())
+    }
+
+    fn markup(
+        &mut self,
+        kind: Markup,
+        start: usize,
+        end: usize,
+        depth: u32,
+    ) -> Result<(), Self::Error> {
+        if kind == Markup::CData && depth == 1 {
+            // `<![CDATA[` ... `]]>`, taken literally
+            self.out.push_str(&self.text[start + 9..end - 3]);
+        }
+        Ok(())
+    }
+}
+
+/// The attributes of the start tag of one element walked as a document.
+struct AttributesOf<'a> {
+    text: &'a str,
+    /// Where the element starts in its parent's bytes.
+    base: usize,
+    out: Vec<ChildAttribute<'a>>,
+}
+
+impl<'a> Handler for AttributesOf<'a> {
+    type Error = crate::xml::Error;
+
+    fn open(&mut self, _: TagName, _: usize, _: u32) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn attribute(&mut self, a: RawAttr, _: usize, depth: u32) -> Result<(), Self::Error> {
+        let name = &self.text[a.key_start..a.key_end];
+        if depth != 1 || name == "xmlns" || name.starts_with("xmlns:") {
+            return Ok(());
+        }
+        let b = self.text.as_bytes();
+        let mut from = a.key_start;
+        while from > 0 && is_xml_space(b[from - 1]) {
+            from -= 1;
+        }
+        self.out.push(ChildAttribute {
+            name,
+            value: attr_value(&self.text[a.value_start..a.value_end]),
+            // through the closing quote
+            range: self.base + from..self.base + a.value_end + 1,
+        });
+        Ok(())
+    }
+
+    fn start(&mut self, _: StartTag, _: u32) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn close(&mut self, _: u32, _: usize, _: usize) -> Result<(), Self::Error> {
         Ok(())
     }
 }
@@ -320,5 +496,70 @@ mod tests {
         crate::schema_check::assert_valid(&out);
         assert_eq!(parse(&out).unwrap().elements.len(), 2);
         assert!(d.view().is_none());
+    }
+
+    #[test]
+    fn children_of_a_child() {
+        let body = br#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:x="urn:x" entity="sip:a@b"><tuple id="t"><status xmlns:y="urn:y"><basic>open</basic><y:e/><x:f>1</x:f></status><x:g><x:h/></x:g></tuple></presence>"#;
+        let doc = parse(body).unwrap();
+        let el = &doc.elements[0];
+        let children = el.children(&doc);
+        let names = |cs: &[Child<'_>]| -> Vec<String> {
+            cs.iter()
+                .map(|c| format!("{{{}}}{}", c.namespace, c.local))
+                .collect()
+        };
+        let status = el.children_of(&doc, &children[0]);
+        assert_eq!(
+            names(&status),
+            [
+                format!("{{{PIDF_NS}}}basic"),
+                "{urn:y}e".into(),
+                "{urn:x}f".into()
+            ]
+        );
+        assert_eq!(names(&el.children_of(&doc, &children[1])), ["{urn:x}h"]);
+        assert_eq!(el.child_text(&status[0]), "open");
+        assert_eq!(el.child_text(&status[1]), "");
+        // a grandchild left out
+        let kept = el.without(&[status[1].range.clone()]);
+        assert_eq!(
+            kept.as_bytes(),
+            br#"<tuple id="t"><status xmlns:y="urn:y"><basic>open</basic><x:f>1</x:f></status><x:g><x:h/></x:g></tuple>"#
+        );
+        assert_eq!(kept.id(), Some("t"));
+    }
+
+    #[test]
+    fn text_and_attributes_of_a_child() {
+        let body = br#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:r="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:a@b"><tuple id="t"><status/><r:user-input
+ idle-threshold = '600'	last-input="2025-01-01T00:00:00Z" id="u&#x31;" xmlns:z="urn:z">i<!-- c -->d<![CDATA[l]]>&#101;</r:user-input><contact> sip:a@b </contact></tuple></presence>"#;
+        let doc = parse(body).unwrap();
+        let el = &doc.elements[0];
+        let children = el.children(&doc);
+        assert_eq!(el.child_text(&children[0]), "");
+        assert_eq!(el.child_text(&children[1]), "idle");
+        assert_eq!(el.child_text(&children[2]), " sip:a@b ");
+        let attrs = el.child_attributes(&children[1]);
+        let got: Vec<_> = attrs.iter().map(|a| (a.name, &*a.value)).collect();
+        assert_eq!(
+            got,
+            [
+                ("idle-threshold", "600"),
+                ("last-input", "2025-01-01T00:00:00Z"),
+                ("id", "u1")
+            ]
+        );
+        // attributes left out, the start tag stays well-formed
+        let kept = el.without(&[attrs[0].range.clone(), attrs[1].range.clone()]);
+        let text = std::str::from_utf8(kept.as_bytes()).unwrap();
+        assert!(
+            text.contains(r#"<r:user-input id="u&#x31;" xmlns:z="urn:z">"#),
+            "{text}"
+        );
+        let d = doc.with_elements([kept]);
+        let out = compose("sip:a@b", &[&d]);
+        crate::schema_check::assert_valid(&out);
+        assert!(el.child_attributes(&children[2]).is_empty());
     }
 }

@@ -20,7 +20,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use children::Child;
+pub use children::{Child, ChildAttribute};
 pub use compose::{compose, empty_view};
 pub use model::{
     CLOSED_TUPLE_ID, DATA_MODEL_NS, ElementKind, PIDF_NS, PidfDocument, PidfElement, SharedStr,
