@@ -94,7 +94,10 @@ fn pjsua_presence(transport: &str) {
 /// With `privacy`, the server decides by pres-rules (default confirm) and the client writes
 /// the rule that lets bob see alice while bob's subscription is pending.
 fn pjsua_run(transport: &str, privacy: bool) {
-    let test = format!("pjsua_presence_{transport}{}", if privacy { "_privacy" } else { "" });
+    let test = format!(
+        "pjsua_presence_{transport}{}",
+        if privacy { "_privacy" } else { "" }
+    );
     if !pjsua2_available(&test) {
         return;
     }
@@ -109,7 +112,10 @@ fn pjsua_run(transport: &str, privacy: bool) {
         server.tcp
     };
     let extra = if privacy {
-        vec!["--xcap".to_owned(), format!("http://{}/xcap-root", server.http)]
+        vec![
+            "--xcap".to_owned(),
+            format!("http://{}/xcap-root", server.http),
+        ]
     } else {
         Vec::new()
     };

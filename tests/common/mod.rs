@@ -851,7 +851,12 @@ xmlns:pr=\"urn:ietf:params:xml:ns:pres-rules\" xmlns:ocp=\"urn:oma:xml:xdm:commo
 
 /// One `<cr:rule>`: its conditions (inner XML of `<cr:conditions>`, omitted when empty), its
 /// `sub-handling` (omitted when None) and its transformations (inner XML, omitted when empty).
-pub fn pres_rule(id: &str, conditions: &str, handling: Option<&str>, transformations: &str) -> String {
+pub fn pres_rule(
+    id: &str,
+    conditions: &str,
+    handling: Option<&str>,
+    transformations: &str,
+) -> String {
     let mut r = format!("<cr:rule id=\"{id}\">");
     if !conditions.is_empty() {
         r += &format!("<cr:conditions>{conditions}</cr:conditions>");
@@ -954,7 +959,8 @@ impl Subscriber {
             );
             let event = self.sub.get("Event").unwrap();
             assert_eq!(
-                m.header("Event").map(|e| e.split(';').next().unwrap().trim()),
+                m.header("Event")
+                    .map(|e| e.split(';').next().unwrap().trim()),
                 Some(event),
                 "{}",
                 m.text()
@@ -1095,7 +1101,7 @@ pub fn parse_xml(doc: &[u8]) -> XmlEl {
     use quick_xml::name::ResolveResult;
     fn ns_of(r: &ResolveResult<'_>) -> String {
         match r {
-            ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
+            ResolveResult::Bound(n) => n.0.to_owned(),
             ResolveResult::Unbound => String::new(),
             ResolveResult::Unknown(p) => panic!("unknown prefix {p:?}"),
         }
@@ -1113,19 +1119,19 @@ pub fn parse_xml(doc: &[u8]) -> XmlEl {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let mut el = XmlEl {
                     ns,
-                    local: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+                    local: e.local_name().into_inner().to_owned(),
                     ..XmlEl::default()
                 };
                 for a in e.attributes() {
                     let a = a.expect("attribute");
-                    let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+                    let key = a.key.0.to_owned();
                     if key == "xmlns" || key.contains(':') {
                         continue;
                     }
                     let v = a
-                        .unescape_value()
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                         .map(|v| v.into_owned())
-                        .unwrap_or_else(|_| String::from_utf8_lossy(&a.value).into_owned());
+                        .unwrap_or_else(|_| a.value.to_string());
                     el.attrs.push((key, v));
                 }
                 if matches!(event, Event::Empty(_)) {
@@ -1147,17 +1153,13 @@ pub fn parse_xml(doc: &[u8]) -> XmlEl {
             }
             Event::Text(t) => {
                 if let Some(top) = stack.last_mut() {
-                    let s = t
-                        .decode()
-                        .map(|s| s.into_owned())
-                        .unwrap_or_else(|_| String::from_utf8_lossy(&t).into_owned());
-                    top.text.push_str(&s);
+                    top.text.push_str(&t.xml10_content());
                 }
             }
             Event::GeneralRef(r) => {
                 if let Some(top) = stack.last_mut() {
-                    let name = String::from_utf8_lossy(&r).into_owned();
-                    top.text.push_str(match name.as_str() {
+                    let name = r.into_inner();
+                    top.text.push_str(match &*name {
                         "amp" => "&",
                         "lt" => "<",
                         "gt" => ">",
@@ -1169,7 +1171,7 @@ pub fn parse_xml(doc: &[u8]) -> XmlEl {
             }
             Event::CData(c) => {
                 if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&String::from_utf8_lossy(&c));
+                    top.text.push_str(&c.xml10_content());
                 }
             }
             Event::Eof => break,

@@ -84,6 +84,11 @@ fn place_at(
     };
     let default = world.resource::<PrivacyConfig>().default_handling;
     let d = decide(rules, &cx, book, default);
+    // no rule speaks of this watcher and the operator lets everyone watch: a server without
+    // privacy, everything shown (a matching rule's permissions are exactly what it grants)
+    if d.matched == 0 && d.handling == SubHandling::Allow {
+        return Placement::Full;
+    }
     match d.handling {
         SubHandling::Block => Placement::Block,
         SubHandling::Confirm => Placement::View(Shown::Pending),
@@ -164,6 +169,16 @@ pub fn release(world: &mut World, sub: Entity, presentity: Entity) {
     let pending = world
         .get::<View>(source)
         .is_some_and(|v| v.shown == Shown::Pending);
+    // rejected and deactivated watchers were reported when the rules ended them
+    if matches!(
+        state,
+        SubState::Terminating(Some(Reason::Rejected | Reason::Deactivated))
+    ) {
+        if world.get::<View>(source).is_some() {
+            detach(world, source);
+        }
+        return;
+    }
     let (status, event) = match state {
         SubState::Terminating(Some(Reason::Timeout)) if pending => {
             (Status::Waiting, Event::Timeout)
