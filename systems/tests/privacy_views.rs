@@ -179,3 +179,54 @@ fn one_filter_per_permission_set_and_pending_watchers_see_nothing() {
             .contains("change 1")
     );
 }
+
+/// A rule valid until a date stops applying at the watcher's first refresh after it.
+#[test]
+fn a_rule_that_expires_applies_until_the_next_refresh_after_it() {
+    let mut e = engine();
+    // engine time 0 is 2030-01-01T00:00:00Z
+    e.set_wall_clock(Time(0), 1_893_456_000_000);
+    let doc = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<cr:ruleset xmlns:cr=\"urn:ietf:params:xml:ns:common-policy\" \
+xmlns:pr=\"urn:ietf:params:xml:ns:pres-rules\"><cr:rule id=\"for-now\"><cr:conditions>\
+<cr:identity><cr:one id=\"sip:w1@example.com\"/></cr:identity>\
+<cr:validity><cr:from>2029-12-31T00:00:00Z</cr:from><cr:until>2030-01-01T00:01:00Z</cr:until></cr:validity>\
+</cr:conditions><cr:actions><pr:sub-handling>allow</pr:sub-handling></cr:actions></cr:rule></cr:ruleset>";
+    let mut change = rules();
+    change.content = Some(Bytes::from(doc));
+    e.submit_documents([change]);
+    let mut out = Vec::new();
+    e.tick(Time(1000), [subscribe(1)], &mut out);
+    let first: Vec<Outbound> = notifies(&out).into_iter().cloned().collect();
+    assert_eq!(first.len(), 1);
+    let head = String::from_utf8_lossy(&first[0].head).into_owned();
+    assert!(head.contains("Subscription-State: active"), "{head}");
+    out.clear();
+    e.tick(Time(1001), [ok_to(&first[0])], &mut out);
+    // two minutes later (past `until`) the watcher refreshes
+    let tag = head
+        .lines()
+        .find(|l| l.starts_with("From:"))
+        .and_then(|l| l.split("tag=").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let refresh = inbound(
+        10_001,
+        format!(
+            "SUBSCRIBE sip:alice@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:10001;branch=z9hG4bKr1;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:w1@example.com>;tag=t1\r\nTo: <sip:alice@example.com>;tag={tag}\r\nCall-ID: c1\r\n\
+CSeq: 2 SUBSCRIBE\r\nContact: <sip:w1@127.0.0.1:10001>\r\nEvent: presence\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"
+        ),
+    );
+    out.clear();
+    e.tick(Time(121_000), [refresh], &mut out);
+    let n = notifies(&out);
+    assert_eq!(n.len(), 1);
+    let head = std::str::from_utf8(&n[0].head).unwrap();
+    // active cannot go back to pending (RFC 6665): asked to subscribe again, it will wait
+    assert!(
+        head.contains("Subscription-State: terminated;reason=deactivated"),
+        "{head}"
+    );
+    assert!(n[0].body.is_empty(), "nothing shown any more");
+}

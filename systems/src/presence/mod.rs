@@ -47,7 +47,7 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
                     variant: config.closed_when_unpublished,
                 }),
                 on_subscribe: watch::on_subscribe,
-                on_refresh: |_, _| {},
+                on_refresh: watch::on_refresh,
                 on_end: watch::on_end,
             },
         );

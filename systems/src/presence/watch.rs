@@ -74,6 +74,15 @@ fn forget_if_unused(world: &mut World, presentity: Entity) {
     }
 }
 
+/// A refresh: privacy places the watcher again (its NOTIFY then reports where it stands).
+pub fn on_refresh(world: &mut World, sub: Entity) {
+    if let Some(presentity) = watched(world, sub)
+        && world.contains_resource::<crate::privacy::RuleBook>()
+    {
+        crate::privacy::refreshed(world, sub, presentity);
+    }
+}
+
 /// Detach an ended subscription; forget a presentity nobody publishes or watches any more.
 pub fn on_end(world: &mut World, sub: Entity) {
     let Some(presentity) = watched(world, sub) else {

@@ -242,6 +242,16 @@ pub fn reauthorize(world: &mut World) {
     }
 }
 
+/// A refreshed presence subscription is placed again: rules that depend on time
+/// (`<validity>`) apply from the watcher's next refresh at the latest.
+pub fn refreshed(world: &mut World, sub: Entity, presentity: Entity) {
+    let uri = world
+        .get::<SourceUri>(presentity)
+        .map(|u| u.0.to_string())
+        .unwrap_or_default();
+    replace(world, sub, presentity, &uri);
+}
+
 /// Move one live subscription to where its rules now put it.
 fn replace(world: &mut World, sub: Entity, presentity: Entity, uri: &str) {
     let Some(s) = world.get::<Subscription>(sub) else {
