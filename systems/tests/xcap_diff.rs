@@ -29,10 +29,8 @@ fn change(prev: Option<&str>, new: Option<&str>) -> DocumentChange {
 }
 
 fn subscribe(from: &str, event: &str) -> Inbound {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list>\
-<entry uri=\"resource-lists/users/sip:joe@example.com/\"/></list></resource-lists>"
-    );
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list>\
+<entry uri=\"resource-lists/users/sip:joe@example.com/\"/></list></resource-lists>";
     let text = format!(
         "SUBSCRIBE sip:joe@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9100;branch=z9hG4bKx1;rport\r\nMax-Forwards: 70\r\n\
 From: <{from}>;tag=a\r\nTo: <sip:joe@example.com>\r\nCall-ID: xd1\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:joe@127.0.0.1:9100>\r\n\

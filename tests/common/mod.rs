@@ -429,13 +429,12 @@ fn final_response(req: &Req, mut recv: impl FnMut(Duration) -> Option<Msg>) -> M
     let call_id = req.get("Call-ID").unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if let Some(m) = recv(Duration::from_millis(500)) {
-            if m.start.starts_with("SIP/2.0 ")
-                && m.header("Call-ID") == Some(&call_id)
-                && m.status() >= 200
-            {
-                return m;
-            }
+        if let Some(m) = recv(Duration::from_millis(500))
+            && m.start.starts_with("SIP/2.0 ")
+            && m.header("Call-ID") == Some(&call_id)
+            && m.status() >= 200
+        {
+            return m;
         }
     }
     panic!("no final response to {} {}", req.method, call_id)
