@@ -268,3 +268,63 @@ fn probes_answer_200_without_credentials() {
     let r = http.get("/xcap-root/resource-lists/users/sip:alice@example.com/index");
     assert_status(&r, 401, "XCAP without credentials");
 }
+
+/// Watchers waiting for the presentity's decision (privacy.default = confirm, no rules) are
+/// counted as pending, and as active once rules allow them.
+#[test]
+fn pending_subscriptions_are_counted_as_pending() {
+    if !has_parser() {
+        return;
+    }
+    let server = Server::start_with("[privacy]\ndefault = \"confirm\"\n", &[]);
+    let xcap = Xcap::new(server.http);
+    let watcher = UdpPeer::new(server.udp);
+    let resp = watcher.call(&common::presence_subscribe(&watcher, ALICE, 600));
+    assert_eq!(resp.status(), 200, "{}", resp.text());
+    let wait_for = |state: &str, want: f64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // answer whatever NOTIFY came meanwhile
+            while let Some(m) = watcher.recv(Duration::from_millis(20)) {
+                if m.method() == "NOTIFY" {
+                    watcher.send(&response_to(&m, 200, "OK"));
+                }
+            }
+            let s = parse(&xcap.get("/metrics").text());
+            let labels = format!("package=presence,state={state}");
+            let n = sample(&s, "presenced_subscriptions", &labels);
+            if n == want {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{state}: {n}, not {want}");
+        }
+    };
+    let s = wait_for("pending", 1.0);
+    assert_eq!(
+        sample(
+            &s,
+            "presenced_subscriptions",
+            "package=presence,state=active"
+        ),
+        0.0
+    );
+    let rules = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<cr:ruleset xmlns:cr=\"urn:ietf:params:xml:ns:common-policy\" \
+xmlns:pr=\"urn:ietf:params:xml:ns:pres-rules\"><cr:rule id=\"bob\"><cr:conditions><cr:identity>\
+<cr:one id=\"sip:bob@example.com\"/></cr:identity></cr:conditions><cr:actions>\
+<pr:sub-handling>allow</pr:sub-handling></cr:actions></cr:rule></cr:ruleset>";
+    let put = xcap.put(
+        "/xcap-root/pres-rules/users/sip:alice@example.com/index",
+        "application/auth-policy+xml",
+        rules.as_bytes(),
+    );
+    assert_status(&put, 201, "rules");
+    let s = wait_for("active", 1.0);
+    assert_eq!(
+        sample(
+            &s,
+            "presenced_subscriptions",
+            "package=presence,state=pending"
+        ),
+        0.0
+    );
+}
