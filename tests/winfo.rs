@@ -404,4 +404,16 @@ fn timed_out_watchers_are_waiting_or_terminated() {
         ("terminated", "timeout"),
         "{seen:?}"
     );
+    // a waiting watcher stays listed: a new watcher-information subscription's full state
+    // names bob as waiting, and not carol, whose subscription simply ended
+    let (again, resp) = winfo_subscribe(&s, ALICE);
+    assert_eq!(resp.status(), 200, "{}", resp.text());
+    let n = again.notify();
+    let (_, st, ws) = winfo(&n);
+    assert_eq!(st, "full", "{}", n.text());
+    let listed: Vec<(&str, &str)> = ws
+        .iter()
+        .map(|w| (w.uri.as_str(), w.status.as_str()))
+        .collect();
+    assert_eq!(listed, vec![(BOB, "waiting")], "{}", n.text());
 }

@@ -41,6 +41,59 @@ pub struct WinfoWatch {
 #[derive(Resource)]
 pub struct WinfoIndex(HashMap<Box<[u8]>, Vec<Entity>, HashKeys>);
 
+/// How long a watcher whose pending subscription timed out stays listed as `waiting`
+/// (RFC 3857 §3.2.2: the presentity may still decide about it), and how many one presentity
+/// keeps.
+const WAITING_SECS: u64 = 3600;
+const MAX_WAITING: usize = 100;
+
+/// Watchers in the `waiting` state, by presentity, until they are forgotten.
+#[derive(Resource)]
+pub struct Waiting {
+    by_owner: HashMap<Box<[u8]>, Vec<(Watcher, Time)>, HashKeys>,
+    /// (forget at, owner), oldest first: the sweep that keeps the table bounded in time.
+    order: std::collections::VecDeque<(Time, Box<[u8]>)>,
+}
+
+impl Waiting {
+    fn add(&mut self, owner: Box<[u8]>, w: Watcher, until: Time) {
+        let list = self.by_owner.entry(owner.clone()).or_default();
+        list.retain(|(x, _)| x.uri != w.uri);
+        if list.len() >= MAX_WAITING {
+            list.remove(0);
+        }
+        list.push((w, until));
+        self.order.push_back((until, owner));
+    }
+
+    /// A watcher subscribing again is no longer waiting.
+    fn remove(&mut self, owner: &[u8], uri: &str) {
+        if let Some(list) = self.by_owner.get_mut(owner) {
+            list.retain(|(x, _)| x.uri != uri);
+        }
+    }
+
+    fn sweep(&mut self, now: Time) {
+        while self.order.front().is_some_and(|(t, _)| *t <= now) {
+            let (_, owner) = self.order.pop_front().expect("checked");
+            if let Some(list) = self.by_owner.get_mut(&owner) {
+                list.retain(|(_, until)| *until > now);
+                if list.is_empty() {
+                    self.by_owner.remove(&owner);
+                }
+            }
+        }
+    }
+
+    fn of(&self, owner: &[u8]) -> impl Iterator<Item = &Watcher> {
+        self.by_owner
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .map(|(w, _)| w)
+    }
+}
+
 /// Settings of the package.
 #[derive(Debug, Clone)]
 pub struct WinfoConfig {
@@ -74,6 +127,13 @@ pub fn feature(config: WinfoConfig) -> impl FnOnce(&mut World, &mut Schedule) {
             hash_seed,
             u64::from_be_bytes(*b"winfo-ix"),
         ))));
+        world.insert_resource(Waiting {
+            by_owner: HashMap::with_hasher(HashKeys::derive(
+                hash_seed,
+                u64::from_be_bytes(*b"winfo-wt"),
+            )),
+            order: Default::default(),
+        });
         world.resource_mut::<Lifecycle>().listening = true;
         schedule.add_systems(
             (follow_watchers, build_content)
@@ -170,10 +230,22 @@ pub fn follow_watchers(world: &mut World) {
         .find(crate::presence::EVENT)
         .map(|(id, _)| id);
     let now = world.resource::<Clock>().now;
+    world.resource_mut::<Waiting>().sweep(now);
     for ev in events.iter().filter(|e| Some(e.package) == presence) {
         let Some(key) = identity_key(&ev.resource) else {
             continue;
         };
+        {
+            let mut waiting = world.resource_mut::<Waiting>();
+            match ev.status {
+                Status::Waiting => waiting.add(
+                    key.clone().into_boxed_slice(),
+                    entry(ev, now),
+                    now.plus_secs(WAITING_SECS),
+                ),
+                _ => waiting.remove(&key, &ev.watcher),
+            }
+        }
         let Some(subs) = world.resource::<WinfoIndex>().0.get(&*key).cloned() else {
             continue;
         };
@@ -231,8 +303,18 @@ pub fn build_content(world: &mut World) {
     }
 }
 
-/// Every live presence subscription to the presentity `resource`.
+/// Every live presence subscription to the presentity `resource`, and the watchers still
+/// waiting.
 fn current_watchers(world: &World, resource: &str) -> Vec<Watcher> {
+    let mut out: Vec<Watcher> = identity_key(resource)
+        .map(|k| world.resource::<Waiting>().of(&k).cloned().collect())
+        .unwrap_or_default();
+    out.extend(live_watchers(world, resource));
+    out
+}
+
+/// Every live presence subscription to the presentity `resource`.
+fn live_watchers(world: &World, resource: &str) -> Vec<Watcher> {
     let aor = resource.strip_prefix("sip:").unwrap_or(resource);
     let Some(p) = find_presentity(world, aor) else {
         return Vec::new();
