@@ -116,11 +116,8 @@ pub fn admit(
     sub: Entity,
     presentity: Entity,
 ) -> Result<(), Answer> {
-    let trusted = world
-        .resource::<crate::EngineConfig>()
-        .trusted_peers
-        .clone();
-    let identity = requester(req, &trusted).to_owned();
+    let trusted = &world.resource::<crate::EngineConfig>().trusted_peers;
+    let identity = requester(req, trusted).to_owned();
     let uri = world
         .get::<SourceUri>(presentity)
         .map(|u| u.0.to_string())
