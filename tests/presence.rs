@@ -25,91 +25,23 @@ fn publish(peer: &UdpPeer, body: Option<&[u8]>, etag: Option<&str>, expires: u32
     peer.call(&r)
 }
 
-/// A watcher with its dialog, over UDP.
-struct Watcher {
-    peer: UdpPeer,
-    sub: Req,
-    to_tag: String,
-    cseq: u32,
+/// A watcher (bob) with its dialog to alice's presence, over UDP.
+type Watcher = common::Subscriber;
+
+fn watch(server: &Server, expires: u32) -> (Watcher, Msg) {
+    watch_with(server, expires, |r| r)
 }
 
-impl Watcher {
-    fn subscribe(server: &Server, expires: u32) -> (Watcher, Msg) {
-        Watcher::subscribe_with(server, expires, |r| r)
-    }
-
-    fn subscribe_with(server: &Server, expires: u32, f: impl FnOnce(Req) -> Req) -> (Watcher, Msg) {
-        let peer = UdpPeer::new(server.udp);
-        let sub = f(common::presence_subscribe(&peer, ALICE, expires));
-        let resp = peer.call(&sub);
-        let to_tag = resp.header("To").and_then(tag_of).unwrap_or_default();
-        (
-            Watcher {
-                peer,
-                sub,
-                to_tag,
-                cseq: 1,
-            },
-            resp,
-        )
-    }
-
-    /// The next NOTIFY (validated), without answering it.
-    fn next_notify(&self, within: Duration) -> Option<Msg> {
-        let deadline = Instant::now() + within;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let m = self.peer.recv(left)?;
-            if m.method() == "NOTIFY" {
-                assert_eq!(
-                    m.header("Call-ID"),
-                    self.sub.get("Call-ID"),
-                    "NOTIFY in our dialog"
-                );
-                assert_eq!(
-                    m.header("Event").map(|e| e.split(';').next().unwrap()),
-                    Some("presence")
-                );
-                assert!(
-                    m.header("Contact").is_some(),
-                    "NOTIFY carries Contact (RFC 6665 §4.1.2.1)"
-                );
-                if !m.body.is_empty() {
-                    assert_eq!(m.header("Content-Type"), Some("application/pidf+xml"));
-                    assert_valid_xml(&m.body);
-                }
-                return Some(m);
-            }
-        }
-        None
-    }
-
-    /// The next NOTIFY, answered 200.
-    fn notify(&self) -> Msg {
-        let n = self.next_notify(Duration::from_secs(5)).expect("a NOTIFY");
-        self.peer.send(&response_to(&n, 200, "OK"));
-        n
-    }
-
-    /// A request in the dialog (refresh or unsubscribe).
-    fn resubscribe(&mut self, expires: u32) -> Msg {
-        self.cseq += 1;
-        let to = format!("{};tag={}", self.sub.get("To").unwrap(), self.to_tag);
-        let r = self
-            .sub
-            .clone()
-            .set("To", &to)
-            .set("CSeq", &format!("{} SUBSCRIBE", self.cseq))
-            .set(
-                "Via",
-                &format!(
-                    "SIP/2.0/UDP {};branch=z9hG4bK{};rport",
-                    self.peer.addr(),
-                    common::unique("r")
-                ),
-            )
-            .set("Expires", &expires.to_string());
-        self.peer.call(&r)
-    }
+fn watch_with(server: &Server, expires: u32, f: impl FnOnce(Req) -> Req) -> (Watcher, Msg) {
+    common::Subscriber::subscribe(
+        server,
+        ALICE,
+        "sip:bob@example.com",
+        "presence",
+        "application/pidf+xml",
+        expires,
+        f,
+    )
 }
 
 fn body_text(m: &Msg) -> String {
@@ -177,7 +109,7 @@ fn retransmitted_publish_is_processed_once() {
 #[test]
 fn subscribe_notify_change_refresh_unsubscribe() {
     let s = Server::start();
-    let (mut w, resp) = Watcher::subscribe(&s, 600);
+    let (mut w, resp) = watch(&s, 600);
     assert_eq!(resp.status(), 200, "{}", resp.text());
     assert_eq!(resp.header("Expires"), Some("600"));
     assert!(!w.to_tag.is_empty(), "200 to SUBSCRIBE carries our tag");
@@ -264,7 +196,7 @@ entity=\"sip:alice@example.com\"><tuple id=\"pj1\"><status><basic>open</basic></
 #[test]
 fn two_sources_compose_into_one_view() {
     let s = Server::start();
-    let (w, _) = Watcher::subscribe(&s, 600);
+    let (w, _) = watch(&s, 600);
     w.notify();
     let phone = UdpPeer::new(s.udp);
     let pc = UdpPeer::new(s.udp);
@@ -304,7 +236,7 @@ fn expiry_of_publication_and_subscription() {
         "[presence]\npublish_min_expires = 1\nsubscribe_min_expires = 1\n",
         &[],
     );
-    let (w, _) = Watcher::subscribe(&s, 600);
+    let (w, _) = watch(&s, 600);
     w.notify();
     let p = UdpPeer::new(s.udp);
     publish(&p, Some(&pidf(ALICE, "short", "open", "")), None, 1);
@@ -320,7 +252,7 @@ fn expiry_of_publication_and_subscription() {
         body_text(&n)
     );
     // a subscription of one second ends with reason=timeout
-    let (w2, _) = Watcher::subscribe(&s, 1);
+    let (w2, _) = watch(&s, 1);
     w2.notify();
     let end = w2
         .next_notify(Duration::from_secs(4))
@@ -336,7 +268,7 @@ fn fetch_gets_one_terminated_notify() {
     let s = Server::start();
     let p = UdpPeer::new(s.udp);
     publish(&p, Some(&pidf(ALICE, "t", "open", "")), None, 3600);
-    let (w, resp) = Watcher::subscribe(&s, 0);
+    let (w, resp) = watch(&s, 0);
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.header("Expires"), Some("0"));
     let n = w.notify();
@@ -354,7 +286,7 @@ fn fetch_gets_one_terminated_notify() {
 #[test]
 fn notify_answered_481_removes_the_subscription() {
     let s = Server::start();
-    let (mut w, _) = Watcher::subscribe(&s, 600);
+    let (mut w, _) = watch(&s, 600);
     let n = w.next_notify(Duration::from_secs(5)).unwrap();
     w.peer
         .send(&response_to(&n, 481, "Subscription Does Not Exist"));
@@ -372,7 +304,7 @@ fn notify_answered_481_removes_the_subscription() {
 fn unanswered_notify_is_retransmitted_then_times_out() {
     // T1 = 50 ms: Timer E fires at 50, 100, 200 ... ms and Timer F at 3.2 s
     let s = Server::start_with("[engine]\nt1_ms = 50\nt2_ms = 400\n", &[]);
-    let (mut w, _) = Watcher::subscribe(&s, 600);
+    let (mut w, _) = watch(&s, 600);
     let first = w.next_notify(Duration::from_secs(5)).unwrap();
     let again = w
         .next_notify(Duration::from_secs(2))
@@ -390,7 +322,7 @@ fn unanswered_notify_is_retransmitted_then_times_out() {
 #[test]
 fn changes_during_an_unanswered_notify_coalesce_into_one() {
     let s = Server::start();
-    let (w, _) = Watcher::subscribe(&s, 600);
+    let (w, _) = watch(&s, 600);
     let first = w.next_notify(Duration::from_secs(5)).unwrap();
     // three changes while the first NOTIFY waits for its answer
     let p = UdpPeer::new(s.udp);
@@ -428,7 +360,7 @@ fn changes_during_an_unanswered_notify_coalesce_into_one() {
 #[test]
 fn event_id_is_echoed() {
     let s = Server::start();
-    let (w, resp) = Watcher::subscribe_with(&s, 600, |r| r.set("Event", "presence;id=42"));
+    let (w, resp) = watch_with(&s, 600, |r| r.set("Event", "presence;id=42"));
     assert_eq!(resp.status(), 200);
     assert_eq!(w.notify().header("Event"), Some("presence;id=42"));
 }
@@ -459,7 +391,7 @@ fn subscription_over_tcp_gets_notify_on_the_same_connection() {
 #[test]
 fn closed_view_when_configured() {
     let s = Server::start_with("[presence]\nclosed_when_unpublished = true\n", &[]);
-    let (w, _) = Watcher::subscribe(&s, 600);
+    let (w, _) = watch(&s, 600);
     let t = body_text(&w.notify());
     assert!(t.contains("<basic>closed</basic>"), "{t}");
 }
@@ -485,7 +417,7 @@ fn large_notify_goes_over_tcp_to_the_watcher_address() {
     // RFC 3261 §18.1.1: a request over 1,300 bytes goes over a congestion-controlled transport.
     // The watcher listens on TCP at the port of its UDP Contact, as SIP user agents do.
     let s = Server::start();
-    let (w, _) = Watcher::subscribe(&s, 600);
+    let (w, _) = watch(&s, 600);
     let listener = std::net::TcpListener::bind(w.peer.addr()).expect("TCP on the UDP port");
     w.notify();
     let p = UdpPeer::new(s.udp);
@@ -532,7 +464,7 @@ fn large_notify_falls_back_to_udp_when_tcp_is_refused() {
     // No TCP listener at the watcher's address: the connection is refused, and the NOTIFY goes
     // over UDP after all (RFC 3261 §18.1.1 SHOULD).
     let s = Server::start();
-    let (w, _) = Watcher::subscribe(&s, 600);
+    let (w, _) = watch(&s, 600);
     w.notify();
     let p = UdpPeer::new(s.udp);
     assert_eq!(publish(&p, Some(&large_pidf()), None, 3600).status(), 200);
@@ -548,7 +480,7 @@ fn large_notify_falls_back_to_udp_when_tcp_is_refused() {
 #[test]
 fn large_notify_over_udp_when_udp_mtu_is_off() {
     let s = Server::start_with("[sip]\nudp_mtu = 0\n", &[]);
-    let (w, _) = Watcher::subscribe(&s, 600);
+    let (w, _) = watch(&s, 600);
     let _listener = std::net::TcpListener::bind(w.peer.addr()).expect("TCP on the UDP port");
     w.notify();
     let p = UdpPeer::new(s.udp);
