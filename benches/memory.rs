@@ -54,23 +54,7 @@ Event: presence\r\nExpires: 3600\r\nAccept: application/pidf+xml\r\nContent-Leng
 fn acks(out: &[Outbound]) -> Vec<Inbound> {
     out.iter()
         .filter(|m| m.head.starts_with(b"NOTIFY "))
-        .map(|m| {
-            let head = std::str::from_utf8(&m.head).unwrap();
-            let mut r = String::from("SIP/2.0 200 OK\r\n");
-            for l in head.lines().filter(|l| {
-                ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
-                    .iter()
-                    .any(|p| l.starts_with(p))
-            }) {
-                r.push_str(l);
-                r.push_str("\r\n");
-            }
-            r.push_str("Content-Length: 0\r\n\r\n");
-            Inbound {
-                source: src(m.dest.addr.port()),
-                bytes: Bytes::from(r),
-            }
-        })
+        .map(|m| presenced_systems::answers::ok_to(m, src(m.dest.addr.port())))
         .collect()
 }
 

@@ -6,6 +6,8 @@
 // boxing it would cost an allocation on that path and buy nothing.
 #![allow(clippy::result_large_err)]
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod answers;
 pub mod config;
 pub mod engine;
 pub mod formats;

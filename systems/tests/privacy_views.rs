@@ -3,6 +3,7 @@
 //! NOTIFY of that set, never encoded per watcher.
 
 use bytes::Bytes;
+use presenced_systems::answers::ok_to;
 use presenced_systems::presence::{self, PresenceConfig};
 use presenced_systems::privacy::{self, Filterings, PrivacyConfig, SubHandling};
 use presenced_systems::xdm::{self, DocumentChange, XdmConfig};
@@ -98,21 +99,6 @@ fn notifies(out: &[Outbound]) -> Vec<&Outbound> {
         .collect()
 }
 
-fn ok_to(n: &Outbound) -> Inbound {
-    let head = std::str::from_utf8(&n.head).unwrap();
-    let mut r = String::from("SIP/2.0 200 OK\r\n");
-    for l in head.lines().filter(|l| {
-        ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
-            .iter()
-            .any(|p| l.starts_with(p))
-    }) {
-        r.push_str(l);
-        r.push_str("\r\n");
-    }
-    r.push_str("Content-Length: 0\r\n\r\n");
-    inbound(n.dest.addr.port(), r)
-}
-
 fn watcher_of(n: &Outbound) -> u16 {
     n.dest.addr.port() - 10_000
 }
@@ -153,7 +139,10 @@ fn one_filter_per_permission_set_and_pending_watchers_see_nothing() {
             );
         }
     }
-    let acks: Vec<Inbound> = first.iter().map(|n| ok_to(n)).collect();
+    let acks: Vec<Inbound> = first
+        .iter()
+        .map(|n| ok_to(n, src(n.dest.addr.port())))
+        .collect();
     out.clear();
     e.tick(Time(3), acks, &mut out);
 
@@ -201,7 +190,7 @@ xmlns:pr=\"urn:ietf:params:xml:ns:pres-rules\"><cr:rule id=\"for-now\"><cr:condi
     let head = String::from_utf8_lossy(&first[0].head).into_owned();
     assert!(head.contains("Subscription-State: active"), "{head}");
     out.clear();
-    e.tick(Time(1001), [ok_to(&first[0])], &mut out);
+    e.tick(Time(1001), [ok_to(&first[0], src(10_001))], &mut out);
     // two minutes later (past `until`) the watcher refreshes
     let tag = head
         .lines()

@@ -2,6 +2,7 @@
 //! changes, a subscriber gets the full state and then previous/new entity tags per change.
 
 use bytes::Bytes;
+use presenced_systems::answers;
 use presenced_systems::xdm::{self, DocumentChange, XdmConfig};
 use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Source, Time, Transport};
 
@@ -57,24 +58,6 @@ fn notify_bodies(out: &[Outbound]) -> Vec<String> {
         .collect()
 }
 
-fn ok_to(notify: &Outbound) -> Inbound {
-    let head = std::str::from_utf8(&notify.head).unwrap();
-    let mut r = String::from("SIP/2.0 200 OK\r\n");
-    for l in head.lines().filter(|l| {
-        ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
-            .iter()
-            .any(|p| l.starts_with(p))
-    }) {
-        r.push_str(l);
-        r.push_str("\r\n");
-    }
-    r.push_str("Content-Length: 0\r\n\r\n");
-    Inbound {
-        source: src(),
-        bytes: Bytes::from(r),
-    }
-}
-
 fn validate(doc: &str) {
     presenced_systems::schema_check::assert_valid(doc.as_bytes());
 }
@@ -114,7 +97,7 @@ fn full_state_then_previous_and_new_tags() {
     e.submit_documents([change(Some("e2"), Some("e3"))]);
     e.tick(Time(3), [], &mut out);
     assert!(notify_bodies(&out).is_empty(), "NOTIFYs are serialized");
-    e.tick(Time(4), [ok_to(&notify)], &mut out);
+    e.tick(Time(4), [answers::ok_to(&notify, src())], &mut out);
     let bodies = notify_bodies(&out);
     assert_eq!(bodies.len(), 1);
     assert!(
@@ -129,7 +112,7 @@ fn full_state_then_previous_and_new_tags() {
         .unwrap()
         .clone();
     out.clear();
-    e.tick(Time(5), [ok_to(&second)], &mut out);
+    e.tick(Time(5), [answers::ok_to(&second, src())], &mut out);
     // deletion: previous tag only
     e.submit_documents([change(Some("e3"), None)]);
     e.tick(Time(6), [], &mut out);
@@ -161,7 +144,7 @@ fn patching_mode_carries_the_new_document() {
         .unwrap()
         .clone();
     out.clear();
-    e.tick(Time(2), [ok_to(&first)], &mut out);
+    e.tick(Time(2), [answers::ok_to(&first, src())], &mut out);
     e.submit_documents([change(Some("e1"), Some("e2"))]);
     e.tick(Time(3), [], &mut out);
     let bodies = notify_bodies(&out);

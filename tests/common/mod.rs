@@ -956,7 +956,14 @@ impl Subscriber {
                 "NOTIFY in our dialog:\n{}",
                 m.text()
             );
-            let event = self.sub.get("Event").unwrap().split(';').next().unwrap().trim();
+            let event = self
+                .sub
+                .get("Event")
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim();
             assert!(
                 m.header("Contact").is_some(),
                 "NOTIFY carries Contact (RFC 6665 §4.1.2.1):\n{}",
