@@ -38,21 +38,9 @@ pub enum Placement {
     Block,
 }
 
-/// Where the watcher `identity` goes among the watchers of `presentity_uri`.
-pub fn place(world: &World, presentity_uri: &str, identity: &str) -> Placement {
-    let presentity = presentity_uri
-        .strip_prefix("sip:")
-        .and_then(|aor| find_presentity(world, aor));
-    place_at(world, presentity, presentity_uri, identity)
-}
-
-/// [`place`] for the presentity entity `presentity` (None: none exists yet).
-fn place_at(
-    world: &World,
-    presentity: Option<Entity>,
-    presentity_uri: &str,
-    identity: &str,
-) -> Placement {
+/// Where the watcher `identity` goes among the watchers of `presentity`.
+pub fn place(world: &World, presentity: Entity, identity: &str) -> Placement {
+    let presentity_uri = world.get::<SourceUri>(presentity).map_or("", |u| &*u.0);
     let Some(book) = world.get_resource::<RuleBook>() else {
         return Placement::Full;
     };
@@ -67,8 +55,8 @@ fn place_at(
         .and_then(|k| book.rules_of(k))
         .unwrap_or(&empty);
     let sphere = if super::sphere::needs_sphere(rules) {
-        presentity
-            .and_then(|p| world.get::<Content>(p))
+        world
+            .get::<Content>(presentity)
             .and_then(|c| super::sphere::sphere_of(&c.body))
     } else {
         None
@@ -118,11 +106,7 @@ pub fn admit(
 ) -> Result<(), Answer> {
     let trusted = &world.resource::<crate::EngineConfig>().trusted_peers;
     let identity = requester(req, trusted).to_owned();
-    let uri = world
-        .get::<SourceUri>(presentity)
-        .map(|u| u.0.to_string())
-        .unwrap_or_default();
-    let placement = place_at(world, Some(presentity), &uri, &identity);
+    let placement = place(world, presentity, &identity);
     if placement == Placement::Block {
         return Err(Answer::new(403, "Forbidden"));
     }
@@ -229,12 +213,8 @@ pub fn reauthorize(world: &mut World) {
             Some(pr) => pr.watchers.iter(world.entities()).collect(),
             None => continue,
         };
-        let uri = world
-            .get::<SourceUri>(p)
-            .map(|u| u.0.to_string())
-            .unwrap_or_default();
         for sub in subs {
-            replace(world, sub, p, &uri);
+            replace(world, sub, p);
         }
     }
 }
@@ -242,15 +222,11 @@ pub fn reauthorize(world: &mut World) {
 /// A refreshed presence subscription is placed again: rules that depend on time
 /// (`<validity>`) apply from the watcher's next refresh at the latest.
 pub fn refreshed(world: &mut World, sub: Entity, presentity: Entity) {
-    let uri = world
-        .get::<SourceUri>(presentity)
-        .map(|u| u.0.to_string())
-        .unwrap_or_default();
-    replace(world, sub, presentity, &uri);
+    replace(world, sub, presentity);
 }
 
 /// Move one live subscription to where its rules now put it.
-fn replace(world: &mut World, sub: Entity, presentity: Entity, uri: &str) {
+fn replace(world: &mut World, sub: Entity, presentity: Entity) {
     let Some(s) = world.get::<Subscription>(sub) else {
         return;
     };
@@ -261,7 +237,7 @@ fn replace(world: &mut World, sub: Entity, presentity: Entity, uri: &str) {
     let Some(identity) = identity_of(world, sub) else {
         return;
     };
-    let placement = place_at(world, Some(presentity), uri, &identity);
+    let placement = place(world, presentity, &identity);
     let current = match world.get::<View>(old_source) {
         Some(v) => Placement::View(v.shown.clone()),
         None => Placement::Full,

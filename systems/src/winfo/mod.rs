@@ -269,9 +269,17 @@ pub fn follow_watchers(world: &mut World) {
 /// The document of each watcher-information subscription about to be notified: full state
 /// (every live presence subscription of the presentity) or the changes since the last one.
 pub fn build_content(world: &mut World) {
-    let queued: Vec<Entity> = world.resource::<NotifyQueue>().0.clone();
+    // the queue is mostly presence fan-out: without watcher-information subscriptions there
+    // is nothing to look for in it
+    if world.resource::<WinfoIndex>().0.is_empty() {
+        return;
+    }
+    world.resource_scope(|world, queue: Mut<NotifyQueue>| build_queued(world, &queue.0));
+}
+
+fn build_queued(world: &mut World, queued: &[Entity]) {
     let mut built = bevy_ecs::entity::EntityHashSet::default();
-    for e in queued {
+    for &e in queued {
         let ready = world.get::<Subscription>(e).is_some_and(|s| s.flow.ready());
         if !ready || world.get::<WinfoWatch>(e).is_none() || !built.insert(e) {
             continue;
