@@ -19,6 +19,7 @@ pub struct Config {
     pub engine: EngineSection,
     pub presence: PresenceSection,
     pub privacy: PrivacySection,
+    pub rls: RlsSection,
     pub xcap: XcapSection,
     pub log: LogConfig,
 }
@@ -120,6 +121,27 @@ impl PrivacySection {
         presenced_systems::privacy::PrivacyConfig {
             default_handling: presenced_systems::privacy::SubHandling::parse(&self.default)
                 .unwrap_or(presenced_systems::privacy::SubHandling::Confirm),
+        }
+    }
+}
+
+/// `[rls]`: the Resource List Server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RlsSection {
+    pub max_members: usize,
+    pub min_notify_interval_ms: u64,
+    pub max_depth: usize,
+}
+
+impl RlsSection {
+    /// The engine's view of these settings.
+    pub fn engine_config(&self) -> presenced_systems::rls::RlsConfig {
+        presenced_systems::rls::RlsConfig {
+            max_members: self.max_members,
+            min_notify_interval_ms: self.min_notify_interval_ms,
+            max_depth: self.max_depth,
+            ..Default::default()
         }
     }
 }

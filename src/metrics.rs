@@ -170,14 +170,14 @@ impl Publisher {
                     .enumerate()
                     .map(|(i, p)| {
                         // presence subscriptions waiting for their presentity's decision
-                        let pending = if p.event == presenced_systems::presence::EVENT {
+                        let pending = if p.label == presenced_systems::presence::EVENT {
                             world
                                 .get_resource::<presenced_systems::privacy::PendingWatchers>()
                                 .map_or(0, |w| w.0)
                         } else {
                             0
                         };
-                        (p.event, n(i), pending)
+                        (p.label, n(i), pending)
                     })
                     .collect()
             })

@@ -163,6 +163,7 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     engine.add_feature(presenced_systems::privacy::feature(
         config.privacy.engine_config(),
     ));
+    engine.add_feature(presenced_systems::rls::feature(config.rls.engine_config()));
     let p = &config.presence;
     engine.add_feature(presenced_systems::winfo::feature(
         presenced_systems::winfo::WinfoConfig {

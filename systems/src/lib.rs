@@ -22,6 +22,7 @@ pub mod percent;
 pub mod pipeline;
 pub mod presence;
 pub mod privacy;
+pub mod rls;
 pub mod router;
 #[cfg(any(test, feature = "test-support"))]
 pub mod schema_check;

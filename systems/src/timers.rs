@@ -24,6 +24,12 @@ pub enum TimerKind {
     PublicationExpiry,
     /// A subscription reached its expiry (RFC 6665 §4.2.2).
     SubscriptionExpiry,
+    /// A list subscription's NOTIFY held back by its minimum interval may go (RFC 4662 §4.6);
+    /// the key is the subscription entity's bits.
+    ListNotify,
+    /// A back-end subscription of ours to another domain is due for a refresh; the key is the
+    /// back-end entity's bits.
+    BackEndRefresh,
 }
 
 /// A timer that fired: its kind and the owner's key. For [`TimerKind::SubscriptionExpiry`] only
@@ -37,12 +43,14 @@ pub struct Due {
 }
 
 /// Bits of an entry's first word that hold the kind (below the deadline).
-const KIND_BITS: u32 = 2;
-const KINDS: [TimerKind; 4] = [
+const KIND_BITS: u32 = 3;
+const KINDS: [TimerKind; 6] = [
     TimerKind::ClientTxRetransmit,
     TimerKind::ClientTxTimeout,
     TimerKind::PublicationExpiry,
     TimerKind::SubscriptionExpiry,
+    TimerKind::ListNotify,
+    TimerKind::BackEndRefresh,
 ];
 /// Largest unsorted expiry bucket [`Timers::next_deadline`] scans for its exact minimum.
 const SCAN_MAX: usize = 64;

@@ -163,6 +163,10 @@ impl Drop for Server {
         if self.alive() {
             self.stop();
         }
+        // a failing test shows what the server said
+        if std::thread::panicking() {
+            eprintln!("--- presenced stderr ---\n{}", self.stderr());
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

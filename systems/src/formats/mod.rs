@@ -2,5 +2,6 @@
 //! Parse liberally, emit strictly: everything emitted validates against `tests/schemas/`.
 
 pub mod pidf;
+pub mod rlmi;
 pub mod watcherinfo;
 pub mod xcap_diff;

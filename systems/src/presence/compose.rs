@@ -94,7 +94,7 @@ pub fn compose_views(world: &mut World) {
             (Some(body), false) => {
                 let changed = body != empty(world);
                 world.entity_mut(e).insert(Content {
-                    content_type: PIDF,
+                    content_type: PIDF.into(),
                     body,
                 });
                 changed

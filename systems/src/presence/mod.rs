@@ -36,6 +36,7 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
             world,
             PackageSpec {
                 event: EVENT,
+                label: EVENT,
                 content_types: &[PIDF],
                 min_expires: config.subscribe_min_expires,
                 max_expires: config.subscribe_max_expires,
@@ -49,6 +50,8 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
                 on_subscribe: watch::on_subscribe,
                 on_refresh: watch::on_refresh,
                 on_end: watch::on_end,
+                claims: None,
+                require: None,
             },
         );
         let expected = config.expected_presentities;

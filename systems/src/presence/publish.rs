@@ -33,7 +33,7 @@ pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
 fn published_presentity(world: &mut World, aor: &str) -> Entity {
     indexed_presentity(world, aor, |world, presentity| {
         let view = Content {
-            content_type: PIDF,
+            content_type: PIDF.into(),
             body: Default::default(),
         };
         world.spawn((presentity, view)).id()

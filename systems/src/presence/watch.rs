@@ -4,7 +4,7 @@
 use bevy_ecs::prelude::*;
 
 use crate::router::Answer;
-use crate::sip::Request;
+use crate::sip::{HeaderLookup, Name, Request};
 use crate::subscription::Subscription;
 
 use super::components::{Presentity, find_presentity, forget_presentity};
@@ -26,16 +26,32 @@ pub fn watched(world: &World, sub: Entity) -> Option<Entity> {
     )
 }
 
-/// Accept a presence subscription: domain and per-presentity limits, then attach it to its
-/// presentity, whose view is its content.
+/// Accept a presence subscription: the domain, then [`watch`] by its requester.
 pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(), Answer> {
-    let cfg = world.resource::<PresenceConfig>();
-    if !cfg.serves(&req.uri.host) {
+    if !world.resource::<PresenceConfig>().serves(&req.uri.host) {
         return Err(Answer::new(404, "Not Found"));
     }
-    let max = cfg.max_subscriptions_per_presentity;
-    let aor = req.uri.aor();
-    let existing = find_presentity(world, &aor);
+    let trusted = &world.resource::<crate::EngineConfig>().trusted_peers;
+    let identity = crate::sip::identity::requester(req, trusted).to_owned();
+    let from = crate::sip::fields::uri_of(req.header(Name::From).unwrap_or(""));
+    watch(world, sub, &req.uri.aor(), &identity, from)
+}
+
+/// Make `sub` a watcher of the presentity `aor` on behalf of `identity` (`from`: the From URI
+/// it was asked with): the per-presentity limit, then the Authorize step (who may watch, which
+/// view they get), then attached to the presentity, whose view is its content. A resource
+/// list's back-end subscriptions come here too, with the list's subscriber as `identity`.
+pub fn watch(
+    world: &mut World,
+    sub: Entity,
+    aor: &str,
+    identity: &str,
+    from: &str,
+) -> Result<(), Answer> {
+    let max = world
+        .resource::<PresenceConfig>()
+        .max_subscriptions_per_presentity;
+    let existing = find_presentity(world, aor);
     if existing
         .and_then(|p| world.get::<Presentity>(p))
         .is_some_and(|p| p.watchers.len() >= max)
@@ -44,11 +60,10 @@ pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(),
             Answer::new(503, "Too many subscriptions to this presentity").with("Retry-After", "60"),
         );
     }
-    let presentity = presentity_for(world, &aor);
+    let presentity = presentity_for(world, aor);
     let privacy = world.contains_resource::<crate::privacy::RuleBook>();
     if privacy {
-        // the Authorize step: who may watch, and which view they get
-        if let Err(refused) = crate::privacy::admit(world, req, sub, presentity) {
+        if let Err(refused) = crate::privacy::admit(world, identity, from, sub, presentity) {
             forget_if_unused(world, presentity);
             return Err(refused);
         }

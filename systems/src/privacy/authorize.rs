@@ -17,7 +17,7 @@ use super::views::{Shown, View, attach, detach};
 use crate::presence::components::{Presentity, SourceUri, find_presentity};
 use crate::router::Answer;
 use crate::sip::fields::uri_of;
-use crate::sip::identity::{identity_key, is_anonymous, requester};
+use crate::sip::identity::{identity_key, is_anonymous};
 use crate::subscription::lifecycle::{self, Event, Since, Status};
 use crate::subscription::{Content, DialogStore, NotifyQueue, Reason, SubState, Subscription};
 use crate::time::Clock;
@@ -86,6 +86,35 @@ pub fn place(world: &World, presentity: Entity, identity: &str) -> Placement {
     }
 }
 
+/// Whether the rules of `owner` (a user's URI) let `identity` watch them outright (RFC 5025
+/// `allow`): what sharing their lists with `identity` needs (a resource list of `identity`'s
+/// that names a list in `owner`'s documents).
+pub fn allows(world: &World, owner: &str, identity: &str) -> bool {
+    let Some(book) = world.get_resource::<RuleBook>() else {
+        return true;
+    };
+    let key = identity_key(owner);
+    if key.is_some() && key == identity_key(identity) {
+        return true;
+    }
+    let empty = RuleSet::default();
+    let rules = key
+        .as_deref()
+        .and_then(|k| book.rules_of(k))
+        .unwrap_or(&empty);
+    let cx = Context {
+        requester: if is_anonymous(identity) {
+            Requester::Anonymous
+        } else {
+            Requester::Identity(identity)
+        },
+        now_unix: world.resource::<Clock>().unix_secs(),
+        sphere: None,
+    };
+    let default = world.resource::<PrivacyConfig>().default_handling;
+    decide(rules, &cx, book, default).handling == SubHandling::Allow
+}
+
 /// The identity of subscription `sub`: the one it was made with.
 pub fn identity_of(world: &World, sub: Entity) -> Option<String> {
     if let Some(a) = world.get::<AssertedIdentity>(sub) {
@@ -96,26 +125,24 @@ pub fn identity_of(world: &World, sub: Entity) -> Option<String> {
     Some(uri_of(remote).to_owned())
 }
 
-/// A new presence subscription to `presentity`: placed, or refused with 403 (RFC 5025 §3.2.1:
-/// block). Called before the subscription is attached to the presentity.
+/// A new presence subscription to `presentity` by `identity` (its requester; `from`: its From
+/// URI): placed, or refused with 403 (RFC 5025 §3.2.1: block). Called before the subscription
+/// is attached to the presentity.
 pub fn admit(
     world: &mut World,
-    req: &crate::sip::Request,
+    identity: &str,
+    from: &str,
     sub: Entity,
     presentity: Entity,
 ) -> Result<(), Answer> {
-    let trusted = &world.resource::<crate::EngineConfig>().trusted_peers;
-    let identity = requester(req, trusted).to_owned();
-    let placement = place(world, presentity, &identity);
+    let placement = place(world, presentity, identity);
     if placement == Placement::Block {
         return Err(Answer::new(403, "Forbidden"));
     }
-    use crate::sip::HeaderLookup;
-    let from = uri_of(req.header(crate::sip::Name::From).unwrap_or(""));
     if identity != from {
         world
             .entity_mut(sub)
-            .insert(AssertedIdentity(identity.as_str().into()));
+            .insert(AssertedIdentity(identity.into()));
     }
     if world
         .get_resource::<lifecycle::Lifecycle>()

@@ -118,11 +118,11 @@ pub fn detach(world: &mut World, view: Entity) {
 fn content_of(world: &mut World, presentity: Entity, shown: &Shown, uri: &str) -> Option<Content> {
     match shown {
         Shown::Pending => Some(Content {
-            content_type: "",
+            content_type: "".into(),
             body: Bytes::new(),
         }),
         Shown::PoliteBlock => Some(Content {
-            content_type: PIDF,
+            content_type: PIDF.into(),
             body: pidf::empty_view(uri, true),
         }),
         Shown::Filtered(perms) => {
@@ -130,7 +130,7 @@ fn content_of(world: &mut World, presentity: Entity, shown: &Shown, uri: &str) -
             let doc = pidf::parse_bytes(body).ok()?;
             world.resource_mut::<Filterings>().0 += 1;
             Some(Content {
-                content_type: PIDF,
+                content_type: PIDF.into(),
                 body: super::filter::filter(&doc, perms),
             })
         }
@@ -166,7 +166,7 @@ pub fn refresh_views(world: &mut World) {
             match body {
                 Some(body) => {
                     world.entity_mut(v).insert(Content {
-                        content_type: PIDF,
+                        content_type: PIDF.into(),
                         body,
                     });
                 }

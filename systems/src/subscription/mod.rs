@@ -86,7 +86,8 @@ impl NotifyFlow {
 /// per subscription.
 #[derive(Component, Debug, Clone, Default)]
 pub struct Content {
-    pub content_type: &'static str,
+    /// A package's fixed type, or one written per body (a multipart boundary).
+    pub content_type: std::borrow::Cow<'static, str>,
     pub body: Bytes,
 }
 
@@ -242,6 +243,9 @@ pub use crate::router::Answer;
 #[derive(Clone)]
 pub struct PackageSpec {
     pub event: &'static str,
+    /// The package's name in metrics: its event, or more where two share one
+    /// (`presence-list`).
+    pub label: &'static str,
     /// Body types a subscriber may accept (RFC 6665 §4.2.1: 406 when none is acceptable).
     pub content_types: &'static [&'static str],
     pub min_expires: u32,
@@ -258,6 +262,12 @@ pub struct PackageSpec {
     pub on_refresh: fn(&mut World, Entity),
     /// Detach a subscription that ends.
     pub on_end: fn(&mut World, Entity),
+    /// For a package that shares its `Event` name with another (a resource list's `presence`):
+    /// whether this request is one of ours. Packages without it take what the others leave.
+    pub claims: Option<fn(&World, &crate::sip::Request) -> bool>,
+    /// An option tag the answer to a SUBSCRIBE and every NOTIFY carry in `Require`
+    /// (RFC 4662 §4.3, §4.4: `eventlist`).
+    pub require: Option<&'static str>,
 }
 
 /// The event packages served.
@@ -274,6 +284,26 @@ impl Packages {
             .map(|(i, p)| (PackageId(i as u8), p))
     }
 
+    /// The package a new SUBSCRIBE is for: among those named by its `Event`, one that claims
+    /// the request, else one that claims nothing.
+    pub fn for_request(
+        &self,
+        world: &World,
+        req: &crate::sip::Request,
+        event: &str,
+    ) -> Option<(PackageId, &PackageSpec)> {
+        let named = || {
+            self.0
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.event.eq_ignore_ascii_case(event))
+        };
+        named()
+            .find(|(_, p)| p.claims.is_some_and(|claims| claims(world, req)))
+            .or_else(|| named().find(|(_, p)| p.claims.is_none()))
+            .map(|(i, p)| (PackageId(i as u8), p))
+    }
+
     /// The package of a subscription.
     pub fn spec(&self, id: PackageId) -> &PackageSpec {
         &self.0[id.0 as usize]
@@ -281,11 +311,13 @@ impl Packages {
 
     /// `Allow-Events` value.
     pub fn allow_events(&self) -> String {
-        self.0
-            .iter()
-            .map(|p| p.event)
-            .collect::<Vec<_>>()
-            .join(", ")
+        let mut events: Vec<&str> = Vec::new();
+        for p in &self.0 {
+            if !events.contains(&p.event) {
+                events.push(p.event);
+            }
+        }
+        events.join(", ")
     }
 }
 

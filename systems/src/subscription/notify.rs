@@ -39,7 +39,8 @@ pub fn send_notifies(
             continue;
         };
         let s = &mut *s;
-        if !s.flow.ready() {
+        // an internal subscription (a list's back-end) has no dialog: its list reports it
+        if !s.flow.ready() || s.dialog.is_internal() {
             continue;
         }
         let state = match s.state {
@@ -58,7 +59,7 @@ pub fn send_notifies(
         let content = match (contents.get(s.source), source_uri, spec.empty_body) {
             (Ok(c), _, _) => c,
             (Err(_), Some(uri), Some(eb)) => empties.entry(s.source).or_insert_with(|| Content {
-                content_type: eb.content_type,
+                content_type: eb.content_type.into(),
                 body: (eb.render)(uri, eb.variant),
             }),
             _ => &empty,
@@ -74,8 +75,9 @@ pub fn send_notifies(
                 local_tag: &tag,
                 branch: &branch,
                 event: spec.event,
+                require: spec.require,
                 state,
-                content_type: content.content_type,
+                content_type: &content.content_type,
                 body_len: content.body.len(),
             },
         );

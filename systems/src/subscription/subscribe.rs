@@ -117,7 +117,7 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, LocalTag), Answ
     let (seed, symmetric) = (engine.seed, engine.force_rport);
     let packages = world.resource::<Packages>();
     let Some((package, spec)) = event_package(req)
-        .and_then(|e| packages.find(e))
+        .and_then(|e| packages.for_request(world, req, e))
         .map(|(id, spec)| (id, spec.clone()))
     else {
         return Err(Answer::new(489, "Bad Event").with("Allow-Events", packages.allow_events()));
@@ -217,12 +217,13 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, LocalTag), Answ
     }
     world.resource_mut::<NotifyQueue>().0.push(sub);
     let contact = our_contact(req);
-    Ok((
-        Answer::new(200, "OK")
-            .with("Expires", granted)
-            .with("Contact", contact),
-        local_tag,
-    ))
+    let mut ok = Answer::new(200, "OK")
+        .with("Expires", granted)
+        .with("Contact", contact);
+    if let Some(tag) = spec.require {
+        ok = ok.with("Require", tag);
+    }
+    Ok((ok, local_tag))
 }
 
 /// The subscription a request in a dialog belongs to: the entity our To tag names, if it still
@@ -316,7 +317,11 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
     }
     world.resource_mut::<NotifyQueue>().0.push(sub);
     let contact = our_contact(req);
-    Answer::new(200, "OK")
+    let ok = Answer::new(200, "OK")
         .with("Expires", granted)
-        .with("Contact", contact)
+        .with("Contact", contact);
+    match spec.require {
+        Some(tag) => ok.with("Require", tag),
+        None => ok,
+    }
 }

@@ -111,6 +111,7 @@ pub fn feature(config: WinfoConfig) -> impl FnOnce(&mut World, &mut Schedule) {
             world,
             PackageSpec {
                 event: EVENT,
+                label: EVENT,
                 content_types: &[CONTENT_TYPE],
                 min_expires: config.min_expires,
                 max_expires: config.max_expires,
@@ -120,6 +121,8 @@ pub fn feature(config: WinfoConfig) -> impl FnOnce(&mut World, &mut Schedule) {
                 on_subscribe,
                 on_refresh,
                 on_end,
+                claims: None,
+                require: None,
             },
         );
         let hash_seed = world.resource::<crate::EngineConfig>().hash_seed;
@@ -167,7 +170,7 @@ fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(), Ans
             changes: Vec::new(),
         },
         Content {
-            content_type: CONTENT_TYPE,
+            content_type: CONTENT_TYPE.into(),
             body: Default::default(),
         },
     ));
@@ -305,7 +308,7 @@ fn build_queued(world: &mut World, queued: &[Entity]) {
         w.full = false;
         w.changes.clear();
         world.entity_mut(e).insert(Content {
-            content_type: CONTENT_TYPE,
+            content_type: CONTENT_TYPE.into(),
             body,
         });
     }

@@ -159,6 +159,7 @@ pub fn feature(config: XdmConfig) -> impl FnOnce(&mut World, &mut Schedule) {
             world,
             PackageSpec {
                 event: xcap_diff::EVENT,
+                label: xcap_diff::EVENT,
                 content_types: &[crate::formats::xcap_diff::CONTENT_TYPE],
                 min_expires: config.min_expires,
                 max_expires: config.max_expires,
@@ -168,6 +169,8 @@ pub fn feature(config: XdmConfig) -> impl FnOnce(&mut World, &mut Schedule) {
                 on_subscribe: xcap_diff::on_subscribe,
                 on_refresh: xcap_diff::on_refresh,
                 on_end: |_, _| {},
+                claims: None,
+                require: None,
             },
         );
         world.insert_resource(config);

@@ -48,7 +48,7 @@ impl XcapDiffWatch {
 
 /// Where a selector points: (auid, owner), or None when it is neither `auid/global/...` nor
 /// `auid/users/<xui>/...`.
-fn scope_of(sel: &str) -> Option<(&str, Option<&str>)> {
+pub(crate) fn scope_of(sel: &str) -> Option<(&str, Option<&str>)> {
     let mut parts = sel.splitn(4, '/');
     let auid = parts.next()?;
     match parts.next()? {
@@ -126,7 +126,7 @@ pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(),
     });
     // the body is built for this subscriber before each NOTIFY: its own content
     world.entity_mut(sub).insert(Content {
-        content_type: CONTENT_TYPE,
+        content_type: CONTENT_TYPE.into(),
         body: Default::default(),
     });
     Ok(())
@@ -221,7 +221,7 @@ pub fn build_content(
             .map(|(k, d)| (k.clone(), (d.selector.clone(), d.etag.clone())))
             .collect();
         *content = Content {
-            content_type: CONTENT_TYPE,
+            content_type: CONTENT_TYPE.into(),
             body: xcap_diff::write(&config.xcap_root, &diffs),
         };
     }

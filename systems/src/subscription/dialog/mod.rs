@@ -118,6 +118,12 @@ impl Dialog {
         }
     }
 
+    /// True for a subscription with no SIP dialog: one the engine keeps for itself (a
+    /// resource list's back-end subscription to a local presentity), never sent a NOTIFY.
+    pub fn is_internal(&self) -> bool {
+        self.record == RecordRef::NONE
+    }
+
     /// The record of a dialog of parts `p`, `extras` and inline next hop `hop` (which a remote
     /// target ending in it does not store again).
     fn encode(p: &DialogParts<'_>, extras: Extras, hop: Option<SocketAddrV4>) -> Vec<u8> {
@@ -431,6 +437,7 @@ mod tests {
             local_tag: "5.0badcafe",
             branch: "z9hG4bK1",
             event: "presence",
+            require: None,
             state,
             content_type: "application/pidf+xml",
             body_len,

@@ -31,6 +31,8 @@ pub struct NotifyParts<'a> {
     pub branch: &'a str,
     /// The event package.
     pub event: &'a str,
+    /// An option tag for `Require` (RFC 4662 §4.4: `eventlist` on list NOTIFYs).
+    pub require: Option<&'a str>,
     pub state: SubscriptionStateHeader,
     /// Written when the body is not empty.
     pub content_type: &'a str,
@@ -139,6 +141,9 @@ pub fn write(d: &DialogFields<'_>, n: &NotifyParts<'_>) -> Bytes {
         }
     }
     b.extend_from_slice(b"\r\n");
+    if let Some(tag) = n.require {
+        push_header(&mut b, "Require", tag);
+    }
     push_header(&mut b, "User-Agent", SERVER);
     if n.body_len > 0 {
         push_header(&mut b, "Content-Type", n.content_type);

@@ -151,8 +151,12 @@ impl DialogStore {
         self.free[units].push(r.at);
     }
 
-    /// The bytes of a record.
+    /// The bytes of a record (none for [`RecordRef::NONE`]: an internal subscription's
+    /// strings read empty).
     pub(super) fn get(&self, r: RecordRef) -> &[u8] {
+        if r.len == 0 {
+            return &[];
+        }
         let (c, off) = Self::locate(r.at);
         &self.chunks[c][off..off + r.len as usize]
     }

@@ -1,0 +1,221 @@
+//! Resource list NOTIFY bodies (RFC 4662 §5): a `multipart/related` body (RFC 2387) whose root
+//! is an `application/rlmi+xml` document listing the list's resources and their back-end
+//! subscriptions (`<instance>`), followed by one part per instance that has state, named by
+//! `Content-ID` (RFC 2392) and pointed at by the instance's `cid`.
+//!
+//! A member's part ([`part`]) is written once and shared by every list NOTIFY that carries it;
+//! per NOTIFY only the RLMI document and the framing are written ([`multipart`]).
+
+use bytes::Bytes;
+use quick_xml::escape::escape;
+
+/// The RLMI namespace.
+pub const NS: &str = "urn:ietf:params:xml:ns:rlmi";
+/// The RLMI content type.
+pub const CONTENT_TYPE: &str = "application/rlmi+xml";
+/// The body type of list NOTIFYs.
+pub const MULTIPART: &str = "multipart/related";
+
+/// The state of one back-end subscription (RFC 4662 §5.2: the `state` of `<instance>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceState {
+    Active,
+    Pending,
+    /// With the reason it ended (RFC 6665 §4.1.3 values), if any.
+    Terminated(Option<&'static str>),
+}
+
+/// One `<instance>`.
+#[derive(Debug, Clone, Copy)]
+pub struct Instance<'a> {
+    /// Unique among the resource's instances, the same for the life of the back-end
+    /// subscription.
+    pub id: &'a str,
+    pub state: InstanceState,
+    /// The `Content-ID` (without angle brackets) of the part holding its state, if sent.
+    pub cid: Option<&'a str>,
+}
+
+/// One `<resource>`: a member of the list.
+#[derive(Debug, Clone, Copy)]
+pub struct Resource<'a> {
+    pub uri: &'a str,
+    /// The member's `<display-name>` in the list, if any.
+    pub name: Option<&'a str>,
+    /// None: no back-end subscription (a member over the list's size limit).
+    pub instance: Option<Instance<'a>>,
+}
+
+/// The RLMI document of one NOTIFY: `version` counts the NOTIFYs of the subscription from 0;
+/// `full` says every resource is listed (else only those that changed).
+pub fn write(
+    out: &mut Vec<u8>,
+    list_uri: &str,
+    version: u32,
+    full: bool,
+    list_name: Option<&str>,
+    resources: &[Resource<'_>],
+) {
+    out.extend_from_slice(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<list xmlns=\"");
+    out.extend_from_slice(NS.as_bytes());
+    out.extend_from_slice(b"\" uri=\"");
+    out.extend_from_slice(escape(list_uri).as_bytes());
+    out.extend_from_slice(b"\" version=\"");
+    out.extend_from_slice(itoa::Buffer::new().format(version).as_bytes());
+    out.extend_from_slice(if full {
+        b"\" fullState=\"true\">\n".as_slice()
+    } else {
+        b"\" fullState=\"false\">\n".as_slice()
+    });
+    if let Some(n) = list_name {
+        name(out, n);
+    }
+    for r in resources {
+        out.extend_from_slice(b"<resource uri=\"");
+        out.extend_from_slice(escape(r.uri).as_bytes());
+        out.extend_from_slice(b"\">");
+        if let Some(n) = r.name {
+            name(out, n);
+        }
+        if let Some(i) = &r.instance {
+            out.extend_from_slice(b"<instance id=\"");
+            out.extend_from_slice(escape(i.id).as_bytes());
+            out.extend_from_slice(b"\" state=\"");
+            match i.state {
+                InstanceState::Active => out.extend_from_slice(b"active\""),
+                InstanceState::Pending => out.extend_from_slice(b"pending\""),
+                InstanceState::Terminated(reason) => {
+                    out.extend_from_slice(b"terminated\"");
+                    if let Some(r) = reason {
+                        out.extend_from_slice(b" reason=\"");
+                        out.extend_from_slice(r.as_bytes());
+                        out.push(b'"');
+                    }
+                }
+            }
+            if let Some(cid) = i.cid {
+                out.extend_from_slice(b" cid=\"");
+                out.extend_from_slice(escape(cid).as_bytes());
+                out.push(b'"');
+            }
+            out.extend_from_slice(b"/>");
+        }
+        out.extend_from_slice(b"</resource>\n");
+    }
+    out.extend_from_slice(b"</list>\n");
+}
+
+fn name(out: &mut Vec<u8>, n: &str) {
+    out.extend_from_slice(b"<name>");
+    out.extend_from_slice(escape(n).as_bytes());
+    out.extend_from_slice(b"</name>");
+}
+
+/// A body part: its headers (binary transfer, its `Content-ID`, its type) and content.
+pub fn part(cid: &str, content_type: &str, body: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(96 + cid.len() + content_type.len() + body.len());
+    part_into(&mut out, cid, content_type, body);
+    Bytes::from(out)
+}
+
+fn part_into(out: &mut Vec<u8>, cid: &str, content_type: &str, body: &[u8]) {
+    out.extend_from_slice(b"Content-Transfer-Encoding: binary\r\nContent-ID: <");
+    out.extend_from_slice(cid.as_bytes());
+    out.extend_from_slice(b">\r\nContent-Type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b";charset=\"UTF-8\"\r\n\r\n");
+    out.extend_from_slice(body);
+}
+
+/// The `Content-Type` of a list NOTIFY whose root part is `start_cid` (RFC 2387 §3.1, §3.2).
+pub fn content_type(boundary: &str, start_cid: &str) -> String {
+    format!("{MULTIPART};type=\"{CONTENT_TYPE}\";start=\"<{start_cid}>\";boundary=\"{boundary}\"")
+}
+
+/// The multipart body: the RLMI document `rlmi` as the root part `rlmi_cid`, then `parts`
+/// (from [`part`]), delimited by `boundary` (RFC 2046 §5.1.1), which none of them may contain.
+pub fn multipart(boundary: &str, rlmi_cid: &str, rlmi: &[u8], parts: &[&Bytes]) -> Bytes {
+    let framing = boundary.len() + 6;
+    let len = rlmi.len() + 128 + parts.iter().map(|p| p.len() + framing).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    delimiter(&mut out, boundary, true);
+    part_into(&mut out, rlmi_cid, CONTENT_TYPE, rlmi);
+    for p in parts {
+        delimiter(&mut out, boundary, false);
+        out.extend_from_slice(p);
+    }
+    out.extend_from_slice(b"\r\n--");
+    out.extend_from_slice(boundary.as_bytes());
+    out.extend_from_slice(b"--\r\n");
+    Bytes::from(out)
+}
+
+fn delimiter(out: &mut Vec<u8>, boundary: &str, first: bool) {
+    if !first {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"--");
+    out.extend_from_slice(boundary.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// True when `boundary` cannot delimit `bytes` (it occurs in them).
+pub fn collides(bytes: &[u8], boundary: &str) -> bool {
+    memchr::memmem::find(bytes, boundary.as_bytes()).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_state_body_frames_the_rlmi_root_and_each_part() {
+        let mut rlmi = Vec::new();
+        let resources = [
+            Resource {
+                uri: "sip:bob@example.com",
+                name: Some("Bob & co"),
+                instance: Some(Instance {
+                    id: "1",
+                    state: InstanceState::Active,
+                    cid: Some("b1@example.com"),
+                }),
+            },
+            Resource {
+                uri: "sip:carol@example.com",
+                name: None,
+                instance: Some(Instance {
+                    id: "2",
+                    state: InstanceState::Terminated(Some("rejected")),
+                    cid: None,
+                }),
+            },
+        ];
+        write(
+            &mut rlmi,
+            "sip:l@example.com",
+            0,
+            true,
+            Some("Friends"),
+            &resources,
+        );
+        let text = String::from_utf8(rlmi.clone()).unwrap();
+        assert!(text.contains("version=\"0\" fullState=\"true\""), "{text}");
+        assert!(text.contains("<name>Bob &amp; co</name>"), "{text}");
+        assert!(text.contains("state=\"terminated\" reason=\"rejected\"/>"));
+        let p = part("b1@example.com", "application/pidf+xml", b"<presence/>");
+        let body = multipart("BND", "r@example.com", &rlmi, &[&p]);
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.starts_with("--BND\r\nContent-Transfer-Encoding: binary\r\n"));
+        assert!(body.contains("Content-ID: <r@example.com>\r\nContent-Type: application/rlmi+xml"));
+        assert!(body.contains(
+            "\r\n--BND\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <b1@example.com>"
+        ));
+        assert!(body.ends_with("<presence/>\r\n--BND--\r\n"));
+        assert_eq!(
+            content_type("BND", "r@example.com"),
+            "multipart/related;type=\"application/rlmi+xml\";start=\"<r@example.com>\";boundary=\"BND\""
+        );
+        assert!(collides(body.as_bytes(), "BND") && !collides(b"abc", "BND"));
+    }
+}
