@@ -132,6 +132,7 @@ pub struct RlsSection {
     pub max_members: usize,
     pub min_notify_interval_ms: u64,
     pub max_depth: usize,
+    pub linphone_compat: bool,
 }
 
 impl RlsSection {
@@ -141,6 +142,7 @@ impl RlsSection {
             max_members: self.max_members,
             min_notify_interval_ms: self.min_notify_interval_ms,
             max_depth: self.max_depth,
+            linphone_compat: self.linphone_compat,
             ..Default::default()
         }
     }

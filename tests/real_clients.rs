@@ -3,8 +3,11 @@
 //! PUBLISHes, bob SUBSCRIBEs to alice and must see every change: see
 //! `tests/clients/pjsua_presence.py`.
 //!
-//! Without the `pjsua2` module the tests are skipped, except under CI (`CI` set), where they
-//! fail: CI installs the package.
+//! Linphone's command-line client (`linphonec`, Debian `linphone-cli`) subscribes to a buddy
+//! list (RFC 4662) and shows each buddy's presence: see `tests/clients/linphone_rls.py`.
+//!
+//! Without the `pjsua2` module or `linphonec` the tests are skipped, except under CI (`CI`
+//! set), where they fail: CI installs both.
 
 mod common;
 
@@ -150,4 +153,92 @@ fn pjsua_presence_tcp() {
 #[test]
 fn pjsua_pending_until_rules_allow_udp() {
     pjsua_run("udp", true);
+}
+
+/// True when `linphonec` (Debian `linphone-cli`) is installed. Otherwise: panic under CI, else
+/// say why the test is skipped and return false.
+fn linphonec_available(test: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("linphonec").is_file()));
+    if !found {
+        common::skip_unless_ci(test, "linphonec not found (apt-get install linphone-cli)");
+    }
+    found
+}
+
+/// Linphone's command-line client (liblinphone 5.1) subscribes to alice's buddy list, which
+/// presenced resolves from her rls-services document, and shows each buddy's presence from the
+/// list NOTIFYs (`rls.linphone_compat`, see config/presenced.toml): see
+/// `tests/clients/linphone_rls.py`.
+fn linphone_list(transport: &str) {
+    let test = format!("linphone_watches_a_list_{transport}");
+    if !linphonec_available(&test) {
+        return;
+    }
+    let mut server = Server::start_with("[rls]\nlinphone_compat = true\n", &[]);
+    let xcap = common::Xcap::new(server.http);
+    let (bob, carol) = ("sip:bob@example.com", "sip:carol@example.com");
+    let list = "sip:alice-buddies@example.com";
+    let r = xcap.put(
+        "/xcap-root/rls-services/users/sip:alice@example.com/index",
+        "application/rls-services+xml",
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\" \
+xmlns:rl=\"urn:ietf:params:xml:ns:resource-lists\"><service uri=\"{list}\"><list>\
+<rl:entry uri=\"{bob}\"><rl:display-name>Bob</rl:display-name></rl:entry><rl:entry uri=\"{carol}\"/></list>\
+<packages><package>presence</package></packages></service></rls-services>"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let publisher = common::UdpPeer::new(server.udp);
+    common::publish_pidf(
+        &publisher,
+        bob,
+        &common::pidf(bob, "t1", "open", "at my desk"),
+    );
+    let addr = if transport == "udp" {
+        server.udp
+    } else {
+        server.tcp
+    };
+    let args: Vec<String> = [
+        "--identity",
+        "sip:alice@example.com",
+        "--list",
+        list,
+        "--buddy",
+        bob,
+        "--buddy",
+        carol,
+        "--expect",
+        &format!("{bob}=open"),
+        "--expect",
+        &format!("{carol}=closed"),
+        "--timeout",
+        "20",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (code, out, err) = run_client("linphone_rls.py", addr, transport, &args);
+    let alive = server.alive();
+    assert!(
+        code == Some(0) && out.contains("\"subscribed_to_list\": true"),
+        "linphonec over {transport} via {addr}: {code:?}\n---- client stdout ----\n{out}\n\
+         ---- client stderr ----\n{err}\n---- presenced stderr ----\n{}",
+        server.stderr()
+    );
+    assert!(alive, "presenced died during the run:\n{}", server.stderr());
+    println!("{}", out.trim());
+}
+
+#[test]
+fn linphone_watches_a_list_udp() {
+    linphone_list("udp");
+}
+
+#[test]
+fn linphone_watches_a_list_tcp() {
+    linphone_list("tcp");
 }

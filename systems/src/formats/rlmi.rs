@@ -48,18 +48,18 @@ pub struct Resource<'a> {
 
 /// The RLMI document of one NOTIFY: `version` counts the NOTIFYs of the subscription from 0;
 /// `full` says every resource is listed (else only those that changed).
-pub fn write(
+pub fn write<'a>(
     out: &mut Vec<u8>,
     list_uri: &str,
     version: u32,
     full: bool,
     list_name: Option<&str>,
-    resources: &[Resource<'_>],
+    resources: impl IntoIterator<Item = Resource<'a>>,
 ) {
     out.extend_from_slice(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<list xmlns=\"");
     out.extend_from_slice(NS.as_bytes());
     out.extend_from_slice(b"\" uri=\"");
-    out.extend_from_slice(escape(list_uri).as_bytes());
+    push_escaped(out, list_uri);
     out.extend_from_slice(b"\" version=\"");
     out.extend_from_slice(itoa::Buffer::new().format(version).as_bytes());
     out.extend_from_slice(if full {
@@ -72,14 +72,14 @@ pub fn write(
     }
     for r in resources {
         out.extend_from_slice(b"<resource uri=\"");
-        out.extend_from_slice(escape(r.uri).as_bytes());
+        push_escaped(out, r.uri);
         out.extend_from_slice(b"\">");
         if let Some(n) = r.name {
             name(out, n);
         }
         if let Some(i) = &r.instance {
             out.extend_from_slice(b"<instance id=\"");
-            out.extend_from_slice(escape(i.id).as_bytes());
+            push_escaped(out, i.id);
             out.extend_from_slice(b"\" state=\"");
             match i.state {
                 InstanceState::Active => out.extend_from_slice(b"active\""),
@@ -95,7 +95,7 @@ pub fn write(
             }
             if let Some(cid) = i.cid {
                 out.extend_from_slice(b" cid=\"");
-                out.extend_from_slice(escape(cid).as_bytes());
+                push_escaped(out, cid);
                 out.push(b'"');
             }
             out.extend_from_slice(b"/>");
@@ -107,21 +107,50 @@ pub fn write(
 
 fn name(out: &mut Vec<u8>, n: &str) {
     out.extend_from_slice(b"<name>");
-    out.extend_from_slice(escape(n).as_bytes());
+    push_escaped(out, n);
     out.extend_from_slice(b"</name>");
 }
 
-/// A body part: its headers (binary transfer, its `Content-ID`, its type) and content.
-pub fn part(cid: &str, content_type: &str, body: &[u8]) -> Bytes {
+/// Text or an attribute value, escaped (URIs and ids rarely need it: they are copied as they
+/// are when they do not).
+fn push_escaped(out: &mut Vec<u8>, s: &str) {
+    if s.bytes()
+        .any(|b| matches!(b, b'<' | b'>' | b'&' | b'"' | b'\''))
+    {
+        out.extend_from_slice(escape(s).as_bytes());
+    } else {
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// How a part's `Content-ID` is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CidForm {
+    /// `<cid>`, as RFC 2392 writes a msg-id.
+    Bracketed,
+    /// The bare value: what liblinphone 5.1 compares byte for byte with the RLMI `cid`.
+    Bare,
+}
+
+/// A body part: its headers (binary transfer, its `Content-ID`, its type) and content. The
+/// header is spelled `Content-Id` (names are case-insensitive, RFC 2045 §1; liblinphone looks
+/// it up by exactly this spelling).
+pub fn part(cid: &str, form: CidForm, content_type: &str, body: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(96 + cid.len() + content_type.len() + body.len());
-    part_into(&mut out, cid, content_type, body);
+    part_into(&mut out, cid, form, content_type, body);
     Bytes::from(out)
 }
 
-fn part_into(out: &mut Vec<u8>, cid: &str, content_type: &str, body: &[u8]) {
-    out.extend_from_slice(b"Content-Transfer-Encoding: binary\r\nContent-ID: <");
+fn part_into(out: &mut Vec<u8>, cid: &str, form: CidForm, content_type: &str, body: &[u8]) {
+    out.extend_from_slice(b"Content-Transfer-Encoding: binary\r\nContent-Id: ");
+    if form == CidForm::Bracketed {
+        out.push(b'<');
+    }
     out.extend_from_slice(cid.as_bytes());
-    out.extend_from_slice(b">\r\nContent-Type: ");
+    if form == CidForm::Bracketed {
+        out.push(b'>');
+    }
+    out.extend_from_slice(b"\r\nContent-Type: ");
     out.extend_from_slice(content_type.as_bytes());
     out.extend_from_slice(b";charset=\"UTF-8\"\r\n\r\n");
     out.extend_from_slice(body);
@@ -129,17 +158,44 @@ fn part_into(out: &mut Vec<u8>, cid: &str, content_type: &str, body: &[u8]) {
 
 /// The `Content-Type` of a list NOTIFY whose root part is `start_cid` (RFC 2387 §3.1, §3.2).
 pub fn content_type(boundary: &str, start_cid: &str) -> String {
-    format!("{MULTIPART};type=\"{CONTENT_TYPE}\";start=\"<{start_cid}>\";boundary=\"{boundary}\"")
+    format!("{MULTIPART};type=\"{CONTENT_TYPE}\";start=\"<{start_cid}>\";boundary={boundary}")
 }
 
 /// The multipart body: the RLMI document `rlmi` as the root part `rlmi_cid`, then `parts`
 /// (from [`part`]), delimited by `boundary` (RFC 2046 §5.1.1), which none of them may contain.
-pub fn multipart(boundary: &str, rlmi_cid: &str, rlmi: &[u8], parts: &[&Bytes]) -> Bytes {
+pub fn multipart(
+    boundary: &str,
+    rlmi_cid: &str,
+    form: CidForm,
+    rlmi: &[u8],
+    parts: &[Bytes],
+) -> Bytes {
+    let mut out = multipart_start(boundary, rlmi_cid, form, rlmi.len(), parts);
+    out.extend_from_slice(rlmi);
+    multipart_finish(out, boundary, parts)
+}
+
+/// The start of a multipart body (its first delimiter and the root part's headers), with room
+/// for an RLMI document of about `rlmi_len` bytes and `parts`: the caller writes the RLMI
+/// document after it (no copy) and hands it to [`multipart_finish`].
+pub fn multipart_start(
+    boundary: &str,
+    rlmi_cid: &str,
+    form: CidForm,
+    rlmi_len: usize,
+    parts: &[Bytes],
+) -> Vec<u8> {
     let framing = boundary.len() + 6;
-    let len = rlmi.len() + 128 + parts.iter().map(|p| p.len() + framing).sum::<usize>();
+    let len = rlmi_len + 160 + parts.iter().map(|p| p.len() + framing).sum::<usize>();
     let mut out = Vec::with_capacity(len);
     delimiter(&mut out, boundary, true);
-    part_into(&mut out, rlmi_cid, CONTENT_TYPE, rlmi);
+    part_into(&mut out, rlmi_cid, form, CONTENT_TYPE, b"");
+    out
+}
+
+/// The rest of a multipart body begun by [`multipart_start`]: the member parts and the close
+/// delimiter.
+pub fn multipart_finish(mut out: Vec<u8>, boundary: &str, parts: &[Bytes]) -> Bytes {
     for p in parts {
         delimiter(&mut out, boundary, false);
         out.extend_from_slice(p);
@@ -162,6 +218,27 @@ fn delimiter(out: &mut Vec<u8>, boundary: &str, first: bool) {
 /// True when `boundary` cannot delimit `bytes` (it occurs in them).
 pub fn collides(bytes: &[u8], boundary: &str) -> bool {
     memchr::memmem::find(bytes, boundary.as_bytes()).is_some()
+}
+
+/// [`collides`] for one boundary checked against many bodies (its searcher built once).
+#[derive(Debug, Clone)]
+pub struct Boundary {
+    pub text: Box<str>,
+    finder: memchr::memmem::Finder<'static>,
+}
+
+impl Boundary {
+    pub fn new(text: &str) -> Boundary {
+        Boundary {
+            text: text.into(),
+            finder: memchr::memmem::Finder::new(text.as_bytes()).into_owned(),
+        }
+    }
+
+    /// True when it occurs in `bytes`.
+    pub fn occurs_in(&self, bytes: &[u8]) -> bool {
+        self.finder.find(bytes).is_some()
+    }
 }
 
 #[cfg(test)]
@@ -197,24 +274,29 @@ mod tests {
             0,
             true,
             Some("Friends"),
-            &resources,
+            resources,
         );
         let text = String::from_utf8(rlmi.clone()).unwrap();
         assert!(text.contains("version=\"0\" fullState=\"true\""), "{text}");
         assert!(text.contains("<name>Bob &amp; co</name>"), "{text}");
         assert!(text.contains("state=\"terminated\" reason=\"rejected\"/>"));
-        let p = part("b1@example.com", "application/pidf+xml", b"<presence/>");
-        let body = multipart("BND", "r@example.com", &rlmi, &[&p]);
+        let p = part(
+            "b1@example.com",
+            CidForm::Bracketed,
+            "application/pidf+xml",
+            b"<presence/>",
+        );
+        let body = multipart("BND", "r@example.com", CidForm::Bracketed, &rlmi, &[p]);
         let body = String::from_utf8(body.to_vec()).unwrap();
         assert!(body.starts_with("--BND\r\nContent-Transfer-Encoding: binary\r\n"));
-        assert!(body.contains("Content-ID: <r@example.com>\r\nContent-Type: application/rlmi+xml"));
+        assert!(body.contains("Content-Id: <r@example.com>\r\nContent-Type: application/rlmi+xml"));
         assert!(body.contains(
-            "\r\n--BND\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <b1@example.com>"
+            "\r\n--BND\r\nContent-Transfer-Encoding: binary\r\nContent-Id: <b1@example.com>"
         ));
         assert!(body.ends_with("<presence/>\r\n--BND--\r\n"));
         assert_eq!(
             content_type("BND", "r@example.com"),
-            "multipart/related;type=\"application/rlmi+xml\";start=\"<r@example.com>\";boundary=\"BND\""
+            "multipart/related;type=\"application/rlmi+xml\";start=\"<r@example.com>\";boundary=BND"
         );
         assert!(collides(body.as_bytes(), "BND") && !collides(b"abc", "BND"));
     }

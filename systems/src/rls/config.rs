@@ -21,6 +21,10 @@ pub struct RlsConfig {
     pub outbound_proxy: Option<SocketAddr>,
     /// Expires asked of back-end subscriptions to other domains, in seconds.
     pub back_end_expires: u32,
+    /// Write list NOTIFYs as Linphone (liblinphone 5.x) reads them: `Event: Presence` and
+    /// part Content-IDs without angle brackets (RFC 2392 wants them). Off: standard NOTIFYs,
+    /// which Linphone answers 200 and ignores.
+    pub linphone_compat: bool,
 }
 
 impl Default for RlsConfig {
@@ -31,6 +35,7 @@ impl Default for RlsConfig {
             max_depth: 16,
             outbound_proxy: None,
             back_end_expires: 3600,
+            linphone_compat: false,
         }
     }
 }

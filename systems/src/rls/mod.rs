@@ -86,6 +86,11 @@ pub struct ListWatch {
     pub held: bool,
     /// The next instance number.
     pub next_instance: u32,
+    /// The Content-ID of its NOTIFYs' RLMI root and their `Content-Type` (neither changes:
+    /// the root is named after the subscription, the boundary is the engine's), written once.
+    pub root: Option<(Box<str>, Arc<str>)>,
+    /// The run of the encoder that last wrote its body (the queue may name it twice).
+    pub encoded_in: u64,
 }
 
 /// A back-end subscription: which list subscription's slot it feeds.
@@ -114,9 +119,11 @@ pub struct Rls {
     /// Member parts encoded so far (once per view and tick, never per list subscription).
     pub parts_encoded: u64,
     /// The multipart boundary (unguessable: derived from the engine seed).
-    pub boundary: Box<str>,
+    pub boundary: crate::formats::rlmi::Boundary,
     /// Keys of Content-ID hashes.
     pub cid_keys: HashKeys,
+    /// How Content-IDs are written (see [`RlsConfig::linphone_compat`]).
+    pub cid_form: crate::formats::rlmi::CidForm,
 }
 
 /// Add the Resource List Server to an engine serving presence, XDM and privacy (after those
@@ -140,7 +147,13 @@ pub fn feature(config: RlsConfig) -> impl FnOnce(&mut World, &mut Schedule) {
         subscription::register_package(
             world,
             PackageSpec {
-                event: crate::presence::EVENT,
+                // event names compare without case (RFC 6665 §8.2.1 tokens); this is only how
+                // NOTIFYs spell it
+                event: if config.linphone_compat {
+                    "Presence"
+                } else {
+                    crate::presence::EVENT
+                },
                 label: "presence-list",
                 content_types: &[
                     crate::formats::rlmi::MULTIPART,
@@ -170,8 +183,13 @@ pub fn feature(config: RlsConfig) -> impl FnOnce(&mut World, &mut Schedule) {
             back_ends: 0,
             resolutions: 0,
             parts_encoded: 0,
-            boundary: boundary.into(),
+            boundary: crate::formats::rlmi::Boundary::new(&boundary),
             cid_keys: k(b"rls-cids"),
+            cid_form: if config.linphone_compat {
+                crate::formats::rlmi::CidForm::Bare
+            } else {
+                crate::formats::rlmi::CidForm::Bracketed
+            },
         });
         world.insert_resource(Services::new(seed));
         world.insert_resource(config);

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::hash::BuildHasher;
 
-use bevy_ecs::entity::{EntityHashMap, EntityHashSet};
+use bevy_ecs::entity::EntityHashMap;
 use bevy_ecs::prelude::*;
 use bytes::Bytes;
 
@@ -15,7 +15,9 @@ use super::{BackEnd, ListWatch, Rls, RlsConfig, ServiceList, backend};
 use crate::formats::pidf;
 use crate::formats::rlmi::{self, Instance, InstanceState, Resource};
 use crate::presence::{PIDF, PresenceConfig};
-use crate::subscription::{Content, NotifyQueue, Reason, SourceUri, SubState, Subscription};
+use crate::subscription::{
+    Content, MediaType, NotifyQueue, Reason, SourceUri, SubState, Subscription,
+};
 use crate::time::Clock;
 use crate::timers::{DueTimers, TimerKind, Timers};
 
@@ -29,15 +31,17 @@ pub fn collect(world: &mut World) {
         .of(TimerKind::ListNotify)
         .filter_map(|d| Entity::try_from_bits(d.key))
         .collect();
+    let mut touched = Vec::new();
     for e in due {
         if let Some(mut w) = world.get_mut::<ListWatch>(e)
             && w.held
         {
             w.held = false;
-            touch(world, e);
+            touched.push(e);
         }
     }
     if world.resource::<Rls>().back_ends == 0 {
+        touch(world, &touched);
         return;
     }
     let mut heard: Vec<(Entity, BackEnd, SubState)> = Vec::new();
@@ -93,14 +97,23 @@ pub fn collect(world: &mut World) {
                 }
             }
         }
-        touch(world, b.list_sub);
+        touched.push(b.list_sub);
     }
+    touch(world, &touched);
 }
 
-fn touch(world: &mut World, sub: Entity) {
+/// Mark list subscriptions dirty and queue them (once each; the queue tolerates repeats).
+fn touch(world: &mut World, subs: &[Entity]) {
+    if subs.is_empty() {
+        return;
+    }
     world.resource_scope(|world, mut q: Mut<NotifyQueue>| {
-        if let Some(mut s) = world.get_mut::<Subscription>(sub) {
-            q.touch(sub, &mut s);
+        for &sub in subs {
+            if let Some(mut s) = world.get_mut::<Subscription>(sub)
+                && !s.flow.dirty
+            {
+                q.touch(sub, &mut s);
+            }
         }
     });
 }
@@ -113,10 +126,50 @@ pub struct Part {
     collides: bool,
 }
 
-/// What one `<resource>` of a NOTIFY says, owned for the length of the NOTIFY.
-struct Listed {
+/// An instance id: a number in hex, inline (written per resource and NOTIFY).
+#[derive(Clone, Copy)]
+pub struct InstanceId {
+    buf: [u8; 8],
+    len: u8,
+}
+
+impl InstanceId {
+    fn of(n: u32) -> InstanceId {
+        let mut buf = [0u8; 8];
+        let mut len = 0;
+        for shift in (0..8).rev() {
+            let d = (n >> (shift * 4)) & 0xf;
+            if d != 0 || len > 0 || shift == 0 {
+                buf[len] = b"0123456789abcdef"[d as usize];
+                len += 1;
+            }
+        }
+        InstanceId {
+            buf,
+            len: len as u8,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // hex digits only
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("0")
+    }
+}
+
+/// What one `<resource>` of a NOTIFY says: its slot and, if any, its instance's id, state and
+/// the entity whose content is its part.
+#[derive(Clone, Copy)]
+pub struct Listed {
     slot: usize,
-    instance: Option<(String, InstanceState, Option<Entity>)>,
+    instance: Option<(InstanceId, InstanceState, Option<Entity>)>,
+}
+
+/// Buffers of [`encode`], kept between ticks.
+#[derive(Default)]
+pub struct Scratch {
+    which: Vec<usize>,
+    listed: Vec<Listed>,
+    parts: Vec<Bytes>,
 }
 
 /// Write the body of every list subscription about to be notified (ready: dirty, none in
@@ -135,23 +188,30 @@ pub fn encode(
     mut timers: ResMut<Timers>,
     clock: Res<Clock>,
     mut parts: Local<EntityHashMap<Part>>,
-    mut built: Local<EntityHashSet>,
-    mut rlmi_buf: Local<Vec<u8>>,
+    mut run: Local<u64>,
+    mut scratch: Local<Scratch>,
 ) {
     if rls.lists.is_empty() {
         return;
     }
     let now = clock.now;
     parts.clear();
-    built.clear();
+    *run += 1;
+    let run = *run;
     let rls = &mut *rls;
+    let Scratch {
+        which,
+        listed,
+        parts: part_bytes,
+    } = &mut *scratch;
     for &e in &queue.0 {
         let Ok((mut s, mut w, mut content)) = lists.get_mut(e) else {
             continue;
         };
-        if !s.flow.ready() || !built.insert(e) {
+        if !s.flow.ready() || w.encoded_in == run {
             continue;
         }
+        w.encoded_in = run;
         let terminating = matches!(s.state, SubState::Terminating(_));
         let min = config.min_notify_interval_ms;
         if min > 0
@@ -173,15 +233,16 @@ pub fn encode(
         // RFC 4662 §5.2: the NOTIFY after a SUBSCRIBE is a full state, the one an unsubscribe
         // asks for included (a final NOTIFY is one: expiry and list removal report all too)
         let full = w.full || terminating;
-        let mut which: Vec<usize> = if full {
-            (0..w.slots.len()).collect()
+        which.clear();
+        if full {
+            which.extend(0..w.slots.len());
         } else {
-            w.changed.iter().map(|&i| i as usize).collect()
-        };
-        which.sort_unstable();
-        which.dedup();
-        let mut listed = Vec::with_capacity(which.len());
-        for i in which {
+            which.extend(w.changed.iter().map(|&i| i as usize));
+            which.sort_unstable();
+            which.dedup();
+        }
+        listed.clear();
+        for &i in which.iter() {
             let Some(slot) = w.slots.get(i) else { continue };
             let instance = if slot.over {
                 None
@@ -199,57 +260,78 @@ pub fn encode(
                     let part = member_part(src, &contents, &uris, &presence, rls);
                     parts.insert(src, part);
                 }
-                Some((hex(slot.instance), state, source))
+                Some((InstanceId::of(slot.instance), state, source))
             } else {
                 slot.ended.map(|r| {
-                    (
-                        hex(slot.instance),
-                        InstanceState::Terminated(Some(r.as_str())),
-                        None,
-                    )
+                    let state = InstanceState::Terminated(Some(r.as_str()));
+                    (InstanceId::of(slot.instance), state, None)
                 })
             };
             listed.push(Listed { slot: i, instance });
         }
-        let resources: Vec<Resource<'_>> = listed
-            .iter()
-            .map(|l| {
-                let slot = &w.slots[l.slot];
-                Resource {
-                    uri: &slot.uri,
-                    name: slot.name.as_deref(),
-                    instance: l.instance.as_ref().map(|(id, state, src)| Instance {
-                        id,
-                        state: *state,
-                        cid: src.and_then(|s| parts.get(&s)).map(|p| &*p.cid),
-                    }),
-                }
-            })
-            .collect();
-        let member_parts: Vec<&Part> = listed
-            .iter()
-            .filter_map(|l| l.instance.as_ref()?.2)
-            .filter_map(|src| parts.get(&src))
-            .collect();
+        part_bytes.clear();
+        let mut collides = false;
+        for src in listed.iter().filter_map(|l| l.instance?.2) {
+            if let Some(p) = parts.get(&src) {
+                collides |= p.collides;
+                part_bytes.push(p.bytes.clone());
+            }
+        }
         let resolved = &list.resolved;
-        rlmi_buf.clear();
+        // the root's Content-ID names the subscription: the same in each of its NOTIFYs
+        if w.root.is_none() {
+            let host = crate::sip::identity::host_of(&resolved.uri).unwrap_or("localhost");
+            let cid = format!("rlmi.{:x}@{host}", e.index_u32());
+            let t = rlmi::content_type(&rls.boundary.text, &cid).into();
+            w.root = Some((cid.into(), t));
+        }
+        let w = &mut *w;
+        let (root_cid, content_type) = w.root.as_ref().expect("written above");
+        // the RLMI document is written in place, after the root part's headers
+        let estimate = 200 + listed.len() * 120;
+        let mut body = rlmi::multipart_start(
+            &rls.boundary.text,
+            root_cid,
+            rls.cid_form,
+            estimate,
+            part_bytes,
+        );
+        let at = body.len();
+        let slots = &w.slots;
+        let parts_now = &*parts;
         rlmi::write(
-            &mut rlmi_buf,
+            &mut body,
             &resolved.uri,
             w.version,
             full,
             resolved.name.as_deref(),
-            &resources,
+            listed.iter().map(|l| {
+                let slot = &slots[l.slot];
+                Resource {
+                    uri: &slot.uri,
+                    name: slot.name.as_deref(),
+                    instance: l.instance.as_ref().map(|(id, state, src)| Instance {
+                        id: id.as_str(),
+                        state: *state,
+                        cid: src.and_then(|s| parts_now.get(&s)).map(|p| &*p.cid),
+                    }),
+                }
+            }),
         );
-        let host = crate::sip::identity::host_of(&resolved.uri).unwrap_or("localhost");
-        let rlmi_cid = format!("rlmi.{:x}.{}@{host}", e.index_u32(), w.version);
-        let boundary = boundary_for(&rls.boundary, &rlmi_buf, &member_parts);
-        let bytes: Vec<&Bytes> = member_parts.iter().map(|p| &p.bytes).collect();
-        *content = Content {
-            content_type: Cow::Owned(rlmi::content_type(&boundary, &rlmi_cid)),
-            body: rlmi::multipart(&boundary, &rlmi_cid, &rlmi_buf, &bytes),
+        collides |= rls.boundary.occurs_in(&body[at..]);
+        *content = if collides {
+            let doc = body[at..].to_vec();
+            let b = boundary_for(&rls.boundary.text, &doc, part_bytes);
+            Content {
+                content_type: MediaType::Shared(rlmi::content_type(&b, root_cid).into()),
+                body: rlmi::multipart(&b, root_cid, rls.cid_form, &doc, part_bytes),
+            }
+        } else {
+            Content {
+                content_type: MediaType::Shared(content_type.clone()),
+                body: rlmi::multipart_finish(body, &rls.boundary.text, part_bytes),
+            }
         };
-        drop(resources);
         w.version += 1;
         w.full = false;
         w.changed.clear();
@@ -270,36 +352,27 @@ fn member_part(
     let (content_type, body) = match contents.get(source) {
         Ok(c) if !c.body.is_empty() => (c.content_type.clone(), c.body.clone()),
         _ => (
-            Cow::Borrowed(PIDF),
+            MediaType::Static(PIDF),
             pidf::empty_view(uri, presence.closed_when_unpublished),
         ),
     };
     let host = crate::sip::identity::host_of(uri).unwrap_or("localhost");
     let cid = format!("{:016x}@{host}", rls.cid_keys.hash_one((uri, &body[..])));
-    let bytes = rlmi::part(&cid, &content_type, &body);
+    let bytes = rlmi::part(&cid, rls.cid_form, &content_type, &body);
     rls.parts_encoded += 1;
     Part {
-        collides: rlmi::collides(&bytes, &rls.boundary),
+        collides: rls.boundary.occurs_in(&bytes),
         cid: cid.into(),
         bytes,
     }
 }
 
-/// The boundary of one NOTIFY: the engine's, unless the RLMI document or a part contains it
-/// (a document can say anything), then the first variant of it that none contains.
-fn boundary_for<'a>(default: &'a str, rlmi_doc: &[u8], parts: &[&Part]) -> Cow<'a, str> {
-    if !parts.iter().any(|p| p.collides) && !rlmi::collides(rlmi_doc, default) {
-        return Cow::Borrowed(default);
-    }
+/// The boundary of one NOTIFY whose RLMI document or a part contains the engine's (a document
+/// can say anything): the first variant of it that none contains.
+fn boundary_for<'a>(default: &'a str, rlmi_doc: &[u8], parts: &[Bytes]) -> Cow<'a, str> {
     (1u32..)
         .map(|n| format!("{default}.{n:x}"))
-        .find(|b| {
-            !rlmi::collides(rlmi_doc, b) && !parts.iter().any(|p| rlmi::collides(&p.bytes, b))
-        })
+        .find(|b| !rlmi::collides(rlmi_doc, b) && !parts.iter().any(|p| rlmi::collides(p, b)))
         .map(Cow::Owned)
         .expect("some variant is absent from a finite body")
-}
-
-fn hex(n: u32) -> String {
-    format!("{n:x}")
 }

@@ -104,6 +104,8 @@ pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(),
             last_sent: None,
             held: false,
             next_instance: 1,
+            root: None,
+            encoded_in: 0,
         },
         // written before each NOTIFY (module `notify`)
         Content::default(),

@@ -526,12 +526,30 @@ pub fn tag(value: &str) -> Option<&str> {
 
 /// The URI of a name-addr or addr-spec (From, To, Contact, Route).
 pub fn uri_of(value: &str) -> &str {
-    if let (Some(a), Some(b)) = (value.find('<'), value.rfind('>'))
-        && a < b
-    {
-        return value[a + 1..b].trim();
-    }
+    // a quoted display name may hold `<`; header parameters after the URI may hold `>`
+    // (`+sip.instance="<urn:uuid:...>"`, RFC 5626): the URI is between the first `<` after
+    // the display name and the first `>` after that
     let v = value.trim();
+    let mut from = 0;
+    if v.starts_with('"') {
+        let mut escaped = false;
+        for (i, c) in v.char_indices().skip(1) {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    from = i + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(a) = v[from..].find('<').map(|a| from + a)
+        && let Some(b) = v[a..].find('>').map(|b| a + b)
+    {
+        return v[a + 1..b].trim();
+    }
     v.split(';').next().unwrap_or(v).trim()
 }
 
@@ -640,6 +658,13 @@ mod tests {
             "sip:al@x;transport=tcp"
         );
         assert_eq!(uri_of("sip:al@x;tag=1"), "sip:al@x");
+        // Linphone's Contact: a `>` in a parameter after the URI (RFC 5626 instance id)
+        assert_eq!(
+            uri_of("<sip:127.0.0.1:5062;transport=udp>;+sip.instance=\"<urn:uuid:d3f2>\""),
+            "sip:127.0.0.1:5062;transport=udp"
+        );
+        // a `<` in the quoted display name
+        assert_eq!(uri_of("\"a<b \\\" c\" <sip:a@b>"), "sip:a@b");
     }
 
     #[test]

@@ -86,9 +86,38 @@ impl NotifyFlow {
 /// per subscription.
 #[derive(Component, Debug, Clone, Default)]
 pub struct Content {
-    /// A package's fixed type, or one written per body (a multipart boundary).
-    pub content_type: std::borrow::Cow<'static, str>,
+    pub content_type: MediaType,
     pub body: Bytes,
+}
+
+/// A body's type: a package's fixed one, or one written for a subscriber and shared by its
+/// NOTIFYs (a list's `multipart/related` with its boundary).
+#[derive(Debug, Clone)]
+pub enum MediaType {
+    Static(&'static str),
+    Shared(std::sync::Arc<str>),
+}
+
+impl Default for MediaType {
+    fn default() -> Self {
+        MediaType::Static("")
+    }
+}
+
+impl From<&'static str> for MediaType {
+    fn from(t: &'static str) -> Self {
+        MediaType::Static(t)
+    }
+}
+
+impl std::ops::Deref for MediaType {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            MediaType::Static(t) => t,
+            MediaType::Shared(t) => t,
+        }
+    }
 }
 
 /// The URI of the resource a shared source stands for (a presentity's `sip:user@host`). NOTIFYs
@@ -313,7 +342,7 @@ impl Packages {
     pub fn allow_events(&self) -> String {
         let mut events: Vec<&str> = Vec::new();
         for p in &self.0 {
-            if !events.contains(&p.event) {
+            if !events.iter().any(|e| e.eq_ignore_ascii_case(p.event)) {
                 events.push(p.event);
             }
         }
