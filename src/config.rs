@@ -133,17 +133,23 @@ pub struct RlsSection {
     pub min_notify_interval_ms: u64,
     pub max_depth: usize,
     pub linphone_compat: bool,
+    /// `IP:port` back-end SUBSCRIBEs to other domains go to; empty: none.
+    pub outbound_proxy: String,
+    pub back_end_expires: u32,
 }
 
 impl RlsSection {
-    /// The engine's view of these settings.
-    pub fn engine_config(&self) -> presenced_systems::rls::RlsConfig {
+    /// The engine's view of these settings (call after [`Config::validate`]); `local` is our
+    /// SIP address, which back-end SUBSCRIBEs are sent from.
+    pub fn engine_config(&self, local: Option<SocketAddr>) -> presenced_systems::rls::RlsConfig {
         presenced_systems::rls::RlsConfig {
             max_members: self.max_members,
             min_notify_interval_ms: self.min_notify_interval_ms,
             max_depth: self.max_depth,
+            outbound_proxy: self.outbound_proxy.parse().ok(),
+            back_end_expires: self.back_end_expires,
             linphone_compat: self.linphone_compat,
-            ..Default::default()
+            local,
         }
     }
 }
@@ -283,6 +289,14 @@ impl Config {
                 "privacy.default",
                 "must be one of confirm, allow, polite-block, block",
             );
+        }
+        if !self.rls.outbound_proxy.is_empty()
+            && self.rls.outbound_proxy.parse::<SocketAddr>().is_err()
+        {
+            return bad("rls.outbound_proxy", "must be IP:port (or empty)");
+        }
+        if self.rls.back_end_expires < 60 {
+            return bad("rls.back_end_expires", "must be at least 60");
         }
         if self.engine.inbox_capacity == 0 {
             return bad("engine.inbox_capacity", "must be at least 1");

@@ -163,7 +163,11 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     engine.add_feature(presenced_systems::privacy::feature(
         config.privacy.engine_config(),
     ));
-    engine.add_feature(presenced_systems::rls::feature(config.rls.engine_config()));
+    // back-end SUBSCRIBEs to other domains go from our first UDP listener
+    let local = udp.first().and_then(|s| s.local_addr().ok());
+    engine.add_feature(presenced_systems::rls::feature(
+        config.rls.engine_config(local),
+    ));
     let p = &config.presence;
     engine.add_feature(presenced_systems::winfo::feature(
         presenced_systems::winfo::WinfoConfig {

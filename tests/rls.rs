@@ -595,3 +595,64 @@ fn a_refresh_reports_the_full_state_again() {
     assert_eq!((n.version, n.full), (1, true));
     assert_eq!(n.uris(), [&bob, &carol]);
 }
+
+#[test]
+fn a_member_in_another_domain_is_watched_through_a_second_server() {
+    // "other.example" is served by a second presenced, the other network's presence server
+    let other = Server::start_with("[presence]\ndomains = [\"other.example\"]\n", &[]);
+    let s = Server::start_with(
+        &format!(
+            "[presence]\ndomains = [\"example.com\"]\n[rls]\noutbound_proxy = \"{}\"\n",
+            other.udp
+        ),
+        &[],
+    );
+    let xcap = Xcap::new(s.http);
+    let (carol, bob) = (user("carol"), "sip:bob@other.example".to_owned());
+    let peer = common::UdpPeer::new(other.udp);
+    publish_pidf(&peer, &bob, &pidf(&bob, "t1", "open", "remote bob"));
+    put_inline_list(&xcap, &[&carol, &bob]);
+    let mut w = subscribe_ok(&s);
+    let first = list_notify(&w);
+    assert_eq!(first.uris(), [&carol, &bob]);
+    // bob's state arrives when the other server notifies presenced
+    let mut seen = first.get(&bob).clone();
+    for _ in 0..3 {
+        if seen.notes().contains(&"remote bob".to_owned()) {
+            break;
+        }
+        seen = list_notify(&w).get(&bob).clone();
+    }
+    assert_eq!(seen.state(), "active");
+    assert_eq!(seen.notes(), ["remote bob"]);
+    // a change on the other server reaches the list
+    publish_pidf(&peer, &bob, &pidf(&bob, "t2", "closed", "bob left"));
+    let n = list_notify(&w);
+    assert_eq!(n.uris(), [&bob]);
+    assert!(n.get(&bob).notes().contains(&"bob left".to_owned()));
+    // the other server lists alice (the list's subscriber) among bob's watchers, until the end
+    // of the list ends the back-end subscription there too
+    let (winfo, resp) = Subscriber::subscribe(
+        &other,
+        &bob,
+        &bob,
+        "presence.winfo",
+        "application/watcherinfo+xml",
+        600,
+        |r| r,
+    );
+    assert_eq!(resp.status(), 200);
+    let alice_status = |n: &Msg| {
+        parse_xml(&n.body)
+            .all("urn:ietf:params:xml:ns:watcherinfo", "watcher")
+            .into_iter()
+            .find(|w| w.text == ALICE)
+            .and_then(|w| w.attr("status").map(str::to_owned))
+    };
+    assert_eq!(alice_status(&winfo.notify()).as_deref(), Some("active"));
+    let r = w.resubscribe(0);
+    assert_eq!(r.status(), 200);
+    let m = next_raw(&w, Duration::from_secs(5)).expect("final NOTIFY");
+    w.peer.send(&response_to(&m, 200, "OK"));
+    assert_eq!(alice_status(&winfo.notify()).as_deref(), Some("terminated"));
+}

@@ -27,8 +27,7 @@ pub fn open(
         .resource::<crate::presence::PresenceConfig>()
         .serves(&parsed.host)
     {
-        // another domain's member: watched over SIP (not in this build)
-        return Err(Reason::Noresource);
+        return super::remote::open(world, list_sub, slot, &parsed, identity);
     }
     let package = world.resource::<Rls>().presence;
     let be = world.spawn_empty().id();
@@ -63,6 +62,10 @@ pub fn open(
 /// End a back-end subscription: its presentity forgets it (and watcher information hears of
 /// it: an ended list subscription ends its back-ends as `timeout`).
 pub fn close(world: &mut World, be: Entity) {
+    if world.get::<super::remote::Remote>(be).is_some() {
+        super::remote::close(world, be);
+        return;
+    }
     let Some(mut s) = world.get_mut::<Subscription>(be) else {
         return;
     };

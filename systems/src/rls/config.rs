@@ -25,6 +25,9 @@ pub struct RlsConfig {
     /// part Content-IDs without angle brackets (RFC 2392 wants them). Off: standard NOTIFYs,
     /// which Linphone answers 200 and ignores.
     pub linphone_compat: bool,
+    /// Our SIP address, which back-end SUBSCRIBEs are sent from (the shell's first listener);
+    /// None: members in other domains cannot be watched.
+    pub local: Option<SocketAddr>,
 }
 
 impl Default for RlsConfig {
@@ -36,6 +39,7 @@ impl Default for RlsConfig {
             outbound_proxy: None,
             back_end_expires: 3600,
             linphone_compat: false,
+            local: None,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! domain is watched by a back-end subscription ([`BackEnd`]): a `Subscription` with no SIP
 //! dialog, a watcher of the member's presentity like any other, on behalf of the list's
 //! subscriber, so that the member's pres-rules decide what it shows (pending, polite-block,
-//! a filtered view).
+//! a filtered view). Members in other domains are watched over SIP ([`remote`]).
 //!
 //! The tick: the Lists set follows document changes (members added get back-end
 //! subscriptions, removed ones end) and gathers what back-end subscriptions were told; the
@@ -20,6 +20,7 @@ pub mod backend;
 pub mod config;
 pub mod lists;
 pub mod notify;
+pub mod remote;
 pub mod resolve;
 pub mod services;
 pub mod watch;
@@ -192,6 +193,10 @@ pub fn feature(config: RlsConfig) -> impl FnOnce(&mut World, &mut Schedule) {
             },
         });
         world.insert_resource(Services::new(seed));
+        world.insert_resource(remote::Remotes::new(config.local));
+        world
+            .resource_mut::<crate::router::MethodQueues>()
+            .register(crate::sip::Method::Notify);
         world.insert_resource(config);
         {
             let mut engine = world.resource_mut::<crate::EngineConfig>();
@@ -208,7 +213,11 @@ pub fn feature(config: RlsConfig) -> impl FnOnce(&mut World, &mut Schedule) {
                 .after(crate::xdm::apply_document_changes)
                 .after(after),
         );
-        schedule.add_systems(notify::collect.in_set(Pipeline::Lists));
+        schedule.add_systems(
+            (remote::drive, notify::collect)
+                .chain()
+                .in_set(Pipeline::Lists),
+        );
         schedule.add_systems(
             notify::encode
                 .in_set(Pipeline::NotifyEncode)

@@ -11,6 +11,7 @@ use bevy_ecs::entity::EntityHashMap;
 use bevy_ecs::prelude::*;
 use bytes::Bytes;
 
+use super::remote::{Remote, RemoteState};
 use super::{BackEnd, ListWatch, Rls, RlsConfig, ServiceList, backend};
 use crate::formats::pidf;
 use crate::formats::rlmi::{self, Instance, InstanceState, Resource};
@@ -182,6 +183,7 @@ pub fn encode(
     contents: Query<&Content, Without<ListWatch>>,
     uris: Query<&SourceUri>,
     services: Query<&ServiceList>,
+    remotes: Query<&Remote>,
     config: Res<RlsConfig>,
     presence: Res<PresenceConfig>,
     mut rls: ResMut<Rls>,
@@ -246,6 +248,30 @@ pub fn encode(
             let Some(slot) = w.slots.get(i) else { continue };
             let instance = if slot.over {
                 None
+            } else if let Some(be) = slot.back_end
+                && let Ok(r) = remotes.get(be)
+            {
+                // another domain's member: its state as its NOTIFYs told it
+                let state = match r.state {
+                    RemoteState::Active => InstanceState::Active,
+                    RemoteState::Pending => InstanceState::Pending,
+                    RemoteState::Trying | RemoteState::Closing => {
+                        listed.push(Listed {
+                            slot: i,
+                            instance: None,
+                        });
+                        continue;
+                    }
+                };
+                let source =
+                    (state == InstanceState::Active && contents.contains(be)).then_some(be);
+                if let Some(src) = source
+                    && !parts.contains_key(&src)
+                {
+                    let part = member_part(src, &contents, &uris, &presence, rls);
+                    parts.insert(src, part);
+                }
+                Some((InstanceId::of(slot.instance), state, source))
             } else if let Some(be) = slot.back_end {
                 let Ok(b) = back_ends.get(be) else { continue };
                 let state = match b.state {
