@@ -219,6 +219,7 @@ fn bench_fanout(c: &mut Criterion) {
     );
     // lists: 10,000 owners, each list alice and 49 of 20,000 others
     let mut lists = engine();
+    let heap0 = common::live_bytes();
     lists.submit_documents((0..LISTS).map(|i| {
         let mut m = vec!["sip:alice@example.com".to_owned()];
         m.extend(
@@ -226,11 +227,23 @@ fn bench_fanout(c: &mut Criterion) {
         );
         list_doc(i, &m)
     }));
+    // the documents are taken in at the next tick
+    lists.tick(Time(1), [], &mut Vec::new());
+    let heap1 = common::live_bytes();
     let t = Instant::now();
     settle(
         &mut lists,
         1,
         (0..LISTS).map(|i| subscribe(i, None)).collect(),
+    );
+    let heap2 = common::live_bytes();
+    eprintln!(
+        "rls: heap {:.0} B per stored list document, {:.0} B per list subscription with its \
+{} back-end subscriptions ({:.0} B per member)",
+        (heap1 - heap0) as f64 / LISTS as f64,
+        (heap2 - heap1) as f64 / LISTS as f64,
+        members(),
+        (heap2 - heap1) as f64 / (LISTS * members()) as f64
     );
     eprintln!(
         "rls: {LISTS} list subscriptions of {} members set up in {:.1} s",
