@@ -237,6 +237,7 @@ fn refresh_list(world: &mut World, list: Entity) {
         let slots = build_slots(world, sub, &resolved, old, &identity);
         let mut w = world.get_mut::<ListWatch>(sub).expect("live");
         w.slots = slots;
+        w.resolved = resolved.clone();
         w.full = true;
         w.changed.clear();
         world.resource_scope(|world, mut q: Mut<NotifyQueue>| {

@@ -72,6 +72,9 @@ pub struct Slot {
 pub struct ListWatch {
     /// The [`ServiceList`].
     pub list: Entity,
+    /// Its resolution, kept here too: a NOTIFY reads the list's URI and name without visiting
+    /// the list's entity.
+    pub resolved: Arc<Resolved>,
     /// Who subscribed: the watcher the back-end subscriptions act for.
     pub identity: Box<str>,
     pub slots: Vec<Slot>,

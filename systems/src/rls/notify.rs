@@ -12,7 +12,7 @@ use bevy_ecs::prelude::*;
 use bytes::Bytes;
 
 use super::remote::{Remote, RemoteState};
-use super::{BackEnd, ListWatch, Rls, RlsConfig, ServiceList, backend};
+use super::{BackEnd, ListWatch, Rls, RlsConfig, backend};
 use crate::formats::pidf;
 use crate::formats::rlmi::{self, Instance, InstanceState, Resource};
 use crate::presence::{PIDF, PresenceConfig};
@@ -182,7 +182,6 @@ pub fn encode(
     back_ends: Query<&Subscription, Without<ListWatch>>,
     contents: Query<&Content, Without<ListWatch>>,
     uris: Query<&SourceUri>,
-    services: Query<&ServiceList>,
     remotes: Query<&Remote>,
     config: Res<RlsConfig>,
     presence: Res<PresenceConfig>,
@@ -229,9 +228,6 @@ pub fn encode(
             }
             continue;
         }
-        let Ok(list) = services.get(w.list) else {
-            continue;
-        };
         // RFC 4662 §5.2: the NOTIFY after a SUBSCRIBE is a full state, the one an unsubscribe
         // asks for included (a final NOTIFY is one: expiry and list removal report all too)
         let full = w.full || terminating;
@@ -303,7 +299,7 @@ pub fn encode(
                 part_bytes.push(p.bytes.clone());
             }
         }
-        let resolved = &list.resolved;
+        let resolved = w.resolved.clone();
         // the root's Content-ID names the subscription: the same in each of its NOTIFYs
         if w.root.is_none() {
             let host = crate::sip::identity::host_of(&resolved.uri).unwrap_or("localhost");

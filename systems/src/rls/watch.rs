@@ -96,6 +96,7 @@ pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(),
     world.entity_mut(sub).insert((
         ListWatch {
             list,
+            resolved: resolved.clone(),
             identity: identity.as_str().into(),
             slots: Vec::new(),
             version: 0,
