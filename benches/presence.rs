@@ -5,13 +5,14 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use presenced_systems::formats::pidf;
 use presenced_systems::presence::{self, PresenceConfig};
-use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Source, Time, Transport};
+use presenced_systems::{Engine, EngineConfig, Inbound, Time};
 
 mod common;
+
+use common::sip::{answers, msg, src};
 
 fn body(entity: &str, tuple: &str, note: &str) -> String {
     format!(
@@ -56,22 +57,6 @@ fn bench_pidf(c: &mut Criterion) {
     g.finish();
 }
 
-fn src(port: u16) -> Source {
-    Source {
-        transport: Transport::Udp,
-        peer: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        local: "127.0.0.1:5060".parse().unwrap(),
-        conn: None,
-    }
-}
-
-fn msg(source: Source, text: String) -> Inbound {
-    Inbound {
-        source,
-        bytes: Bytes::from(text),
-    }
-}
-
 fn subscribe(i: usize) -> Inbound {
     let port = 10000 + (i % 50000) as u16;
     msg(
@@ -100,37 +85,6 @@ Content-Length: {}\r\n\r\n{b}",
             b.len()
         ),
     )
-}
-
-/// The watchers' 200s to the NOTIFYs in `out`; the publisher's new ETag if its 200 is there.
-fn answers(out: &[Outbound]) -> (Vec<Inbound>, Option<String>) {
-    let mut replies = Vec::new();
-    let mut etag = None;
-    for m in out {
-        let head = std::str::from_utf8(&m.head).unwrap();
-        if head.starts_with("SIP/2.0 200") {
-            if let Some(l) = head.lines().find(|l| l.starts_with("SIP-ETag: ")) {
-                etag = Some(l[10..].to_owned());
-            }
-            continue;
-        }
-        if !head.starts_with("NOTIFY ") {
-            continue;
-        }
-        let mut r = String::from("SIP/2.0 200 OK\r\n");
-        for l in head.lines() {
-            if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
-                .iter()
-                .any(|p| l.starts_with(p))
-            {
-                r.push_str(l);
-                r.push_str("\r\n");
-            }
-        }
-        r.push_str("Content-Length: 0\r\n\r\n");
-        replies.push(msg(src(m.dest.addr.port()), r));
-    }
-    (replies, etag)
 }
 
 fn bench_fanout(c: &mut Criterion) {

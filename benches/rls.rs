@@ -6,11 +6,13 @@
 
 mod common;
 
+use common::sip::{answers, msg, src};
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use presenced_systems::net::{Inbound, Outbound, Source, Transport};
+use presenced_systems::net::Inbound;
 use presenced_systems::presence::{self, PresenceConfig};
 use presenced_systems::privacy::{self, PrivacyConfig, SubHandling};
 use presenced_systems::rls::{self, RlsConfig};
@@ -23,22 +25,6 @@ fn members() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50)
-}
-
-fn src(port: u16) -> Source {
-    Source {
-        transport: Transport::Udp,
-        peer: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        local: "127.0.0.1:5060".parse().unwrap(),
-        conn: None,
-    }
-}
-
-fn msg(source: Source, text: String) -> Inbound {
-    Inbound {
-        source,
-        bytes: Bytes::from(text),
-    }
 }
 
 /// An engine serving presence, XDM, privacy (everyone allowed) and lists.
@@ -118,37 +104,6 @@ Content-Length: {}\r\n\r\n{b}",
             b.len()
         ),
     )
-}
-
-/// The 200s to the NOTIFYs in `out`, and the publisher's new ETag if its 200 is there.
-fn answers(out: &[Outbound]) -> (Vec<Inbound>, Option<String>) {
-    let mut replies = Vec::new();
-    let mut etag = None;
-    for m in out {
-        let head = std::str::from_utf8(&m.head).unwrap();
-        if head.starts_with("SIP/2.0 200") {
-            if let Some(l) = head.lines().find(|l| l.starts_with("SIP-ETag: ")) {
-                etag = Some(l[10..].to_owned());
-            }
-            continue;
-        }
-        if !head.starts_with("NOTIFY ") {
-            continue;
-        }
-        let mut r = String::from("SIP/2.0 200 OK\r\n");
-        for l in head.lines() {
-            if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
-                .iter()
-                .any(|p| l.starts_with(p))
-            {
-                r.push_str(l);
-                r.push_str("\r\n");
-            }
-        }
-        r.push_str("Content-Length: 0\r\n\r\n");
-        replies.push(msg(src(m.dest.addr.port()), r));
-    }
-    (replies, etag)
 }
 
 /// Run `subs` SUBSCRIBEs in chunks and answer their NOTIFYs.

@@ -32,6 +32,29 @@ fn rl_path(owner: &str) -> String {
     format!("/xcap-root/resource-lists/users/{owner}/index")
 }
 
+/// The absolute XCAP URI of `owner`'s resource-lists list `name` (for `<external>` and
+/// `<resource-list>`).
+fn list_url(s: &Server, owner: &str, name: &str) -> String {
+    format!(
+        "http://{}/xcap-root/resource-lists/users/{owner}/index/~~/resource-lists/list%5b@name=%22{name}%22%5d",
+        s.http
+    )
+}
+
+/// alice's service LIST over her resource-lists list `name`.
+fn put_list_service(s: &Server, xcap: &Xcap, name: &str) {
+    let reference = format!(
+        "<resource-list>{}</resource-list>",
+        list_url(s, ALICE, name)
+    );
+    put(
+        xcap,
+        &rls_path(ALICE),
+        RLS_MIME,
+        &services_doc(LIST, &reference),
+    );
+}
+
 /// `<rl:entry>` elements for `uris`.
 fn entries(uris: &[&str]) -> String {
     uris.iter()
@@ -269,6 +292,21 @@ fn list_notify(w: &Subscriber) -> ListNotify {
     parse_list(m)
 }
 
+/// `aor` subscribes to its own watcher information (RFC 3857) on `s`.
+fn watch_watchers(s: &Server, aor: &str) -> Subscriber {
+    let (w, resp) = Subscriber::subscribe(
+        s,
+        aor,
+        aor,
+        "presence.winfo",
+        "application/watcherinfo+xml",
+        600,
+        |r| r,
+    );
+    assert_eq!(resp.status(), 200, "{}", resp.text());
+    w
+}
+
 fn publish(s: &Server, aor: &str, basic: &str, note: &str) {
     let peer = common::UdpPeer::new(s.udp);
     publish_pidf(&peer, aor, &pidf(aor, &unique("t"), basic, note));
@@ -346,7 +384,6 @@ fn a_list_reports_full_state_then_one_partial_notify_for_two_publishes() {
 fn nested_lists_entry_refs_and_external_lists_are_flattened() {
     let s = Server::start();
     let xcap = Xcap::new(s.http);
-    let root = format!("http://{}/xcap-root", s.http);
     let [bob, carol, dave, erin, frank, grace, henry] =
         ["bob", "carol", "dave", "erin", "frank", "grace", "henry"].map(user);
     // frank shares his list with alice (his rules allow her); grace does not
@@ -376,11 +413,8 @@ fn nested_lists_entry_refs_and_external_lists_are_flattened() {
             "<list name=\"secret\"><entry uri=\"{henry}\"/></list>"
         )),
     );
-    let external = |owner: &str, list: &str| {
-        format!(
-            "<external anchor=\"{root}/resource-lists/users/{owner}/index/~~/resource-lists/list%5b@name=%22{list}%22%5d\"/>"
-        )
-    };
+    let external =
+        |owner: &str, list: &str| format!("<external anchor=\"{}\"/>", list_url(&s, owner, list));
     let entry_ref = format!(
         "<entry-ref ref=\"resource-lists/users/{ALICE}/index/~~/resource-lists/list%5b@name=%22work%22%5d/entry%5b@uri=%22{dave}%22%5d\"><display-name>Dave (work)</display-name></entry-ref>"
     );
@@ -392,15 +426,7 @@ fn nested_lists_entry_refs_and_external_lists_are_flattened() {
         external(&grace, "secret"),
     );
     put(&xcap, &rl_path(ALICE), RL_MIME, &lists_doc(&alice_lists));
-    let reference = format!(
-        "<resource-list>{root}/resource-lists/users/{ALICE}/index/~~/resource-lists/list%5b@name=%22friends%22%5d</resource-list>"
-    );
-    put(
-        &xcap,
-        &rls_path(ALICE),
-        RLS_MIME,
-        &services_doc(LIST, &reference),
-    );
+    put_list_service(&s, &xcap, "friends");
 
     let w = subscribe_ok(&s);
     let n = list_notify(&w);
@@ -415,28 +441,15 @@ fn nested_lists_entry_refs_and_external_lists_are_flattened() {
 fn a_list_that_refers_to_itself_is_answered_once_around() {
     let s = Server::start();
     let xcap = Xcap::new(s.http);
-    let root = format!("http://{}/xcap-root", s.http);
     let [bob, carol] = ["bob", "carol"].map(user);
-    let anchor = |list: &str| {
-        format!(
-            "<external anchor=\"{root}/resource-lists/users/{ALICE}/index/~~/resource-lists/list%5b@name=%22{list}%22%5d\"/>"
-        )
-    };
+    let anchor = |list: &str| format!("<external anchor=\"{}\"/>", list_url(&s, ALICE, list));
     let lists = format!(
         "<list name=\"a\"><entry uri=\"{bob}\"/>{}</list><list name=\"b\"><entry uri=\"{carol}\"/>{}</list>",
         anchor("b"),
         anchor("a")
     );
     put(&xcap, &rl_path(ALICE), RL_MIME, &lists_doc(&lists));
-    let reference = format!(
-        "<resource-list>{root}/resource-lists/users/{ALICE}/index/~~/resource-lists/list%5b@name=%22a%22%5d</resource-list>"
-    );
-    put(
-        &xcap,
-        &rls_path(ALICE),
-        RLS_MIME,
-        &services_doc(LIST, &reference),
-    );
+    put_list_service(&s, &xcap, "a");
     let w = subscribe_ok(&s);
     let n = list_notify(&w);
     assert_eq!(n.uris(), [&bob, &carol]);
@@ -560,16 +573,7 @@ fn unsubscribing_ends_the_list_and_its_back_end_subscriptions() {
     publish(&s, &bob, "open", "after");
     w.assert_no_notify(GRACE);
     // bob's watchers no longer include alice's back-end subscription
-    let (winfo, resp) = Subscriber::subscribe(
-        &s,
-        &bob,
-        &bob,
-        "presence.winfo",
-        "application/watcherinfo+xml",
-        600,
-        |r| r,
-    );
-    assert_eq!(resp.status(), 200);
+    let winfo = watch_watchers(&s, &bob);
     let n = winfo.notify();
     let doc = parse_xml(&n.body);
     let active: Vec<_> = doc
@@ -632,16 +636,7 @@ fn a_member_in_another_domain_is_watched_through_a_second_server() {
     assert!(n.get(&bob).notes().contains(&"bob left".to_owned()));
     // the other server lists alice (the list's subscriber) among bob's watchers, until the end
     // of the list ends the back-end subscription there too
-    let (winfo, resp) = Subscriber::subscribe(
-        &other,
-        &bob,
-        &bob,
-        "presence.winfo",
-        "application/watcherinfo+xml",
-        600,
-        |r| r,
-    );
-    assert_eq!(resp.status(), 200);
+    let winfo = watch_watchers(&other, &bob);
     let alice_status = |n: &Msg| {
         parse_xml(&n.body)
             .all("urn:ietf:params:xml:ns:watcherinfo", "watcher")

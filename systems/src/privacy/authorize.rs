@@ -61,15 +61,7 @@ pub fn place(world: &World, presentity: Entity, identity: &str) -> Placement {
     } else {
         None
     };
-    let cx = Context {
-        requester: if is_anonymous(identity) {
-            Requester::Anonymous
-        } else {
-            Requester::Identity(identity)
-        },
-        now_unix: world.resource::<Clock>().unix_secs(),
-        sphere: sphere.as_deref(),
-    };
+    let cx = context(world, identity, sphere.as_deref());
     let default = world.resource::<PrivacyConfig>().default_handling;
     let d = decide(rules, &cx, book, default);
     // no rule speaks of this watcher and the operator lets everyone watch: a server without
@@ -83,6 +75,20 @@ pub fn place(world: &World, presentity: Entity, identity: &str) -> Placement {
         SubHandling::PoliteBlock => Placement::View(Shown::PoliteBlock),
         SubHandling::Allow if d.permissions == Permissions::everything() => Placement::Full,
         SubHandling::Allow => Placement::View(Shown::Filtered(Arc::new(d.permissions))),
+    }
+}
+
+/// What rules are decided against for `identity` now (`sphere`: the presentity's, when its
+/// rules compare with it).
+fn context<'a>(world: &World, identity: &'a str, sphere: Option<&'a str>) -> Context<'a> {
+    Context {
+        requester: if is_anonymous(identity) {
+            Requester::Anonymous
+        } else {
+            Requester::Identity(identity)
+        },
+        now_unix: world.resource::<Clock>().unix_secs(),
+        sphere,
     }
 }
 
@@ -102,15 +108,7 @@ pub fn allows(world: &World, owner: &str, identity: &str) -> bool {
         .as_deref()
         .and_then(|k| book.rules_of(k))
         .unwrap_or(&empty);
-    let cx = Context {
-        requester: if is_anonymous(identity) {
-            Requester::Anonymous
-        } else {
-            Requester::Identity(identity)
-        },
-        now_unix: world.resource::<Clock>().unix_secs(),
-        sphere: None,
-    };
+    let cx = context(world, identity, None);
     let default = world.resource::<PrivacyConfig>().default_handling;
     decide(rules, &cx, book, default).handling == SubHandling::Allow
 }
