@@ -435,6 +435,15 @@ fn nested_lists_entry_refs_and_external_lists_are_flattened() {
     assert_eq!(n.get(&bob).name.as_deref(), Some("Bob"));
     assert_eq!(n.get(&dave).name.as_deref(), Some("Dave (work)"));
     assert!(n.resources.iter().all(|(_, r)| r.state() == "active"));
+    // grace allows alice after all: her list joins alice's at once
+    put_pres_rules(
+        &xcap,
+        &grace,
+        &pres_rule("a", &identity_one(ALICE), Some("allow"), ""),
+    );
+    let n = list_notify(&w);
+    assert!(n.full);
+    assert_eq!(n.uris(), [&bob, &carol, &dave, &erin, &henry]);
 }
 
 #[test]

@@ -172,6 +172,18 @@ pub fn follow_documents(world: &mut World) {
         if let Some(v) = world.resource::<Rls>().by_doc.get(&key) {
             dirty.extend(v.iter().copied());
         }
+        // a user's rules decide who may use their lists: lists that read one of that user's
+        // documents are resolved again
+        if crate::privacy::book::AUIDS.contains(&change.auid.as_str())
+            && let Some(owner) = change.xui.as_deref()
+        {
+            let tree = format!("/users/{}/", crate::xdm::decode_selector(owner));
+            let mut q = world.query::<(Entity, &ServiceList)>();
+            dirty.extend(q.iter(world).filter_map(|(e, l)| {
+                let theirs = identity_key(&l.service.owner) != identity_key(owner);
+                (theirs && l.resolved.docs.iter().any(|d| d.contains(&tree))).then_some(e)
+            }));
+        }
     }
     world.resource_mut::<DocumentChanges>().applied = applied;
     dirty.sort_unstable();

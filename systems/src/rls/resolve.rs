@@ -186,6 +186,10 @@ impl Resolver<'_> {
             None => (rel.clone(), None),
         };
         let (_, xui) = scope_of(&doc)?;
+        // depended on even when not readable: its owner's rules may allow it later
+        if !self.out.docs.iter().any(|d| **d == *doc) {
+            self.out.docs.push(doc.as_str().into());
+        }
         if let Some(xui) = xui
             && identity_key(xui) != identity_key(self.owner)
             && !crate::privacy::allows(self.world, xui, self.owner)
