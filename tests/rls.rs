@@ -660,3 +660,33 @@ fn a_member_in_another_domain_is_watched_through_a_second_server() {
     w.peer.send(&response_to(&m, 200, "OK"));
     assert_eq!(alice_status(&winfo.notify()).as_deref(), Some("terminated"));
 }
+
+#[test]
+fn a_fetch_gets_the_full_state_once_and_a_list_of_another_package_is_refused() {
+    let s = Server::start();
+    let xcap = Xcap::new(s.http);
+    let bob = user("bob");
+    put_inline_list(&xcap, &[&bob]);
+    // RFC 6665 §4.4.3: Expires 0 fetches the state and ends
+    let (w, r) = Subscriber::subscribe(&s, LIST, ALICE, "presence", ACCEPT, 0, |r| {
+        r.set("Supported", "eventlist")
+    });
+    assert_eq!(r.status(), 200, "{}", r.text());
+    let n = list_notify(&w);
+    assert_eq!(subscription_state(&n.msg).0, "terminated");
+    assert_eq!((n.version, n.full), (0, true));
+    assert_eq!(n.uris(), [&bob]);
+    // RFC 4826 §4.3: a service for other packages only is not a presence list
+    let doc = String::from_utf8(services_doc(
+        LIST,
+        "<list><rl:entry uri=\"sip:bob@example.com\"/></list>",
+    ))
+    .unwrap()
+    .replace(
+        "<package>presence</package>",
+        "<package>message-summary</package>",
+    );
+    put(&xcap, &rls_path(ALICE), RLS_MIME, doc.as_bytes());
+    let (_, r) = subscribe_with(&s, ALICE, |r| r);
+    assert_eq!(r.status(), 489, "{}", r.text());
+}

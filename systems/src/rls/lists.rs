@@ -26,6 +26,19 @@ fn limits(world: &World) -> Limits {
 fn resolve_now(world: &mut World, service: &Service) -> Option<Resolved> {
     let r = resolve(world, service, limits(world));
     world.resource_mut::<Rls>().resolutions += 1;
+    if let Some(r) = &r
+        && (!r.over.is_empty() || r.skipped > 0)
+    {
+        // the owner's client sees the excess members without an instance; the operator here
+        tracing::info!(
+            target: "presenced::rls",
+            list = %r.uri,
+            watched = r.members.len(),
+            over_limit = r.over.len(),
+            references_not_followed = r.skipped,
+            "list not watched in full (rls.max_members, loops, or lists the owner may not read)"
+        );
+    }
     r
 }
 
