@@ -19,7 +19,7 @@ use super::proxy::Routed;
 use crate::store::{DocKey, StoreRead, StoredDoc, WriteOp};
 
 const CAPS_AUID: &str = "xcap-caps";
-const RLS_AUID: &str = "rls-services";
+use crate::store::RLS_AUID;
 const DIRECTORY_AUID: &str = "org.openmobilealliance.xcap-directory";
 const DIRECTORY_DOC: &str = "directory.xml";
 
@@ -198,49 +198,15 @@ struct StoreDirectory<'a>(&'a dyn StoreRead);
 
 impl core::Directory for StoreDirectory<'_> {
     fn service_uri_in_use(&self, uri: &str, xui: &str, doc_path: &str) -> bool {
-        let docs = match self.0.user_documents(RLS_AUID) {
-            Ok(d) => d,
+        match self.0.service_uri_holders(uri) {
+            Ok(holders) => holders.iter().any(|(x, p)| !(x == xui && p == doc_path)),
             Err(e) => {
                 // Refuse rather than risk two services with one URI.
                 warn!("xcap: store: {e}");
-                return true;
+                true
             }
-        };
-        docs.iter()
-            .filter(|(x, p, _)| !(x == xui && p == doc_path))
-            .any(|(_, _, content)| service_uris(content).iter().any(|u| u == uri))
-    }
-}
-
-/// The `uri` attributes of the `<service>` elements of an rls-services document.
-fn service_uris(doc: &[u8]) -> Vec<String> {
-    use quick_xml::events::Event;
-    use quick_xml::name::ResolveResult;
-    let Ok(text) = std::str::from_utf8(doc) else {
-        return Vec::new();
-    };
-    let mut r = quick_xml::reader::NsReader::from_str(text);
-    let mut out = Vec::new();
-    loop {
-        match r.read_resolved_event() {
-            Ok((ns, Event::Start(e) | Event::Empty(e))) => {
-                let in_rls = matches!(ns, ResolveResult::Bound(n)
-                    if n.0 == "urn:ietf:params:xml:ns:rls-services");
-                if in_rls && e.local_name().into_inner() == "service" {
-                    for a in e.attributes().flatten() {
-                        if a.key.0 == "uri"
-                            && let Ok(v) = a.normalized_value(quick_xml::XmlVersion::default())
-                        {
-                            out.push(v.trim().to_owned());
-                        }
-                    }
-                }
-            }
-            Ok((_, Event::Eof)) | Err(_) => break,
-            _ => {}
         }
     }
-    out
 }
 
 /// RFC 3339 UTC time of Unix seconds (for the xcap-directory's `last-modified`).
@@ -537,6 +503,6 @@ mod tests {
         let doc = br#"<rls-services xmlns="urn:ietf:params:xml:ns:rls-services">
             <service uri="sip:a@x"><list/></service><x:service xmlns:x="urn:other" uri="sip:no@x"/>
             <service uri=" sip:b@x "/></rls-services>"#;
-        assert_eq!(service_uris(doc), vec!["sip:a@x", "sip:b@x"]);
+        assert_eq!(crate::store::service_uris(doc), vec!["sip:a@x", "sip:b@x"]);
     }
 }

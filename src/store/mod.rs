@@ -104,6 +104,44 @@ pub enum StoreError {
 pub trait StoreRead {
     /// Every document of one application usage in the users' trees: (xui, path, content).
     fn user_documents(&self, auid: &str) -> Result<Vec<(String, String, Vec<u8>)>, StoreError>;
+
+    /// The rls-services documents (xui, path) that define the service `uri` (RFC 4826
+    /// §4.4.3: at most one should): an index lookup, not a read of every document.
+    fn service_uri_holders(&self, uri: &str) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+/// The application usage whose documents define resource list services.
+pub const RLS_AUID: &str = "rls-services";
+
+/// The `uri` attributes of the `<service>` elements of an rls-services document.
+pub fn service_uris(doc: &[u8]) -> Vec<String> {
+    use quick_xml::events::Event;
+    use quick_xml::name::ResolveResult;
+    let Ok(text) = std::str::from_utf8(doc) else {
+        return Vec::new();
+    };
+    let mut r = quick_xml::reader::NsReader::from_str(text);
+    let mut out = Vec::new();
+    loop {
+        match r.read_resolved_event() {
+            Ok((ns, Event::Start(e) | Event::Empty(e))) => {
+                let in_rls = matches!(ns, ResolveResult::Bound(n)
+                    if n.0 == "urn:ietf:params:xml:ns:rls-services");
+                if in_rls && e.local_name().into_inner() == "service" {
+                    for a in e.attributes().flatten() {
+                        if a.key.0 == "uri"
+                            && let Ok(v) = a.normalized_value(quick_xml::XmlVersion::default())
+                        {
+                            out.push(v.trim().to_owned());
+                        }
+                    }
+                }
+            }
+            Ok((_, Event::Eof)) | Err(_) => break,
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The document and user store.

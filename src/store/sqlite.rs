@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS user_logins (
     PRIMARY KEY (username, realm)
 );
 CREATE INDEX IF NOT EXISTS user_logins_by_uri ON user_logins (uri);
+CREATE TABLE IF NOT EXISTS service_uris (
+    uri TEXT NOT NULL,
+    xui TEXT NOT NULL,
+    path TEXT NOT NULL,
+    PRIMARY KEY (uri, xui, path)
+);
+CREATE INDEX IF NOT EXISTS service_uris_by_doc ON service_uris (xui, path);
 ";
 
 /// SQLite implementation of [`Store`].
@@ -106,6 +113,7 @@ impl SqliteStore {
         // extra fsync per write is cheap insurance.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        index_services_once(&conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             changes,
@@ -143,6 +151,47 @@ impl StoreRead for TxRead<'_> {
     fn user_documents(&self, auid: &str) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
         user_documents(self.0, auid)
     }
+
+    fn service_uri_holders(&self, uri: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self
+            .0
+            .prepare_cached("SELECT xui, path FROM service_uris WHERE uri = ?1")?;
+        let rows = st.query_map(params![uri], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Keep the service URI index of the rls-services document `xui`/`path` in step with its new
+/// content (None: deleted), inside the write's transaction.
+fn index_services(
+    conn: &Connection,
+    xui: &str,
+    path: &str,
+    content: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM service_uris WHERE xui = ?1 AND path = ?2",
+        params![xui, path],
+    )?;
+    for uri in content.map(super::service_uris).unwrap_or_default() {
+        conn.execute(
+            "INSERT OR IGNORE INTO service_uris (uri, xui, path) VALUES (?1, ?2, ?3)",
+            params![uri, xui, path],
+        )?;
+    }
+    Ok(())
+}
+
+/// A store written before the index existed: index its rls-services documents once.
+fn index_services_once(conn: &Connection) -> Result<(), StoreError> {
+    let indexed: i64 = conn.query_row("SELECT COUNT(*) FROM service_uris", [], |r| r.get(0))?;
+    if indexed > 0 {
+        return Ok(());
+    }
+    for (xui, path, content) in user_documents(conn, super::RLS_AUID)? {
+        index_services(conn, &xui, &path, Some(&content))?;
+    }
+    Ok(())
 }
 
 fn get_doc(conn: &Connection, key: &DocKey) -> Result<Option<StoredDoc>, StoreError> {
@@ -200,6 +249,9 @@ impl Store for SqliteStore {
                                    modified = excluded.modified",
                     params![key.auid, xui_col(key), key.path, etag, bytes, now_secs()],
                 )?;
+                if key.auid == super::RLS_AUID && key.xui.is_some() {
+                    index_services(&tx, xui_col(key), &key.path, Some(&bytes))?;
+                }
                 (Some(etag), Some(Bytes::from(bytes)))
             }
             WriteOp::Delete => {
@@ -207,6 +259,9 @@ impl Store for SqliteStore {
                     "DELETE FROM documents WHERE auid = ?1 AND xui = ?2 AND path = ?3",
                     params![key.auid, xui_col(key), key.path],
                 )?;
+                if key.auid == super::RLS_AUID && key.xui.is_some() {
+                    index_services(&tx, xui_col(key), &key.path, None)?;
+                }
                 (None, None)
             }
         };
@@ -394,6 +449,47 @@ mod tests {
             path: path.into(),
             selector: format!("resource-lists/users/{}/{path}", xui.unwrap_or("-")),
         }
+    }
+
+    #[test]
+    fn the_service_uri_index_follows_writes_and_is_built_for_an_older_store() {
+        let d = dir("svc");
+        let s = SqliteStore::open(&d, None).unwrap();
+        let k = DocKey {
+            auid: "rls-services".into(),
+            ..key(Some("sip:a@x"), "index")
+        };
+        let doc = |uris: &[&str]| {
+            let services: String = uris
+                .iter()
+                .map(|u| format!("<service uri=\"{u}\"><list/></service>"))
+                .collect();
+            format!("<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\">{services}</rls-services>")
+                .into_bytes()
+        };
+        let holders =
+            |s: &SqliteStore, uri: &str| TxRead(&s.lock()).service_uri_holders(uri).unwrap();
+        let put = |s: &SqliteStore, body: Vec<u8>| {
+            s.modify(&k, &mut |_, _| WriteOp::Put(body.clone()))
+                .unwrap();
+        };
+        put(&s, doc(&["sip:l1@x", "sip:l2@x"]));
+        let a = vec![("sip:a@x".to_owned(), "index".to_owned())];
+        assert_eq!(holders(&s, "sip:l1@x"), a);
+        put(&s, doc(&["sip:l2@x"]));
+        assert!(
+            holders(&s, "sip:l1@x").is_empty(),
+            "a replaced document drops its old URIs"
+        );
+        assert_eq!(holders(&s, "sip:l2@x"), a);
+        // a store from before the index: it is built at open
+        s.lock().execute("DELETE FROM service_uris", []).unwrap();
+        drop(s);
+        let s = SqliteStore::open(&d, None).unwrap();
+        assert_eq!(holders(&s, "sip:l2@x"), a);
+        s.modify(&k, &mut |_, _| WriteOp::Delete).unwrap();
+        assert!(holders(&s, "sip:l2@x").is_empty());
+        std::fs::remove_dir_all(&d).ok();
     }
 
     #[test]
