@@ -29,7 +29,7 @@ use serde::Serialize;
     version,
     about,
     long_about,
-    after_help = "Scenario files: config/loadgen-publish.toml, config/loadgen-subscribe.toml, config/loadgen-fanout.toml (the three workloads of the Kamailio anchors), config/loadgen-fanout-rules.toml (fan-out through privacy rules, with --xcap). `loadgen --help` lists every scenario key; the main ones are also flags of `run`.",
+    after_help = "Scenario files: config/loadgen-publish.toml, config/loadgen-subscribe.toml, config/loadgen-fanout.toml (the three workloads of the Kamailio anchors), config/loadgen-fanout-rules.toml (fan-out through privacy rules, with --xcap), config/loadgen-lists.toml (resource-list subscriptions, with --xcap). `loadgen --help` lists every scenario key; the main ones are also flags of `run`.",
     after_long_help = SCENARIO_KEYS
 )]
 struct Cli {
@@ -41,7 +41,8 @@ struct Cli {
 const SCENARIO_KEYS: &str = "\
 Scenario files: config/loadgen-publish.toml, config/loadgen-subscribe.toml,
 config/loadgen-fanout.toml (the three workloads of the Kamailio anchors) and
-config/loadgen-fanout-rules.toml (the fan-out through privacy rules). Keys (TOML; every key
+config/loadgen-fanout-rules.toml (the fan-out through privacy rules) and
+config/loadgen-lists.toml (list subscriptions, RFC 4662). Keys (TOML; every key
 optional, unknown keys are an error; the main ones are also flags of `run`):
   name                          label in the report
   [population] presentities     P presentities sip:p<i>@domain (default 1000)
@@ -59,7 +60,15 @@ optional, unknown keys are an error; the main ones are also flags of `run`):
                expires, refresh_fraction   as for publish (3600, 0.8)
                churn_rate       unsubscribe + new subscription per second in the steady phase (0)
                unsubscribe_at_end  (false)
-  [lists]      count, members   resource-list subscriptions (RFC 4662): not implemented, count = 0
+  [lists]      enabled          before the load, PUT per watcher over XCAP an rls-services
+                                document: one <service uri=sip:w<i>-list@domain> whose list
+                                holds `members` distinct presentities; then each watcher sends
+                                one list SUBSCRIBE (Supported: eventlist) instead of its
+                                per-presentity one, and list NOTIFYs are read part by part (false)
+               members          members per list (10): consecutive presentities when
+                                zipf_exponent = 0 (each on watchers*members/presentities lists),
+                                else drawn by popularity, no duplicates
+               xcap, concurrency  as for [rules] (--xcap overrides xcap; 4 PUTs in flight)
   [rules]      enabled          before the load, PUT per presentity over XCAP a resource-lists
                                 document (list `allowed`: its watchers but the last) and a
                                 pres-rules document (list members: allow with a filtering view;
@@ -140,7 +149,7 @@ enum Cmd {
         /// Pause between the two runs (s).
         #[arg(long, default_value_t = 2.0)]
         pause_secs: f64,
-        /// The second target's XCAP root, for scenarios with `[rules]`.
+        /// The second target's XCAP root, for scenarios with `[rules]` or `[lists]`.
         #[arg(long)]
         xcap_b: Option<String>,
     },
@@ -186,7 +195,8 @@ struct Common {
     #[arg(long, default_value = "")]
     namespace: String,
     /// The target's XCAP root (http://IP:PORT, loopback only) where a scenario with
-    /// `[rules] enabled = true` writes its rules documents; overrides rules.xcap.
+    /// `[rules] enabled = true` writes its rules documents, or one with `[lists] enabled =
+    /// true` its rls-services documents; overrides rules.xcap and lists.xcap.
     #[arg(long)]
     xcap: Option<String>,
     #[command(flatten)]
@@ -265,6 +275,13 @@ struct Overrides {
     /// rules.enabled (write privacy rules over XCAP first; needs --xcap)
     #[arg(long)]
     rules: Option<bool>,
+    /// lists.enabled (write a resource list per watcher over XCAP first and subscribe to it;
+    /// needs --xcap)
+    #[arg(long)]
+    lists: Option<bool>,
+    /// lists.members (members per list)
+    #[arg(long)]
+    list_members: Option<u32>,
 }
 
 impl Overrides {
@@ -299,6 +316,8 @@ impl Overrides {
         set!(tick_us => run.tick_us);
         set!(wake_on_receive => run.wake_on_receive);
         set!(rules => rules.enabled);
+        set!(lists => lists.enabled);
+        set!(list_members => lists.members);
     }
 }
 
@@ -311,10 +330,10 @@ fn scenario(c: &Common) -> Result<Scenario, String> {
     s.validate().map_err(|e| format!("scenario: {e}"))?;
     check_loopback(&c.target)?;
     if let Some(x) = &c.xcap {
-        if !s.rules.enabled {
-            // a comparison run must not believe it went through rules it never wrote
+        if !s.rules.enabled && !s.lists.enabled {
+            // a comparison run must not believe it went through documents it never wrote
             return Err(format!(
-                "--xcap {x}: the scenario has no rules (set [rules] enabled = true or --rules true)"
+                "--xcap {x}: the scenario has no rules nor lists (set [rules] or [lists] enabled = true, or --rules true or --lists true)"
             ));
         }
         loadgen::rules::XcapRoot::parse(x).map_err(|e| format!("--xcap: {e}"))?;
@@ -378,17 +397,28 @@ fn slo_breaks(
             r.notify.publish_to_notify_ms.p99
         ));
     }
+    let list_errors = r.lists.as_ref().map_or(0, |l| l.errors());
+    if let Some(l) = &r.lists
+        && l.publish_to_list_notify_ms.count > 0
+        && l.publish_to_list_notify_ms.p99 >= p99
+    {
+        why.push(format!(
+            "PUBLISH->list NOTIFY p99 {:.3} ms >= {p99}",
+            l.publish_to_list_notify_ms.p99
+        ));
+    }
     let u = &r.subscriptions;
     let bad = r.final_failed
         + r.timeouts
         + r.notify.stale_watchers
         + r.notify.missing_first_notify
         + u.unexpected_state
-        + u.pending_with_body;
+        + u.pending_with_body
+        + list_errors;
     let pct = bad as f64 * 100.0 / r.requests_sent.max(1) as f64;
     if pct >= err_pct {
         why.push(format!(
-            "errors {pct:.3}% >= {err_pct}% (failed {}, timeouts {}, stale {}, missing NOTIFY {}, unexpected subscription state {}, pending NOTIFY with a body {})",
+            "errors {pct:.3}% >= {err_pct}% (failed {}, timeouts {}, stale {}, missing NOTIFY {}, unexpected subscription state {}, pending NOTIFY with a body {}, list errors {list_errors})",
             r.final_failed,
             r.timeouts,
             r.notify.stale_watchers,
@@ -551,9 +581,9 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
         } => {
             check_loopback(&target_b)?;
             let s = scenario(&common)?;
-            if s.rules.enabled && xcap_b.is_none() {
+            if (s.rules.enabled || s.lists.enabled) && xcap_b.is_none() {
                 return Err(
-                    "the scenario has [rules]: give the second target's XCAP root with --xcap-b"
+                    "the scenario has [rules] or [lists]: give the second target's XCAP root with --xcap-b"
                         .into(),
                 );
             }
@@ -641,6 +671,19 @@ fn compare_ratios(a: &Report, b: &Report) -> std::collections::BTreeMap<String, 
         }
     }
     put("NOTIFY rate".into(), a.notify.rate, b.notify.rate);
+    if let (Some(la), Some(lb)) = (&a.lists, &b.lists) {
+        put("list NOTIFY rate".into(), la.notify_rate, lb.notify_rate);
+        put(
+            "list member parts rate".into(),
+            la.parts_rate,
+            lb.parts_rate,
+        );
+        put(
+            "PUBLISH->list NOTIFY p99".into(),
+            la.publish_to_list_notify_ms.p99,
+            lb.publish_to_list_notify_ms.p99,
+        );
+    }
     put(
         "PUBLISH->NOTIFY p50".into(),
         a.notify.publish_to_notify_ms.p50,

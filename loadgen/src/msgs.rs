@@ -143,8 +143,27 @@ impl Templates {
         out.extend_from_slice(body);
     }
 
-    /// A SUBSCRIBE (RFC 6665, RFC 3856) from watcher `w` (dialog generation `wgen`) to
-    /// presentity `p`; in-dialog when `to_tag` is not empty.
+    /// Watcher `w`'s own resource list (a `<service>` URI, `crate::lists`):
+    /// `sip:<ns>w<w+1>-list@<domain>`.
+    pub fn list_uri(&self, out: &mut Vec<u8>, w: u32) {
+        out.extend_from_slice(b"sip:");
+        out.extend_from_slice(&self.ns);
+        out.push(b'w');
+        num(out, w + 1);
+        out.extend_from_slice(b"-list@");
+        out.extend_from_slice(&self.domain);
+    }
+
+    fn watched(&self, out: &mut Vec<u8>, w: u32, what: Watched) {
+        match what {
+            Watched::Presentity(p) => self.uri(out, b'p', p),
+            Watched::OwnList => self.list_uri(out, w),
+        }
+    }
+
+    /// A SUBSCRIBE (RFC 6665, RFC 3856) from watcher `w` (dialog generation `wgen`) to a
+    /// presentity or to its own list (RFC 4662: `Supported: eventlist` and an Accept of the
+    /// multipart RLMI body); in-dialog when `to_tag` is not empty.
     #[allow(clippy::too_many_arguments)]
     pub fn subscribe(
         &self,
@@ -153,13 +172,13 @@ impl Templates {
         (slot, generation): (u32, u32),
         w: u32,
         wgen: u32,
-        p: u32,
+        what: Watched,
         cseq: u32,
         expires: u32,
         to_tag: &[u8],
     ) {
         out.extend_from_slice(b"SUBSCRIBE ");
-        self.uri(out, b'p', p);
+        self.watched(out, w, what);
         out.extend_from_slice(b" SIP/2.0\r\n");
         self.via(out, sock, slot, generation);
         out.extend_from_slice(b"From: <");
@@ -167,7 +186,7 @@ impl Templates {
         out.extend_from_slice(b">;tag=lgw");
         num(out, wgen);
         out.extend_from_slice(b"\r\nTo: <");
-        self.uri(out, b'p', p);
+        self.watched(out, w, what);
         out.push(b'>');
         if !to_tag.is_empty() {
             out.extend_from_slice(b";tag=");
@@ -182,7 +201,11 @@ impl Templates {
         out.push(b'w');
         num(out, w + 1);
         out.extend_from_slice(&self.contact[sock]);
-        out.extend_from_slice(b"\r\nEvent: presence\r\nAccept: application/pidf+xml\r\nExpires: ");
+        out.extend_from_slice(match what {
+            Watched::Presentity(_) => b"\r\nEvent: presence\r\nAccept: application/pidf+xml".as_slice(),
+            Watched::OwnList => b"\r\nEvent: presence\r\nSupported: eventlist\r\nAccept: multipart/related, application/rlmi+xml, application/pidf+xml",
+        });
+        out.extend_from_slice(b"\r\nExpires: ");
         num(out, expires);
         out.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
     }
@@ -213,6 +236,20 @@ impl Templates {
         Some(((w - 1) as u32, g as u32))
     }
 
+    /// Read a presentity URI back (a member part's `entity`): its index when it is
+    /// `sip:<ns>p<i>@<domain>`.
+    pub fn parse_presentity(&self, uri: &[u8]) -> Option<u32> {
+        use crate::sipmsg::parse_u64;
+        let rest = uri
+            .strip_prefix(b"sip:")?
+            .strip_prefix(self.ns.as_slice())?;
+        let rest = rest.strip_prefix(b"p")?;
+        let (i, n) = parse_u64(rest);
+        let dom = rest.get(n..)?.strip_prefix(b"@")?;
+        (n > 0 && i > 0 && i <= u32::MAX as u64 && dom == self.domain.as_slice())
+            .then(|| (i - 1) as u32)
+    }
+
     /// Read a branch back: (slot, generation) when it is one of this run's.
     pub fn parse_branch(&self, branch: &[u8]) -> Option<(u32, u32)> {
         use crate::sipmsg::parse_u64;
@@ -227,6 +264,14 @@ impl Templates {
         }
         Some((slot as u32, generation as u32))
     }
+}
+
+/// What a SUBSCRIBE watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    Presentity(u32),
+    /// The watcher's own resource list (`[lists]`).
+    OwnList,
 }
 
 /// Read the token from a NOTIFY body: (seq, send time ns).
@@ -295,7 +340,17 @@ mod tests {
         assert_eq!(s.header("Content-Length").unwrap(), body.len().to_string());
 
         out.clear();
-        t.subscribe(&mut out, 0, (1, 1), 9, 4, 0, 1, 600, b"");
+        t.subscribe(
+            &mut out,
+            0,
+            (1, 1),
+            9,
+            4,
+            Watched::Presentity(0),
+            1,
+            600,
+            b"",
+        );
         let m = sipmsg::parse(&out).unwrap();
         assert_eq!(t.parse_call_id(m.call_id), Some((9, 4)));
         assert!(m.to_tag.is_empty());
@@ -307,5 +362,23 @@ mod tests {
                 .is_none(),
             "another run's Call-ID"
         );
+
+        // a list SUBSCRIBE: to the watcher's own list, asking for RLMI (RFC 4662 §4.1)
+        out.clear();
+        t.subscribe(&mut out, 0, (2, 1), 6, 1, Watched::OwnList, 1, 600, b"");
+        let s = presenced_systems::sip::scan::scan(&out, true).unwrap();
+        assert!(s.fault.is_none());
+        assert!(
+            String::from_utf8_lossy(&out)
+                .starts_with("SUBSCRIBE sip:r1w7-list@example.com SIP/2.0\r\n")
+        );
+        assert_eq!(s.header("To"), Some("<sip:r1w7-list@example.com>"));
+        assert_eq!(s.header("From"), Some("<sip:r1w7@example.com>;tag=lgw1"));
+        assert_eq!(s.header("Supported"), Some("eventlist"));
+        assert!(s.header("Accept").unwrap().contains("application/rlmi+xml"));
+        assert_eq!(t.parse_presentity(b"sip:r1p12@example.com"), Some(11));
+        assert_eq!(t.parse_presentity(b"sip:r1p12@example.org"), None);
+        assert_eq!(t.parse_presentity(b"sip:p12@example.com"), None);
+        assert_eq!(t.parse_presentity(b"sip:r1p@example.com"), None);
     }
 }

@@ -23,7 +23,7 @@ mod xcap;
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 
-pub use xcap::{Upload, put_all};
+pub use xcap::{Doc, Upload, put_all, put_each};
 
 /// Namespaces of the two documents.
 pub const CP_NS: &str = "urn:ietf:params:xml:ns:common-policy";
@@ -110,6 +110,11 @@ impl Names {
     /// The identity presentity `p`'s rule r2 blocks; no watcher has it.
     pub fn blocked(&self, p: u32) -> String {
         self.uri("blocked-", p)
+    }
+
+    /// Watcher `w`'s own resource list (`[lists]`, a `<service>` URI): `sip:<ns>w<w+1>-list@…`.
+    pub fn list(&self, w: u32) -> String {
+        format!("sip:{}w{}-list@{}", self.namespace, w + 1, self.domain)
     }
 
     fn uri(&self, kind: &str, idx: u32) -> String {

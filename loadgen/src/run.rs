@@ -14,11 +14,13 @@
 //! The modules: `schedule` plays the phases and their streams, `requests` writes what each
 //! operation sends and `inbound` handles what comes back, over `transactions` (Timers E/F,
 //! refreshes) and the `population`'s state; `privacy` writes the rules of a `[rules]` run and
-//! follows each subscription's authorization state; `links` and `wakeup` do the socket I/O and
+//! follows each subscription's authorization state; `lists` writes the lists of a `[lists]` run
+//! and reads their NOTIFYs; `links` and `wakeup` do the socket I/O and
 //! the timerfd; `report` shows progress and makes the report.
 
 mod inbound;
 mod links;
+mod lists;
 mod population;
 mod privacy;
 mod report;
@@ -121,6 +123,8 @@ struct Runner<'a> {
     reliable: bool,
     /// The rules written before the run, when the scenario has them.
     rules: Option<RulesReport>,
+    /// The lists written before the run and what they have seen (`[lists]`).
+    lists: Option<lists::ListRun>,
 }
 
 fn elapsed_ns(epoch: Instant) -> u64 {
@@ -177,6 +181,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
     let pres = population::presentities(pop);
     // before the clock starts: the upload is not part of the measured run
     let rules = privacy::install(scn, opts, &mut watchers)?;
+    let lists = lists::install(scn, opts, &zipf)?;
     let mut mon = Monitor::start(scn, opts)?;
     let mut r = Runner {
         scn,
@@ -211,6 +216,7 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
         timer_f: scn.run.timer_f_ms * MS,
         reliable,
         rules,
+        lists,
     };
     play(&mut r, &mut poll, &mut wakeup, &mut mon)?;
     let end = r.now();

@@ -68,15 +68,35 @@ pub struct Subscribe {
     pub unsubscribe_at_end: bool,
 }
 
-/// Resource-list subscriptions (RFC 4662): the extension point for the RLS workload. Only
-/// `count = 0` is accepted for now.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+/// Resource-list subscriptions (RFC 4662): each watcher owns one list of `members`
+/// presentities (a `<service>` of its rls-services document, written over XCAP before the load
+/// starts) and sends one list SUBSCRIBE (`Supported: eventlist`) instead of its per-presentity
+/// subscription, so that the run measures what a Resource List Server costs per member update.
+/// See `crate::lists`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Lists {
-    /// List subscriptions (`sip:l<i>@<domain>`, `Supported: eventlist`).
-    pub count: u32,
-    /// Members per list.
+    /// Write the lists and subscribe to them.
+    pub enabled: bool,
+    /// Members per list (distinct presentities): consecutive ones when `zipf_exponent = 0`
+    /// (so every presentity is on watchers × members / presentities lists), else drawn by
+    /// popularity.
     pub members: u32,
+    /// The target's XCAP root, as `rules.xcap`; `--xcap` overrides it.
+    pub xcap: String,
+    /// PUTs in flight at once (one keep-alive connection each).
+    pub concurrency: u32,
+}
+
+impl Default for Lists {
+    fn default() -> Self {
+        Lists {
+            enabled: false,
+            members: 10,
+            xcap: String::new(),
+            concurrency: 4,
+        }
+    }
 }
 
 /// Privacy rules (RFC 5025 pres-rules with OMA's extensions), written over XCAP before the load
@@ -300,17 +320,30 @@ impl Scenario {
                 return Err(ScenarioError(format!("{name} must be in (0.05, 1)")));
             }
         }
-        if self.lists.count > 0 {
-            return err(
-                "lists.count > 0: resource-list subscriptions (RFC 4662) are not implemented yet",
-            );
+        for (name, c, root) in [
+            ("rules", self.rules.concurrency, &self.rules.xcap),
+            ("lists", self.lists.concurrency, &self.lists.xcap),
+        ] {
+            if c == 0 || c > 64 {
+                return Err(ScenarioError(format!(
+                    "{name}.concurrency must be in 1..=64"
+                )));
+            }
+            if !root.is_empty() {
+                crate::rules::XcapRoot::parse(root)
+                    .map_err(|e| ScenarioError(format!("{name}.xcap: {e}")))?;
+            }
         }
-        if self.rules.concurrency == 0 || self.rules.concurrency > 64 {
-            return err("rules.concurrency must be in 1..=64");
-        }
-        if !self.rules.xcap.is_empty() {
-            crate::rules::XcapRoot::parse(&self.rules.xcap)
-                .map_err(|e| ScenarioError(format!("rules.xcap: {e}")))?;
+        let l = &self.lists;
+        if l.enabled {
+            if l.members == 0 || l.members > p.presentities {
+                return err("lists.members must be in 1..=population.presentities");
+            }
+            if self.rules.enabled {
+                // the members' rules would decide per member instance, which the run does not
+                // follow: a run with both would count right outcomes as losses
+                return err("lists and rules cannot be enabled together");
+            }
         }
         let r = &self.run;
         for (name, v) in [
@@ -410,6 +443,12 @@ mod tests {
         Scenario::default().validate().unwrap();
         assert!(Scenario::parse("[population]\nfoo = 1\n").is_err());
         assert!(Scenario::parse("[lists]\ncount = 3\n").is_err());
+        let s = Scenario::parse("[lists]\nenabled = true\nmembers = 5\n").unwrap();
+        assert_eq!((s.lists.enabled, s.lists.members), (true, 5));
+        assert!(Scenario::parse("[lists]\nenabled = true\nmembers = 0\n").is_err());
+        assert!(Scenario::parse("[lists]\nenabled = true\nmembers = 1001\n").is_err());
+        assert!(Scenario::parse("[lists]\nenabled = true\n[rules]\nenabled = true\n").is_err());
+        assert!(Scenario::parse("[lists]\nconcurrency = 65\n").is_err());
         let s = Scenario::parse("[population]\npresentities = 5\nwatchers = 10\n").unwrap();
         assert_eq!(s.population.presentities, 5);
         assert_eq!(s.primary(), Primary::Subscribe);
@@ -428,6 +467,8 @@ mod tests {
             "loadgen-subscribe.toml",
             "loadgen-fanout.toml",
             "loadgen-fanout-rules.toml",
+            "loadgen-lists.toml",
+            "loadgen-lists-smoke.toml",
         ] {
             let s = Scenario::load(&dir.join(f)).unwrap();
             assert!(s.estimated_secs() > 0.0, "{f}");

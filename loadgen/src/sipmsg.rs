@@ -26,6 +26,8 @@ pub struct Msg<'a> {
     pub expires: Option<u32>,
     /// The Subscription-State value (RFC 6665 §8.2.3), empty when absent.
     pub sub_state: &'a [u8],
+    /// The Content-Type value, empty when absent.
+    pub content_type: &'a [u8],
     /// Header section, from the first header line to the blank line (exclusive).
     pub head: &'a [u8],
     pub body: &'a [u8],
@@ -133,6 +135,7 @@ pub enum Hdr {
     Expires,
     SipEtag,
     SubState,
+    ContentType,
     Other,
 }
 
@@ -145,10 +148,11 @@ pub fn classify(name: &[u8]) -> Hdr {
             b't' => Hdr::To,
             b'i' => Hdr::CallId,
             b'l' => Hdr::ContentLength,
+            b'c' => Hdr::ContentType,
             _ => Hdr::Other,
         };
     }
-    const NAMES: [(&[u8], Hdr); 9] = [
+    const NAMES: [(&[u8], Hdr); 10] = [
         (b"via", Hdr::Via),
         (b"from", Hdr::From),
         (b"to", Hdr::To),
@@ -158,6 +162,7 @@ pub fn classify(name: &[u8]) -> Hdr {
         (b"expires", Hdr::Expires),
         (b"sip-etag", Hdr::SipEtag),
         (b"subscription-state", Hdr::SubState),
+        (b"content-type", Hdr::ContentType),
     ];
     for (n, h) in NAMES {
         if name.eq_ignore_ascii_case(n) {
@@ -235,6 +240,7 @@ pub fn parse(buf: &[u8]) -> Result<Msg<'_>, ParseError> {
         etag: &[],
         expires: None,
         sub_state: &[],
+        content_type: &[],
         head,
         body: &[],
     };
@@ -278,6 +284,7 @@ pub fn parse(buf: &[u8]) -> Result<Msg<'_>, ParseError> {
             }
             Hdr::SipEtag => m.etag = value,
             Hdr::SubState => m.sub_state = value,
+            Hdr::ContentType => m.content_type = value,
             _ => {}
         }
     }
@@ -369,6 +376,7 @@ l: 5\r\n\r\nhelloEXTRA";
         assert_eq!(m.from_tag, b"srv1");
         assert_eq!(m.to_tag, b"lgw1");
         assert_eq!(m.sub_state, b"active;expires=600");
+        assert_eq!(m.content_type, b"application/pidf+xml");
         assert_eq!(m.body, b"hello");
     }
 

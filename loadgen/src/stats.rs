@@ -97,8 +97,10 @@ impl Default for OpStats {
 
 /// NOTIFY side.
 pub struct NotifyStats {
-    /// NOTIFYs received in our dialogs (retransmissions not counted).
+    /// NOTIFYs received in our dialogs (retransmissions not counted), and of those in the
+    /// steady phase.
     pub received: u64,
+    pub steady: u64,
     /// Retransmitted NOTIFYs (CSeq not above the last one).
     pub retransmitted: u64,
     /// NOTIFYs for dialogs we do not know (earlier runs, old generations): answered 481.
@@ -119,6 +121,7 @@ impl Default for NotifyStats {
     fn default() -> Self {
         NotifyStats {
             received: 0,
+            steady: 0,
             retransmitted: 0,
             unknown_dialog: 0,
             new_state: 0,
@@ -150,6 +153,75 @@ pub struct SubscriptionStats {
     pub unexpected_state: u64,
 }
 
+/// List NOTIFYs (RFC 4662, `[lists]`): what they carried, and the member updates (a modify of
+/// presentity p, once per list holding p) delivered against those expected.
+pub struct ListStats {
+    /// List NOTIFYs (retransmissions not counted), by `fullState`; `terminal` ones ended the
+    /// subscription (`Subscription-State: terminated`) and are not in `full_state`/`partial`.
+    pub notifies: u64,
+    pub full_state: u64,
+    pub partial: u64,
+    pub terminal: u64,
+    /// Bodies that were not a multipart RLMI document, and NOTIFYs without a body.
+    pub malformed: u64,
+    pub no_body: u64,
+    /// PIDF member parts carried, those naming no member of the list or without a token.
+    pub parts: u64,
+    pub foreign_parts: u64,
+    pub parts_without_token: u64,
+    /// Parts carrying a member's newer state than the list had (after its first NOTIFY), and
+    /// the member updates they cover: a part whose token is k sequences ahead covers k (the
+    /// server merged k changes into it).
+    pub new_parts: u64,
+    pub delivered: u64,
+    /// Member updates expected: at each acknowledged modify of p, the established lists
+    /// holding p.
+    pub expected: u64,
+    /// Members missing a part in their list's first (full-state) NOTIFY.
+    pub missing_in_first: u64,
+    /// `<instance>` states of the RLMI roots, over all NOTIFYs.
+    pub instances_active: u64,
+    pub instances_pending: u64,
+    pub instances_terminated: u64,
+    /// NOTIFYs and parts received in the steady phase (for the rates).
+    pub steady_notifies: u64,
+    pub steady_parts: u64,
+    /// At the last stale check: members whose list's last part is not their last acknowledged
+    /// state, and the lists holding any.
+    pub stale_members: u64,
+    pub stale_lists: u64,
+    /// PUBLISH (scheduled send) → the list NOTIFY carrying its token, µs, per new part.
+    pub pub_to_notify: Histogram<u64>,
+}
+
+impl Default for ListStats {
+    fn default() -> Self {
+        ListStats {
+            notifies: 0,
+            full_state: 0,
+            partial: 0,
+            terminal: 0,
+            malformed: 0,
+            no_body: 0,
+            parts: 0,
+            foreign_parts: 0,
+            parts_without_token: 0,
+            new_parts: 0,
+            delivered: 0,
+            expected: 0,
+            missing_in_first: 0,
+            instances_active: 0,
+            instances_pending: 0,
+            instances_terminated: 0,
+            steady_notifies: 0,
+            steady_parts: 0,
+            stale_members: 0,
+            stale_lists: 0,
+            pub_to_notify: histogram(),
+        }
+    }
+}
+
 /// Everything counted in one run.
 #[derive(Default)]
 pub struct Stats {
@@ -158,6 +230,7 @@ pub struct Stats {
     pub status: BTreeMap<u16, u64>,
     pub notify: NotifyStats,
     pub subscriptions: SubscriptionStats,
+    pub lists: ListStats,
     /// Modifies merged into one already waiting for the presentity's previous PUBLISH.
     pub publish_coalesced: u64,
     /// Responses matching no open transaction (late, duplicated, other runs).
@@ -253,6 +326,8 @@ impl OpReport {
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct NotifyReport {
     pub received: u64,
+    /// Received in the steady phase (list NOTIFYs included).
+    pub steady_received: u64,
     pub retransmitted: u64,
     pub unknown_dialog: u64,
     pub new_state: u64,
@@ -298,6 +373,100 @@ pub struct RulesReport {
     pub unlisted_watchers: u64,
 }
 
+/// The list subscriptions of a `[lists]` run: the lists written, what their NOTIFYs carried,
+/// and the member updates delivered against those expected.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct ListsReport {
+    pub xcap_root: String,
+    /// rls-services documents PUT (one per watcher) and how long that took.
+    pub documents: u64,
+    pub upload_secs: f64,
+    pub lists: u64,
+    pub members_per_list: u32,
+    /// Lists per presentity: fewest, mean, most.
+    pub memberships_min: u32,
+    pub memberships_mean: f64,
+    pub memberships_max: u32,
+    pub notifies: u64,
+    /// Full-state NOTIFYs of live subscriptions (one per list at its start, and after a
+    /// refresh or a list edit), partial ones, and the final ones of ended subscriptions.
+    pub full_state: u64,
+    pub partial: u64,
+    pub terminal: u64,
+    pub malformed: u64,
+    pub no_body: u64,
+    /// Member (PIDF) parts carried; those naming no member; those without loadgen's token.
+    pub member_parts: u64,
+    pub foreign_parts: u64,
+    pub parts_without_token: u64,
+    /// Parts with a member's newer state; the member updates they cover (a part k sequences
+    /// ahead of the list's last one covers k); of those, the ones merged into a later part.
+    pub new_member_parts: u64,
+    pub delivered_member_updates: u64,
+    pub merged_member_updates: u64,
+    /// Σ over acknowledged modifies of presentity p of the established lists holding p.
+    pub expected_member_updates: u64,
+    /// expected − delivered (0 when nothing was lost).
+    pub lost_member_updates: u64,
+    /// At the end of the steady phase: members whose list's last part is not their last
+    /// acknowledged state, and the lists holding any.
+    pub stale_members: u64,
+    pub stale_lists: u64,
+    pub missing_in_first_notify: u64,
+    pub instances_active: u64,
+    pub instances_pending: u64,
+    pub instances_terminated: u64,
+    /// List NOTIFYs and member parts per second over the steady phase.
+    pub notify_rate: f64,
+    pub parts_rate: f64,
+    /// PUBLISH → the list NOTIFY with its state, per new member part.
+    pub publish_to_list_notify_ms: Latency,
+}
+
+impl ListsReport {
+    /// Fill the counters of `s` over the steady phase `steady_ns` (run clock).
+    pub fn fill(&mut self, s: &ListStats, steady_ns: Option<(u64, u64)>) {
+        let secs = match steady_ns {
+            Some((a, b)) if b > a => (b - a) as f64 / 1e9,
+            _ => 0.0,
+        };
+        let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        self.notifies = s.notifies;
+        self.full_state = s.full_state;
+        self.partial = s.partial;
+        self.terminal = s.terminal;
+        self.malformed = s.malformed;
+        self.no_body = s.no_body;
+        self.member_parts = s.parts;
+        self.foreign_parts = s.foreign_parts;
+        self.parts_without_token = s.parts_without_token;
+        self.new_member_parts = s.new_parts;
+        self.delivered_member_updates = s.delivered;
+        self.merged_member_updates = s.delivered.saturating_sub(s.new_parts);
+        self.expected_member_updates = s.expected;
+        self.lost_member_updates = s.expected.saturating_sub(s.delivered);
+        self.stale_members = s.stale_members;
+        self.stale_lists = s.stale_lists;
+        self.missing_in_first_notify = s.missing_in_first;
+        self.instances_active = s.instances_active;
+        self.instances_pending = s.instances_pending;
+        self.instances_terminated = s.instances_terminated;
+        self.notify_rate = per_sec(s.steady_notifies);
+        self.parts_rate = per_sec(s.steady_parts);
+        self.publish_to_list_notify_ms = Latency::of(&s.pub_to_notify);
+    }
+
+    /// Wrong outcomes: lost updates, stale members, unreadable bodies, members missing at the
+    /// start, parts of no member.
+    pub fn errors(&self) -> u64 {
+        self.lost_member_updates
+            + self.stale_members
+            + self.malformed
+            + self.missing_in_first_notify
+            + self.foreign_parts
+    }
+}
+
 /// loadgen's own cost.
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct SelfReport {
@@ -332,6 +501,12 @@ pub struct ServerReport {
     /// PUBLISH 2xx + SUBSCRIBE 2xx + NOTIFYs received.
     pub ops: u64,
     pub cpu_ms_per_1k_ops: f64,
+    /// CPU over the steady phase alone (modifies and the NOTIFYs they cause, settle
+    /// included), of one core, and per 1,000 NOTIFYs received in it: the cost of a NOTIFY
+    /// without the set-up of the publish and subscribe phases.
+    pub steady_cpu_secs: f64,
+    pub steady_cpu_pct: f64,
+    pub cpu_ms_per_1k_steady_notifies: f64,
 }
 
 /// Everything a run reports.
@@ -358,6 +533,8 @@ pub struct Report {
     pub subscriptions: SubscriptionsReport,
     /// Set when the run wrote privacy rules first.
     pub rules: Option<RulesReport>,
+    /// Set for a run of list subscriptions (`[lists]`).
+    pub lists: Option<ListsReport>,
     pub loadgen: SelfReport,
     pub server: Option<ServerReport>,
 }
@@ -407,6 +584,7 @@ impl Report {
         let n = &s.notify;
         self.notify = NotifyReport {
             received: n.received,
+            steady_received: n.steady,
             retransmitted: n.retransmitted,
             unknown_dialog: n.unknown_dialog,
             new_state: n.new_state,
@@ -544,6 +722,56 @@ impl Report {
                 r.documents, r.xcap_root, r.upload_secs, r.listed_watchers, r.unlisted_watchers
             );
         }
+        if let Some(l) = &self.lists {
+            let _ = writeln!(
+                o,
+                "lists: {} of {} members (on {}..{} lists per presentity, mean {:.1}), {} documents PUT to {} in {:.2}s",
+                l.lists,
+                l.members_per_list,
+                l.memberships_min,
+                l.memberships_max,
+                l.memberships_mean,
+                l.documents,
+                l.xcap_root,
+                l.upload_secs
+            );
+            let _ = writeln!(
+                o,
+                "  list NOTIFYs {} (full state {}, partial {}, final {}), {:.0}/s, {} member parts, {:.0}/s; malformed {}, without body {}, parts of no member {}, without token {}",
+                l.notifies,
+                l.full_state,
+                l.partial,
+                l.terminal,
+                l.notify_rate,
+                l.member_parts,
+                l.parts_rate,
+                l.malformed,
+                l.no_body,
+                l.foreign_parts,
+                l.parts_without_token
+            );
+            let _ = writeln!(
+                o,
+                "  member updates: expected {}, delivered {} ({} new parts, {} merged), lost {}; stale members {} on {} lists, missing in first NOTIFY {}; instances active {}, pending {}, terminated {}",
+                l.expected_member_updates,
+                l.delivered_member_updates,
+                l.new_member_parts,
+                l.merged_member_updates,
+                l.lost_member_updates,
+                l.stale_members,
+                l.stale_lists,
+                l.missing_in_first_notify,
+                l.instances_active,
+                l.instances_pending,
+                l.instances_terminated
+            );
+            let x = &l.publish_to_list_notify_ms;
+            let _ = writeln!(
+                o,
+                "  PUBLISH->list NOTIFY  n={} p50 {:.3} p90 {:.3} p99 {:.3} p99.9 {:.3} max {:.3} ms",
+                x.count, x.p50, x.p90, x.p99, x.p999, x.max
+            );
+        }
         let _ = writeln!(
             o,
             "errors: {:.3}% {}",
@@ -584,6 +812,16 @@ impl Report {
                 s.rss_kb_end,
                 s.rss_kb_max
             );
+            if s.steady_cpu_secs > 0.0 {
+                let _ = writeln!(
+                    o,
+                    "  steady phase: server CPU {:.2}s = {:.1}% of a core, {:.3} ms CPU per 1,000 NOTIFYs ({} NOTIFYs)",
+                    s.steady_cpu_secs,
+                    s.steady_cpu_pct,
+                    s.cpu_ms_per_1k_steady_notifies,
+                    self.notify.steady_received
+                );
+            }
         }
         o
     }

@@ -1,11 +1,12 @@
-//! Writing the rules documents: two XCAP PUTs per presentity (RFC 4825 §8.2.1), before the load
-//! starts. A few worker threads share one `ureq` agent, so each keeps its connection alive and
-//! a thousand presentities take seconds; the first non-2xx answer (or transport error) stops
-//! the upload and fails the run, since a run whose rules are not all in place measures
-//! something else than it says.
+//! Writing documents over XCAP (RFC 4825 §8.2.1) before the load starts: the rules documents
+//! of `[rules]` (two per presentity) and the rls-services documents of `[lists]` (one per
+//! watcher). A few worker threads share one `ureq` agent, so each keeps its connection alive and
+//! a thousand documents take a second or two; the first non-2xx answer (or transport error)
+//! stops the upload and fails the run, since a run whose documents are not all in place
+//! measures something else than it says.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Membership, Names, PRES_RULES_TYPE, RESOURCE_LISTS_TYPE, XcapRoot};
@@ -13,9 +14,16 @@ use super::{Membership, Names, PRES_RULES_TYPE, RESOURCE_LISTS_TYPE, XcapRoot};
 /// What an upload did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upload {
-    /// Documents written (two per presentity).
+    /// Documents written.
     pub documents: u64,
     pub secs: f64,
+}
+
+/// One document to PUT.
+pub struct Doc {
+    pub uri: String,
+    pub content_type: &'static str,
+    pub body: String,
 }
 
 /// PUT every presentity's resource-lists then pres-rules document under `root`, with
@@ -25,6 +33,21 @@ pub fn put_all(
     names: &Names,
     members: &Membership,
     concurrency: u32,
+) -> Result<Upload, String> {
+    let presentities = members.lists.len() as u32;
+    put_each("rules", presentities, concurrency, |p| {
+        presentity_docs(root, names, members, p)
+    })
+}
+
+/// PUT the documents `docs(i)` of each item `i` in `0..items`, in their order (an item's
+/// later documents may name its earlier ones), with `concurrency` requests in flight at once.
+/// `what` names the upload in an error.
+pub fn put_each(
+    what: &str,
+    items: u32,
+    concurrency: u32,
+    docs: impl Fn(u32) -> Vec<Doc> + Sync,
 ) -> Result<Upload, String> {
     let started = Instant::now();
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -36,64 +59,60 @@ pub fn put_all(
         .max_idle_connections_per_host(concurrency as usize)
         .build()
         .into();
-    let presentities = members.lists.len() as u32;
     let next = AtomicU32::new(0);
+    let written = AtomicU64::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<String>> = Mutex::new(None);
     std::thread::scope(|s| {
-        for _ in 0..concurrency.min(presentities).max(1) {
+        for _ in 0..concurrency.min(items).max(1) {
             let agent = agent.clone();
             s.spawn(|| {
                 let agent = agent;
                 while !failed.load(Ordering::Relaxed) {
-                    let p = next.fetch_add(1, Ordering::Relaxed);
-                    if p >= presentities {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= items {
                         break;
                     }
-                    if let Err(e) = put_presentity(&agent, root, names, members, p) {
-                        failed.store(true, Ordering::Relaxed);
-                        first_error
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(e);
+                    for d in docs(i) {
+                        if let Err(e) = put(&agent, &d.uri, d.content_type, d.body) {
+                            failed.store(true, Ordering::Relaxed);
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                            break;
+                        }
+                        written.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             });
         }
     });
     if let Some(e) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(format!("rules upload failed: {e}"));
+        return Err(format!("{what} upload failed: {e}"));
     }
     Ok(Upload {
-        documents: 2 * presentities as u64,
+        documents: written.into_inner(),
         secs: started.elapsed().as_secs_f64(),
     })
 }
 
 /// The two documents of presentity `p`: the list first, so the rules never name a list that
 /// is not there yet.
-fn put_presentity(
-    agent: &ureq::Agent,
-    root: &XcapRoot,
-    names: &Names,
-    members: &Membership,
-    p: u32,
-) -> Result<(), String> {
+fn presentity_docs(root: &XcapRoot, names: &Names, members: &Membership, p: u32) -> Vec<Doc> {
     let xui = names.presentity(p);
-    let list = super::resource_lists(names, &members.lists[p as usize]);
-    put(
-        agent,
-        &root.document("resource-lists", &xui),
-        RESOURCE_LISTS_TYPE,
-        list,
-    )?;
-    let rules = super::pres_rules(root, names, p);
-    put(
-        agent,
-        &root.document("pres-rules", &xui),
-        PRES_RULES_TYPE,
-        rules,
-    )
+    vec![
+        Doc {
+            uri: root.document("resource-lists", &xui),
+            content_type: RESOURCE_LISTS_TYPE,
+            body: super::resource_lists(names, &members.lists[p as usize]),
+        },
+        Doc {
+            uri: root.document("pres-rules", &xui),
+            content_type: PRES_RULES_TYPE,
+            body: super::pres_rules(root, names, p),
+        },
+    ]
 }
 
 /// One PUT; Err names the URI, the status and the start of the server's answer.

@@ -1,6 +1,7 @@
 //! What each operation expects: the final response that ends a transaction (success moves the
 //! entity on, failure or timeout ends it), and the server's NOTIFYs, matched to their watcher
-//! by Call-ID and checked for the state token that measures PUBLISH → NOTIFY.
+//! by Call-ID and checked for the state token that measures PUBLISH → NOTIFY (list NOTIFYs
+//! are read part by part in `lists`).
 
 use std::cmp::Reverse;
 use std::net::SocketAddr;
@@ -147,6 +148,7 @@ impl Runner<'_> {
             pr.acked_seq = seq;
             if op == OpKind::PublishModify {
                 self.stats.notify.expected += pr.watchers as u64;
+                self.stats.lists.expected += pr.list_subs as u64;
             }
         }
         self.after_publish(entity, now);
@@ -208,7 +210,7 @@ impl Runner<'_> {
         let wa = &mut self.watchers[w as usize];
         if wa.counted {
             wa.counted = false;
-            self.pres[wa.target as usize].watchers -= 1;
+            self.watching(w, false);
         }
     }
 
@@ -231,7 +233,8 @@ impl Runner<'_> {
             self.awaiting_first -= 1;
         }
         if std::mem::take(&mut wa.resubscribe) && self.phase == Phase::Steady {
-            wa.target = if self.scn.population.zipf_exponent == 0.0 {
+            // a list watcher subscribes to its own list again
+            wa.target = if self.scn.population.zipf_exponent == 0.0 || self.lists.is_some() {
                 wa.target
             } else {
                 self.zipf.sample(&mut self.rng)
@@ -269,6 +272,9 @@ impl Runner<'_> {
         }
         wa.last_notify_cseq = m.cseq;
         self.stats.notify.received += 1;
+        if self.phase == Phase::Steady {
+            self.stats.notify.steady += 1;
+        }
         if wa.to_tag.len == 0 && !m.from_tag.is_empty() {
             // NOTIFY before the 200 (RFC 6665 §4.1.2.4): the dialog starts here.
             wa.to_tag.set(m.from_tag);
@@ -286,8 +292,12 @@ impl Runner<'_> {
         }
         // a pending NOTIFY's body, if any, is not state this watcher may have
         let shows_state = self.on_sub_state(w, m.sub_state, !m.body.is_empty());
+        if self.lists.is_some() {
+            self.on_list_notify(w, m, first, now);
+        }
         let wa = &mut self.watchers[w as usize];
         if shows_state
+            && self.lists.is_none()
             && let Some((seq, t)) = read_token(m.body)
             && seq > wa.last_seq
         {

@@ -48,6 +48,8 @@ pub(super) struct Pres {
     pub timer_gen: u32,
     /// Watchers with an established dialog on this presentity.
     pub watchers: u32,
+    /// Established list subscriptions (`[lists]`) whose list holds it.
+    pub list_subs: u32,
 }
 
 /// Where a watcher's subscription stands.
@@ -70,7 +72,8 @@ pub(super) enum Auth {
     Pending,
 }
 
-/// One watcher: its subscription dialog (RFC 6665) and the NOTIFYs it has seen.
+/// One watcher: its subscription dialog (RFC 6665) and the NOTIFYs it has seen. With
+/// `[lists]` the dialog is its list subscription (RFC 4662) and `target` is unused.
 pub(super) struct Watcher {
     pub target: u32,
     pub generation: u32,
@@ -106,6 +109,7 @@ pub(super) fn presentities(pop: &Population) -> Vec<Pres> {
             cseq: 0,
             timer_gen: 0,
             watchers: 0,
+            list_subs: 0,
         })
         .collect()
 }

@@ -85,19 +85,15 @@ impl Runner<'_> {
         self.watchers[w as usize].auth != Auth::Pending
     }
 
-    /// Count watcher `w` among its presentity's watchers exactly when it has an established,
-    /// not pending, subscription: those are the NOTIFYs a modify expects.
+    /// Count watcher `w` among its presentity's watchers (or its list among its members' lists)
+    /// exactly when it has an established, not pending, subscription: those are the NOTIFYs
+    /// (member updates) a modify expects.
     pub(super) fn recount(&mut self, w: u32) {
         let wa = &mut self.watchers[w as usize];
         let want = wa.to_tag.len > 0 && wa.state == WState::Active && wa.auth != Auth::Pending;
         if want != wa.counted {
             wa.counted = want;
-            let pr = &mut self.pres[wa.target as usize];
-            if want {
-                pr.watchers += 1;
-            } else {
-                pr.watchers -= 1;
-            }
+            self.watching(w, want);
         }
     }
 

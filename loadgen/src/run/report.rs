@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::schedule::Phase;
 use super::{MS, Options, Runner, SEC};
 use crate::procstat::{self, Sample};
 use crate::scenario::Scenario;
@@ -22,6 +23,8 @@ pub(super) struct Monitor {
     next_sample: u64,
     rss_max: u64,
     procs: u32,
+    /// The server's CPU when the steady phase started and when it ended.
+    steady_cpu: [Option<Duration>; 2],
 }
 
 impl Monitor {
@@ -42,6 +45,7 @@ impl Monitor {
             next_sample: 0,
             rss_max: server_start.map_or(0, |s| s.rss_kb),
             procs: server_start.map_or(0, |s| s.procs),
+            steady_cpu: [None, None],
         })
     }
 
@@ -50,8 +54,17 @@ impl Monitor {
         self.next_ui
     }
 
-    /// Update the display every 250 ms, and sample the server at most once a second.
+    /// Update the display every 250 ms, and sample the server at most once a second and as
+    /// the steady phase starts and ends.
     pub(super) fn update(&mut self, now: u64, r: &Runner<'_>) {
+        let edge = match r.phase {
+            Phase::Steady => 0,
+            p if p > Phase::Steady => 1,
+            _ => 2,
+        };
+        if let (Some(pid), Some(None)) = (self.server_pid, self.steady_cpu.get(edge)) {
+            self.steady_cpu[edge] = procstat::sample_tree(pid).map(|s| s.cpu);
+        }
         if now < self.next_ui {
             return;
         }
@@ -99,11 +112,25 @@ impl Monitor {
         };
         rep.fill(&r.stats, r.steady_span);
         rep.rules = r.rules.clone();
+        rep.lists = r.lists.as_ref().map(|l| {
+            let mut x = l.written.clone();
+            x.fill(&r.stats.lists, r.steady_span);
+            x
+        });
         rep.loadgen = self_report(&r.stats, cpu, wall, r.scn.run.sockets, bufs);
         if let Some(e) = &r.stats.first_parse_error {
             eprintln!("loadgen: first unreadable datagram: {e}");
         }
         rep.server = self.server_report(rep.server_ops(), wall);
+        if let (Some(s), [Some(a), Some(b)], Some((t0, t1))) =
+            (&mut rep.server, self.steady_cpu, r.steady_span)
+        {
+            let cpu = b.saturating_sub(a).as_secs_f64();
+            s.steady_cpu_secs = cpu;
+            s.steady_cpu_pct = cpu * 100.0 / ((t1.saturating_sub(t0)) as f64 / 1e9).max(1e-9);
+            let n = rep.notify.steady_received;
+            s.cpu_ms_per_1k_steady_notifies = if n > 0 { cpu * 1e6 / n as f64 } else { 0.0 };
+        }
         rep
     }
 
@@ -128,6 +155,7 @@ impl Monitor {
             } else {
                 0.0
             },
+            ..ServerReport::default()
         })
     }
 }

@@ -1,9 +1,10 @@
 //! What each operation sends: a PUBLISH (initial, modify, refresh, remove) for a presentity
-//! or a SUBSCRIBE (initial, refresh, unsubscribe) for a watcher, written from the templates
-//! into a new transaction. A presentity has one PUBLISH open at a time (RFC 3903 §4.4).
+//! or a SUBSCRIBE (initial, refresh, unsubscribe) for a watcher (to a presentity, or to its own
+//! list with `[lists]`), written from the templates into a new transaction. A presentity has one PUBLISH open at a time (RFC 3903 §4.4).
 
 use super::population::{Auth, WState};
 use super::{NONE, Runner};
+use crate::msgs::Watched;
 use crate::stats::OpKind;
 
 impl Runner<'_> {
@@ -65,6 +66,11 @@ impl Runner<'_> {
     pub(super) fn send_subscribe(&mut self, w: u32, op: OpKind, sched: u64, now: u64) {
         let slot = self.alloc_txn();
         let sock = self.sock_of(w);
+        let what = if self.lists.is_some() {
+            Watched::OwnList
+        } else {
+            Watched::Presentity(self.watchers[w as usize].target)
+        };
         let wa = &mut self.watchers[w as usize];
         let expires = if op == OpKind::Unsubscribe {
             0
@@ -86,7 +92,10 @@ impl Runner<'_> {
         }
         wa.cseq += 1;
         wa.inflight = true;
-        let (generation, cseq, target, to_tag) = (wa.generation, wa.cseq, wa.target, wa.to_tag);
+        let (generation, cseq, to_tag) = (wa.generation, wa.cseq, wa.to_tag);
+        if op == OpKind::Subscribe {
+            self.list_restarts(w);
+        }
         let t = &mut self.txns[slot as usize];
         t.op = op;
         t.entity = w;
@@ -101,7 +110,7 @@ impl Runner<'_> {
             (slot, t.generation),
             w,
             generation,
-            target,
+            what,
             cseq,
             expires,
             to_tag.get(),

@@ -165,12 +165,14 @@ impl Runner<'_> {
                     && now.saturating_sub(self.last_rx) >= 100 * MS
                     && self.socks.iter().all(|s| s.out.pending() == 0);
                 // After modifies, also wait (at most the settle time) until every watcher
-                // has the last acknowledged state; checked every 50 ms (O(watchers)).
+                // (every list member) has the last acknowledged state; checked every 50 ms
+                // (O(watchers), O(watchers × members) with lists).
                 if quiet && self.phase == Phase::Steady && !self.watchers.is_empty() {
                     if now >= self.next_stale_check {
                         self.next_stale_check = now + 50 * MS;
                         self.count_stale();
-                        quiet = self.stats.stale_watchers == 0;
+                        quiet =
+                            self.stats.stale_watchers == 0 && self.stats.lists.stale_members == 0;
                     } else {
                         quiet = false;
                     }
@@ -257,7 +259,7 @@ impl Runner<'_> {
     }
 
     /// Watchers whose last NOTIFY does not carry the last acknowledged state (pending ones
-    /// are sent none), and how the subscriptions stand.
+    /// are sent none), list members likewise, and how the subscriptions stand.
     pub(super) fn count_stale(&mut self) {
         let mut stale = 0;
         let mut missing = 0;
@@ -266,6 +268,7 @@ impl Runner<'_> {
                 if wa.sub_sched != NONE {
                     missing += 1;
                 } else if wa.auth != Auth::Pending
+                    && self.lists.is_none()
                     && wa.last_seq < self.pres[wa.target as usize].acked_seq
                 {
                     stale += 1;
@@ -274,6 +277,7 @@ impl Runner<'_> {
         }
         self.stats.stale_watchers = stale;
         self.stats.missing_first_notify = missing;
+        self.count_stale_lists();
         self.count_subscriptions();
     }
 
