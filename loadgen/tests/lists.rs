@@ -4,90 +4,12 @@
 //! modifies for 2 s and unsubscribes; every member update must arrive, with no error, one
 //! full-state NOTIFY per list and one final one.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+mod common;
+
+use common::{presenced_binary, start_presenced};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use loadgen::scenario::Scenario;
-
-/// presenced as built by `cargo build -p presenced` (debug first, then release).
-fn presenced_binary() -> Option<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    ["debug", "release"]
-        .iter()
-        .map(|p| target.join(p).join("presenced"))
-        .find(|p| p.is_file())
-}
-
-struct Server(Child, PathBuf);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: plain kill(2) of our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                let _ = std::fs::remove_dir_all(&self.1);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-/// A fresh presenced letting everyone watch (the members have no pres-rules): the server, its
-/// SIP address and its HTTP address.
-fn start_presenced(bin: &PathBuf) -> (Server, SocketAddr, SocketAddr) {
-    let dir = std::env::temp_dir().join(format!("loadgen-lists-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(bin)
-        .args([
-            "--sip",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--log",
-            "warn",
-        ])
-        .args(["--privacy-default", "allow", "--data"])
-        .arg(dir.join("data"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start presenced");
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child, dir);
-    // through a channel, so that a server that never gets ready fails at the deadline
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (mut sip, mut http) = (None, None);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("presenced ready within 30 s");
-        if let Some(a) = line.strip_prefix("presenced listening sip/udp ") {
-            sip = Some(a.parse().unwrap());
-        } else if let Some(a) = line.strip_prefix("presenced listening http ") {
-            http = Some(a.parse().unwrap());
-        } else if line == "presenced ready" {
-            break;
-        }
-    }
-    (server, sip.unwrap(), http.unwrap())
-}
 
 #[test]
 fn list_subscriptions_against_presenced() {
@@ -114,7 +36,7 @@ fn list_subscriptions_against_presenced() {
     );
     let opts = loadgen::run::Options {
         target: sip,
-        server_pid: Some(server.0.id()),
+        server_pid: Some(server.pid()),
         namespace: String::new(),
         progress: false,
         label: "lists".into(),
