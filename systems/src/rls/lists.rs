@@ -165,6 +165,54 @@ pub fn build_slots(
     slots
 }
 
+/// Give slot `i` of `list_sub` a new back-end subscription, as a new instance; when none can
+/// be opened the slot reports why.
+pub fn reopen(world: &mut World, list_sub: Entity, i: u32) {
+    let Some(mut w) = world.get_mut::<ListWatch>(list_sub) else {
+        return;
+    };
+    let instance = w.next_instance;
+    w.next_instance += 1;
+    let Some(slot) = w.slots.get(i as usize) else {
+        return;
+    };
+    let (uri, identity) = (slot.uri.clone(), w.identity.clone());
+    let opened = backend::open(world, list_sub, i, &uri, &identity);
+    let mut w = world.get_mut::<ListWatch>(list_sub).expect("live");
+    let slot = &mut w.slots[i as usize];
+    slot.instance = instance;
+    match opened {
+        Ok(be) => {
+            slot.back_end = Some(be);
+            slot.ended = None;
+        }
+        Err(reason) => slot.ended = Some(reason),
+    }
+}
+
+/// Slot `i` of `list_sub` lost its back-end subscription `be` (already closed) for
+/// `reason`: the slot reports it in the next NOTIFY, and the reasons RFC 6665 §4.1.3 answers
+/// with a new subscription at once (`deactivated`, `timeout`) get one. Slots that `be` no
+/// longer holds (the list changed meanwhile) are left alone.
+pub fn back_end_ended(world: &mut World, list_sub: Entity, i: u32, be: Entity, reason: Reason) {
+    let Some(mut w) = world.get_mut::<ListWatch>(list_sub) else {
+        return;
+    };
+    let Some(slot) = w
+        .slots
+        .get_mut(i as usize)
+        .filter(|s| s.back_end == Some(be))
+    else {
+        return;
+    };
+    slot.back_end = None;
+    slot.ended = Some(reason);
+    w.changed.push(i);
+    if matches!(reason, Reason::Deactivated | Reason::Timeout) {
+        reopen(world, list_sub, i);
+    }
+}
+
 /// After the document changes of the tick are applied: keep the service index current and
 /// resolve again every watched service whose documents changed.
 pub fn follow_documents(world: &mut World) {

@@ -71,32 +71,14 @@ pub fn collect(world: &mut World) {
         if w.slots.get(slot).and_then(|s| s.back_end) != Some(be) {
             continue;
         }
-        w.changed.push(b.slot);
-        if let SubState::Terminating(reason) = state {
-            let reason = reason.unwrap_or(Reason::Deactivated);
-            w.slots[slot].back_end = None;
-            w.slots[slot].ended = Some(reason);
-            let again = reason != Reason::Rejected;
-            let (uri, identity) = (w.slots[slot].uri.clone(), w.identity.clone());
-            let instance = w.next_instance;
-            if again {
-                w.next_instance += 1;
+        match state {
+            SubState::Terminating(reason) => {
+                // its member's rules ended it (`rejected`, or `deactivated`: subscribe again)
+                backend::close(world, be);
+                let reason = reason.unwrap_or(Reason::Deactivated);
+                super::lists::back_end_ended(world, b.list_sub, b.slot, be, reason);
             }
-            backend::close(world, be);
-            // RFC 6665 §4.1.3: a subscriber told `deactivated` subscribes again at once
-            if again {
-                let opened = backend::open(world, b.list_sub, b.slot, &uri, &identity);
-                let mut w = world.get_mut::<ListWatch>(b.list_sub).expect("live");
-                let s = &mut w.slots[slot];
-                s.instance = instance;
-                match opened {
-                    Ok(be) => {
-                        s.back_end = Some(be);
-                        s.ended = None;
-                    }
-                    Err(r) => s.ended = Some(r),
-                }
-            }
+            _ => w.changed.push(b.slot),
         }
         touched.push(b.list_sub);
     }
@@ -104,7 +86,7 @@ pub fn collect(world: &mut World) {
 }
 
 /// Mark list subscriptions dirty and queue them (once each; the queue tolerates repeats).
-fn touch(world: &mut World, subs: &[Entity]) {
+pub(super) fn touch(world: &mut World, subs: &[Entity]) {
     if subs.is_empty() {
         return;
     }

@@ -12,13 +12,13 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::system::SystemState;
 use bytes::Bytes;
 
-use super::{ListWatch, RlsConfig, Slot};
+use super::{ListWatch, RlsConfig};
 use crate::net::{AddrText, Dest, Outbound, Transport};
 use crate::presence::PIDF;
 use crate::router::{Answer, MethodQueues, Replies, answer_response};
 use crate::sip::fields::{self, uri_of};
 use crate::sip::{HeaderLookup, Method, Name};
-use crate::subscription::{Content, NotifyQueue, Reason, SourceUri, Subscription};
+use crate::subscription::{Content, Reason, SourceUri};
 use crate::time::Clock;
 use crate::timers::{DueTimers, TimerKind, Timers};
 use crate::transaction::{ClientOutcomes, Outcome, Owner, Requester};
@@ -213,56 +213,19 @@ P-Asserted-Identity: <{}>\r\nUser-Agent: {}\r\nContent-Length: 0\r\n\r\n",
     state.apply(world);
 }
 
-/// The member of `e`'s slot changed: its list subscription notifies.
-fn changed(world: &mut World, list_sub: Entity, slot: u32) {
-    if let Some(mut w) = world.get_mut::<ListWatch>(list_sub) {
-        w.changed.push(slot);
-    }
-    world.resource_scope(|world, mut q: Mut<NotifyQueue>| {
-        if let Some(mut s) = world.get_mut::<Subscription>(list_sub) {
-            q.touch(list_sub, &mut s);
-        }
-    });
-}
-
-/// The back-end subscription ended (`reason`): its slot reports it; `deactivated` and
-/// `timeout` subscribe again at once (RFC 6665 §4.1.3).
+/// The back-end subscription ended (`reason`): its slot reports it (and may subscribe again,
+/// [`super::lists::back_end_ended`]).
 fn ended(world: &mut World, e: Entity, reason: Reason) {
     let Some(r) = world.get::<Remote>(e) else {
         return;
     };
     let (list_sub, slot, closing) = (r.list_sub, r.slot, r.state == RemoteState::Closing);
-    let (uri, identity) = (r.uri.clone(), r.identity.clone());
     forget(world, e);
     if closing {
         return;
     }
-    let again = matches!(reason, Reason::Deactivated | Reason::Timeout);
-    let Some(mut w) = world.get_mut::<ListWatch>(list_sub) else {
-        return;
-    };
-    let Some(s) = w.slots.get_mut(slot as usize) else {
-        return;
-    };
-    if s.back_end != Some(e) {
-        return;
-    }
-    s.back_end = None;
-    s.ended = Some(reason);
-    if again {
-        let instance = w.next_instance;
-        w.next_instance += 1;
-        let opened = super::backend::open(world, list_sub, slot, &uri, &identity);
-        if let Some(mut w) = world.get_mut::<ListWatch>(list_sub) {
-            let s: &mut Slot = &mut w.slots[slot as usize];
-            s.instance = instance;
-            if let Ok(be) = opened {
-                s.back_end = Some(be);
-                s.ended = None;
-            }
-        }
-    }
-    changed(world, list_sub, slot);
+    super::lists::back_end_ended(world, list_sub, slot, e, reason);
+    super::notify::touch(world, &[list_sub]);
 }
 
 /// The reason of a terminated state, as RFC 6665 names it.
@@ -406,5 +369,8 @@ fn notified(world: &mut World, e: Entity, req: &crate::sip::Request) {
             body,
         });
     }
-    changed(world, list_sub, slot);
+    if let Some(mut w) = world.get_mut::<ListWatch>(list_sub) {
+        w.changed.push(slot);
+    }
+    super::notify::touch(world, &[list_sub]);
 }

@@ -122,41 +122,21 @@ pub fn on_refresh(world: &mut World, sub: Entity) {
     let Some(w) = world.get::<ListWatch>(sub) else {
         return;
     };
-    let identity = w.identity.clone();
-    let slots = w.slots.clone();
-    let mut next = w.next_instance;
-    let mut reopened = Vec::new();
-    for (i, slot) in slots.iter().enumerate() {
-        match slot.back_end {
+    let slots: Vec<(Option<Entity>, bool)> = w.slots.iter().map(|s| (s.back_end, s.over)).collect();
+    for (i, (back_end, over)) in slots.into_iter().enumerate() {
+        match back_end {
             Some(be) => {
-                if let Some(p) = crate::presence::watch::watched(world, be)
-                    && world.contains_resource::<crate::privacy::RuleBook>()
-                {
+                if let Some(p) = crate::presence::watch::watched(world, be) {
                     crate::privacy::refreshed(world, be, p);
                 }
             }
-            None if !slot.over => {
-                let opened = backend::open(world, sub, i as u32, &slot.uri, &identity);
-                reopened.push((i, next, opened));
-                next += 1;
-            }
+            None if !over => super::lists::reopen(world, sub, i as u32),
             None => {}
         }
     }
-    let mut w = world.get_mut::<ListWatch>(sub).expect("checked");
-    for (i, instance, opened) in reopened {
-        let slot = &mut w.slots[i];
-        slot.instance = instance;
-        match opened {
-            Ok(be) => {
-                slot.back_end = Some(be);
-                slot.ended = None;
-            }
-            Err(reason) => slot.ended = Some(reason),
-        }
+    if let Some(mut w) = world.get_mut::<ListWatch>(sub) {
+        w.full = true;
     }
-    w.next_instance = next;
-    w.full = true;
 }
 
 /// The list subscription ends: so do its back-end subscriptions.
