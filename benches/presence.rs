@@ -12,7 +12,7 @@ use presenced_systems::{Engine, EngineConfig, Inbound, Time};
 
 mod common;
 
-use common::sip::{answers, msg, src};
+use common::sip::{answers, msg, publish_pidf, src};
 
 fn body(entity: &str, tuple: &str, note: &str) -> String {
     format!(
@@ -72,19 +72,7 @@ Accept: application/pidf+xml\r\nContent-Length: 0\r\n\r\n"
 
 fn publish(n: u64, etag: Option<&str>) -> Inbound {
     let b = body("sip:alice@example.com", "t1", &format!("change {n}"));
-    let if_match = etag
-        .map(|e| format!("SIP-If-Match: {e}\r\n"))
-        .unwrap_or_default();
-    msg(
-        src(9999),
-        format!(
-            "PUBLISH sip:alice@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9999;branch=z9hG4bKp{n};rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=pub\r\nTo: <sip:alice@example.com>\r\nCall-ID: pub{n}\r\n\
-CSeq: 1 PUBLISH\r\nEvent: presence\r\nExpires: 3600\r\n{if_match}Content-Type: application/pidf+xml\r\n\
-Content-Length: {}\r\n\r\n{b}",
-            b.len()
-        ),
-    )
+    publish_pidf("sip:alice@example.com", n, etag, &b)
 }
 
 fn bench_fanout(c: &mut Criterion) {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::sip::{answers, msg, src};
+use common::sip::{answers, msg, publish_pidf, src};
 
 use std::time::{Duration, Instant};
 
@@ -91,19 +91,7 @@ fn publish(aor: &str, n: u64, etag: Option<&str>) -> Inbound {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"{aor}\">\
 <tuple id=\"t1\"><status><basic>open</basic></status><note>change {n}</note></tuple></presence>"
     );
-    let if_match = etag
-        .map(|e| format!("SIP-If-Match: {e}\r\n"))
-        .unwrap_or_default();
-    msg(
-        src(9999),
-        format!(
-            "PUBLISH {aor} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9999;branch=z9hG4bKp{n};rport\r\n\
-Max-Forwards: 70\r\nFrom: <{aor}>;tag=pub\r\nTo: <{aor}>\r\nCall-ID: pub{n}{aor}\r\n\
-CSeq: 1 PUBLISH\r\nEvent: presence\r\nExpires: 3600\r\n{if_match}Content-Type: application/pidf+xml\r\n\
-Content-Length: {}\r\n\r\n{b}",
-            b.len()
-        ),
-    )
+    publish_pidf(aor, n, etag, &b)
 }
 
 /// Run `subs` SUBSCRIBEs in chunks and answer their NOTIFYs.

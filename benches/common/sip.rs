@@ -42,3 +42,20 @@ pub fn answers(out: &[Outbound]) -> (Vec<Inbound>, Option<String>) {
     }
     (replies, etag)
 }
+
+/// PUBLISH `n` of `body` (PIDF) for `aor`, refreshing `etag`'s publication when given.
+pub fn publish_pidf(aor: &str, n: u64, etag: Option<&str>, body: &str) -> Inbound {
+    let if_match = etag
+        .map(|e| format!("SIP-If-Match: {e}\r\n"))
+        .unwrap_or_default();
+    msg(
+        src(9999),
+        format!(
+            "PUBLISH {aor} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9999;branch=z9hG4bKp{n};rport\r\n\
+Max-Forwards: 70\r\nFrom: <{aor}>;tag=pub\r\nTo: <{aor}>\r\nCall-ID: pub{n}{aor}\r\n\
+CSeq: 1 PUBLISH\r\nEvent: presence\r\nExpires: 3600\r\n{if_match}Content-Type: application/pidf+xml\r\n\
+Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}

@@ -11,10 +11,11 @@ use super::services::Services;
 use super::{EVENTLIST, ListWatch, ServiceList, backend};
 use crate::formats::rlmi::{CONTENT_TYPE as RLMI, MULTIPART};
 use crate::router::Answer;
-use crate::sip::fields::{media_type, uri_of};
+use crate::sip::fields::uri_of;
 use crate::sip::identity::{identity_key, requester};
 use crate::sip::{HeaderLookup, Name, Request};
 use crate::subscription::Content;
+use crate::subscription::subscribe::accepts_type;
 
 /// Whether a presence SUBSCRIBE is to one of our list services.
 pub fn claims(world: &World, req: &Request) -> bool {
@@ -26,20 +27,7 @@ pub fn claims(world: &World, req: &Request) -> bool {
 /// Whether the subscriber accepts list notifications: `multipart/related` and RLMI (RFC 4662
 /// §4.2; wildcards count). With no `Accept` only the package's PIDF is acceptable.
 fn accepts_lists(req: &Request) -> bool {
-    let types: Vec<&str> = req.header_values(Name::Accept).map(media_type).collect();
-    let has = |t: &str| {
-        types.iter().any(|a| {
-            a.eq_ignore_ascii_case(t)
-                || *a == "*/*"
-                || a.split_once('/').is_some_and(|(major, minor)| {
-                    minor == "*"
-                        && t.split('/')
-                            .next()
-                            .is_some_and(|m| m.eq_ignore_ascii_case(major))
-                })
-        })
-    };
-    has(MULTIPART) && has(RLMI)
+    accepts_type(req, MULTIPART) && accepts_type(req, RLMI)
 }
 
 /// Accept a list subscription.

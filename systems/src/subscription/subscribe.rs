@@ -94,20 +94,27 @@ pub fn handle_subscribe(world: &mut World, mut replies: Local<Replies>) {
     replies.send(world);
 }
 
+/// Whether the subscriber's `Accept` allows the body type `t` (RFC 3261 §20.1: `*/*` and
+/// `type/*` ranges count).
+pub fn accepts_type(req: &Request, t: &str) -> bool {
+    req.header_values(Name::Accept)
+        .map(fields::media_type)
+        .any(|range| {
+            range == "*/*"
+                || range.eq_ignore_ascii_case(t)
+                || range.split_once('/').is_some_and(|(major, minor)| {
+                    minor == "*"
+                        && t.split('/')
+                            .next()
+                            .is_some_and(|m| m.eq_ignore_ascii_case(major))
+                })
+        })
+}
+
 /// RFC 6665 §4.2.1 / RFC 3261 §8.2.3: does the subscriber accept one of the package's types?
+/// No `Accept` means the package's default type (RFC 6665 §4.2.1).
 fn accepts(req: &Request, types: &[&str]) -> bool {
-    let mut any = false;
-    for v in req.header_values(Name::Accept) {
-        any = true;
-        let t = fields::media_type(v);
-        if t == "*/*"
-            || t.eq_ignore_ascii_case("application/*")
-            || types.iter().any(|x| t.eq_ignore_ascii_case(x))
-        {
-            return true;
-        }
-    }
-    !any // absent: the package's default type (RFC 6665 §4.2.1)
+    req.header_values(Name::Accept).next().is_none() || types.iter().any(|t| accepts_type(req, t))
 }
 
 fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, LocalTag), Answer> {
