@@ -1,12 +1,15 @@
-//! The benches' global allocator: the system allocator, counting allocations (reallocations
-//! included) and live bytes, so a bench can print allocations per operation or the heap a
+//! The benches' global allocator: the server's own ([`presenced::memory::Allocator`], so that a
+//! bench times what a deployment runs), counting allocations (reallocations included) and live
+//! bytes, so a bench can print allocations per operation or the heap a
 //! state holds. Each bench binary includes it with `mod common;`; [`sip`] has the SIP traffic
 //! the engine benches share.
 
 #[allow(dead_code)]
 pub mod sip;
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use presenced::memory::Allocator;
 use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
 
 struct Counting;
@@ -18,16 +21,16 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
+        unsafe { Allocator.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
+        unsafe { Allocator.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
+        unsafe { Allocator.realloc(p, l, n) }
     }
 }
 

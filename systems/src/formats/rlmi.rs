@@ -56,20 +56,38 @@ pub fn write<'a>(
     list_name: Option<&str>,
     resources: impl IntoIterator<Item = Resource<'a>>,
 ) {
+    list_open(out, list_uri);
+    let mut n = Vec::new();
+    if let Some(list_name) = list_name {
+        name(&mut n, list_name);
+    }
+    list_rest(out, version, full, &n, resources);
+}
+
+/// The document up to the value of `version`: the same in every NOTIFY of a subscription.
+fn list_open(out: &mut Vec<u8>, list_uri: &str) {
     out.extend_from_slice(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<list xmlns=\"");
     out.extend_from_slice(NS.as_bytes());
     out.extend_from_slice(b"\" uri=\"");
     push_escaped(out, list_uri);
     out.extend_from_slice(b"\" version=\"");
+}
+
+/// The rest of the document after [`list_open`]; `list_name` is the written `<name>`, if any.
+fn list_rest<'a>(
+    out: &mut Vec<u8>,
+    version: u32,
+    full: bool,
+    list_name: &[u8],
+    resources: impl IntoIterator<Item = Resource<'a>>,
+) {
     out.extend_from_slice(itoa::Buffer::new().format(version).as_bytes());
     out.extend_from_slice(if full {
         b"\" fullState=\"true\">\n".as_slice()
     } else {
         b"\" fullState=\"false\">\n".as_slice()
     });
-    if let Some(n) = list_name {
-        name(out, n);
-    }
+    out.extend_from_slice(list_name);
     for r in resources {
         out.extend_from_slice(b"<resource uri=\"");
         push_escaped(out, r.uri);
@@ -103,6 +121,80 @@ pub fn write<'a>(
         out.extend_from_slice(b"</resource>\n");
     }
     out.extend_from_slice(b"</list>\n");
+}
+
+/// What every NOTIFY body of one list subscription begins with, written once (the boundary is
+/// the engine's, the root part is named after the subscription, the list's URI and name change
+/// only with the list): the first delimiter, the root part's headers and the RLMI document up
+/// to its `version` value, then the list's `<name>` for after `fullState`.
+#[derive(Debug)]
+pub struct BodyStart {
+    bytes: Box<[u8]>,
+    /// Where the RLMI document begins.
+    rlmi_at: u32,
+    /// Where the `<name>` begins.
+    name_at: u32,
+    /// The boundary occurs in the list's URI or name.
+    collides: bool,
+}
+
+impl BodyStart {
+    pub fn new(
+        boundary: &Boundary,
+        root_cid: &str,
+        form: CidForm,
+        list_uri: &str,
+        list_name: Option<&str>,
+    ) -> BodyStart {
+        let mut b = multipart_start(&boundary.text, root_cid, form, 160, &[]);
+        let rlmi_at = b.len();
+        list_open(&mut b, list_uri);
+        let name_at = b.len();
+        if let Some(n) = list_name {
+            name(&mut b, n);
+        }
+        BodyStart {
+            collides: boundary.occurs_in(&b[rlmi_at..]),
+            rlmi_at: rlmi_at as u32,
+            name_at: name_at as u32,
+            bytes: b.into_boxed_slice(),
+        }
+    }
+
+    /// Begin a body with room for `more` bytes after this start: the caller then writes the
+    /// RLMI document's rest with [`BodyStart::finish_rlmi`].
+    pub fn begin(&self, more: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes.len() + more);
+        out.extend_from_slice(&self.bytes[..self.name_at as usize]);
+        out
+    }
+
+    /// The rest of the RLMI document of a body from [`BodyStart::begin`]; true when
+    /// `boundary` occurs in the document, which then needs another.
+    pub fn finish_rlmi<'a>(
+        &self,
+        out: &mut Vec<u8>,
+        boundary: &Boundary,
+        version: u32,
+        full: bool,
+        resources: impl IntoIterator<Item = Resource<'a>>,
+    ) -> bool {
+        let at = out.len();
+        list_rest(
+            out,
+            version,
+            full,
+            &self.bytes[self.name_at as usize..],
+            resources,
+        );
+        // the start ends in `"`, which no boundary contains: none straddles start and rest
+        self.collides || boundary.occurs_in(&out[at..])
+    }
+
+    /// The RLMI document within a body from [`BodyStart::begin`].
+    pub fn rlmi<'b>(&self, body: &'b [u8]) -> &'b [u8] {
+        &body[self.rlmi_at as usize..]
+    }
 }
 
 fn name(out: &mut Vec<u8>, n: &str) {

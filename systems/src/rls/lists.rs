@@ -207,7 +207,7 @@ pub fn back_end_ended(world: &mut World, list_sub: Entity, i: u32, be: Entity, r
     };
     slot.back_end = None;
     slot.ended = Some(reason);
-    w.changed.push(i);
+    w.changed.push(super::notify::Changed::slot(i));
     if matches!(reason, Reason::Deactivated | Reason::Timeout) {
         reopen(world, list_sub, i);
     }
@@ -311,6 +311,8 @@ fn refresh_list(world: &mut World, list: Entity) {
         let mut w = world.get_mut::<ListWatch>(sub).expect("live");
         w.slots = slots;
         w.resolved = resolved.clone();
+        // the body start names the list
+        w.root = None;
         w.full = true;
         w.changed.clear();
         world.resource_scope(|world, mut q: Mut<NotifyQueue>| {

@@ -82,19 +82,28 @@ pub struct ListWatch {
     pub version: u32,
     /// The next NOTIFY lists every member (the first one, after a refresh or a list change).
     pub full: bool,
-    /// Slots that changed since the last NOTIFY (repeats allowed).
-    pub changed: Vec<u32>,
+    /// Slots that changed since the last NOTIFY (repeats allowed: the last one counts).
+    pub changed: Vec<notify::Changed>,
     /// When the last NOTIFY was written.
     pub last_sent: Option<crate::time::Time>,
     /// A NOTIFY waits for the minimum interval.
     pub held: bool,
     /// The next instance number.
     pub next_instance: u32,
-    /// The Content-ID of its NOTIFYs' RLMI root and their `Content-Type` (neither changes:
-    /// the root is named after the subscription, the boundary is the engine's), written once.
-    pub root: Option<(Box<str>, Arc<str>)>,
+    /// What its NOTIFYs repeat, written at the first (again after its list changed).
+    pub root: Option<Root>,
     /// The run of the encoder that last wrote its body (the queue may name it twice).
     pub encoded_in: u64,
+}
+
+/// What every NOTIFY of one list subscription repeats: the root part's `Content-ID` (named
+/// after the subscription), the `Content-Type` (the boundary is the engine's) and the start of
+/// the body.
+#[derive(Debug)]
+pub struct Root {
+    pub cid: Box<str>,
+    pub content_type: Arc<str>,
+    pub start: crate::formats::rlmi::BodyStart,
 }
 
 /// A back-end subscription: which list subscription's slot it feeds.

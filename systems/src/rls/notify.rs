@@ -6,13 +6,14 @@
 
 use std::borrow::Cow;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use bevy_ecs::entity::EntityHashMap;
 use bevy_ecs::prelude::*;
 use bytes::Bytes;
 
 use super::remote::{Remote, RemoteState};
-use super::{BackEnd, ListWatch, Rls, RlsConfig, backend};
+use super::{BackEnd, ListWatch, Rls, RlsConfig, Root, backend};
 use crate::formats::pidf;
 use crate::formats::rlmi::{self, Instance, InstanceState, Resource};
 use crate::presence::{PIDF, PresenceConfig};
@@ -45,40 +46,46 @@ pub fn collect(world: &mut World) {
         touch(world, &touched);
         return;
     }
-    let mut heard: Vec<(Entity, BackEnd, SubState)> = Vec::new();
-    world.resource_scope(|world, queue: Mut<NotifyQueue>| {
-        for &e in &queue.0 {
+    let mut heard: Vec<(Entity, BackEnd, SubState, Entity)> = Vec::new();
+    // back-ends leave the queue here: nothing is sent for them, and the later systems need
+    // not look each of them up again
+    world.resource_scope(|world, mut queue: Mut<NotifyQueue>| {
+        queue.0.retain(|&e| {
             let Ok(mut er) = world.get_entity_mut(e) else {
-                continue;
+                return true;
             };
             let Some(b) = er.get::<BackEnd>().copied() else {
-                continue;
+                return true;
             };
-            let Some(mut s) = er.get_mut::<Subscription>() else {
-                continue;
-            };
-            if s.flow.dirty {
+            if let Some(mut s) = er.get_mut::<Subscription>()
+                && s.flow.dirty
+            {
                 s.flow.dirty = false;
-                heard.push((e, b, s.state));
+                heard.push((e, b, s.state, s.source));
             }
-        }
+            false
+        });
     });
-    for (be, b, state) in heard {
+    for (be, b, state, source) in heard {
         let Some(mut w) = world.get_mut::<ListWatch>(b.list_sub) else {
             continue;
         };
-        let slot = b.slot as usize;
-        if w.slots.get(slot).and_then(|s| s.back_end) != Some(be) {
-            continue;
-        }
         match state {
             SubState::Terminating(reason) => {
+                if w.slots.get(b.slot as usize).and_then(|s| s.back_end) != Some(be) {
+                    continue;
+                }
                 // its member's rules ended it (`rejected`, or `deactivated`: subscribe again)
                 backend::close(world, be);
                 let reason = reason.unwrap_or(Reason::Deactivated);
                 super::lists::back_end_ended(world, b.list_sub, b.slot, be, reason);
             }
-            _ => w.changed.push(b.slot),
+            // what it heard goes along: the NOTIFY need not look at the back-end again (and
+            // checks that the slot still has it)
+            _ => w.changed.push(Changed {
+                slot: b.slot,
+                heard: Some((be, state, source)),
+            }),
         }
         touched.push(b.list_sub);
     }
@@ -144,13 +151,44 @@ impl InstanceId {
 #[derive(Clone, Copy)]
 pub struct Listed {
     slot: usize,
-    instance: Option<(InstanceId, InstanceState, Option<Entity>)>,
+    instance: Option<(InstanceId, InstanceState, Option<u32>)>,
+}
+
+/// The member parts written this tick: by source entity, the index of its part.
+#[derive(Default)]
+pub struct Parts {
+    by_source: EntityHashMap<u32>,
+    written: Vec<Part>,
+}
+
+impl Parts {
+    /// The index of `source`'s part, written at its first use this tick.
+    fn of(&mut self, source: Entity, write: impl FnOnce() -> Part) -> u32 {
+        *self.by_source.entry(source).or_insert_with(|| {
+            self.written.push(write());
+            (self.written.len() - 1) as u32
+        })
+    }
+}
+
+/// A slot that changed since the last NOTIFY and, if its local back-end told it in the Lists
+/// set, what it was told: (back-end, its state, its source).
+#[derive(Debug, Clone, Copy)]
+pub struct Changed {
+    pub slot: u32,
+    pub heard: Option<(Entity, SubState, Entity)>,
+}
+
+impl Changed {
+    pub fn slot(slot: u32) -> Changed {
+        Changed { slot, heard: None }
+    }
 }
 
 /// Buffers of [`encode`], kept between ticks.
 #[derive(Default)]
 pub struct Scratch {
-    which: Vec<usize>,
+    which: Vec<Changed>,
     listed: Vec<Listed>,
     parts: Vec<Bytes>,
 }
@@ -170,7 +208,7 @@ pub fn encode(
     mut rls: ResMut<Rls>,
     mut timers: ResMut<Timers>,
     clock: Res<Clock>,
-    mut parts: Local<EntityHashMap<Part>>,
+    mut parts: Local<Parts>,
     mut run: Local<u64>,
     mut scratch: Local<Scratch>,
 ) {
@@ -178,7 +216,8 @@ pub fn encode(
         return;
     }
     let now = clock.now;
-    parts.clear();
+    parts.by_source.clear();
+    parts.written.clear();
     *run += 1;
     let run = *run;
     let rls = &mut *rls;
@@ -215,17 +254,39 @@ pub fn encode(
         let full = w.full || terminating;
         which.clear();
         if full {
-            which.extend(0..w.slots.len());
+            which.extend((0..w.slots.len() as u32).map(Changed::slot));
         } else {
-            which.extend(w.changed.iter().map(|&i| i as usize));
-            which.sort_unstable();
-            which.dedup();
+            which.extend_from_slice(&w.changed);
+            // once per slot, with what it heard last
+            which.sort_by_key(|c| c.slot);
+            which.dedup_by(|later, kept| {
+                let same = later.slot == kept.slot;
+                if same {
+                    *kept = *later;
+                }
+                same
+            });
         }
         listed.clear();
-        for &i in which.iter() {
+        for &Changed { slot: i, heard } in which.iter() {
+            let i = i as usize;
             let Some(slot) = w.slots.get(i) else { continue };
+            let local = |state: SubState, src: Entity, parts: &mut Parts, rls: &mut Rls| {
+                let state = match state {
+                    SubState::Active => InstanceState::Active,
+                    SubState::Pending => InstanceState::Pending,
+                    SubState::Terminating(r) => InstanceState::Terminated(r.map(Reason::as_str)),
+                };
+                let part = (state == InstanceState::Active)
+                    .then(|| parts.of(src, || member_part(src, &contents, &uris, &presence, rls)));
+                Some((InstanceId::of(slot.instance), state, part))
+            };
             let instance = if slot.over {
                 None
+            } else if let Some((be, state, src)) = heard
+                && slot.back_end == Some(be)
+            {
+                local(state, src, &mut parts, rls)
             } else if let Some(be) = slot.back_end
                 && let Ok(r) = remotes.get(be)
             {
@@ -241,30 +302,12 @@ pub fn encode(
                         continue;
                     }
                 };
-                let source =
-                    (state == InstanceState::Active && contents.contains(be)).then_some(be);
-                if let Some(src) = source
-                    && !parts.contains_key(&src)
-                {
-                    let part = member_part(src, &contents, &uris, &presence, rls);
-                    parts.insert(src, part);
-                }
-                Some((InstanceId::of(slot.instance), state, source))
+                let part = (state == InstanceState::Active && contents.contains(be))
+                    .then(|| parts.of(be, || member_part(be, &contents, &uris, &presence, rls)));
+                Some((InstanceId::of(slot.instance), state, part))
             } else if let Some(be) = slot.back_end {
                 let Ok(b) = back_ends.get(be) else { continue };
-                let state = match b.state {
-                    SubState::Active => InstanceState::Active,
-                    SubState::Pending => InstanceState::Pending,
-                    SubState::Terminating(r) => InstanceState::Terminated(r.map(Reason::as_str)),
-                };
-                let source = (state == InstanceState::Active).then_some(b.source);
-                if let Some(src) = source
-                    && !parts.contains_key(&src)
-                {
-                    let part = member_part(src, &contents, &uris, &presence, rls);
-                    parts.insert(src, part);
-                }
-                Some((InstanceId::of(slot.instance), state, source))
+                local(b.state, b.source, &mut parts, rls)
             } else {
                 slot.ended.map(|r| {
                     let state = InstanceState::Terminated(Some(r.as_str()));
@@ -275,67 +318,80 @@ pub fn encode(
         }
         part_bytes.clear();
         let mut collides = false;
-        for src in listed.iter().filter_map(|l| l.instance?.2) {
-            if let Some(p) = parts.get(&src) {
-                collides |= p.collides;
-                part_bytes.push(p.bytes.clone());
-            }
-        }
-        let resolved = w.resolved.clone();
-        // the root's Content-ID names the subscription: the same in each of its NOTIFYs
-        if w.root.is_none() {
-            let host = crate::sip::identity::host_of(&resolved.uri).unwrap_or("localhost");
-            let cid = format!("rlmi.{:x}@{host}", e.index_u32());
-            let t = rlmi::content_type(&rls.boundary.text, &cid).into();
-            w.root = Some((cid.into(), t));
+        for i in listed.iter().filter_map(|l| l.instance?.2) {
+            let p = &parts.written[i as usize];
+            collides |= p.collides;
+            part_bytes.push(p.bytes.clone());
         }
         let w = &mut *w;
-        let (root_cid, content_type) = w.root.as_ref().expect("written above");
-        // the RLMI document is written in place, after the root part's headers
-        let estimate = 200 + listed.len() * 120;
-        let mut body = rlmi::multipart_start(
-            &rls.boundary.text,
-            root_cid,
-            rls.cid_form,
-            estimate,
-            part_bytes,
-        );
-        let at = body.len();
+        let root = w.root.get_or_insert_with(|| {
+            // the root's Content-ID names the subscription: the same in each of its NOTIFYs
+            let uri = &w.resolved.uri;
+            let host = crate::sip::identity::host_of(uri).unwrap_or("localhost");
+            let cid = format!("rlmi.{:x}@{host}", e.index_u32());
+            let start = rlmi::BodyStart::new(
+                &rls.boundary,
+                &cid,
+                rls.cid_form,
+                uri,
+                w.resolved.name.as_deref(),
+            );
+            Root {
+                content_type: rlmi::content_type(&rls.boundary.text, &cid).into(),
+                cid: cid.into(),
+                start,
+            }
+        });
+        let framing = rls.boundary.text.len() + 6;
+        // the rest of the document (a resource's markup and its instance: about 100 bytes
+        // besides its URI and name), each part's delimiter and the close delimiter
+        let more = 64
+            + framing
+            + listed
+                .iter()
+                .map(|l| {
+                    let slot = &w.slots[l.slot];
+                    100 + slot.uri.len() + slot.name.as_ref().map_or(0, |n| n.len() + 16)
+                })
+                .sum::<usize>()
+            + part_bytes.iter().map(|p| p.len() + framing).sum::<usize>();
+        let mut body = root.start.begin(more);
         let slots = &w.slots;
         let parts_now = &*parts;
-        rlmi::write(
+        collides |= root.start.finish_rlmi(
             &mut body,
-            &resolved.uri,
+            &rls.boundary,
             w.version,
             full,
-            resolved.name.as_deref(),
             listed.iter().map(|l| {
                 let slot = &slots[l.slot];
                 Resource {
                     uri: &slot.uri,
                     name: slot.name.as_deref(),
-                    instance: l.instance.as_ref().map(|(id, state, src)| Instance {
+                    instance: l.instance.as_ref().map(|(id, state, part)| Instance {
                         id: id.as_str(),
                         state: *state,
-                        cid: src.and_then(|s| parts_now.get(&s)).map(|p| &*p.cid),
+                        cid: part.map(|i| &*parts_now.written[i as usize].cid),
                     }),
                 }
             }),
         );
-        collides |= rls.boundary.occurs_in(&body[at..]);
-        *content = if collides {
-            let doc = body[at..].to_vec();
+        if collides {
+            let doc = root.start.rlmi(&body).to_vec();
             let b = boundary_for(&rls.boundary.text, &doc, part_bytes);
-            Content {
-                content_type: MediaType::Shared(rlmi::content_type(&b, root_cid).into()),
-                body: rlmi::multipart(&b, root_cid, rls.cid_form, &doc, part_bytes),
-            }
+            *content = Content {
+                content_type: MediaType::Shared(rlmi::content_type(&b, &root.cid).into()),
+                body: rlmi::multipart(&b, &root.cid, rls.cid_form, &doc, part_bytes),
+            };
         } else {
-            Content {
-                content_type: MediaType::Shared(content_type.clone()),
-                body: rlmi::multipart_finish(body, &rls.boundary.text, part_bytes),
+            // the type is the subscription's own: set again only after a NOTIFY that needed
+            // another boundary (or at the first)
+            if !matches!(&content.content_type, MediaType::Shared(t) if Arc::ptr_eq(t, &root.content_type))
+            {
+                content.content_type = MediaType::Shared(root.content_type.clone());
             }
-        };
+            content.body = rlmi::multipart_finish(body, &rls.boundary.text, part_bytes);
+        }
         w.version += 1;
         w.full = false;
         w.changed.clear();

@@ -370,7 +370,7 @@ fn notified(world: &mut World, e: Entity, req: &crate::sip::Request) {
         });
     }
     if let Some(mut w) = world.get_mut::<ListWatch>(list_sub) {
-        w.changed.push(slot);
+        w.changed.push(super::notify::Changed::slot(slot));
     }
     super::notify::touch(world, &[list_sub]);
 }
