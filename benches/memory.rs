@@ -6,17 +6,9 @@
 mod common;
 
 use bytes::Bytes;
+use common::sip::src;
 use presenced_systems::presence::{self, PresenceConfig};
-use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Source, Time, Transport};
-
-fn src(port: u16) -> Source {
-    Source {
-        transport: Transport::Udp,
-        peer: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        local: "127.0.0.1:5060".parse().unwrap(),
-        conn: None,
-    }
-}
+use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Time};
 
 fn publish(i: usize) -> Inbound {
     let body = format!(

@@ -1,26 +1,9 @@
 //! SIP traffic of the engine benches: a UDP source, a message from it, and the answers a
 //! watcher and a publisher give (200 to each NOTIFY, the publisher's new entity tag).
 
-use bytes::Bytes;
-use presenced_systems::{Inbound, Outbound, Source, Transport};
+use presenced_systems::{Inbound, Outbound};
 
-/// A UDP peer on loopback port `port`, reaching our usual listener.
-pub fn src(port: u16) -> Source {
-    Source {
-        transport: Transport::Udp,
-        peer: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        local: "127.0.0.1:5060".parse().unwrap(),
-        conn: None,
-    }
-}
-
-/// One message from `source`.
-pub fn msg(source: Source, text: String) -> Inbound {
-    Inbound {
-        source,
-        bytes: Bytes::from(text),
-    }
-}
+pub use presenced_systems::answers::{inbound as msg, udp_source as src};
 
 /// The watchers' 200s to the NOTIFYs in `out`, and the publisher's new ETag if its 200 is
 /// there.

@@ -1,9 +1,27 @@
-//! Test support: the answers a user agent gives to the engine's requests, for tests and
-//! benchmarks that drive the engine without a network.
+//! Test support: the traffic of a user agent (its address, its messages, the answers it gives
+//! to the engine's requests), for tests and benchmarks that drive the engine without a network.
 
 use bytes::Bytes;
 
-use crate::net::{Inbound, Outbound, Source};
+use crate::net::{Inbound, Outbound, Source, Transport};
+
+/// A UDP peer on loopback port `port`, reaching the usual listener (127.0.0.1:5060).
+pub fn udp_source(port: u16) -> Source {
+    Source {
+        transport: Transport::Udp,
+        peer: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        local: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
+        conn: None,
+    }
+}
+
+/// One message from `source`.
+pub fn inbound(source: Source, text: String) -> Inbound {
+    Inbound {
+        source,
+        bytes: Bytes::from(text),
+    }
+}
 
 /// The `200 OK` a user agent at `from` sends to `request` (one of our NOTIFYs): its Via,
 /// From, To, Call-ID and CSeq copied, no body.

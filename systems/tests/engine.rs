@@ -2,19 +2,15 @@
 //! wire test cannot see directly (work done once per tick, state after a tick).
 
 use bytes::Bytes;
+use presenced_systems::answers;
 use presenced_systems::presence::components::Presentity;
 use presenced_systems::presence::compose::Compositions;
 use presenced_systems::presence::{self, PresenceConfig};
 use presenced_systems::subscription::Content;
-use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Source, Time, Transport};
+use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Source, Time};
 
 fn src() -> Source {
-    Source {
-        transport: Transport::Udp,
-        peer: "127.0.0.1:9000".parse().unwrap(),
-        local: "127.0.0.1:5060".parse().unwrap(),
-        conn: None,
-    }
+    answers::udp_source(9000)
 }
 
 fn publish(n: usize, tuple: &str) -> Inbound {
@@ -28,10 +24,7 @@ Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag={n}\r\nTo: <sip:alice@exam
 CSeq: 1 PUBLISH\r\nEvent: presence\r\nContent-Type: application/pidf+xml\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    Inbound {
-        source: src(),
-        bytes: Bytes::from(text),
-    }
+    answers::inbound(src(), text)
 }
 
 fn engine() -> Engine {
@@ -100,10 +93,7 @@ fn subscribe(to_tag: &str) -> Inbound {
 Max-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>{to_tag}\r\nCall-ID: s1\r\n\
 CSeq: 1 SUBSCRIBE\r\nEvent: presence\r\nContact: <sip:bob@127.0.0.1:9000>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"
     );
-    Inbound {
-        source: src(),
-        bytes: Bytes::from(text),
-    }
+    answers::inbound(src(), text)
 }
 
 /// The responses (not the NOTIFYs) among `out`.
@@ -157,10 +147,7 @@ fn options(n: usize) -> Inbound {
 Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=o{n}\r\nTo: <sip:presenced@127.0.0.1>\r\nCall-ID: o{n}\r\n\
 CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     );
-    Inbound {
-        source: src(),
-        bytes: Bytes::from(text),
-    }
+    answers::inbound(src(), text)
 }
 
 #[test]

@@ -3,26 +3,18 @@
 //! NOTIFY of that set, never encoded per watcher.
 
 use bytes::Bytes;
-use presenced_systems::answers::ok_to;
+use presenced_systems::answers::{self, ok_to};
 use presenced_systems::presence::{self, PresenceConfig};
 use presenced_systems::privacy::{self, Filterings, PrivacyConfig, SubHandling};
 use presenced_systems::xdm::{self, DocumentChange, XdmConfig};
-use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Source, Time, Transport};
+use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Source, Time};
 
 fn src(port: u16) -> Source {
-    Source {
-        transport: Transport::Udp,
-        peer: format!("127.0.0.1:{port}").parse().unwrap(),
-        local: "127.0.0.1:5060".parse().unwrap(),
-        conn: None,
-    }
+    answers::udp_source(port)
 }
 
 fn inbound(port: u16, text: String) -> Inbound {
-    Inbound {
-        source: src(port),
-        bytes: Bytes::from(text),
-    }
+    answers::inbound(src(port), text)
 }
 
 fn subscribe(i: u16) -> Inbound {

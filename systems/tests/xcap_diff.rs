@@ -4,15 +4,10 @@
 use bytes::Bytes;
 use presenced_systems::answers;
 use presenced_systems::xdm::{self, DocumentChange, XdmConfig};
-use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Source, Time, Transport};
+use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Source, Time};
 
 fn src() -> Source {
-    Source {
-        transport: Transport::Udp,
-        peer: "127.0.0.1:9100".parse().unwrap(),
-        local: "127.0.0.1:5060".parse().unwrap(),
-        conn: None,
-    }
+    answers::udp_source(9100)
 }
 
 const SEL: &str = "resource-lists/users/sip:joe@example.com/index";
@@ -39,10 +34,7 @@ Event: {event}\r\nAccept: application/xcap-diff+xml\r\nExpires: 600\r\nContent-T
 Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    Inbound {
-        source: src(),
-        bytes: Bytes::from(text),
-    }
+    answers::inbound(src(), text)
 }
 
 fn engine() -> Engine {
