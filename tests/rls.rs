@@ -690,3 +690,34 @@ fn a_fetch_gets_the_full_state_once_and_a_list_of_another_package_is_refused() {
     let (_, r) = subscribe_with(&s, ALICE, |r| r);
     assert_eq!(r.status(), 489, "{}", r.text());
 }
+
+#[test]
+fn a_member_document_holding_the_boundary_gets_another_for_that_notify_only() {
+    let s = Server::start();
+    let xcap = Xcap::new(s.http);
+    let [bob, carol] = ["bob", "carol"].map(user);
+    put_inline_list(&xcap, &[&bob, &carol]);
+    let w = subscribe_ok(&s);
+    let first = list_notify(&w);
+    let ct = first.msg.header("Content-Type").unwrap().to_owned();
+    let boundary = ct_param(&ct, "boundary").expect("a boundary");
+    // bob's note holds the delimiter: that NOTIFY needs a boundary his document lacks
+    publish(&s, &bob, "open", &format!("--{boundary}"));
+    let odd = list_notify(&w);
+    let odd_boundary = ct_param(odd.msg.header("Content-Type").unwrap(), "boundary").unwrap();
+    assert_ne!(odd_boundary, boundary);
+    assert_eq!((odd.version, odd.uris()), (1, vec![bob.as_str()]));
+    assert!(odd.get(&bob).notes().contains(&format!("--{boundary}")));
+    // the next NOTIFYs go back to the subscription's own, each written whole
+    for (n, note) in [(2, "plain again"), (3, "and again")] {
+        publish(&s, &carol, "open", note);
+        let next = list_notify(&w);
+        assert_eq!(next.msg.header("Content-Type"), Some(ct.as_str()));
+        assert_eq!((next.version, next.uris()), (n, vec![carol.as_str()]));
+        assert!(next.get(&carol).notes().contains(&note.to_owned()));
+        let body = String::from_utf8_lossy(&next.msg.body).into_owned();
+        assert!(body.starts_with(&format!("--{boundary}\r\n")), "{body}");
+        assert!(body.ends_with(&format!("\r\n--{boundary}--\r\n")), "{body}");
+        assert_eq!(body.matches(&format!("--{boundary}")).count(), 3, "{body}");
+    }
+}

@@ -169,6 +169,22 @@ impl BodyStart {
         out
     }
 
+    /// Begin a body in the buffer of the previous one (`old`, which began with this start):
+    /// the start is already there, and the buffer is warm. A buffer still shared (a NOTIFY in
+    /// flight) or much larger than needed (after a full state) is let go instead.
+    pub fn resume(&self, old: Bytes, more: usize) -> Vec<u8> {
+        let at = self.name_at as usize;
+        match old.try_into_mut() {
+            Ok(b) if b.len() >= at && b.capacity() <= 2 * (at + more) => {
+                let mut v = Vec::from(b);
+                v.truncate(at);
+                v.reserve(more);
+                v
+            }
+            _ => self.begin(more),
+        }
+    }
+
     /// The rest of the RLMI document of a body from [`BodyStart::begin`]; true when
     /// `boundary` occurs in the document, which then needs another.
     pub fn finish_rlmi<'a>(

@@ -24,8 +24,17 @@ fn limits(world: &World) -> Limits {
 
 /// Resolve `service` now, counting it.
 fn resolve_now(world: &mut World, service: &Service) -> Option<Resolved> {
-    let r = resolve(world, service, limits(world));
-    world.resource_mut::<Rls>().resolutions += 1;
+    let mut r = resolve(world, service, limits(world));
+    let mut rls = world.resource_mut::<Rls>();
+    rls.resolutions += 1;
+    if let Some(r) = &mut r {
+        for m in r.members.iter_mut().chain(&mut r.over) {
+            m.uri = rls.names.share(&m.uri);
+            if let Some(n) = &mut m.name {
+                *n = rls.names.share(n);
+            }
+        }
+    }
     if let Some(r) = &r
         && (!r.over.is_empty() || r.skipped > 0)
     {

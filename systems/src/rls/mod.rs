@@ -23,6 +23,7 @@ pub mod notify;
 pub mod remote;
 pub mod resolve;
 pub mod services;
+pub mod shared_names;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -55,8 +56,9 @@ pub struct ServiceList {
 /// One member of a list subscription, and its back-end subscription.
 #[derive(Debug, Clone)]
 pub struct Slot {
-    pub uri: Box<str>,
-    pub name: Option<Box<str>>,
+    /// Shared with every list naming the same (see [`shared_names`]).
+    pub uri: Arc<str>,
+    pub name: Option<Arc<str>>,
     /// The back-end subscription watching it, while there is one.
     pub back_end: Option<Entity>,
     /// The number of its current (or last) instance, unique within the list subscription.
@@ -83,7 +85,7 @@ pub struct ListWatch {
     /// The next NOTIFY lists every member (the first one, after a refresh or a list change).
     pub full: bool,
     /// Slots that changed since the last NOTIFY (repeats allowed: the last one counts).
-    pub changed: Vec<notify::Changed>,
+    pub changed: smallvec::SmallVec<[notify::Changed; 1]>,
     /// When the last NOTIFY was written.
     pub last_sent: Option<crate::time::Time>,
     /// A NOTIFY waits for the minimum interval.
@@ -104,6 +106,9 @@ pub struct Root {
     pub cid: Box<str>,
     pub content_type: Arc<str>,
     pub start: crate::formats::rlmi::BodyStart,
+    /// The subscription's `Content` body begins with `start` (the last NOTIFY used the
+    /// engine's boundary): the next is written in its buffer.
+    pub in_body: bool,
 }
 
 /// A back-end subscription: which list subscription's slot it feeds.
@@ -137,6 +142,8 @@ pub struct Rls {
     pub cid_keys: HashKeys,
     /// How Content-IDs are written (see [`RlsConfig::linphone_compat`]).
     pub cid_form: crate::formats::rlmi::CidForm,
+    /// Members' URIs and names.
+    pub names: shared_names::SharedNames,
 }
 
 /// Add the Resource List Server to an engine serving presence, XDM and privacy (after those
@@ -198,6 +205,7 @@ pub fn feature(config: RlsConfig) -> impl FnOnce(&mut World, &mut Schedule) {
             parts_encoded: 0,
             boundary: crate::formats::rlmi::Boundary::new(&boundary),
             cid_keys: k(b"rls-cids"),
+            names: shared_names::SharedNames::new(k(b"rls-name")),
             cid_form: if config.linphone_compat {
                 crate::formats::rlmi::CidForm::Bare
             } else {

@@ -340,6 +340,7 @@ pub fn encode(
                 content_type: rlmi::content_type(&rls.boundary.text, &cid).into(),
                 cid: cid.into(),
                 start,
+                in_body: false,
             }
         });
         let framing = rls.boundary.text.len() + 6;
@@ -355,7 +356,11 @@ pub fn encode(
                 })
                 .sum::<usize>()
             + part_bytes.iter().map(|p| p.len() + framing).sum::<usize>();
-        let mut body = root.start.begin(more);
+        let mut body = if root.in_body {
+            root.start.resume(std::mem::take(&mut content.body), more)
+        } else {
+            root.start.begin(more)
+        };
         let slots = &w.slots;
         let parts_now = &*parts;
         collides |= root.start.finish_rlmi(
@@ -376,6 +381,7 @@ pub fn encode(
                 }
             }),
         );
+        root.in_body = !collides;
         if collides {
             let doc = root.start.rlmi(&body).to_vec();
             let b = boundary_for(&rls.boundary.text, &doc, part_bytes);

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 
@@ -23,9 +24,9 @@ use crate::xdm::{DocumentIndex, XdmConfig};
 /// One member of a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
-    pub uri: Box<str>,
+    pub uri: Arc<str>,
     /// Its `<display-name>` where the list names it.
-    pub name: Option<Box<str>>,
+    pub name: Option<Arc<str>>,
 }
 
 /// A service resolved into its members.
@@ -164,7 +165,7 @@ impl Resolver<'_> {
         }
         let m = Member {
             uri: uri.into(),
-            name,
+            name: name.map(Arc::from),
         };
         if self.out.members.len() < self.limits.max_members {
             self.out.members.push(m);
