@@ -40,6 +40,37 @@ pub struct SipConfig {
     pub tcp_connect_fallback_ms: u64,
     /// Peers whose `P-Asserted-Identity` names the requester (RFC 3325).
     pub trusted_peers: Vec<std::net::IpAddr>,
+    /// `digest`, `asserted` or `either`.
+    pub auth: String,
+    /// Digest realm of challenges ("": the domain the request's From names).
+    pub realm: String,
+    pub digest_algorithms: Vec<String>,
+    pub nonce_lifetime_secs: u64,
+    pub auth_tries: u32,
+    pub proxy_challenge: bool,
+}
+
+impl SipConfig {
+    /// The engine's authentication settings (call after [`Config::validate`]).
+    pub fn auth_config(&self) -> presenced_systems::auth::AuthConfig {
+        use presenced_systems::auth::{Algorithm, AuthConfig, Mode};
+        AuthConfig {
+            mode: match self.auth.to_ascii_lowercase().as_str() {
+                "digest" => Mode::Digest,
+                "asserted" => Mode::Asserted,
+                _ => Mode::Either,
+            },
+            realm: (!self.realm.is_empty()).then(|| self.realm.clone()),
+            algorithms: self
+                .digest_algorithms
+                .iter()
+                .filter_map(|a| Algorithm::parse(Some(a)))
+                .collect(),
+            nonce_lifetime_secs: self.nonce_lifetime_secs,
+            tries: self.auth_tries,
+            proxy_facing: self.proxy_challenge,
+        }
+    }
 }
 
 /// `[http]`
@@ -195,6 +226,20 @@ impl XcapSection {
     }
 }
 
+/// What is wrong with a list of digest algorithm names, if anything.
+fn algorithms_problem(names: &[String]) -> Option<&'static str> {
+    let algs: Vec<_> = names
+        .iter()
+        .map(|a| crate::http::digest::Algorithm::parse(Some(a)))
+        .collect();
+    if algs.is_empty() || algs.iter().any(Option::is_none) {
+        return Some("must list one or both of \"MD5\" and \"SHA-256\"");
+    }
+    (1..algs.len())
+        .any(|i| algs[..i].contains(&algs[i]))
+        .then_some("names an algorithm twice")
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -340,6 +385,22 @@ impl Config {
                 "must lie within subscribe_min_expires..=subscribe_max_expires",
             );
         }
+        let sip = &self.sip;
+        if !["digest", "asserted", "either"].contains(&sip.auth.to_ascii_lowercase().as_str()) {
+            return bad("sip.auth", "must be one of digest, asserted, either");
+        }
+        if sip.realm.contains(['"', '\\']) {
+            return bad("sip.realm", "must be without quotes or backslashes");
+        }
+        if let Some(p) = algorithms_problem(&sip.digest_algorithms) {
+            return bad("sip.digest_algorithms", p);
+        }
+        if sip.nonce_lifetime_secs == 0 {
+            return bad("sip.nonce_lifetime_secs", "must be at least 1");
+        }
+        if sip.auth_tries == 0 {
+            return bad("sip.auth_tries", "must be at least 1");
+        }
         let x = &self.xcap;
         if x.realm.is_empty() || x.realm.contains(['"', '\\']) {
             return bad(
@@ -347,19 +408,8 @@ impl Config {
                 "must be non-empty, without quotes or backslashes",
             );
         }
-        let algs: Vec<_> = x
-            .digest_algorithms
-            .iter()
-            .map(|a| crate::http::digest::Algorithm::parse(Some(a)))
-            .collect();
-        if algs.is_empty() || algs.iter().any(Option::is_none) {
-            return bad(
-                "xcap.digest_algorithms",
-                "must list one or both of \"MD5\" and \"SHA-256\"",
-            );
-        }
-        if (1..algs.len()).any(|i| algs[..i].contains(&algs[i])) {
-            return bad("xcap.digest_algorithms", "names an algorithm twice");
+        if let Some(p) = algorithms_problem(&x.digest_algorithms) {
+            return bad("xcap.digest_algorithms", p);
         }
         if x.nonce_lifetime_secs == 0 {
             return bad("xcap.nonce_lifetime_secs", "must be at least 1");

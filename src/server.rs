@@ -12,7 +12,7 @@ use presenced_systems::{Engine, EngineConfig};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::sip::engine_link::{EngineLink, EngineThread, InlineEngine};
+use crate::sip::engine_link::{EngineLink, EngineThread, InlineEngine, StoreFeed};
 use crate::sip::sockets;
 use crate::sip::transport::{SipTransport, TransportConfig};
 use crate::store::{DocumentChange, SqliteStore, Store};
@@ -177,6 +177,19 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
             max_per_watcher: p.max_subscriptions_per_watcher,
         },
     ));
+    // last: it screens the PUBLISH and SUBSCRIBE requests of the features above
+    engine.add_feature(presenced_systems::auth::feature(config.sip.auth_config()));
+    let users_version = store.users_version().map_err(|e| format!("storage: {e}"))?;
+    let logins = store.logins().map_err(|e| format!("storage: {e}"))?;
+    if logins.is_empty() {
+        warn!("sip: no users are defined: PUBLISH and SUBSCRIBE are taken as their From says");
+    } else {
+        info!(
+            "sip: digest authentication required ({} logins)",
+            logins.len()
+        );
+    }
+    engine.set_users(logins);
     // a presentity and its publication are two entities
     engine.reserve_entities(
         u32::try_from(config.presence.expected_presentities.saturating_mul(2)).unwrap_or(u32::MAX),
@@ -199,6 +212,12 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     };
     let (transport, waker) =
         SipTransport::new(udp, tcp, tconfig).map_err(|e| format!("sip transport: {e}"))?;
+    let store = Arc::new(store);
+    let users_rx = watch_users(store.clone(), users_version, waker.clone())?;
+    let feed = StoreFeed {
+        documents: changes_rx,
+        users: users_rx,
+    };
     let max_batch = config.engine.max_batch;
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let started = Started {
@@ -217,13 +236,13 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         });
         serve(
             started,
-            InlineEngine::new(engine, max_batch, changes_rx, metrics),
+            InlineEngine::new(engine, max_batch, feed, metrics),
             store,
         )
     } else {
         let link = EngineThread::spawn(
             engine,
-            changes_rx,
+            feed,
             max_batch,
             config.engine.inbox_capacity,
             waker,
@@ -249,7 +268,7 @@ struct Started {
 fn serve<E: EngineLink>(
     started: Started,
     mut engine: E,
-    store: SqliteStore,
+    store: Arc<SqliteStore>,
 ) -> anyhow_free::Result<()> {
     let Started {
         mut transport,
@@ -263,7 +282,7 @@ fn serve<E: EngineLink>(
     // XCAP starts once the engine can follow its writes.
     // the listeners are bound: readiness now waits for the engine's first snapshot
     metrics.set_transport(transport.stats.clone());
-    let http = crate::http::start(http_listener, http_settings, Arc::new(store), metrics)
+    let http = crate::http::start(http_listener, http_settings, store, metrics)
         .map_err(|e| format!("http: {e}"))?;
     install_signals(shutdown.clone(), waker)?;
 
@@ -294,6 +313,50 @@ fn serve<E: EngineLink>(
         stats.messages_out
     );
     result.map_err(|e| format!("sip transport: {e}"))
+}
+
+/// How often the store is asked whether its users changed (`presenced user add` writes from
+/// another process).
+const USERS_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Follow the store's users: every login again after each change, for the engine (the loop
+/// is woken to hand them in).
+fn watch_users(
+    store: Arc<SqliteStore>,
+    mut version: u64,
+    waker: Arc<Waker>,
+) -> anyhow_free::Result<crossbeam_channel::Receiver<Vec<presenced_systems::auth::UserLogin>>> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    thread::Builder::new()
+        .name("users".into())
+        .spawn(move || {
+            loop {
+                thread::sleep(USERS_POLL);
+                let now = match store.users_version() {
+                    Ok(v) => v,
+                    Err(e) => {
+                        warn!("storage: users: {e}");
+                        continue;
+                    }
+                };
+                if now == version {
+                    continue;
+                }
+                match store.logins() {
+                    Ok(logins) => {
+                        info!("sip: users changed: {} logins", logins.len());
+                        if tx.send(logins).is_err() {
+                            return;
+                        }
+                        version = now;
+                        let _ = waker.wake();
+                    }
+                    Err(e) => warn!("storage: users: {e}"),
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(rx)
 }
 
 fn install_signals(shutdown: Arc<AtomicBool>, waker: Arc<Waker>) -> anyhow_free::Result<()> {

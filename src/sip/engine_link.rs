@@ -33,6 +33,13 @@ const OUTBOX_HIGH_WATER: usize = 256;
 /// Longest the loop sleeps with nothing to do (the metrics snapshot is taken on its turns).
 const IDLE_TURN: Duration = Duration::from_secs(1);
 
+/// What the store tells the engine: committed document changes, in commit order, and the
+/// users requests authenticate as (all of them, after each change).
+pub struct StoreFeed {
+    pub documents: Receiver<DocumentChange>,
+    pub users: Receiver<Vec<presenced_systems::auth::UserLogin>>,
+}
+
 /// The I/O loop's side of the engine.
 pub trait EngineLink {
     /// True when the engine runs on the loop's thread: the kernel's UDP receive buffer is then
@@ -69,26 +76,26 @@ pub struct InlineEngine {
     engine: Engine,
     start: Instant,
     max_batch: usize,
-    /// Committed document changes from the store; the store wakes the loop after each.
-    documents: Receiver<DocumentChange>,
+    /// Committed document changes and users from the store, which wakes the loop after each.
+    feed: StoreFeed,
     out: Vec<Outbound>,
     metrics: Publisher,
 }
 
 impl InlineEngine {
-    /// An inline engine reading committed document changes from `documents`, at most
-    /// `max_batch` messages a tick, publishing snapshots into `metrics`.
+    /// An inline engine reading what the store says from `feed`, at most `max_batch` messages
+    /// a tick, publishing snapshots into `metrics`.
     pub fn new(
         engine: Engine,
         max_batch: usize,
-        documents: Receiver<DocumentChange>,
+        feed: StoreFeed,
         metrics: Arc<Metrics>,
     ) -> InlineEngine {
         InlineEngine {
             engine,
             start: Instant::now(),
             max_batch,
-            documents,
+            feed,
             out: Vec::new(),
             metrics: Publisher::new(metrics),
         }
@@ -122,7 +129,10 @@ impl EngineLink for InlineEngine {
     fn hand_in(&mut self, batch: &mut Vec<Inbound>, mut send: impl FnMut(Outbound)) {
         // Changes first: a change committed (and acknowledged over HTTP) before a SIP request
         // arrived is applied before that request is processed.
-        let docs: Vec<DocumentChange> = self.documents.try_iter().collect();
+        let docs: Vec<DocumentChange> = self.feed.documents.try_iter().collect();
+        if let Some(users) = self.feed.users.try_iter().last() {
+            self.engine.set_users(users);
+        }
         let now = self.now();
         let due = self.engine.next_deadline().is_some_and(|d| d <= now);
         // its inbox is the receive buffer: the publisher sees overload in the transport's 503s
@@ -181,12 +191,12 @@ pub struct EngineThread {
 }
 
 impl EngineThread {
-    /// Start `engine` on its own thread, reading committed document changes from `documents`,
-    /// at most `max_batch` messages a tick; it wakes the loop with `waker` and publishes
-    /// snapshots into `metrics`.
+    /// Start `engine` on its own thread, reading what the store says from `feed`, at most
+    /// `max_batch` messages a tick; it wakes the loop with `waker` and publishes snapshots into
+    /// `metrics`.
     pub fn spawn(
         engine: Engine,
-        documents: Receiver<DocumentChange>,
+        feed: StoreFeed,
         max_batch: usize,
         inbox_capacity: usize,
         waker: Arc<Waker>,
@@ -198,7 +208,7 @@ impl EngineThread {
         let polling = Arc::new(AtomicBool::new(false));
         let side = ThreadSide {
             inbox,
-            documents,
+            feed,
             outbox,
             waker,
             polling: polling.clone(),
@@ -281,7 +291,7 @@ impl EngineLink for EngineThread {
 /// The engine thread's ends of the channels.
 struct ThreadSide {
     inbox: Receiver<Vec<Inbound>>,
-    documents: Receiver<DocumentChange>,
+    feed: StoreFeed,
     outbox: Sender<Vec<Outbound>>,
     waker: Arc<Waker>,
     polling: Arc<AtomicBool>,
@@ -305,20 +315,29 @@ impl ThreadSide {
                 .next_deadline()
                 .map_or(1000, |d| d.0.saturating_sub(now))
                 .min(1000);
+            let mut users_gone = false;
             if !changed_documents {
                 crossbeam_channel::select! {
                     recv(self.inbox) -> m => match m {
                         Ok(v) => batch.extend(v),
                         Err(_) => break,
                     },
-                    recv(self.documents) -> d => {
+                    recv(self.feed.documents) -> d => {
                         if let Ok(d) = d {
                             engine.submit_documents([d]);
                             changed_documents = true;
                         }
                     },
+                    recv(self.feed.users) -> u => match u {
+                        Ok(u) => engine.set_users(u),
+                        // its thread is gone: a closed channel would be ready forever
+                        Err(_) => users_gone = true,
+                    },
                     default(Duration::from_millis(wait)) => {}
                 }
+            }
+            if users_gone {
+                self.feed.users = crossbeam_channel::never();
             }
             while batch.len() < self.max_batch {
                 match self.inbox.try_recv() {
@@ -328,7 +347,7 @@ impl ThreadSide {
             }
             // document changes are never dropped: they are committed (the store waits on a full
             // channel)
-            let more: Vec<DocumentChange> = self.documents.try_iter().collect();
+            let more: Vec<DocumentChange> = self.feed.documents.try_iter().collect();
             changed_documents |= !more.is_empty();
             engine.submit_documents(more);
             let left = self.in_flight.fetch_sub(batch.len(), Ordering::AcqRel) - batch.len();

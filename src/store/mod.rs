@@ -182,6 +182,11 @@ pub trait Store: Send + Sync {
         username: &str,
         realm: &str,
     ) -> Result<Option<UserRecord>, StoreError>;
+    /// Every digest login of every user (main logins and aliases), for SIP authentication.
+    fn logins(&self) -> Result<Vec<presenced_systems::auth::UserLogin>, StoreError>;
+    /// A number that changes with every change of the users, also one made by another
+    /// process.
+    fn users_version(&self) -> Result<u64, StoreError>;
     /// Whether any user is defined (authentication is required as soon as one is).
     fn has_users(&self) -> Result<bool, StoreError>;
 }

@@ -20,6 +20,7 @@ use super::{
     Committed, DocKey, DocMeta, DocumentChange, Store, StoreError, StoreRead, StoredDoc,
     UserRecord, WriteOp,
 };
+use presenced_systems::auth::UserLogin;
 
 /// File name below the data directory.
 pub const FILE_NAME: &str = "presenced.sqlite";
@@ -54,6 +55,8 @@ CREATE TABLE IF NOT EXISTS user_logins (
     PRIMARY KEY (username, realm)
 );
 CREATE INDEX IF NOT EXISTS user_logins_by_uri ON user_logins (uri);
+CREATE TABLE IF NOT EXISTS users_version (v BIGINT NOT NULL);
+INSERT INTO users_version (v) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM users_version);
 CREATE TABLE IF NOT EXISTS service_uris (
     uri TEXT NOT NULL,
     xui TEXT NOT NULL,
@@ -87,6 +90,13 @@ pub fn new_etag() -> String {
         s.push_str(&format!("{x:02x}"));
     }
     s
+}
+
+/// Count a change of the users (in the transaction that makes it): a running server reads
+/// the count to learn of users added by `presenced user add` from another process.
+fn bump_users_version(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute("UPDATE users_version SET v = v + 1", [])?;
+    Ok(())
 }
 
 fn xui_col(key: &DocKey) -> &str {
@@ -382,6 +392,7 @@ impl Store for SqliteStore {
                 params![a.username, a.realm, user.uri, a.ha1_md5, a.ha1_sha256],
             )?;
         }
+        bump_users_version(&tx)?;
         tx.commit()?;
         Ok(!existed)
     }
@@ -391,6 +402,7 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM user_logins WHERE uri = ?1", params![uri])?;
         let gone = tx.execute("DELETE FROM users WHERE uri = ?1", params![uri])? > 0;
+        bump_users_version(&tx)?;
         tx.commit()?;
         Ok(gone)
     }
@@ -421,6 +433,32 @@ impl Store for SqliteStore {
         Ok(st
             .query_row(params![username, realm], user_row)
             .optional()?)
+    }
+
+    fn logins(&self) -> Result<Vec<UserLogin>, StoreError> {
+        let conn = self.lock();
+        let mut st = conn.prepare_cached(
+            "SELECT uri, username, realm, ha1_md5, ha1_sha256 FROM users
+             UNION ALL
+             SELECT uri, username, realm, ha1_md5, ha1_sha256 FROM user_logins",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(UserLogin {
+                identity: r.get(0)?,
+                username: r.get(1)?,
+                realm: r.get(2)?,
+                ha1_md5: r.get(3)?,
+                ha1_sha256: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn users_version(&self) -> Result<u64, StoreError> {
+        let v: i64 = self
+            .lock()
+            .query_row("SELECT v FROM users_version", [], |r| r.get(0))?;
+        Ok(v as u64)
     }
 
     fn has_users(&self) -> Result<bool, StoreError> {

@@ -142,6 +142,15 @@ impl Engine {
         }
     }
 
+    /// Hand in every user requests may authenticate as, replacing those before (the shell
+    /// reads them from its store at start and after each change); without the auth feature
+    /// they are ignored.
+    pub fn set_users(&mut self, logins: impl IntoIterator<Item = crate::auth::UserLogin>) {
+        if let Some(mut users) = self.world.get_resource_mut::<crate::auth::Users>() {
+            users.replace(logins);
+        }
+    }
+
     /// When the engine next needs a tick even if nothing arrives.
     pub fn next_deadline(&self) -> Option<Time> {
         let mut timers = self.world.resource::<Timers>().next_deadline();

@@ -8,6 +8,7 @@
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod answers;
+pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod formats;

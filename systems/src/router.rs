@@ -108,6 +108,12 @@ impl MethodQueues {
             .unwrap_or_default()
     }
 
+    /// This tick's requests of `method` so far, for a system that screens them before
+    /// their method's system (authentication).
+    pub fn queue_mut(&mut self, method: Method) -> Option<&mut Vec<Incoming>> {
+        self.queues[slot(method)].as_mut()
+    }
+
     /// True when a system handles `method`.
     fn handles(&self, method: Method) -> bool {
         self.queues[slot(method)].is_some()

@@ -35,6 +35,12 @@ pub struct Stats {
     pub notifies_failed: u64,
     /// NOTIFYs never answered (Timer F).
     pub notifies_timed_out: u64,
+    /// PUBLISH and SUBSCRIBE requests challenged for credentials (401 or 407).
+    pub auth_challenges: u64,
+    /// Credentials that did not verify (a wrong password, an unknown user).
+    pub auth_failures: u64,
+    /// Requests refused for their identity (403: tries used up, another's presentity).
+    pub auth_refusals: u64,
 }
 
 /// Methods counted per method, and where each is counted: the router's order.

@@ -54,10 +54,19 @@ pub fn host_of(uri: &str) -> Option<&str> {
 /// RFC 3323 §4.1.1.3: the URI an anonymous request carries in From.
 pub const ANONYMOUS: &str = "sip:anonymous@anonymous.invalid";
 
-/// Who sent `req`: the first `P-Asserted-Identity` (RFC 3325 §9.1) when the request comes from
-/// one of `trusted` (an IMS core or an authenticating proxy, the spec's Trust Domain), otherwise
+/// Who sent `req`: the identity it authenticated as ([`crate::auth`], once users exist);
+/// otherwise the first `P-Asserted-Identity` (RFC 3325 §9.1) when the request comes from one
+/// of `trusted` (an IMS core or an authenticating proxy, the spec's Trust Domain), otherwise
 /// the `From` URI. From anyone else the header proves nothing and is ignored.
 pub fn requester<'a>(req: &'a crate::sip::Request, trusted: &[std::net::IpAddr]) -> &'a str {
+    if let Some(who) = &req.authenticated {
+        return who;
+    }
+    asserted_or_from(req, trusted)
+}
+
+/// [`requester`] of a request not authenticated.
+pub fn asserted_or_from<'a>(req: &'a crate::sip::Request, trusted: &[std::net::IpAddr]) -> &'a str {
     use crate::sip::{HeaderLookup, Name};
     if trusted.contains(&req.source.peer.ip())
         && let Some(pai) = req.header_values("P-Asserted-Identity").next()

@@ -43,6 +43,9 @@ pub struct Request {
     echo: [Span; 4],
     /// The top Via holds one via-parm.
     top_via_alone: bool,
+    /// Who sent it, once authenticated (SIP Digest or an asserted identity from a trusted
+    /// peer, [`crate::auth`]); None while the server is open (no users defined).
+    pub authenticated: Option<std::sync::Arc<str>>,
 }
 
 impl Request {
@@ -452,6 +455,7 @@ pub fn parse(inbound: &Inbound, allow: &str, force_rport: bool) -> Parsed {
                 to_tag,
                 echo,
                 top_via_alone,
+                authenticated: None,
             }))
         }
         StartLine::Response { code, version, .. } => {

@@ -1,0 +1,185 @@
+//! Who sent a request (RFC 3261 §22, RFC 3325; the seed's §6.1.6.1): once users are defined,
+//! every PUBLISH and SUBSCRIBE must carry SIP Digest credentials of one of them, or come from
+//! a trusted peer (an IMS core) with a `P-Asserted-Identity`. The identity found is what
+//! pres-rules, winfo, xcap-diff and the RLS see ([`crate::sip::Request::authenticated`]), and
+//! an identity may only publish its own presence and subscribe as itself.
+//!
+//! With no user defined the server stays open (a lab, a benchmark): requests are taken as
+//! their `From` says, and a warning is logged once.
+//!
+//! The users are handed in by the shell ([`crate::Engine::set_users`]) from the store the
+//! XCAP side authenticates against, with the same passwords; the Digest code is the XCAP
+//! side's ([`digest`]).
+
+pub mod check;
+pub mod digest;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bevy_ecs::prelude::*;
+
+use crate::keyed_hash::HashKeys;
+use crate::pipeline::Pipeline;
+
+pub use digest::Algorithm;
+
+/// What a listener accepts as proof of identity (`sip.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// SIP Digest only.
+    Digest,
+    /// `P-Asserted-Identity` from a trusted peer only (behind an IMS core).
+    Asserted,
+    /// Either.
+    Either,
+}
+
+/// Settings of SIP authentication.
+#[derive(Resource, Debug, Clone)]
+pub struct AuthConfig {
+    pub mode: Mode,
+    /// The realm of challenges; None: the domain of the identity the request claims (its
+    /// `From`; for an anonymous one the Request-URI's), the realm SIP clients look their
+    /// password up by (RFC 3261 §22.1).
+    pub realm: Option<String>,
+    /// Offered in this order (RFC 8760 §2.4: the preferred first).
+    pub algorithms: Vec<Algorithm>,
+    /// How long a nonce is good for; a right answer to an older one earns `stale=true`.
+    pub nonce_lifetime_secs: u64,
+    /// Wrong answers from one address for one username before 403 instead of a new challenge.
+    pub tries: u32,
+    /// Challenge with 407 and `Proxy-Authenticate` (a listener that proxies face) instead of
+    /// 401 and `WWW-Authenticate`.
+    pub proxy_facing: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: Mode::Either,
+            realm: None,
+            algorithms: Algorithm::ALL.to_vec(),
+            nonce_lifetime_secs: 300,
+            tries: 3,
+            proxy_facing: false,
+        }
+    }
+}
+
+/// One digest login of a user: a username in a realm, the user's SIP URI, its HA1 values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLogin {
+    pub identity: String,
+    pub username: String,
+    pub realm: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+}
+
+/// A login as kept: by username, then realm.
+#[derive(Debug)]
+struct Login {
+    realm: Box<str>,
+    identity: Arc<str>,
+    ha1_md5: Box<str>,
+    ha1_sha256: Box<str>,
+}
+
+/// The users requests may authenticate as.
+#[derive(Resource)]
+pub struct Users {
+    by_name: HashMap<Box<str>, Vec<Login>, HashKeys>,
+    /// Distinct users (identities).
+    count: usize,
+}
+
+impl Users {
+    /// Replace every login with `logins`.
+    pub fn replace(&mut self, logins: impl IntoIterator<Item = UserLogin>) {
+        self.by_name.clear();
+        let mut identities: HashMap<String, Arc<str>> = HashMap::new();
+        for l in logins {
+            let identity = identities
+                .entry(l.identity.clone())
+                .or_insert_with(|| l.identity.as_str().into())
+                .clone();
+            self.by_name
+                .entry(l.username.into_boxed_str())
+                .or_default()
+                .push(Login {
+                    realm: l.realm.into(),
+                    identity,
+                    ha1_md5: l.ha1_md5.into(),
+                    ha1_sha256: l.ha1_sha256.into(),
+                });
+        }
+        self.count = identities.len();
+    }
+
+    /// No user is defined: the server is open.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// How many users are defined.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    fn login(&self, username: &str, realm: &str) -> Option<&Login> {
+        self.by_name
+            .get(username)?
+            .iter()
+            .find(|l| &*l.realm == realm)
+    }
+}
+
+/// Nonces, the count of unique parts handed out, and wrong answers per address and username.
+#[derive(Resource)]
+pub struct AuthState {
+    nonces: digest::Nonces,
+    issued: u64,
+    failures: HashMap<String, check::Failures, HashKeys>,
+    warned_open: bool,
+}
+
+/// Past this many addresses with wrong answers, the oldest counts are forgotten (all at once:
+/// a flood of wrong answers cannot grow memory).
+const TRACKED_FAILURES: usize = 10_000;
+
+/// Add SIP authentication to an engine (after the features whose requests it guards: it
+/// checks PUBLISH and SUBSCRIBE before their systems see them).
+pub fn feature(config: AuthConfig) -> impl FnOnce(&mut World, &mut Schedule) {
+    move |world, schedule| {
+        let hash_seed = world.resource::<crate::EngineConfig>().hash_seed;
+        let seed = world.resource::<crate::EngineConfig>().seed;
+        // the nonce secret: from the engine's hash secret, which a peer never learns
+        let secret = {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            h.update(hash_seed.to_le_bytes());
+            h.update(b"sip digest nonces");
+            let d: [u8; 32] = h.finalize().into();
+            d
+        };
+        world.insert_resource(AuthState {
+            nonces: digest::Nonces::new(secret, config.nonce_lifetime_secs),
+            issued: seed,
+            failures: HashMap::with_hasher(HashKeys::derive(hash_seed, 0x6175_7468)),
+            warned_open: false,
+        });
+        if !world.contains_resource::<Users>() {
+            world.insert_resource(Users {
+                by_name: HashMap::with_hasher(HashKeys::derive(hash_seed, 0x7573_6572)),
+                count: 0,
+            });
+        }
+        world.insert_resource(config);
+        schedule.add_systems(
+            check::authenticate
+                .after(crate::router::dispatch)
+                .in_set(Pipeline::Transactions),
+        );
+    }
+}
