@@ -91,36 +91,47 @@ fn run_client(
 }
 
 fn pjsua_presence(transport: &str) {
-    pjsua_run(transport, false);
+    pjsua_run(transport, Mode::Open);
 }
 
-/// With `privacy`, the server decides by pres-rules (default confirm) and the client writes
-/// the rule that lets bob see alice while bob's subscription is pending.
-fn pjsua_run(transport: &str, privacy: bool) {
-    let test = format!(
-        "pjsua_presence_{transport}{}",
-        if privacy { "_privacy" } else { "" }
-    );
+/// What the server asks of the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Open,
+    /// The server decides by pres-rules (default confirm) and the client writes the rule that
+    /// lets bob see alice while bob's subscription is pending.
+    Privacy,
+    /// Users exist: every PUBLISH and SUBSCRIBE is challenged (SIP Digest).
+    Digest,
+}
+
+fn pjsua_run(transport: &str, mode: Mode) {
+    let test = format!("pjsua_presence_{transport}_{mode:?}");
     if !pjsua2_available(&test) {
         return;
     }
-    let mut server = if privacy {
-        Server::start_with("[privacy]\ndefault = \"confirm\"\n", &[])
-    } else {
-        Server::start()
+    let mut server = match mode {
+        Mode::Privacy => Server::start_with("[privacy]\ndefault = \"confirm\"\n", &[]),
+        Mode::Open => Server::start(),
+        Mode::Digest => {
+            let data = common::temp_dir("pjsua-digest");
+            common::add_user(&data, "sip:alice@example.com", "wonderland");
+            common::add_user(&data, "sip:bob@example.com", "builder");
+            Server::start_on("", &[], Some(&data))
+        }
     };
     let addr = if transport == "udp" {
         server.udp
     } else {
         server.tcp
     };
-    let extra = if privacy {
-        vec![
+    let extra = match mode {
+        Mode::Privacy => vec![
             "--xcap".to_owned(),
             format!("http://{}/xcap-root", server.http),
-        ]
-    } else {
-        Vec::new()
+        ],
+        Mode::Digest => vec!["--auth".to_owned()],
+        Mode::Open => Vec::new(),
     };
     let (code, out, err) = run_client("pjsua_presence.py", addr, transport, &extra);
     let alive = server.alive();
@@ -152,7 +163,19 @@ fn pjsua_presence_tcp() {
 /// written over XCAP, allow him; then he sees each of her changes.
 #[test]
 fn pjsua_pending_until_rules_allow_udp() {
-    pjsua_run("udp", true);
+    pjsua_run("udp", Mode::Privacy);
+}
+
+/// SIP Digest with a real client: no registration, PUBLISH and SUBSCRIBE each answered with
+/// the account's credentials after presenced's challenge.
+#[test]
+fn pjsua_presence_with_digest_udp() {
+    pjsua_run("udp", Mode::Digest);
+}
+
+#[test]
+fn pjsua_presence_with_digest_tcp() {
+    pjsua_run("tcp", Mode::Digest);
 }
 
 /// True when `linphonec` (Debian `linphone-cli`) is installed. Otherwise: panic under CI, else

@@ -14,6 +14,10 @@ bob's subscription must first be pending and show nothing of alice; then alice's
 over XCAP to ROOT/pres-rules/users/sip:alice@example.com/index, allow bob, and the steps above
 follow.
 
+With `--auth` the server has users (alice: wonderland, bob: builder) and challenges every
+PUBLISH and SUBSCRIBE: each account carries its Digest credentials (no registration), and the
+trace must show the challenge and the answered requests.
+
 Prints `PASS ...` and exits 0 when all three were seen in time; otherwise prints what bob saw
 and the SIP trace (PJSIP log level 5, kept in memory) and exits 1.
 
@@ -148,6 +152,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds for the whole check")
     ap.add_argument("--verbose", action="store_true", help="echo the PJSIP log (level 5) live")
     ap.add_argument("--xcap", help="XCAP root: expect pending until rules written there allow bob")
+    ap.add_argument("--auth", action="store_true", help="answer Digest challenges as alice and bob")
     args = ap.parse_args()
 
     ep = pj.Endpoint()
@@ -194,8 +199,15 @@ def main():
     if args.transport == "tcp":
         proxy += ";transport=tcp"
 
+    passwords = {"alice": "wonderland", "bob": "builder"}
+
     def account(name, uri, tp, publish, priority):
         acfg = pj.AccountConfig()
+        if args.auth:
+            # realm "*": answer whatever realm presenced names (the user's domain)
+            acfg.sipConfig.authCreds.append(
+                pj.AuthCredInfo("digest", "*", name, 0, passwords[name])
+            )
         acfg.idUri = uri
         acfg.priority = priority
         acfg.regConfig.registerOnAdd = False
@@ -299,6 +311,18 @@ def main():
             for m in subs
         ):
             failed = "SUBSCRIBE from bob (From and Contact)"
+
+    if failed is None and args.auth:
+        sent = [m for m in log.lines if "\nPUBLISH sip:alice@example.com SIP/2.0" in m
+                or "\nSUBSCRIBE sip:alice@example.com SIP/2.0" in m]
+        challenged = any("SIP/2.0 401 Unauthorized" in m for m in log.lines)
+        answered = [m for m in sent if header(m, "Authorization").startswith("Digest ")]
+        if not challenged:
+            failed = "a 401 challenge (none in the trace)"
+        elif not any("PUBLISH" in m for m in answered) or not any("SUBSCRIBE" in m for m in answered):
+            failed = "PUBLISH and SUBSCRIBE sent with Digest credentials"
+        else:
+            seen.append(f"{len(answered)} requests with credentials")
 
     final = describe(buddy.getInfo())
     elapsed = args.timeout - (deadline - time.monotonic())
