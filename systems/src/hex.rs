@@ -25,6 +25,15 @@ pub fn push(out: &mut String, v: u64, min: usize) {
     out.push_str(std::str::from_utf8(&buf[..w]).unwrap_or_default());
 }
 
+/// Append each byte of `bytes` as two digits (a digest's hex form).
+pub fn push_bytes(out: &mut String, bytes: &[u8]) {
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+}
+
 /// The lower-case hex number at the front of `b` (1 to 16 digits) and what follows it.
 pub fn read_prefix(b: &[u8]) -> Option<(u64, &[u8])> {
     let mut n = 0u64;

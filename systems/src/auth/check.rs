@@ -128,20 +128,24 @@ impl Ctx<'_> {
             let Some(c) = digest::credentials(value, target) else {
                 continue;
             };
-            let key = format!("{} {}", req.source.peer.ip(), c.username);
-            if let Some(f) = self.state.failures.get(&key).copied()
+            // wrong answers are counted by address and username (the key is made only when
+            // some are)
+            let key = || format!("{} {}", req.source.peer.ip(), c.username);
+            if !self.state.failures.is_empty()
+                && let Some(f) = self.state.failures.get(&key()).copied()
                 && f.count >= self.config.tries
             {
                 if self.now.saturating_sub(f.last) < LOCKOUT_SECS {
                     self.stats.auth_refusals += 1;
                     return Err(Refusal::Forbidden("Forbidden: too many wrong credentials"));
                 }
-                self.state.failures.remove(&key);
+                self.state.failures.remove(&key());
             }
             let offered = Algorithm::parse(c.algorithm.as_deref())
                 .is_some_and(|a| self.config.algorithms.contains(&a));
-            let verdict = match self.users.login(&c.username, &c.realm) {
-                Some(l) if offered => digest::verify(
+            let login = self.users.login(&c.username, &c.realm).filter(|_| offered);
+            let verdict = login.map_or(Verdict::Wrong, |l| {
+                digest::verify(
                     &c,
                     &l.ha1_md5,
                     &l.ha1_sha256,
@@ -149,24 +153,17 @@ impl Ctx<'_> {
                     target,
                     &mut self.state.nonces,
                     self.now,
-                ),
-                _ => Verdict::Wrong,
-            };
-            match verdict {
-                Verdict::Ok => {
+                )
+            });
+            match (verdict, login) {
+                (Verdict::Ok, Some(l)) => {
                     if !self.state.failures.is_empty() {
-                        self.state.failures.remove(&key);
+                        self.state.failures.remove(&key());
                     }
-                    let who = self
-                        .users
-                        .login(&c.username, &c.realm)
-                        .map(|l| l.identity.clone());
-                    if let Some(who) = who {
-                        return self.authorise(req, who, false);
-                    }
+                    return self.authorise(req, l.identity.clone(), false);
                 }
-                Verdict::Stale => stale = true,
-                Verdict::Wrong => wrong = Some(key),
+                (Verdict::Stale, _) => stale = true,
+                _ => wrong = Some(key()),
             }
         }
         if let Some(key) = wrong {

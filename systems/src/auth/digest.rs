@@ -20,9 +20,7 @@ pub enum Algorithm {
 
 fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
+    crate::hex::push_bytes(&mut s, bytes);
     s
 }
 
@@ -51,16 +49,30 @@ impl Algorithm {
 
     /// Lower-case hex of the hash of `data`.
     pub fn hash_hex(self, data: &[u8]) -> String {
+        self.hash_hex_of(&[data])
+    }
+
+    /// Lower-case hex of the hash of `parts` joined by `:` (no joined copy is made).
+    pub fn hash_hex_of(self, parts: &[&[u8]]) -> String {
+        fn feed<D: Digest>(mut h: D, parts: &[&[u8]]) -> String {
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    h.update(b":");
+                }
+                h.update(p);
+            }
+            hex(&h.finalize())
+        }
         match self {
-            Algorithm::Sha256 => hex(&Sha256::digest(data)),
-            Algorithm::Md5 => hex(&Md5::digest(data)),
+            Algorithm::Sha256 => feed(Sha256::new(), parts),
+            Algorithm::Md5 => feed(Md5::new(), parts),
         }
     }
 }
 
 /// HA1 = H(username ":" realm ":" password) (RFC 7616 §3.4.2), what the user store keeps.
 pub fn ha1(alg: Algorithm, username: &str, realm: &str, password: &str) -> String {
-    alg.hash_hex(format!("{username}:{realm}:{password}").as_bytes())
+    alg.hash_hex_of(&[username.as_bytes(), realm.as_bytes(), password.as_bytes()])
 }
 
 /// The `response` a client must send for qop=auth (RFC 7616 §3.4.1).
@@ -75,8 +87,15 @@ pub fn expected_response(
     method: &str,
     uri: &str,
 ) -> String {
-    let ha2 = alg.hash_hex(format!("{method}:{uri}").as_bytes());
-    alg.hash_hex(format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}").as_bytes())
+    let ha2 = alg.hash_hex_of(&[method.as_bytes(), uri.as_bytes()]);
+    alg.hash_hex_of(&[
+        ha1.as_bytes(),
+        nonce.as_bytes(),
+        nc.as_bytes(),
+        cnonce.as_bytes(),
+        qop.as_bytes(),
+        ha2.as_bytes(),
+    ])
 }
 
 /// What a nonce turned out to be.
