@@ -15,6 +15,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/presenced.toml");
 pub struct Config {
     pub sip: SipConfig,
     pub http: HttpConfig,
+    pub tls: TlsConfig,
     pub storage: StorageConfig,
     pub engine: EngineSection,
     pub presence: PresenceSection,
@@ -31,6 +32,8 @@ pub struct SipConfig {
     pub listen: Vec<SocketAddr>,
     pub udp: bool,
     pub tcp: bool,
+    /// SIP over TLS listeners (with [`TlsConfig`]).
+    pub tls_listen: Vec<SocketAddr>,
     pub recv_buffer_bytes: usize,
     pub send_buffer_bytes: usize,
     pub force_rport: bool,
@@ -78,6 +81,24 @@ impl SipConfig {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    /// HTTPS on `listen` (with [`TlsConfig`]).
+    pub tls: bool,
+}
+
+/// `[tls]`: the certificate of the TLS listeners, PEM file paths ("" for none).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    pub client_ca: PathBuf,
+}
+
+impl TlsConfig {
+    /// True when a certificate is configured.
+    pub fn configured(&self) -> bool {
+        !self.certificate.as_os_str().is_empty()
+    }
 }
 
 /// `[storage]`
@@ -386,6 +407,14 @@ impl Config {
             );
         }
         let sip = &self.sip;
+        if (!sip.tls_listen.is_empty() || self.http.tls)
+            && (!self.tls.configured() || self.tls.private_key.as_os_str().is_empty())
+        {
+            return bad(
+                "tls.certificate",
+                "sip.tls_listen and http.tls need tls.certificate and tls.private_key",
+            );
+        }
         if !["digest", "asserted", "either"].contains(&sip.auth.to_ascii_lowercase().as_str()) {
             return bad("sip.auth", "must be one of digest, asserted, either");
         }

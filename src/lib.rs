@@ -16,3 +16,5 @@ pub mod server;
 pub mod sip;
 #[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
+pub mod tls;

@@ -24,6 +24,9 @@ struct Cli {
     /// sip.listen. Port 0 picks a free port.
     #[arg(long = "sip", value_name = "ADDR:PORT")]
     sip: Vec<std::net::SocketAddr>,
+    /// SIP over TLS listen address (repeatable). Replaces sip.tls_listen; needs [tls].
+    #[arg(long = "sip-tls", value_name = "ADDR:PORT")]
+    sip_tls: Vec<std::net::SocketAddr>,
     /// HTTP listen address (XCAP). Replaces http.listen.
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<std::net::SocketAddr>,
@@ -116,6 +119,9 @@ fn main() -> ExitCode {
     };
     if !cli.sip.is_empty() {
         config.sip.listen = cli.sip;
+    }
+    if !cli.sip_tls.is_empty() {
+        config.sip.tls_listen = cli.sip_tls;
     }
     if let Some(h) = cli.http {
         config.http.listen = h;

@@ -122,13 +122,33 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         )
     })?;
     let (udp, tcp, mut lines) = bind(&config)?;
+    // TLS material first: a bad file stops the start with its name and key
+    let tls = if config.tls.configured() {
+        Some(crate::tls::server_config(&config.tls)?)
+    } else {
+        None
+    };
+    let mut tls_listeners = Vec::new();
+    for addr in &config.sip.tls_listen {
+        let l =
+            sockets::tcp_listener(*addr).map_err(|e| format!("cannot bind SIP TLS {addr}: {e}"))?;
+        lines.push(format!(
+            "sip/tls {}",
+            l.local_addr().map_err(|e| e.to_string())?
+        ));
+        tls_listeners.push(l);
+    }
 
     // HTTP (XCAP behind the Aggregation Proxy): bound here so its address is known and
     // printed with the SIP ones before `presenced ready`.
     let http_listener = std::net::TcpListener::bind(config.http.listen)
         .map_err(|e| format!("cannot bind HTTP {}: {e}", config.http.listen))?;
     let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
-    lines.push(format!("http {http_addr}"));
+    lines.push(if config.http.tls {
+        format!("https {http_addr}")
+    } else {
+        format!("http {http_addr}")
+    });
     // Document changes for the engine (xcap-diff, pres-rules, RLS lists), in commit order. The
     // channel is bounded: a burst of XCAP writes waits for the engine rather than growing memory.
     let (changes_tx, changes_rx) =
@@ -210,8 +230,8 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         udp_mtu: config.sip.udp_mtu,
         tcp_connect_fallback: std::time::Duration::from_millis(config.sip.tcp_connect_fallback_ms),
     };
-    let (transport, waker) =
-        SipTransport::new(udp, tcp, tconfig).map_err(|e| format!("sip transport: {e}"))?;
+    let (transport, waker) = SipTransport::new(udp, tcp, tls_listeners, tls.clone(), tconfig)
+        .map_err(|e| format!("sip transport: {e}"))?;
     let store = Arc::new(store);
     let users_rx = watch_users(store.clone(), users_version, waker.clone())?;
     let feed = StoreFeed {
@@ -226,6 +246,7 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         waker: waker.clone(),
         http_listener,
         http_settings: config.xcap.http_settings(),
+        http_tls: tls.clone().filter(|_| config.http.tls),
         lines,
     };
     if config.engine.inline {
@@ -259,6 +280,7 @@ struct Started {
     waker: Arc<Waker>,
     http_listener: std::net::TcpListener,
     http_settings: crate::http::HttpSettings,
+    http_tls: Option<Arc<rustls::ServerConfig>>,
     lines: Vec<String>,
     metrics: Arc<crate::metrics::Metrics>,
 }
@@ -275,6 +297,7 @@ fn serve<E: EngineLink>(
         waker,
         http_listener,
         http_settings,
+        http_tls,
         lines,
         metrics,
     } = started;
@@ -282,7 +305,7 @@ fn serve<E: EngineLink>(
     // XCAP starts once the engine can follow its writes.
     // the listeners are bound: readiness now waits for the engine's first snapshot
     metrics.set_transport(transport.stats.clone());
-    let http = crate::http::start(http_listener, http_settings, store, metrics)
+    let http = crate::http::start(http_listener, http_settings, store, metrics, http_tls)
         .map_err(|e| format!("http: {e}"))?;
     install_signals(shutdown.clone(), waker)?;
 

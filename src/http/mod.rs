@@ -119,12 +119,13 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Start serving on `listener` (already bound, so the caller knows and prints its address),
-/// with `/metrics` and `/readyz` reading `metrics`.
+/// with `/metrics` and `/readyz` reading `metrics`; HTTPS with `tls`.
 pub fn start(
     listener: std::net::TcpListener,
     settings: HttpSettings,
     store: Arc<dyn Store>,
     metrics: Arc<crate::metrics::Metrics>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<HttpServer> {
     listener.set_nonblocking(true)?;
     match store.has_users() {
@@ -170,6 +171,9 @@ pub fn start(
                     let listener = tokio::net::TcpListener::from_std(listener)
                         .map_err(|e| format!("http listener: {e}"))?;
                     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+                    if let Some(tls) = tls {
+                        return serve_tls(listener, app, tls, stop_rx).await;
+                    }
                     axum::serve(listener, app)
                         .with_graceful_shutdown(async move {
                             let _ = stop_rx.await;
@@ -182,6 +186,50 @@ pub fn start(
         stop: Some(stop_tx),
         thread: Some(thread),
     })
+}
+
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Serve HTTPS on `listener` until `stop`: each connection's handshake and requests on a task
+/// of its own (a slow handshake holds up nobody else).
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    mut app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr>,
+    tls: Arc<rustls::ServerConfig>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> Result<(), String> {
+    use tower_service::Service;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut stop => return Ok(()),
+            r = listener.accept() => match r {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!("https accept: {e}");
+                    continue;
+                }
+            },
+        };
+        let Ok(svc) = app.call(peer).await;
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!("https handshake with {peer}: {e}");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let svc = hyper_util::service::TowerToHyperService::new(svc);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
+        });
+    }
 }
 
 /// Read a request body of at most `limit` bytes. A larger one is read on (up to a bound) and

@@ -1,6 +1,9 @@
-//! SIP over TCP: the listeners, the connections (accepted and opened), framing of the byte
-//! streams into messages, the connection limits, and requests moved here from UDP for their
-//! size, which go over UDP after all when their connection does not come up in time.
+//! SIP over TCP and TLS: the listeners, the connections (accepted and opened), framing of the
+//! byte streams into messages, the connection limits, and requests moved here from UDP for
+//! their size, which go over UDP after all when their connection does not come up in time.
+//! A TLS connection (RFC 3261 §26) is a TCP one whose bytes pass through a rustls session:
+//! the same framing, limits and reuse; presenced accepts TLS connections and answers over
+//! them, it does not open any.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -29,6 +32,8 @@ const MAX_PENDING_WRITE: usize = 8 << 20;
 struct Conn {
     id: ConnId,
     stream: TcpStream,
+    /// The TLS session of a connection accepted on a TLS listener.
+    tls: Option<Box<rustls::ServerConnection>>,
     peer: SocketAddr,
     local: SocketAddr,
     /// Bytes read and not yet framed; messages are split off it without copying or moving the
@@ -44,7 +49,8 @@ struct Conn {
 /// The listeners and connections.
 pub struct Tcp {
     registry: Registry,
-    listeners: Vec<(SocketAddr, TcpListener)>,
+    /// Each with its TLS configuration when it is a TLS listener.
+    listeners: Vec<(SocketAddr, TcpListener, Option<Arc<rustls::ServerConfig>>)>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     conn_index: HashMap<ConnId, usize>,
@@ -62,16 +68,30 @@ pub struct Tcp {
 }
 
 impl Tcp {
-    /// Over `listeners` (listener `i` registered as token `LISTENER_BASE + i`).
-    pub fn new(wiring: &Wiring, listeners: Vec<std::net::TcpListener>) -> io::Result<Tcp> {
+    /// Over `listeners` and `tls_listeners` (with `tls`), listener `i` of them all registered
+    /// as token `LISTENER_BASE + i`.
+    pub fn new(
+        wiring: &Wiring,
+        listeners: Vec<std::net::TcpListener>,
+        tls_listeners: Vec<std::net::TcpListener>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<Tcp> {
         let config = wiring.config;
+        let n_plain = listeners.len();
         let ls = wiring.register(
-            listeners.into_iter().map(TcpListener::from_std),
+            listeners
+                .into_iter()
+                .chain(tls_listeners)
+                .map(TcpListener::from_std),
             LISTENER_BASE,
         )?;
         let listeners = ls
             .into_iter()
-            .map(|l| Ok((l.local_addr()?, l)))
+            .enumerate()
+            .map(|(i, l)| {
+                let tls = if i < n_plain { None } else { tls.clone() };
+                Ok((l.local_addr()?, l, tls))
+            })
             .collect::<io::Result<_>>()?;
         Ok(Tcp {
             registry: wiring.registry.try_clone()?,
@@ -182,8 +202,8 @@ impl Tcp {
 
     fn accept(&mut self, li: usize) {
         loop {
-            let (local, listener) = &self.listeners[li];
-            let local = *local;
+            let (local, listener, tls) = &self.listeners[li];
+            let (local, tls) = (*local, tls.clone());
             match listener.accept() {
                 Ok((stream, peer)) => {
                     if self.conn_index.len() >= self.max_connections {
@@ -195,7 +215,20 @@ impl Tcp {
                     }
                     let _ = stream.set_nodelay(true);
                     self.stats.tcp_accepted.fetch_add(1, Ordering::Relaxed);
-                    self.add_conn(stream, peer, local, true);
+                    let session = match tls.map(rustls::ServerConnection::new) {
+                        None => None,
+                        Some(Ok(s)) => Some(Box::new(s)),
+                        Some(Err(e)) => {
+                            warn!("TLS session for {peer}: {e}");
+                            continue;
+                        }
+                    };
+                    if let Some(id) = self.add_conn(stream, peer, local, true)
+                        && let Some(&idx) = self.conn_index.get(&id)
+                        && let Some(c) = self.conns[idx].as_mut()
+                    {
+                        c.tls = session;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -232,6 +265,7 @@ impl Tcp {
         self.conns[idx] = Some(Conn {
             id,
             stream,
+            tls: None,
             peer,
             local,
             rbuf: BytesMut::new(),
@@ -262,27 +296,21 @@ impl Tcp {
 
     fn conn_readable(&mut self, idx: usize, batch: &mut Vec<Inbound>) {
         let max = self.max_message_bytes;
-        let mut closed = false;
-        {
+        let mut closed = {
             let Some(c) = self.conns[idx].as_mut() else {
                 return;
             };
-            let mut chunk = [0u8; 16384];
-            loop {
-                match c.stream.read(&mut chunk) {
-                    Ok(0) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(n) => c.rbuf.extend_from_slice(&chunk[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        closed = true;
-                        break;
-                    }
-                }
+            match c.tls.as_deref_mut() {
+                Some(tls) => read_tls(tls, &mut c.stream, &mut c.rbuf, c.peer),
+                None => read_plain(&mut c.stream, &mut c.rbuf),
             }
+        };
+        // a handshake message may want an answer before any SIP flows
+        if self.conns[idx]
+            .as_ref()
+            .is_some_and(|c| c.tls.as_ref().is_some_and(|t| t.wants_write()))
+        {
+            self.conn_writable(idx);
         }
         let mut pongs = 0;
         loop {
@@ -294,7 +322,11 @@ impl Tcp {
                     c.rbuf.advance(skip);
                     let bytes = c.rbuf.split_to(len).freeze();
                     let source = Source {
-                        transport: Transport::Tcp,
+                        transport: if c.tls.is_some() {
+                            Transport::Tls
+                        } else {
+                            Transport::Tcp
+                        },
                         peer: c.peer,
                         local: c.local,
                         conn: Some(c.id),
@@ -347,20 +379,10 @@ impl Tcp {
                 }
             }
         }
-        let mut failed = false;
-        while !c.wbuf.is_empty() {
-            match c.stream.write(&c.wbuf) {
-                Ok(n) => {
-                    c.wbuf.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            }
-        }
+        let failed = match c.tls.as_deref_mut() {
+            Some(tls) => write_tls(tls, &mut c.stream, &mut c.wbuf),
+            None => write_plain(&mut c.stream, &mut c.wbuf),
+        };
         if failed {
             self.close_conn(idx);
         }
@@ -381,6 +403,12 @@ impl Tcp {
             });
         let idx = match idx {
             Some(i) => i,
+            None if m.dest.transport == Transport::Tls => {
+                // we open no TLS connections (no client identity or name to verify)
+                debug!("no TLS connection to {}: not sent", m.dest.addr);
+                self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
             None => {
                 if self.conn_index.len() >= self.max_connections {
                     self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
@@ -412,6 +440,99 @@ impl Tcp {
         self.conn_writable(idx);
         // the write may have found the connection refused and closed it
         self.conns[idx].as_ref().map(|_| idx)
+    }
+}
+
+/// Read what the socket has into `rbuf`; true when the connection is closed.
+fn read_plain(stream: &mut TcpStream, rbuf: &mut BytesMut) -> bool {
+    let mut chunk = [0u8; 16384];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(n) => rbuf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Read what the socket has through the TLS session, the plaintext into `rbuf`; true when the
+/// connection is closed (by the peer, or for a TLS error, after the alert is sent).
+fn read_tls(
+    tls: &mut rustls::ServerConnection,
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    peer: SocketAddr,
+) -> bool {
+    let mut chunk = [0u8; 16384];
+    loop {
+        let eof = match tls.read_tls(stream) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return true,
+        };
+        if let Err(e) = tls.process_new_packets() {
+            debug!("closing TLS connection from {peer}: {e}");
+            let _ = tls.write_tls(stream);
+            return true;
+        }
+        loop {
+            match tls.reader().read(&mut chunk) {
+                Ok(0) => return true, // close_notify
+                Ok(n) => rbuf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return true,
+            }
+        }
+        if eof {
+            return true;
+        }
+    }
+}
+
+/// Write `wbuf` (as much as the socket takes); true when the connection failed.
+fn write_plain(stream: &mut TcpStream, wbuf: &mut Vec<u8>) -> bool {
+    while !wbuf.is_empty() {
+        match stream.write(wbuf) {
+            Ok(n) => {
+                wbuf.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// Hand `wbuf` to the TLS session (as much as it buffers) and write its records (handshake
+/// ones too) as far as the socket takes; true when the connection failed.
+fn write_tls(
+    tls: &mut rustls::ServerConnection,
+    stream: &mut TcpStream,
+    wbuf: &mut Vec<u8>,
+) -> bool {
+    loop {
+        if !wbuf.is_empty() {
+            match tls.writer().write(wbuf) {
+                Ok(n) => {
+                    wbuf.drain(..n);
+                }
+                Err(_) => return true,
+            }
+        }
+        if !tls.wants_write() {
+            return false;
+        }
+        match tls.write_tls(stream) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
     }
 }
 

@@ -111,7 +111,7 @@ impl Io {
                 }
             }
             Transport::Udp => self.udp.send(m),
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Tls => {
                 self.tcp.send(m);
                 self.fall_back();
             }
@@ -152,6 +152,8 @@ impl SipTransport {
     pub fn new(
         udp: Vec<std::net::UdpSocket>,
         listeners: Vec<std::net::TcpListener>,
+        tls_listeners: Vec<std::net::TcpListener>,
+        tls: Option<Arc<rustls::ServerConfig>>,
         config: TransportConfig,
     ) -> io::Result<(SipTransport, Arc<Waker>)> {
         let poll = Poll::new()?;
@@ -164,7 +166,7 @@ impl SipTransport {
         };
         let io = Io {
             udp: Udp::new(&wiring, udp)?,
-            tcp: Tcp::new(&wiring, listeners)?,
+            tcp: Tcp::new(&wiring, listeners, tls_listeners, tls)?,
             shedding: Shedding {
                 retry_after_secs: config.retry_after_secs,
                 force_rport: config.force_rport,

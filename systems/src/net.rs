@@ -10,12 +10,14 @@ use bytes::Bytes;
 pub enum Transport {
     Udp,
     Tcp,
+    /// TLS over TCP (RFC 3261 §26, RFC 5630): framed like TCP.
+    Tls,
 }
 
 impl Transport {
     /// RFC 3261 §18: reliable transports need no retransmission timers and Timer J = 0.
     pub const fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 
     /// The token used in a Via header (`SIP/2.0/UDP`).
@@ -23,6 +25,16 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// The `transport` parameter of a URI of ours reached over it (none for UDP).
+    pub const fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
         }
     }
 }

@@ -15,8 +15,10 @@ pub struct Server {
     child: Child,
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
-    /// The HTTP (XCAP) listener, from `presenced listening http ADDR`.
+    /// The HTTP (XCAP) listener, from `presenced listening http ADDR` (or `https`).
     pub http: SocketAddr,
+    /// The first SIP over TLS listener, from `presenced listening sip/tls ADDR`.
+    pub tls: Option<SocketAddr>,
     pub dir: PathBuf,
     /// The data directory (inside `dir` unless given to [`Server::start_on`]).
     pub data: PathBuf,
@@ -92,6 +94,7 @@ impl Server {
         let mut udp = None;
         let mut tcp = None;
         let mut http = None;
+        let mut tls = None;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -109,8 +112,13 @@ impl Server {
                 udp = Some(a.parse().unwrap());
             } else if let Some(a) = line.strip_prefix("presenced listening sip/tcp ") {
                 tcp = Some(a.parse().unwrap());
-            } else if let Some(a) = line.strip_prefix("presenced listening http ") {
+            } else if let Some(a) = line
+                .strip_prefix("presenced listening http ")
+                .or_else(|| line.strip_prefix("presenced listening https "))
+            {
                 http = Some(a.parse().unwrap());
+            } else if let Some(a) = line.strip_prefix("presenced listening sip/tls ") {
+                tls = tls.or(Some(a.parse().unwrap()));
             } else if line == "presenced ready" {
                 break;
             }
@@ -120,6 +128,7 @@ impl Server {
             udp: udp.expect("udp address"),
             tcp: tcp.expect("tcp address"),
             http: http.expect("http address"),
+            tls,
             dir,
             data,
             stderr_log,

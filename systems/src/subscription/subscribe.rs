@@ -247,11 +247,7 @@ pub fn dialog_of(world: &World, req: &Request) -> Option<Entity> {
 
 /// Our Contact for the dialog: the address the SUBSCRIBE reached.
 fn our_contact(req: &Request) -> String {
-    let tcp = if req.source.transport.is_reliable() {
-        ";transport=tcp"
-    } else {
-        ""
-    };
+    let tcp = req.source.transport.uri_param();
     let mut contact = String::with_capacity(64);
     contact.push_str("<sip:");
     contact.push_str(AddrText::socket(req.source.local).as_str());

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::net::{AddrText, Dest, Transport};
+use crate::net::{AddrText, Dest};
 use crate::sip::response::{SERVER, push_header};
 
 use super::record::Routes;
@@ -113,9 +113,7 @@ pub fn write(d: &DialogFields<'_>, n: &NotifyParts<'_>) -> Bytes {
     b.extend_from_slice(itoa::Buffer::new().format(d.cseq).as_bytes());
     b.extend_from_slice(b" NOTIFY\r\nContact: <sip:");
     b.extend_from_slice(our_addr.as_bytes());
-    if n.dest.transport == Transport::Tcp {
-        b.extend_from_slice(b";transport=tcp");
-    }
+    b.extend_from_slice(n.dest.transport.uri_param().as_bytes());
     b.extend_from_slice(b">\r\nEvent: ");
     b.extend_from_slice(n.event.as_bytes());
     if !d.event_id.is_empty() {

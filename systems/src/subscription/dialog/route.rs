@@ -26,6 +26,8 @@ pub struct Hop {
 
 impl Hop {
     const TCP: u8 = 1;
+    /// TLS (with [`Hop::TCP`] clear).
+    const TLS: u8 = 8;
     /// The record's extras override the inline fields.
     const EXTRAS: u8 = 2;
     /// The local part is `<` + the source's URI + `>` and is not in the record (see
@@ -47,10 +49,10 @@ impl Hop {
         let mut extras = Extras::default();
         let mut hop = Hop {
             port: dest.addr.port(),
-            flags: if dest.transport == Transport::Tcp {
-                Hop::TCP
-            } else {
-                0
+            flags: match dest.transport {
+                Transport::Udp => 0,
+                Transport::Tcp => Hop::TCP,
+                Transport::Tls => Hop::TLS,
             },
             ..Hop::NONE
         };
@@ -94,6 +96,8 @@ impl Hop {
         Dest {
             transport: if self.flags & Hop::TCP != 0 {
                 Transport::Tcp
+            } else if self.flags & Hop::TLS != 0 {
+                Transport::Tls
             } else {
                 Transport::Udp
             },
@@ -129,9 +133,22 @@ pub fn next_hop(remote_target: &str, route_set: &[&str], source: &Source, symmet
         .map(|t| {
             if t.eq_ignore_ascii_case("tcp") {
                 Transport::Tcp
+            } else if t.eq_ignore_ascii_case("tls") {
+                Transport::Tls
             } else {
                 Transport::Udp
             }
+        })
+        // RFC 5630: a sips: URI is reached over TLS
+        .or_else(|| {
+            parsed
+                .as_ref()
+                .filter(|u| {
+                    u.raw
+                        .get(..5)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+                })
+                .map(|_| Transport::Tls)
         })
         .unwrap_or(source.transport);
     let literal = parsed.as_ref().and_then(|u| {
@@ -142,7 +159,7 @@ pub fn next_hop(remote_target: &str, route_set: &[&str], source: &Source, symmet
         Some(a) if !symmetric => a,
         _ => source.peer,
     };
-    let conn = if transport == Transport::Tcp {
+    let conn = if transport.is_reliable() {
         source.conn
     } else {
         None
