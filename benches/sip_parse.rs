@@ -48,6 +48,7 @@ fn inbound(text: &str) -> Inbound {
             peer: "192.0.2.10:5060".parse().unwrap(),
             local: "127.0.0.1:5060".parse().unwrap(),
             conn: None,
+            verified_peer: false,
         },
         bytes: Bytes::copy_from_slice(text.as_bytes()),
     }

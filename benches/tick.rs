@@ -19,6 +19,7 @@ CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
             peer: "192.0.2.1:5060".parse().unwrap(),
             local: "127.0.0.1:5060".parse().unwrap(),
             conn: None,
+            verified_peer: false,
         },
         bytes: Bytes::from(text),
     }

@@ -138,6 +138,7 @@ fn torture_responses_parse_as_rfc4475_says() {
                 peer: "192.0.2.10:5060".parse().unwrap(),
                 local: "127.0.0.1:5060".parse().unwrap(),
                 conn: None,
+                verified_peer: false,
             },
             bytes: bytes::Bytes::from(v.bytes.clone()),
         };

@@ -403,3 +403,32 @@ fn missing_or_unreadable_key_material_stops_the_start_naming_it() {
     let err = start_error("[sip]\ntls_listen = [\"127.0.0.1:0\"]\n");
     assert!(err.contains("tls.certificate"), "{err}");
 }
+
+#[test]
+fn a_verified_client_certificate_makes_a_trusted_peer() {
+    let pki = Pki::new();
+    let data = temp_dir("tls-users");
+    common::add_user(&data, ALICE, "wonderland");
+    let s = Server::start_on(&pki.config(true), &[], Some(&data));
+    let addr = s.tls.unwrap();
+    let publish = |p: &TlsPeer| {
+        p.req("PUBLISH", ALICE)
+            .set("From", &format!("<{ALICE}>;tag={}", unique("p")))
+            .set("P-Asserted-Identity", &format!("<{ALICE}>"))
+            .set("Event", "presence")
+            .set("Expires", "600")
+            .body(
+                "application/pidf+xml",
+                &pidf(ALICE, "t1", "open", "asserted"),
+            )
+    };
+    // a core proxy with a certificate of the CA: its assertion names the publisher
+    let core = pki.client(Some((pki.client_chain.clone(), pki.client_key.clone())));
+    let mut p = TlsPeer::connect(addr, core).unwrap();
+    let resp = p.call(&publish(&p));
+    assert_eq!(resp.status(), 200, "{}", resp.text());
+    // the same request over TLS without a certificate proves nothing: challenged
+    let mut p = TlsPeer::connect(addr, pki.client(None)).unwrap();
+    let resp = p.call(&publish(&p));
+    assert_eq!(resp.status(), 401, "{}", resp.text());
+}

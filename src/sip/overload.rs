@@ -95,6 +95,7 @@ mod tests {
                 peer: addr,
                 local: addr,
                 conn: None,
+                verified_peer: false,
             },
             bytes: bytes::Bytes::from_static(text.as_bytes()),
         }

@@ -330,6 +330,12 @@ impl Tcp {
                         peer: c.peer,
                         local: c.local,
                         conn: Some(c.id),
+                        // presented and verified in the handshake (only asked for with
+                        // tls.client_ca)
+                        verified_peer: c
+                            .tls
+                            .as_ref()
+                            .is_some_and(|t| t.peer_certificates().is_some()),
                     };
                     self.stats.tcp_messages_in.fetch_add(1, Ordering::Relaxed);
                     batch.push(Inbound { source, bytes });

@@ -139,6 +139,7 @@ impl Udp {
                         peer,
                         local: ep.local,
                         conn: None,
+                        verified_peer: false,
                     },
                     bytes: self.slab.keep(d.bytes),
                 };

@@ -12,6 +12,7 @@ pub fn udp_source(port: u16) -> Source {
         peer: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         local: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
         conn: None,
+        verified_peer: false,
     }
 }
 

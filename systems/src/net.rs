@@ -53,6 +53,9 @@ pub struct Source {
     pub local: SocketAddr,
     /// The TCP connection it arrived on.
     pub conn: Option<ConnId>,
+    /// It came over a TLS connection whose client certificate the configured CA verified (a
+    /// trusted core proxy, RFC 3325's Trust Domain by certificate rather than address).
+    pub verified_peer: bool,
 }
 
 /// Where an outbound message goes.

@@ -32,6 +32,7 @@ fn outcome(bytes: &[u8], transport: Transport) -> String {
             peer: "192.0.2.10:5060".parse().unwrap(),
             local: "127.0.0.1:5060".parse().unwrap(),
             conn: None,
+            verified_peer: false,
         },
         bytes: Bytes::copy_from_slice(bytes),
     };

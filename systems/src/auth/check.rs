@@ -103,7 +103,7 @@ impl Ctx<'_> {
     /// The identity `req` proves, allowed to do what it asks; or why not.
     fn decide(&mut self, req: &Request) -> Result<Arc<str>, Refusal> {
         if self.config.mode != Mode::Digest
-            && self.trusted.contains(&req.source.peer.ip())
+            && crate::sip::identity::from_trusted_peer(&req.source, self.trusted)
             && let Some(pai) = req
                 .header_values("P-Asserted-Identity")
                 .map(crate::sip::fields::uri_of)

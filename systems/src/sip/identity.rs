@@ -68,7 +68,7 @@ pub fn requester<'a>(req: &'a crate::sip::Request, trusted: &[std::net::IpAddr])
 /// [`requester`] of a request not authenticated.
 pub fn asserted_or_from<'a>(req: &'a crate::sip::Request, trusted: &[std::net::IpAddr]) -> &'a str {
     use crate::sip::{HeaderLookup, Name};
-    if trusted.contains(&req.source.peer.ip())
+    if from_trusted_peer(&req.source, trusted)
         && let Some(pai) = req.header_values("P-Asserted-Identity").next()
     {
         let uri = crate::sip::fields::uri_of(pai);
@@ -78,6 +78,12 @@ pub fn asserted_or_from<'a>(req: &'a crate::sip::Request, trusted: &[std::net::I
         }
     }
     crate::sip::fields::uri_of(req.header(Name::From).unwrap_or(""))
+}
+
+/// Whether a message from `source` comes from the Trust Domain: a peer in `trusted` (by
+/// address), or one whose TLS client certificate the configured CA verified.
+pub fn from_trusted_peer(source: &crate::net::Source, trusted: &[std::net::IpAddr]) -> bool {
+    source.verified_peer || trusted.contains(&source.peer.ip())
 }
 
 /// Whether `uri` is the anonymous identity of RFC 3323 (any display name or parameters).

@@ -593,6 +593,7 @@ pub(crate) mod tests {
                 peer: "192.0.2.10:5060".parse().unwrap(),
                 local: "127.0.0.1:5060".parse().unwrap(),
                 conn: None,
+                verified_peer: false,
             },
             bytes: Bytes::copy_from_slice(text),
         }

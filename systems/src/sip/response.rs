@@ -389,6 +389,7 @@ mod tests {
             peer: peer.parse().unwrap(),
             local: "127.0.0.1:5060".parse().unwrap(),
             conn: None,
+            verified_peer: false,
         }
     }
 

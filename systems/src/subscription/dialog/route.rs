@@ -275,6 +275,7 @@ mod tests {
             peer: "10.0.0.9:40000".parse().unwrap(),
             local: "127.0.0.1:5060".parse().unwrap(),
             conn: None,
+            verified_peer: false,
         }
     }
 
