@@ -133,6 +133,9 @@ pub struct PresenceSection {
     pub subscribe_max_expires: u32,
     pub subscribe_default_expires: u32,
     pub max_body_bytes: usize,
+    pub publish_min_interval_ms: u64,
+    /// `reject` or `merge`.
+    pub publish_throttle: String,
     pub closed_when_unpublished: bool,
     pub max_subscriptions_per_presentity: usize,
     pub max_subscriptions_per_watcher: usize,
@@ -150,6 +153,8 @@ impl PresenceSection {
             subscribe_max_expires: self.subscribe_max_expires,
             subscribe_default_expires: self.subscribe_default_expires,
             max_body_bytes: self.max_body_bytes,
+            publish_min_interval_ms: self.publish_min_interval_ms,
+            publish_throttle_merge: self.publish_throttle.eq_ignore_ascii_case("merge"),
             domains: self.domains.clone(),
             closed_when_unpublished: self.closed_when_unpublished,
             max_subscriptions_per_presentity: self.max_subscriptions_per_presentity,
@@ -405,6 +410,11 @@ impl Config {
                 "presence.subscribe_default_expires",
                 "must lie within subscribe_min_expires..=subscribe_max_expires",
             );
+        }
+        if !["reject", "merge"]
+            .contains(&self.presence.publish_throttle.to_ascii_lowercase().as_str())
+        {
+            return bad("presence.publish_throttle", "must be reject or merge");
         }
         let sip = &self.sip;
         if (!sip.tls_listen.is_empty() || self.http.tls)

@@ -30,6 +30,9 @@ pub enum TimerKind {
     /// A back-end subscription of ours to another domain is due for a refresh; the key is the
     /// back-end entity's bits.
     BackEndRefresh,
+    /// A publication's change held by the publish throttle may be shown; the key is the
+    /// publication entity's bits.
+    PublishThrottle,
 }
 
 /// A timer that fired: its kind and the owner's key. For [`TimerKind::SubscriptionExpiry`] only
@@ -44,13 +47,14 @@ pub struct Due {
 
 /// Bits of an entry's first word that hold the kind (below the deadline).
 const KIND_BITS: u32 = 3;
-const KINDS: [TimerKind; 6] = [
+const KINDS: [TimerKind; 7] = [
     TimerKind::ClientTxRetransmit,
     TimerKind::ClientTxTimeout,
     TimerKind::PublicationExpiry,
     TimerKind::SubscriptionExpiry,
     TimerKind::ListNotify,
     TimerKind::BackEndRefresh,
+    TimerKind::PublishThrottle,
 ];
 /// Largest unsorted expiry bucket [`Timers::next_deadline`] scans for its exact minimum.
 const SCAN_MAX: usize = 64;

@@ -182,6 +182,10 @@ pub struct Publication {
     pub etag: u64,
     pub expires_at: Time,
     pub doc: PidfDocument,
+    /// When its document last changed in the view (for the publish throttle).
+    pub modified_at: Time,
+    /// A change inside the throttle's interval waits for it to end (merge).
+    pub held: bool,
 }
 
 /// The entity tag (RFC 3903 §6) of publication `p` whose secret part is `secret`: `secret` in 16

@@ -15,6 +15,12 @@ pub struct PresenceConfig {
     pub subscribe_default_expires: u32,
     /// Largest PUBLISH body accepted (413 above).
     pub max_body_bytes: usize,
+    /// Least time between two changes of one publication (OMA SOURCE-THROTTLE-PUBLISH); 0: no
+    /// limit.
+    pub publish_min_interval_ms: u64,
+    /// A change inside the interval is taken and shown when it is over (the latest wins)
+    /// instead of refused with 503 and Retry-After.
+    pub publish_throttle_merge: bool,
     /// Domains served; empty: every domain.
     pub domains: Vec<String>,
     /// With nothing published, show one tuple with basic status `closed` instead of none.
@@ -37,6 +43,8 @@ impl Default for PresenceConfig {
             subscribe_max_expires: 7200,
             subscribe_default_expires: 3600,
             max_body_bytes: 65536,
+            publish_min_interval_ms: 0,
+            publish_throttle_merge: false,
             domains: Vec::new(),
             closed_when_unpublished: false,
             max_subscriptions_per_presentity: 10_000,

@@ -71,6 +71,7 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
             (
                 publish::handle_publish,
                 expiry::expire_publications,
+                expiry::show_held,
                 compose::compose_views,
             )
                 .chain()

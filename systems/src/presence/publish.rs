@@ -158,6 +158,26 @@ fn publish(world: &mut World, cfg: &PresenceConfig, req: &Request, now: Time, se
         }
         Some(doc)
     };
+    // OMA SOURCE-THROTTLE-PUBLISH: a change of one source sooner than the interval allows
+    let mut hold = false;
+    if let (Some(p), Some(_), min @ 1..) = (target, &doc, cfg.publish_min_interval_ms)
+        && granted > 0
+        && let Some(pb) = world.get::<Publication>(p)
+        && now < pb.modified_at.plus_ms(min)
+    {
+        let free_at = pb.modified_at.plus_ms(min);
+        if !cfg.publish_throttle_merge {
+            let secs = now.until(free_at).div_ceil(1000).max(1);
+            return Answer::new(503, "Service Unavailable (publishing too often)")
+                .with("Retry-After", secs);
+        }
+        hold = true;
+        if !pb.held {
+            world
+                .resource_mut::<Timers>()
+                .arm(TimerKind::PublishThrottle, p.to_bits(), free_at);
+        }
+    }
     let at = now.plus_secs(granted as u64);
     let secret = world.resource_mut::<Ids>().random(seed);
     // Steps 6-8: create, refresh, modify or remove; every 2xx carries SIP-ETag and Expires.
@@ -180,6 +200,8 @@ fn publish(world: &mut World, cfg: &PresenceConfig, req: &Request, now: Time, se
                 etag: secret,
                 expires_at: at,
                 doc,
+                modified_at: now,
+                held: false,
             })
             .id();
         world
@@ -201,9 +223,16 @@ fn publish(world: &mut World, cfg: &PresenceConfig, req: &Request, now: Time, se
     pb.etag = secret;
     pb.expires_at = at;
     let presentity = pb.presentity;
-    let modified = doc.is_some();
+    let modified = doc.is_some() && !hold;
     if let Some(doc) = doc {
         pb.doc = doc;
+    }
+    if hold {
+        // shown when the interval is over (`show_held`), with whatever is latest then
+        pb.held = true;
+    } else if modified {
+        pb.modified_at = now;
+        pb.held = false;
     }
     if modified {
         // a modified source is now the newest: it wins on shared ids
