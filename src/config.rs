@@ -51,6 +51,8 @@ pub struct SipConfig {
     pub nonce_lifetime_secs: u64,
     pub auth_tries: u32,
     pub proxy_challenge: bool,
+    /// Presentity URI -> the URIs that may publish for it besides itself.
+    pub delegated_publishers: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl SipConfig {
@@ -72,6 +74,11 @@ impl SipConfig {
             nonce_lifetime_secs: self.nonce_lifetime_secs,
             tries: self.auth_tries,
             proxy_facing: self.proxy_challenge,
+            delegates: self
+                .delegated_publishers
+                .iter()
+                .map(|(p, ds)| (p.clone(), ds.clone()))
+                .collect(),
         }
     }
 }
@@ -436,6 +443,17 @@ impl Config {
         }
         if sip.nonce_lifetime_secs == 0 {
             return bad("sip.nonce_lifetime_secs", "must be at least 1");
+        }
+        let not_uri = |u: &String| presenced_systems::sip::identity::identity_key(u).is_none();
+        if sip
+            .delegated_publishers
+            .iter()
+            .any(|(p, ds)| not_uri(p) || ds.iter().any(not_uri))
+        {
+            return bad(
+                "sip.delegated_publishers",
+                "must map SIP URIs to lists of SIP URIs",
+            );
         }
         if sip.auth_tries == 0 {
             return bad("sip.auth_tries", "must be at least 1");

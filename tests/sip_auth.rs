@@ -366,3 +366,27 @@ fn users_added_while_running_are_asked_for_credentials_at_once() {
     let mut a = Answerer::new(&resp, "SHA-256", "alice", "wonderland");
     assert_eq!(a.call(&peer, &req).1.status(), 200);
 }
+
+#[test]
+fn a_delegated_publisher_may_publish_for_the_presentity_that_names_it() {
+    let data = users();
+    add_user(&data, "sip:calendar@example.com", "clock");
+    let s = Server::start_on(
+        "[sip.delegated_publishers]\n\"sip:alice@example.com\" = [\"sip:calendar@example.com\"]\n",
+        &[],
+        Some(&data),
+    );
+    let peer = UdpPeer::new(s.udp);
+    // the calendar service publishes alice's presence (the PIDF names alice)
+    let req = publish_req(&peer, ALICE, "sip:calendar@example.com");
+    let resp = peer.call(&req);
+    let mut a = Answerer::new(&resp, "MD5", "calendar", "clock");
+    let resp = a.call(&peer, &req).1;
+    assert_eq!(resp.status(), 200, "{}", resp.text());
+    // but not bob's, who does not name it
+    let req = publish_req(&peer, BOB, "sip:calendar@example.com");
+    let resp = peer.call(&req);
+    let mut a = Answerer::new(&resp, "MD5", "calendar", "clock");
+    let resp = a.call(&peer, &req).1;
+    assert_eq!(resp.status(), 403, "{}", resp.text());
+}

@@ -198,9 +198,7 @@ impl Ctx<'_> {
     ) -> Result<Arc<str>, Refusal> {
         match req.method {
             Method::Publish => {
-                let mine =
-                    identity_key(&req.uri.raw).is_some_and(|k| identity_key(&who) == Some(k));
-                if !mine {
+                if !self.config.may_publish(&who, &req.uri.raw) {
                     self.stats.auth_refusals += 1;
                     return Err(Refusal::Forbidden("Forbidden: not your presentity"));
                 }

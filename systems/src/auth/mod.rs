@@ -52,6 +52,24 @@ pub struct AuthConfig {
     /// Challenge with 407 and `Proxy-Authenticate` (a listener that proxies face) instead of
     /// 401 and `WWW-Authenticate`.
     pub proxy_facing: bool,
+    /// Who may publish for whom besides the presentity itself (a gateway, a calendar service):
+    /// (presentity URI, publisher URIs).
+    pub delegates: Vec<(String, Vec<String>)>,
+}
+
+impl AuthConfig {
+    /// Whether `publisher` may publish `presentity`'s presence: its own, or as a delegate.
+    pub fn may_publish(&self, publisher: &str, presentity: &str) -> bool {
+        use crate::sip::identity::identity_key;
+        let (Some(who), Some(whose)) = (identity_key(publisher), identity_key(presentity)) else {
+            return false;
+        };
+        who == whose
+            || self.delegates.iter().any(|(p, ds)| {
+                identity_key(p).as_ref() == Some(&whose)
+                    && ds.iter().any(|d| identity_key(d).as_ref() == Some(&who))
+            })
+    }
 }
 
 impl Default for AuthConfig {
@@ -63,6 +81,7 @@ impl Default for AuthConfig {
             nonce_lifetime_secs: 300,
             tries: 3,
             proxy_facing: false,
+            delegates: Vec::new(),
         }
     }
 }
