@@ -299,6 +299,20 @@ impl Metrics {
             "NOTIFYs sent, and how they ended: answered 2xx, failed (other final), timeout",
             notifies,
         );
+        let auth = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        for (outcome, n) in [
+            ("challenged", stat(|s| s.stats.auth_challenges)),
+            ("wrong", stat(|s| s.stats.auth_failures)),
+            ("refused", stat(|s| s.stats.auth_refusals)),
+        ] {
+            auth.get_or_create(&vec![("outcome", outcome)]).inc_by(n);
+        }
+        reg.register(
+            "sip_auth",
+            "PUBLISH and SUBSCRIBE authentication: challenged (401/407), wrong credentials, \
+             refused (403 for their identity)",
+            auth,
+        );
         reg.register(
             "presentities",
             "Presentities in the engine's tables",

@@ -328,3 +328,52 @@ xmlns:pr=\"urn:ietf:params:xml:ns:pres-rules\"><cr:rule id=\"bob\"><cr:condition
         0.0
     );
 }
+
+/// SIP authentication outcomes: a PUBLISH without credentials (challenged) and one with a wrong
+/// answer (wrong, and challenged again).
+#[test]
+fn sip_auth_outcomes_are_counted() {
+    if !has_parser() {
+        return;
+    }
+    let data = common::temp_dir("metrics-auth");
+    common::add_user(&data, "sip:alice@example.com", "secret");
+    let server = Server::start_on("", &[], Some(&data));
+    let peer = UdpPeer::new(server.udp);
+    let publish = || {
+        peer.req("PUBLISH", "sip:alice@example.com")
+            .set("From", "<sip:alice@example.com>;tag=m")
+            .set("Event", "presence")
+            .body(
+                "application/pidf+xml",
+                &pidf("sip:alice@example.com", "t", "open", "x"),
+            )
+    };
+    assert_eq!(peer.call(&publish()).status(), 401);
+    let wrong = publish().set(
+        "Authorization",
+        "Digest username=\"alice\", realm=\"example.com\", nonce=\"n\", uri=\"sip:alice@example.com\", \
+         response=\"00\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c\"",
+    );
+    assert_eq!(peer.call(&wrong).status(), 401);
+    let http = Xcap::new(server.http);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let s = loop {
+        let s = parse(&http.get("/metrics").text());
+        if sample(&s, "presenced_sip_auth_total", "outcome=challenged") >= 2.0
+            || Instant::now() > deadline
+        {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        sample(&s, "presenced_sip_auth_total", "outcome=challenged"),
+        2.0
+    );
+    assert_eq!(sample(&s, "presenced_sip_auth_total", "outcome=wrong"), 1.0);
+    assert_eq!(
+        sample(&s, "presenced_sip_auth_total", "outcome=refused"),
+        0.0
+    );
+}
