@@ -68,6 +68,14 @@ enum UserCommand {
         #[arg(long)]
         password: String,
     },
+    /// Add or update many users at once from FILE ("-": standard input), one `sip:URI
+    /// PASSWORD` per line (blank lines and lines starting with `#` skipped), all in one
+    /// transaction: a running server reloads its users once. A bad line is an error naming its
+    /// number, and nothing is stored. `loadgen users` writes such files for its populations.
+    Import {
+        /// The users file.
+        file: PathBuf,
+    },
     /// Remove a user (their documents stay).
     Del {
         /// The user's SIP URI.
@@ -92,6 +100,23 @@ fn user_command(config: &Config, cmd: UserCommand) -> Result<(), String> {
                 rec.realm
             );
         }
+        UserCommand::Import { file } => {
+            let started = std::time::Instant::now();
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| format!("stdin: {e}"))?
+            } else {
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?
+            };
+            let records = users_file(&text, &config.xcap.realm)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let (added, updated) = store.put_users(&records).map_err(|e| e.to_string())?;
+            println!(
+                "imported {} users from {}: {added} added, {updated} updated ({:.2} s)",
+                records.len(),
+                file.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         UserCommand::Del { uri } => {
             if !store.delete_user(&uri).map_err(|e| e.to_string())? {
                 return Err(format!("no such user: {uri}"));
@@ -105,6 +130,29 @@ fn user_command(config: &Config, cmd: UserCommand) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The records of a users file: `sip:URI PASSWORD` per line (the password is the rest of the
+/// line, trimmed), blank lines and `#` comments skipped; the first bad line is an error naming
+/// its number.
+fn users_file(text: &str, realm: &str) -> Result<Vec<presenced::store::UserRecord>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((uri, password)) = line.split_once(char::is_whitespace) else {
+            return Err(format!(
+                "line {}: want `sip:user@domain PASSWORD`, got no password",
+                i + 1
+            ));
+        };
+        let rec = presenced::http::user_record(uri, realm, password.trim())
+            .map_err(|e| format!("line {}: {e}", i + 1))?;
+        out.push(rec);
+    }
+    Ok(out)
 }
 
 fn main() -> ExitCode {
@@ -168,5 +216,32 @@ fn main() -> ExitCode {
             eprintln!("presenced: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::users_file;
+
+    #[test]
+    fn users_files_skip_comments_and_name_bad_lines() {
+        let recs = users_file(
+            "# loadgen users\n\nsip:p1@example.com pw one\n  sip:w1@Example.com\tpw2  \n",
+            "presenced",
+        )
+        .unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].uri, "sip:p1@example.com");
+        // the password is the rest of the line: spaces inside it are kept
+        let want = presenced::http::user_record("sip:p1@example.com", "presenced", "pw one");
+        assert_eq!(Ok(recs[0].clone()), want);
+        assert_eq!(recs[1].uri, "sip:w1@Example.com");
+        let e = users_file("sip:a@x pw\n# c\nsip:b@x\n", "presenced").unwrap_err();
+        assert!(e.starts_with("line 3:"), "{e}");
+        let e = users_file("sip:a@x pw\nalice pw\n", "presenced").unwrap_err();
+        assert!(
+            e.starts_with("line 2:") && e.contains("not a SIP URI"),
+            "{e}"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! The `loadgen` command line: `run`, `ramp`, `compare` and `responder`.
+//! The `loadgen` command line: `run`, `ramp`, `compare`, `responder` and `users`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +69,13 @@ optional, unknown keys are an error; the main ones are also flags of `run`):
                                 zipf_exponent = 0 (each on watchers*members/presentities lists),
                                 else drawn by popularity, no duplicates
                xcap, concurrency  as for [rules] (--xcap overrides xcap; 4 PUTs in flight)
+  [auth]       password         SIP Digest: every presentity and watcher answers the server's
+                                challenges as itself (username: the URI's user part, p<i> or
+                                w<i>) with this password, like a real client: first request
+                                without credentials, the 401 answered by a new transaction,
+                                later requests with the same nonce and a growing nc; the users
+                                come from `loadgen users` and `presenced user import` (empty:
+                                off; not with [rules] or [lists])
   [rules]      enabled          before the load, PUT per presentity over XCAP a resource-lists
                                 document (list `allowed`: its watchers but the last) and a
                                 pres-rules document (list members: allow with a filtering view;
@@ -103,55 +110,15 @@ enum Cmd {
     Ramp {
         #[command(flatten)]
         common: Common,
-        /// First rate (default: the scenario's primary rate).
-        #[arg(long)]
-        start: Option<f64>,
-        /// Added to the rate at each step (default: the start rate).
-        #[arg(long)]
-        step: Option<f64>,
-        /// Multiply the rate by this at each step instead of adding --step.
-        #[arg(long)]
-        factor: Option<f64>,
-        /// Highest rate tried.
-        #[arg(long, default_value_t = 1_000_000.0)]
-        max: f64,
-        /// Most steps.
-        #[arg(long, default_value_t = 20)]
-        max_steps: u32,
-        /// SLO: p99 of request latency and of PUBLISH->NOTIFY latency below this (ms).
-        #[arg(long, default_value_t = 10.0)]
-        slo_p99_ms: f64,
-        /// SLO: failed + timed-out requests (+ stale or missing NOTIFYs) below this % of requests.
-        #[arg(long, default_value_t = 0.1)]
-        slo_error_pct: f64,
-        /// SLO: achieved primary rate at least this fraction of the offered one.
-        #[arg(long, default_value_t = 0.95)]
-        slo_min_achieved: f64,
-        /// Pause between steps (s).
-        #[arg(long, default_value_t = 2.0)]
-        pause_secs: f64,
+        #[command(flatten)]
+        ramp: RampArgs,
     },
     /// Play the same scenario against two targets one after the other; print both and B/A ratios.
     Compare {
         #[command(flatten)]
         common: Common,
-        /// The second target (the first is --target).
-        #[arg(long)]
-        target_b: SocketAddr,
-        /// The second server's PID, for its CPU and memory.
-        #[arg(long)]
-        server_pid_b: Option<u32>,
-        /// Names of the two targets in the report.
-        #[arg(long, default_value = "A")]
-        name_a: String,
-        #[arg(long, default_value = "B")]
-        name_b: String,
-        /// Pause between the two runs (s).
-        #[arg(long, default_value_t = 2.0)]
-        pause_secs: f64,
-        /// The second target's XCAP root, for scenarios with `[rules]` or `[lists]`.
-        #[arg(long)]
-        xcap_b: Option<String>,
+        #[command(flatten)]
+        cmp: CompareArgs,
     },
     /// A trivial stateless SIP responder: every request gets 200 at once (Via/From/To/Call-ID/
     /// CSeq echoed, SIP-ETag on PUBLISH, no dialogs so no NOTIFYs). The harness limit to divide
@@ -171,6 +138,177 @@ enum Cmd {
         #[arg(long, default_value_t = 200)]
         status: u16,
     },
+    /// Print the users file (`sip:URI PASSWORD` per line, the password of --auth-password) of
+    /// every presentity and watcher that run, ramp or compare with the same arguments plays,
+    /// for `presenced user import`, e.g. `loadgen users ramp -s config/loadgen-publish.toml
+    /// --max-steps 5 --auth-password pw > u.txt`.
+    Users {
+        #[command(subcommand)]
+        of: UsersOf,
+    },
+}
+
+/// The command whose population `loadgen users` prints (its arguments as they will be given).
+#[derive(Subcommand, Debug)]
+enum UsersOf {
+    /// The users of `loadgen run` with these arguments.
+    Run {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The users of every step `loadgen ramp` with these arguments may play (up to --max and
+    /// --max-steps: each step has its own names).
+    Ramp {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        ramp: RampArgs,
+    },
+    /// The users of `loadgen compare` with these arguments (both targets).
+    Compare {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        cmp: CompareArgs,
+    },
+}
+
+/// The rates and the SLO of a ramp.
+#[derive(Args, Debug)]
+struct RampArgs {
+    /// First rate (default: the scenario's primary rate).
+    #[arg(long)]
+    start: Option<f64>,
+    /// Added to the rate at each step (default: the start rate).
+    #[arg(long)]
+    step: Option<f64>,
+    /// Multiply the rate by this at each step instead of adding --step.
+    #[arg(long)]
+    factor: Option<f64>,
+    /// Highest rate tried.
+    #[arg(long, default_value_t = 1_000_000.0)]
+    max: f64,
+    /// Most steps.
+    #[arg(long, default_value_t = 20)]
+    max_steps: u32,
+    /// SLO: p99 of request latency and of PUBLISH->NOTIFY latency below this (ms).
+    #[arg(long, default_value_t = 10.0)]
+    slo_p99_ms: f64,
+    /// SLO: failed + timed-out requests (+ stale or missing NOTIFYs) below this % of requests.
+    #[arg(long, default_value_t = 0.1)]
+    slo_error_pct: f64,
+    /// SLO: achieved primary rate at least this fraction of the offered one.
+    #[arg(long, default_value_t = 0.95)]
+    slo_min_achieved: f64,
+    /// Pause between steps (s).
+    #[arg(long, default_value_t = 2.0)]
+    pause_secs: f64,
+}
+
+/// The second target of a comparison.
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// The second target (the first is --target).
+    #[arg(long)]
+    target_b: SocketAddr,
+    /// The second server's PID, for its CPU and memory.
+    #[arg(long)]
+    server_pid_b: Option<u32>,
+    /// Names of the two targets in the report.
+    #[arg(long, default_value = "A")]
+    name_a: String,
+    #[arg(long, default_value = "B")]
+    name_b: String,
+    /// Pause between the two runs (s).
+    #[arg(long, default_value_t = 2.0)]
+    pause_secs: f64,
+    /// The second target's XCAP root, for scenarios with `[rules]` or `[lists]`.
+    #[arg(long)]
+    xcap_b: Option<String>,
+}
+
+/// One step of a ramp: its number (from 1), rate, scenario and name space.
+struct RampStepPlan {
+    k: u32,
+    rate: f64,
+    scenario: Scenario,
+    namespace: String,
+}
+
+/// The steps a ramp may play, in order (it stops at the first that breaks the SLO): each at
+/// its rate, with fresh names `<ns>s<k>`.
+fn ramp_plan(base: &Scenario, ns: &str, a: &RampArgs) -> Result<Vec<RampStepPlan>, String> {
+    let mut rate = a.start.unwrap_or(base.primary_rate());
+    let step = a.step.unwrap_or(rate);
+    if rate <= 0.0 || step <= 0.0 || a.factor.is_some_and(|f| f <= 1.0) {
+        return Err("ramp needs --start > 0, --step > 0 and --factor > 1".into());
+    }
+    let mut out = Vec::new();
+    for k in 1..=a.max_steps {
+        if rate > a.max {
+            break;
+        }
+        out.push(RampStepPlan {
+            k,
+            rate,
+            scenario: base.with_primary_rate(rate),
+            namespace: format!("{ns}s{k}"),
+        });
+        rate = match a.factor {
+            Some(f) => rate * f,
+            None => rate + step,
+        };
+    }
+    Ok(out)
+}
+
+/// The name spaces of a comparison's two runs: apart when both go to the same server.
+fn compare_namespaces(c: &Common, target_b: SocketAddr) -> (String, String) {
+    let same = target_b == c.target;
+    (
+        format!("{}{}", c.namespace, if same { "a" } else { "" }),
+        format!("{}{}", c.namespace, if same { "b" } else { "" }),
+    )
+}
+
+/// Write the users file of `runs` (scenario, name space; a name space given twice is
+/// written once): every presentity and watcher with the scenario's password.
+fn write_users(runs: &[(Scenario, String)], out: &mut impl std::io::Write) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    let (mut pres, mut watchers) = (0u64, 0u64);
+    let mut line = Vec::with_capacity(128);
+    for (s, ns) in runs {
+        if !s.auth.enabled() {
+            return Err(
+                "no password: give --auth-password (or [auth] password in the scenario)".into(),
+            );
+        }
+        if !seen.insert(ns.clone()) {
+            continue;
+        }
+        // the names exactly as the run's templates write them
+        let tpl = loadgen::msgs::Templates::new(0, &s.population.domain, ns, &[], false);
+        let p = &s.population;
+        for (kind, n) in [(b'p', p.presentities), (b'w', p.watchers)] {
+            for i in 0..n {
+                line.clear();
+                tpl.uri(&mut line, kind, i);
+                line.push(b' ');
+                line.extend_from_slice(s.auth.password.as_bytes());
+                line.push(b'\n');
+                out.write_all(&line).map_err(|e| format!("stdout: {e}"))?;
+            }
+        }
+        pres += p.presentities as u64;
+        watchers += p.watchers as u64;
+    }
+    out.flush().map_err(|e| format!("stdout: {e}"))?;
+    eprintln!(
+        "loadgen users: {} users ({pres} presentities, {watchers} watchers) in {} name space(s)",
+        pres + watchers,
+        seen.len()
+    );
+    Ok(())
 }
 
 /// Options shared by run, ramp and compare: target, scenario, overrides, output.
@@ -282,6 +420,10 @@ struct Overrides {
     /// lists.members (members per list)
     #[arg(long)]
     list_members: Option<u32>,
+    /// auth.password: every presentity and watcher answers SIP Digest challenges as itself
+    /// with this password (the users made with `loadgen users` and `presenced user import`).
+    #[arg(long, alias = "password")]
+    auth_password: Option<String>,
 }
 
 impl Overrides {
@@ -318,6 +460,7 @@ impl Overrides {
         set!(rules => rules.enabled);
         set!(lists => lists.enabled);
         set!(list_members => lists.members);
+        set!(auth_password => auth.password);
     }
 }
 
@@ -475,25 +618,17 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Ramp {
-            common,
-            start,
-            step,
-            factor,
-            max,
-            max_steps,
-            slo_p99_ms,
-            slo_error_pct,
-            slo_min_achieved,
-            pause_secs,
-        } => {
+        Cmd::Ramp { common, ramp } => {
             let base = scenario(&common)?;
             let primary = base.primary();
-            let mut rate = start.unwrap_or(base.primary_rate());
-            let step = step.unwrap_or(rate);
-            if rate <= 0.0 || step <= 0.0 || factor.is_some_and(|f| f <= 1.0) {
-                return Err("ramp needs --start > 0, --step > 0 and --factor > 1".into());
-            }
+            let RampArgs {
+                slo_p99_ms,
+                slo_error_pct,
+                slo_min_achieved,
+                pause_secs,
+                ..
+            } = ramp;
+            let plan = ramp_plan(&base, &common.namespace, &ramp)?;
             let mut out = RampReport {
                 primary,
                 slo_p99_ms,
@@ -501,15 +636,20 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
                 highest_rate_held: None,
                 steps: Vec::new(),
             };
-            for k in 1..=max_steps {
-                if rate > max {
-                    break;
+            for (i, st) in plan.iter().enumerate() {
+                let (k, rate) = (st.k, st.rate);
+                if i > 0 {
+                    std::thread::sleep(Duration::from_secs_f64(pause_secs.max(0.0)));
                 }
-                let s = base.with_primary_rate(rate);
-                let ns = format!("{}s{k}", common.namespace);
                 let label = format!("step {k} {rate:.0}/s");
-                let o = options(&common, common.target, common.server_pid, &ns, &label);
-                let r = run(&s, &o)?;
+                let o = options(
+                    &common,
+                    common.target,
+                    common.server_pid,
+                    &st.namespace,
+                    &label,
+                );
+                let r = run(&st.scenario, &o)?;
                 let why = slo_breaks(
                     &r,
                     primary,
@@ -549,11 +689,6 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
                 if !held {
                     break;
                 }
-                rate = match factor {
-                    Some(f) => rate * f,
-                    None => rate + step,
-                };
-                std::thread::sleep(Duration::from_secs_f64(pause_secs.max(0.0)));
             }
             if common.json {
                 print_json(&out);
@@ -570,15 +705,15 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Compare {
-            common,
-            target_b,
-            server_pid_b,
-            name_a,
-            name_b,
-            pause_secs,
-            xcap_b,
-        } => {
+        Cmd::Compare { common, cmp } => {
+            let CompareArgs {
+                target_b,
+                server_pid_b,
+                name_a,
+                name_b,
+                pause_secs,
+                xcap_b,
+            } = cmp;
             check_loopback(&target_b)?;
             let s = scenario(&common)?;
             if (s.rules.enabled || s.lists.enabled) && xcap_b.is_none() {
@@ -587,9 +722,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
                         .into(),
                 );
             }
-            let same = target_b == common.target;
-            let ns_a = format!("{}{}", common.namespace, if same { "a" } else { "" });
-            let ns_b = format!("{}{}", common.namespace, if same { "b" } else { "" });
+            let (ns_a, ns_b) = compare_namespaces(&common, target_b);
             let a = run(
                 &s,
                 &options(&common, common.target, common.server_pid, &ns_a, &name_a),
@@ -627,6 +760,26 @@ fn real_main(cli: Cli) -> Result<ExitCode, String> {
                     println!("{k:<40} {v:>10.3}");
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Users { of } => {
+            let runs = match of {
+                UsersOf::Run { common } => vec![(scenario(&common)?, common.namespace.clone())],
+                UsersOf::Ramp { common, ramp } => {
+                    let base = scenario(&common)?;
+                    ramp_plan(&base, &common.namespace, &ramp)?
+                        .into_iter()
+                        .map(|st| (st.scenario, st.namespace))
+                        .collect()
+                }
+                UsersOf::Compare { common, cmp } => {
+                    let s = scenario(&common)?;
+                    let (a, b) = compare_namespaces(&common, cmp.target_b);
+                    vec![(s.clone(), a), (s, b)]
+                }
+            };
+            let stdout = std::io::stdout();
+            write_users(&runs, &mut std::io::BufWriter::new(stdout.lock()))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Responder {

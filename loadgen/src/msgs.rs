@@ -58,11 +58,16 @@ impl Templates {
     /// `sip:<ns><kind><idx>@<domain>`, idx counted from 1.
     pub fn uri(&self, out: &mut Vec<u8>, kind: u8, idx: u32) {
         out.extend_from_slice(b"sip:");
+        self.user(out, kind, idx);
+        out.push(b'@');
+        out.extend_from_slice(&self.domain);
+    }
+
+    /// The user part of [`Templates::uri`], `<ns><kind><idx>`: also the digest username.
+    pub fn user(&self, out: &mut Vec<u8>, kind: u8, idx: u32) {
         out.extend_from_slice(&self.ns);
         out.push(kind);
         num(out, idx + 1);
-        out.push(b'@');
-        out.extend_from_slice(&self.domain);
     }
 
     fn via(&self, out: &mut Vec<u8>, sock: usize, slot: u32, generation: u32) {
@@ -92,7 +97,8 @@ impl Templates {
     }
 
     /// A PUBLISH for presentity `p` (RFC 3903): initial (no `etag`, with body), modify (`etag`
-    /// and body) or refresh/remove (`etag`, no body). `body` is scratch space.
+    /// and body) or refresh/remove (`etag`, no body). `body` is scratch space; `extra` is
+    /// header lines (each ending in CRLF, e.g. `Authorization`) put before `Content-Length`.
     #[allow(clippy::too_many_arguments)]
     pub fn publish(
         &self,
@@ -105,6 +111,7 @@ impl Templates {
         expires: u32,
         etag: &[u8],
         token: Option<(u32, u64)>,
+        extra: &[u8],
     ) {
         body.clear();
         if let Some((seq, t)) = token {
@@ -137,6 +144,7 @@ impl Templates {
         if !body.is_empty() {
             out.extend_from_slice(b"Content-Type: application/pidf+xml\r\n");
         }
+        out.extend_from_slice(extra);
         out.extend_from_slice(b"Content-Length: ");
         num(out, body.len());
         out.extend_from_slice(b"\r\n\r\n");
@@ -154,7 +162,8 @@ impl Templates {
         out.extend_from_slice(&self.domain);
     }
 
-    fn watched(&self, out: &mut Vec<u8>, w: u32, what: Watched) {
+    /// The Request-URI (and To) of watcher `w`'s SUBSCRIBE to `what`.
+    pub fn watched(&self, out: &mut Vec<u8>, w: u32, what: Watched) {
         match what {
             Watched::Presentity(p) => self.uri(out, b'p', p),
             Watched::OwnList => self.list_uri(out, w),
@@ -163,7 +172,8 @@ impl Templates {
 
     /// A SUBSCRIBE (RFC 6665, RFC 3856) from watcher `w` (dialog generation `wgen`) to a
     /// presentity or to its own list (RFC 4662: `Supported: eventlist` and an Accept of the
-    /// multipart RLMI body); in-dialog when `to_tag` is not empty.
+    /// multipart RLMI body); in-dialog when `to_tag` is not empty. `extra` as for
+    /// [`Templates::publish`].
     #[allow(clippy::too_many_arguments)]
     pub fn subscribe(
         &self,
@@ -176,6 +186,7 @@ impl Templates {
         cseq: u32,
         expires: u32,
         to_tag: &[u8],
+        extra: &[u8],
     ) {
         out.extend_from_slice(b"SUBSCRIBE ");
         self.watched(out, w, what);
@@ -207,7 +218,9 @@ impl Templates {
         });
         out.extend_from_slice(b"\r\nExpires: ");
         num(out, expires);
-        out.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(extra);
+        out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     }
 
     /// Call-ID of watcher `w`'s dialog generation `wgen`: `lgw<w>.<wgen>.<run>@lg`.
@@ -329,6 +342,7 @@ mod tests {
             3600,
             b"e1",
             Some((1, 77)),
+            b"X-Extra: 1\r\n",
         );
         let m = sipmsg::parse(&out).unwrap();
         assert_eq!(m.start, sipmsg::Start::Request(b"PUBLISH"));
@@ -337,6 +351,7 @@ mod tests {
         let s = presenced_systems::sip::scan::scan(&out, true).unwrap();
         assert!(s.fault.is_none());
         assert_eq!(s.header("SIP-If-Match"), Some("e1"));
+        assert_eq!(s.header("X-Extra"), Some("1"));
         assert_eq!(s.header("Content-Length").unwrap(), body.len().to_string());
 
         out.clear();
@@ -349,6 +364,7 @@ mod tests {
             Watched::Presentity(0),
             1,
             600,
+            b"",
             b"",
         );
         let m = sipmsg::parse(&out).unwrap();
@@ -365,7 +381,18 @@ mod tests {
 
         // a list SUBSCRIBE: to the watcher's own list, asking for RLMI (RFC 4662 §4.1)
         out.clear();
-        t.subscribe(&mut out, 0, (2, 1), 6, 1, Watched::OwnList, 1, 600, b"");
+        t.subscribe(
+            &mut out,
+            0,
+            (2, 1),
+            6,
+            1,
+            Watched::OwnList,
+            1,
+            600,
+            b"",
+            b"X-Extra: 2\r\n",
+        );
         let s = presenced_systems::sip::scan::scan(&out, true).unwrap();
         assert!(s.fault.is_none());
         assert!(
@@ -375,6 +402,7 @@ mod tests {
         assert_eq!(s.header("To"), Some("<sip:r1w7-list@example.com>"));
         assert_eq!(s.header("From"), Some("<sip:r1w7@example.com>;tag=lgw1"));
         assert_eq!(s.header("Supported"), Some("eventlist"));
+        assert_eq!(s.header("X-Extra"), Some("2"));
         assert!(s.header("Accept").unwrap().contains("application/rlmi+xml"));
         assert_eq!(t.parse_presentity(b"sip:r1p12@example.com"), Some(11));
         assert_eq!(t.parse_presentity(b"sip:r1p12@example.org"), None);

@@ -15,9 +15,11 @@
 //! operation sends and `inbound` handles what comes back, over `transactions` (Timers E/F,
 //! refreshes) and the `population`'s state; `privacy` writes the rules of a `[rules]` run and
 //! follows each subscription's authorization state; `lists` writes the lists of a `[lists]` run
-//! and reads their NOTIFYs; `links` and `wakeup` do the socket I/O and
-//! the timerfd; `report` shows progress and makes the report.
+//! and reads their NOTIFYs; `auth` keeps each user's Digest session (`[auth]`) and answers
+//! challenges; `links` and `wakeup` do the socket I/O and the timerfd; `report` shows progress
+//! and makes the report.
 
+mod auth;
 mod inbound;
 mod links;
 mod lists;
@@ -125,6 +127,8 @@ struct Runner<'a> {
     rules: Option<RulesReport>,
     /// The lists written before the run and what they have seen (`[lists]`).
     lists: Option<lists::ListRun>,
+    /// The users' Digest sessions (`[auth]`).
+    auth: Option<auth::Auth>,
 }
 
 fn elapsed_ns(epoch: Instant) -> u64 {
@@ -217,6 +221,13 @@ pub fn run(scn: &Scenario, opts: &Options) -> Result<Report, String> {
         reliable,
         rules,
         lists,
+        auth: scn.auth.enabled().then(|| {
+            auth::Auth::new(
+                &scn.auth.password,
+                pop.presentities as usize,
+                pop.watchers as usize,
+            )
+        }),
     };
     play(&mut r, &mut poll, &mut wakeup, &mut mon)?;
     let end = r.now();
@@ -250,8 +261,14 @@ fn play(
             Some(Duration::ZERO)
         } else {
             let now2 = r.now();
-            // reading on ticks, a NOTIFY waits for the next one to be answered: keep them close
-            let idle_cap = if read_every_tick { 5 * MS } else { 50 * MS };
+            // reading on ticks, a NOTIFY waits for the next one to be answered: keep them
+            // close; and a challenge for its retry, which the operation's latency includes,
+            // so with [auth] and requests open read on every tick
+            let idle_cap = match read_every_tick {
+                true if r.auth.is_some() && r.inflight > 0 => tick,
+                true => 5 * MS,
+                false => 50 * MS,
+            };
             let next = next_stream
                 .min(next_timer)
                 .min(mon.next_update())

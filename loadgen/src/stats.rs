@@ -222,6 +222,24 @@ impl Default for ListStats {
     }
 }
 
+/// SIP Digest (`[auth]`): the challenges the server sent and how they were answered.
+#[derive(Default, Debug, Clone)]
+pub struct AuthStats {
+    /// 401/407 responses with a challenge loadgen can answer (MD5, qop=auth), and of those
+    /// the ones saying `stale=true`.
+    pub challenges: u64,
+    pub stale: u64,
+    /// Requests sent again with credentials after a challenge (a new transaction each).
+    pub retries: u64,
+    /// Requests sent with credentials, retries included.
+    pub with_credentials: u64,
+    /// Operations ended by a 401/407 (to their retry, or without a challenge to answer):
+    /// also counted as failed.
+    pub refused: u64,
+    /// Users who authenticated (got their first challenge).
+    pub users: u64,
+}
+
 /// Everything counted in one run.
 #[derive(Default)]
 pub struct Stats {
@@ -231,6 +249,7 @@ pub struct Stats {
     pub notify: NotifyStats,
     pub subscriptions: SubscriptionStats,
     pub lists: ListStats,
+    pub auth: AuthStats,
     /// Modifies merged into one already waiting for the presentity's previous PUBLISH.
     pub publish_coalesced: u64,
     /// Responses matching no open transaction (late, duplicated, other runs).
@@ -467,6 +486,38 @@ impl ListsReport {
     }
 }
 
+/// SIP Digest in the report (`[auth]`). A challenge answered by a retry is not an error: the
+/// operation's latency runs from its first (scheduled) send to the final response of its
+/// retry, and `requests_sent` counts the operation once.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct AuthReport {
+    /// Users who got a first challenge (each user is challenged once and then reuses its
+    /// nonce with a growing nonce count).
+    pub users: u64,
+    /// Answerable challenges received (401/407 with MD5 and qop=auth), the stale ones.
+    pub challenges: u64,
+    pub stale_challenges: u64,
+    /// Requests sent again, with credentials, after a challenge.
+    pub retries: u64,
+    /// Requests that carried credentials without being challenged first (nonce reuse).
+    pub proactive: u64,
+    /// Operations the server refused with 401/407 after their retry (also in `final_failed`).
+    pub refused: u64,
+}
+
+impl AuthReport {
+    fn of(a: &AuthStats) -> AuthReport {
+        AuthReport {
+            users: a.users,
+            challenges: a.challenges,
+            stale_challenges: a.stale,
+            retries: a.retries,
+            proactive: a.with_credentials.saturating_sub(a.retries),
+            refused: a.refused,
+        }
+    }
+}
+
 /// loadgen's own cost.
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct SelfReport {
@@ -535,11 +586,18 @@ pub struct Report {
     pub rules: Option<RulesReport>,
     /// Set for a run of list subscriptions (`[lists]`).
     pub lists: Option<ListsReport>,
+    /// Set when the population authenticates (`[auth]`).
+    pub auth: Option<AuthReport>,
     pub loadgen: SelfReport,
     pub server: Option<ServerReport>,
 }
 
 impl Report {
+    /// The SIP Digest part, for a run whose population authenticated.
+    pub fn fill_auth(&mut self, s: &Stats) {
+        self.auth = Some(AuthReport::of(&s.auth));
+    }
+
     /// Fill the request, NOTIFY and error parts from the counters.
     pub fn fill(&mut self, s: &Stats, steady_ns: Option<(u64, u64)>) {
         let all: Vec<&OpStats> = s.ops.iter().collect();
@@ -770,6 +828,13 @@ impl Report {
                 o,
                 "  PUBLISH->list NOTIFY  n={} p50 {:.3} p90 {:.3} p99 {:.3} p99.9 {:.3} max {:.3} ms",
                 x.count, x.p50, x.p90, x.p99, x.p999, x.max
+            );
+        }
+        if let Some(a) = &self.auth {
+            let _ = writeln!(
+                o,
+                "auth: {} users challenged; {} challenges ({} stale) answered by {} retries; {} requests with credentials unprompted (nonce reused); {} operations refused after their retry",
+                a.users, a.challenges, a.stale_challenges, a.retries, a.proactive, a.refused
             );
         }
         let _ = writeln!(

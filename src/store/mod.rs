@@ -171,6 +171,10 @@ pub trait Store: Send + Sync {
 
     /// Add a user or replace their credentials; true when the user is new.
     fn put_user(&self, user: &UserRecord) -> Result<bool, StoreError>;
+    /// Add or replace many users in one transaction (a bulk import), counting one change of
+    /// the users (one reload by a running server); (added, updated). A URI given twice is
+    /// stored as its last record (counted as added, then updated).
+    fn put_users(&self, users: &[UserRecord]) -> Result<(usize, usize), StoreError>;
     /// Remove a user (their documents stay); false when there was none.
     fn delete_user(&self, uri: &str) -> Result<bool, StoreError>;
     /// Every user, sorted by URI.

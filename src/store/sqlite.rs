@@ -358,43 +358,61 @@ impl Store for SqliteStore {
     }
 
     fn put_user(&self, user: &UserRecord) -> Result<bool, StoreError> {
+        let (added, _) = self.put_users(std::slice::from_ref(user))?;
+        Ok(added == 1)
+    }
+
+    fn put_users(&self, users: &[UserRecord]) -> Result<(usize, usize), StoreError> {
+        if users.is_empty() {
+            return Ok((0, 0));
+        }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let existed = tx
-            .query_row(
-                "SELECT 1 FROM users WHERE uri = ?1",
-                params![user.uri],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        tx.execute(
-            "INSERT INTO users (uri, username, realm, ha1_md5, ha1_sha256)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (uri) DO UPDATE SET username = excluded.username,
-                 realm = excluded.realm, ha1_md5 = excluded.ha1_md5,
-                 ha1_sha256 = excluded.ha1_sha256",
-            params![
-                user.uri,
-                user.username,
-                user.realm,
-                user.ha1_md5,
-                user.ha1_sha256
-            ],
-        )?;
-        tx.execute("DELETE FROM user_logins WHERE uri = ?1", params![user.uri])?;
-        for a in &user.aliases {
-            tx.execute(
+        let mut added = 0;
+        {
+            // prepared once for the whole batch: a bulk import is one statement run per row
+            let mut exists = tx.prepare_cached("SELECT 1 FROM users WHERE uri = ?1")?;
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO users (uri, username, realm, ha1_md5, ha1_sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (uri) DO UPDATE SET username = excluded.username,
+                     realm = excluded.realm, ha1_md5 = excluded.ha1_md5,
+                     ha1_sha256 = excluded.ha1_sha256",
+            )?;
+            let mut drop_aliases = tx.prepare_cached("DELETE FROM user_logins WHERE uri = ?1")?;
+            let mut alias = tx.prepare_cached(
                 "INSERT INTO user_logins (username, realm, uri, ha1_md5, ha1_sha256)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (username, realm) DO UPDATE SET uri = excluded.uri,
                      ha1_md5 = excluded.ha1_md5, ha1_sha256 = excluded.ha1_sha256",
-                params![a.username, a.realm, user.uri, a.ha1_md5, a.ha1_sha256],
             )?;
+            for user in users {
+                if !exists.exists(params![user.uri])? {
+                    added += 1;
+                }
+                upsert.execute(params![
+                    user.uri,
+                    user.username,
+                    user.realm,
+                    user.ha1_md5,
+                    user.ha1_sha256
+                ])?;
+                drop_aliases.execute(params![user.uri])?;
+                for a in &user.aliases {
+                    alias.execute(params![
+                        a.username,
+                        a.realm,
+                        user.uri,
+                        a.ha1_md5,
+                        a.ha1_sha256
+                    ])?;
+                }
+            }
         }
+        // once for the whole batch: a running server reloads its users once
         bump_users_version(&tx)?;
         tx.commit()?;
-        Ok(!existed)
+        Ok((added, users.len() - added))
     }
 
     fn delete_user(&self, uri: &str) -> Result<bool, StoreError> {
@@ -600,6 +618,56 @@ mod tests {
         let l = s.list_user("sip:a@x").unwrap();
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].size, 1);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn bulk_users_in_one_transaction_and_one_version() {
+        use crate::store::Login;
+        let d = dir("bulk");
+        let s = SqliteStore::open(&d, None).unwrap();
+        let v0 = s.users_version().unwrap();
+        let user = |i: u32, ha1: &str| UserRecord {
+            uri: format!("sip:u{i}@example.com"),
+            username: format!("u{i}@example.com"),
+            realm: "presenced".into(),
+            ha1_md5: ha1.into(),
+            ha1_sha256: ha1.into(),
+            aliases: vec![Login {
+                username: format!("u{i}"),
+                realm: "example.com".into(),
+                ha1_md5: format!("{ha1}-alias"),
+                ha1_sha256: format!("{ha1}-alias"),
+            }],
+        };
+        let batch: Vec<UserRecord> = (0..20_000).map(|i| user(i, "aa")).collect();
+        let t = std::time::Instant::now();
+        assert_eq!(s.put_users(&batch).unwrap(), (20_000, 0));
+        // a bulk import is one transaction: thousands per second, not one fsync per user
+        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+        assert_eq!(
+            s.users_version().unwrap(),
+            v0 + 1,
+            "one change for the batch"
+        );
+        assert_eq!(s.users().unwrap().len(), 20_000);
+        assert_eq!(s.logins().unwrap().len(), 40_000);
+        let alias = s.user_by_username("u7", "example.com").unwrap().unwrap();
+        assert_eq!(
+            (alias.uri.as_str(), alias.ha1_md5.as_str()),
+            ("sip:u7@example.com", "aa-alias")
+        );
+        // again with new credentials for some and a new user: replaced, not duplicated
+        let again = vec![user(7, "bb"), user(20_000, "cc")];
+        assert_eq!(s.put_users(&again).unwrap(), (1, 1));
+        assert_eq!(s.users_version().unwrap(), v0 + 2);
+        assert_eq!(s.users().unwrap().len(), 20_001);
+        assert_eq!(s.logins().unwrap().len(), 40_002);
+        let u7 = s.user_by_username("u7", "example.com").unwrap().unwrap();
+        assert_eq!(u7.ha1_md5, "bb-alias");
+        // an empty batch changes nothing
+        assert_eq!(s.put_users(&[]).unwrap(), (0, 0));
+        assert_eq!(s.users_version().unwrap(), v0 + 2);
         std::fs::remove_dir_all(&d).ok();
     }
 

@@ -77,7 +77,22 @@ impl Runner<'_> {
             return;
         }
         let (op, entity, sched, seq, asked) = (t.op, t.entity, t.sched, t.seq, t.expires);
+        let retried = t.auth_retry;
         self.finish_txn(slot);
+        if (code == 401 || code == 407) && self.auth.is_some() {
+            // RFC 3261 §22.2: answer the challenge with a new transaction of the same
+            // operation, once; its latency still runs from the first send's scheduled time
+            if self.take_challenge(op, entity, m, code) && !retried {
+                self.stats.auth.retries += 1;
+                if op.method() == "PUBLISH" {
+                    self.publish_txn(entity, op, sched, seq, asked, now, true);
+                } else {
+                    self.subscribe_txn(entity, op, sched, asked, now, true);
+                }
+                return;
+            }
+            self.stats.auth.refused += 1;
+        }
         *self.stats.status.entry(code).or_insert(0) += 1;
         let o = self.stats.op(op);
         let _ = o.hist.record(((now.saturating_sub(sched)) / 1000).max(1));

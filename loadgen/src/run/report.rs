@@ -111,6 +111,9 @@ impl Monitor {
             ..Report::default()
         };
         rep.fill(&r.stats, r.steady_span);
+        if r.auth.is_some() {
+            rep.fill_auth(&r.stats);
+        }
         rep.rules = r.rules.clone();
         rep.lists = r.lists.as_ref().map(|l| {
             let mut x = l.written.clone();

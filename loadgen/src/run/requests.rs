@@ -1,6 +1,8 @@
 //! What each operation sends: a PUBLISH (initial, modify, refresh, remove) for a presentity
 //! or a SUBSCRIBE (initial, refresh, unsubscribe) for a watcher (to a presentity, or to its own
-//! list with `[lists]`), written from the templates into a new transaction. A presentity has one PUBLISH open at a time (RFC 3903 §4.4).
+//! list with `[lists]`), written from the templates into a new transaction, with the user's
+//! credentials once it has been challenged (`[auth]`). A presentity has one PUBLISH open at a
+//! time (RFC 3903 §4.4).
 
 use super::population::{Auth, WState};
 use super::{NONE, Runner};
@@ -15,38 +17,61 @@ impl Runner<'_> {
 
     /// Send a PUBLISH for presentity `p`: initial/modify with a new token, refresh or remove.
     pub(super) fn send_publish(&mut self, p: u32, mut op: OpKind, sched: u64, now: u64) {
-        let slot = self.alloc_txn();
-        let sock = self.sock_of(p);
         let pr = &mut self.pres[p as usize];
         if pr.etag.len == 0 {
             if matches!(op, OpKind::PublishRefresh | OpKind::PublishRemove) {
-                self.free.push(slot);
                 return;
             }
             op = OpKind::PublishInitial;
         }
-        pr.cseq += 1;
-        pr.inflight = true;
         let expires = if op == OpKind::PublishRemove {
             0
         } else {
             self.scn.publish.expires
         };
-        let token = if matches!(op, OpKind::PublishInitial | OpKind::PublishModify) {
+        let seq = if matches!(op, OpKind::PublishInitial | OpKind::PublishModify) {
             pr.seq += 1;
-            Some((pr.seq, sched))
+            pr.seq
         } else {
-            None
+            0
         };
-        let etag = pr.etag;
-        let cseq = pr.cseq;
+        self.publish_txn(p, op, sched, seq, expires, now, false);
+    }
+
+    /// Write and start the PUBLISH transaction of `op` for `p`, carrying token `seq` (0:
+    /// none) with the scheduled time `sched`; `retry`: the same operation again after a
+    /// challenge (it then carries credentials and is not counted as another request).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn publish_txn(
+        &mut self,
+        p: u32,
+        op: OpKind,
+        sched: u64,
+        seq: u32,
+        expires: u32,
+        now: u64,
+        retry: bool,
+    ) {
+        let slot = self.alloc_txn();
+        let sock = self.sock_of(p);
+        let pr = &mut self.pres[p as usize];
+        pr.cseq += 1;
+        pr.inflight = true;
+        let (etag, cseq) = (pr.etag, pr.cseq);
+        let token = (seq > 0).then_some((seq, sched));
+        let creds = self.write_credentials(op, p, Watched::Presentity(p));
+        let extra: &[u8] = match &self.auth {
+            Some(a) if creds => &a.line,
+            _ => &[],
+        };
         let t = &mut self.txns[slot as usize];
         t.op = op;
         t.entity = p;
         t.sock = sock;
         t.sched = sched;
-        t.seq = token.map_or(0, |x| x.0);
+        t.seq = seq;
         t.expires = expires;
+        t.auth_retry = retry;
         t.msg.clear();
         self.tpl.publish(
             &mut t.msg,
@@ -58,19 +83,13 @@ impl Runner<'_> {
             expires,
             etag.get(),
             token,
+            extra,
         );
         self.start_txn(slot, now);
     }
 
     /// Send a SUBSCRIBE from watcher `w`: initial (new dialog), refresh or unsubscribe.
     pub(super) fn send_subscribe(&mut self, w: u32, op: OpKind, sched: u64, now: u64) {
-        let slot = self.alloc_txn();
-        let sock = self.sock_of(w);
-        let what = if self.lists.is_some() {
-            Watched::OwnList
-        } else {
-            Watched::Presentity(self.watchers[w as usize].target)
-        };
         let wa = &mut self.watchers[w as usize];
         let expires = if op == OpKind::Unsubscribe {
             0
@@ -87,15 +106,41 @@ impl Runner<'_> {
             wa.last_seq = 0;
             wa.auth = Auth::Unknown;
             self.awaiting_first += 1;
+            self.list_restarts(w);
         } else if op == OpKind::Unsubscribe {
             wa.state = WState::Unsubscribing;
         }
+        self.subscribe_txn(w, op, sched, expires, now, false);
+    }
+
+    /// Write and start the SUBSCRIBE transaction of `op` for `w` in its current dialog
+    /// generation; `retry` as for [`Runner::publish_txn`] (an initial SUBSCRIBE sent again
+    /// keeps its Call-ID and From tag, RFC 3261 §22.2).
+    pub(super) fn subscribe_txn(
+        &mut self,
+        w: u32,
+        op: OpKind,
+        sched: u64,
+        expires: u32,
+        now: u64,
+        retry: bool,
+    ) {
+        let slot = self.alloc_txn();
+        let sock = self.sock_of(w);
+        let what = if self.lists.is_some() {
+            Watched::OwnList
+        } else {
+            Watched::Presentity(self.watchers[w as usize].target)
+        };
+        let wa = &mut self.watchers[w as usize];
         wa.cseq += 1;
         wa.inflight = true;
         let (generation, cseq, to_tag) = (wa.generation, wa.cseq, wa.to_tag);
-        if op == OpKind::Subscribe {
-            self.list_restarts(w);
-        }
+        let creds = self.write_credentials(op, w, what);
+        let extra: &[u8] = match &self.auth {
+            Some(a) if creds => &a.line,
+            _ => &[],
+        };
         let t = &mut self.txns[slot as usize];
         t.op = op;
         t.entity = w;
@@ -103,6 +148,7 @@ impl Runner<'_> {
         t.sched = sched;
         t.seq = 0;
         t.expires = expires;
+        t.auth_retry = retry;
         t.msg.clear();
         self.tpl.subscribe(
             &mut t.msg,
@@ -114,6 +160,7 @@ impl Runner<'_> {
             cseq,
             expires,
             to_tag.get(),
+            extra,
         );
         self.start_txn(slot, now);
     }

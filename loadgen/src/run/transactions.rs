@@ -19,6 +19,8 @@ pub(super) struct Txn {
     pub deadline_f: u64,
     pub seq: u32,
     pub expires: u32,
+    /// Sent again with credentials after a challenge: a challenge to it ends the operation.
+    pub auth_retry: bool,
     pub msg: Vec<u8>,
 }
 
@@ -47,13 +49,15 @@ impl Runner<'_> {
                 deadline_f: 0,
                 seq: 0,
                 expires: 0,
-                msg: Vec::with_capacity(768),
+                auth_retry: false,
+                msg: Vec::with_capacity(1024),
             });
             (self.txns.len() - 1) as u32
         }
     }
 
-    /// Record and send the request just written into `txns[slot].msg`.
+    /// Record and send the request just written into `txns[slot].msg`. A retry after a
+    /// challenge is the same operation: it is not counted again.
     pub(super) fn start_txn(&mut self, slot: u32, now: u64) {
         let t = &mut self.txns[slot as usize];
         t.live = true;
@@ -66,10 +70,14 @@ impl Runner<'_> {
             (now + self.t1).min(t.deadline_f)
         };
         let (sock, op, sched, generation) = (t.sock as usize, t.op, t.sched, t.generation);
+        let retry = t.auth_retry;
         self.socks[sock].out.push(self.target, &t.msg);
         self.heap
             .push(Reverse((first, TimerKind::Txn, slot, generation)));
         self.inflight += 1;
+        if retry {
+            return;
+        }
         self.requests_started += 1;
         let o = self.stats.op(op);
         o.sent += 1;

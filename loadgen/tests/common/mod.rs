@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -47,13 +47,26 @@ impl Drop for Server {
 }
 
 /// A fresh presenced: the server, its SIP (UDP and TCP) address and its HTTP address.
+#[allow(dead_code)]
 pub fn start_presenced(bin: &PathBuf) -> (Server, SocketAddr, SocketAddr) {
+    start_presenced_with(bin, |_, _| Vec::new())
+}
+
+/// A fresh presenced after `prepare` has seen its (empty) working directory and data
+/// directory (to import users, write a configuration...) and said which arguments to add.
+#[allow(dead_code)]
+pub fn start_presenced_with(
+    bin: &PathBuf,
+    prepare: impl FnOnce(&Path, &Path) -> Vec<std::ffi::OsString>,
+) -> (Server, SocketAddr, SocketAddr) {
     static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("loadgen-smoke-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    let extra = prepare(&dir, &dir.join("data"));
     let mut child = Command::new(bin)
+        .args(extra)
         .args([
             "--sip",
             "127.0.0.1:0",

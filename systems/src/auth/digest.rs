@@ -116,6 +116,9 @@ pub struct Nonces {
     secret: [u8; 32],
     lifetime_secs: u64,
     counts: std::collections::HashMap<String, u64>,
+    /// Prune expired nonces from `counts` when it reaches this size (twice what survived the
+    /// last pruning, at least TRACKED_NONCES): amortised O(1) per new nonce.
+    prune_at: usize,
 }
 
 /// Past this many tracked nonces, expired ones are dropped.
@@ -129,6 +132,7 @@ impl Nonces {
             secret,
             lifetime_secs,
             counts: Default::default(),
+            prune_at: TRACKED_NONCES,
         }
     }
 
@@ -138,10 +142,16 @@ impl Nonces {
         let Ok(n) = u64::from_str_radix(nc, 16) else {
             return false;
         };
-        if self.counts.len() >= TRACKED_NONCES && !self.counts.contains_key(nonce) {
-            let (secret, lifetime) = (self.secret, self.lifetime_secs);
-            self.counts
-                .retain(|k, _| check(&secret, lifetime, k, now) == NonceState::Fresh);
+        if self.counts.len() >= self.prune_at && !self.counts.contains_key(nonce) {
+            // every counted nonce passed `check` (its MAC) when first counted: its issue time
+            // alone says whether it is still alive
+            let lifetime = self.lifetime_secs;
+            self.counts.retain(|k, _| {
+                k.get(..16)
+                    .and_then(|t| u64::from_str_radix(t, 16).ok())
+                    .is_some_and(|t| now.saturating_sub(t) <= lifetime)
+            });
+            self.prune_at = (2 * self.counts.len()).max(TRACKED_NONCES);
         }
         match self.counts.get_mut(nonce) {
             Some(prev) if *prev >= n => false,
@@ -542,6 +552,32 @@ mod tests {
         assert!(
             n.accept_count(&other, "00000001", 10),
             "another nonce counts apart"
+        );
+    }
+
+    #[test]
+    fn counted_nonces_are_pruned_when_expired_and_kept_while_alive() {
+        let mut n = Nonces::new([1; 32], 300);
+        for i in 0..TRACKED_NONCES as u64 {
+            assert!(n.accept_count(&n.issue(10, i), "00000001", 10));
+        }
+        // at the threshold with every nonce alive: nothing goes, and the next pruning waits
+        // for twice as many (not a scan per new nonce)
+        let alive = n.issue(200, 0);
+        assert!(n.accept_count(&alive, "00000001", 200));
+        assert_eq!(n.counts.len(), TRACKED_NONCES + 1);
+        assert!(
+            !n.accept_count(&n.issue(10, 3), "00000001", 200),
+            "a replay is still seen"
+        );
+        // once the first ones expired, the pruning drops them and keeps the live counts
+        for i in 0..TRACKED_NONCES as u64 + 2 {
+            n.accept_count(&n.issue(400, 100_000 + i), "00000001", 400);
+        }
+        assert!(n.counts.len() < TRACKED_NONCES + 100, "{}", n.counts.len());
+        assert!(
+            !n.accept_count(&alive, "00000001", 400),
+            "the live nonce's count is kept"
         );
     }
 
