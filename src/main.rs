@@ -124,8 +124,13 @@ fn user_command(config: &Config, cmd: UserCommand) -> Result<(), String> {
             println!("deleted {uri}");
         }
         UserCommand::List => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
             for u in store.users().map_err(|e| e.to_string())? {
-                println!("{} {} {}", u.uri, u.username, u.realm);
+                // a reader that stops early (`| head`) ends the listing, not with a panic
+                if writeln!(out, "{} {} {}", u.uri, u.username, u.realm).is_err() {
+                    break;
+                }
             }
         }
     }

@@ -366,3 +366,41 @@ fn realms_per_domain_or_one_for_all() {
     let full = Xcap::new(srv.http).with_auth("alice@example.com", "wonderland", "MD5");
     assert_eq!(full.get(&rl_path(ALICE)).status, 404);
 }
+
+/// `presenced user list | head`: a reader that stops early ends the listing quietly.
+#[test]
+fn user_list_into_a_reader_that_stops_early_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let d = common::temp_dir("user-list-pipe");
+    let file = d.join("users.txt");
+    // more than a pipe buffer of output (64 KiB)
+    let text: String = (0..3000)
+        .map(|i| format!("sip:user{i}@example.com pw\n"))
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    let data = d.join("data");
+    let (code, out, err) = common::presenced(&[
+        "user",
+        "import",
+        file.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_presenced"))
+        .args(["user", "list", "--data", data.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("sip:user"), "{first}");
+    // the reader is gone (stdout dropped above)
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
