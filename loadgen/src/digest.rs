@@ -18,15 +18,10 @@ pub struct Challenge {
 /// Parse one challenge value; None unless it is Digest with MD5 (or no algorithm, RFC 7616
 /// §3.4) and offers qop `auth`, the only kind loadgen answers.
 pub fn parse_challenge(value: &str) -> Option<Challenge> {
-    let value = value.trim_start();
-    let (scheme, rest) = value.split_at(value.find(char::is_whitespace)?);
-    if !scheme.eq_ignore_ascii_case("Digest") {
-        return None;
-    }
     let (mut realm, mut nonce, mut opaque) = (None, None, None);
     let (mut md5, mut qop_auth, mut stale) = (true, false, false);
-    for (name, val) in params(rest)? {
-        match name.to_ascii_lowercase().as_str() {
+    for (name, val) in digest::auth_params(digest::digest_params(value)?)? {
+        match name.as_str() {
             "realm" => realm = Some(val),
             "nonce" => nonce = Some(val),
             "opaque" => opaque = Some(val),
@@ -49,63 +44,6 @@ pub fn parse_challenge(value: &str) -> Option<Challenge> {
     })
 }
 
-/// The `name=token` / `name="quoted string"` list of a challenge (RFC 7235 §2.1); None when
-/// it does not parse.
-fn params(s: &str) -> Option<Vec<(String, String)>> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    loop {
-        while i < b.len() && (b[i] == b',' || b[i].is_ascii_whitespace()) {
-            i += 1;
-        }
-        if i >= b.len() {
-            return Some(out);
-        }
-        let start = i;
-        while i < b.len() && b[i] != b'=' && b[i] != b',' && !b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let name = s[start..i].to_owned();
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i >= b.len() || b[i] != b'=' {
-            return None;
-        }
-        i += 1;
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let mut val = Vec::new();
-        if i < b.len() && b[i] == b'"' {
-            i += 1;
-            loop {
-                match b.get(i)? {
-                    b'"' => {
-                        i += 1;
-                        break;
-                    }
-                    b'\\' if i + 1 < b.len() => {
-                        val.push(b[i + 1]);
-                        i += 2;
-                    }
-                    &c => {
-                        val.push(c);
-                        i += 1;
-                    }
-                }
-            }
-        } else {
-            while i < b.len() && b[i] != b',' && !b[i].is_ascii_whitespace() {
-                val.push(b[i]);
-                i += 1;
-            }
-        }
-        out.push((name, String::from_utf8(val).ok()?));
-    }
-}
-
 /// The first challenge loadgen can answer among the `WWW-Authenticate` (`proxy`:
 /// `Proxy-Authenticate`) headers of a response's header section.
 pub fn pick_challenge(head: &[u8], proxy: bool) -> Option<Challenge> {
@@ -122,7 +60,7 @@ pub fn pick_challenge(head: &[u8], proxy: bool) -> Option<Challenge> {
 /// One user's authentication with a server: the nonce in use and its count, the HA1 of the
 /// realm. Answering a challenge resets the count; each request counts one up.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub struct UserAuth {
     realm: Box<str>,
     nonce: Box<str>,
     opaque: Option<Box<str>>,
@@ -152,10 +90,10 @@ fn push_quoted(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
-impl Session {
-    /// The session that answers `ch` for `username` with `password`.
-    pub fn new(ch: Challenge, username: &str, password: &str, proxy: bool) -> Session {
-        Session {
+impl UserAuth {
+    /// The state that answers `ch` for `username` with `password`.
+    pub fn new(ch: Challenge, username: &str, password: &str, proxy: bool) -> UserAuth {
+        UserAuth {
             ha1: digest::ha1(Algorithm::Md5, username, &ch.realm, password).into(),
             realm: ch.realm.into(),
             nonce: ch.nonce.into(),
@@ -168,7 +106,7 @@ impl Session {
     /// Take a new challenge: its nonce from count 1 (the HA1 again only for another realm).
     pub fn renew(&mut self, ch: Challenge, username: &str, password: &str, proxy: bool) {
         if *self.realm != *ch.realm {
-            *self = Session::new(ch, username, password, proxy);
+            *self = UserAuth::new(ch, username, password, proxy);
             return;
         }
         self.nonce = ch.nonce.into();
@@ -286,8 +224,8 @@ mod tests {
         let (user, uri) = ("p1", "sip:p1@example.com");
         let h_md5 = digest::ha1(Algorithm::Md5, user, "example.com", "pw");
         let h_sha = digest::ha1(Algorithm::Sha256, user, "example.com", "pw");
-        let mut s = Session::new(parse_challenge(&ch[1]).unwrap(), user, "pw", false);
-        let check = |s: &mut Session, nonces: &mut Nonces, method: &str, cnonce: u64| {
+        let mut s = UserAuth::new(parse_challenge(&ch[1]).unwrap(), user, "pw", false);
+        let check = |s: &mut UserAuth, nonces: &mut Nonces, method: &str, cnonce: u64| {
             let mut out = Vec::new();
             s.write_header(&mut out, user.as_bytes(), method, uri.as_bytes(), cnonce);
             let line = std::str::from_utf8(&out).unwrap();
@@ -317,10 +255,10 @@ mod tests {
         assert_eq!(check(&mut s, &mut nonces, "PUBLISH", 1), Verdict::Ok);
         assert_eq!(s.nc(), 1);
         // the wrong password is wrong
-        let mut bad = Session::new(parse_challenge(&ch[1]).unwrap(), user, "nope", false);
+        let mut bad = UserAuth::new(parse_challenge(&ch[1]).unwrap(), user, "nope", false);
         assert_eq!(check(&mut bad, &mut nonces, "PUBLISH", 1), Verdict::Wrong);
         // a 407 is answered in Proxy-Authorization, an opaque echoed
-        let mut p = Session::new(
+        let mut p = UserAuth::new(
             Challenge {
                 realm: "r".into(),
                 nonce: "n".into(),

@@ -15,7 +15,7 @@
 //! operation sends and `inbound` handles what comes back, over `transactions` (Timers E/F,
 //! refreshes) and the `population`'s state; `privacy` writes the rules of a `[rules]` run and
 //! follows each subscription's authorization state; `lists` writes the lists of a `[lists]` run
-//! and reads their NOTIFYs; `auth` keeps each user's Digest session (`[auth]`) and answers
+//! and reads their NOTIFYs; `auth` keeps each user's Digest state (`[auth]`) and answers
 //! challenges; `links` and `wakeup` do the socket I/O and the timerfd; `report` shows progress
 //! and makes the report.
 
@@ -127,7 +127,7 @@ struct Runner<'a> {
     rules: Option<RulesReport>,
     /// The lists written before the run and what they have seen (`[lists]`).
     lists: Option<lists::ListRun>,
-    /// The users' Digest sessions (`[auth]`).
+    /// The users' Digest states (`[auth]`).
     auth: Option<auth::Auth>,
 }
 

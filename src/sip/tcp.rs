@@ -1,7 +1,7 @@
 //! SIP over TCP and TLS: the listeners, the connections (accepted and opened), framing of the
 //! byte streams into messages, the connection limits, and requests moved here from UDP for
 //! their size, which go over UDP after all when their connection does not come up in time.
-//! A TLS connection (RFC 3261 §26) is a TCP one whose bytes pass through a rustls session:
+//! A TLS connection (RFC 3261 §26) is a TCP one whose bytes pass through rustls:
 //! the same framing, limits and reuse; presenced accepts TLS connections and answers over
 //! them, it does not open any.
 
@@ -32,7 +32,7 @@ const MAX_PENDING_WRITE: usize = 8 << 20;
 struct Conn {
     id: ConnId,
     stream: TcpStream,
-    /// The TLS session of a connection accepted on a TLS listener.
+    /// The TLS state (rustls) of a connection accepted on a TLS listener.
     tls: Option<Box<rustls::ServerConnection>>,
     peer: SocketAddr,
     local: SocketAddr,
@@ -215,11 +215,11 @@ impl Tcp {
                     }
                     let _ = stream.set_nodelay(true);
                     self.stats.tcp_accepted.fetch_add(1, Ordering::Relaxed);
-                    let session = match tls.map(rustls::ServerConnection::new) {
+                    let tls_state = match tls.map(rustls::ServerConnection::new) {
                         None => None,
                         Some(Ok(s)) => Some(Box::new(s)),
                         Some(Err(e)) => {
-                            warn!("TLS session for {peer}: {e}");
+                            warn!("TLS for {peer}: {e}");
                             continue;
                         }
                     };
@@ -227,7 +227,7 @@ impl Tcp {
                         && let Some(&idx) = self.conn_index.get(&id)
                         && let Some(c) = self.conns[idx].as_mut()
                     {
-                        c.tls = session;
+                        c.tls = tls_state;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -463,7 +463,7 @@ fn read_plain(stream: &mut TcpStream, rbuf: &mut BytesMut) -> bool {
     }
 }
 
-/// Read what the socket has through the TLS session, the plaintext into `rbuf`; true when the
+/// Read what the socket has through TLS, the plaintext into `rbuf`; true when the
 /// connection is closed (by the peer, or for a TLS error, after the alert is sent).
 fn read_tls(
     tls: &mut rustls::ServerConnection,
@@ -514,7 +514,7 @@ fn write_plain(stream: &mut TcpStream, wbuf: &mut Vec<u8>) -> bool {
     false
 }
 
-/// Hand `wbuf` to the TLS session (as much as it buffers) and write its records (handshake
+/// Hand `wbuf` to TLS (as much as it buffers) and write its records (handshake
 /// ones too) as far as the socket takes; true when the connection failed.
 fn write_tls(
     tls: &mut rustls::ServerConnection,

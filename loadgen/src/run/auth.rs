@@ -1,9 +1,9 @@
 //! SIP Digest for a run with `[auth]`: every presentity (its PUBLISHes) and every watcher
-//! (its SUBSCRIBEs) is a user of its own with one session (nonce, nonce count, HA1), made by
+//! (its SUBSCRIBEs) is a user of its own with one Digest state (nonce, nonce count, HA1), made by
 //! its first challenge and then reused for all its requests, as a real client does.
 
 use super::Runner;
-use crate::digest::{Session, pick_challenge};
+use crate::digest::{UserAuth, pick_challenge};
 use crate::msgs::Watched;
 use crate::sipmsg::Msg;
 use crate::stats::OpKind;
@@ -11,10 +11,10 @@ use crate::stats::OpKind;
 /// The population's sessions and the scratch space of the header being written.
 pub(super) struct Auth {
     password: String,
-    /// Per presentity and per watcher: the session, once challenged (a box: 8 bytes for the
+    /// Per presentity and per watcher: its Digest state, once challenged (a box: 8 bytes for the
     /// ones not yet challenged).
-    pres: Vec<Option<Box<Session>>>,
-    watchers: Vec<Option<Box<Session>>>,
+    pres: Vec<Option<Box<UserAuth>>>,
+    watchers: Vec<Option<Box<UserAuth>>>,
     user: Vec<u8>,
     uri: Vec<u8>,
     /// The credentials line of the request being written.
@@ -37,7 +37,7 @@ impl Auth {
 
 impl Runner<'_> {
     /// Write into `auth.line` the credentials of the next request of `op` by `entity` (to
-    /// `what` for a SUBSCRIBE, whose Request-URI it is) when that user has a session, the
+    /// `what` for a SUBSCRIBE, whose Request-URI it is) when that user has a Digest state, the
     /// nonce count one up. Whether it did.
     pub(super) fn write_credentials(&mut self, op: OpKind, entity: u32, what: Watched) -> bool {
         let Some(a) = self.auth.as_mut() else {
@@ -74,7 +74,7 @@ impl Runner<'_> {
     }
 
     /// A 401 (or 407) ended a transaction of `op` for `entity`: take its challenge into the
-    /// user's session (a new one for a user's first). Whether it had one loadgen can answer.
+    /// user's Digest state (a new one for a user's first). Whether it had one loadgen can answer.
     pub(super) fn take_challenge(
         &mut self,
         op: OpKind,
@@ -107,7 +107,7 @@ impl Runner<'_> {
         match &mut sessions[entity as usize] {
             Some(s) => s.renew(ch, username, &a.password, proxy),
             none => {
-                *none = Some(Box::new(Session::new(ch, username, &a.password, proxy)));
+                *none = Some(Box::new(UserAuth::new(ch, username, &a.password, proxy)));
                 st.users += 1;
             }
         }

@@ -248,32 +248,25 @@ pub struct Credentials {
     pub userhash: bool,
 }
 
-/// Parse an Authorization header value: `Digest` then a comma-separated list of
-/// `name=token` or `name="quoted string"` (RFC 7235 §2.1). None when it is not Digest or a
-/// mandatory parameter is missing.
-pub fn parse_authorization(value: &str) -> Option<Credentials> {
-    let value = value.trim_start();
-    let (scheme, rest) = value.split_at(value.find(char::is_whitespace)?);
-    if !scheme.eq_ignore_ascii_case("Digest") {
-        return None;
-    }
-    let mut c = Credentials::default();
-    let (mut have_user, mut have_realm, mut have_nonce, mut have_uri, mut have_resp) =
-        (false, false, false, false, false);
-    let b = rest.as_bytes();
+/// The `name=token` / `name="quoted string"` list after an auth scheme (RFC 7235 §2.1), names
+/// lower-cased, quoted values unescaped; None when it does not parse. Challenges and
+/// credentials share it (the server reads these, loadgen the other).
+pub fn auth_params(s: &str) -> Option<Vec<(String, String)>> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
     let mut i = 0;
     loop {
         while i < b.len() && (b[i] == b',' || b[i].is_ascii_whitespace()) {
             i += 1;
         }
         if i >= b.len() {
-            break;
+            return Some(out);
         }
         let start = i;
         while i < b.len() && b[i] != b'=' && !b[i].is_ascii_whitespace() && b[i] != b',' {
             i += 1;
         }
-        let name = rest[start..i].to_ascii_lowercase();
+        let name = s[start..i].to_ascii_lowercase();
         while i < b.len() && b[i].is_ascii_whitespace() {
             i += 1;
         }
@@ -284,14 +277,12 @@ pub fn parse_authorization(value: &str) -> Option<Credentials> {
         while i < b.len() && b[i].is_ascii_whitespace() {
             i += 1;
         }
-        let val = if i < b.len() && b[i] == b'"' {
+        let mut v = Vec::new();
+        if i < b.len() && b[i] == b'"' {
             i += 1;
-            let mut v = Vec::new();
             loop {
-                if i >= b.len() {
-                    return None; // unterminated quoted string
-                }
-                match b[i] {
+                // an unterminated quoted string does not parse
+                match *b.get(i)? {
                     b'"' => {
                         i += 1;
                         break;
@@ -306,14 +297,30 @@ pub fn parse_authorization(value: &str) -> Option<Credentials> {
                     }
                 }
             }
-            String::from_utf8(v).ok()?
         } else {
-            let s = i;
             while i < b.len() && b[i] != b',' && !b[i].is_ascii_whitespace() {
+                v.push(b[i]);
                 i += 1;
             }
-            rest[s..i].to_owned()
-        };
+        }
+        out.push((name, String::from_utf8(v).ok()?));
+    }
+}
+
+/// The scheme of an auth header value and what follows it, when the scheme is `Digest`.
+pub fn digest_params(value: &str) -> Option<&str> {
+    let value = value.trim_start();
+    let (scheme, rest) = value.split_at(value.find(char::is_whitespace)?);
+    scheme.eq_ignore_ascii_case("Digest").then_some(rest)
+}
+
+/// Parse an Authorization header value: `Digest` then its parameters ([`auth_params`]). None
+/// when it is not Digest or a mandatory parameter is missing.
+pub fn parse_authorization(value: &str) -> Option<Credentials> {
+    let mut c = Credentials::default();
+    let (mut have_user, mut have_realm, mut have_nonce, mut have_uri, mut have_resp) =
+        (false, false, false, false, false);
+    for (name, val) in auth_params(digest_params(value)?)? {
         match name.as_str() {
             "username" => {
                 c.username = val;
