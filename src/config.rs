@@ -53,18 +53,54 @@ pub struct SipConfig {
     pub proxy_challenge: bool,
     /// Presentity URI -> the URIs that may publish for it besides itself.
     pub delegated_publishers: std::collections::BTreeMap<String, Vec<String>>,
+    /// `[sip.listener."ADDR:PORT"]`: what one of `listen` or `tls_listen` accepts instead of
+    /// `auth` and `proxy_challenge`.
+    pub listener: std::collections::BTreeMap<SocketAddr, ListenerAuth>,
+}
+
+/// `[sip.listener."ADDR:PORT"]`: the authentication of one listener (UDP and TCP of a `listen`
+/// address alike, or a `tls_listen` one); what is left out is the `[sip]` setting.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerAuth {
+    pub auth: Option<String>,
+    pub proxy_challenge: Option<bool>,
+}
+
+fn auth_mode(text: &str) -> presenced_systems::auth::Mode {
+    use presenced_systems::auth::Mode;
+    match text.to_ascii_lowercase().as_str() {
+        "digest" => Mode::Digest,
+        "asserted" => Mode::Asserted,
+        _ => Mode::Either,
+    }
 }
 
 impl SipConfig {
-    /// The engine's authentication settings (call after [`Config::validate`]).
-    pub fn auth_config(&self) -> presenced_systems::auth::AuthConfig {
-        use presenced_systems::auth::{Algorithm, AuthConfig, Mode};
+    /// The engine's authentication settings (call after [`Config::validate`]); `bound` maps
+    /// each configured listen address to the one bound (another port when it named 0).
+    pub fn auth_config(
+        &self,
+        bound: &[(SocketAddr, SocketAddr)],
+    ) -> presenced_systems::auth::AuthConfig {
+        use presenced_systems::auth::{Algorithm, AuthConfig, ListenerAuth};
+        let listeners = self
+            .listener
+            .iter()
+            .flat_map(|(configured, l)| {
+                bound
+                    .iter()
+                    .filter(move |(c, _)| c == configured)
+                    .map(move |&(_, local)| ListenerAuth {
+                        local,
+                        mode: auth_mode(l.auth.as_deref().unwrap_or(&self.auth)),
+                        proxy_facing: l.proxy_challenge.unwrap_or(self.proxy_challenge),
+                    })
+            })
+            .collect();
         AuthConfig {
-            mode: match self.auth.to_ascii_lowercase().as_str() {
-                "digest" => Mode::Digest,
-                "asserted" => Mode::Asserted,
-                _ => Mode::Either,
-            },
+            mode: auth_mode(&self.auth),
+            listeners,
             realm: (!self.realm.is_empty()).then(|| self.realm.clone()),
             algorithms: self
                 .digest_algorithms
@@ -337,12 +373,31 @@ impl Config {
                     path: label.clone(),
                     message: e.to_string(),
                 })?;
-        config.validate(&label)?;
+        config.validate_values(&label)?;
         Ok(config)
     }
 
-    /// Checks serde cannot express.
+    /// Checks serde cannot express, of the configuration as it will run (after the command
+    /// line's addresses replaced the file's).
     pub fn validate(&self, label: &str) -> Result<(), ConfigError> {
+        self.validate_values(label)?;
+        let sip = &self.sip;
+        if let Some(addr) = sip
+            .listener
+            .keys()
+            .find(|a| !sip.listen.contains(a) && !sip.tls_listen.contains(a))
+        {
+            return Err(ConfigError::Invalid {
+                path: label.to_owned(),
+                key: "sip.listener",
+                problem: format!("{addr} is not an address of sip.listen or sip.tls_listen"),
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Config::validate`] but for how addresses relate (the command line may change them).
+    fn validate_values(&self, label: &str) -> Result<(), ConfigError> {
         let bad = |key: &'static str, problem: &str| {
             Err(ConfigError::Invalid {
                 path: label.to_owned(),
@@ -432,8 +487,18 @@ impl Config {
                 "sip.tls_listen and http.tls need tls.certificate and tls.private_key",
             );
         }
-        if !["digest", "asserted", "either"].contains(&sip.auth.to_ascii_lowercase().as_str()) {
+        let mode_ok =
+            |m: &str| ["digest", "asserted", "either"].contains(&m.to_ascii_lowercase().as_str());
+        if !mode_ok(&sip.auth) {
             return bad("sip.auth", "must be one of digest, asserted, either");
+        }
+        for (addr, l) in &sip.listener {
+            if l.auth.as_deref().is_some_and(|m| !mode_ok(m)) {
+                return bad(
+                    "sip.listener",
+                    &format!("auth of {addr} must be one of digest, asserted, either"),
+                );
+            }
         }
         if sip.realm.contains(['"', '\\']) {
             return bad("sip.realm", "must be without quotes or backslashes");

@@ -94,6 +94,30 @@ fn bind_pair(
     Ok((udp, tcp))
 }
 
+/// Each configured SIP listen address with the address it was bound to.
+fn bound_addresses(
+    config: &Config,
+    udp: &[std::net::UdpSocket],
+    tcp: &[std::net::TcpListener],
+    tls: &[std::net::TcpListener],
+) -> Vec<(SocketAddr, SocketAddr)> {
+    // one socket per configured address, in order (UDP where on, else TCP)
+    let plain: Vec<SocketAddr> = if config.sip.udp {
+        udp.iter().filter_map(|s| s.local_addr().ok()).collect()
+    } else {
+        tcp.iter().filter_map(|l| l.local_addr().ok()).collect()
+    };
+    let tls = tls.iter().filter_map(|l| l.local_addr().ok());
+    config
+        .sip
+        .listen
+        .iter()
+        .copied()
+        .zip(plain)
+        .chain(config.sip.tls_listen.iter().copied().zip(tls))
+        .collect()
+}
+
 /// Errors as text: the binary prints them and exits non-zero.
 pub mod anyhow_free {
     /// A result whose error is a message for the operator.
@@ -198,7 +222,10 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         },
     ));
     // last: it screens the PUBLISH and SUBSCRIBE requests of the features above
-    engine.add_feature(presenced_systems::auth::feature(config.sip.auth_config()));
+    let bound = bound_addresses(&config, &udp, &tcp, &tls_listeners);
+    engine.add_feature(presenced_systems::auth::feature(
+        config.sip.auth_config(&bound),
+    ));
     let users_version = store.users_version().map_err(|e| format!("storage: {e}"))?;
     let logins = store.logins().map_err(|e| format!("storage: {e}"))?;
     if logins.is_empty() {

@@ -67,11 +67,22 @@ struct Answerer {
     prompt: digest_auth::WwwAuthenticateHeader,
     user: String,
     password: String,
+    /// `Authorization`, or `Proxy-Authorization` for a 407's challenge.
+    header: &'static str,
 }
 
 impl Answerer {
     fn new(resp: &Msg, alg: &str, user: &str, password: &str) -> Answerer {
-        let challenges = resp.all("WWW-Authenticate");
+        Answerer::of(resp, "WWW-Authenticate", alg, user, password)
+    }
+
+    /// The answer to a proxy's challenge (407, `Proxy-Authenticate`).
+    fn new_proxy(resp: &Msg, alg: &str, user: &str, password: &str) -> Answerer {
+        Answerer::of(resp, "Proxy-Authenticate", alg, user, password)
+    }
+
+    fn of(resp: &Msg, challenge: &str, alg: &str, user: &str, password: &str) -> Answerer {
+        let challenges = resp.all(challenge);
         let ch = challenges
             .iter()
             .find(|c| c.contains(&format!("algorithm={alg}")))
@@ -80,6 +91,11 @@ impl Answerer {
             prompt: digest_auth::parse(ch).expect("the challenge parses"),
             user: user.into(),
             password: password.into(),
+            header: if challenge == "Proxy-Authenticate" {
+                "Proxy-Authorization"
+            } else {
+                "Authorization"
+            },
         }
     }
 
@@ -101,7 +117,7 @@ impl Answerer {
     /// Send `req` again with credentials.
     fn call(&mut self, peer: &UdpPeer, req: &Req) -> (Req, Msg) {
         let r = again(req);
-        let r = r.clone().set("Authorization", &self.authorization(&r));
+        let r = r.clone().set(self.header, &self.authorization(&r));
         let resp = peer.call(&r);
         (r, resp)
     }
@@ -341,6 +357,69 @@ fn behind_an_ims_core_only_its_assertions_are_taken() {
     let req = subscribe_req(&core, ALICE, &format!("<{BOB}>"))
         .set("P-Asserted-Identity", &format!("<{BOB}>"));
     assert_eq!(core.call(&req).status(), 200);
+}
+
+#[test]
+fn each_listener_asks_for_what_its_own_settings_say() {
+    // clients on 127.0.0.1 answer Digest challenges (401); 127.0.0.3 faces the core's proxies:
+    // their assertions are taken there, and anyone else is challenged as a proxy does (407)
+    let s = Server::start_on(
+        "[sip]\nauth = \"digest\"\ntrusted_peers = [\"127.0.0.2\"]\n\
+         [sip.listener.\"127.0.0.3:0\"]\nauth = \"either\"\nproxy_challenge = true\n",
+        &["--sip", "127.0.0.3:0"],
+        Some(&users()),
+    );
+    let (clients, core_facing) = (s.udp_all[0], s.udp_all[1]);
+    assert_eq!(core_facing.ip().to_string(), "127.0.0.3");
+    let core = |server| UdpPeer {
+        sock: UdpSocket::bind("127.0.0.2:0").expect("127.0.0.2 is loopback"),
+        server,
+    };
+    let asserted = |peer: &UdpPeer| {
+        publish_req(peer, ALICE, ALICE).set("P-Asserted-Identity", &format!("<{ALICE}>"))
+    };
+    // on the clients' listener only Digest counts, even from the trusted peer
+    let c = core(clients);
+    let resp = c.call(&asserted(&c));
+    assert_eq!(resp.status(), 401, "{}", resp.text());
+    assert!(resp.header("WWW-Authenticate").is_some());
+    let c = core(core_facing);
+    let resp = c.call(&asserted(&c));
+    assert_eq!(resp.status(), 200, "{}", resp.text());
+    // an untrusted sender on the core-facing listener gets a proxy's challenge and answers it
+    let peer = UdpPeer::new(core_facing);
+    let req = publish_req(&peer, BOB, BOB);
+    let resp = peer.call(&req);
+    assert_eq!(resp.status(), 407, "{}", resp.text());
+    let challenge = resp
+        .header("Proxy-Authenticate")
+        .expect("Proxy-Authenticate");
+    assert!(challenge.starts_with("Digest "), "{challenge}");
+    assert!(resp.header("WWW-Authenticate").is_none());
+    let mut a = Answerer::new_proxy(&resp, "MD5", "bob", "builder");
+    let (_, resp) = a.call(&peer, &req);
+    assert_eq!(resp.status(), 200, "{}", resp.text());
+}
+
+#[test]
+fn a_listener_setting_names_a_listener() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_presenced"))
+        .args(["--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .arg("--config")
+        .arg({
+            let d = temp_dir("listener-cfg");
+            let f = d.join("presenced.toml");
+            std::fs::write(&f, "[sip.listener.\"127.0.0.9:5060\"]\nauth = \"digest\"\n").unwrap();
+            f
+        })
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sip.listener") && err.contains("127.0.0.9:5060"),
+        "{err}"
+    );
 }
 
 #[test]

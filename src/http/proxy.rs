@@ -174,7 +174,7 @@ async fn authenticate(
     // the user's own domain, so with domain realms off only xcap.realm is accepted (below).
     let lookup_name = creds
         .as_ref()
-        .map(|c| (c.username.clone(), c.realm.clone()));
+        .map(|c| (c.username.to_string(), c.realm.to_string()));
     let (has_users, user) = tokio::task::spawn_blocking(move || {
         let has = s.store.has_users()?;
         let user = match lookup_name {

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 /// A running server; stopped with SIGTERM when dropped.
 pub struct Server {
     child: Child,
+    /// The last SIP UDP listener printed.
     pub udp: SocketAddr,
+    /// Every SIP UDP listener, in the order of `sip.listen`.
+    pub udp_all: Vec<SocketAddr>,
     pub tcp: SocketAddr,
     /// The HTTP (XCAP) listener, from `presenced listening http ADDR` (or `https`).
     pub http: SocketAddr,
@@ -92,6 +95,7 @@ impl Server {
             }
         });
         let mut udp = None;
+        let mut udp_all = Vec::new();
         let mut tcp = None;
         let mut http = None;
         let mut tls = None;
@@ -110,6 +114,7 @@ impl Server {
             };
             if let Some(a) = line.strip_prefix("presenced listening sip/udp ") {
                 udp = Some(a.parse().unwrap());
+                udp_all.push(a.parse().unwrap());
             } else if let Some(a) = line.strip_prefix("presenced listening sip/tcp ") {
                 tcp = Some(a.parse().unwrap());
             } else if let Some(a) = line
@@ -126,6 +131,7 @@ impl Server {
         Server {
             child,
             udp: udp.expect("udp address"),
+            udp_all,
             tcp: tcp.expect("tcp address"),
             http: http.expect("http address"),
             tls,

@@ -30,7 +30,7 @@ pub(super) struct Failures {
 #[allow(clippy::too_many_arguments)]
 pub fn authenticate(
     mut queues: ResMut<MethodQueues>,
-    users: Res<Users>,
+    mut users: ResMut<Users>,
     mut state: ResMut<AuthState>,
     config: Res<AuthConfig>,
     clock: Res<Clock>,
@@ -55,7 +55,7 @@ pub fn authenticate(
     let trusted = responder.config.trusted_peers.clone();
     let seed = responder.config.seed;
     let mut ctx = Ctx {
-        users: &users,
+        users: &mut users,
         state: &mut state,
         config: &config,
         trusted: &trusted,
@@ -91,7 +91,7 @@ enum Refusal {
 }
 
 struct Ctx<'a> {
-    users: &'a Users,
+    users: &'a mut Users,
     state: &'a mut AuthState,
     config: &'a AuthConfig,
     trusted: &'a [std::net::IpAddr],
@@ -102,7 +102,8 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// The identity `req` proves, allowed to do what it asks; or why not.
     fn decide(&mut self, req: &Request) -> Result<Arc<str>, Refusal> {
-        if self.config.mode != Mode::Digest
+        let (mode, proxy_facing) = self.config.of_listener(req.source.local);
+        if mode != Mode::Digest
             && crate::sip::identity::from_trusted_peer(&req.source, self.trusted)
             && let Some(pai) = req
                 .header_values("P-Asserted-Identity")
@@ -111,12 +112,12 @@ impl Ctx<'_> {
         {
             return self.authorise(req, pai.into(), true);
         }
-        if self.config.mode == Mode::Asserted {
+        if mode == Mode::Asserted {
             return Err(Refusal::Forbidden(
                 "Forbidden: an asserted identity from a trusted peer is required",
             ));
         }
-        let header = if self.config.proxy_facing {
+        let header = if proxy_facing {
             "Proxy-Authorization"
         } else {
             "Authorization"
@@ -141,29 +142,37 @@ impl Ctx<'_> {
                 }
                 self.state.failures.remove(&key());
             }
-            let offered = Algorithm::parse(c.algorithm.as_deref())
-                .is_some_and(|a| self.config.algorithms.contains(&a));
-            let login = self.users.login(&c.username, &c.realm).filter(|_| offered);
-            let verdict = login.map_or(Verdict::Wrong, |l| {
-                digest::verify(
-                    &c,
-                    &l.ha1_md5,
-                    &l.ha1_sha256,
-                    method,
-                    target,
-                    &mut self.state.nonces,
-                    self.now,
-                )
+            let alg = Algorithm::parse(c.algorithm.as_deref())
+                .filter(|a| self.config.algorithms.contains(a));
+            let found = alg.and_then(|a| {
+                let (l, slot) = self.users.login_mut(&c.username, &c.realm)?;
+                Some((l.ha1_hex(a)?, l, slot))
             });
-            match (verdict, login) {
-                (Verdict::Ok, Some(l)) => {
+            let verdict = match found {
+                Some((ha1, l, slot)) if digest::right_answer(&c, ha1.as_str(), method, target) => {
+                    // a replayed count gets a fresh challenge: the client simply retries
+                    let counted = c.nc.as_deref().is_some_and(|nc| {
+                        self.state
+                            .nonces
+                            .admit_in(slot, &c.username, &c.nonce, nc, self.now)
+                    });
+                    if counted {
+                        Ok(l.identity.clone())
+                    } else {
+                        Err(Verdict::Stale)
+                    }
+                }
+                _ => Err(Verdict::Wrong),
+            };
+            match verdict {
+                Ok(identity) => {
                     if !self.state.failures.is_empty() {
                         self.state.failures.remove(&key());
                     }
-                    return self.authorise(req, l.identity.clone(), false);
+                    return self.authorise(req, identity, false);
                 }
-                (Verdict::Stale, _) => stale = true,
-                _ => wrong = Some(key()),
+                Err(Verdict::Stale) => stale = true,
+                Err(_) => wrong = Some(key()),
             }
         }
         if let Some(key) = wrong {
@@ -209,7 +218,7 @@ impl Ctx<'_> {
                 if is_anonymous(from) {
                     return Ok(ANONYMOUS.into());
                 }
-                if !asserted && identity_key(from) != identity_key(&who) {
+                if !asserted && from != &*who && identity_key(from) != identity_key(&who) {
                     self.stats.auth_refusals += 1;
                     return Err(Refusal::Forbidden(
                         "Forbidden: From is not the authenticated identity",
@@ -226,7 +235,8 @@ impl Ctx<'_> {
             Refusal::Forbidden(reason) => respond(req, 403, reason, tag),
             Refusal::Challenge { stale } => {
                 self.stats.auth_challenges += 1;
-                let (code, reason, header) = if self.config.proxy_facing {
+                let proxy_facing = self.config.of_listener(req.source.local).1;
+                let (code, reason, header) = if proxy_facing {
                     (407, "Proxy Authentication Required", "Proxy-Authenticate")
                 } else {
                     (401, "Unauthorized", "WWW-Authenticate")

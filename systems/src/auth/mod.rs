@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
+use smallvec::SmallVec;
 
 use crate::keyed_hash::HashKeys;
 use crate::pipeline::Pipeline;
@@ -35,10 +36,21 @@ pub enum Mode {
     Either,
 }
 
+/// What one listener accepts instead of [`AuthConfig::mode`] and [`AuthConfig::proxy_facing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerAuth {
+    /// The listener's bound address ([`crate::net::Source::local`] of what arrives there).
+    pub local: std::net::SocketAddr,
+    pub mode: Mode,
+    pub proxy_facing: bool,
+}
+
 /// Settings of SIP authentication.
 #[derive(Resource, Debug, Clone)]
 pub struct AuthConfig {
     pub mode: Mode,
+    /// Listeners that differ from `mode` and `proxy_facing`.
+    pub listeners: Vec<ListenerAuth>,
     /// The realm of challenges; None: the domain of the identity the request claims (its
     /// `From`; for an anonymous one the Request-URI's), the realm SIP clients look their
     /// password up by (RFC 3261 §22.1).
@@ -58,9 +70,20 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
+    /// The mode and proxy-facing of the listener at `local`.
+    pub fn of_listener(&self, local: std::net::SocketAddr) -> (Mode, bool) {
+        self.listeners
+            .iter()
+            .find(|l| l.local == local)
+            .map_or((self.mode, self.proxy_facing), |l| (l.mode, l.proxy_facing))
+    }
+
     /// Whether `publisher` may publish `presentity`'s presence: its own, or as a delegate.
     pub fn may_publish(&self, publisher: &str, presentity: &str) -> bool {
         use crate::sip::identity::identity_key;
+        if publisher == presentity {
+            return true;
+        }
         let (Some(who), Some(whose)) = (identity_key(publisher), identity_key(presentity)) else {
             return false;
         };
@@ -76,6 +99,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             mode: Mode::Either,
+            listeners: Vec::new(),
             realm: None,
             algorithms: Algorithm::ALL.to_vec(),
             nonce_lifetime_secs: 300,
@@ -96,43 +120,86 @@ pub struct UserLogin {
     pub ha1_sha256: String,
 }
 
-/// A login as kept: by username, then realm.
+/// A login as kept: by username, then realm (shared by the logins naming it). HA1 values are
+/// kept as bytes (None when the store's hex was not a hash of that algorithm).
 #[derive(Debug)]
-struct Login {
-    realm: Box<str>,
-    identity: Arc<str>,
-    ha1_md5: Box<str>,
-    ha1_sha256: Box<str>,
+pub(crate) struct Login {
+    realm: Arc<str>,
+    pub(crate) identity: Arc<str>,
+    ha1_md5: Option<[u8; 16]>,
+    ha1_sha256: Option<[u8; 32]>,
+}
+
+impl Login {
+    /// The HA1 of `alg` in hex, as the response is computed over it.
+    pub(crate) fn ha1_hex(&self, alg: Algorithm) -> Option<digest::HexDigest> {
+        match alg {
+            Algorithm::Md5 => self.ha1_md5.as_ref().map(|h| digest::HexDigest::of(h)),
+            Algorithm::Sha256 => self.ha1_sha256.as_ref().map(|h| digest::HexDigest::of(h)),
+        }
+    }
+}
+
+/// The bytes of `N`-byte hex `s`.
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let b = s.as_bytes();
+    if b.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0; N];
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        *o = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The logins of one username, and the count of the nonce it last used.
+#[derive(Debug, Default)]
+struct Named {
+    logins: SmallVec<[Login; 1]>,
+    nonce: Option<digest::NonceSlot>,
 }
 
 /// The users requests may authenticate as.
 #[derive(Resource)]
 pub struct Users {
-    by_name: HashMap<Box<str>, Vec<Login>, HashKeys>,
+    by_name: HashMap<Box<str>, Named, HashKeys>,
     /// Distinct users (identities).
     count: usize,
 }
 
 impl Users {
     /// Replace every login with `logins`.
+    /// A username kept keeps its nonce count (a replay across a reload stays refused).
     pub fn replace(&mut self, logins: impl IntoIterator<Item = UserLogin>) {
-        self.by_name.clear();
+        let hasher = *self.by_name.hasher();
+        let mut old = std::mem::replace(&mut self.by_name, HashMap::with_hasher(hasher));
         let mut identities: HashMap<String, Arc<str>> = HashMap::new();
+        let mut realms: HashMap<String, Arc<str>> = HashMap::new();
         for l in logins {
             let identity = identities
                 .entry(l.identity.clone())
                 .or_insert_with(|| l.identity.as_str().into())
                 .clone();
+            let realm = realms
+                .entry(l.realm.clone())
+                .or_insert_with(|| l.realm.as_str().into())
+                .clone();
             self.by_name
                 .entry(l.username.into_boxed_str())
-                .or_default()
+                .or_insert_with_key(|name| Named {
+                    logins: SmallVec::new(),
+                    nonce: old.remove(name).and_then(|n| n.nonce),
+                })
+                .logins
                 .push(Login {
-                    realm: l.realm.into(),
+                    realm,
                     identity,
-                    ha1_md5: l.ha1_md5.into(),
-                    ha1_sha256: l.ha1_sha256.into(),
+                    ha1_md5: unhex(&l.ha1_md5),
+                    ha1_sha256: unhex(&l.ha1_sha256),
                 });
         }
+        self.by_name.shrink_to_fit();
         self.count = identities.len();
     }
 
@@ -146,11 +213,15 @@ impl Users {
         self.count
     }
 
-    fn login(&self, username: &str, realm: &str) -> Option<&Login> {
-        self.by_name
-            .get(username)?
-            .iter()
-            .find(|l| &*l.realm == realm)
+    /// The login of `username` in `realm`, and the username's nonce slot.
+    pub(crate) fn login_mut(
+        &mut self,
+        username: &str,
+        realm: &str,
+    ) -> Option<(&Login, &mut Option<digest::NonceSlot>)> {
+        let named = self.by_name.get_mut(username)?;
+        let login = named.logins.iter().find(|l| &*l.realm == realm)?;
+        Some((login, &mut named.nonce))
     }
 }
 
