@@ -126,6 +126,33 @@ impl Engine {
         stats.messages_out += (out.len() - before) as u64;
     }
 
+    /// The durable changes of the ticks since the last call ([`crate::durable`]), appended to
+    /// `into`; nothing without the durability feature.
+    pub fn take_changes(&mut self, into: &mut Vec<crate::durable::Change>) {
+        if let Some(mut log) = self.world.get_resource_mut::<crate::durable::DurableLog>() {
+            log.drain_into(into);
+        }
+    }
+
+    /// Rebuild state from durable `records` (as the journal returned them) at `now`, whose
+    /// wall-clock time must be set first ([`Engine::set_wall_clock`]). What expired meanwhile
+    /// is dropped, with the changes that delete its records ([`Engine::take_changes`]); the
+    /// next tick composes and notifies what was restored.
+    pub fn restore(&mut self, now: Time, records: &[(u64, Vec<u8>)]) -> crate::durable::Restored {
+        let mut done = crate::durable::Restored::default();
+        if !self.world.contains_resource::<crate::durable::DurableLog>() {
+            return done;
+        }
+        self.world.resource_mut::<Clock>().now = now;
+        if self
+            .world
+            .contains_resource::<crate::presence::components::PresenceIndex>()
+        {
+            crate::presence::durable::restore(&mut self.world, records, &mut done);
+        }
+        done
+    }
+
     /// Tell the engine the wall-clock time of its time `now`, as Unix milliseconds (the
     /// engine never reads a clock; dates in rules are compared with this).
     pub fn set_wall_clock(&mut self, now: Time, unix_ms: i64) {

@@ -10,6 +10,7 @@
 pub mod answers;
 pub mod auth;
 pub mod config;
+pub mod durable;
 pub mod engine;
 pub mod formats;
 pub mod growing_map;

@@ -186,6 +186,8 @@ pub struct Publication {
     pub modified_at: Time,
     /// A change inside the throttle's interval waits for it to end (merge).
     pub held: bool,
+    /// Its id in durable state ([`crate::durable`]); 0 without durability.
+    pub durable: u64,
 }
 
 /// The entity tag (RFC 3903 §6) of publication `p` whose secret part is `secret`: `secret` in 16

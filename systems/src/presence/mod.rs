@@ -10,6 +10,7 @@
 pub mod components;
 pub mod compose;
 pub mod config;
+pub mod durable;
 pub mod expiry;
 pub mod publish;
 pub mod watch;

@@ -30,7 +30,7 @@ pub fn presentity_for(world: &mut World, aor: &str) -> Entity {
 /// (still empty) view that this tick's composition fills: straight into the archetype of
 /// published presentities, not through the one of watched-only presentities (bevy tables keep
 /// their capacity: a growing population would leave a second, empty table behind).
-fn published_presentity(world: &mut World, aor: &str) -> Entity {
+pub(super) fn published_presentity(world: &mut World, aor: &str) -> Entity {
     indexed_presentity(world, aor, |world, presentity| {
         let view = Content {
             content_type: PIDF.into(),
@@ -76,6 +76,7 @@ pub fn remove_publication(world: &mut World, publication: Entity) {
         return;
     };
     let presentity = p.presentity;
+    super::durable::record_removed(world, publication);
     world.despawn(publication);
     if let Some(mut pr) = world.get_mut::<Presentity>(presentity) {
         pr.publications.remove(publication);
@@ -194,6 +195,9 @@ fn publish(world: &mut World, cfg: &PresenceConfig, req: &Request, now: Time, se
             return Answer::new(400, "Initial PUBLISH with Expires 0");
         }
         let presentity = published_presentity(world, &aor);
+        let durable = world
+            .get_resource_mut::<crate::durable::DurableLog>()
+            .map_or(0, |mut d| d.new_id());
         let p = world
             .spawn(Publication {
                 presentity,
@@ -202,8 +206,11 @@ fn publish(world: &mut World, cfg: &PresenceConfig, req: &Request, now: Time, se
                 doc,
                 modified_at: now,
                 held: false,
+                durable,
             })
             .id();
+        super::durable::record_document(world, p, &req.body);
+        super::durable::record_tag(world, p);
         world
             .get_mut::<Presentity>(presentity)
             .expect("live")
@@ -224,6 +231,7 @@ fn publish(world: &mut World, cfg: &PresenceConfig, req: &Request, now: Time, se
     pb.expires_at = at;
     let presentity = pb.presentity;
     let modified = doc.is_some() && !hold;
+    let new_document = doc.is_some();
     if let Some(doc) = doc {
         pb.doc = doc;
     }
@@ -234,6 +242,11 @@ fn publish(world: &mut World, cfg: &PresenceConfig, req: &Request, now: Time, se
         pb.modified_at = now;
         pb.held = false;
     }
+    super::durable::forget_alias(world, p);
+    if new_document {
+        super::durable::record_document(world, p, &req.body);
+    }
+    super::durable::record_tag(world, p);
     if modified {
         // a modified source is now the newest: it wins on shared ids
         let mut pr = world.get_mut::<Presentity>(presentity).expect("live");
@@ -247,11 +260,15 @@ fn publish(world: &mut World, cfg: &PresenceConfig, req: &Request, now: Time, se
 /// The publication `etag` names, if it is live state of `aor`: the tag names its publication
 /// entity, and only the publication's current tag carries its secret.
 fn live_publication(world: &World, etag: &str, aor: &str, now: Time) -> Option<Entity> {
-    let (secret, p) = etag_parts(etag)?;
-    let pb = world.get::<Publication>(p)?;
-    if pb.etag != secret || pb.expires_at <= now {
-        return None;
-    }
+    let (secret, named) = etag_parts(etag)?;
+    // a tag from before a restart names another process's entity (`durable::alias`)
+    let live = |p: Entity| {
+        world
+            .get::<Publication>(p)
+            .filter(|pb| pb.etag == secret && pb.expires_at > now)
+            .map(|pb| (p, pb))
+    };
+    let (p, pb) = live(named).or_else(|| live(super::durable::alias(world, named.to_bits())?))?;
     let uri = world.get::<SourceUri>(pb.presentity)?;
     (aor_of(uri) == aor).then_some(p)
 }
