@@ -114,6 +114,9 @@ fn durable_id(world: &World, p: Entity) -> Option<u64> {
         .filter(|&id| id != 0)
 }
 
+/// One publication's document and tag records, as found.
+type Records<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// One publication's two records, decoded.
 struct Stored<'a> {
     id: u64,
@@ -143,7 +146,7 @@ fn decode<'a>(id: u64, document: &'a [u8], tag: &'a [u8]) -> Option<Stored<'a>> 
 /// modification; those whose time ran out while the server was down, and unreadable ones, are
 /// deleted. Their presentities are composed in this tick.
 pub fn restore(world: &mut World, records: &[(u64, Vec<u8>)], done: &mut Restored) {
-    let mut by_id: HashMap<u64, (Option<&[u8]>, Option<&[u8]>)> = HashMap::new();
+    let mut by_id: HashMap<u64, Records<'_>> = HashMap::new();
     for (key, value) in records {
         match split_key(*key) {
             (kind::PUBLICATION, id) => by_id.entry(id).or_default().0 = Some(value),
