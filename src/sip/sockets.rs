@@ -39,7 +39,12 @@ fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket>
     if addr.is_ipv6() {
         sock.set_only_v6(true)?;
     }
-    sock.set_reuse_address(true)?;
+    // TCP only: a listener must rebind over its old connections' TIME_WAIT. On UDP the
+    // option lets another socket (even one bound to port 0) share the port and take its
+    // datagrams, and a second server on the same port start silently.
+    if ty == Type::STREAM {
+        sock.set_reuse_address(true)?;
+    }
     sock.set_nonblocking(true)?;
     Ok(sock)
 }
@@ -67,4 +72,40 @@ pub fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     sock.bind(&addr.into())?;
     sock.listen(1024)?;
     Ok(sock.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_udp_port_is_not_shared() {
+        let (a, _, _) = udp("127.0.0.1:0".parse().unwrap(), 0, 0).unwrap();
+        let taken = a.local_addr().unwrap();
+        let again = udp(taken, 0, 0).map(|(s, _, _)| s.local_addr().unwrap());
+        assert_eq!(
+            again.map_err(|e| e.kind()),
+            Err(io::ErrorKind::AddrInUse),
+            "{taken}"
+        );
+    }
+
+    #[test]
+    fn a_tcp_listener_rebinds_its_port_after_close() {
+        let l = tcp_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = std::net::TcpStream::connect(addr).unwrap();
+        let (s, _) = loop {
+            match l.accept() {
+                Ok(x) => break x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        // the server side closes first, so its end of the connection is in TIME_WAIT
+        drop(s);
+        drop(c);
+        drop(l);
+        assert!(tcp_listener(addr).is_ok(), "{addr}");
+    }
 }
