@@ -149,6 +149,20 @@ impl TlsConfig {
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub async_window_ms: u64,
+}
+
+/// `storage.durability`: when a change to live state (a publication) counts as kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Answered once the change is on disk (the tick's batch fsynced).
+    Sync,
+    /// Answered at once; written at once and fsynced every `async_window_ms`.
+    Async,
+    /// Not kept: a restart loses live state.
+    Off,
 }
 
 /// `[engine]`
@@ -407,6 +421,9 @@ impl Config {
         };
         if self.sip.listen.is_empty() {
             return bad("sip.listen", "must name at least one address");
+        }
+        if self.storage.async_window_ms == 0 || self.storage.async_window_ms > 60_000 {
+            return bad("storage.async_window_ms", "must be between 1 and 60000");
         }
         if !self.sip.udp && !self.sip.tcp {
             return bad(

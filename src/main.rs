@@ -44,6 +44,9 @@ struct Cli {
     /// block. Replaces privacy.default.
     #[arg(long, value_name = "HANDLING")]
     privacy_default: Option<String>,
+    /// When a publication counts as kept: sync, async or off. Replaces storage.durability.
+    #[arg(long, value_name = "MODE", value_enum)]
+    durability: Option<presenced::config::Durability>,
     /// What to do; without one, run the server.
     #[command(subcommand)]
     command: Option<Command>,
@@ -190,6 +193,9 @@ fn main() -> ExitCode {
     }
     if let Some(p) = cli.privacy_default {
         config.privacy.default = p;
+    }
+    if let Some(d) = cli.durability {
+        config.storage.durability = d;
     }
     if let Err(e) = config.validate("command line") {
         eprintln!("presenced: {e}");

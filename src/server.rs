@@ -12,9 +12,11 @@ use presenced_systems::{Engine, EngineConfig};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::sip::engine_link::{EngineLink, EngineThread, InlineEngine, StoreFeed};
+use crate::sip::durable_gate::Durable;
+use crate::sip::engine_link::{Durability, EngineLink, EngineThread, InlineEngine, StoreFeed};
 use crate::sip::sockets;
 use crate::sip::transport::{SipTransport, TransportConfig};
+use crate::store::journal::{Journal, JournalOptions, JournalWriter, WriterMode};
 use crate::store::{DocumentChange, SqliteStore, Store};
 
 /// Bind every listener named in the config. UDP and TCP of one address share its port, so
@@ -247,6 +249,7 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     engine.set_wall_clock(presenced_systems::Time(0), unix_ms);
+    let journal = open_journal(&config.storage, &mut engine)?;
 
     let tconfig = TransportConfig {
         max_message_bytes: config.sip.max_message_bytes,
@@ -259,6 +262,13 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     };
     let (transport, waker) = SipTransport::new(udp, tcp, tls_listeners, tls.clone(), tconfig)
         .map_err(|e| format!("sip transport: {e}"))?;
+    let durability = Durability {
+        journal: match journal {
+            Some(j) => Some(start_journal(j, &config.storage, waker.clone())?),
+            None => None,
+        },
+        high_water: config.engine.inbox_capacity,
+    };
     let store = Arc::new(store);
     let users_rx = watch_users(store.clone(), users_version, waker.clone())?;
     let feed = StoreFeed {
@@ -284,7 +294,7 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
         });
         serve(
             started,
-            InlineEngine::new(engine, max_batch, feed, metrics),
+            InlineEngine::new(engine, max_batch, feed, metrics, durability),
             store,
         )
     } else {
@@ -295,6 +305,7 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
             config.engine.inbox_capacity,
             waker,
             metrics,
+            durability,
         )
         .map_err(|e| e.to_string())?;
         serve(started, link, store)
@@ -363,6 +374,57 @@ fn serve<E: EngineLink>(
         stats.messages_out
     );
     result.map_err(|e| format!("sip transport: {e}"))
+}
+
+/// The state journal under the data directory (`storage.durability` not `off`), replayed into
+/// `engine`, whose features must all be in place and whose wall clock must be set.
+fn open_journal(
+    storage: &crate::config::StorageConfig,
+    engine: &mut Engine,
+) -> anyhow_free::Result<Option<Journal>> {
+    if storage.durability == crate::config::Durability::Off {
+        return Ok(None);
+    }
+    let dir = storage.data_dir.join("state");
+    let started = std::time::Instant::now();
+    let (journal, records) = Journal::open(&dir, JournalOptions::default())
+        .map_err(|e| format!("state journal {}: {e}", dir.display()))?;
+    engine.add_feature(presenced_systems::durable::feature());
+    let done = engine.restore(presenced_systems::Time(0), &records);
+    info!(
+        "state: {} publications restored ({} expired meanwhile, {} unreadable) from {} records in {:.0?}",
+        done.publications,
+        done.expired,
+        done.unreadable,
+        records.len(),
+        started.elapsed()
+    );
+    Ok(Some(journal))
+}
+
+/// The journal's writer thread, waking the I/O loop after each fsync.
+fn start_journal(
+    journal: Journal,
+    storage: &crate::config::StorageConfig,
+    waker: Arc<Waker>,
+) -> anyhow_free::Result<Durable> {
+    let sync = storage.durability == crate::config::Durability::Sync;
+    let mode = if sync {
+        WriterMode::Sync
+    } else {
+        WriterMode::Async {
+            window_ms: storage.async_window_ms,
+        }
+    };
+    let wake = Box::new(move || {
+        let _ = waker.wake();
+    });
+    let writer =
+        JournalWriter::spawn(journal, mode, wake).map_err(|e| format!("state journal: {e}"))?;
+    Ok(Durable {
+        writer: Arc::new(writer),
+        hold: sync,
+    })
 }
 
 /// How often the store is asked whether its users changed (`presenced user add` writes from

@@ -20,6 +20,7 @@ use presenced_systems::xdm::DocumentChange;
 use presenced_systems::{Engine, Inbound, Outbound, Time};
 use tracing::debug;
 
+use super::durable_gate::{Gate, Recorder};
 use super::stopwatch::{LOG_TARGET, Stopwatch};
 use crate::metrics::{Metrics, Publisher};
 
@@ -38,6 +39,14 @@ const IDLE_TURN: Duration = Duration::from_secs(1);
 pub struct StoreFeed {
     pub documents: Receiver<DocumentChange>,
     pub users: Receiver<Vec<presenced_systems::auth::UserLogin>>,
+}
+
+/// How an engine link keeps state changes (`storage.durability`).
+pub struct Durability {
+    /// None: not kept (`off`).
+    pub journal: Option<super::durable_gate::Durable>,
+    /// Held messages past which the link takes no new requests.
+    pub high_water: usize,
 }
 
 /// The I/O loop's side of the engine.
@@ -67,6 +76,10 @@ pub trait EngineLink {
     /// The loop is back from `poll`.
     fn woke(&self);
 
+    /// The loop is stopping: what the engine produced, once the journal has it (a bounded
+    /// wait), to `send`.
+    fn settle(&mut self, send: impl FnMut(Outbound));
+
     /// Stop the engine; its counters (an error when it died).
     fn finish(self) -> Result<Stats, String>;
 }
@@ -80,16 +93,20 @@ pub struct InlineEngine {
     feed: StoreFeed,
     out: Vec<Outbound>,
     metrics: Publisher,
+    recorder: Recorder,
+    gate: Gate,
 }
 
 impl InlineEngine {
     /// An inline engine reading what the store says from `feed`, at most `max_batch` messages
-    /// a tick, publishing snapshots into `metrics`.
+    /// a tick, publishing snapshots into `metrics`, its state changes kept by `durable`
+    /// (whose writer wakes the loop after each fsync).
     pub fn new(
         engine: Engine,
         max_batch: usize,
         feed: StoreFeed,
         metrics: Arc<Metrics>,
+        durable: Durability,
     ) -> InlineEngine {
         InlineEngine {
             engine,
@@ -98,6 +115,8 @@ impl InlineEngine {
             feed,
             out: Vec::new(),
             metrics: Publisher::new(metrics),
+            recorder: Recorder::new(durable.journal.clone()),
+            gate: Gate::new(durable.journal, durable.high_water),
         }
     }
 
@@ -121,7 +140,7 @@ impl EngineLink for InlineEngine {
     }
 
     fn room(&self) -> usize {
-        usize::MAX
+        if self.gate.full() { 0 } else { usize::MAX }
     }
 
     /// Run the engine over the batch (in ticks of at most `max_batch`), and over due timers and
@@ -147,28 +166,34 @@ impl EngineLink for InlineEngine {
                 tracing::enabled!(target: LOG_TARGET, tracing::Level::DEBUG).then(Stopwatch::start);
             let started = Instant::now();
             self.engine.tick(now, batch.drain(..take), &mut self.out);
+            let seq = self.recorder.after_tick(&mut self.engine);
             self.metrics.record_tick(started.elapsed());
             if let Some((ms, cpu_ms)) = timed.and_then(|t| t.slow()) {
                 debug!(target: LOG_TARGET, ms, cpu_ms, messages = take, "slow tick");
             }
+            // the batch and the outbox keep their capacity
+            self.gate.pass(seq, self.out.drain(..), &mut send);
             if batch.is_empty() {
                 break;
             }
         }
-        // the batch and the outbox keep their capacity
-        for m in self.out.drain(..) {
-            send(m);
-        }
     }
 
-    /// Output left in [`hand_in`](EngineLink::hand_in) already.
-    fn take_output(&mut self, _send: impl FnMut(Outbound)) {}
+    /// Output held for the journal (the rest left in [`hand_in`](EngineLink::hand_in)).
+    fn take_output(&mut self, send: impl FnMut(Outbound)) {
+        self.gate.release(send);
+    }
 
+    /// The journal writer wakes the loop when held output may go.
     fn may_sleep(&self) -> bool {
         true
     }
 
     fn woke(&self) {}
+
+    fn settle(&mut self, send: impl FnMut(Outbound)) {
+        self.gate.settle(send);
+    }
 
     fn finish(self) -> Result<Stats, String> {
         Ok(self.engine.stats().clone())
@@ -178,7 +203,9 @@ impl EngineLink for InlineEngine {
 /// The engine on a thread of its own.
 pub struct EngineThread {
     to_engine: Sender<Vec<Inbound>>,
-    from_engine: Receiver<Vec<Outbound>>,
+    /// Each tick's output with the journal batch it waits for.
+    from_engine: Receiver<(u64, Vec<Outbound>)>,
+    gate: Gate,
     /// Messages handed to the engine and not yet taken into a tick.
     in_flight: Arc<AtomicUsize>,
     /// Set while the loop is (about to be) blocked in `poll`: only then does the engine need
@@ -192,8 +219,8 @@ pub struct EngineThread {
 
 impl EngineThread {
     /// Start `engine` on its own thread, reading what the store says from `feed`, at most
-    /// `max_batch` messages a tick; it wakes the loop with `waker` and publishes snapshots into
-    /// `metrics`.
+    /// `max_batch` messages a tick; it wakes the loop with `waker`, publishes snapshots into
+    /// `metrics` and has its state changes kept by `durable`.
     pub fn spawn(
         engine: Engine,
         feed: StoreFeed,
@@ -201,9 +228,10 @@ impl EngineThread {
         inbox_capacity: usize,
         waker: Arc<Waker>,
         metrics: Arc<Metrics>,
+        durable: Durability,
     ) -> io::Result<EngineThread> {
         let (to_engine, inbox) = crossbeam_channel::bounded::<Vec<Inbound>>(inbox_capacity);
-        let (outbox, from_engine) = crossbeam_channel::unbounded::<Vec<Outbound>>();
+        let (outbox, from_engine) = crossbeam_channel::unbounded::<(u64, Vec<Outbound>)>();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let polling = Arc::new(AtomicBool::new(false));
         let side = ThreadSide {
@@ -216,6 +244,7 @@ impl EngineThread {
             max_batch,
             inbox_capacity,
             metrics: Publisher::new(metrics),
+            recorder: Recorder::new(durable.journal.clone()),
         };
         let thread = thread::Builder::new()
             .name("engine".into())
@@ -223,6 +252,7 @@ impl EngineThread {
         Ok(EngineThread {
             to_engine,
             from_engine,
+            gate: Gate::new(durable.journal, durable.high_water),
             in_flight,
             polling,
             inbox_capacity,
@@ -240,6 +270,9 @@ impl EngineLink for EngineThread {
     }
 
     fn room(&self) -> usize {
+        if self.gate.full() {
+            return 0;
+        }
         self.inbox_capacity
             .saturating_sub(self.in_flight.load(Ordering::Acquire))
     }
@@ -260,10 +293,9 @@ impl EngineLink for EngineThread {
     }
 
     fn take_output(&mut self, mut send: impl FnMut(Outbound)) {
-        while let Ok(msgs) = self.from_engine.try_recv() {
-            for m in msgs {
-                send(m);
-            }
+        self.gate.release(&mut send);
+        while let Ok((seq, msgs)) = self.from_engine.try_recv() {
+            self.gate.pass(seq, msgs.into_iter(), &mut send);
         }
     }
 
@@ -276,6 +308,11 @@ impl EngineLink for EngineThread {
 
     fn woke(&self) {
         self.polling.store(false, Ordering::SeqCst);
+    }
+
+    fn settle(&mut self, mut send: impl FnMut(Outbound)) {
+        self.take_output(&mut send);
+        self.gate.settle(send);
     }
 
     /// Close the inbox (and the outbox): the engine thread ends.
@@ -292,13 +329,14 @@ impl EngineLink for EngineThread {
 struct ThreadSide {
     inbox: Receiver<Vec<Inbound>>,
     feed: StoreFeed,
-    outbox: Sender<Vec<Outbound>>,
+    outbox: Sender<(u64, Vec<Outbound>)>,
     waker: Arc<Waker>,
     polling: Arc<AtomicBool>,
     in_flight: Arc<AtomicUsize>,
     max_batch: usize,
     inbox_capacity: usize,
     metrics: Publisher,
+    recorder: Recorder,
 }
 
 impl ThreadSide {
@@ -363,9 +401,10 @@ impl ThreadSide {
             changed_documents = false;
             let started = Instant::now();
             engine.tick(now, batch.drain(..), &mut out);
+            let seq = self.recorder.after_tick(&mut engine);
             self.metrics.record_tick(started.elapsed());
             if !out.is_empty() {
-                if self.outbox.send(std::mem::take(&mut out)).is_err() {
+                if self.outbox.send((seq, std::mem::take(&mut out))).is_err() {
                     break;
                 }
                 // only a loop blocked in poll needs the wake-up (see `EngineThread::polling`)

@@ -4,6 +4,8 @@
 pub mod coalesce;
 pub mod datagrams;
 #[cfg(feature = "server")]
+pub mod durable_gate;
+#[cfg(feature = "server")]
 pub mod engine_link;
 #[cfg(feature = "server")]
 mod overload;

@@ -251,6 +251,8 @@ impl SipTransport {
             }
             if shutdown.load(Ordering::Relaxed) {
                 self.take_output(engine);
+                let io = &mut self.io;
+                engine.settle(|m| io.send(m));
                 self.io.udp.flush_all();
                 return Ok(());
             }

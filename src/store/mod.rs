@@ -4,6 +4,7 @@
 //! under a key, hands out strong ETags, and runs a caller's read-check-write closure inside one
 //! transaction. Every committed write is announced as a [`DocumentChange`], in commit order.
 
+pub mod journal;
 pub mod sqlite;
 
 pub use sqlite::SqliteStore;

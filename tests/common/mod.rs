@@ -167,6 +167,12 @@ impl Server {
         None
     }
 
+    /// Kill the process with SIGKILL (no chance to flush anything) and wait for it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// What the server logged.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()

@@ -1,0 +1,321 @@
+//! Restart without loss (`storage.durability`): what a PUBLISH was answered 200 for survives
+//! `kill -9` of the server, with its SIP-ETag and its expiry; what expired while the server
+//! was down is gone when it is back; with durability off, a restart loses everything.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Msg, Server, Subscriber, UdpPeer, assert_valid_xml, pidf, temp_dir};
+
+const ALICE: &str = "sip:alice@example.com";
+
+fn publish(peer: &UdpPeer, body: Option<&[u8]>, etag: Option<&str>, expires: u32) -> Msg {
+    let mut r = peer
+        .req("PUBLISH", ALICE)
+        .set("Event", "presence")
+        .set("Expires", &expires.to_string());
+    if let Some(b) = body {
+        r = r.body("application/pidf+xml", b);
+    }
+    if let Some(t) = etag {
+        r = r.set("SIP-If-Match", t);
+    }
+    peer.call(&r)
+}
+
+/// The document a new watcher of alice is sent first.
+fn alice_seen(server: &Server) -> String {
+    let (w, resp) = Subscriber::subscribe(
+        server,
+        ALICE,
+        "sip:bob@example.com",
+        "presence",
+        "application/pidf+xml",
+        600,
+        |r| r,
+    );
+    assert_eq!(resp.status(), 200, "{}", resp.text());
+    let n = w.notify();
+    assert_valid_xml(&n.body);
+    String::from_utf8_lossy(&n.body).into_owned()
+}
+
+fn etag(m: &Msg) -> String {
+    assert_eq!(m.status(), 200, "{}", m.text());
+    m.header("SIP-ETag").expect("SIP-ETag").to_owned()
+}
+
+const SHORT: &str = "[presence]\npublish_min_expires = 1\n";
+
+#[test]
+fn publications_survive_kill_9_with_their_entity_tags() {
+    let data = temp_dir("restart").join("data");
+    let mut s = Server::start_on("", &[], Some(&data));
+    let p = UdpPeer::new(s.udp);
+    let e1 = etag(&publish(
+        &p,
+        Some(&pidf(ALICE, "t1", "open", "first")),
+        None,
+        3600,
+    ));
+    // modified: the latest document is the one kept
+    let e2 = etag(&publish(
+        &p,
+        Some(&pidf(ALICE, "t1", "open", "at-lunch")),
+        Some(&e1),
+        3600,
+    ));
+    // a second source, published and then removed: it stays removed
+    let gone = etag(&publish(
+        &p,
+        Some(&pidf(ALICE, "t2", "open", "removed")),
+        None,
+        3600,
+    ));
+    assert_eq!(publish(&p, None, Some(&gone), 0).status(), 200);
+    s.kill9();
+
+    let s = Server::start_on("", &[], Some(&data));
+    let seen = alice_seen(&s);
+    assert!(seen.contains("at-lunch"), "{seen}");
+    assert!(
+        !seen.contains("first") && !seen.contains("removed"),
+        "{seen}"
+    );
+    // the entity tag the source holds still names its publication: refresh, then modify
+    let p = UdpPeer::new(s.udp);
+    let e3 = etag(&publish(&p, None, Some(&e2), 3600));
+    assert_ne!(e3, e2);
+    let e4 = etag(&publish(
+        &p,
+        Some(&pidf(ALICE, "t1", "closed", "after-restart")),
+        Some(&e3),
+        3600,
+    ));
+    // tags that were replaced before the restart stay invalid
+    assert_eq!(publish(&p, None, Some(&e1), 3600).status(), 412);
+    assert_eq!(publish(&p, None, Some(&gone), 3600).status(), 412);
+    drop(s);
+
+    // and once more, after a clean stop
+    let s = Server::start_on("", &[], Some(&data));
+    let seen = alice_seen(&s);
+    assert!(seen.contains("after-restart"), "{seen}");
+    let p = UdpPeer::new(s.udp);
+    assert_eq!(publish(&p, None, Some(&e4), 0).status(), 200);
+}
+
+#[test]
+fn what_expired_while_the_server_was_down_is_gone() {
+    let data = temp_dir("restart").join("data");
+    let mut s = Server::start_on(SHORT, &[], Some(&data));
+    let p = UdpPeer::new(s.udp);
+    etag(&publish(
+        &p,
+        Some(&pidf(ALICE, "t1", "open", "brief")),
+        None,
+        1,
+    ));
+    etag(&publish(
+        &p,
+        Some(&pidf(ALICE, "t2", "open", "lasting")),
+        None,
+        3600,
+    ));
+    s.kill9();
+    // well past the one-second publication's expiry
+    std::thread::sleep(Duration::from_millis(2500));
+    let s = Server::start_on(SHORT, &[], Some(&data));
+    let seen = alice_seen(&s);
+    assert!(seen.contains("lasting"), "{seen}");
+    assert!(!seen.contains("brief"), "{seen}");
+    assert!(
+        s.stderr().is_empty() || !s.stderr().contains("unreadable"),
+        "{}",
+        s.stderr()
+    );
+}
+
+#[test]
+fn async_durability_keeps_what_is_older_than_its_window() {
+    let data = temp_dir("restart").join("data");
+    let cfg = "[storage]\nasync_window_ms = 50\n";
+    let mut s = Server::start_on(cfg, &["--durability", "async"], Some(&data));
+    let p = UdpPeer::new(s.udp);
+    let e = etag(&publish(
+        &p,
+        Some(&pidf(ALICE, "t1", "open", "written")),
+        None,
+        3600,
+    ));
+    // what is older than the window is on disk (ten windows here)
+    std::thread::sleep(Duration::from_millis(500));
+    s.kill9();
+    let s = Server::start_on("", &[], Some(&data));
+    assert!(alice_seen(&s).contains("written"));
+    let p = UdpPeer::new(s.udp);
+    assert_eq!(publish(&p, None, Some(&e), 3600).status(), 200);
+}
+
+#[test]
+fn with_durability_off_a_restart_loses_publications() {
+    let data = temp_dir("restart").join("data");
+    let mut s = Server::start_on("", &["--durability", "off"], Some(&data));
+    let p = UdpPeer::new(s.udp);
+    let e = etag(&publish(
+        &p,
+        Some(&pidf(ALICE, "t1", "open", "volatile")),
+        None,
+        3600,
+    ));
+    s.kill9();
+    let s = Server::start_on("", &["--durability", "off"], Some(&data));
+    assert!(!alice_seen(&s).contains("volatile"));
+    let p = UdpPeer::new(s.udp);
+    assert_eq!(publish(&p, None, Some(&e), 3600).status(), 412);
+}
+
+#[test]
+fn a_bad_durability_setting_is_refused_at_start() {
+    let dir = temp_dir("restart");
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, "[storage]\ndurability = \"sometimes\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_presenced"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("durability") && err.contains("sync"), "{err}");
+}
+
+/// The newest segment file of the state journal under `data`.
+fn last_segment(data: &std::path::Path) -> std::path::PathBuf {
+    let mut segs: Vec<_> = std::fs::read_dir(data.join("state"))
+        .expect("state journal directory")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    segs.pop().expect("a segment")
+}
+
+#[test]
+fn a_torn_final_write_is_dropped_with_a_log_line_and_the_rest_kept() {
+    let data = temp_dir("restart").join("data");
+    let mut s = Server::start_on("", &[], Some(&data));
+    let p = UdpPeer::new(s.udp);
+    let kept = etag(&publish(
+        &p,
+        Some(&pidf(ALICE, "t1", "open", "kept")),
+        None,
+        3600,
+    ));
+    etag(&publish(
+        &p,
+        Some(&pidf(ALICE, "t2", "open", "torn")),
+        None,
+        3600,
+    ));
+    s.kill9();
+    // a crash in the middle of the last write: its batch loses its final bytes
+    let seg = last_segment(&data);
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.set_len(len - 3).unwrap();
+    drop(f);
+
+    let s = Server::start_on("", &[], Some(&data));
+    let seen = alice_seen(&s);
+    assert!(seen.contains("kept") && !seen.contains("torn"), "{seen}");
+    assert!(s.stderr().contains("torn tail dropped"), "{}", s.stderr());
+    let p = UdpPeer::new(s.udp);
+    assert_eq!(publish(&p, None, Some(&kept), 3600).status(), 200);
+}
+
+/// Publish from `threads` sources at once, each as fast as its answers come, until the server
+/// stops answering; the (presentity, entity tag) of every PUBLISH answered 200.
+fn publish_until_killed(server: std::net::SocketAddr, threads: usize) -> Vec<(String, String)> {
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let peer = UdpPeer::new(server);
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    let aor = format!("sip:load{t}x{i}@example.com");
+                    let req = peer
+                        .req("PUBLISH", &aor)
+                        .set("Event", "presence")
+                        .set("Expires", "3600")
+                        .body("application/pidf+xml", &pidf(&aor, "t", "open", "load"));
+                    peer.send(&req.bytes());
+                    let call_id = req.get("Call-ID").unwrap().to_owned();
+                    // a server that is gone answers nothing: the thread is done
+                    let answer = loop {
+                        match peer.recv(Duration::from_secs(2)) {
+                            Some(m)
+                                if m.header("Call-ID") == Some(&call_id) && m.status() >= 200 =>
+                            {
+                                break Some(m);
+                            }
+                            Some(_) => continue,
+                            None => break None,
+                        }
+                    };
+                    match answer {
+                        Some(m) if m.status() == 200 => {
+                            acked.push((aor, m.header("SIP-ETag").unwrap().to_owned()))
+                        }
+                        Some(m) => panic!("{}", m.text()),
+                        None => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect()
+}
+
+#[test]
+fn every_publish_answered_200_before_a_crash_under_load_is_kept() {
+    use std::hash::{BuildHasher, RandomState};
+    let data = temp_dir("restart").join("data");
+    let mut s = Server::start_on("", &[], Some(&data));
+    let target = s.udp;
+    let load = std::thread::spawn(move || publish_until_killed(target, 4));
+    // killed at a random point of the load (printed, to replay a failure)
+    let after = 300 + RandomState::new().hash_one(0u8) % 700;
+    eprintln!("killing presenced after {after} ms of load");
+    std::thread::sleep(Duration::from_millis(after));
+    s.kill9();
+    let acked = load.join().unwrap();
+    assert!(
+        acked.len() >= 4,
+        "the load ran: {} acknowledged",
+        acked.len()
+    );
+
+    let s = Server::start_on("", &[], Some(&data));
+    let p = UdpPeer::new(s.udp);
+    for (aor, tag) in &acked {
+        let refresh = p
+            .req("PUBLISH", aor)
+            .set("Event", "presence")
+            .set("Expires", "3600")
+            .set("SIP-If-Match", tag);
+        let r = p.call(&refresh);
+        assert_eq!(
+            r.status(),
+            200,
+            "{aor} {tag} of {}: {}",
+            acked.len(),
+            r.text()
+        );
+    }
+}
