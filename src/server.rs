@@ -392,9 +392,11 @@ fn open_journal(
     engine.add_feature(presenced_systems::durable::feature());
     let done = engine.restore(presenced_systems::Time(0), &records);
     info!(
-        "state: {} publications restored ({} expired meanwhile, {} unreadable) from {} records in {:.0?}",
+        "state: {} publications and {} subscriptions restored ({} and {} expired meanwhile, {} unreadable) from {} records in {:.0?}",
         done.publications,
+        done.subscriptions,
         done.expired,
+        done.subscriptions_expired,
         done.unreadable,
         records.len(),
         started.elapsed()

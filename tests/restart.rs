@@ -319,3 +319,202 @@ fn every_publish_answered_200_before_a_crash_under_load_is_kept() {
         );
     }
 }
+
+/// The number of a message's CSeq.
+fn cseq(m: &Msg) -> u32 {
+    m.header("CSeq")
+        .and_then(|c| c.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("CSeq")
+}
+
+/// The tag of a header value.
+fn tag(m: &Msg, header: &str) -> String {
+    m.header(header)
+        .and_then(common::tag_of)
+        .unwrap_or_else(|| panic!("{header} tag in {}", m.text()))
+}
+
+/// A server started again on the data and SIP port of `old` (the peers of restored dialogs
+/// keep sending there).
+fn restart_on(old: &Server, config: &str, data: &std::path::Path) -> Server {
+    let s = Server::start_on(config, &["--sip", &old.udp.to_string()], Some(data));
+    assert_eq!(s.udp, old.udp);
+    s
+}
+
+#[test]
+fn a_subscription_goes_on_in_its_dialog_after_kill_9() {
+    let data = temp_dir("restart").join("data");
+    let mut s = Server::start_on("", &[], Some(&data));
+    let p = UdpPeer::new(s.udp);
+    let e = etag(&publish(
+        &p,
+        Some(&pidf(ALICE, "t1", "open", "before")),
+        None,
+        3600,
+    ));
+    let (mut w, resp) = Subscriber::subscribe(
+        &s,
+        ALICE,
+        "sip:bob@example.com",
+        "presence",
+        "application/pidf+xml",
+        600,
+        |r| r,
+    );
+    assert_eq!(resp.status(), 200);
+    let first = w.notify();
+    assert!(String::from_utf8_lossy(&first.body).contains("before"));
+    s.kill9();
+
+    let s = restart_on(&s, "", &data);
+    // the restored subscription is told the current state, in the same dialog
+    let again = w.notify();
+    assert!(cseq(&again) > cseq(&first), "{}", again.text());
+    assert_eq!(tag(&again, "From"), tag(&first, "From"));
+    assert_eq!(tag(&again, "To"), tag(&first, "To"));
+    let state = again.header("Subscription-State").unwrap();
+    assert!(state.starts_with("active;expires="), "{state}");
+    assert!(String::from_utf8_lossy(&again.body).contains("before"));
+    // a change on the new server reaches it
+    let p = UdpPeer::new(s.udp);
+    etag(&publish(
+        &p,
+        Some(&pidf(ALICE, "t1", "closed", "after")),
+        Some(&e),
+        3600,
+    ));
+    let changed = w.notify();
+    assert!(cseq(&changed) > cseq(&again));
+    assert!(String::from_utf8_lossy(&changed.body).contains("after"));
+    // in-dialog refresh and unsubscribe
+    assert_eq!(w.resubscribe(600).status(), 200);
+    w.notify();
+    assert_eq!(w.resubscribe(0).status(), 200);
+    let last = w.notify();
+    assert!(
+        last.header("Subscription-State")
+            .unwrap()
+            .starts_with("terminated"),
+        "{}",
+        last.text()
+    );
+}
+
+#[test]
+fn a_subscription_that_expired_while_the_server_was_down_is_ended() {
+    let cfg = "[presence]\nsubscribe_min_expires = 1\n";
+    let data = temp_dir("restart").join("data");
+    let mut s = Server::start_on(cfg, &[], Some(&data));
+    let (w, resp) = Subscriber::subscribe(
+        &s,
+        ALICE,
+        "sip:bob@example.com",
+        "presence",
+        "application/pidf+xml",
+        1,
+        |r| r,
+    );
+    assert_eq!(resp.status(), 200);
+    let first = w.notify();
+    s.kill9();
+    std::thread::sleep(Duration::from_millis(2500));
+    let _s = restart_on(&s, cfg, &data);
+    let end = w.notify();
+    assert!(cseq(&end) > cseq(&first));
+    assert_eq!(
+        end.header("Subscription-State"),
+        Some("terminated;reason=timeout")
+    );
+}
+
+/// Subscribe from `threads` watchers at once until the server stops answering; each
+/// accepted subscription's peer (its Contact), request and To tag.
+fn subscribe_until_killed(
+    server: std::net::SocketAddr,
+    threads: usize,
+) -> Vec<(UdpPeer, common::Req, String)> {
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    let peer = UdpPeer::new(server);
+                    // one watcher per subscription: the per-watcher limit stays out of it
+                    let req = common::presence_subscribe(
+                        &peer,
+                        &format!("sip:sub{t}x{i}@example.com"),
+                        600,
+                    )
+                    .set(
+                        "From",
+                        &format!("<sip:w{t}x{i}@example.com>;tag={}", common::unique("w")),
+                    );
+                    peer.send(&req.bytes());
+                    let call_id = req.get("Call-ID").unwrap().to_owned();
+                    let answer = loop {
+                        match peer.recv(Duration::from_secs(2)) {
+                            Some(m)
+                                if m.start.starts_with("SIP/2.0 ")
+                                    && m.header("Call-ID") == Some(&call_id)
+                                    && m.status() >= 200 =>
+                            {
+                                break Some(m);
+                            }
+                            Some(_) => continue,
+                            None => break None,
+                        }
+                    };
+                    match answer {
+                        Some(m) if m.status() == 200 => {
+                            let to = tag(&m, "To");
+                            acked.push((peer, req, to));
+                        }
+                        Some(m) => panic!("{}", m.text()),
+                        None => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect()
+}
+
+#[test]
+fn every_subscribe_answered_200_before_a_crash_under_load_is_kept() {
+    use std::hash::{BuildHasher, RandomState};
+    let data = temp_dir("restart").join("data");
+    let mut s = Server::start_on("", &[], Some(&data));
+    let target = s.udp;
+    let load = std::thread::spawn(move || subscribe_until_killed(target, 4));
+    let after = 300 + RandomState::new().hash_one(1u8) % 700;
+    eprintln!("killing presenced after {after} ms of load");
+    std::thread::sleep(Duration::from_millis(after));
+    s.kill9();
+    let acked = load.join().unwrap();
+    assert!(
+        acked.len() >= 4,
+        "the load ran: {} acknowledged",
+        acked.len()
+    );
+
+    let _s = restart_on(&s, "", &data);
+    for (peer, req, to_tag) in &acked {
+        let to = format!("{};tag={to_tag}", req.get("To").unwrap());
+        let refresh = req.clone().set("To", &to).set("CSeq", "2 SUBSCRIBE").set(
+            "Via",
+            &format!(
+                "SIP/2.0/UDP {};branch=z9hG4bK{};rport",
+                peer.addr(),
+                common::unique("r")
+            ),
+        );
+        let r = peer.call(&refresh);
+        assert_eq!(r.status(), 200, "{} of {}: {}", to, acked.len(), r.text());
+    }
+}

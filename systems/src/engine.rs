@@ -137,7 +137,9 @@ impl Engine {
     /// Rebuild state from durable `records` (as the journal returned them) at `now`, whose
     /// wall-clock time must be set first ([`Engine::set_wall_clock`]). What expired meanwhile
     /// is dropped, with the changes that delete its records ([`Engine::take_changes`]); the
-    /// next tick composes and notifies what was restored.
+    /// next tick composes what was restored, and restored subscriptions are notified from
+    /// then on, a batch at a time ([`crate::durable::DurableConfig`]). XDM documents must be
+    /// handed in before that tick: restored watchers are placed by their rules in it.
     pub fn restore(&mut self, now: Time, records: &[(u64, Vec<u8>)]) -> crate::durable::Restored {
         let mut done = crate::durable::Restored::default();
         if !self.world.contains_resource::<crate::durable::DurableLog>() {
@@ -149,6 +151,13 @@ impl Engine {
             .contains_resource::<crate::presence::components::PresenceIndex>()
         {
             crate::presence::durable::restore(&mut self.world, records, &mut done);
+        }
+        // after the publications: presence subscriptions attach to their presentities
+        if self
+            .world
+            .contains_resource::<crate::subscription::Packages>()
+        {
+            crate::subscription::durable::restore(&mut self.world, records, &mut done);
         }
         done
     }

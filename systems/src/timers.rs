@@ -33,6 +33,8 @@ pub enum TimerKind {
     /// A publication's change held by the publish throttle may be shown; the key is the
     /// publication entity's bits.
     PublishThrottle,
+    /// The next batch of restored subscriptions may send their NOTIFY (key unused).
+    RestoreNotify,
 }
 
 /// A timer that fired: its kind and the owner's key. For [`TimerKind::SubscriptionExpiry`] only
@@ -47,7 +49,7 @@ pub struct Due {
 
 /// Bits of an entry's first word that hold the kind (below the deadline).
 const KIND_BITS: u32 = 3;
-const KINDS: [TimerKind; 7] = [
+const KINDS: [TimerKind; 8] = [
     TimerKind::ClientTxRetransmit,
     TimerKind::ClientTxTimeout,
     TimerKind::PublicationExpiry,
@@ -55,6 +57,7 @@ const KINDS: [TimerKind; 7] = [
     TimerKind::ListNotify,
     TimerKind::BackEndRefresh,
     TimerKind::PublishThrottle,
+    TimerKind::RestoreNotify,
 ];
 /// Largest unsorted expiry bucket [`Timers::next_deadline`] scans for its exact minimum.
 const SCAN_MAX: usize = 64;

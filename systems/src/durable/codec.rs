@@ -21,6 +21,11 @@ impl Writer {
         self.u64(v as u64)
     }
 
+    pub fn u32(mut self, v: u32) -> Writer {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
     /// A byte string with a 32-bit length.
     pub fn bytes(mut self, b: &[u8]) -> Writer {
         self.0.extend_from_slice(&(b.len() as u32).to_le_bytes());
@@ -56,6 +61,12 @@ impl<'a> Reader<'a> {
         self.u64().map(|v| v as i64)
     }
 
+    pub fn u32(&mut self) -> Option<u32> {
+        let (head, rest) = self.rest.split_first_chunk::<4>()?;
+        self.rest = rest;
+        Some(u32::from_le_bytes(*head))
+    }
+
     pub fn bytes(&mut self) -> Option<&'a [u8]> {
         let (len, rest) = self.rest.split_first_chunk::<4>()?;
         let len = u32::from_le_bytes(*len) as usize;
@@ -78,16 +89,23 @@ mod tests {
 
     #[test]
     fn round_trip_and_short_records() {
-        let r = Writer::new(3, 16).u64(7).i64(-5).bytes(b"sip:a@b").done();
+        let r = Writer::new(3, 16)
+            .u64(7)
+            .i64(-5)
+            .u32(9)
+            .bytes(b"sip:a@b")
+            .done();
         let mut rd = Reader::new(&r, 3).unwrap();
         assert_eq!(rd.u64(), Some(7));
         assert_eq!(rd.i64(), Some(-5));
+        assert_eq!(rd.u32(), Some(9));
         assert_eq!(rd.str(), Some("sip:a@b"));
         assert_eq!(rd.u64(), None);
         assert!(Reader::new(&r, 4).is_none(), "another version");
         let mut cut = Reader::new(&r[..r.len() - 1], 3).unwrap();
         cut.u64();
         cut.i64();
+        cut.u32();
         assert_eq!(cut.bytes(), None, "a string past the end");
     }
 }

@@ -24,6 +24,9 @@ pub mod kind {
     pub const PUBLICATION: u8 = 1;
     /// A publication's entity tag and expiry (written at every refresh).
     pub const PUBLICATION_TAG: u8 = 2;
+    /// A subscription with its dialog (written when it is created, refreshed or changes
+    /// state; see [`crate::subscription::durable`]).
+    pub const SUBSCRIPTION: u8 = 3;
 }
 
 const ID_BITS: u32 = 56;
@@ -77,15 +80,47 @@ impl DurableLog {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Restored {
     pub publications: usize,
-    /// Records of state that expired while the server was down (deleted now).
+    /// Publications that expired while the server was down (deleted now).
     pub expired: usize,
+    /// Subscriptions restored live.
+    pub subscriptions: usize,
+    /// Subscriptions that expired (or were ending) while the server was down: deleted now,
+    /// each sent its `terminated` NOTIFY.
+    pub subscriptions_expired: usize,
     /// Records that did not decode (skipped, deleted).
     pub unreadable: usize,
 }
 
-/// Add durability to an engine: its features record their changes from now on.
+/// Durability settings.
+#[derive(Resource, Debug, Clone, Copy)]
+pub struct DurableConfig {
+    /// Restored subscriptions sent their NOTIFY of current state per release: a million
+    /// restored watchers must not all be notified in the first tick.
+    pub restore_notify_batch: u32,
+    /// Milliseconds between two releases.
+    pub restore_notify_every_ms: u64,
+}
+
+impl Default for DurableConfig {
+    fn default() -> Self {
+        DurableConfig {
+            restore_notify_batch: 2_000,
+            restore_notify_every_ms: 10,
+        }
+    }
+}
+
+/// Add durability to an engine with the default settings: its features record their changes
+/// from now on.
 pub fn feature() -> impl FnOnce(&mut World, &mut Schedule) {
-    |world, _| {
+    feature_with(DurableConfig::default())
+}
+
+/// Add durability to an engine with `config`.
+pub fn feature_with(config: DurableConfig) -> impl FnOnce(&mut World, &mut Schedule) {
+    move |world, _| {
+        world.insert_resource(config);
         world.init_resource::<DurableLog>();
+        world.init_resource::<crate::subscription::durable::RecordQueue>();
     }
 }

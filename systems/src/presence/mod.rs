@@ -53,6 +53,10 @@ pub fn feature(config: PresenceConfig) -> impl FnOnce(&mut World, &mut Schedule)
                 on_end: watch::on_end,
                 claims: None,
                 require: None,
+                durable: Some(subscription::durable::DurableHooks {
+                    save: watch::save,
+                    restore: watch::restore,
+                }),
             },
         );
         let expected = config.expected_presentities;

@@ -3,11 +3,13 @@
 
 use bevy_ecs::prelude::*;
 
+use crate::durable::codec::{Reader, Writer};
 use crate::router::Answer;
 use crate::sip::{HeaderLookup, Name, Request};
-use crate::subscription::Subscription;
+use crate::subscription::durable::Restoring;
+use crate::subscription::{SubState, Subscription};
 
-use super::components::{Presentity, find_presentity, forget_presentity};
+use super::components::{Presentity, SourceUri, aor_of, find_presentity, forget_presentity};
 use super::config::PresenceConfig;
 use super::publish::presentity_for;
 
@@ -111,4 +113,51 @@ pub fn on_end(world: &mut World, sub: Entity) {
     };
     p.watchers.remove(sub);
     forget_if_unused(world, presentity);
+}
+
+/// Version of a presence subscription's part of its record.
+const RECORD_VERSION: u8 = 1;
+
+/// A presence subscription's part of its record ([`crate::subscription::durable`]): the AoR
+/// of the presentity it watches, and the identity it was made with when that is not its From
+/// (privacy decides by it).
+pub fn save(world: &World, sub: Entity) -> Option<Vec<u8>> {
+    let presentity = watched(world, sub)?;
+    let aor = aor_of(world.get::<SourceUri>(presentity)?);
+    let identity = world
+        .get::<crate::privacy::AssertedIdentity>(sub)
+        .map_or("", |a| &*a.0);
+    let w = Writer::new(RECORD_VERSION, aor.len() + identity.len() + 8);
+    Some(w.bytes(aor.as_bytes()).bytes(identity.as_bytes()).done())
+}
+
+/// Attach a restored presence subscription to its presentity again (the watcher limit is not
+/// applied: it held before). With privacy it is placed again by the rules (see
+/// [`crate::privacy::restored`]).
+pub fn restore(world: &mut World, sub: Entity, part: &[u8], _: &Restoring) -> Option<()> {
+    let mut rd = Reader::new(part, RECORD_VERSION)?;
+    let (aor, identity) = (rd.str()?, rd.str()?);
+    if !identity.is_empty() {
+        world
+            .entity_mut(sub)
+            .insert(crate::privacy::AssertedIdentity(identity.into()));
+    }
+    let presentity = presentity_for(world, aor);
+    if world.contains_resource::<crate::privacy::RuleBook>() {
+        crate::privacy::restored(world, sub, presentity);
+    } else {
+        let mut s = world.get_mut::<Subscription>(sub).expect("spawned");
+        s.source = presentity;
+        // only privacy keeps a watcher pending: without it everyone is let in
+        if s.state == SubState::Pending {
+            s.state = SubState::Active;
+            crate::subscription::durable::changed(world, sub);
+        }
+    }
+    world
+        .get_mut::<Presentity>(presentity)
+        .expect("live")
+        .watchers
+        .push(sub);
+    Some(())
 }

@@ -264,10 +264,12 @@ fn replace(world: &mut World, sub: Entity, presentity: Entity) {
     };
     let placement = place(world, presentity, &identity);
     let current = match world.get::<View>(old_source) {
-        Some(v) => Placement::View(v.shown.clone()),
-        None => Placement::Full,
+        // active and shown nothing: restored, not placed yet (see `restored`)
+        Some(v) if v.shown == Shown::Pending && state == SubState::Active => None,
+        Some(v) => Some(Placement::View(v.shown.clone())),
+        None => Some(Placement::Full),
     };
-    if placement == current {
+    if current.as_ref() == Some(&placement) {
         return;
     }
     let (status, event, next_state, new_source) = match (&placement, state) {
@@ -309,7 +311,9 @@ fn replace(world: &mut World, sub: Entity, presentity: Entity) {
     s.state = next_state;
     s.source = new_source;
     let notify = next_state != state || body_changed || was_pending;
-    if new_source != old_source && world.get::<View>(old_source).is_some() {
+    // every view placed in was attached above, the old one too when it is placed in again:
+    // the old one is always left once
+    if world.get::<View>(old_source).is_some() {
         detach(world, old_source);
     }
     if notify {
@@ -321,5 +325,24 @@ fn replace(world: &mut World, sub: Entity, presentity: Entity) {
     }
     if next_state != state {
         lifecycle::record(world, sub, presentity, &identity, status, event);
+        crate::subscription::durable::changed(world, sub);
+    }
+}
+
+/// A presence subscription restored at start (active or pending) before the rules are back:
+/// shown nothing for now, and its presentity's watchers are placed again in the next tick's
+/// Authorize set, after the documents handed in before it are applied. Nothing is sent
+/// before that: a restored subscription waits for its paced NOTIFY.
+pub fn restored(world: &mut World, sub: Entity, presentity: Entity) {
+    let view = attach(world, presentity, Shown::Pending);
+    world.get_mut::<Subscription>(sub).expect("spawned").source = view;
+    if let Some(key) = world
+        .get::<SourceUri>(presentity)
+        .and_then(|u| identity_key(&u.0))
+    {
+        world
+            .resource_mut::<RuleBook>()
+            .changed
+            .push(key.into_boxed_slice());
     }
 }

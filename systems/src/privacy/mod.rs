@@ -19,7 +19,9 @@ mod sphere;
 mod tests;
 pub mod views;
 
-pub use authorize::{AssertedIdentity, Placement, admit, allows, place, refreshed, release};
+pub use authorize::{
+    AssertedIdentity, Placement, admit, allows, place, refreshed, release, restored,
+};
 pub use book::{RuleBook, Rules};
 pub use config::PrivacyConfig;
 pub use decide::{Context, Decision, ListMembership, NoLists, Requester, decide};

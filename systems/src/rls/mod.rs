@@ -186,6 +186,8 @@ pub fn feature(config: RlsConfig) -> impl FnOnce(&mut World, &mut Schedule) {
                 on_end: watch::on_end,
                 claims: Some(watch::claims),
                 require: Some(EVENTLIST),
+                // a list subscription is not kept: its subscriber subscribes again
+                durable: None,
                 ..spec
             },
         );

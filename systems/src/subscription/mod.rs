@@ -9,6 +9,7 @@
 //! all of them: per watcher only the dialog's head is written.
 
 pub mod dialog;
+pub mod durable;
 pub mod gauges;
 pub mod lifecycle;
 pub mod notify;
@@ -72,12 +73,15 @@ pub struct NotifyFlow {
     pub dirty: bool,
     /// The final (`terminated`) NOTIFY has gone out.
     pub final_sent: bool,
+    /// A restored subscription waiting for its paced NOTIFY ([`durable`]): until then changes
+    /// only mark it dirty.
+    pub held: bool,
 }
 
 impl NotifyFlow {
     /// True when a NOTIFY may be sent now.
     pub fn ready(&self) -> bool {
-        self.dirty && !self.in_flight && !self.final_sent
+        self.dirty && !self.in_flight && !self.final_sent && !self.held
     }
 }
 
@@ -297,6 +301,8 @@ pub struct PackageSpec {
     /// An option tag the answer to a SUBSCRIBE and every NOTIFY carry in `Require`
     /// (RFC 4662 §4.3, §4.4: `eventlist`).
     pub require: Option<&'static str>,
+    /// How the package's subscriptions survive a restart (None: they do not).
+    pub durable: Option<durable::DurableHooks>,
 }
 
 /// The event packages served.
@@ -330,6 +336,15 @@ impl Packages {
         named()
             .find(|(_, p)| p.claims.is_some_and(|claims| claims(world, req)))
             .or_else(|| named().find(|(_, p)| p.claims.is_none()))
+            .map(|(i, p)| (PackageId(i as u8), p))
+    }
+
+    /// The package whose [`PackageSpec::label`] is `label`, with its id.
+    pub fn by_label(&self, label: &str) -> Option<(PackageId, &PackageSpec)> {
+        self.0
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.label == label)
             .map(|(i, p)| (PackageId(i as u8), p))
     }
 
@@ -376,9 +391,21 @@ pub fn install(world: &mut World, schedule: &mut Schedule) {
     schedule.add_systems(subscribe::handle_subscribe.in_set(Pipeline::Subscribe));
     schedule.add_systems(notify::expire_subscriptions.in_set(Pipeline::Expiry));
     schedule.add_systems(
+        durable::release_restored
+            .run_if(resource_exists::<durable::RestoreNotifies>)
+            .in_set(Pipeline::Expiry)
+            .after(notify::expire_subscriptions),
+    );
+    schedule.add_systems(
         (notify::notify_outcomes, notify::send_notifies)
             .chain()
             .in_set(Pipeline::NotifyEncode),
+    );
+    // after every change of the tick and its NOTIFYs (the local CSeq kept is the latest)
+    schedule.add_systems(
+        durable::write_records
+            .run_if(resource_exists::<durable::RecordQueue>)
+            .in_set(Pipeline::Emit),
     );
 }
 

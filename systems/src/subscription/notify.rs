@@ -28,6 +28,7 @@ pub fn send_notifies(
     clock: Res<Clock>,
     mut empties: Local<bevy_ecs::entity::EntityHashMap<Content>>,
     mut stats: ResMut<crate::stats::Stats>,
+    restored: Query<&super::durable::RestoredTag>,
 ) {
     let now = clock.now;
     let empty = Content::default();
@@ -66,7 +67,10 @@ pub fn send_notifies(
         };
         let branch = requester.new_branch();
         let dest = s.dialog.dest(&store);
-        let tag = local_tag(e, s.dialog.strings(&store).call_id(), config.seed);
+        let tag = match restored.get(e) {
+            Ok(r) => r.tag(),
+            Err(_) => local_tag(e, s.dialog.strings(&store).call_id(), config.seed),
+        };
         let head = s.dialog.notify_head(
             &store,
             &NotifyParts {
@@ -149,6 +153,7 @@ pub fn expire_subscriptions(
     entities: &Entities,
     mut subs: Query<&mut Subscription>,
     mut queue: ResMut<NotifyQueue>,
+    mut records: Option<ResMut<super::durable::RecordQueue>>,
 ) {
     for d in due.of(TimerKind::SubscriptionExpiry) {
         let Some(index) = EntityIndex::from_raw_u32(d.key as u32) else {
@@ -159,6 +164,9 @@ pub fn expire_subscriptions(
         if matches!(s.state, SubState::Active | SubState::Pending) && s.expires_at <= clock.now {
             s.state = SubState::Terminating(Some(Reason::Timeout));
             queue.touch(e, &mut s);
+            if let Some(r) = records.as_mut() {
+                r.0.push(e);
+            }
         }
     }
 }

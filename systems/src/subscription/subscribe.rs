@@ -223,6 +223,7 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, LocalTag), Answ
         );
     }
     world.resource_mut::<NotifyQueue>().0.push(sub);
+    super::durable::created(world, sub);
     let contact = our_contact(req);
     let mut ok = Answer::new(200, "OK")
         .with("Expires", granted)
@@ -234,9 +235,17 @@ fn initial(world: &mut World, inc: &Incoming) -> Result<(Answer, LocalTag), Answ
 }
 
 /// The subscription a request in a dialog belongs to: the entity our To tag names, if it still
-/// holds that dialog (same tag and Call-ID).
+/// holds that dialog (same tag and Call-ID); or a restored one whose kept tag it is.
 pub fn dialog_of(world: &World, req: &Request) -> Option<Entity> {
     let tag = req.to_tag()?;
+    let same_call = |e: Entity| {
+        world.get::<Subscription>(e).is_some_and(|s| {
+            s.dialog.strings(world.resource::<DialogStore>()).call_id() == req.call_id()
+        })
+    };
+    if let Some(e) = super::durable::alias(world, tag).filter(|&e| same_call(e)) {
+        return Some(e);
+    }
     let bits = crate::hex::read(tag.split_once('.')?.0.as_bytes())?;
     let e = Entity::try_from_bits(bits)?;
     let d = &world.get_entity(e).ok()?.get::<Subscription>()?.dialog;
@@ -305,6 +314,8 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
     let mut s = world.get_mut::<Subscription>(sub).expect("live");
     s.expires_at = expires_at;
     s.flow.dirty = true;
+    // a restored subscription waiting for its paced NOTIFY gets it now, as any refresh does
+    s.flow.held = false;
     if granted == 0 {
         // unsubscribe: one final NOTIFY (RFC 6665 §4.2.1.4). `reason=timeout`, as Kamailio
         // sends: without a reason a client may re-subscribe at once (RFC 6665 §4.1.3), and
@@ -319,6 +330,7 @@ fn refresh(world: &mut World, req: &Request) -> Answer {
         (spec.on_refresh)(world, sub);
     }
     world.resource_mut::<NotifyQueue>().0.push(sub);
+    super::durable::changed(world, sub);
     let contact = our_contact(req);
     let ok = Answer::new(200, "OK")
         .with("Expires", granted)

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use bevy_ecs::prelude::*;
 
+use crate::durable::codec::{Reader, Writer};
 use crate::formats::watcherinfo::{self, CONTENT_TYPE, Watcher};
 use crate::keyed_hash::HashKeys;
 use crate::pipeline::Pipeline;
@@ -14,6 +15,7 @@ use crate::presence::components::{Presentity, find_presentity};
 use crate::router::Answer;
 use crate::sip::Request;
 use crate::sip::identity::{identity_key, requester};
+use crate::subscription::durable::Restoring;
 use crate::subscription::lifecycle::{Event, LifeEvent, Lifecycle, Since, Status, status_of};
 use crate::subscription::{
     self, Content, DialogStore, NotifyQueue, PackageSpec, Packages, Subscription,
@@ -123,6 +125,7 @@ pub fn feature(config: WinfoConfig) -> impl FnOnce(&mut World, &mut Schedule) {
                 on_end,
                 claims: None,
                 require: None,
+                durable: Some(subscription::durable::DurableHooks { save, restore }),
             },
         );
         let hash_seed = world.resource::<crate::EngineConfig>().hash_seed;
@@ -189,6 +192,47 @@ fn on_refresh(world: &mut World, sub: Entity) {
         w.full = true;
         w.changes.clear();
     }
+}
+
+/// Version of a watcher-information subscription's part of its record.
+const RECORD_VERSION: u8 = 1;
+
+/// A watcher-information subscription's part of its record
+/// ([`crate::subscription::durable`]): the presentity's URI and the next `version`.
+fn save(world: &World, sub: Entity) -> Option<Vec<u8>> {
+    let w = world.get::<WinfoWatch>(sub)?;
+    let record = Writer::new(RECORD_VERSION, w.resource.len() + 8)
+        .bytes(w.resource.as_bytes())
+        .u32(w.version);
+    Some(record.done())
+}
+
+/// Follow a presentity's watchers again. The next document is full state, and its `version`
+/// moves on as far as the dialog's CSeq (one per NOTIFY), past every one sent before.
+fn restore(world: &mut World, sub: Entity, part: &[u8], r: &Restoring) -> Option<()> {
+    let mut rd = Reader::new(part, RECORD_VERSION)?;
+    let (resource, version) = (rd.str()?, rd.u32()?);
+    let key = identity_key(resource)?.into_boxed_slice();
+    world.entity_mut(sub).insert((
+        WinfoWatch {
+            resource: resource.into(),
+            key: key.clone(),
+            version: version.wrapping_add(r.notifies_skipped),
+            full: true,
+            changes: Vec::new(),
+        },
+        Content {
+            content_type: CONTENT_TYPE.into(),
+            body: Default::default(),
+        },
+    ));
+    world
+        .resource_mut::<WinfoIndex>()
+        .0
+        .entry(key)
+        .or_default()
+        .push(sub);
+    Some(())
 }
 
 fn on_end(world: &mut World, sub: Entity) {

@@ -171,6 +171,10 @@ pub fn feature(config: XdmConfig) -> impl FnOnce(&mut World, &mut Schedule) {
                 on_end: |_, _| {},
                 claims: None,
                 require: None,
+                durable: Some(subscription::durable::DurableHooks {
+                    save: xcap_diff::save,
+                    restore: xcap_diff::restore,
+                }),
             },
         );
         world.insert_resource(config);

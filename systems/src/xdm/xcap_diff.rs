@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use bevy_ecs::prelude::*;
 
+use crate::durable::codec::{Reader, Writer};
 use crate::formats::xcap_diff::{self, CONTENT_TYPE, DocumentDiff};
 use crate::router::Answer;
 use crate::sip::uri::Uri;
@@ -130,6 +131,59 @@ pub fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(),
         body: Default::default(),
     });
     Ok(())
+}
+
+/// Version of an xcap-diff subscription's part of its record.
+const RECORD_VERSION: u8 = 1;
+
+/// An xcap-diff subscription's part of its record ([`crate::subscription::durable`]): the
+/// processing mode and the selection.
+pub fn save(world: &World, sub: Entity) -> Option<Vec<u8>> {
+    let w = world.get::<XcapDiffWatch>(sub)?;
+    let len = w.selection.iter().map(|s| s.len() + 4).sum::<usize>() + 8;
+    let mut record = Writer::new(RECORD_VERSION, len)
+        .u32(w.patching.into())
+        .u32(w.selection.len() as u32);
+    for sel in &w.selection {
+        record = record.bytes(sel.as_bytes());
+    }
+    Some(record.done())
+}
+
+/// Follow the selection again: the next NOTIFY reports the full state (nothing is known to
+/// have been told).
+pub fn restore(
+    world: &mut World,
+    sub: Entity,
+    part: &[u8],
+    _: &crate::subscription::durable::Restoring,
+) -> Option<()> {
+    let mut rd = Reader::new(part, RECORD_VERSION)?;
+    let patching = rd.u32()? != 0;
+    let n = rd.u32()?;
+    let mut selection = Vec::new();
+    let mut owners: Vec<Option<Box<str>>> = Vec::new();
+    for _ in 0..n {
+        let sel = rd.str()?;
+        let owner: Option<Box<str>> = scope_of(sel)?.1.map(Into::into);
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
+        selection.push(sel.to_owned());
+    }
+    world.entity_mut(sub).insert((
+        XcapDiffWatch {
+            selection,
+            owners,
+            patching,
+            known: BTreeMap::new(),
+        },
+        Content {
+            content_type: CONTENT_TYPE.into(),
+            body: Default::default(),
+        },
+    ));
+    Some(())
 }
 
 /// A refresh reports the full state again.

@@ -159,6 +159,15 @@ impl Dialog {
         }
     }
 
+    /// The SUBSCRIBE's To as written (NOTIFY From without our tag), rebuilt from
+    /// `source_uri` (as given to [`Dialog::notify_head`]) when it is not stored.
+    pub fn local_part<'a>(&self, store: &'a DialogStore, source_uri: Option<&str>) -> Cow<'a, str> {
+        match source_uri {
+            Some(uri) if self.hop.local_from_source() => format!("<{uri}>").into(),
+            _ => self.record(store).local.into(),
+        }
+    }
+
     /// Where NOTIFYs go.
     pub fn dest(&self, store: &DialogStore) -> Dest {
         let extras = if self.hop.has_extras() {

@@ -26,6 +26,20 @@ pub struct LocalTag {
 }
 
 impl LocalTag {
+    /// The entity bits and mixed bits of a tag [`local_tag`] wrote, in this process or an
+    /// earlier one; None for any other spelling (it would not compare equal on the wire).
+    pub fn parse(text: &str) -> Option<(u64, u32)> {
+        let (bits, mix) = text.split_once('.')?;
+        let bits = crate::hex::read(bits.as_bytes())?;
+        let mix = u32::try_from(crate::hex::read(mix.as_bytes())?).ok()?;
+        (&*LocalTag::new(bits, mix) == text).then_some((bits, mix))
+    }
+
+    /// The tag of `bits` and `mix` (as [`LocalTag::parse`] read them).
+    pub fn from_parts(bits: u64, mix: u32) -> LocalTag {
+        LocalTag::new(bits, mix)
+    }
+
     fn new(bits: u64, mix: u32) -> LocalTag {
         let mut buf = [0u8; 25];
         let digits = crate::hex::width(bits, 1);
@@ -65,7 +79,20 @@ mod tests {
             (0x1_0000_002a, 7),
             (u64::MAX, u32::MAX),
         ] {
-            assert_eq!(&*LocalTag::new(bits, mix), format!("{bits:x}.{mix:08x}"));
+            let tag = LocalTag::new(bits, mix);
+            assert_eq!(&*tag, format!("{bits:x}.{mix:08x}"));
+            assert_eq!(LocalTag::parse(&tag), Some((bits, mix)));
+        }
+        for other in [
+            "",
+            "1",
+            "1.",
+            "1.abc",
+            "01.00000000",
+            "1.0000000A",
+            "x.00000000",
+        ] {
+            assert_eq!(LocalTag::parse(other), None, "{other:?}");
         }
     }
 }
