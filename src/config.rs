@@ -151,6 +151,7 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub durability: Durability,
     pub async_window_ms: u64,
+    pub sync_interval_us: u64,
 }
 
 /// `storage.durability`: when a change to live state (a publication) counts as kept.
@@ -421,6 +422,9 @@ impl Config {
         };
         if self.sip.listen.is_empty() {
             return bad("sip.listen", "must name at least one address");
+        }
+        if self.storage.sync_interval_us > 100_000 {
+            return bad("storage.sync_interval_us", "must be at most 100000");
         }
         if self.storage.async_window_ms == 0 || self.storage.async_window_ms > 60_000 {
             return bad("storage.async_window_ms", "must be between 1 and 60000");

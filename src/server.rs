@@ -412,7 +412,9 @@ fn start_journal(
 ) -> anyhow_free::Result<Durable> {
     let sync = storage.durability == crate::config::Durability::Sync;
     let mode = if sync {
-        WriterMode::Sync
+        WriterMode::Sync {
+            interval_us: storage.sync_interval_us,
+        }
     } else {
         WriterMode::Async {
             window_ms: storage.async_window_ms,

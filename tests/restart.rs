@@ -159,6 +159,21 @@ fn async_durability_keeps_what_is_older_than_its_window() {
 }
 
 #[test]
+fn a_clean_stop_loses_nothing_even_in_async_mode() {
+    let data = temp_dir("restart").join("data");
+    // a window longer than the test: only the stop itself can have written the change
+    let cfg = "[storage]\nasync_window_ms = 60000\n";
+    let mut s = Server::start_on(cfg, &["--durability", "async"], Some(&data));
+    let p = UdpPeer::new(s.udp);
+    let e = etag(&publish(&p, Some(&pidf(ALICE, "t1", "open", "flushed")), None, 3600));
+    assert_eq!(s.stop(), Some(0));
+    let s = Server::start_on("", &[], Some(&data));
+    assert!(alice_seen(&s).contains("flushed"));
+    let p = UdpPeer::new(s.udp);
+    assert_eq!(publish(&p, None, Some(&e), 3600).status(), 200);
+}
+
+#[test]
 fn with_durability_off_a_restart_loses_publications() {
     let data = temp_dir("restart").join("data");
     let mut s = Server::start_on("", &["--durability", "off"], Some(&data));

@@ -147,3 +147,80 @@ impl Gate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::journal::{Journal, JournalOptions, WriterMode};
+    use bytes::Bytes;
+    use presenced_systems::net::{Dest, Transport};
+
+    fn msg(head: &'static str) -> Outbound {
+        let addr = "127.0.0.1:5060".parse().unwrap();
+        let dest = Dest {
+            transport: Transport::Udp,
+            addr,
+            local: addr,
+            conn: None,
+        };
+        Outbound::whole(dest, Bytes::from_static(head.as_bytes()))
+    }
+
+    // A NOTIFY may not overtake the 200 to its SUBSCRIBE either: many clients answer a NOTIFY
+    // of a dialog they do not know yet with 481.
+    #[test]
+    fn output_waits_for_its_batch_in_tick_order() {
+        let dir = std::env::temp_dir().join(format!("presenced-gate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (journal, _) = Journal::open(&dir, JournalOptions::default()).unwrap();
+        let writer = JournalWriter::spawn(
+            journal,
+            WriterMode::Sync { interval_us: 0 },
+            Box::new(|| {}),
+        )
+        .unwrap();
+        let durable = Durable {
+            writer: Arc::new(writer),
+            hold: true,
+        };
+        let mut gate = Gate::new(Some(durable.clone()), 100);
+        let mut sent = Vec::new();
+        gate.pass(
+            1,
+            [msg("SIP/2.0 200 OK\r\n"), msg("NOTIFY sip:w@x SIP/2.0\r\n")].into_iter(),
+            |m| sent.push(m.head),
+        );
+        // a later tick with nothing to write waits behind it
+        gate.pass(1, [msg("SIP/2.0 202 Later\r\n")].into_iter(), |m| {
+            sent.push(m.head)
+        });
+        assert!(sent.is_empty() && gate.holding());
+        gate.release(|m| sent.push(m.head));
+        assert!(sent.is_empty());
+        durable
+            .writer
+            .submit(1, vec![presenced_systems::durable::Change::Delete(7)]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while durable.writer.durable() < 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        gate.release(|m| sent.push(m.head));
+        assert_eq!(
+            sent,
+            [
+                &b"SIP/2.0 200 OK\r\n"[..],
+                b"NOTIFY sip:w@x SIP/2.0\r\n",
+                b"SIP/2.0 202 Later\r\n"
+            ]
+        );
+        assert!(!gate.holding());
+        // with nothing held and the batch durable, output goes at once
+        gate.pass(1, [msg("SIP/2.0 200 OK\r\n")].into_iter(), |m| {
+            sent.push(m.head)
+        });
+        assert_eq!(sent.len(), 4);
+        drop(gate);
+        drop(durable);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
