@@ -108,7 +108,8 @@ fn run(rate: u64) {
             let _ = tx.send(());
         })
     };
-    let w = JournalWriter::spawn(journal, WriterMode::Sync { interval_us: 1000 }, wake).expect("spawn");
+    let w =
+        JournalWriter::spawn(journal, WriterMode::Sync { interval_us: 1000 }, wake).expect("spawn");
     let template: Vec<u8> = (0..VALUE + 32).map(|i| b'a' + (i % 26) as u8).collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ rate);
     // prepared ahead, so that the pacing thread only submits

@@ -165,7 +165,12 @@ fn a_clean_stop_loses_nothing_even_in_async_mode() {
     let cfg = "[storage]\nasync_window_ms = 60000\n";
     let mut s = Server::start_on(cfg, &["--durability", "async"], Some(&data));
     let p = UdpPeer::new(s.udp);
-    let e = etag(&publish(&p, Some(&pidf(ALICE, "t1", "open", "flushed")), None, 3600));
+    let e = etag(&publish(
+        &p,
+        Some(&pidf(ALICE, "t1", "open", "flushed")),
+        None,
+        3600,
+    ));
     assert_eq!(s.stop(), Some(0));
     let s = Server::start_on("", &[], Some(&data));
     assert!(alice_seen(&s).contains("flushed"));
