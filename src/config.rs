@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The defaults, exactly the shipped `config/presenced.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../config/presenced.toml");
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub sip: SipConfig,
@@ -26,7 +26,7 @@ pub struct Config {
 }
 
 /// `[sip]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SipConfig {
     pub listen: Vec<SocketAddr>,
@@ -60,7 +60,7 @@ pub struct SipConfig {
 
 /// `[sip.listener."ADDR:PORT"]`: the authentication of one listener (UDP and TCP of a `listen`
 /// address alike, or a `tls_listen` one); what is left out is the `[sip]` setting.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerAuth {
     pub auth: Option<String>,
@@ -120,7 +120,7 @@ impl SipConfig {
 }
 
 /// `[http]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
@@ -129,7 +129,7 @@ pub struct HttpConfig {
 }
 
 /// `[tls]`: the certificate of the TLS listeners, PEM file paths ("" for none).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub certificate: PathBuf,
@@ -145,7 +145,7 @@ impl TlsConfig {
 }
 
 /// `[storage]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
@@ -155,7 +155,7 @@ pub struct StorageConfig {
 }
 
 /// `storage.durability`: when a change to live state (a publication) counts as kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// Answered once the change is on disk (the tick's batch fsynced).
@@ -167,7 +167,7 @@ pub enum Durability {
 }
 
 /// `[engine]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineSection {
     pub inline: bool,
@@ -180,7 +180,7 @@ pub struct EngineSection {
 }
 
 /// `[presence]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PresenceSection {
     pub domains: Vec<String>,
@@ -223,7 +223,7 @@ impl PresenceSection {
 }
 
 /// `[privacy]`: subscription authorization.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacySection {
     /// `sub-handling` when no rule gives one: `confirm`, `allow`, `polite-block` or `block`.
@@ -241,7 +241,7 @@ impl PrivacySection {
 }
 
 /// `[rls]`: the Resource List Server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RlsSection {
     pub max_members: usize,
@@ -270,7 +270,7 @@ impl RlsSection {
 }
 
 /// `[xcap]`: the Aggregation Proxy and the XDM servers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct XcapSection {
     pub realm: String,
@@ -325,7 +325,7 @@ fn algorithms_problem(names: &[String]) -> Option<&'static str> {
 }
 
 /// `[log]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub level: String,

@@ -12,6 +12,8 @@ pub mod memory;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]
+pub mod reload;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod sip;
 #[cfg(feature = "server")]

@@ -163,45 +163,49 @@ fn users_file(text: &str, realm: &str) -> Result<Vec<presenced::store::UserRecor
     Ok(out)
 }
 
+/// The configuration: the file over the defaults, then the command line; validated.
+fn configuration(cli: &Cli) -> Result<Config, String> {
+    let mut config = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    if !cli.sip.is_empty() {
+        config.sip.listen = cli.sip.clone();
+    }
+    if !cli.sip_tls.is_empty() {
+        config.sip.tls_listen = cli.sip_tls.clone();
+    }
+    if let Some(h) = cli.http {
+        config.http.listen = h;
+    }
+    if let Some(d) = &cli.data {
+        config.storage.data_dir = d.clone();
+    }
+    if let Some(l) = &cli.log {
+        config.log.level = l.clone();
+    }
+    if let Some(f) = &cli.log_format {
+        config.log.format = f.clone();
+    }
+    if let Some(p) = &cli.privacy_default {
+        config.privacy.default = p.clone();
+    }
+    if let Some(d) = cli.durability {
+        config.storage.durability = d;
+    }
+    config.validate("command line").map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
 fn main() -> ExitCode {
     presenced::memory::configure();
-    let cli = Cli::parse();
-    let mut config = match Config::load(cli.config.as_deref()) {
+    let mut cli = Cli::parse();
+    let config = match configuration(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("presenced: {e}");
             return ExitCode::from(2);
         }
     };
-    if !cli.sip.is_empty() {
-        config.sip.listen = cli.sip;
-    }
-    if !cli.sip_tls.is_empty() {
-        config.sip.tls_listen = cli.sip_tls;
-    }
-    if let Some(h) = cli.http {
-        config.http.listen = h;
-    }
-    if let Some(d) = cli.data {
-        config.storage.data_dir = d;
-    }
-    if let Some(l) = cli.log {
-        config.log.level = l;
-    }
-    if let Some(f) = cli.log_format {
-        config.log.format = f;
-    }
-    if let Some(p) = cli.privacy_default {
-        config.privacy.default = p;
-    }
-    if let Some(d) = cli.durability {
-        config.storage.durability = d;
-    }
-    if let Err(e) = config.validate("command line") {
-        eprintln!("presenced: {e}");
-        return ExitCode::from(2);
-    }
-    if let Some(Command::User(cmd)) = cli.command {
+    let command = cli.command.take();
+    if let Some(Command::User(cmd)) = command {
         return match user_command(&config, cmd) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -213,15 +217,35 @@ fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log.level))
         .with_writer(std::io::stderr);
-    if config.log.format == "json" {
-        logs.json().init();
+    // SIGHUP may set another filter
+    let set_log_filter: presenced::reload::SetLogFilter = if config.log.format == "json" {
+        let logs = logs.json().with_filter_reloading();
+        let handle = logs.reload_handle();
+        logs.init();
+        Box::new(move |f| {
+            handle
+                .reload(tracing_subscriber::EnvFilter::try_new(f).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())
+        })
     } else {
         // colours only on a terminal: log files and journald get plain text
-        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
-    }
+        let logs = logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter_reloading();
+        let handle = logs.reload_handle();
+        logs.init();
+        Box::new(move |f| {
+            handle
+                .reload(tracing_subscriber::EnvFilter::try_new(f).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())
+        })
+    };
+    let reloader = presenced::reload::Reloader {
+        load: Box::new(move || configuration(&cli)),
+        set_log_filter,
+    };
     presenced::memory::spawn_collector();
-    match presenced::server::run(config) {
+    match presenced::server::run(config, reloader) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("presenced: {e}");

@@ -140,7 +140,7 @@ fn seeds() -> (u64, u128) {
 }
 
 /// Run the server until SIGINT or SIGTERM.
-pub fn run(config: Config) -> anyhow_free::Result<()> {
+pub fn run(config: Config, reloader: crate::reload::Reloader) -> anyhow_free::Result<()> {
     std::fs::create_dir_all(&config.storage.data_dir).map_err(|e| {
         format!(
             "cannot create storage.data_dir {}: {e}",
@@ -271,13 +271,21 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
     };
     let store = Arc::new(store);
     let users_rx = watch_users(store.clone(), users_version, waker.clone())?;
+    let (settings_tx, settings_rx) = crossbeam_channel::unbounded();
     let feed = StoreFeed {
         documents: changes_rx,
         users: users_rx,
+        settings: settings_rx,
+    };
+    let reload = Reload {
+        reloader,
+        current: config.clone(),
+        to_engine: settings_tx,
     };
     let max_batch = config.engine.max_batch;
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let started = Started {
+        reload,
         metrics: metrics.clone(),
         transport,
         waker: waker.clone(),
@@ -314,6 +322,7 @@ pub fn run(config: Config) -> anyhow_free::Result<()> {
 
 /// What start-up has made before the engine link is chosen.
 struct Started {
+    reload: Reload,
     transport: SipTransport,
     waker: Arc<Waker>,
     http_listener: std::net::TcpListener,
@@ -331,6 +340,7 @@ fn serve<E: EngineLink>(
     store: Arc<SqliteStore>,
 ) -> anyhow_free::Result<()> {
     let Started {
+        reload,
         mut transport,
         waker,
         http_listener,
@@ -345,7 +355,7 @@ fn serve<E: EngineLink>(
     metrics.set_transport(transport.stats.clone());
     let http = crate::http::start(http_listener, http_settings, store, metrics, http_tls)
         .map_err(|e| format!("http: {e}"))?;
-    install_signals(shutdown.clone(), waker)?;
+    install_signals(shutdown.clone(), waker, reload)?;
 
     // Machine-readable readiness lines (tests and scripts wait for them).
     let mut out = std::io::stdout().lock();
@@ -475,19 +485,41 @@ fn watch_users(
     Ok(rx)
 }
 
-fn install_signals(shutdown: Arc<AtomicBool>, waker: Arc<Waker>) -> anyhow_free::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
+/// What SIGHUP needs: how to load the configuration again, the one running, and the engine's
+/// channel for the settings it takes live.
+struct Reload {
+    reloader: crate::reload::Reloader,
+    current: Config,
+    to_engine: crossbeam_channel::Sender<crate::reload::LiveSettings>,
+}
+
+fn install_signals(
+    shutdown: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    mut reload: Reload,
+) -> anyhow_free::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| e.to_string())?;
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    info!("signal {sig}: reloading the configuration");
+                    if let Some(live) = crate::reload::reload(&reload.reloader, &mut reload.current)
+                        && reload.to_engine.send(live).is_ok()
+                    {
+                        let _ = waker.wake();
+                    }
+                    continue;
+                }
                 info!("signal {sig}: stopping");
                 shutdown.store(true, Ordering::SeqCst);
                 if let Err(e) = waker.wake() {
                     warn!("wake: {e}");
                 }
+                return;
             }
         })
         .map_err(|e| e.to_string())?;

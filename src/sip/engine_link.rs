@@ -39,6 +39,8 @@ const IDLE_TURN: Duration = Duration::from_secs(1);
 pub struct StoreFeed {
     pub documents: Receiver<DocumentChange>,
     pub users: Receiver<Vec<presenced_systems::auth::UserLogin>>,
+    /// Settings changed by a configuration reload (SIGHUP).
+    pub settings: Receiver<crate::reload::LiveSettings>,
 }
 
 /// How an engine link keeps state changes (`storage.durability`).
@@ -151,6 +153,9 @@ impl EngineLink for InlineEngine {
         let docs: Vec<DocumentChange> = self.feed.documents.try_iter().collect();
         if let Some(users) = self.feed.users.try_iter().last() {
             self.engine.set_users(users);
+        }
+        if let Some(s) = self.feed.settings.try_iter().last() {
+            self.engine.set_trusted_peers(s.trusted_peers);
         }
         let now = self.now();
         let due = self.engine.next_deadline().is_some_and(|d| d <= now);
@@ -354,6 +359,7 @@ impl ThreadSide {
                 .map_or(1000, |d| d.0.saturating_sub(now))
                 .min(1000);
             let mut users_gone = false;
+            let mut settings_gone = false;
             if !changed_documents {
                 crossbeam_channel::select! {
                     recv(self.inbox) -> m => match m {
@@ -371,11 +377,18 @@ impl ThreadSide {
                         // its thread is gone: a closed channel would be ready forever
                         Err(_) => users_gone = true,
                     },
+                    recv(self.feed.settings) -> s => match s {
+                        Ok(s) => engine.set_trusted_peers(s.trusted_peers),
+                        Err(_) => settings_gone = true,
+                    },
                     default(Duration::from_millis(wait)) => {}
                 }
             }
             if users_gone {
                 self.feed.users = crossbeam_channel::never();
+            }
+            if settings_gone {
+                self.feed.settings = crossbeam_channel::never();
             }
             while batch.len() < self.max_batch {
                 match self.inbox.try_recv() {

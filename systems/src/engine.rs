@@ -187,6 +187,11 @@ impl Engine {
         }
     }
 
+    /// Peers whose `P-Asserted-Identity` is taken from now on (a configuration reload).
+    pub fn set_trusted_peers(&mut self, peers: Vec<std::net::IpAddr>) {
+        self.world.resource_mut::<EngineConfig>().trusted_peers = peers;
+    }
+
     /// When the engine next needs a tick even if nothing arrives.
     pub fn next_deadline(&self) -> Option<Time> {
         let mut timers = self.world.resource::<Timers>().next_deadline();

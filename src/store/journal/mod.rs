@@ -358,10 +358,14 @@ impl Journal {
         seg.len += staged;
         self.total_bytes += staged;
         self.written = self.buf.len();
-        let mut added = 0;
         for p in self.pending.drain(..) {
+            // added before the old copy is taken off: a key put twice in one write replaces
+            // a location in this very segment
             let old = if p.put {
-                added += u64::from(p.len);
+                if let Some(s) = self.segs.get_mut(&self.active) {
+                    s.live += u64::from(p.len);
+                }
+                self.live_bytes += u64::from(p.len);
                 self.index.insert(
                     p.key,
                     Loc {
@@ -380,10 +384,6 @@ impl Journal {
                 self.live_bytes -= u64::from(old.len);
             }
         }
-        if let Some(s) = self.segs.get_mut(&self.active) {
-            s.live += added;
-        }
-        self.live_bytes += added;
         Ok(())
     }
 
