@@ -8,7 +8,7 @@ use crate::msgs::Watched;
 use crate::sipmsg::Msg;
 use crate::stats::OpKind;
 
-/// The population's sessions and the scratch space of the header being written.
+/// The population's Digest states and the scratch space of the header being written.
 pub(super) struct Auth {
     password: String,
     /// Per presentity and per watcher: its Digest state, once challenged (a box: 8 bytes for the
@@ -53,8 +53,8 @@ impl Runner<'_> {
         } = a;
         line.clear();
         let publish = op.method() == "PUBLISH";
-        let sessions = if publish { pres } else { watchers };
-        let Some(s) = sessions[entity as usize].as_deref_mut() else {
+        let states = if publish { pres } else { watchers };
+        let Some(s) = states[entity as usize].as_deref_mut() else {
             return false;
         };
         user.clear();
@@ -99,12 +99,12 @@ impl Runner<'_> {
         self.tpl
             .user(&mut a.user, if publish { b'p' } else { b'w' }, entity);
         let username = std::str::from_utf8(&a.user).unwrap_or_default();
-        let sessions = if publish {
+        let states = if publish {
             &mut a.pres
         } else {
             &mut a.watchers
         };
-        match &mut sessions[entity as usize] {
+        match &mut states[entity as usize] {
             Some(s) => s.renew(ch, username, &a.password, proxy),
             none => {
                 *none = Some(Box::new(UserAuth::new(ch, username, &a.password, proxy)));
