@@ -255,6 +255,22 @@ fn a_torn_final_write_is_dropped_with_a_log_line_and_the_rest_kept() {
     assert_eq!(publish(&p, None, Some(&kept), 3600).status(), 200);
 }
 
+/// Send `req`; its final response, or None once the server answers nothing for 2 s (it is
+/// gone).
+fn send_until_gone(peer: &UdpPeer, req: &common::Req) -> Option<Msg> {
+    peer.send(&req.bytes());
+    let call_id = req.get("Call-ID").unwrap();
+    loop {
+        let m = peer.recv(Duration::from_secs(2))?;
+        if m.start.starts_with("SIP/2.0 ")
+            && m.header("Call-ID") == Some(call_id)
+            && m.status() >= 200
+        {
+            return Some(m);
+        }
+    }
+}
+
 /// Publish from `threads` sources at once, each as fast as its answers come, until the server
 /// stops answering; the (presentity, entity tag) of every PUBLISH answered 200.
 fn publish_until_killed(server: std::net::SocketAddr, threads: usize) -> Vec<(String, String)> {
@@ -270,21 +286,7 @@ fn publish_until_killed(server: std::net::SocketAddr, threads: usize) -> Vec<(St
                         .set("Event", "presence")
                         .set("Expires", "3600")
                         .body("application/pidf+xml", &pidf(&aor, "t", "open", "load"));
-                    peer.send(&req.bytes());
-                    let call_id = req.get("Call-ID").unwrap().to_owned();
-                    // a server that is gone answers nothing: the thread is done
-                    let answer = loop {
-                        match peer.recv(Duration::from_secs(2)) {
-                            Some(m)
-                                if m.header("Call-ID") == Some(&call_id) && m.status() >= 200 =>
-                            {
-                                break Some(m);
-                            }
-                            Some(_) => continue,
-                            None => break None,
-                        }
-                    };
-                    match answer {
+                    match send_until_gone(&peer, &req) {
                         Some(m) if m.status() == 200 => {
                             acked.push((aor, m.header("SIP-ETag").unwrap().to_owned()))
                         }
@@ -471,22 +473,7 @@ fn subscribe_until_killed(
                         "From",
                         &format!("<sip:w{t}x{i}@example.com>;tag={}", common::unique("w")),
                     );
-                    peer.send(&req.bytes());
-                    let call_id = req.get("Call-ID").unwrap().to_owned();
-                    let answer = loop {
-                        match peer.recv(Duration::from_secs(2)) {
-                            Some(m)
-                                if m.start.starts_with("SIP/2.0 ")
-                                    && m.header("Call-ID") == Some(&call_id)
-                                    && m.status() >= 200 =>
-                            {
-                                break Some(m);
-                            }
-                            Some(_) => continue,
-                            None => break None,
-                        }
-                    };
-                    match answer {
+                    match send_until_gone(&peer, &req) {
                         Some(m) if m.status() == 200 => {
                             let to = tag(&m, "To");
                             acked.push((peer, req, to));

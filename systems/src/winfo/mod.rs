@@ -163,12 +163,24 @@ fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(), Ans
             "Forbidden: only the presentity sees its watchers",
         ));
     }
-    let key = key.expect("checked").into_boxed_slice();
+    follow(
+        world,
+        sub,
+        &resource,
+        key.expect("checked").into_boxed_slice(),
+        0,
+    );
+    Ok(())
+}
+
+/// `sub` follows the watchers of `resource` (identity key `key`), its next document full
+/// state numbered `version`.
+fn follow(world: &mut World, sub: Entity, resource: &str, key: Box<[u8]>, version: u32) {
     world.entity_mut(sub).insert((
         WinfoWatch {
             resource: resource.into(),
             key: key.clone(),
-            version: 0,
+            version,
             full: true,
             changes: Vec::new(),
         },
@@ -183,7 +195,6 @@ fn on_subscribe(world: &mut World, req: &Request, sub: Entity) -> Result<(), Ans
         .entry(key)
         .or_default()
         .push(sub);
-    Ok(())
 }
 
 /// RFC 3857 §5.2: a refresh gets full state.
@@ -213,25 +224,13 @@ fn restore(world: &mut World, sub: Entity, part: &[u8], r: &Restoring) -> Option
     let mut rd = Reader::new(part, RECORD_VERSION)?;
     let (resource, version) = (rd.str()?, rd.u32()?);
     let key = identity_key(resource)?.into_boxed_slice();
-    world.entity_mut(sub).insert((
-        WinfoWatch {
-            resource: resource.into(),
-            key: key.clone(),
-            version: version.wrapping_add(r.notifies_skipped),
-            full: true,
-            changes: Vec::new(),
-        },
-        Content {
-            content_type: CONTENT_TYPE.into(),
-            body: Default::default(),
-        },
-    ));
-    world
-        .resource_mut::<WinfoIndex>()
-        .0
-        .entry(key)
-        .or_default()
-        .push(sub);
+    follow(
+        world,
+        sub,
+        resource,
+        key,
+        version.wrapping_add(r.notifies_skipped),
+    );
     Some(())
 }
 
