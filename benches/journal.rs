@@ -5,12 +5,15 @@
 //! the writer thread per 1,000 changes, submit-to-durable latency p50/p99, and the time to
 //! replay the journal it left.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::dir_bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hdrhistogram::Histogram;
 use presenced::store::journal::{Change, Journal, JournalOptions, JournalWriter, WriterMode};
@@ -81,17 +84,6 @@ fn tempdir(rate: u64) -> PathBuf {
     ));
     let _ = fs::remove_dir_all(&d);
     d
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    fs::read_dir(dir)
-        .map(|r| {
-            r.flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn run(rate: u64) {

@@ -5,43 +5,9 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::sip::src;
+use common::sip::{initial_publish as publish, src, watcher_subscribe as subscribe};
 use presenced_systems::presence::{self, PresenceConfig};
 use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Time};
-
-fn publish(i: usize) -> Inbound {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" \
-entity=\"sip:p{i}@example.com\"><tuple id=\"t\"><status><basic>open</basic></status></tuple></presence>"
-    );
-    let text = format!(
-        "PUBLISH sip:p{i}@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9999;branch=z9hG4bKp{i};rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:p{i}@example.com>;tag=pub{i}\r\nTo: <sip:p{i}@example.com>\r\nCall-ID: pub{i}@loadgen\r\n\
-CSeq: 1 PUBLISH\r\nEvent: presence\r\nExpires: 3600\r\nContent-Type: application/pidf+xml\r\n\
-Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    Inbound {
-        source: src(9999),
-        bytes: Bytes::from(text),
-    }
-}
-
-fn subscribe(i: usize, presentities: usize) -> Inbound {
-    let port = 10000 + (i % 50000) as u16;
-    let p = i % presentities;
-    let text = format!(
-        "SUBSCRIBE sip:p{p}@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKs{i};rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:w{i}@example.com>;tag=w{i}x\r\nTo: <sip:p{p}@example.com>\r\n\
-Call-ID: sub{i}-8f2c41d7@loadgen\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:w{i}@127.0.0.1:{port}>\r\n\
-Event: presence\r\nExpires: 3600\r\nAccept: application/pidf+xml\r\nContent-Length: 0\r\n\r\n"
-    );
-    Inbound {
-        source: src(port),
-        bytes: Bytes::from(text),
-    }
-}
 
 fn acks(out: &[Outbound]) -> Vec<Inbound> {
     out.iter()

@@ -19,17 +19,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use common::sip::src;
+use common::dir_bytes;
+use common::sip::{initial_publish as publish, watcher_subscribe as subscribe};
 use criterion::{Criterion, criterion_group, criterion_main};
 use presenced::config::Config;
 use presenced::store::journal::{Change, Journal, JournalOptions};
 use presenced_systems::presence::components::Publication;
-use presenced_systems::privacy::{PrivacyConfig, SubHandling};
 use presenced_systems::sip::Method;
 use presenced_systems::stats::method_index;
 use presenced_systems::subscription::Subscription;
-use presenced_systems::{Engine, EngineConfig, Inbound, Outbound, Time};
+use presenced_systems::{Engine, Inbound, Outbound, Time};
 
 /// Unix time of the building engine's time 0.
 const EPOCH_MS: i64 = 1_800_000_000_000;
@@ -72,73 +71,16 @@ impl Sizes {
     }
 }
 
-/// An engine with the server's features (the shipped configuration's settings, privacy letting
-/// everyone watch, no users), as `server::run` builds it, without durability yet.
+/// An engine with the server's features (`server::build_engine` on the shipped configuration,
+/// privacy letting everyone watch), no users, without durability yet.
 fn engine(seed: u64) -> Engine {
-    let config = Config::load(None).expect("the default configuration");
-    let mut e = Engine::new(EngineConfig {
-        seed,
-        hash_seed: u128::from(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        ..EngineConfig::default()
-    });
-    e.add_feature(presenced_systems::presence::feature(
-        config.presence.engine_config(),
-    ));
-    e.add_feature(presenced_systems::xdm::feature(Default::default()));
-    e.add_feature(presenced_systems::privacy::feature(PrivacyConfig {
-        default_handling: SubHandling::Allow,
-    }));
-    e.add_feature(presenced_systems::rls::feature(
-        config.rls.engine_config(None),
-    ));
-    let p = &config.presence;
-    e.add_feature(presenced_systems::winfo::feature(
-        presenced_systems::winfo::WinfoConfig {
-            min_expires: p.subscribe_min_expires,
-            max_expires: p.subscribe_max_expires,
-            default_expires: p.subscribe_default_expires,
-            max_per_watcher: p.max_subscriptions_per_watcher,
-        },
-    ));
-    e.add_feature(presenced_systems::auth::feature(
-        config.sip.auth_config(&[]),
-    ));
+    let mut config = Config::load(None).expect("the default configuration");
+    config.privacy.default = "allow".into();
+    let hash_seed = u128::from(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut e =
+        presenced::server::build_engine(&config, (seed, hash_seed), String::new(), None, &[]);
     e.set_users(Vec::new());
     e
-}
-
-fn publish(i: usize) -> Inbound {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" \
-entity=\"sip:p{i}@example.com\"><tuple id=\"t\"><status><basic>open</basic></status></tuple></presence>"
-    );
-    let text = format!(
-        "PUBLISH sip:p{i}@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9999;branch=z9hG4bKp{i};rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:p{i}@example.com>;tag=pub{i}\r\nTo: <sip:p{i}@example.com>\r\nCall-ID: pub{i}@loadgen\r\n\
-CSeq: 1 PUBLISH\r\nEvent: presence\r\nExpires: 3600\r\nContent-Type: application/pidf+xml\r\n\
-Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    Inbound {
-        source: src(9999),
-        bytes: Bytes::from(text),
-    }
-}
-
-/// Watcher `i`'s SUBSCRIBE (its own dialog) to presentity `i % presentities`.
-fn subscribe(i: usize, presentities: usize) -> Inbound {
-    let port = 10000 + (i % 50000) as u16;
-    let p = i % presentities;
-    let text = format!(
-        "SUBSCRIBE sip:p{p}@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKs{i};rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:w{i}@example.com>;tag=w{i}x\r\nTo: <sip:p{p}@example.com>\r\n\
-Call-ID: sub{i}-8f2c41d7@loadgen\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:w{i}@127.0.0.1:{port}>\r\n\
-Event: presence\r\nExpires: 3600\r\nAccept: application/pidf+xml\r\nContent-Length: 0\r\n\r\n"
-    );
-    Inbound {
-        source: src(port),
-        bytes: Bytes::from(text),
-    }
 }
 
 /// One tick of `inbound` at `now`, its changes committed to `journal`; what it sent is dropped
@@ -156,17 +98,6 @@ fn step(
     changes.clear();
     e.take_changes(changes);
     journal.commit(changes).expect("journal commit");
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    fs::read_dir(dir)
-        .map(|r| {
-            r.flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 /// Resident and peak resident memory of this process, in MB.

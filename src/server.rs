@@ -97,6 +97,59 @@ fn bind_pair(
 }
 
 /// Each configured SIP listen address with the address it was bound to.
+/// The engine with every feature of the server, set from `config`: `seeds` (engine, hash),
+/// the XCAP root of xcap-diff, the local address of back-end SUBSCRIBEs and the bound SIP
+/// listeners (their per-listener authentication). Durability is added once the journal is
+/// open.
+pub fn build_engine(
+    config: &Config,
+    (seed, hash_seed): (u64, u128),
+    xcap_root: String,
+    rls_local: Option<SocketAddr>,
+    bound: &[(SocketAddr, SocketAddr)],
+) -> Engine {
+    let engine_config = EngineConfig {
+        t1_ms: config.engine.t1_ms,
+        t2_ms: config.engine.t2_ms,
+        seed,
+        hash_seed,
+        retry_after_secs: config.engine.retry_after_secs,
+        force_rport: config.sip.force_rport,
+        trusted_peers: config.sip.trusted_peers.clone(),
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(engine_config);
+    engine.add_feature(presenced_systems::presence::feature(
+        config.presence.engine_config(),
+    ));
+    engine.add_feature(presenced_systems::xdm::feature(
+        presenced_systems::xdm::XdmConfig {
+            xcap_root,
+            ..Default::default()
+        },
+    ));
+    engine.add_feature(presenced_systems::privacy::feature(
+        config.privacy.engine_config(),
+    ));
+    engine.add_feature(presenced_systems::rls::feature(
+        config.rls.engine_config(rls_local),
+    ));
+    let p = &config.presence;
+    engine.add_feature(presenced_systems::winfo::feature(
+        presenced_systems::winfo::WinfoConfig {
+            min_expires: p.subscribe_min_expires,
+            max_expires: p.subscribe_max_expires,
+            default_expires: p.subscribe_default_expires,
+            max_per_watcher: p.max_subscriptions_per_watcher,
+        },
+    ));
+    // last: it screens the PUBLISH and SUBSCRIBE requests of the features above
+    engine.add_feature(presenced_systems::auth::feature(
+        config.sip.auth_config(bound),
+    ));
+    engine
+}
+
 fn bound_addresses(
     config: &Config,
     udp: &[std::net::UdpSocket],
@@ -185,49 +238,12 @@ pub fn run(config: Config, reloader: crate::reload::Reloader) -> anyhow_free::Re
     let documents = store.snapshot().map_err(|e| format!("storage: {e}"))?;
 
     let (seed, hash_seed) = seeds();
-    let engine_config = EngineConfig {
-        t1_ms: config.engine.t1_ms,
-        t2_ms: config.engine.t2_ms,
-        seed,
-        hash_seed,
-        retry_after_secs: config.engine.retry_after_secs,
-        force_rport: config.sip.force_rport,
-        trusted_peers: config.sip.trusted_peers.clone(),
-        ..EngineConfig::default()
-    };
-    let mut engine = Engine::new(engine_config);
-    engine.add_feature(presenced_systems::presence::feature(
-        config.presence.engine_config(),
-    ));
-    engine.add_feature(presenced_systems::xdm::feature(
-        presenced_systems::xdm::XdmConfig {
-            // The bound address (http.listen may say port 0).
-            xcap_root: format!("http://{http_addr}{}", crate::http::XCAP_ROOT),
-            ..Default::default()
-        },
-    ));
-    engine.add_feature(presenced_systems::privacy::feature(
-        config.privacy.engine_config(),
-    ));
     // back-end SUBSCRIBEs to other domains go from our first UDP listener
     let local = udp.first().and_then(|s| s.local_addr().ok());
-    engine.add_feature(presenced_systems::rls::feature(
-        config.rls.engine_config(local),
-    ));
-    let p = &config.presence;
-    engine.add_feature(presenced_systems::winfo::feature(
-        presenced_systems::winfo::WinfoConfig {
-            min_expires: p.subscribe_min_expires,
-            max_expires: p.subscribe_max_expires,
-            default_expires: p.subscribe_default_expires,
-            max_per_watcher: p.max_subscriptions_per_watcher,
-        },
-    ));
-    // last: it screens the PUBLISH and SUBSCRIBE requests of the features above
     let bound = bound_addresses(&config, &udp, &tcp, &tls_listeners);
-    engine.add_feature(presenced_systems::auth::feature(
-        config.sip.auth_config(&bound),
-    ));
+    // the bound address (http.listen may say port 0)
+    let xcap_root = format!("http://{http_addr}{}", crate::http::XCAP_ROOT);
+    let mut engine = build_engine(&config, (seed, hash_seed), xcap_root, local, &bound);
     let users_version = store.users_version().map_err(|e| format!("storage: {e}"))?;
     let logins = store.logins().map_err(|e| format!("storage: {e}"))?;
     if logins.is_empty() {

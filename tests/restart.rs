@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{Msg, Server, Subscriber, UdpPeer, assert_valid_xml, pidf, temp_dir};
@@ -130,11 +132,7 @@ fn what_expired_while_the_server_was_down_is_gone() {
     let seen = alice_seen(&s);
     assert!(seen.contains("lasting"), "{seen}");
     assert!(!seen.contains("brief"), "{seen}");
-    assert!(
-        s.stderr().is_empty() || !s.stderr().contains("unreadable"),
-        "{}",
-        s.stderr()
-    );
+    assert!(!s.stderr().contains("unreadable"), "{}", s.stderr());
 }
 
 #[test]
@@ -271,58 +269,56 @@ fn send_until_gone(peer: &UdpPeer, req: &common::Req) -> Option<Msg> {
     }
 }
 
-/// Publish from `threads` sources at once, each as fast as its answers come, until the server
-/// stops answering; the (presentity, entity tag) of every PUBLISH answered 200.
-fn publish_until_killed(server: std::net::SocketAddr, threads: usize) -> Vec<(String, String)> {
-    let workers: Vec<_> = (0..threads)
-        .map(|t| {
-            std::thread::spawn(move || {
-                let peer = UdpPeer::new(server);
-                let mut acked = Vec::new();
-                for i in 0.. {
-                    let aor = format!("sip:load{t}x{i}@example.com");
-                    let req = peer
-                        .req("PUBLISH", &aor)
-                        .set("Event", "presence")
-                        .set("Expires", "3600")
-                        .body("application/pidf+xml", &pidf(&aor, "t", "open", "load"));
-                    match send_until_gone(&peer, &req) {
-                        Some(m) if m.status() == 200 => {
-                            acked.push((aor, m.header("SIP-ETag").unwrap().to_owned()))
-                        }
-                        Some(m) => panic!("{}", m.text()),
-                        None => break,
-                    }
-                }
-                acked
-            })
-        })
-        .collect();
-    workers
-        .into_iter()
-        .flat_map(|w| w.join().unwrap())
-        .collect()
-}
+/// One request of a load: the acknowledged item, or None once the server answers nothing (it
+/// is gone); any other answer fails the test.
+type LoadStep<T> = fn(server: SocketAddr, thread: usize, i: usize) -> Option<T>;
 
-#[test]
-fn every_publish_answered_200_before_a_crash_under_load_is_kept() {
+/// On a server on a fresh data directory, run `step(server, thread, 0..)` from four threads at
+/// once, each as fast as its answers come, and kill -9 the server at a random point of the
+/// load (printed, to replay a failure); the killed server, its data and what was acknowledged.
+fn crash_under_load<T: Send + 'static>(step: LoadStep<T>) -> (Server, PathBuf, Vec<T>) {
     use std::hash::{BuildHasher, RandomState};
     let data = temp_dir("restart").join("data");
     let mut s = Server::start_on("", &[], Some(&data));
-    let target = s.udp;
-    let load = std::thread::spawn(move || publish_until_killed(target, 4));
-    // killed at a random point of the load (printed, to replay a failure)
+    let server = s.udp;
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || (0..).map_while(|i| step(server, t, i)).collect::<Vec<T>>())
+        })
+        .collect();
     let after = 300 + RandomState::new().hash_one(0u8) % 700;
     eprintln!("killing presenced after {after} ms of load");
     std::thread::sleep(Duration::from_millis(after));
     s.kill9();
-    let acked = load.join().unwrap();
+    let acked: Vec<T> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
     assert!(
         acked.len() >= 4,
         "the load ran: {} acknowledged",
         acked.len()
     );
+    (s, data, acked)
+}
 
+/// A presentity's initial PUBLISH: its AoR and entity tag.
+fn publish_step(server: SocketAddr, t: usize, i: usize) -> Option<(String, String)> {
+    let peer = UdpPeer::new(server);
+    let aor = format!("sip:load{t}x{i}@example.com");
+    let req = peer
+        .req("PUBLISH", &aor)
+        .set("Event", "presence")
+        .set("Expires", "3600")
+        .body("application/pidf+xml", &pidf(&aor, "t", "open", "load"));
+    let m = send_until_gone(&peer, &req)?;
+    assert_eq!(m.status(), 200, "{}", m.text());
+    Some((aor, m.header("SIP-ETag").unwrap().to_owned()))
+}
+
+#[test]
+fn every_publish_answered_200_before_a_crash_under_load_is_kept() {
+    let (_, data, acked) = crash_under_load(publish_step);
     let s = Server::start_on("", &[], Some(&data));
     let p = UdpPeer::new(s.udp);
     for (aor, tag) in &acked {
@@ -451,65 +447,27 @@ fn a_subscription_that_expired_while_the_server_was_down_is_ended() {
     );
 }
 
-/// Subscribe from `threads` watchers at once until the server stops answering; each
-/// accepted subscription's peer (its Contact), request and To tag.
-fn subscribe_until_killed(
-    server: std::net::SocketAddr,
-    threads: usize,
-) -> Vec<(UdpPeer, common::Req, String)> {
-    let workers: Vec<_> = (0..threads)
-        .map(|t| {
-            std::thread::spawn(move || {
-                let mut acked = Vec::new();
-                for i in 0.. {
-                    let peer = UdpPeer::new(server);
-                    // one watcher per subscription: the per-watcher limit stays out of it
-                    let req = common::presence_subscribe(
-                        &peer,
-                        &format!("sip:sub{t}x{i}@example.com"),
-                        600,
-                    )
-                    .set(
-                        "From",
-                        &format!("<sip:w{t}x{i}@example.com>;tag={}", common::unique("w")),
-                    );
-                    match send_until_gone(&peer, &req) {
-                        Some(m) if m.status() == 200 => {
-                            let to = tag(&m, "To");
-                            acked.push((peer, req, to));
-                        }
-                        Some(m) => panic!("{}", m.text()),
-                        None => break,
-                    }
-                }
-                acked
-            })
-        })
-        .collect();
-    workers
-        .into_iter()
-        .flat_map(|w| w.join().unwrap())
-        .collect()
+/// A watcher's SUBSCRIBE: its peer (its Contact), request and our To tag.
+fn subscribe_step(
+    server: SocketAddr,
+    t: usize,
+    i: usize,
+) -> Option<(UdpPeer, common::Req, String)> {
+    let peer = UdpPeer::new(server);
+    // one watcher per subscription: the per-watcher limit stays out of it
+    let req = common::presence_subscribe(&peer, &format!("sip:sub{t}x{i}@example.com"), 600).set(
+        "From",
+        &format!("<sip:w{t}x{i}@example.com>;tag={}", common::unique("w")),
+    );
+    let m = send_until_gone(&peer, &req)?;
+    assert_eq!(m.status(), 200, "{}", m.text());
+    let to = tag(&m, "To");
+    Some((peer, req, to))
 }
 
 #[test]
 fn every_subscribe_answered_200_before_a_crash_under_load_is_kept() {
-    use std::hash::{BuildHasher, RandomState};
-    let data = temp_dir("restart").join("data");
-    let mut s = Server::start_on("", &[], Some(&data));
-    let target = s.udp;
-    let load = std::thread::spawn(move || subscribe_until_killed(target, 4));
-    let after = 300 + RandomState::new().hash_one(1u8) % 700;
-    eprintln!("killing presenced after {after} ms of load");
-    std::thread::sleep(Duration::from_millis(after));
-    s.kill9();
-    let acked = load.join().unwrap();
-    assert!(
-        acked.len() >= 4,
-        "the load ran: {} acknowledged",
-        acked.len()
-    );
-
+    let (s, data, acked) = crash_under_load(subscribe_step);
     let _s = restart_on(&s, "", &data);
     for (peer, req, to_tag) in &acked {
         let to = format!("{};tag={to_tag}", req.get("To").unwrap());

@@ -48,3 +48,16 @@ pub fn allocations() -> u64 {
 pub fn live_bytes() -> isize {
     LIVE.load(Ordering::Relaxed)
 }
+
+/// Bytes of the files directly in `dir` (a journal's segments).
+#[allow(dead_code)]
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}

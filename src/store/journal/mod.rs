@@ -177,7 +177,9 @@ impl Journal {
                         dropped = len,
                         "journal: torn segment header rewritten"
                     );
-                    segs.push(segment::reinit(dir, id)?);
+                    // made again as new: it holds nothing acknowledged, and the crash may have
+                    // come before its name was durable (create syncs the directory)
+                    segs.push(segment::create(dir, id)?);
                 }
                 _ => return Err(corrupt(&path, 0, "bad segment header")),
             }

@@ -92,21 +92,6 @@ pub(super) fn create(dir: &Path, id: u32) -> io::Result<Segment> {
     })
 }
 
-/// Rewrites the header of a segment whose header was torn at its creation (then it holds
-/// nothing acknowledged). The crash may also have come before its name was durable: the
-/// directory is synced as by [`create`].
-pub(super) fn reinit(dir: &Path, id: u32) -> io::Result<Segment> {
-    let file = create_file(&seg_path(dir, id), SegHeader { id, top: id })?;
-    sync_dir(dir)?;
-    Ok(Segment {
-        id,
-        top: id,
-        file,
-        len: SEG_HEADER,
-        live: 0,
-    })
-}
-
 /// Opens an existing segment file and reads its header: None when the header is missing or
 /// does not check (a torn creation, or damage).
 pub(super) fn open(path: &Path) -> io::Result<(File, u64, Option<SegHeader>)> {
